@@ -1,0 +1,20 @@
+# Private build settings for our own targets: warnings and sanitizers. They are
+# linked by the library's own build, the tests and the demos, never exported.
+add_library(actors_hygiene INTERFACE)
+target_compile_options(actors_hygiene INTERFACE -Wall -Wextra -pedantic
+  $<$<BOOL:${ACTORS_WERROR}>:-Werror>)
+
+if(ACTORS_SANITIZE AND ACTORS_TSAN)
+  message(FATAL_ERROR "ACTORS_SANITIZE and ACTORS_TSAN are exclusive")
+endif()
+if(ACTORS_SANITIZE)
+  # UBSan stays recoverable so that its suppression file works; CI runs
+  # with halt_on_error=1 (see .ci/sanitizers.env).
+  set(_san -fsanitize=address,undefined -fno-omit-frame-pointer)
+  add_compile_options(${_san})
+  add_link_options(${_san})
+endif()
+if(ACTORS_TSAN)
+  add_compile_options(-fsanitize=thread -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=thread)
+endif()

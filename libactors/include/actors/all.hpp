@@ -1,0 +1,7 @@
+#pragma once
+
+/// Everything of libactors: Python's `multiprocessing` model in C++, as actors.
+
+#include "actors/error.hpp"
+#include "actors/process.hpp"
+#include "actors/runtime.hpp"

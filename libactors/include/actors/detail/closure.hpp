@@ -1,0 +1,178 @@
+#pragma once
+
+// A function call that can be sent to another process running the same
+// binary. Public templates need it; users never name it.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+#include <caf/deserializer.hpp>
+#include <caf/detail/stringification_inspector.hpp>
+#include <caf/detail/type_traits.hpp>
+#include <caf/serializer.hpp>
+
+namespace actors::detail {
+
+/// A code address that means the same in every process running this binary:
+/// the loaded module that contains it ("" for the main executable) and the
+/// offset inside it. Immune to address-space randomisation.
+struct code_ref {
+  std::string module;
+  std::uint64_t offset = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, code_ref& x) {
+  return f(x.module, x.offset);
+}
+
+/// Locates `address` in a loaded module; throws `errc::function_not_found` if
+/// it lies in none.
+code_ref to_code_ref(const void* address);
+
+/// The address `ref` denotes in this process, or nullptr when no loaded
+/// module has that name or the offset falls outside it.
+const void* from_code_ref(const code_ref& ref);
+
+/// A bound call, type-erased.
+class callable {
+public:
+  virtual ~callable();
+  virtual void operator()() = 0;
+  /// Writes the arguments (the closure writes what identifies the call).
+  virtual caf::error save(caf::serializer& sink) = 0;
+};
+
+/// Rebuilds a `callable` of a known signature from serialized arguments.
+using call_loader = caf::error (*)(caf::deserializer&, const void* fn,
+                                   std::unique_ptr<callable>&);
+
+template <class R, class... Params>
+class bound_call final : public callable {
+public:
+  using fn_type = R (*)(Params...);
+  using args_type = std::tuple<std::decay_t<Params>...>;
+
+  bound_call(fn_type fn, args_type args) : fn_(fn), args_(std::move(args)) {
+    // nop
+  }
+
+  void operator()() override {
+    invoke(std::index_sequence_for<Params...>{});
+  }
+
+  caf::error save(caf::serializer& sink) override {
+    return std::apply([&](auto&... xs) { return sink(xs...); }, args_);
+  }
+
+  static caf::error load(caf::deserializer& source, const void* fn,
+                         std::unique_ptr<callable>& out) {
+    args_type args;
+    if (auto err = std::apply([&](auto&... xs) { return source(xs...); },
+                              args))
+      return err;
+    out = std::make_unique<bound_call>(reinterpret_cast<fn_type>(
+                                         const_cast<void*>(fn)),
+                                       std::move(args));
+    return caf::none;
+  }
+
+private:
+  template <size_t... Is>
+  void invoke(std::index_sequence<Is...>) {
+    // Value parameters take their argument by move, references bind to it.
+    fn_(static_cast<Params&&>(std::get<Is>(args_))...);
+  }
+
+  fn_type fn_;
+  args_type args_;
+};
+
+template <class F, class = void>
+struct has_unary_plus : std::false_type {};
+
+template <class F>
+struct has_unary_plus<F, std::void_t<decltype(+std::declval<F&>())>>
+  : std::true_type {};
+
+/// Turns a function, a function pointer or a lambda without captures into a
+/// plain function pointer, and rejects everything else at compile time.
+template <class F>
+auto as_function_pointer(F&& f) {
+  using fn = std::remove_reference_t<F>;
+  if constexpr (std::is_function_v<fn>) {
+    return &f;
+  } else if constexpr (std::is_pointer_v<fn>
+                       && std::is_function_v<std::remove_pointer_t<fn>>) {
+    return f;
+  } else {
+    static_assert(has_unary_plus<fn>::value,
+                  "a function that runs in another process must be a plain "
+                  "function or a lambda without captures: captured state "
+                  "cannot cross a process boundary, pass it as arguments");
+    return +f;
+  }
+}
+
+/// A call of a plain function with its arguments, which can be serialized,
+/// sent to another process running the same binary, and run there. Copies
+/// share the bound arguments.
+class closure {
+public:
+  closure() = default;
+
+  template <class F, class... Args>
+  static closure bind(F&& fn, Args&&... args) {
+    return bind_fn(as_function_pointer(std::forward<F>(fn)),
+                   std::forward<Args>(args)...);
+  }
+
+  explicit operator bool() const noexcept {
+    return call_ != nullptr;
+  }
+
+  /// Runs the call; exceptions from the function pass through.
+  void operator()() const {
+    (*call_)();
+  }
+
+  friend caf::error inspect(caf::serializer& f, closure& x);
+  friend caf::error inspect(caf::deserializer& f, closure& x);
+  friend void inspect(caf::detail::stringification_inspector& f, closure& x);
+
+private:
+  template <class R, class... Params, class... Args>
+  static closure bind_fn(R (*fn)(Params...), Args&&... args) {
+    static_assert(sizeof...(Params) == sizeof...(Args),
+                  "wrong number of arguments for the function");
+    static_assert((std::is_constructible_v<std::decay_t<Params>, Args&&>
+                   && ...),
+                  "an argument does not convert to its parameter type");
+    static_assert((caf::detail::is_serializable<std::decay_t<Params>>::value
+                   && ...),
+                  "every parameter type must be serializable: a builtin, a "
+                  "standard container of serializable types, or a type with "
+                  "an inspect overload (pointers cannot cross processes)");
+    static_assert((std::is_default_constructible_v<std::decay_t<Params>>
+                   && ...),
+                  "parameter types must be default constructible to be "
+                  "deserialized in the child");
+    using call = bound_call<R, Params...>;
+    closure result;
+    result.loader_ = to_code_ref(reinterpret_cast<const void*>(&call::load));
+    result.fn_ = to_code_ref(reinterpret_cast<const void*>(fn));
+    result.call_ = std::make_shared<call>(
+      fn, typename call::args_type{std::forward<Args>(args)...});
+    return result;
+  }
+
+  code_ref loader_;
+  code_ref fn_;
+  std::shared_ptr<callable> call_;
+};
+
+} // namespace actors::detail

@@ -1,0 +1,65 @@
+#pragma once
+
+#include <string>
+#include <system_error>
+
+namespace actors {
+
+/// Everything that can go wrong in libactors, as one error-code enum.
+///
+/// Every failure a user can cause ends in an `actors::error` exception (or a
+/// `std::error_code` from a non-throwing call) carrying one of these codes,
+/// so callers can tell a timeout from a dead process without parsing text.
+/// The codes compare equal to `std::error_code`s of the `actors` category:
+/// @code
+/// try { p.start(); }
+/// catch (const actors::error& e) {
+///   if (e.code() == actors::errc::already_started) ...
+/// }
+/// @endcode
+enum class errc {
+  /// `start()` on a process that was already started.
+  already_started = 1,
+  /// `join()`, `terminate()` or `kill()` on a process never started.
+  not_started,
+  /// A property that is fixed once started, changed after `start()`.
+  already_running,
+  /// A bounded wait ran out.
+  timeout,
+  /// The OS refused to create a process (fork/exec, fds, memory).
+  spawn_failed,
+  /// A child could not resolve the function it was asked to run: the two
+  /// processes do not run the same binary.
+  function_not_found,
+  /// Arguments or results could not be (de)serialized.
+  serialization_failed,
+  /// The owning node went away or refused us; nothing more can be done.
+  owner_unreachable,
+  /// A connecting node did not prove the run's key.
+  unauthenticated,
+  /// `actors::init` was not called first in `main` of a program that starts
+  /// child processes, or was called in the wrong place.
+  not_initialized,
+  /// An argument outside its documented range.
+  invalid_argument,
+};
+
+/// The `std::error_category` of `errc`, named "actors".
+const std::error_category& category() noexcept;
+
+/// Makes `errc` usable wherever a `std::error_code` is expected.
+std::error_code make_error_code(errc code) noexcept;
+
+/// The exception libactors throws: a `std::system_error` whose code is an
+/// `errc` and whose message says what happened and to what.
+class error : public std::system_error {
+public:
+  error(errc code, const std::string& what);
+};
+
+} // namespace actors
+
+namespace std {
+template <>
+struct is_error_code_enum<actors::errc> : true_type {};
+} // namespace std

@@ -1,0 +1,129 @@
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include <sys/types.h>
+
+#include "actors/detail/closure.hpp"
+#include "actors/error.hpp"
+
+namespace actors {
+
+namespace detail {
+class child;
+} // namespace detail
+
+/// Runs a function with typed arguments in a new OS process: the counterpart
+/// of Python's `multiprocessing.Process`.
+///
+/// @code
+/// void greet(int id, std::string text) { std::cout << text << id << '\n'; }
+///
+/// actors::process p{greet, 1, "hello "};
+/// p.start();
+/// p.join();
+/// assert(p.exitcode() == 0);
+/// @endcode
+///
+/// **What runs.** `fn` is a plain function or a lambda without captures; the
+/// compiler rejects anything else, and rejects arguments that do not convert
+/// to the parameter types or that cannot be serialized (CAF `inspect`).
+/// `start` executes this same program again (it must call `actors::init`
+/// first in `main`); the child connects to its parent over an inherited
+/// socket pair, receives the call, runs it on its main thread and exits.
+///
+/// **Exit codes**, as in Python: empty while running; 0 when `fn` returns;
+/// `n` after `exit(n)`; 1 when `fn` throws (the child first prints the
+/// process name, the exception type and its message to stderr); `-N` when the
+/// child was ended by signal N.
+///
+/// **Waiting.** `join` blocks until the child ends, or at most `timeout`, and
+/// reports which; nothing else blocks. The exit status is collected the moment
+/// the child ends, so no handle ever leaves a zombie.
+///
+/// **Lifetime.** Destroying a handle neither stops nor waits for its child:
+/// the child runs on and is reaped by the runtime when it ends. When this
+/// program exits normally it joins its non-daemon children and terminates its
+/// daemon ones (as Python does). When this program dies, however it dies,
+/// every child notices within milliseconds and exits: no orphan survives its
+/// owner. A handle may be used from any thread.
+///
+/// **Errors.** `start` twice: `errc::already_started`; `join`, `terminate` or
+/// `kill` before `start`: `errc::not_started`; changing `daemon` after
+/// `start`: `errc::already_running`; a failed fork/exec: `errc::spawn_failed`.
+class process {
+public:
+  using duration = std::chrono::steady_clock::duration;
+
+  /// Prepares, without starting, a process that will call `fn(args...)`.
+  template <class F, class... Args>
+  explicit process(F&& fn, Args&&... args)
+    : target_(detail::closure::bind(std::forward<F>(fn),
+                                    std::forward<Args>(args)...)),
+      name_(next_name()) {
+    // nop
+  }
+
+  process(process&&) noexcept;
+  process& operator=(process&&) noexcept;
+  process(const process&) = delete;
+  process& operator=(const process&) = delete;
+
+  /// See **Lifetime** above: never blocks, never kills.
+  ~process();
+
+  /// Starts the child. Throws `errc::already_started` on a second call and
+  /// `errc::spawn_failed` when the OS refuses.
+  void start();
+
+  /// Waits until the child ended; returns true when it has ended, false when
+  /// `timeout` ran out first. Throws `errc::not_started` before `start`.
+  bool join(std::optional<duration> timeout = std::nullopt);
+
+  /// True between `start` and the end of the child.
+  bool is_alive() const;
+
+  /// The child's process id, empty before `start`.
+  std::optional<pid_t> pid() const;
+
+  /// The child's exit code (see above), empty while it runs or before start.
+  std::optional<int> exitcode() const;
+
+  /// Sends SIGTERM (`terminate`) or SIGKILL (`kill`) to a running child; a
+  /// no-op once it has ended. Throws `errc::not_started` before `start`.
+  void terminate();
+  void kill();
+
+  /// The name the child reports in error messages; "Process-N" by default.
+  const std::string& name() const noexcept {
+    return name_;
+  }
+  void name(std::string value) {
+    name_ = std::move(value);
+  }
+
+  /// Daemon children are terminated when this program exits; the others are
+  /// joined. Can only be changed before `start`.
+  bool daemon() const noexcept {
+    return daemon_;
+  }
+  void daemon(bool value);
+
+private:
+  static std::string next_name();
+
+  detail::closure target_;
+  std::string name_;
+  bool daemon_ = false;
+  std::shared_ptr<detail::child> child_;
+};
+
+/// The name of the process this code runs in: "MainProcess" in the program the
+/// user started, the `process::name` in a child.
+const std::string& current_process_name();
+
+} // namespace actors

@@ -1,0 +1,105 @@
+#include "actors/detail/closure.hpp"
+
+#include <cstring>
+
+#include <link.h>
+
+#include <caf/sec.hpp>
+
+#include "actors/error.hpp"
+
+namespace actors::detail {
+
+namespace {
+
+struct module_search {
+  // Input: either an address to locate or a module name to find.
+  std::uintptr_t address = 0;
+  const std::string* name = nullptr;
+  // Output.
+  bool found = false;
+  std::string module;
+  std::uintptr_t base = 0;
+  std::uintptr_t size = 0; // end of the last loaded segment, relative to base
+};
+
+int visit(dl_phdr_info* info, size_t, void* data) {
+  auto& search = *static_cast<module_search*>(data);
+  std::string module = info->dlpi_name ? info->dlpi_name : "";
+  if (search.name != nullptr && module != *search.name)
+    return 0;
+  std::uintptr_t end = 0;
+  bool contains = false;
+  for (int i = 0; i < info->dlpi_phnum; ++i) {
+    const auto& ph = info->dlpi_phdr[i];
+    if (ph.p_type != PT_LOAD)
+      continue;
+    auto lo = info->dlpi_addr + ph.p_vaddr;
+    auto hi = lo + ph.p_memsz;
+    end = std::max<std::uintptr_t>(end, ph.p_vaddr + ph.p_memsz);
+    if (search.address >= lo && search.address < hi)
+      contains = true;
+  }
+  if (search.name == nullptr && !contains)
+    return 0;
+  search.found = true;
+  search.module = std::move(module);
+  search.base = info->dlpi_addr;
+  search.size = end;
+  return 1; // stop iterating
+}
+
+} // namespace
+
+callable::~callable() {
+  // nop
+}
+
+code_ref to_code_ref(const void* address) {
+  module_search search;
+  search.address = reinterpret_cast<std::uintptr_t>(address);
+  dl_iterate_phdr(visit, &search);
+  if (!search.found)
+    throw error(errc::function_not_found,
+                "a function to run in another process lies in no loaded "
+                "module");
+  return {std::move(search.module), search.address - search.base};
+}
+
+const void* from_code_ref(const code_ref& ref) {
+  module_search search;
+  search.name = &ref.module;
+  dl_iterate_phdr(visit, &search);
+  if (!search.found || ref.offset >= search.size)
+    return nullptr;
+  return reinterpret_cast<const void*>(search.base + ref.offset);
+}
+
+caf::error inspect(caf::serializer& f, closure& x) {
+  if (!x.call_)
+    return caf::sec::invalid_argument;
+  if (auto err = f(x.loader_, x.fn_))
+    return err;
+  return x.call_->save(f);
+}
+
+caf::error inspect(caf::deserializer& f, closure& x) {
+  if (auto err = f(x.loader_, x.fn_))
+    return err;
+  auto loader = from_code_ref(x.loader_);
+  auto fn = from_code_ref(x.fn_);
+  if (loader == nullptr || fn == nullptr)
+    return caf::sec::runtime_error;
+  std::unique_ptr<callable> call;
+  auto load = reinterpret_cast<call_loader>(const_cast<void*>(loader));
+  if (auto err = load(f, fn, call))
+    return err;
+  x.call_ = std::move(call);
+  return caf::none;
+}
+
+void inspect(caf::detail::stringification_inspector& f, closure& x) {
+  f(caf::meta::type_name("closure"), x.fn_.module, x.fn_.offset);
+}
+
+} // namespace actors::detail

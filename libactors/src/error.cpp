@@ -1,0 +1,58 @@
+#include "actors/error.hpp"
+
+namespace actors {
+
+namespace {
+
+class category_impl final : public std::error_category {
+public:
+  const char* name() const noexcept override {
+    return "actors";
+  }
+
+  std::string message(int code) const override {
+    switch (static_cast<errc>(code)) {
+      case errc::already_started:
+        return "already started";
+      case errc::not_started:
+        return "not started";
+      case errc::already_running:
+        return "cannot be changed after start";
+      case errc::timeout:
+        return "timed out";
+      case errc::spawn_failed:
+        return "could not start a process";
+      case errc::function_not_found:
+        return "function not found in this binary";
+      case errc::serialization_failed:
+        return "serialization failed";
+      case errc::owner_unreachable:
+        return "owner unreachable";
+      case errc::unauthenticated:
+        return "peer did not prove the run's key";
+      case errc::not_initialized:
+        return "actors::init was not called first in main";
+      case errc::invalid_argument:
+        return "invalid argument";
+    }
+    return "unknown actors error";
+  }
+};
+
+} // namespace
+
+const std::error_category& category() noexcept {
+  static const category_impl instance;
+  return instance;
+}
+
+std::error_code make_error_code(errc code) noexcept {
+  return {static_cast<int>(code), category()};
+}
+
+error::error(errc code, const std::string& what)
+  : std::system_error(make_error_code(code), what) {
+  // nop
+}
+
+} // namespace actors

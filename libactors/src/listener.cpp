@@ -1,0 +1,174 @@
+#include "listener.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <vector>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "actors/error.hpp"
+
+namespace actors::detail {
+
+namespace {
+
+struct pending {
+  int fd;
+  std::chrono::steady_clock::time_point deadline;
+  nonce server_nonce;
+  std::array<std::uint8_t, client_proof_size> buf;
+  size_t got = 0;
+};
+
+} // namespace
+
+listener::listener(const secret& key, std::function<void(int)> on_authenticated,
+                   std::chrono::milliseconds deadline, const char* address)
+  : key_(key), on_authenticated_(std::move(on_authenticated)),
+    deadline_(deadline) {
+  listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (listen_fd_ < 0)
+    throw error(errc::spawn_failed,
+                std::string{"cannot create a socket: "} + std::strerror(errno));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = 0;
+  if (::inet_pton(AF_INET, address, &addr.sin_addr) != 1
+      || ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr))
+           != 0
+      || ::listen(listen_fd_, SOMAXCONN) != 0) {
+    auto reason = std::strerror(errno);
+    ::close(listen_fd_);
+    throw error(errc::spawn_failed, std::string{"cannot listen on "} + address
+                                      + ": " + reason);
+  }
+  socklen_t len = sizeof(addr);
+  ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+  port_ = ntohs(addr.sin_port);
+  wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  thread_ = std::thread{[this] { run(); }};
+}
+
+listener::~listener() {
+  std::uint64_t one = 1;
+  [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof(one));
+  thread_.join();
+  ::close(listen_fd_);
+  ::close(wake_fd_);
+}
+
+listener::counters listener::stats() const noexcept {
+  return {accepted_.load(), authenticated_.load(), rejected_.load()};
+}
+
+void listener::run() {
+  std::deque<pending> waiting;
+  std::vector<pollfd> fds;
+  auto reject = [&](size_t i) {
+    ::close(waiting[i].fd);
+    waiting.erase(waiting.begin() + static_cast<std::ptrdiff_t>(i));
+    ++rejected_;
+  };
+  for (;;) {
+    auto now = std::chrono::steady_clock::now();
+    // Drop every connection whose deadline passed.
+    for (size_t i = waiting.size(); i-- > 0;)
+      if (waiting[i].deadline <= now)
+        reject(i);
+    int timeout = -1;
+    if (!waiting.empty()) {
+      auto next = waiting.front().deadline;
+      for (auto& p : waiting)
+        next = std::min(next, p.deadline);
+      timeout = static_cast<int>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(next - now)
+          .count()
+        + 1);
+    }
+    fds.clear();
+    fds.push_back({wake_fd_, POLLIN, 0});
+    fds.push_back({listen_fd_, POLLIN, 0});
+    for (auto& p : waiting)
+      fds.push_back({p.fd, POLLIN, 0});
+    auto n = ::poll(fds.data(), fds.size(), timeout);
+    if (n < 0 && errno != EINTR)
+      break;
+    if (n <= 0)
+      continue;
+    if (fds[0].revents != 0)
+      break;
+    // Serve the pending connections first (indices shift as we erase).
+    for (size_t k = fds.size(); k-- > 2;) {
+      if (fds[k].revents == 0)
+        continue;
+      auto i = k - 2;
+      auto& p = waiting[i];
+      auto got = ::recv(p.fd, p.buf.data() + p.got, p.buf.size() - p.got, 0);
+      if (got < 0 && (errno == EAGAIN || errno == EINTR))
+        continue;
+      if (got <= 0) {
+        reject(i);
+        continue;
+      }
+      p.got += static_cast<size_t>(got);
+      if (p.got < p.buf.size())
+        continue;
+      nonce client_nonce;
+      mac proof;
+      std::memcpy(client_nonce.data(), p.buf.data(), nonce_size);
+      std::memcpy(proof.data(), p.buf.data() + nonce_size, mac_size);
+      if (!equal(proof,
+                 compute_mac(key_, "client", p.server_nonce, client_nonce))) {
+        reject(i);
+        continue;
+      }
+      auto answer = compute_mac(key_, "server", client_nonce, p.server_nonce);
+      if (::send(p.fd, answer.data(), answer.size(), MSG_NOSIGNAL)
+          != static_cast<ssize_t>(answer.size())) {
+        reject(i);
+        continue;
+      }
+      auto fd = p.fd;
+      waiting.erase(waiting.begin() + static_cast<std::ptrdiff_t>(i));
+      ++authenticated_;
+      on_authenticated_(fd);
+    }
+    if (fds[1].revents != 0) {
+      for (;;) {
+        auto fd = ::accept4(listen_fd_, nullptr, nullptr,
+                            SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0)
+          break;
+        ++accepted_;
+        pending p;
+        p.fd = fd;
+        p.deadline = std::chrono::steady_clock::now() + deadline_;
+        p.server_nonce = make_nonce();
+        std::array<std::uint8_t, server_hello_size> hello;
+        std::memcpy(hello.data(), handshake_magic.data(),
+                    handshake_magic.size());
+        std::memcpy(hello.data() + handshake_magic.size(),
+                    p.server_nonce.data(), nonce_size);
+        if (::send(fd, hello.data(), hello.size(), MSG_NOSIGNAL)
+            != static_cast<ssize_t>(hello.size())) {
+          ::close(fd);
+          ++rejected_;
+          continue;
+        }
+        if (waiting.size() >= max_pending)
+          reject(0);
+        waiting.push_back(p);
+      }
+    }
+  }
+  for (auto& p : waiting)
+    ::close(p.fd);
+}
+
+} // namespace actors::detail

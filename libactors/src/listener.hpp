@@ -1,0 +1,61 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <thread>
+
+#include "auth.hpp"
+
+namespace actors::detail {
+
+/// Accepts TCP connections on one address and runs the server side of the
+/// key handshake (auth.hpp) on each, all in one thread with a poll loop.
+/// Only a connection that proves the key reaches `on_authenticated`, which
+/// takes ownership of the socket; every other one is closed: a wrong or
+/// garbled answer at once, a silent or slow one at its deadline, and the
+/// oldest pending one when more than `max_pending` wait, so a flood cannot
+/// crowd out a legitimate node.
+class listener {
+public:
+  struct counters {
+    std::uint64_t accepted = 0;
+    std::uint64_t authenticated = 0;
+    std::uint64_t rejected = 0;
+  };
+
+  static constexpr size_t max_pending = 256;
+
+  listener(const secret& key, std::function<void(int)> on_authenticated,
+           std::chrono::milliseconds deadline = std::chrono::seconds{2},
+           const char* address = "127.0.0.1");
+
+  /// Stops the thread and closes every socket it still holds.
+  ~listener();
+
+  listener(const listener&) = delete;
+  listener& operator=(const listener&) = delete;
+
+  std::uint16_t port() const noexcept {
+    return port_;
+  }
+
+  counters stats() const noexcept;
+
+private:
+  void run();
+
+  secret key_;
+  std::function<void(int)> on_authenticated_;
+  std::chrono::milliseconds deadline_;
+  int listen_fd_ = -1;
+  int wake_fd_ = -1;
+  std::uint16_t port_ = 0;
+  std::atomic<std::uint64_t> accepted_{0};
+  std::atomic<std::uint64_t> authenticated_{0};
+  std::atomic<std::uint64_t> rejected_{0};
+  std::thread thread_;
+};
+
+} // namespace actors::detail

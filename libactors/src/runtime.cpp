@@ -1,0 +1,531 @@
+#include "runtime.hpp"
+
+#include <atomic>
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <set>
+
+#include <cxxabi.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <spawn.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <caf/actor_system_config.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/io/basp_broker.hpp>
+#include <caf/io/middleman.hpp>
+#include <caf/io/scribe.hpp>
+#include <caf/scoped_actor.hpp>
+#include <caf/stateful_actor.hpp>
+
+#include "actors/error.hpp"
+#include "actors/runtime.hpp"
+#include "listener.hpp"
+
+extern char** environ;
+
+namespace actors::detail {
+
+namespace {
+
+// BASP keys every connection by a port; ours are all handed over as already
+// connected sockets, so they share one key that no real port uses.
+constexpr std::uint16_t node_port_key = 1;
+
+// The file descriptors a child finds its connection and its lifeline on.
+constexpr int child_socket_fd = 3;
+constexpr int child_lifeline_fd = 4;
+
+constexpr auto bootstrap_timeout = std::chrono::seconds{10};
+
+std::atomic<bool> initialized_flag{false};
+
+// The runtime of a child or peer process: never destroyed, the process ends
+// with _exit.
+runtime* special_instance = nullptr;
+
+std::string current_name = "MainProcess";
+
+// The owner's service actor, as seen from a child.
+caf::actor parent_root;
+
+std::unique_ptr<caf::actor_system_config> make_config() {
+  auto cfg = std::make_unique<caf::actor_system_config>();
+  cfg->load<caf::io::middleman>();
+  cfg->add_message_type<closure>("actors::closure");
+  // The stealing scheduler polls every 10 ms when idle and doubles
+  // cross-process latency on small machines; sharing idles at 0% CPU.
+  cfg->set("scheduler.policy", caf::atom("sharing"));
+  cfg->set("middleman.workers", size_t{0});
+  // Both ends of every connection are libactors nodes of the same run.
+  cfg->set("middleman.app-identifiers",
+           std::vector<std::string>{"libactors-0.1"});
+  return cfg;
+}
+
+struct root_state {
+  std::unordered_map<std::uint64_t, std::pair<closure, std::string>> tasks;
+  static constexpr const char* name = "actors.root";
+};
+
+// The service actor of a node: hands children their task and answers pings.
+caf::behavior root_actor(caf::stateful_actor<root_state>* self) {
+  return {
+    [=](task_atom, std::uint64_t token, closure& target, std::string& name) {
+      self->state.tasks.emplace(token,
+                                std::make_pair(std::move(target),
+                                               std::move(name)));
+    },
+    [=](hello_atom,
+        std::uint64_t token) -> caf::result<closure, std::string> {
+      auto i = self->state.tasks.find(token);
+      if (i == self->state.tasks.end())
+        return caf::make_error(caf::sec::invalid_argument,
+                               "no task for this child");
+      auto task = std::move(i->second);
+      self->state.tasks.erase(i);
+      return {std::move(task.first), std::move(task.second)};
+    },
+    [=](forget_atom, std::uint64_t token) { self->state.tasks.erase(token); },
+    [=](bye_atom) {
+      // The answer itself is the point: see finish().
+    },
+    [=](ping_atom) { return caf::make_message(pong_atom::value, getpid()); },
+  };
+}
+
+std::string demangle(const char* name) {
+  int status = 0;
+  char* readable = abi::__cxa_demangle(name, nullptr, nullptr, &status);
+  std::string result = status == 0 && readable ? readable : name;
+  std::free(readable);
+  return result;
+}
+
+// Ends a child: flushes its output, makes sure everything it sent reached the
+// owner, and exits without running destructors of the actor system.
+[[noreturn]] void finish(int code) {
+  std::cout.flush();
+  std::cerr.flush();
+  std::fflush(nullptr);
+  if (special_instance != nullptr && parent_root) {
+    // BASP is one ordered stream: once the answer is back, every message this
+    // process sent before has reached the owner's node.
+    caf::scoped_actor self{special_instance->system()};
+    self->request(parent_root, std::chrono::seconds{5}, bye_atom::value)
+      .receive([] {}, [](caf::error&) {});
+  }
+  ::_exit(code);
+}
+
+void finish_on_exit(int status, void*) {
+  finish(status);
+}
+
+int create_cloexec_above(int fd, int floor) {
+  if (fd >= floor)
+    return fd;
+  auto moved = ::fcntl(fd, F_DUPFD_CLOEXEC, floor);
+  ::close(fd);
+  return moved;
+}
+
+[[noreturn]] void fail_spawn(const std::string& what) {
+  throw error(errc::spawn_failed, what + ": " + std::strerror(errno));
+}
+
+} // namespace
+
+// -- child --------------------------------------------------------------------
+
+child::child(pid_t pid, int pidfd, int lifeline, std::uint64_t token,
+             bool daemon)
+  : pid(pid), token(token), daemon(daemon), pidfd_(pidfd),
+    lifeline_(lifeline) {
+  // nop
+}
+
+child::~child() {
+  if (pidfd_ >= 0)
+    ::close(pidfd_);
+  if (lifeline_ >= 0)
+    ::close(lifeline_);
+}
+
+bool child::wait(std::optional<std::chrono::steady_clock::duration> timeout) {
+  std::unique_lock<std::mutex> guard{mtx_};
+  auto done = [this] { return exitcode_.has_value(); };
+  if (!timeout) {
+    cv_.wait(guard, done);
+    return true;
+  }
+  if (*timeout <= std::chrono::steady_clock::duration::zero())
+    return done();
+  return cv_.wait_for(guard, *timeout, done);
+}
+
+std::optional<int> child::exitcode() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return exitcode_;
+}
+
+void child::signal(int signo) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (exitcode_ || pidfd_ < 0)
+    return;
+  ::syscall(SYS_pidfd_send_signal, pidfd_, signo, nullptr, 0);
+}
+
+bool child::try_reap() {
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (exitcode_)
+    return true;
+  int status = 0;
+  auto res = ::waitpid(pid, &status, WNOHANG);
+  if (res == 0)
+    return false;
+  if (res < 0) {
+    // Someone else reaped it (waitpid(-1) in user code, SIGCHLD ignored):
+    // the status is lost, report it as a failure rather than waiting forever.
+    exitcode_ = 255;
+  } else if (WIFEXITED(status)) {
+    exitcode_ = WEXITSTATUS(status);
+  } else if (WIFSIGNALED(status)) {
+    exitcode_ = -WTERMSIG(status);
+  } else {
+    return false;
+  }
+  ::close(pidfd_);
+  pidfd_ = -1;
+  // Closing the lifeline is harmless now and frees the descriptor.
+  ::close(lifeline_);
+  lifeline_ = -1;
+  cv_.notify_all();
+  return true;
+}
+
+// -- runtime ------------------------------------------------------------------
+
+runtime& runtime::get() {
+  if (special_instance != nullptr)
+    return *special_instance;
+  // Constructed on first use, destroyed at exit before the CAF state it
+  // created (function-local statics die in reverse order of construction).
+  static runtime owner{role::owner};
+  return owner;
+}
+
+bool runtime::initialized() noexcept {
+  return initialized_flag.load();
+}
+
+runtime::runtime(role r) : role_(r), config_(make_config()) {
+  system_ = std::make_unique<caf::actor_system>(*config_);
+  root_ = system_->spawn(root_actor);
+  basp_ = system_->middleman().named_broker<caf::io::basp_broker>(
+    caf::atom("BASP"));
+  if (role_ != role::owner)
+    return;
+  key_ = make_secret();
+  listener_ = std::make_unique<listener>(key_,
+                                         [this](int fd) { accept_node(fd); });
+  epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.ptr = nullptr;
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
+  reaper_ = std::thread{[this] { reap_loop(); }};
+}
+
+runtime::~runtime() {
+  // Python's exit sequence: terminate daemon children, join the others.
+  std::vector<std::shared_ptr<child>> running;
+  {
+    std::lock_guard<std::mutex> guard{children_mtx_};
+    running = children_;
+  }
+  for (auto& c : running)
+    if (c->daemon)
+      c->signal(SIGTERM);
+  for (auto& c : running) {
+    if (c->daemon && !c->wait(std::chrono::seconds{1})) {
+      c->signal(SIGKILL);
+      c->wait(std::nullopt);
+    } else {
+      c->wait(std::nullopt);
+    }
+  }
+  if (reaper_.joinable()) {
+    std::uint64_t one = 1;
+    [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof(one));
+    reaper_.join();
+    ::close(epoll_fd_);
+    ::close(wake_fd_);
+  }
+  listener_.reset();
+  caf::anon_send_exit(root_, caf::exit_reason::user_shutdown);
+  root_ = nullptr;
+  basp_ = nullptr;
+  // At exit, this thread's thread-local storage is already gone, including
+  // CAF's thread-local logger pointer that the actor system's destructor
+  // resets: destroy the system on a fresh thread.
+  std::thread{[this] { system_.reset(); }}.join();
+}
+
+std::uint16_t runtime::port() const {
+  if (!listener_)
+    throw error(errc::invalid_argument, "only the owner node listens");
+  return listener_->port();
+}
+
+const listener& runtime::acceptor() const {
+  if (!listener_)
+    throw error(errc::invalid_argument, "only the owner node listens");
+  return *listener_;
+}
+
+void runtime::reap_loop() {
+  epoll_event events[16];
+  for (;;) {
+    auto n = ::epoll_wait(epoll_fd_, events, 16, -1);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      return;
+    for (int i = 0; i < n; ++i) {
+      auto* c = static_cast<child*>(events[i].data.ptr);
+      if (c == nullptr)
+        return; // woken to stop
+      // Deregister before try_reap closes the descriptor.
+      std::shared_ptr<child> self;
+      {
+        std::lock_guard<std::mutex> guard{children_mtx_};
+        for (auto j = children_.begin(); j != children_.end(); ++j) {
+          if (j->get() == c) {
+            ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c->pidfd_, nullptr);
+            self = std::move(*j);
+            children_.erase(j);
+            break;
+          }
+        }
+      }
+      if (self) {
+        self->try_reap();
+        caf::anon_send(root_, forget_atom::value, self->token);
+      }
+    }
+  }
+}
+
+std::shared_ptr<child> runtime::spawn(const closure& target,
+                                      const std::string& name, bool daemon) {
+  std::uint64_t token;
+  {
+    std::lock_guard<std::mutex> guard{children_mtx_};
+    token = next_token_++;
+  }
+  // Queued before the child exists, so its hello always finds the task.
+  caf::anon_send(root_, task_atom::value, token, target, name);
+  auto forget = [&] { caf::anon_send(root_, forget_atom::value, token); };
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+    forget();
+    fail_spawn("socketpair");
+  }
+  int life[2];
+  if (::pipe2(life, O_CLOEXEC) != 0) {
+    ::close(sv[0]);
+    ::close(sv[1]);
+    forget();
+    fail_spawn("pipe2");
+  }
+  // dup2 into fds 3 and 4 must not clobber a source: keep sources above.
+  sv[1] = create_cloexec_above(sv[1], 5);
+  life[0] = create_cloexec_above(life[0], 5);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, sv[1], child_socket_fd);
+  posix_spawn_file_actions_adddup2(&actions, life[0], child_lifeline_fd);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &all);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  auto token_str = std::to_string(token);
+  char role_arg[] = "--actors-child";
+  char* argv[] = {program_invocation_name, role_arg, token_str.data(), nullptr};
+  pid_t pid = -1;
+  auto rc = ::posix_spawn(&pid, "/proc/self/exe", &actions, &attr, argv,
+                          environ);
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  ::close(sv[1]);
+  ::close(life[0]);
+  if (rc != 0) {
+    ::close(sv[0]);
+    ::close(life[1]);
+    forget();
+    errno = rc;
+    fail_spawn("posix_spawn");
+  }
+  auto pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  auto result = std::make_shared<child>(pid, pidfd, life[1], token, daemon);
+  accept_node(sv[0]);
+  if (pidfd < 0) {
+    // Cannot watch it (SIGCHLD ignored and already reaped): report it ended.
+    result->try_reap();
+    return result;
+  }
+  std::lock_guard<std::mutex> guard{children_mtx_};
+  children_.push_back(result);
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.ptr = result.get();
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, pidfd, &ev);
+  return result;
+}
+
+void runtime::accept_node(int fd) {
+  auto scribe = system_->middleman().backend().new_scribe(fd);
+  caf::anon_send(basp_, caf::publish_atom::value, std::move(scribe),
+                 node_port_key, caf::actor_cast<caf::strong_actor_ptr>(root_),
+                 std::set<std::string>{});
+}
+
+caf::actor runtime::connect_node(int fd, std::chrono::milliseconds timeout) {
+  auto scribe = system_->middleman().backend().new_scribe(fd);
+  caf::scoped_actor self{*system_};
+  caf::actor peer;
+  std::string reason = "no answer";
+  self
+    ->request(basp_, timeout, caf::connect_atom::value, std::move(scribe),
+              node_port_key)
+    .receive(
+      [&](caf::node_id&, caf::strong_actor_ptr& root, std::set<std::string>&) {
+        peer = caf::actor_cast<caf::actor>(root);
+      },
+      [&](caf::error& err) { reason = system_->render(err); });
+  if (!peer)
+    throw error(errc::owner_unreachable, "cannot join the owner node: " + reason);
+  return peer;
+}
+
+caf::actor runtime::join(const std::string& host, std::uint16_t port,
+                         const secret& key, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  auto service = std::to_string(port);
+  if (::getaddrinfo(host.c_str(), service.c_str(), &hints, &found) != 0)
+    throw error(errc::owner_unreachable, "cannot resolve " + host);
+  int fd = -1;
+  for (auto* ai = found; ai != nullptr && fd < 0; ai = ai->ai_next) {
+    fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
+    if (fd >= 0 && ::connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+      ::close(fd);
+      fd = -1;
+    }
+  }
+  ::freeaddrinfo(found);
+  if (fd < 0)
+    throw error(errc::owner_unreachable,
+                "cannot connect to " + host + ":" + service);
+  try {
+    client_handshake(fd, key, deadline);
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
+  if (special_instance == nullptr)
+    special_instance = new runtime(role::peer);
+  return special_instance->connect_node(fd, timeout);
+}
+
+void runtime::run_child(int fd, int lifeline, std::uint64_t token) {
+  // The lifeline is the write end of a pipe held only by the owner: when the
+  // owner dies, however it dies, read() returns and this process goes too.
+  std::thread{[lifeline] {
+    char c;
+    while (::read(lifeline, &c, 1) < 0 && errno == EINTR) {
+    }
+    ::_exit(1);
+  }}.detach();
+  special_instance = new runtime(role::child);
+  closure target;
+  try {
+    parent_root = special_instance->connect_node(fd, bootstrap_timeout);
+    caf::scoped_actor self{special_instance->system()};
+    std::string failure;
+    self->request(parent_root, bootstrap_timeout, hello_atom::value, token)
+      .receive(
+        [&](closure& task, std::string& name) {
+          target = std::move(task);
+          current_name = std::move(name);
+        },
+        [&](caf::error& err) {
+          failure = special_instance->system().render(err);
+        });
+    if (!target)
+      throw error(errc::function_not_found,
+                  "cannot load its task from the owner: " + failure);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "libactors child %d: %s\n", static_cast<int>(getpid()),
+                 e.what());
+    finish(1);
+  }
+  ::on_exit(finish_on_exit, nullptr);
+  int code = 0;
+  try {
+    target();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "Process %s: uncaught %s: %s\n", current_name.c_str(),
+                 demangle(typeid(e).name()).c_str(), e.what());
+    code = 1;
+  } catch (...) {
+    auto* type = abi::__cxa_current_exception_type();
+    std::fprintf(stderr, "Process %s: uncaught %s\n", current_name.c_str(),
+                 type ? demangle(type->name()).c_str() : "exception");
+    code = 1;
+  }
+  finish(code);
+}
+
+} // namespace actors::detail
+
+namespace actors {
+
+void init(int argc, char** argv) {
+  detail::initialized_flag = true;
+  if (argc >= 3 && std::strcmp(argv[1], "--actors-child") == 0) {
+    auto token = std::strtoull(argv[2], nullptr, 10);
+    detail::runtime::run_child(detail::child_socket_fd,
+                               detail::child_lifeline_fd, token);
+  }
+}
+
+std::uint16_t port() {
+  return detail::runtime::get().port();
+}
+
+const std::string& current_process_name() {
+  return detail::current_name;
+}
+
+} // namespace actors

@@ -1,0 +1,148 @@
+#pragma once
+
+// The per-process runtime: one CAF actor system with the middleman per OS
+// process (a node), the node's service actor, the authenticated listener and
+// the child-process table. Private: users see actors/runtime.hpp.
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <sys/types.h>
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/atom.hpp>
+
+#include "actors/detail/closure.hpp"
+#include "auth.hpp"
+
+namespace actors::detail {
+
+class listener;
+
+// Messages of the node service protocol.
+using hello_atom = caf::atom_constant<caf::atom("a_hello")>;
+using bye_atom = caf::atom_constant<caf::atom("a_bye")>;
+using task_atom = caf::atom_constant<caf::atom("a_task")>;
+using forget_atom = caf::atom_constant<caf::atom("a_forget")>;
+using ping_atom = caf::atom_constant<caf::atom("a_ping")>;
+using pong_atom = caf::atom_constant<caf::atom("a_pong")>;
+
+/// One child OS process. Its exit status is collected by the runtime's
+/// reaper the moment it ends; handles only observe.
+class child {
+public:
+  child(pid_t pid, int pidfd, int lifeline, std::uint64_t token, bool daemon);
+  ~child();
+
+  const pid_t pid;
+  const std::uint64_t token;
+  const bool daemon;
+
+  /// Waits for the end of the process; false when `timeout` ran out first.
+  bool wait(std::optional<std::chrono::steady_clock::duration> timeout);
+
+  std::optional<int> exitcode() const;
+
+  /// Signals the process unless it has ended (no pid-reuse race: pidfd).
+  void signal(int signo);
+
+private:
+  friend class runtime;
+
+  /// Collects the exit status if the process has ended; true if it has.
+  bool try_reap();
+
+  int pidfd_;
+  int lifeline_; // the write end of a pipe whose closing tells the child to go
+  mutable std::mutex mtx_;
+  std::condition_variable cv_;
+  std::optional<int> exitcode_;
+};
+
+class runtime {
+public:
+  enum class role { owner, child, peer };
+
+  /// This process's runtime: created as owner on first use unless `init` made
+  /// this process a child or `make_peer` a peer.
+  static runtime& get();
+
+  /// True once `actors::init` ran in this process.
+  static bool initialized() noexcept;
+
+  caf::actor_system& system() noexcept {
+    return *system_;
+  }
+
+  /// This node's service actor.
+  const caf::actor& root() const noexcept {
+    return root_;
+  }
+
+  role kind() const noexcept {
+    return role_;
+  }
+
+  /// The run's key (owner only).
+  const secret& key() const noexcept {
+    return key_;
+  }
+
+  /// The authenticated listener's port (owner only).
+  std::uint16_t port() const;
+
+  /// The listener, for statistics in tests (owner only).
+  const listener& acceptor() const;
+
+  /// Starts `target` in a new child process.
+  std::shared_ptr<child> spawn(const closure& target, const std::string& name,
+                               bool daemon);
+
+  /// Hands a connected socket to BASP as the accepting side, publishing the
+  /// service actor on it.
+  void accept_node(int fd);
+
+  /// Hands a connected socket to BASP as the connecting side; returns the
+  /// peer's service actor. Throws `errc::owner_unreachable` on failure.
+  caf::actor connect_node(int fd, std::chrono::milliseconds timeout);
+
+  /// Turns this process into a peer node joined to the owner at
+  /// `host:port`, proving `key`; returns the owner's service actor.
+  static caf::actor join(const std::string& host, std::uint16_t port,
+                         const secret& key, std::chrono::milliseconds timeout);
+
+  /// Runs the child role (never returns).
+  [[noreturn]] static void run_child(int fd, int lifeline, std::uint64_t token);
+
+  ~runtime();
+
+private:
+  explicit runtime(role r);
+  void reap_loop();
+
+  role role_;
+  secret key_{};
+  std::unique_ptr<caf::actor_system_config> config_;
+  std::unique_ptr<caf::actor_system> system_;
+  caf::actor root_;
+  caf::actor basp_;
+  std::unique_ptr<listener> listener_;
+
+  // Children and their reaper thread (owner only).
+  std::mutex children_mtx_;
+  std::vector<std::shared_ptr<child>> children_;
+  int epoll_fd_ = -1;
+  int wake_fd_ = -1;
+  std::thread reaper_;
+  std::uint64_t next_token_ = 1;
+};
+
+} // namespace actors::detail
