@@ -1,0 +1,65 @@
+// Each demo scenario run as a user would run it, its output checked for the
+// behaviour the scenario promises (../shared/SCENARIOS.md).
+
+#include <doctest/doctest.h>
+
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "support/subprocess.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+std::vector<std::string> run_demo(const std::string& name, int* exitcode) {
+  support::subprocess demo{std::string{ACTORS_DEMO_DIR} + "/" + name, {}};
+  std::vector<std::string> lines;
+  while (auto line = demo.read_line(30s))
+    lines.push_back(*line);
+  auto code = demo.wait(10s);
+  *exitcode = code ? *code : -1000;
+  return lines;
+}
+
+} // namespace
+
+TEST_CASE("S1 process: two children with their own pids, start then end") {
+  int code;
+  auto lines = run_demo("s01_process", &code);
+  REQUIRE(code == 0);
+  REQUIRE(lines.size() == 7);
+  long parent = 0;
+  REQUIRE(std::sscanf(lines[0].c_str(), "parent pid %ld", &parent) == 1);
+  std::set<long> ids, child_pids;
+  size_t start_at = 0;
+  for (size_t i = 1; i < lines.size(); ++i) {
+    long id, pid;
+    if (lines[i] == "start")
+      start_at = i;
+    else if (std::sscanf(lines[i].c_str(), "id %ld (pid %ld)", &id, &pid) == 2) {
+      ids.insert(id);
+      child_pids.insert(pid);
+    }
+  }
+  CHECK(start_at > 0);
+  CHECK(ids == std::set<long>{1, 2});
+  CHECK(child_pids.size() == 2);
+  CHECK(child_pids.count(parent) == 0);
+  // Both joined with exit code 0, reported under the pids the children saw.
+  std::set<long> joined;
+  for (auto& l : lines) {
+    char name[64];
+    long pid, exitcode;
+    if (std::sscanf(l.c_str(), "%63s pid %ld exitcode %ld", name, &pid,
+                    &exitcode)
+          == 3) {
+      CHECK(exitcode == 0);
+      joined.insert(pid);
+    }
+  }
+  CHECK(joined == child_pids);
+  CHECK(lines.back() == "end");
+}

@@ -1,0 +1,409 @@
+// actors::process across real OS processes: exit-code conventions, waiting,
+// argument round trips, misuse, and no leaked descriptors or zombies.
+
+#include <doctest/doctest.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <fcntl.h>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <unistd.h>
+#include <vector>
+
+#include "actors/all.hpp"
+#include "support/subprocess.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+// -- functions run in children --------------------------------------------------
+
+void returns() {
+}
+
+void exits(int code) {
+  std::exit(code);
+}
+
+void throws(std::string message) {
+  throw std::runtime_error(message);
+}
+
+struct not_a_std_exception {};
+
+void throws_other() {
+  throw not_a_std_exception{};
+}
+
+void raises(int signo) {
+  std::raise(signo);
+}
+
+void segfaults() {
+  volatile int* p = nullptr;
+  *p = 1;
+}
+
+// Blocks until the parent closes the pipe whose read end is `fd`... the fd is
+// not inherited (CLOEXEC), so children that must block forever use pause().
+void blocks() {
+  for (;;)
+    ::pause();
+}
+
+struct point {
+  int x = 0;
+  double y = 0;
+  std::string label;
+  std::vector<int> path;
+
+  friend bool operator==(const point& a, const point& b) {
+    return a.x == b.x && a.y == b.y && a.label == b.label && a.path == b.path;
+  }
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, point& p) {
+  return f(caf::meta::type_name("point"), p.x, p.y, p.label, p.path);
+}
+
+std::string big_string() {
+  std::string s(8 << 20, '\0');
+  for (size_t i = 0; i < s.size(); ++i)
+    s[i] = static_cast<char>('a' + (i * 7919) % 26);
+  return s;
+}
+
+std::map<std::string, std::vector<point>> nested() {
+  return {{"a", {{1, 1.5, "one", {1, 2, 3}}}},
+          {"b", {{-2, -0.25, "", {}}, {3, 1e300, "three", {9}}}}};
+}
+
+// The child recomputes the expected values itself and exits 0 only when every
+// argument arrived intact: the exit code carries the verdict to the parent.
+void check_arguments(int i, unsigned long long u, double d, bool b,
+                     std::string s, std::vector<int> v, point p,
+                     std::map<std::string, std::vector<point>> m,
+                     std::pair<int, std::string> pr, std::string big) {
+  int failures = 0;
+  failures += i != -42;
+  failures += u != 18446744073709551615ull;
+  failures += d != 3.25;
+  failures += b != true;
+  failures += s != std::string{"héllo\n\0world", 13};
+  failures += v != std::vector<int>{1, 2, 3, 5, 8};
+  failures += !(p == point{7, 0.5, "p", {4, 2}});
+  failures += m != nested();
+  failures += pr != std::make_pair(5, std::string{"five"});
+  failures += big != big_string();
+  std::exit(failures == 0 ? 0 : 10 + failures);
+}
+
+void write_marker(std::string path, std::string text) {
+  auto* f = std::fopen(path.c_str(), "w");
+  std::fputs(text.c_str(), f);
+  std::fclose(f);
+}
+
+// Runs `fn` with stderr redirected to a file and returns what it printed.
+template <class F>
+std::string capture_stderr(F fn) {
+  char path[] = "/tmp/actors-stderr-XXXXXX";
+  auto fd = ::mkstemp(path);
+  ::unlink(path);
+  auto saved = ::dup(2);
+  ::dup2(fd, 2);
+  fn();
+  ::dup2(saved, 2);
+  ::close(saved);
+  std::string out;
+  char buf[4096];
+  ::lseek(fd, 0, SEEK_SET);
+  for (ssize_t n; (n = ::read(fd, buf, sizeof(buf))) > 0;)
+    out.append(buf, static_cast<size_t>(n));
+  ::close(fd);
+  return out;
+}
+
+int run_and_join(actors::process& p) {
+  p.start();
+  REQUIRE(p.join(10s));
+  REQUIRE(p.exitcode().has_value());
+  return *p.exitcode();
+}
+
+} // namespace
+
+TEST_CASE("exit codes follow Python's conventions") {
+  SUBCASE("return gives 0") {
+    actors::process p{returns};
+    CHECK(run_and_join(p) == 0);
+  }
+  SUBCASE("exit(n) gives n") {
+    actors::process p{exits, 3};
+    CHECK(run_and_join(p) == 3);
+  }
+  SUBCASE("a std::exception gives 1 and names process, type and message") {
+    actors::process p{throws, "boom"};
+    auto err = capture_stderr([&] { CHECK(run_and_join(p) == 1); });
+    CHECK(err.find("Process " + p.name()) != std::string::npos);
+    CHECK(err.find("std::runtime_error") != std::string::npos);
+    CHECK(err.find("boom") != std::string::npos);
+  }
+  SUBCASE("any other exception gives 1 and names its type") {
+    actors::process p{throws_other};
+    auto err = capture_stderr([&] { CHECK(run_and_join(p) == 1); });
+    CHECK(err.find("not_a_std_exception") != std::string::npos);
+  }
+  SUBCASE("a signal gives minus its number") {
+    actors::process killed{raises, SIGKILL};
+    CHECK(run_and_join(killed) == -SIGKILL);
+    actors::process aborted{raises, SIGABRT};
+    CHECK(run_and_join(aborted) == -SIGABRT);
+  }
+  SUBCASE("a segfault gives -SIGSEGV") {
+    actors::process p{segfaults};
+    CHECK(run_and_join(p) == -SIGSEGV);
+  }
+  SUBCASE("terminate gives -SIGTERM, kill gives -SIGKILL") {
+    actors::process t{blocks};
+    t.start();
+    CHECK(t.is_alive());
+    t.terminate();
+    REQUIRE(t.join(10s));
+    CHECK(t.exitcode() == -SIGTERM);
+    actors::process k{blocks};
+    k.start();
+    k.kill();
+    REQUIRE(k.join(10s));
+    CHECK(k.exitcode() == -SIGKILL);
+    // Signalling an ended process is a no-op.
+    k.kill();
+    CHECK(k.exitcode() == -SIGKILL);
+  }
+}
+
+TEST_CASE("join with a timeout reports whether the process ended") {
+  actors::process p{blocks};
+  p.start();
+  auto t0 = std::chrono::steady_clock::now();
+  CHECK_FALSE(p.join(100ms));
+  auto waited = std::chrono::steady_clock::now() - t0;
+  CHECK(waited >= 100ms);
+  CHECK(waited < 2s);
+  CHECK_FALSE(p.join(0ms));
+  CHECK(p.is_alive());
+  CHECK_FALSE(p.exitcode().has_value());
+  p.kill();
+  CHECK(p.join(10s));
+  CHECK_FALSE(p.is_alive());
+}
+
+TEST_CASE("state: pid, name, is_alive and exitcode before and after") {
+  actors::process p{returns};
+  CHECK_FALSE(p.pid().has_value());
+  CHECK_FALSE(p.exitcode().has_value());
+  CHECK_FALSE(p.is_alive());
+  CHECK(p.name().rfind("Process-", 0) == 0);
+  p.name("worker");
+  CHECK(p.name() == "worker");
+  p.start();
+  REQUIRE(p.pid().has_value());
+  CHECK(*p.pid() != ::getpid());
+  REQUIRE(p.join(10s));
+  CHECK(p.exitcode() == 0);
+  CHECK_FALSE(p.is_alive());
+}
+
+TEST_CASE("arguments of every supported kind arrive intact") {
+  actors::process p{check_arguments,
+                    -42,
+                    18446744073709551615ull,
+                    3.25,
+                    true,
+                    std::string{"héllo\n\0world", 13},
+                    std::vector<int>{1, 2, 3, 5, 8},
+                    point{7, 0.5, "p", {4, 2}},
+                    nested(),
+                    std::make_pair(5, std::string{"five"}),
+                    big_string()};
+  CHECK(run_and_join(p) == 0);
+}
+
+TEST_CASE("a lambda without captures runs in a child") {
+  char path[] = "/tmp/actors-lambda-XXXXXX";
+  ::close(::mkstemp(path));
+  actors::process p{[](std::string file, int n) {
+                      write_marker(file, std::to_string(n * 2));
+                    },
+                    std::string{path}, 21};
+  CHECK(run_and_join(p) == 0);
+  std::FILE* f = std::fopen(path, "r");
+  char buf[16] = {};
+  std::fgets(buf, sizeof(buf), f);
+  std::fclose(f);
+  ::unlink(path);
+  CHECK(std::string{buf} == "42");
+}
+
+TEST_CASE("misuse is a clear, typed error") {
+  actors::process p{returns};
+  auto code_of = [](auto fn) {
+    try {
+      fn();
+    } catch (const actors::error& e) {
+      return e.code();
+    }
+    return std::error_code{};
+  };
+  CHECK(code_of([&] { p.join(); }) == actors::errc::not_started);
+  CHECK(code_of([&] { p.terminate(); }) == actors::errc::not_started);
+  CHECK(code_of([&] { p.kill(); }) == actors::errc::not_started);
+  p.daemon(true);
+  p.start();
+  CHECK(code_of([&] { p.start(); }) == actors::errc::already_started);
+  CHECK(code_of([&] { p.daemon(false); }) == actors::errc::already_running);
+  CHECK(p.join(10s));
+}
+
+TEST_CASE("200 sequential and 20 concurrent processes leak nothing") {
+  // The first process brings up the runtime (actor system, listener, reaper):
+  // fixed costs, counted before the baseline.
+  actors::process warm_up{returns};
+  CHECK(run_and_join(warm_up) == 0);
+  auto fds = support::count_fds();
+  auto children = support::list_children().size();
+  for (int i = 0; i < 200; ++i) {
+    actors::process p{exits, i % 7};
+    p.start();
+    REQUIRE(p.join(10s));
+    REQUIRE(p.exitcode() == i % 7);
+  }
+  std::vector<actors::process> batch;
+  for (int i = 0; i < 20; ++i)
+    batch.emplace_back(exits, i);
+  for (auto& p : batch)
+    p.start();
+  for (int i = 0; i < 20; ++i) {
+    REQUIRE(batch[i].join(10s));
+    CHECK(batch[i].exitcode() == i);
+  }
+  batch.clear();
+  CHECK(support::count_fds() == fds);
+  CHECK(support::list_children().size() == children);
+}
+
+TEST_CASE("a dropped handle leaves neither an orphan killed nor a zombie") {
+  char path[] = "/tmp/actors-dropped-XXXXXX";
+  ::close(::mkstemp(path));
+  ::unlink(path);
+  pid_t pid;
+  {
+    actors::process p{write_marker, std::string{path}, std::string{"done"}};
+    p.start();
+    pid = *p.pid();
+  }
+  // The child runs on after its handle is gone and is reaped when it ends:
+  // it leaves no zombie behind (the process table entry disappears).
+  CHECK(support::eventually([&] { return !support::process_exists(pid); },
+                            10s));
+  std::FILE* f = std::fopen(path, "r");
+  REQUIRE(f != nullptr);
+  char buf[16] = {};
+  std::fgets(buf, sizeof(buf), f);
+  std::fclose(f);
+  ::unlink(path);
+  CHECK(std::string{buf} == "done");
+}
+
+// -- exit of the owner ---------------------------------------------------------
+
+namespace {
+
+// An owner that starts a daemon and a non-daemon child, reports both pids
+// and returns from main: the runtime must terminate the daemon and join the
+// other (which ends on its own once the owner has printed).
+int owner_exits(int, char**) {
+  actors::process daemon{blocks};
+  daemon.daemon(true);
+  daemon.start();
+  actors::process regular{exits, 0};
+  regular.start();
+  std::printf("%d %d\n", static_cast<int>(*daemon.pid()),
+              static_cast<int>(*regular.pid()));
+  std::fflush(stdout);
+  return 0;
+}
+
+support::helper_mode owner_exits_mode{"owner-exits", owner_exits};
+
+// An owner that starts three children that never end, reports their pids and
+// waits to be killed.
+int owner_waits(int, char**) {
+  std::vector<actors::process> children;
+  for (int i = 0; i < 3; ++i) {
+    children.emplace_back(blocks);
+    children.back().start();
+  }
+  for (auto& c : children)
+    std::printf("%d ", static_cast<int>(*c.pid()));
+  std::printf("\n");
+  std::fflush(stdout);
+  for (;;)
+    ::pause();
+}
+
+support::helper_mode owner_waits_mode{"owner-waits", owner_waits};
+
+} // namespace
+
+TEST_CASE("at exit, daemon children are terminated and the others joined") {
+  auto owner = support::subprocess::helper("owner-exits");
+  auto line = owner.read_line(10s);
+  REQUIRE(line);
+  int daemon_pid = 0, regular_pid = 0;
+  REQUIRE(std::sscanf(line->c_str(), "%d %d", &daemon_pid, &regular_pid) == 2);
+  CHECK(owner.wait(10s) == 0);
+  CHECK_FALSE(support::process_exists(daemon_pid));
+  CHECK_FALSE(support::process_exists(regular_pid));
+}
+
+TEST_CASE("children exit within a second when their owner is SIGKILLed") {
+  auto owner = support::subprocess::helper("owner-waits");
+  auto line = owner.read_line(10s);
+  REQUIRE(line);
+  std::vector<pid_t> pids;
+  for (auto pos = line->c_str(); *pos;) {
+    char* end;
+    auto pid = std::strtol(pos, &end, 10);
+    if (end == pos)
+      break;
+    pids.push_back(static_cast<pid_t>(pid));
+    pos = end;
+  }
+  REQUIRE(pids.size() == 3);
+  for (auto pid : pids)
+    REQUIRE(support::process_running(pid));
+  owner.kill(SIGKILL);
+  REQUIRE(owner.wait(5s) == -SIGKILL);
+  // Orphans are reparented to init; count them gone once they have ended
+  // (whether or not init has reaped them yet).
+  auto t0 = std::chrono::steady_clock::now();
+  CHECK(support::eventually(
+    [&] {
+      for (auto pid : pids)
+        if (support::process_running(pid))
+          return false;
+      return true;
+    },
+    1s));
+  MESSAGE("children gone after "
+          << std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::steady_clock::now() - t0)
+               .count()
+          << " ms");
+}

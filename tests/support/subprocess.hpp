@@ -1,0 +1,93 @@
+#pragma once
+
+// A test-side child process with captured stdout, used to run demos and
+// helper roles of the test binary itself (peers, intruders, owners to kill).
+// It is deliberately not actors::process: the tests must observe libactors
+// from the outside too. The destructor kills and reaps, so no process
+// outlives its test.
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <sys/types.h>
+
+namespace support {
+
+class subprocess {
+public:
+  /// Starts `path` with `args`; its stdout is captured, stderr inherited.
+  subprocess(const std::string& path, const std::vector<std::string>& args);
+
+  /// Starts this test binary in helper mode `mode` (see helper_mode).
+  static subprocess helper(const std::string& mode,
+                           const std::vector<std::string>& args = {});
+
+  subprocess(subprocess&&) noexcept;
+  subprocess(const subprocess&) = delete;
+  ~subprocess();
+
+  pid_t pid() const noexcept {
+    return pid_;
+  }
+
+  /// Next line of stdout, or nothing at EOF or when `timeout` ran out.
+  std::optional<std::string> read_line(std::chrono::milliseconds timeout);
+
+  /// All remaining stdout until EOF (bounded by `timeout`).
+  std::string read_all(std::chrono::milliseconds timeout);
+
+  /// Waits for the exit; returns the exit code (or -signal), or nothing.
+  std::optional<int> wait(std::chrono::milliseconds timeout);
+
+  void kill(int signo);
+
+private:
+  pid_t pid_ = -1;
+  int out_ = -1;
+  std::string buffer_;
+  std::optional<int> status_;
+};
+
+/// Registers a helper role of the test binary, run as `binary --mode NAME`.
+struct helper_mode {
+  using fn = int (*)(int argc, char** argv);
+  helper_mode(const char* name, fn run);
+};
+
+/// Runs the helper role named in argv, if any.
+std::optional<int> run_helper_mode(int argc, char** argv);
+
+/// Open file descriptors of this process.
+int count_fds();
+
+/// Direct children of this process (live or zombie).
+std::vector<pid_t> list_children();
+
+/// True while `pid` exists (as anything, zombie included).
+bool process_exists(pid_t pid);
+
+/// True while `pid` exists and has not ended (not a zombie).
+bool process_running(pid_t pid);
+
+/// Waits until `pred()` holds, checking every millisecond; false if `bound`
+/// passed first. For conditions that have no event to wait on (the process
+/// table), never as a substitute for one.
+template <class Pred>
+bool eventually(Pred pred, std::chrono::milliseconds bound);
+
+} // namespace support
+
+#include <thread>
+
+template <class Pred>
+bool support::eventually(Pred pred, std::chrono::milliseconds bound) {
+  auto deadline = std::chrono::steady_clock::now() + bound;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() >= deadline)
+      return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds{1});
+  }
+  return true;
+}

@@ -1,0 +1,284 @@
+#include "subprocess.hpp"
+#include "watchdog.hpp"
+
+#include <cerrno>
+#include <condition_variable>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <dirent.h>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char** environ;
+
+namespace support {
+
+// -- watchdog -----------------------------------------------------------------
+
+namespace {
+
+struct watchdog_state {
+  std::mutex mtx;
+  std::condition_variable cv;
+  bool armed = false;
+  std::chrono::steady_clock::time_point deadline;
+  std::string what;
+  std::thread thread;
+};
+
+watchdog_state& watchdog() {
+  static auto* state = [] {
+    auto* s = new watchdog_state;
+    s->thread = std::thread{[s] {
+      std::unique_lock<std::mutex> guard{s->mtx};
+      for (;;) {
+        if (!s->armed) {
+          s->cv.wait(guard);
+          continue;
+        }
+        if (s->cv.wait_until(guard, s->deadline) == std::cv_status::timeout
+            && s->armed && std::chrono::steady_clock::now() >= s->deadline) {
+          std::fprintf(stderr, "\nWATCHDOG: '%s' hung; aborting the test run\n",
+                       s->what.c_str());
+          std::fflush(stderr);
+          ::_exit(124);
+        }
+      }
+    }};
+    s->thread.detach();
+    return s;
+  }();
+  return *state;
+}
+
+} // namespace
+
+void arm_watchdog(std::chrono::seconds limit, std::string what) {
+  auto& s = watchdog();
+  std::lock_guard<std::mutex> guard{s.mtx};
+  s.armed = true;
+  s.deadline = std::chrono::steady_clock::now() + limit;
+  s.what = std::move(what);
+  s.cv.notify_all();
+}
+
+void disarm_watchdog() {
+  auto& s = watchdog();
+  std::lock_guard<std::mutex> guard{s.mtx};
+  s.armed = false;
+  s.cv.notify_all();
+}
+
+// -- subprocess ---------------------------------------------------------------
+
+subprocess::subprocess(const std::string& path,
+                       const std::vector<std::string>& args) {
+  int out[2];
+  if (::pipe2(out, O_CLOEXEC) != 0)
+    throw std::runtime_error("pipe2 failed");
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, out[1], 1);
+  std::vector<std::string> all{path};
+  all.insert(all.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : all)
+    argv.push_back(a.data());
+  argv.push_back(nullptr);
+  auto rc = ::posix_spawn(&pid_, path.c_str(), &actions, nullptr, argv.data(),
+                          environ);
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(out[1]);
+  if (rc != 0) {
+    ::close(out[0]);
+    throw std::runtime_error("cannot start " + path + ": " + std::strerror(rc));
+  }
+  out_ = out[0];
+}
+
+subprocess subprocess::helper(const std::string& mode,
+                              const std::vector<std::string>& args) {
+  std::vector<std::string> all{"--mode", mode};
+  all.insert(all.end(), args.begin(), args.end());
+  char self[4096];
+  auto n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
+  self[n > 0 ? n : 0] = '\0';
+  return subprocess{self, all};
+}
+
+subprocess::subprocess(subprocess&& other) noexcept
+  : pid_(other.pid_), out_(other.out_), buffer_(std::move(other.buffer_)),
+    status_(other.status_) {
+  other.pid_ = -1;
+  other.out_ = -1;
+}
+
+subprocess::~subprocess() {
+  if (pid_ > 0 && !status_) {
+    ::kill(pid_, SIGKILL);
+    int status;
+    ::waitpid(pid_, &status, 0);
+  }
+  if (out_ >= 0)
+    ::close(out_);
+}
+
+std::optional<std::string>
+subprocess::read_line(std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    auto nl = buffer_.find('\n');
+    if (nl != std::string::npos) {
+      auto line = buffer_.substr(0, nl);
+      buffer_.erase(0, nl + 1);
+      return line;
+    }
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0 || out_ < 0)
+      return std::nullopt;
+    pollfd p{out_, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0)
+      continue;
+    char buf[4096];
+    auto got = ::read(out_, buf, sizeof(buf));
+    if (got <= 0) {
+      if (buffer_.empty())
+        return std::nullopt;
+      auto line = std::move(buffer_);
+      buffer_.clear();
+      return line;
+    }
+    buffer_.append(buf, static_cast<size_t>(got));
+  }
+}
+
+std::string subprocess::read_all(std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::string result;
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0)
+      return result;
+    auto line = read_line(left);
+    if (!line)
+      return result;
+    result += *line;
+    result += '\n';
+  }
+}
+
+std::optional<int> subprocess::wait(std::chrono::milliseconds timeout) {
+  if (status_)
+    return status_;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    int status = 0;
+    auto res = ::waitpid(pid_, &status, WNOHANG);
+    if (res == pid_) {
+      status_ = WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+      return status_;
+    }
+    if (std::chrono::steady_clock::now() >= deadline)
+      return std::nullopt;
+    std::this_thread::sleep_for(std::chrono::milliseconds{1});
+  }
+}
+
+void subprocess::kill(int signo) {
+  if (pid_ > 0 && !status_)
+    ::kill(pid_, signo);
+}
+
+// -- helper modes -------------------------------------------------------------
+
+namespace {
+
+std::map<std::string, helper_mode::fn>& modes() {
+  static std::map<std::string, helper_mode::fn> instance;
+  return instance;
+}
+
+} // namespace
+
+helper_mode::helper_mode(const char* name, fn run) {
+  modes().emplace(name, run);
+}
+
+std::optional<int> run_helper_mode(int argc, char** argv) {
+  if (argc < 3 || std::strcmp(argv[1], "--mode") != 0)
+    return std::nullopt;
+  auto i = modes().find(argv[2]);
+  if (i == modes().end()) {
+    std::fprintf(stderr, "unknown helper mode %s\n", argv[2]);
+    return 2;
+  }
+  return i->second(argc - 3, argv + 3);
+}
+
+// -- process table ------------------------------------------------------------
+
+int count_fds() {
+  int n = 0;
+  if (auto* dir = ::opendir("/proc/self/fd")) {
+    while (auto* entry = ::readdir(dir))
+      if (entry->d_name[0] != '.')
+        ++n;
+    ::closedir(dir);
+  }
+  return n - 1; // the directory stream itself
+}
+
+std::vector<pid_t> list_children() {
+  std::vector<pid_t> result;
+  auto self = ::getpid();
+  if (auto* dir = ::opendir("/proc")) {
+    while (auto* entry = ::readdir(dir)) {
+      auto pid = std::atoi(entry->d_name);
+      if (pid <= 0)
+        continue;
+      std::ifstream stat{"/proc/" + std::string{entry->d_name} + "/stat"};
+      std::string line;
+      if (!std::getline(stat, line))
+        continue;
+      // pid (comm) state ppid ...: comm may contain spaces, skip past ')'.
+      auto close = line.rfind(')');
+      if (close == std::string::npos)
+        continue;
+      char state;
+      int ppid;
+      if (std::sscanf(line.c_str() + close + 1, " %c %d", &state, &ppid) == 2
+          && ppid == self)
+        result.push_back(pid);
+    }
+    ::closedir(dir);
+  }
+  return result;
+}
+
+bool process_exists(pid_t pid) {
+  return ::kill(pid, 0) == 0 || errno != ESRCH;
+}
+
+bool process_running(pid_t pid) {
+  std::ifstream stat{"/proc/" + std::to_string(pid) + "/stat"};
+  std::string line;
+  if (!std::getline(stat, line))
+    return false;
+  auto close = line.rfind(')');
+  return close != std::string::npos && close + 2 < line.size()
+         && line[close + 2] != 'Z';
+}
+
+} // namespace support

@@ -1,0 +1,20 @@
+#pragma once
+
+// Every test case runs under a watchdog: if one takes longer than its limit,
+// the test binary prints which one hung and exits at once, so a hang fails
+// CI instead of freezing it. Child processes of libactors follow their owner
+// within milliseconds (their lifeline closes). The CTest TIMEOUT is the outer
+// bound; this one names the culprit.
+
+#include <chrono>
+#include <string>
+
+namespace support {
+
+/// Arms the process-wide watchdog for `limit`, naming `what` if it fires.
+void arm_watchdog(std::chrono::seconds limit, std::string what);
+
+/// Disarms it.
+void disarm_watchdog();
+
+} // namespace support
