@@ -293,7 +293,10 @@ TEST_CASE("200 sequential and 20 concurrent processes leak nothing") {
     CHECK(batch[i].exitcode() == i);
   }
   batch.clear();
-  CHECK(support::count_fds() == fds);
+  // The owner's end of each child's connection is closed by the middleman
+  // when it sees the hang-up, which may trail the exit by a moment; a leak
+  // would leave hundreds behind.
+  CHECK(support::eventually([&] { return support::count_fds() <= fds; }, 5s));
   CHECK(support::list_children().size() == children);
 }
 

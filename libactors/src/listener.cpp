@@ -71,9 +71,9 @@ void listener::run() {
   std::deque<pending> waiting;
   std::vector<pollfd> fds;
   auto reject = [&](size_t i) {
+    ++rejected_; // counted before the peer can observe the close
     ::close(waiting[i].fd);
     waiting.erase(waiting.begin() + static_cast<std::ptrdiff_t>(i));
-    ++rejected_;
   };
   for (;;) {
     auto now = std::chrono::steady_clock::now();
@@ -157,8 +157,8 @@ void listener::run() {
                     p.server_nonce.data(), nonce_size);
         if (::send(fd, hello.data(), hello.size(), MSG_NOSIGNAL)
             != static_cast<ssize_t>(hello.size())) {
-          ::close(fd);
           ++rejected_;
+          ::close(fd);
           continue;
         }
         if (waiting.size() >= max_pending)
