@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <map>
 #include <stdexcept>
 #include <string>
@@ -43,9 +44,12 @@ void raises(int signo) {
   std::raise(signo);
 }
 
+// A real invalid access (a page without permissions), not a null
+// dereference that UBSan would report before the kernel could.
 void segfaults() {
-  volatile int* p = nullptr;
-  *p = 1;
+  auto* page = static_cast<volatile int*>(
+    ::mmap(nullptr, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  *page = 1;
 }
 
 // Blocks until the parent closes the pipe whose read end is `fd`... the fd is

@@ -12,6 +12,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "actors/error.hpp"
 
 namespace actors::detail {
@@ -32,6 +34,9 @@ listener::listener(const secret& key, std::function<void(int)> on_authenticated,
                    std::chrono::milliseconds deadline, const char* address)
   : key_(key), on_authenticated_(std::move(on_authenticated)),
     deadline_(deadline) {
+  // Initialise OpenSSL now, so that its exit handler runs after ours and the
+  // thread's OpenSSL state can still be released when the thread stops.
+  OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG, nullptr);
   listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (listen_fd_ < 0)
     throw error(errc::spawn_failed,
@@ -169,6 +174,8 @@ void listener::run() {
   }
   for (auto& p : waiting)
     ::close(p.fd);
+  // Frees OpenSSL's per-thread state of this thread (HMAC uses it).
+  OPENSSL_thread_stop();
 }
 
 } // namespace actors::detail
