@@ -327,6 +327,45 @@ TEST_CASE("a dropped handle leaves neither an orphan killed nor a zombie") {
   CHECK(std::string{buf} == "done");
 }
 
+namespace {
+
+// A child that starts a grandchild and passes its exit code on, plus one.
+void starts_grandchild(int code) {
+  actors::process grandchild{exits, code};
+  grandchild.start();
+  if (!grandchild.join(std::chrono::seconds{10}))
+    std::exit(100);
+  std::exit(*grandchild.exitcode() + 1);
+}
+
+// A child that starts a non-daemon grandchild and returns at once: the child's
+// exit must wait for it, as Python's does.
+void leaves_grandchild(std::string path) {
+  actors::process grandchild{write_marker, path, std::string{"grandchild"}};
+  grandchild.start();
+}
+
+} // namespace
+
+TEST_CASE("a child can start and join processes of its own") {
+  actors::process p{starts_grandchild, 5};
+  CHECK(run_and_join(p) == 6);
+}
+
+TEST_CASE("a child's exit joins its non-daemon children") {
+  char path[] = "/tmp/actors-grandchild-XXXXXX";
+  ::close(::mkstemp(path));
+  actors::process p{leaves_grandchild, std::string{path}};
+  CHECK(run_and_join(p) == 0);
+  // The child ended only after its own child had written the file.
+  std::FILE* f = std::fopen(path, "r");
+  char buf[16] = {};
+  std::fgets(buf, sizeof(buf), f);
+  std::fclose(f);
+  ::unlink(path);
+  CHECK(std::string{buf} == "grandchild");
+}
+
 // -- exit of the owner ---------------------------------------------------------
 
 namespace {

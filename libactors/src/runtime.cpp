@@ -116,6 +116,9 @@ std::string demangle(const char* name) {
 // Ends a child: flushes its output, makes sure everything it sent reached the
 // owner, and exits without running destructors of the actor system.
 [[noreturn]] void finish(int code) {
+  // A child's own children are ended as at any program's exit.
+  if (special_instance != nullptr)
+    special_instance->end_children();
   std::cout.flush();
   std::cerr.flush();
   std::fflush(nullptr);
@@ -240,16 +243,9 @@ runtime::runtime(role r) : role_(r), config_(make_config()) {
   key_ = make_secret();
   listener_ = std::make_unique<listener>(key_,
                                          [this](int fd) { accept_node(fd); });
-  epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
-  wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  epoll_event ev{};
-  ev.events = EPOLLIN;
-  ev.data.ptr = nullptr;
-  ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
-  reaper_ = std::thread{[this] { reap_loop(); }};
 }
 
-runtime::~runtime() {
+void runtime::end_children() {
   // Python's exit sequence: terminate daemon children, join the others.
   std::vector<std::shared_ptr<child>> running;
   {
@@ -267,6 +263,10 @@ runtime::~runtime() {
       c->wait(std::nullopt);
     }
   }
+}
+
+runtime::~runtime() {
+  end_children();
   if (reaper_.joinable()) {
     std::uint64_t one = 1;
     [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof(one));
@@ -335,6 +335,15 @@ std::shared_ptr<child> runtime::spawn(const closure& target,
   {
     std::lock_guard<std::mutex> guard{children_mtx_};
     token = next_token_++;
+    if (!reaper_.joinable()) {
+      epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+      wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+      epoll_event ev{};
+      ev.events = EPOLLIN;
+      ev.data.ptr = nullptr; // the stop signal
+      ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
+      reaper_ = std::thread{[this] { reap_loop(); }};
+    }
   }
   // Queued before the child exists, so its hello always finds the task.
   caf::anon_send(root_, task_atom::value, token, target, name);

@@ -119,6 +119,10 @@ public:
   static caf::actor join(const std::string& host, std::uint16_t port,
                          const secret& key, std::chrono::milliseconds timeout);
 
+  /// Python's exit sequence for this process's children: terminates the
+  /// daemon ones (SIGTERM, SIGKILL after 1 s) and joins the others.
+  void end_children();
+
   /// Runs the child role (never returns).
   [[noreturn]] static void run_child(int fd, int lifeline, std::uint64_t token);
 
@@ -136,7 +140,7 @@ private:
   caf::actor basp_;
   std::unique_ptr<listener> listener_;
 
-  // Children and their reaper thread (owner only).
+  // Children and their reaper thread, started with the first child.
   std::mutex children_mtx_;
   std::vector<std::shared_ptr<child>> children_;
   int epoll_fd_ = -1;
