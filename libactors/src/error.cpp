@@ -24,8 +24,6 @@ public:
         return "could not start a process";
       case errc::function_not_found:
         return "function not found in this binary";
-      case errc::serialization_failed:
-        return "serialization failed";
       case errc::owner_unreachable:
         return "owner unreachable";
       case errc::unauthenticated:

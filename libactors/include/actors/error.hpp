@@ -31,8 +31,6 @@ enum class errc {
   /// A child could not resolve the function it was asked to run: the two
   /// processes do not run the same binary.
   function_not_found,
-  /// Arguments or results could not be (de)serialized.
-  serialization_failed,
   /// The owning node went away or refused us; nothing more can be done.
   owner_unreachable,
   /// A connecting node did not prove the run's key.
