@@ -256,12 +256,9 @@ void runtime::end_children() {
     if (c->daemon)
       c->signal(SIGTERM);
   for (auto& c : running) {
-    if (c->daemon && !c->wait(std::chrono::seconds{1})) {
+    if (c->daemon && !c->wait(std::chrono::seconds{1}))
       c->signal(SIGKILL);
-      c->wait(std::nullopt);
-    } else {
-      c->wait(std::nullopt);
-    }
+    c->wait(std::nullopt);
   }
 }
 
@@ -393,13 +390,21 @@ std::shared_ptr<child> runtime::spawn(const closure& target,
     fail_spawn("posix_spawn");
   }
   auto pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (pidfd < 0) {
+    // A child we cannot watch could never be joined: undo the start.
+    auto err = errno;
+    if (err != ESRCH) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+    }
+    ::close(sv[0]);
+    ::close(life[1]);
+    forget();
+    errno = err;
+    fail_spawn("pidfd_open");
+  }
   auto result = std::make_shared<child>(pid, pidfd, life[1], token, daemon);
   accept_node(sv[0]);
-  if (pidfd < 0) {
-    // Cannot watch it (SIGCHLD ignored and already reaped): report it ended.
-    result->try_reap();
-    return result;
-  }
   std::lock_guard<std::mutex> guard{children_mtx_};
   children_.push_back(result);
   epoll_event ev{};
