@@ -451,10 +451,27 @@ caf::actor runtime::join(const std::string& host, std::uint16_t port,
     throw error(errc::owner_unreachable, "cannot resolve " + host);
   int fd = -1;
   for (auto* ai = found; ai != nullptr && fd < 0; ai = ai->ai_next) {
-    fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
-    if (fd >= 0 && ::connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
-      ::close(fd);
-      fd = -1;
+    // Non-blocking, so that an unresponsive host costs the deadline at most.
+    fd = ::socket(ai->ai_family,
+                  ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+      continue;
+    if (::connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+      int err = errno;
+      if (err == EINPROGRESS) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+        pollfd p{fd, POLLOUT, 0};
+        socklen_t len = sizeof(err);
+        if (left.count() <= 0
+            || ::poll(&p, 1, static_cast<int>(left.count())) != 1
+            || ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+          err = ETIMEDOUT;
+      }
+      if (err != 0) {
+        ::close(fd);
+        fd = -1;
+      }
     }
   }
   ::freeaddrinfo(found);
