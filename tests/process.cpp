@@ -52,8 +52,7 @@ void segfaults() {
   *page = 1;
 }
 
-// Blocks until the parent closes the pipe whose read end is `fd`... the fd is
-// not inherited (CLOEXEC), so children that must block forever use pause().
+// Runs until a signal ends it.
 void blocks() {
   for (;;)
     ::pause();
@@ -111,6 +110,19 @@ void write_marker(std::string path, std::string text) {
   auto* f = std::fopen(path.c_str(), "w");
   std::fputs(text.c_str(), f);
   std::fclose(f);
+}
+
+// Reads back and removes a marker file ("" if it is missing).
+std::string take_marker(const char* path) {
+  std::string text;
+  if (auto* f = std::fopen(path, "r")) {
+    char buf[64] = {};
+    if (std::fgets(buf, sizeof(buf), f))
+      text = buf;
+    std::fclose(f);
+  }
+  ::unlink(path);
+  return text;
 }
 
 // Runs `fn` with stderr redirected to a file and returns what it printed.
@@ -246,12 +258,7 @@ TEST_CASE("a lambda without captures runs in a child") {
                     },
                     std::string{path}, 21};
   CHECK(run_and_join(p) == 0);
-  std::FILE* f = std::fopen(path, "r");
-  char buf[16] = {};
-  std::fgets(buf, sizeof(buf), f);
-  std::fclose(f);
-  ::unlink(path);
-  CHECK(std::string{buf} == "42");
+  CHECK(take_marker(path) == "42");
 }
 
 TEST_CASE("misuse is a clear, typed error") {
@@ -318,13 +325,7 @@ TEST_CASE("a dropped handle leaves neither an orphan killed nor a zombie") {
   // it leaves no zombie behind (the process table entry disappears).
   CHECK(support::eventually([&] { return !support::process_exists(pid); },
                             10s));
-  std::FILE* f = std::fopen(path, "r");
-  REQUIRE(f != nullptr);
-  char buf[16] = {};
-  std::fgets(buf, sizeof(buf), f);
-  std::fclose(f);
-  ::unlink(path);
-  CHECK(std::string{buf} == "done");
+  CHECK(take_marker(path) == "done");
 }
 
 namespace {
@@ -358,12 +359,7 @@ TEST_CASE("a child's exit joins its non-daemon children") {
   actors::process p{leaves_grandchild, std::string{path}};
   CHECK(run_and_join(p) == 0);
   // The child ended only after its own child had written the file.
-  std::FILE* f = std::fopen(path, "r");
-  char buf[16] = {};
-  std::fgets(buf, sizeof(buf), f);
-  std::fclose(f);
-  ::unlink(path);
-  CHECK(std::string{buf} == "grandchild");
+  CHECK(take_marker(path) == "grandchild");
 }
 
 // -- exit of the owner ---------------------------------------------------------
