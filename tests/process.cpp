@@ -432,17 +432,16 @@ TEST_CASE("children exit within a second when their owner is SIGKILLed") {
     REQUIRE(support::process_running(pid));
   owner.kill(SIGKILL);
   REQUIRE(owner.wait(5s) == -SIGKILL);
-  // Orphans are reparented to init; count them gone once they have ended
-  // (whether or not init has reaped them yet).
+  // Orphans are reparented to init; each counts as gone once it has ended
+  // (whether or not init has reaped it yet).
   auto t0 = std::chrono::steady_clock::now();
-  CHECK(support::eventually(
-    [&] {
-      for (auto pid : pids)
-        if (support::process_running(pid))
-          return false;
-      return true;
-    },
-    1s));
+  auto deadline = t0 + 1s;
+  for (auto pid : pids) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - std::chrono::steady_clock::now());
+    CHECK(support::wait_ended(pid, std::max(left, 0ms)));
+    CHECK_FALSE(support::process_running(pid));
+  }
   MESSAGE("children gone after "
           << std::chrono::duration_cast<std::chrono::milliseconds>(
                std::chrono::steady_clock::now() - t0)

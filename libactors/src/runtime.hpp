@@ -82,15 +82,6 @@ public:
     return *system_;
   }
 
-  /// This node's service actor.
-  const caf::actor& root() const noexcept {
-    return root_;
-  }
-
-  role kind() const noexcept {
-    return role_;
-  }
-
   /// The run's key (owner only).
   const secret& key() const noexcept {
     return key_;

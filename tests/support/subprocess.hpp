@@ -71,6 +71,10 @@ bool process_exists(pid_t pid);
 /// True while `pid` exists and has not ended (not a zombie).
 bool process_running(pid_t pid);
 
+/// Waits until `pid` (any process, not only a child) has ended; false if it
+/// still runs after `bound`. Event-driven through a pidfd.
+bool wait_ended(pid_t pid, std::chrono::milliseconds bound);
+
 /// Waits until `pred()` holds, checking every millisecond; false if `bound`
 /// passed first. For conditions that have no event to wait on (the process
 /// table), never as a substitute for one.

@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <spawn.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -182,18 +183,13 @@ std::string subprocess::read_all(std::chrono::milliseconds timeout) {
 std::optional<int> subprocess::wait(std::chrono::milliseconds timeout) {
   if (status_)
     return status_;
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
-    int status = 0;
-    auto res = ::waitpid(pid_, &status, WNOHANG);
-    if (res == pid_) {
-      status_ = WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
-      return status_;
-    }
-    if (std::chrono::steady_clock::now() >= deadline)
-      return std::nullopt;
-    std::this_thread::sleep_for(std::chrono::milliseconds{1});
-  }
+  if (!wait_ended(pid_, timeout))
+    return std::nullopt;
+  int status = 0;
+  if (::waitpid(pid_, &status, 0) != pid_)
+    return std::nullopt;
+  status_ = WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+  return status_;
 }
 
 void subprocess::kill(int signo) {
@@ -269,6 +265,23 @@ std::vector<pid_t> list_children() {
 
 bool process_exists(pid_t pid) {
   return ::kill(pid, 0) == 0 || errno != ESRCH;
+}
+
+bool wait_ended(pid_t pid, std::chrono::milliseconds bound) {
+  auto fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (fd < 0)
+    return errno == ESRCH; // already gone and reaped
+  auto deadline = std::chrono::steady_clock::now() + bound;
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - std::chrono::steady_clock::now());
+    pollfd p{fd, POLLIN, 0};
+    auto n = ::poll(&p, 1, static_cast<int>(std::max<long>(left.count(), 0)));
+    if (n > 0 || (n == 0 && left.count() <= 0) || (n < 0 && errno != EINTR)) {
+      ::close(fd);
+      return n > 0;
+    }
+  }
 }
 
 bool process_running(pid_t pid) {
