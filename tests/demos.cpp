@@ -3,6 +3,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <set>
 #include <sstream>
 #include <string>
@@ -62,4 +63,37 @@ TEST_CASE("S1 process: two children with their own pids, start then end") {
   }
   CHECK(joined == child_pids);
   CHECK(lines.back() == "end");
+}
+
+TEST_CASE("S7 queue: the consumer gets 0..9 in order, then the sentinel") {
+  int code;
+  auto lines = run_demo("s07_queue", &code);
+  REQUIRE(code == 0);
+  std::vector<long> got;
+  std::set<long> consumer_pids;
+  size_t sentinel_at = 0, exit_at = 0;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    long value, pid;
+    if (std::sscanf(lines[i].c_str(), "got %ld (consumer pid %ld)", &value,
+                    &pid)
+        == 2) {
+      got.push_back(value);
+      consumer_pids.insert(pid);
+    } else if (lines[i] == "consumer saw the sentinel") {
+      sentinel_at = i;
+    } else if (lines[i] == "exitcodes 0 0") {
+      exit_at = i;
+    }
+  }
+  CHECK(got == std::vector<long>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9});
+  CHECK(consumer_pids.size() == 1);
+  CHECK(sentinel_at > 0);
+  CHECK(exit_at > sentinel_at);
+  auto has = [&](const std::string& line) {
+    return std::find(lines.begin(), lines.end(), line) != lines.end();
+  };
+  CHECK(has("full 1 qsize 1"));
+  CHECK(has("put_nowait on a full queue: queue full"));
+  CHECK(has("get(100ms) on an empty queue: queue empty"));
+  CHECK(has("empty 1"));
 }

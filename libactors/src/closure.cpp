@@ -1,4 +1,5 @@
 #include "actors/detail/closure.hpp"
+#include "actors/detail/value.hpp"
 
 #include <cstring>
 
@@ -100,6 +101,38 @@ caf::error inspect(caf::deserializer& f, closure& x) {
 
 void inspect(caf::detail::stringification_inspector& f, closure& x) {
   f(caf::meta::type_name("closure"), x.fn_.module, x.fn_.offset);
+}
+
+} // namespace actors::detail
+
+namespace actors::detail {
+
+value_base::~value_base() {
+  // nop
+}
+
+caf::error inspect(caf::serializer& f, value& x) {
+  if (!x.ptr_)
+    return caf::sec::invalid_argument;
+  auto ref = x.ptr_->loader();
+  if (auto err = f(ref))
+    return err;
+  return x.ptr_->save(f);
+}
+
+caf::error inspect(caf::deserializer& f, value& x) {
+  code_ref ref;
+  if (auto err = f(ref))
+    return err;
+  auto loader = from_code_ref(ref);
+  if (loader == nullptr)
+    return caf::sec::runtime_error;
+  auto load = reinterpret_cast<value_loader>(const_cast<void*>(loader));
+  return load(f, x.ptr_);
+}
+
+void inspect(caf::detail::stringification_inspector& f, value& x) {
+  f(caf::meta::type_name("value"), static_cast<bool>(x.ptr_));
 }
 
 } // namespace actors::detail

@@ -32,6 +32,22 @@ public:
         return "actors::init was not called first in main";
       case errc::invalid_argument:
         return "invalid argument";
+      case errc::queue_full:
+        return "queue full";
+      case errc::queue_empty:
+        return "queue empty";
+      case errc::closed:
+        return "closed";
+      case errc::too_many_task_done:
+        return "task_done() called too many times";
+      case errc::end_of_pipe:
+        return "end of pipe";
+      case errc::broken_pipe:
+        return "broken pipe";
+      case errc::wrong_direction:
+        return "wrong direction for a one-way pipe end";
+      case errc::type_mismatch:
+        return "element type mismatch";
     }
     return "unknown actors error";
   }

@@ -30,6 +30,7 @@
 #include <caf/stateful_actor.hpp>
 
 #include "actors/error.hpp"
+#include "actors/detail/value.hpp"
 #include "actors/runtime.hpp"
 #include "listener.hpp"
 
@@ -64,6 +65,7 @@ std::unique_ptr<caf::actor_system_config> make_config() {
   auto cfg = std::make_unique<caf::actor_system_config>();
   cfg->load<caf::io::middleman>();
   cfg->add_message_type<closure>("actors::closure");
+  cfg->add_message_type<value>("actors::value");
   // The stealing scheduler polls every 10 ms when idle and doubles
   // cross-process latency on small machines; sharing idles at 0% CPU.
   cfg->set("scheduler.policy", caf::atom("sharing"));
@@ -272,6 +274,9 @@ runtime::~runtime() {
     ::close(wake_fd_);
   }
   listener_.reset();
+  for (auto& service : services_)
+    caf::anon_send_exit(service, caf::exit_reason::user_shutdown);
+  services_.clear();
   caf::anon_send_exit(root_, caf::exit_reason::user_shutdown);
   root_ = nullptr;
   basp_ = nullptr;

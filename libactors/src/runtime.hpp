@@ -93,6 +93,17 @@ public:
   /// The listener, for statistics in tests (owner only).
   const listener& acceptor() const;
 
+  /// Spawns a service actor (a queue, a pipe end, ...) with `make(system)`.
+  /// It lives as long as this node, since handles to it may be anywhere, and
+  /// is ended at shutdown so that nothing hangs.
+  template <class F>
+  caf::actor spawn_service(F make) {
+    auto result = make(*system_);
+    std::lock_guard<std::mutex> guard{services_mtx_};
+    services_.push_back(result);
+    return result;
+  }
+
   /// Starts `target` in a new child process.
   std::shared_ptr<child> spawn(const closure& target, const std::string& name,
                                bool daemon);
@@ -130,6 +141,8 @@ private:
   caf::actor root_;
   caf::actor basp_;
   std::unique_ptr<listener> listener_;
+  std::mutex services_mtx_;
+  std::vector<caf::actor> services_;
 
   // Children and their reaper thread, started with the first child.
   std::mutex children_mtx_;

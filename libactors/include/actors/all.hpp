@@ -4,4 +4,5 @@
 
 #include "actors/error.hpp"
 #include "actors/process.hpp"
+#include "actors/queue.hpp"
 #include "actors/runtime.hpp"

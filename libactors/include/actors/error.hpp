@@ -40,6 +40,23 @@ enum class errc {
   not_initialized,
   /// An argument outside its documented range.
   invalid_argument,
+  /// `put` on a full queue ran out of time (Python's `queue.Full`).
+  queue_full,
+  /// `get` on an empty queue ran out of time (Python's `queue.Empty`).
+  queue_empty,
+  /// A queue was closed: no more `put`s, and `get` once it is drained.
+  closed,
+  /// `task_done` called more often than items were put.
+  too_many_task_done,
+  /// `recv` after the other end closed and everything sent was received
+  /// (Python's `EOFError`).
+  end_of_pipe,
+  /// `send` to an end that was closed (Python's `BrokenPipeError`).
+  broken_pipe,
+  /// `send` on the read end or `recv` on the write end of a one-way pipe.
+  wrong_direction,
+  /// A handle's element type differs from what the other side sent.
+  type_mismatch,
 };
 
 /// The `std::error_category` of `errc`, named "actors".

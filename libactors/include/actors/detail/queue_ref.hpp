@@ -1,0 +1,71 @@
+#pragma once
+
+// The untyped core of actors::queue and actors::pipe: a handle to a queue
+// actor and the blocking operations on it. Public templates need it; users
+// never name it.
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+
+#include <caf/actor.hpp>
+
+#include "actors/detail/value.hpp"
+
+namespace actors::detail {
+
+using duration = std::chrono::steady_clock::duration;
+
+/// What a failed operation should be reported as, so a pipe can say
+/// end-of-pipe and broken-pipe where a queue says closed.
+struct error_names {
+  errc when_closed_on_get = errc::closed;
+  errc when_closed_on_put = errc::closed;
+};
+
+class queue_ref {
+public:
+  queue_ref() = default;
+
+  /// Spawns a queue actor in this process; `maxsize` 0 means unbounded.
+  static queue_ref make(long maxsize);
+
+  /// Blocks while full, at most `timeout`: `errc::queue_full` then.
+  void put(value item, std::optional<duration> timeout,
+           error_names names = {}) const;
+
+  /// Blocks while empty, at most `timeout`: `errc::queue_empty` then.
+  value get(std::optional<duration> timeout, error_names names = {}) const;
+
+  /// Waits until an item is available without taking it; false on timeout,
+  /// true when an item is there or the queue is closed and drained.
+  bool poll(std::optional<duration> timeout) const;
+
+  struct stats {
+    std::uint64_t size = 0;    // items in the queue
+    std::uint64_t maxsize = 0; // 0: unbounded
+    std::uint64_t getters = 0; // callers waiting in get
+    std::uint64_t putters = 0; // callers waiting in put
+  };
+
+  /// A snapshot of the queue.
+  stats size() const;
+
+  void close() const;
+  void task_done() const;
+  bool join(std::optional<duration> timeout) const;
+
+  const caf::actor& actor() const noexcept {
+    return actor_;
+  }
+
+  template <class Inspector>
+  friend typename Inspector::result_type inspect(Inspector& f, queue_ref& x) {
+    return f(x.actor_);
+  }
+
+private:
+  caf::actor actor_;
+};
+
+} // namespace actors::detail

@@ -1,0 +1,110 @@
+#pragma once
+
+// A value of any serializable type, type-erased, that can travel in CAF
+// messages between processes running the same binary. Public templates need
+// it; users never name it.
+
+#include <memory>
+#include <type_traits>
+#include <utility>
+
+#include <caf/deserializer.hpp>
+#include <caf/detail/stringification_inspector.hpp>
+#include <caf/detail/type_traits.hpp>
+#include <caf/serializer.hpp>
+
+#include "actors/detail/closure.hpp"
+#include "actors/error.hpp"
+
+namespace actors::detail {
+
+class value_base {
+public:
+  virtual ~value_base();
+  /// Identifies the loader of the concrete type in every process.
+  virtual const code_ref& loader() const = 0;
+  virtual caf::error save(caf::serializer& sink) = 0;
+};
+
+template <class T>
+class box final : public value_base {
+public:
+  explicit box(T x) : x_(std::move(x)) {
+    // nop
+  }
+
+  const code_ref& loader() const override {
+    // Computed once per type: it is the same for the whole run.
+    static const code_ref ref = to_code_ref(
+      reinterpret_cast<const void*>(&box::load));
+    return ref;
+  }
+
+  caf::error save(caf::serializer& sink) override {
+    return sink(x_);
+  }
+
+  static caf::error load(caf::deserializer& source,
+                         std::shared_ptr<value_base>& out) {
+    T x{};
+    if (auto err = source(x))
+      return err;
+    out = std::make_shared<box>(std::move(x));
+    return caf::none;
+  }
+
+  T& get() noexcept {
+    return x_;
+  }
+
+private:
+  T x_;
+};
+
+using value_loader = caf::error (*)(caf::deserializer&,
+                                    std::shared_ptr<value_base>&);
+
+/// A type-erased serializable value. Copies share the boxed object; `take`
+/// moves it out, so a value is taken once.
+class value {
+public:
+  value() = default;
+
+  template <class T>
+  static value make(T x) {
+    static_assert(caf::detail::is_serializable<T>::value,
+                  "the type must be serializable: a builtin, a standard "
+                  "container of serializable types, or a type with an "
+                  "inspect overload");
+    static_assert(std::is_default_constructible_v<T>,
+                  "the type must be default constructible to be "
+                  "deserialized");
+    value result;
+    result.ptr_ = std::make_shared<box<T>>(std::move(x));
+    return result;
+  }
+
+  /// Moves the boxed `T` out; throws `errc::type_mismatch` if the value holds
+  /// another type.
+  template <class T>
+  T take() {
+    auto* typed = dynamic_cast<box<T>*>(ptr_.get());
+    if (typed == nullptr)
+      throw error(errc::type_mismatch,
+                  "a value of another type arrived than the handle expects");
+    return std::move(typed->get());
+  }
+
+  explicit operator bool() const noexcept {
+    return ptr_ != nullptr;
+  }
+
+  friend caf::error inspect(caf::serializer& f, value& x);
+  friend caf::error inspect(caf::deserializer& f, value& x);
+  friend void inspect(caf::detail::stringification_inspector& f, value& x);
+
+private:
+  std::shared_ptr<value_base> ptr_;
+};
+
+} // namespace actors::detail

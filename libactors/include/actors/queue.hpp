@@ -1,0 +1,179 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <utility>
+
+#include "actors/detail/queue_ref.hpp"
+#include "actors/error.hpp"
+
+namespace actors {
+
+/// The `maxsize` of a queue without a bound.
+inline constexpr long unbounded = 0;
+
+/// A FIFO queue shared by threads and processes: the counterpart of Python's
+/// `multiprocessing.Queue`.
+///
+/// @code
+/// void produce(actors::queue<int> q) {
+///   for (int i = 0; i < 10; ++i)
+///     q.put(i);
+/// }
+///
+/// actors::queue<int> q{4};          // at most 4 items, or actors::unbounded
+/// actors::process producer{produce, q};
+/// producer.start();
+/// for (int i = 0; i < 10; ++i)
+///   std::cout << q.get() << '\n';  // blocks while empty
+/// @endcode
+///
+/// **Ownership.** The queue is an actor living in the process that created
+/// it; a `queue` is a cheap handle to it that can be copied, passed to
+/// processes as an argument, and put into other queues. The queue lives as
+/// long as its creating process.
+///
+/// **Semantics.** Items of any serializable `T` (including other handles);
+/// per-producer FIFO order; each item goes to exactly one `get`. `put` blocks
+/// while the queue is full, `get` while it is empty, each at most `timeout`,
+/// then they throw `errc::queue_full` / `errc::queue_empty` (Python's
+/// `queue.Full` / `queue.Empty`). A timeout of zero does not wait (the
+/// `_nowait` forms); a negative one is `errc::invalid_argument`.
+///
+/// **Nothing is lost.** An item whose `put` returned is in the queue until a
+/// `get` returns it. A process that dies while waiting in `get` takes no item
+/// with it; one that dies while waiting in `put` put nothing. If a process
+/// dies in the instant between receiving an item and acknowledging it, the
+/// item goes back to the front of the queue (it may then be seen twice, never
+/// zero times). If the process owning the queue dies, every call on it fails
+/// with `errc::owner_unreachable` instead of blocking.
+///
+/// **Closing.** After `close()`, `put` fails with `errc::closed`, and `get`
+/// fails with `errc::closed` once the queue is drained (Python would block).
+///
+/// `qsize`, `empty` and `full` are snapshots, as in Python.
+template <class T>
+class queue {
+public:
+  using duration = std::chrono::steady_clock::duration;
+
+  /// A queue with room for `maxsize` items; `unbounded` (0) means no bound,
+  /// negative is `errc::invalid_argument`.
+  explicit queue(long maxsize) : ref_(detail::queue_ref::make(maxsize)) {
+    // nop
+  }
+
+  /// An empty handle, refers to no queue (every call throws
+  /// `errc::invalid_argument`); it exists to be assigned or deserialized.
+  queue() = default;
+
+  /// Appends `item`, waiting while the queue is full (at most `timeout`).
+  void put(T item, std::optional<duration> timeout = std::nullopt) const {
+    ref_.put(detail::value::make(std::move(item)), timeout);
+  }
+
+  /// Removes and returns the first item, waiting while the queue is empty
+  /// (at most `timeout`).
+  T get(std::optional<duration> timeout = std::nullopt) const {
+    return ref_.get(timeout).template take<T>();
+  }
+
+  /// `put` / `get` without waiting: `errc::queue_full` / `errc::queue_empty`.
+  void put_nowait(T item) const {
+    put(std::move(item), duration::zero());
+  }
+  T get_nowait() const {
+    return get(duration::zero());
+  }
+
+  /// Non-throwing forms for the full and empty cases (other failures still
+  /// throw): false / nothing instead of `queue_full` / `queue_empty`.
+  bool try_put(T item, duration timeout = duration::zero()) const {
+    try {
+      put(std::move(item), timeout);
+      return true;
+    } catch (const error& e) {
+      if (e.code() == errc::queue_full)
+        return false;
+      throw;
+    }
+  }
+  std::optional<T> try_get(duration timeout = duration::zero()) const {
+    try {
+      return get(timeout);
+    } catch (const error& e) {
+      if (e.code() == errc::queue_empty)
+        return std::nullopt;
+      throw;
+    }
+  }
+
+  /// The number of items right now (may change at once).
+  std::size_t qsize() const {
+    return static_cast<std::size_t>(ref_.size().size);
+  }
+  bool empty() const {
+    return qsize() == 0;
+  }
+  bool full() const {
+    auto s = ref_.size();
+    return s.maxsize != 0 && s.size >= s.maxsize;
+  }
+
+  /// No more items may be put; see **Closing** above.
+  void close() const {
+    ref_.close();
+  }
+
+  template <class Inspector>
+  friend typename Inspector::result_type inspect(Inspector& f, queue& x) {
+    return f(x.ref_);
+  }
+
+  /// The untyped handle underneath (for libactors itself and its tests).
+  const detail::queue_ref& ref() const noexcept {
+    return ref_;
+  }
+
+protected:
+  detail::queue_ref ref_;
+};
+
+/// A queue whose consumers report each item as processed: the counterpart of
+/// Python's `multiprocessing.JoinableQueue`. `join` returns once every item
+/// ever put has been matched by a `task_done`.
+template <class T>
+class joinable_queue : public queue<T> {
+public:
+  using typename queue<T>::duration;
+
+  explicit joinable_queue(long maxsize) : queue<T>(maxsize) {
+    // nop
+  }
+
+  joinable_queue() = default;
+
+  /// Marks one item as processed; one call too many is
+  /// `errc::too_many_task_done`.
+  void task_done() const {
+    this->ref_.task_done();
+  }
+
+  /// Waits until every item put has been marked done; false on timeout.
+  bool join(std::optional<duration> timeout = std::nullopt) const {
+    return this->ref_.join(timeout);
+  }
+
+  template <class Inspector>
+  friend typename Inspector::result_type inspect(Inspector& f,
+                                                 joinable_queue& x) {
+    return f(x.ref_);
+  }
+};
+
+/// Python's `SimpleQueue`: an unbounded queue (`simple_queue<T> q{unbounded}`).
+template <class T>
+using simple_queue = queue<T>;
+
+} // namespace actors

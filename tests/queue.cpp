@@ -1,0 +1,320 @@
+// actors::queue within one process and across real OS processes: blocking
+// and timeouts, backpressure, close, joinable queues, and no item lost or
+// duplicated when producers, consumers or the owner die.
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <csignal>
+#include <string>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+#include "actors/all.hpp"
+#include "support/subprocess.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+template <class F>
+actors::errc code_of(F fn) {
+  try {
+    fn();
+  } catch (const actors::error& e) {
+    return static_cast<actors::errc>(e.code().value());
+  }
+  return actors::errc{};
+}
+
+// Waits (bounded) until `pred(stats)` holds for the queue behind `q`.
+template <class Q, class Pred>
+bool queue_reaches(const Q& q, Pred pred) {
+  return support::eventually([&] { return pred(q.ref().size()); }, 10s);
+}
+
+// -- functions run in children ------------------------------------------------
+
+void produce(actors::queue<int> q, int first, int count) {
+  for (int i = first; i < first + count; ++i)
+    q.put(i);
+}
+
+// Puts `count` items into `q`, reporting each completed put into `done`.
+void produce_reporting(actors::queue<int> q, actors::queue<int> done,
+                       int count) {
+  for (int i = 0; i < count; ++i) {
+    q.put(i);
+    done.put(i);
+  }
+}
+
+// Puts `count` items, reports, then waits to be killed.
+void produce_then_wait(actors::queue<int> q, actors::queue<int> done,
+                       int count) {
+  for (int i = 0; i < count; ++i)
+    q.put(i);
+  done.put(count);
+  for (;;)
+    ::pause();
+}
+
+void consume_forever(actors::queue<int> q) {
+  for (;;)
+    q.get();
+}
+
+// Gets `count` items from `in` and passes them on to `out`.
+void relay(actors::queue<int> in, actors::queue<int> out, int count) {
+  for (int i = 0; i < count; ++i)
+    out.put(in.get());
+}
+
+// Like relay, tagging each item with the consumer's number.
+void relay_tagged(actors::queue<int> in, actors::queue<std::pair<int, int>> out,
+                  int id, int count) {
+  for (int i = 0; i < count; ++i)
+    out.put({id, in.get()});
+}
+
+// Creates a queue in this child, hands it to the parent, then waits to die.
+void own_a_queue(actors::queue<actors::queue<int>> back) {
+  actors::queue<int> mine{actors::unbounded};
+  back.put(mine);
+  for (;;)
+    ::pause();
+}
+
+void put_big(actors::queue<std::string> q, std::size_t size) {
+  std::string s(size, 'x');
+  s.front() = 'a';
+  s.back() = 'z';
+  q.put(std::move(s));
+}
+
+} // namespace
+
+TEST_CASE("put and get keep FIFO order; qsize, empty and full") {
+  actors::queue<std::string> q{3};
+  CHECK(q.empty());
+  CHECK_FALSE(q.full());
+  q.put("a");
+  q.put("b");
+  q.put("c");
+  CHECK(q.qsize() == 3);
+  CHECK(q.full());
+  CHECK(q.get() == "a");
+  CHECK(q.get() == "b");
+  CHECK(q.get() == "c");
+  CHECK(q.empty());
+}
+
+TEST_CASE("nowait forms raise full and empty; try forms return") {
+  actors::queue<int> q{1};
+  CHECK(code_of([&] { q.get_nowait(); }) == actors::errc::queue_empty);
+  CHECK_FALSE(q.try_get().has_value());
+  q.put_nowait(1);
+  CHECK(code_of([&] { q.put_nowait(2); }) == actors::errc::queue_full);
+  CHECK_FALSE(q.try_put(2));
+  CHECK(q.try_get() == 1);
+  CHECK(q.try_put(3));
+  CHECK(q.get_nowait() == 3);
+}
+
+TEST_CASE("bad arguments are clear errors") {
+  CHECK(code_of([] { actors::queue<int> q{-1}; })
+        == actors::errc::invalid_argument);
+  actors::queue<int> q{actors::unbounded};
+  CHECK(code_of([&] { q.get(-1ms); }) == actors::errc::invalid_argument);
+  actors::queue<int> empty;
+  CHECK(code_of([&] { empty.put(1); }) == actors::errc::invalid_argument);
+}
+
+TEST_CASE("timeouts: get on empty and put on full give up on time") {
+  actors::queue<int> q{1};
+  auto t0 = std::chrono::steady_clock::now();
+  CHECK(code_of([&] { q.get(100ms); }) == actors::errc::queue_empty);
+  auto waited = std::chrono::steady_clock::now() - t0;
+  CHECK(waited >= 100ms);
+  CHECK(waited < 2s);
+  q.put(1);
+  t0 = std::chrono::steady_clock::now();
+  CHECK(code_of([&] { q.put(2, 100ms); }) == actors::errc::queue_full);
+  waited = std::chrono::steady_clock::now() - t0;
+  CHECK(waited >= 100ms);
+  CHECK(waited < 2s);
+  // The put that timed out never lands later.
+  CHECK(q.get() == 1);
+  CHECK_FALSE(q.try_get(200ms).has_value());
+}
+
+TEST_CASE("a blocked get is woken by a put from another thread") {
+  actors::queue<int> q{actors::unbounded};
+  std::thread producer{[q] {
+    q.ref().size(); // any call: proves the thread can use the handle
+    q.put(42);
+  }};
+  CHECK(q.get(10s) == 42);
+  producer.join();
+}
+
+TEST_CASE("close: puts fail, gets drain, then fail; blocked callers wake") {
+  actors::queue<int> q{actors::unbounded};
+  q.put(1);
+  q.close();
+  CHECK(code_of([&] { q.put(2); }) == actors::errc::closed);
+  CHECK(q.get() == 1);
+  CHECK(code_of([&] { q.get(); }) == actors::errc::closed);
+
+  actors::queue<int> r{actors::unbounded};
+  actors::errc seen{};
+  std::thread blocked{[&] { seen = code_of([&] { r.get(10s); }); }};
+  REQUIRE(queue_reaches(r, [](auto s) { return s.getters == 1; }));
+  r.close();
+  blocked.join();
+  CHECK(seen == actors::errc::closed);
+}
+
+TEST_CASE("joinable_queue: join waits for task_done of every item") {
+  actors::joinable_queue<int> q{actors::unbounded};
+  CHECK(q.join(0ms));
+  q.put(1);
+  q.put(2);
+  CHECK_FALSE(q.join(50ms));
+  q.get();
+  q.task_done();
+  CHECK_FALSE(q.join(0ms));
+  q.get();
+  q.task_done();
+  CHECK(q.join(1s));
+  CHECK(code_of([&] { q.task_done(); }) == actors::errc::too_many_task_done);
+}
+
+TEST_CASE("a producer process and a consumer: every item, in order") {
+  actors::queue<int> q{actors::unbounded};
+  actors::process producer{produce, q, 0, 1000};
+  producer.start();
+  for (int i = 0; i < 1000; ++i)
+    REQUIRE(q.get(10s) == i);
+  REQUIRE(producer.join(10s));
+  CHECK(producer.exitcode() == 0);
+}
+
+TEST_CASE("backpressure: a full queue blocks a producer in another process") {
+  actors::queue<int> q{2};
+  actors::queue<int> done{actors::unbounded};
+  actors::process producer{produce_reporting, q, done, 5};
+  producer.start();
+  CHECK(done.get(10s) == 0);
+  CHECK(done.get(10s) == 1);
+  // The third put waits for room: nothing more is reported.
+  REQUIRE(queue_reaches(q, [](auto s) { return s.putters == 1; }));
+  CHECK_FALSE(done.try_get().has_value());
+  CHECK(q.get() == 0); // makes room
+  CHECK(done.get(10s) == 2);
+  for (int i = 1; i < 5; ++i)
+    CHECK(q.get(10s) == i);
+  REQUIRE(producer.join(10s));
+  CHECK(producer.exitcode() == 0);
+}
+
+TEST_CASE("a consumer killed while blocked in get takes no item with it") {
+  actors::queue<int> q{actors::unbounded};
+  actors::process consumer{consume_forever, q};
+  consumer.start();
+  REQUIRE(queue_reaches(q, [](auto s) { return s.getters == 1; }));
+  consumer.kill();
+  REQUIRE(consumer.join(10s));
+  q.put(7);
+  CHECK(q.get(5s) == 7);
+}
+
+TEST_CASE("a producer killed after N puts leaves exactly N items") {
+  actors::queue<int> q{actors::unbounded};
+  actors::queue<int> done{actors::unbounded};
+  actors::process producer{produce_then_wait, q, done, 50};
+  producer.start();
+  CHECK(done.get(10s) == 50);
+  producer.kill();
+  REQUIRE(producer.join(10s));
+  for (int i = 0; i < 50; ++i)
+    CHECK(q.get_nowait() == i);
+  CHECK(q.empty());
+}
+
+TEST_CASE("when the queue's owner dies, a blocked get fails promptly") {
+  actors::queue<actors::queue<int>> back{actors::unbounded};
+  actors::process owner{own_a_queue, back};
+  owner.start();
+  auto theirs = back.get(10s);
+  actors::errc seen{};
+  std::thread blocked{[&] { seen = code_of([&] { theirs.get(); }); }};
+  REQUIRE(queue_reaches(theirs, [](auto s) { return s.getters == 1; }));
+  auto t0 = std::chrono::steady_clock::now();
+  owner.kill();
+  blocked.join();
+  CHECK(seen == actors::errc::owner_unreachable);
+  CHECK(std::chrono::steady_clock::now() - t0 < 2s);
+  REQUIRE(owner.join(10s));
+}
+
+TEST_CASE("handles travel through queues and work in other processes") {
+  actors::queue<int> in{actors::unbounded};
+  actors::queue<int> out{actors::unbounded};
+  actors::process relayer{relay, in, out, 3};
+  relayer.start();
+  for (int i = 0; i < 3; ++i)
+    in.put(i * 10);
+  for (int i = 0; i < 3; ++i)
+    CHECK(out.get(10s) == i * 10);
+  REQUIRE(relayer.join(10s));
+  CHECK(relayer.exitcode() == 0);
+}
+
+TEST_CASE("4 producers and 4 consumers: exact multiset, per-producer order") {
+  constexpr int producers = 4, consumers = 4, per_producer = 2500;
+  constexpr int total = producers * per_producer;
+  actors::queue<int> q{64};
+  actors::queue<std::pair<int, int>> out{actors::unbounded};
+  std::vector<actors::process> procs;
+  for (int p = 0; p < producers; ++p)
+    procs.emplace_back(produce, q, p * per_producer, per_producer);
+  for (int c = 0; c < consumers; ++c)
+    procs.emplace_back(relay_tagged, q, out, c, total / consumers);
+  for (auto& p : procs)
+    p.start();
+  std::vector<int> got;
+  // last[consumer][producer]: each consumer sees each producer's items in
+  // the order they were put.
+  std::vector<std::vector<int>> last(consumers, std::vector<int>(producers, -1));
+  for (int i = 0; i < total; ++i) {
+    auto [consumer, item] = out.get(30s);
+    auto& prev = last[consumer][item / per_producer];
+    REQUIRE(item > prev);
+    prev = item;
+    got.push_back(item);
+  }
+  for (auto& p : procs) {
+    REQUIRE(p.join(30s));
+    CHECK(p.exitcode() == 0);
+  }
+  std::sort(got.begin(), got.end());
+  for (int i = 0; i < total; ++i)
+    REQUIRE(got[i] == i);
+  CHECK(out.empty());
+  CHECK(q.empty());
+}
+
+TEST_CASE("a 64 MiB item crosses processes intact") {
+  actors::queue<std::string> q{actors::unbounded};
+  constexpr std::size_t size = 64 << 20;
+  actors::process producer{put_big, q, size};
+  producer.start();
+  auto s = q.get(60s);
+  CHECK(s.size() == size);
+  CHECK(s.front() == 'a');
+  CHECK(s.back() == 'z');
+  CHECK(std::count(s.begin(), s.end(), 'x') == static_cast<long>(size - 2));
+  REQUIRE(producer.join(10s));
+}
