@@ -8,13 +8,17 @@
 //   (q_size)                    -> (ok, size, maxsize, getters, putters)
 //   (q_close) (q_done)          -> (ok) | error
 //   (q_join, timeout_ns)        -> (ok) | error timeout
+//   (q_attach, role, root)      the process of `root` reads or writes: when
+//                               all readers or all writers are gone, close
 // timeout_ns < 0 waits forever, 0 not at all. The actor enforces every
 // deadline itself, so a caller that gave up never leaves a parked put that
 // lands later. A value handed to a getter stays "in flight" until acked; if
 // the getter dies first, it goes back to the front of the queue.
 
 #include "actors/detail/queue_ref.hpp"
+#include "actors/pipe.hpp"
 
+#include <algorithm>
 #include <deque>
 #include <map>
 #include <set>
@@ -39,6 +43,7 @@ using q_close = caf::atom_constant<caf::atom("q_close")>;
 using q_done = caf::atom_constant<caf::atom("q_done")>;
 using q_join = caf::atom_constant<caf::atom("q_join")>;
 using q_expire = caf::atom_constant<caf::atom("q_expire")>;
+using q_attach = caf::atom_constant<caf::atom("q_attach")>;
 using ok_atom = caf::ok_atom;
 
 struct waiter {
@@ -59,6 +64,9 @@ struct queue_state {
   std::uint64_t next_serial = 1;
   std::map<std::uint64_t, std::pair<caf::actor_addr, value>> in_flight;
   std::set<caf::actor_addr> watched;
+  // Processes (by their node's root actor) holding a pipe end.
+  std::set<caf::actor_addr> readers;
+  std::set<caf::actor_addr> writers;
   static constexpr const char* name = "actors.queue";
 };
 
@@ -136,6 +144,11 @@ caf::behavior queue_actor(queue_actor_ptr self, std::size_t maxsize) {
         s.items.push_front(std::move(i->second.second));
     for (auto i = s.in_flight.begin(); i != s.in_flight.end();)
       i = i->second.first == dm.source ? s.in_flight.erase(i) : std::next(i);
+    // The last process holding one side of a pipe is gone: like a pipe whose
+    // every descriptor of that side was closed.
+    if ((s.readers.erase(dm.source) > 0 && s.readers.empty())
+        || (s.writers.erase(dm.source) > 0 && s.writers.empty()))
+      s.closed = true;
     settle();
   });
   return {
@@ -183,6 +196,14 @@ caf::behavior queue_actor(queue_actor_ptr self, std::size_t maxsize) {
       park(s.getters, waiter{who, s.next_serial++, {}}, ns);
     },
     [=](q_ack, std::uint64_t id) { self->state.in_flight.erase(id); },
+    [=](q_attach, std::uint8_t role, const caf::actor& root) {
+      auto& s = self->state;
+      auto& holders = role == static_cast<std::uint8_t>(holder_role::reader)
+                        ? s.readers
+                        : s.writers;
+      if (holders.insert(root.address()).second)
+        watch(root);
+    },
     [=](q_poll, std::int64_t ns) {
       auto& s = self->state;
       auto who = sender();
@@ -275,11 +296,15 @@ std::int64_t to_ns(std::optional<duration> timeout) {
     .count();
 }
 
-// Renames a queue error for pipes (closed becomes end-of-pipe or broken-pipe).
-[[noreturn]] void rethrow(const error& e, errc closed_as) {
+// Renames a queue error for pipes (closed becomes end-of-pipe or broken-pipe,
+// empty becomes a timeout).
+[[noreturn]] void rethrow(const error& e, errc closed_as,
+                          errc empty_as = errc::queue_empty) {
   if (e.code() == errc::closed && closed_as != errc::closed)
     throw error(closed_as, e.what());
-  throw e;
+  if (e.code() == errc::queue_empty && empty_as != errc::queue_empty)
+    throw error(empty_as, e.what());
+  throw;
 }
 
 } // namespace
@@ -318,7 +343,7 @@ value queue_ref::get(std::optional<duration> timeout, error_names names) const {
            result = std::move(item);
          });
   } catch (const error& e) {
-    rethrow(e, names.when_closed_on_get);
+    rethrow(e, names.when_closed_on_get, names.when_empty);
   }
   return result;
 }
@@ -343,9 +368,55 @@ void queue_ref::close() const {
        [](ok_atom) {});
 }
 
+void queue_ref::attach(holder_role role) const {
+  caf::anon_send(actor_, q_attach::value, static_cast<std::uint8_t>(role),
+                 runtime::get().root());
+}
+
 void queue_ref::task_done() const {
   call(actor_, caf::make_message(q_done::value), std::nullopt,
        [](ok_atom) {});
+}
+
+std::vector<std::size_t> wait_any(const std::vector<queue_ref>& inboxes,
+                                  std::optional<duration> timeout) {
+  auto ns = to_ns(timeout);
+  caf::scoped_actor self{runtime::get().system()};
+  for (auto& q : inboxes) {
+    self->monitor(q.actor());
+    self->send(q.actor(), q_poll::value, ns);
+  }
+  std::vector<std::size_t> ready;
+  std::size_t answers = 0;
+  bool down = false;
+  while (ready.empty() && answers < inboxes.size() && !down) {
+    auto on_reply = [&](ok_atom, bool x) {
+      ++answers;
+      if (!x)
+        return;
+      for (std::size_t i = 0; i < inboxes.size(); ++i)
+        if (inboxes[i].actor().address() == self->current_sender())
+          ready.push_back(i);
+    };
+    auto on_down = [&](caf::down_msg&) { down = true; };
+    if (timeout)
+      self->receive(on_reply, on_down,
+                    caf::after(*timeout + call_grace) >> [&] {
+                      answers = inboxes.size();
+                    });
+    else
+      self->receive(on_reply, on_down);
+  }
+  if (down)
+    throw error(errc::owner_unreachable,
+                "the process that owns a pipe end is gone");
+  // One end is ready: report every other one that is ready now as well.
+  if (!ready.empty())
+    for (std::size_t i = 0; i < inboxes.size(); ++i)
+      if (i != ready.front() && inboxes[i].poll(duration::zero()))
+        ready.push_back(i);
+  std::sort(ready.begin(), ready.end());
+  return ready;
 }
 
 bool queue_ref::join(std::optional<duration> timeout) const {

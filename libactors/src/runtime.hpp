@@ -82,6 +82,12 @@ public:
     return *system_;
   }
 
+  /// This node's service actor: it lives exactly as long as this process,
+  /// so watching it tells whether the process is alive.
+  const caf::actor& root() const noexcept {
+    return root_;
+  }
+
   /// The run's key (owner only).
   const secret& key() const noexcept {
     return key_;

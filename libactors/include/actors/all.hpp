@@ -3,6 +3,7 @@
 /// Everything of libactors: Python's `multiprocessing` model in C++, as actors.
 
 #include "actors/error.hpp"
+#include "actors/pipe.hpp"
 #include "actors/process.hpp"
 #include "actors/queue.hpp"
 #include "actors/runtime.hpp"

@@ -21,7 +21,11 @@ using duration = std::chrono::steady_clock::duration;
 struct error_names {
   errc when_closed_on_get = errc::closed;
   errc when_closed_on_put = errc::closed;
+  errc when_empty = errc::queue_empty;
 };
+
+/// How a process uses a queue that serves as one direction of a pipe.
+enum class holder_role : std::uint8_t { reader, writer };
 
 class queue_ref {
 public:
@@ -52,6 +56,11 @@ public:
   stats size() const;
 
   void close() const;
+
+  /// Registers this process as a reader or writer of the queue: once every
+  /// registered writer's process (or every reader's) has died, the queue
+  /// closes by itself, as a pipe does when all handles to one end are gone.
+  void attach(holder_role role) const;
   void task_done() const;
   bool join(std::optional<duration> timeout) const;
 

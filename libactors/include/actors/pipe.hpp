@@ -1,0 +1,229 @@
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "actors/detail/queue_ref.hpp"
+#include "actors/error.hpp"
+
+namespace actors {
+
+namespace detail {
+
+/// Waits until one of `inboxes` has something to receive (or is closed);
+/// returns the indices of the ready ones, empty on timeout.
+std::vector<std::size_t> wait_any(const std::vector<queue_ref>& inboxes,
+                                  std::optional<duration> timeout);
+
+} // namespace detail
+
+template <class T>
+class connection;
+
+template <class T>
+std::pair<connection<T>, connection<T>> pipe(bool duplex = true);
+
+/// One end of a pipe: the counterpart of Python's
+/// `multiprocessing.connection.Connection`.
+///
+/// @code
+/// void child(actors::connection<std::string> conn) {
+///   conn.send("hello");
+///   std::cout << conn.recv() << '\n';
+/// }
+///
+/// auto [parent_end, child_end] = actors::pipe<std::string>();
+/// actors::process p{child, child_end};
+/// p.start();
+/// std::cout << parent_end.recv() << '\n'; // "hello"
+/// parent_end.send("bye");
+/// @endcode
+///
+/// **Ownership.** Each direction of a pipe is a queue actor living in the
+/// process that called `pipe()`; a `connection` is a handle that can be
+/// copied, passed to processes and put into queues. An end held by several
+/// processes is shared: each message sent to it is received by exactly one
+/// of them. Messages keep their order and are never lost or duplicated.
+///
+/// **Blocking.** `recv` blocks until a message arrives, at most `timeout`
+/// (then `errc::timeout`); `poll()` answers at once, `poll(t)` waits up to
+/// `t`, as Python's. `send` never blocks.
+///
+/// **End of pipe.** `close()` closes this end for every process holding it.
+/// The other end then receives what was already sent, then
+/// `errc::end_of_pipe` (Python's `EOFError`), and its `send` fails with
+/// `errc::broken_pipe`. The same happens when every process that used an end
+/// has died. `poll` is true when `recv` would not block, including at the end
+/// of the pipe. Using a closed end is `errc::closed`.
+///
+/// **One-way pipes.** `pipe<T>(false)` returns (read end, write end), like
+/// Python's `Pipe(duplex=False)`: `send` on the read end or `recv` on the
+/// write end is `errc::wrong_direction`.
+template <class T>
+class connection {
+public:
+  using duration = std::chrono::steady_clock::duration;
+
+  /// An empty handle (every call fails); exists to be assigned or
+  /// deserialized.
+  connection() = default;
+
+  /// Sends `x` to the other end.
+  void send(T x) const {
+    send_value(detail::value::make(std::move(x)), "send");
+  }
+
+  /// Receives the next message, waiting at most `timeout`.
+  T recv(std::optional<duration> timeout = std::nullopt) const {
+    return recv_value(timeout, "recv").template take<T>();
+  }
+
+  /// Sends raw bytes; the other end takes them with `recv_bytes`.
+  void send_bytes(std::vector<char> bytes) const {
+    send_value(detail::value::make(std::move(bytes)), "send_bytes");
+  }
+
+  /// Receives a message sent with `send_bytes`.
+  std::vector<char> recv_bytes(std::optional<duration> timeout
+                               = std::nullopt) const {
+    return recv_value(timeout, "recv_bytes").template take<std::vector<char>>();
+  }
+
+  /// True when `recv` would not block: a message is waiting or the other end
+  /// is closed. Waits up to `timeout` (zero: answers at once).
+  bool poll(duration timeout = duration::zero()) const {
+    check_open();
+    if (!readable_)
+      throw error(errc::wrong_direction, "poll on the write end of a pipe");
+    attach();
+    return inbox_.poll(timeout);
+  }
+
+  /// Closes this end (see **End of pipe**). Closing twice is harmless.
+  void close() {
+    if (closed_)
+      return;
+    closed_ = true;
+    if (readable_)
+      inbox_.close();
+    if (writable_)
+      outbox_.close();
+  }
+
+  bool closed() const noexcept {
+    return closed_;
+  }
+  bool readable() const noexcept {
+    return readable_;
+  }
+  bool writable() const noexcept {
+    return writable_;
+  }
+
+  /// The queue this end receives from (for `wait` and libactors itself).
+  const detail::queue_ref& inbox() const noexcept {
+    return inbox_;
+  }
+
+  template <class Inspector>
+  friend typename Inspector::result_type inspect(Inspector& f,
+                                                 connection& x) {
+    return f(x.inbox_, x.outbox_, x.readable_, x.writable_, x.closed_);
+  }
+
+private:
+  friend std::pair<connection, connection> pipe<T>(bool);
+
+  void check_open() const {
+    if (closed_)
+      throw error(errc::closed, "this end of the pipe was closed");
+  }
+
+  // Registers this process as a holder of the end, once per handle object.
+  void attach() const {
+    if (attached_)
+      return;
+    attached_ = true;
+    if (readable_)
+      inbox_.attach(detail::holder_role::reader);
+    if (writable_)
+      outbox_.attach(detail::holder_role::writer);
+  }
+
+  void send_value(detail::value v, const char* what) const {
+    check_open();
+    if (!writable_)
+      throw error(errc::wrong_direction,
+                  std::string{what} + " on the read end of a one-way pipe");
+    attach();
+    outbox_.put(std::move(v), std::nullopt,
+                {errc::closed, errc::broken_pipe, errc::queue_empty});
+  }
+
+  detail::value recv_value(std::optional<duration> timeout,
+                           const char* what) const {
+    check_open();
+    if (!readable_)
+      throw error(errc::wrong_direction,
+                  std::string{what} + " on the write end of a one-way pipe");
+    attach();
+    return inbox_.get(timeout,
+                      {errc::end_of_pipe, errc::closed, errc::timeout});
+  }
+
+  detail::queue_ref inbox_;
+  detail::queue_ref outbox_;
+  bool readable_ = false;
+  bool writable_ = false;
+  bool closed_ = false;
+  mutable bool attached_ = false;
+};
+
+/// Creates a pipe: two connected ends, both usable for sending and
+/// receiving, or (read end, write end) when `duplex` is false.
+template <class T>
+std::pair<connection<T>, connection<T>> pipe(bool duplex) {
+  auto a = detail::queue_ref::make(0);
+  connection<T> first;
+  connection<T> second;
+  if (duplex) {
+    auto b = detail::queue_ref::make(0);
+    first.inbox_ = a;
+    first.outbox_ = b;
+    second.inbox_ = b;
+    second.outbox_ = a;
+    first.readable_ = first.writable_ = second.readable_ = second.writable_
+      = true;
+  } else {
+    first.inbox_ = a;
+    first.readable_ = true;
+    second.outbox_ = a;
+    second.writable_ = true;
+  }
+  return {std::move(first), std::move(second)};
+}
+
+/// Waits until at least one of `conns` can `recv` without blocking (a
+/// message or the end of the pipe), at most `timeout`; returns those, empty
+/// on timeout. Python's `multiprocessing.connection.wait`.
+template <class T>
+std::vector<connection<T>>
+wait(const std::vector<connection<T>>& conns,
+     std::optional<std::chrono::steady_clock::duration> timeout
+     = std::nullopt) {
+  std::vector<detail::queue_ref> inboxes;
+  for (auto& c : conns) {
+    if (!c.readable())
+      throw error(errc::wrong_direction, "wait on the write end of a pipe");
+    inboxes.push_back(c.inbox());
+  }
+  std::vector<connection<T>> ready;
+  for (auto i : detail::wait_any(inboxes, timeout))
+    ready.push_back(conns[i]);
+  return ready;
+}
+
+} // namespace actors

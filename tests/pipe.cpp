@@ -1,0 +1,238 @@
+// actors::pipe across threads and real OS processes: order, poll, one-way
+// ends, end of pipe on close and on the death of the other side, shared
+// ends, wait(), and large and many messages.
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <csignal>
+#include <string>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+#include "actors/all.hpp"
+#include "support/subprocess.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+template <class F>
+actors::errc code_of(F fn) {
+  try {
+    fn();
+  } catch (const actors::error& e) {
+    return static_cast<actors::errc>(e.code().value());
+  }
+  return actors::errc{};
+}
+
+// Waits (bounded) until a caller is blocked in recv on `conn`.
+template <class T>
+bool support_eventually_waiting(const actors::connection<T>& conn) {
+  return support::eventually(
+    [&] { return conn.inbox().size().getters == 1; }, 10s);
+}
+
+// -- functions run in children ------------------------------------------------
+
+// Waits for "go", then answers "sent".
+void answer_after_go(actors::connection<std::string> conn) {
+  if (conn.recv() == "go")
+    conn.send("sent");
+}
+
+// Says hello, then waits to be killed.
+void hello_then_wait(actors::connection<std::string> conn) {
+  conn.send("hello");
+  for (;;)
+    ::pause();
+}
+
+// Echoes ints until it receives -1.
+void echo_until_sentinel(actors::connection<int> conn) {
+  for (int x = conn.recv(); x != -1; x = conn.recv())
+    conn.send(x);
+}
+
+void send_many(actors::connection<int> conn, int count) {
+  for (int i = 0; i < count; ++i)
+    conn.send(i);
+}
+
+void send_big(actors::connection<int> conn, std::size_t size) {
+  std::vector<char> bytes(size, 'x');
+  bytes.front() = 'a';
+  bytes.back() = 'z';
+  conn.send_bytes(std::move(bytes));
+}
+
+void use_end_from_queue(actors::queue<actors::connection<int>> q) {
+  auto conn = q.get();
+  conn.send(conn.recv() + 1);
+}
+
+} // namespace
+
+TEST_CASE("a duplex pipe carries messages both ways, in order") {
+  auto [a, b] = actors::pipe<std::string>();
+  a.send("1");
+  a.send("2");
+  b.send("x");
+  CHECK(b.recv() == "1");
+  CHECK(b.recv() == "2");
+  CHECK(a.recv() == "x");
+}
+
+TEST_CASE("poll: false when empty, true once sent, waits up to its timeout") {
+  auto [a, b] = actors::pipe<std::string>();
+  CHECK_FALSE(a.poll());
+  auto t0 = std::chrono::steady_clock::now();
+  CHECK_FALSE(a.poll(200ms));
+  auto waited = std::chrono::steady_clock::now() - t0;
+  CHECK(waited >= 200ms);
+  CHECK(waited < 2s);
+  actors::process child{answer_after_go, b};
+  child.start();
+  a.send("go");
+  CHECK(a.poll(10s)); // returns when the child has sent
+  CHECK(a.poll());    // and poll does not consume
+  CHECK(a.recv() == "sent");
+  CHECK_FALSE(a.poll());
+  REQUIRE(child.join(10s));
+  CHECK(child.exitcode() == 0);
+}
+
+TEST_CASE("recv with a timeout fails with errc::timeout") {
+  auto [a, b] = actors::pipe<int>();
+  CHECK(code_of([&] { a.recv(50ms); }) == actors::errc::timeout);
+}
+
+TEST_CASE("a one-way pipe rejects the wrong direction") {
+  auto [reader, writer] = actors::pipe<int>(false);
+  CHECK(code_of([&] { reader.send(1); }) == actors::errc::wrong_direction);
+  CHECK(code_of([&] { writer.recv(); }) == actors::errc::wrong_direction);
+  CHECK(code_of([&] { writer.poll(); }) == actors::errc::wrong_direction);
+  writer.send(5);
+  CHECK(reader.recv() == 5);
+}
+
+TEST_CASE("close: the other end drains, then gets end-of-pipe") {
+  auto [a, b] = actors::pipe<int>();
+  a.send(1);
+  a.send(2);
+  a.close();
+  CHECK(code_of([&] { a.send(3); }) == actors::errc::closed);
+  CHECK(b.poll());
+  CHECK(b.recv() == 1);
+  CHECK(b.recv() == 2);
+  CHECK(b.poll()); // recv would not block: it raises end-of-pipe
+  CHECK(code_of([&] { b.recv(); }) == actors::errc::end_of_pipe);
+  CHECK(code_of([&] { b.send(4); }) == actors::errc::broken_pipe);
+
+  auto [reader, writer] = actors::pipe<int>(false);
+  reader.close();
+  CHECK(code_of([&] { writer.send(1); }) == actors::errc::broken_pipe);
+}
+
+TEST_CASE("a blocked recv gets end-of-pipe when the other end closes") {
+  auto [a, b] = actors::pipe<int>();
+  actors::errc seen{};
+  std::thread blocked{[&, b = b] { seen = code_of([&] { b.recv(10s); }); }};
+  REQUIRE(support_eventually_waiting(b));
+  a.close();
+  blocked.join();
+  CHECK(seen == actors::errc::end_of_pipe);
+}
+
+TEST_CASE("when the process holding the other end dies: end of pipe") {
+  auto [a, b] = actors::pipe<std::string>();
+  actors::process child{hello_then_wait, b};
+  child.start();
+  CHECK(a.recv(10s) == "hello");
+  actors::errc seen{};
+  std::thread blocked{[&, a = a] { seen = code_of([&] { a.recv(10s); }); }};
+  REQUIRE(support_eventually_waiting(a));
+  auto t0 = std::chrono::steady_clock::now();
+  child.kill();
+  blocked.join();
+  CHECK(seen == actors::errc::end_of_pipe);
+  CHECK(std::chrono::steady_clock::now() - t0 < 2s);
+  CHECK(code_of([&] { a.send("anyone?"); }) == actors::errc::broken_pipe);
+  REQUIRE(child.join(10s));
+}
+
+TEST_CASE("an end shared by two processes: each message to exactly one") {
+  auto [a, b] = actors::pipe<int>();
+  actors::process p1{echo_until_sentinel, b};
+  actors::process p2{echo_until_sentinel, b};
+  p1.start();
+  p2.start();
+  constexpr int n = 200;
+  for (int i = 0; i < n; ++i)
+    a.send(i);
+  std::vector<int> echoed;
+  for (int i = 0; i < n; ++i)
+    echoed.push_back(a.recv(10s));
+  a.send(-1);
+  a.send(-1);
+  REQUIRE(p1.join(10s));
+  REQUIRE(p2.join(10s));
+  CHECK(p1.exitcode() == 0);
+  CHECK(p2.exitcode() == 0);
+  std::sort(echoed.begin(), echoed.end());
+  for (int i = 0; i < n; ++i)
+    REQUIRE(echoed[i] == i);
+  // Both processes that held the other end are gone: end of pipe.
+  CHECK(code_of([&] { a.recv(5s); }) == actors::errc::end_of_pipe);
+}
+
+TEST_CASE("wait returns the ends that can receive, or none on timeout") {
+  auto [a1, b1] = actors::pipe<int>();
+  auto [a2, b2] = actors::pipe<int>();
+  CHECK(actors::wait<int>({a1, a2}, 50ms).empty());
+  b2.send(1);
+  auto ready = actors::wait<int>({a1, a2}, 5s);
+  REQUIRE(ready.size() == 1);
+  CHECK(ready[0].recv() == 1);
+  b1.send(2);
+  b2.send(3);
+  CHECK(actors::wait<int>({a1, a2}, 5s).size() == 2);
+}
+
+TEST_CASE("many small messages keep their order across processes") {
+  auto [a, b] = actors::pipe<int>(false);
+  constexpr int n = 5000;
+  actors::process sender{send_many, b, n};
+  sender.start();
+  for (int i = 0; i < n; ++i)
+    REQUIRE(a.recv(10s) == i);
+  REQUIRE(sender.join(10s));
+}
+
+TEST_CASE("64 MiB of bytes cross processes intact") {
+  auto [a, b] = actors::pipe<int>();
+  constexpr std::size_t size = 64 << 20;
+  actors::process sender{send_big, b, size};
+  sender.start();
+  auto bytes = a.recv_bytes(60s);
+  REQUIRE(bytes.size() == size);
+  CHECK(bytes.front() == 'a');
+  CHECK(bytes.back() == 'z');
+  CHECK(std::count(bytes.begin(), bytes.end(), 'x')
+        == static_cast<long>(size - 2));
+  REQUIRE(sender.join(10s));
+}
+
+TEST_CASE("pipe ends travel through queues") {
+  actors::queue<actors::connection<int>> q{actors::unbounded};
+  auto [a, b] = actors::pipe<int>();
+  actors::process child{use_end_from_queue, q};
+  child.start();
+  q.put(b);
+  a.send(41);
+  CHECK(a.recv(10s) == 42);
+  REQUIRE(child.join(10s));
+  CHECK(child.exitcode() == 0);
+}
