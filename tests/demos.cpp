@@ -97,3 +97,43 @@ TEST_CASE("S7 queue: the consumer gets 0..9 in order, then the sentinel") {
   CHECK(has("get(100ms) on an empty queue: queue empty"));
   CHECK(has("empty 1"));
 }
+
+TEST_CASE("S8 pipe: every message received exactly once across 3 processes") {
+  int code;
+  auto lines = run_demo("s08_pipe", &code);
+  REQUIRE(code == 0);
+  std::multiset<std::string> i1_got, others_got;
+  int exit_zero = 0;
+  for (auto& l : lines) {
+    char who[16], what[32];
+    long exitcode;
+    if (std::sscanf(l.c_str(), "%15s recv %31s", who, what) == 2)
+      (std::string{who} == "I1" ? i1_got : others_got).insert(what);
+    else if (std::sscanf(l.c_str(), "Process-%*d exitcode %ld", &exitcode) == 1
+             && exitcode == 0)
+      ++exit_zero;
+  }
+  CHECK(i1_got == std::multiset<std::string>{"I2", "I3"});
+  CHECK(others_got == std::multiset<std::string>{"I1_send1", "I1_send2"});
+  CHECK(exit_zero == 3);
+}
+
+TEST_CASE("S9 pipe poll: poll semantics, one-way misuse, end of pipe") {
+  int code;
+  auto lines = run_demo("s09_pipe_poll", &code);
+  REQUIRE(code == 0);
+  REQUIRE(lines.size() == 7);
+  CHECK(lines[0] == "conn1.poll() false");
+  CHECK(lines[1] == "conn2.poll() true");
+  long waited = 0;
+  REQUIRE(std::sscanf(lines[2].c_str(),
+                      "conn2.recv() A, conn2.poll(2s) false after %ld ms",
+                      &waited)
+          == 1);
+  CHECK(waited >= 1990);
+  CHECK(waited < 4000);
+  CHECK(lines[3] == "reader.recv() one way");
+  CHECK(lines[4] == "reader.send(): wrong direction for a one-way pipe end");
+  CHECK(lines[5] == "reader.recv() last");
+  CHECK(lines[6] == "reader.recv() after close: end of pipe");
+}
