@@ -1,0 +1,76 @@
+# Peer of bench/queue_pipe.cpp, same workloads with Python multiprocessing.
+import multiprocessing as mp
+import sys
+import time
+
+
+def queue_producer(q, n):
+    for i in range(n):
+        q.put(i)
+
+
+def queue_big_producer(q, n):
+    mib = b"x" * (1 << 20)
+    for _ in range(n):
+        q.put(mib)
+
+
+def pong(c, n):
+    for _ in range(n):
+        c.send(c.recv())
+
+
+def pipe_big_sender(c, n):
+    mib = b"x" * (1 << 20)
+    for _ in range(n):
+        c.send_bytes(mib)
+
+
+if __name__ == "__main__":
+    mp.set_start_method("fork")
+    small = int(sys.argv[1]) if len(sys.argv) > 1 else 20000
+    q = mp.Queue()
+    p = mp.Process(target=queue_producer, args=(q, small))
+    t0 = time.perf_counter()
+    p.start()
+    for _ in range(small):
+        q.get()
+    s = time.perf_counter() - t0
+    p.join()
+    print(f"python queue small: {small / s:.0f} msgs/s")
+
+    n = 200
+    q = mp.Queue()
+    p = mp.Process(target=queue_big_producer, args=(q, n))
+    t0 = time.perf_counter()
+    p.start()
+    for _ in range(n):
+        q.get()
+    s = time.perf_counter() - t0
+    p.join()
+    print(f"python queue 1 MiB: {n * 1048576 / s / 1e9:.2f} GB/s")
+
+    n = 2000
+    a, b = mp.Pipe()
+    p = mp.Process(target=pong, args=(b, n))
+    p.start()
+    a.send(0)
+    a.recv()
+    t0 = time.perf_counter()
+    for i in range(1, n):
+        a.send(i)
+        a.recv()
+    s = time.perf_counter() - t0
+    p.join()
+    print(f"python pipe ping-pong: {s / (n - 1) * 1e6:.1f} us per round trip")
+
+    n = 200
+    r, w = mp.Pipe(duplex=False)
+    p = mp.Process(target=pipe_big_sender, args=(w, n))
+    t0 = time.perf_counter()
+    p.start()
+    for _ in range(n):
+        r.recv_bytes()
+    s = time.perf_counter() - t0
+    p.join()
+    print(f"python pipe 1 MiB one-way: {n * 1048576 / s / 1e9:.2f} GB/s")

@@ -1,0 +1,102 @@
+// Queue and pipe between two processes: small-message and 1 MiB throughput
+// through a queue, ping-pong round trip and 1 MiB one-way throughput through
+// a pipe. Peer: peers/queue_pipe.py. Processes are not pinned.
+// Usage: bench_queue_pipe [small_count]
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "actors/all.hpp"
+
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+double seconds_since(clock_type::time_point t0) {
+  return std::chrono::duration<double>(clock_type::now() - t0).count();
+}
+
+void queue_producer(actors::queue<int> q, int n) {
+  for (int i = 0; i < n; ++i)
+    q.put(i);
+}
+
+void queue_big_producer(actors::queue<std::string> q, int n) {
+  std::string mib(1 << 20, 'x');
+  for (int i = 0; i < n; ++i)
+    q.put(mib);
+}
+
+void pong(actors::connection<int> c, int n) {
+  for (int i = 0; i < n; ++i)
+    c.send(c.recv());
+}
+
+void pipe_big_sender(actors::connection<int> c, int n) {
+  std::vector<char> mib(1 << 20, 'x');
+  for (int i = 0; i < n; ++i)
+    c.send_bytes(mib);
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  actors::init(argc, argv);
+  int small = argc > 1 ? std::atoi(argv[1]) : 20000;
+  {
+    actors::queue<int> q{actors::unbounded};
+    actors::process p{queue_producer, q, small};
+    auto t0 = clock_type::now();
+    p.start();
+    for (int i = 0; i < small; ++i)
+      q.get();
+    auto s = seconds_since(t0);
+    p.join();
+    std::printf("libactors queue small: %.0f msgs/s\n", small / s);
+  }
+  {
+    constexpr int n = 200;
+    actors::queue<std::string> q{actors::unbounded};
+    actors::process p{queue_big_producer, q, n};
+    auto t0 = clock_type::now();
+    p.start();
+    for (int i = 0; i < n; ++i)
+      q.get();
+    auto s = seconds_since(t0);
+    p.join();
+    std::printf("libactors queue 1 MiB: %.2f GB/s\n", n * 1048576.0 / s / 1e9);
+  }
+  {
+    constexpr int n = 2000;
+    auto [a, b] = actors::pipe<int>();
+    actors::process p{pong, b, n};
+    p.start();
+    a.send(0); // warm-up round trip, includes the child's start
+    a.recv();
+    auto t0 = clock_type::now();
+    for (int i = 1; i < n; ++i) {
+      a.send(i);
+      a.recv();
+    }
+    auto s = seconds_since(t0);
+    p.join();
+    std::printf("libactors pipe ping-pong: %.1f us per round trip\n",
+                s / (n - 1) * 1e6);
+  }
+  {
+    constexpr int n = 200;
+    auto [a, b] = actors::pipe<int>(false);
+    actors::process p{pipe_big_sender, b, n};
+    auto t0 = clock_type::now();
+    p.start();
+    for (int i = 0; i < n; ++i)
+      a.recv_bytes();
+    auto s = seconds_since(t0);
+    p.join();
+    std::printf("libactors pipe 1 MiB one-way: %.2f GB/s\n",
+                n * 1048576.0 / s / 1e9);
+  }
+}
