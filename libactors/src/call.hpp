@@ -2,21 +2,28 @@
 
 // Blocking calls from plain threads to service actors (queues, pipe ends),
 // with the callee's death and every wait bounded.
+//
+// Wire convention: a request is (atom, id, args...); the callee answers its
+// `current_sender()` with (ok_atom, id, message payload) or
+// (fail_atom, id, error). Ids let one long-lived caller per thread tell a
+// late answer to an abandoned call from the answer it waits for.
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
+#include <set>
 #include <string>
 
 #include <caf/actor.hpp>
-#include <caf/after.hpp>
+#include <caf/atom.hpp>
 #include <caf/error.hpp>
 #include <caf/scoped_actor.hpp>
-#include <caf/system_messages.hpp>
 
 #include "actors/error.hpp"
-#include "runtime.hpp"
 
 namespace actors::detail {
+
+using fail_atom = caf::atom_constant<caf::atom("a_fail")>;
 
 /// A `caf::error` carrying an `actors::errc` across processes.
 caf::error make_error(errc code, std::string what);
@@ -28,38 +35,48 @@ caf::error make_error(errc code, std::string what);
 /// before it concludes the callee's node is stuck.
 constexpr auto call_grace = std::chrono::seconds{5};
 
-/// Sends `msg` to `target` from a fresh blocking actor and handles the one
-/// reply with `on_reply`. A `caf::error` reply is thrown as `actors::error`;
-/// the death of `target` (its process ended, or the connection to it broke)
-/// as `errc::owner_unreachable`; silence beyond `timeout + call_grace` as
-/// `errc::timeout`. The callee sees the caller as `current_sender()`.
-template <class F>
-void call(const caf::actor& target, caf::message msg,
-          std::optional<std::chrono::steady_clock::duration> timeout,
-          F on_reply) {
-  if (!target)
-    throw error(errc::invalid_argument, "the handle is empty");
-  caf::scoped_actor self{runtime::get().system()};
-  self->monitor(target);
-  self->send(target, std::move(msg));
-  caf::error failure;
-  bool down = false;
-  bool silent = false;
-  auto on_error = [&](caf::error& err) { failure = std::move(err); };
-  auto on_down = [&](caf::down_msg&) { down = true; };
-  if (timeout)
-    self->receive(on_reply, on_error, on_down,
-                  caf::after(*timeout + call_grace) >> [&] { silent = true; });
-  else
-    self->receive(on_reply, on_error, on_down);
-  if (failure)
-    raise(failure);
-  if (down)
-    throw error(errc::owner_unreachable,
-                "the process that owns this object is gone");
-  if (silent)
-    throw error(errc::timeout, "no answer from the process that owns this "
-                               "object");
-}
+/// The blocking actor through which this thread calls service actors. It
+/// monitors each callee once, not once per call, and the callees watch it
+/// once: a call is one message each way.
+class caller {
+public:
+  using duration = std::chrono::steady_clock::duration;
+
+  /// The caller of the calling thread, created on its first call.
+  static caller& of_this_thread();
+
+  /// Sends (atom, id, args...) to `target` and returns the payload of its
+  /// answer. A failure answer is thrown as `actors::error`; the death of
+  /// `target` (its process ended, or the connection to it broke) as
+  /// `errc::owner_unreachable`; silence beyond `timeout + call_grace` as
+  /// `errc::timeout`.
+  template <class Atom, class... Ts>
+  caf::message call(const caf::actor& target,
+                    std::optional<duration> timeout, Atom atom,
+                    Ts&&... args) {
+    auto id = prepare(target);
+    self_->send(target, atom, id, std::forward<Ts>(args)...);
+    return await(target, id, timeout);
+  }
+
+  /// The actor that sends on this thread's behalf.
+  const caf::scoped_actor& self() const noexcept {
+    return self_;
+  }
+
+private:
+  caller();
+
+  // Checks and monitors `target`; returns a fresh request id.
+  std::uint64_t prepare(const caf::actor& target);
+
+  caf::message await(const caf::actor& target, std::uint64_t id,
+                     std::optional<duration> timeout);
+
+  caf::scoped_actor self_;
+  std::uint64_t next_id_ = 1;
+  std::set<caf::actor_addr> monitored_;
+  std::set<caf::actor_addr> dead_;
+};
 
 } // namespace actors::detail

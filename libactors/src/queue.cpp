@@ -1,22 +1,22 @@
 // The queue actor and the blocking calls on it.
 //
-// Protocol (sender S is a fresh blocking actor per call, monitored here):
-//   (q_put, value, timeout_ns)  -> (ok) | error full/closed
-//   (q_get, timeout_ns)         -> (ok, delivery, value) | error empty/closed
-//   (q_ack, delivery)           the getter has the value; forget our copy
-//   (q_poll, timeout_ns)        -> (ok, bool ready)
-//   (q_size)                    -> (ok, size, maxsize, getters, putters)
-//   (q_close) (q_done)          -> (ok) | error
-//   (q_join, timeout_ns)        -> (ok) | error timeout
-//   (q_attach, role, root)      the process of `root` reads or writes: when
-//                               all readers or all writers are gone, close
+// Protocol (see call.hpp for the id and answer convention; S is the caller):
+//   (q_put, id, value, timeout_ns)  -> ok() | fail full/closed
+//   (q_get, id, timeout_ns)         -> ok(delivery, value) | fail empty/closed
+//   (q_ack, delivery)               S has the value; forget our copy
+//   (q_poll, id, timeout_ns)        -> ok(bool ready)
+//   (q_size, id)                    -> ok(size, maxsize, getters, putters)
+//   (q_close, id) (q_done, id)      -> ok() | fail
+//   (q_join, id, timeout_ns)        -> ok() | fail timeout
+//   (q_attach, role, root)          the process of `root` reads or writes:
+//                                   when all readers or all writers are
+//                                   gone, the queue closes
 // timeout_ns < 0 waits forever, 0 not at all. The actor enforces every
 // deadline itself, so a caller that gave up never leaves a parked put that
 // lands later. A value handed to a getter stays "in flight" until acked; if
 // the getter dies first, it goes back to the front of the queue.
 
 #include "actors/detail/queue_ref.hpp"
-#include "actors/pipe.hpp"
 
 #include <algorithm>
 #include <deque>
@@ -27,6 +27,7 @@
 #include <caf/scoped_actor.hpp>
 #include <caf/stateful_actor.hpp>
 
+#include "actors/pipe.hpp"
 #include "call.hpp"
 #include "runtime.hpp"
 
@@ -48,8 +49,9 @@ using ok_atom = caf::ok_atom;
 
 struct waiter {
   caf::actor who;
-  std::uint64_t serial;
-  value item; // putters only
+  std::uint64_t id;     // the caller's request id
+  std::uint64_t serial; // ours, for expiry
+  value item;           // putters only
 };
 
 struct queue_state {
@@ -77,24 +79,36 @@ caf::behavior queue_actor(queue_actor_ptr self, std::size_t maxsize) {
   auto sender = [self] {
     return caf::actor_cast<caf::actor>(self->current_sender());
   };
+  auto ok = [self](const caf::actor& who, std::uint64_t id,
+                   caf::message payload = caf::message{}) {
+    self->send(who, ok_atom::value, id, std::move(payload));
+  };
+  auto fail = [self](const caf::actor& who, std::uint64_t id, errc code,
+                     const char* what) {
+    self->send(who, fail_atom::value, id, make_error(code, what));
+  };
   auto watch = [self](const caf::actor& who) {
     if (self->state.watched.insert(who.address()).second)
       self->monitor(who);
   };
-  // Parks `w` in `line`, expiring it after `timeout_ns` unless negative.
-  auto park = [self](std::deque<waiter>& line, waiter w, std::int64_t ns) {
+  // Parks a caller in `line`, expiring it after `ns` unless negative.
+  auto park = [self](std::deque<waiter>& line, const caf::actor& who,
+                     std::uint64_t id, std::int64_t ns, value item = {}) {
+    auto serial = self->state.next_serial++;
     if (ns >= 0)
       self->delayed_send(self, std::chrono::nanoseconds{ns}, q_expire::value,
-                         w.serial);
-    line.push_back(std::move(w));
+                         serial);
+    line.push_back(waiter{who, id, serial, std::move(item)});
   };
-  auto deliver = [self](const caf::actor& to, value item) {
-    auto id = self->state.next_serial++;
-    self->state.in_flight.emplace(id, std::make_pair(to.address(), item));
-    self->send(to, ok_atom::value, id, std::move(item));
+  auto deliver = [self, ok](const caf::actor& to, std::uint64_t id,
+                            value item) {
+    auto delivery = self->state.next_serial++;
+    self->state.in_flight.emplace(delivery, std::make_pair(to.address(), item));
+    ok(to, id, caf::make_message(delivery, std::move(item)));
   };
-  // Moves parked puts into free room, and items to parked gets.
-  auto settle = [self, deliver] {
+  // Moves parked puts into free room and items to parked gets; answers
+  // pollers and, once closed, everyone still waiting.
+  auto settle = [self, ok, fail, deliver] {
     auto& s = self->state;
     for (;;) {
       if (!s.items.empty() && !s.getters.empty()) {
@@ -102,31 +116,28 @@ caf::behavior queue_actor(queue_actor_ptr self, std::size_t maxsize) {
         s.getters.pop_front();
         auto item = std::move(s.items.front());
         s.items.pop_front();
-        deliver(w.who, std::move(item));
-        continue;
-      }
-      if (!s.putters.empty()
-          && (s.maxsize == 0 || s.items.size() < s.maxsize)) {
+        deliver(w.who, w.id, std::move(item));
+      } else if (!s.putters.empty()
+                 && (s.maxsize == 0 || s.items.size() < s.maxsize)) {
         auto w = std::move(s.putters.front());
         s.putters.pop_front();
         s.items.push_back(std::move(w.item));
         ++s.unfinished;
-        self->send(w.who, ok_atom::value);
-        continue;
+        ok(w.who, w.id);
+      } else {
+        break;
       }
-      break;
     }
     if (!s.items.empty() || s.closed) {
       for (auto& w : s.pollers)
-        self->send(w.who, ok_atom::value, true);
+        ok(w.who, w.id, caf::make_message(true));
       s.pollers.clear();
     }
     if (s.closed) {
-      for (auto& w : s.getters)
-        self->send(w.who, make_error(errc::closed, "the queue was closed"));
+      for (auto* line : {&s.getters, &s.putters})
+        for (auto& w : *line)
+          fail(w.who, w.id, errc::closed, "the queue was closed");
       s.getters.clear();
-      for (auto& w : s.putters)
-        self->send(w.who, make_error(errc::closed, "the queue was closed"));
       s.putters.clear();
     }
   };
@@ -152,50 +163,42 @@ caf::behavior queue_actor(queue_actor_ptr self, std::size_t maxsize) {
     settle();
   });
   return {
-    [=](q_put, value& item, std::int64_t ns) {
+    [=](q_put, std::uint64_t id, value& item, std::int64_t ns) {
       auto& s = self->state;
       auto who = sender();
-      if (s.closed) {
-        self->send(who, make_error(errc::closed, "put on a closed queue"));
-        return;
-      }
-      if (s.putters.empty() && (s.maxsize == 0 || s.items.size() < s.maxsize)) {
+      if (s.closed)
+        return fail(who, id, errc::closed, "put on a closed queue");
+      if (s.putters.empty()
+          && (s.maxsize == 0 || s.items.size() < s.maxsize)) {
         s.items.push_back(std::move(item));
         ++s.unfinished;
-        self->send(who, ok_atom::value);
-        settle();
-        return;
+        ok(who, id);
+        return settle();
       }
-      if (ns == 0) {
-        self->send(who, make_error(errc::queue_full, "the queue is full"));
-        return;
-      }
+      if (ns == 0)
+        return fail(who, id, errc::queue_full, "the queue is full");
       watch(who);
-      park(s.putters, waiter{who, s.next_serial++, std::move(item)}, ns);
+      park(s.putters, who, id, ns, std::move(item));
     },
-    [=](q_get, std::int64_t ns) {
+    [=](q_get, std::uint64_t id, std::int64_t ns) {
       auto& s = self->state;
       auto who = sender();
       watch(who);
       if (!s.items.empty() && s.getters.empty()) {
         auto item = std::move(s.items.front());
         s.items.pop_front();
-        deliver(who, std::move(item));
-        settle();
-        return;
+        deliver(who, id, std::move(item));
+        return settle();
       }
-      if (s.closed) {
-        self->send(who, make_error(errc::closed, "the queue is closed and "
-                                                 "drained"));
-        return;
-      }
-      if (ns == 0) {
-        self->send(who, make_error(errc::queue_empty, "the queue is empty"));
-        return;
-      }
-      park(s.getters, waiter{who, s.next_serial++, {}}, ns);
+      if (s.closed)
+        return fail(who, id, errc::closed, "the queue is closed and drained");
+      if (ns == 0)
+        return fail(who, id, errc::queue_empty, "the queue is empty");
+      park(s.getters, who, id, ns);
     },
-    [=](q_ack, std::uint64_t id) { self->state.in_flight.erase(id); },
+    [=](q_ack, std::uint64_t delivery) {
+      self->state.in_flight.erase(delivery);
+    },
     [=](q_attach, std::uint8_t role, const caf::actor& root) {
       auto& s = self->state;
       auto& holders = role == static_cast<std::uint8_t>(holder_role::reader)
@@ -204,84 +207,77 @@ caf::behavior queue_actor(queue_actor_ptr self, std::size_t maxsize) {
       if (holders.insert(root.address()).second)
         watch(root);
     },
-    [=](q_poll, std::int64_t ns) {
+    [=](q_poll, std::uint64_t id, std::int64_t ns) {
       auto& s = self->state;
       auto who = sender();
-      if (!s.items.empty() || s.closed || ns == 0) {
-        self->send(who, ok_atom::value, !s.items.empty() || s.closed);
-        return;
-      }
+      if (!s.items.empty() || s.closed || ns == 0)
+        return ok(who, id, caf::make_message(!s.items.empty() || s.closed));
       watch(who);
-      park(s.pollers, waiter{who, s.next_serial++, {}}, ns);
+      park(s.pollers, who, id, ns);
     },
-    [=](q_size) {
+    [=](q_size, std::uint64_t id) {
       auto& s = self->state;
-      self->send(sender(), ok_atom::value,
-                 static_cast<std::uint64_t>(s.items.size()),
-                 static_cast<std::uint64_t>(s.maxsize),
-                 static_cast<std::uint64_t>(s.getters.size()),
-                 static_cast<std::uint64_t>(s.putters.size()));
+      ok(sender(), id,
+         caf::make_message(static_cast<std::uint64_t>(s.items.size()),
+                           static_cast<std::uint64_t>(s.maxsize),
+                           static_cast<std::uint64_t>(s.getters.size()),
+                           static_cast<std::uint64_t>(s.putters.size())));
     },
-    [=](q_close) {
+    [=](q_close, std::uint64_t id) {
       self->state.closed = true;
       settle();
-      self->send(sender(), ok_atom::value);
+      ok(sender(), id);
     },
-    [=](q_done) {
+    [=](q_done, std::uint64_t id) {
       auto& s = self->state;
-      if (s.unfinished == 0) {
-        self->send(sender(), make_error(errc::too_many_task_done,
-                                        "task_done() called more times than "
-                                        "items were put"));
-        return;
-      }
+      if (s.unfinished == 0)
+        return fail(sender(), id, errc::too_many_task_done,
+                    "task_done() called more times than items were put");
       if (--s.unfinished == 0) {
         for (auto& w : s.joiners)
-          self->send(w.who, ok_atom::value);
+          ok(w.who, w.id);
         s.joiners.clear();
       }
-      self->send(sender(), ok_atom::value);
+      ok(sender(), id);
     },
-    [=](q_join, std::int64_t ns) {
+    [=](q_join, std::uint64_t id, std::int64_t ns) {
       auto& s = self->state;
       auto who = sender();
-      if (s.unfinished == 0) {
-        self->send(who, ok_atom::value);
-        return;
-      }
-      if (ns == 0) {
-        self->send(who, make_error(errc::timeout, "unfinished tasks remain"));
-        return;
-      }
+      if (s.unfinished == 0)
+        return ok(who, id);
+      if (ns == 0)
+        return fail(who, id, errc::timeout, "unfinished tasks remain");
       watch(who);
-      park(s.joiners, waiter{who, s.next_serial++, {}}, ns);
+      park(s.joiners, who, id, ns);
     },
     [=](q_expire, std::uint64_t serial) {
       auto& s = self->state;
-      auto expire = [&](std::deque<waiter>& line, auto reply) {
-        for (auto i = line.begin(); i != line.end(); ++i)
-          if (i->serial == serial) {
-            reply(i->who);
-            line.erase(i);
-            return true;
-          }
-        return false;
+      // Answers and removes the parked caller with this serial, if any.
+      auto expire = [&](std::deque<waiter>& line, auto answer) {
+        auto i = std::find_if(line.begin(), line.end(), [&](const waiter& w) {
+          return w.serial == serial;
+        });
+        if (i == line.end())
+          return false;
+        answer(*i);
+        line.erase(i);
+        return true;
       };
-      expire(s.putters, [&](const caf::actor& who) {
-        self->send(who, make_error(errc::queue_full, "the queue stayed full"));
-      })
+      expire(s.putters,
+             [&](waiter& w) {
+               fail(w.who, w.id, errc::queue_full, "the queue stayed full");
+             })
         || expire(s.getters,
-                  [&](const caf::actor& who) {
-                    self->send(who, make_error(errc::queue_empty,
-                                               "the queue stayed empty"));
+                  [&](waiter& w) {
+                    fail(w.who, w.id, errc::queue_empty,
+                         "the queue stayed empty");
                   })
         || expire(s.pollers,
-                  [&](const caf::actor& who) {
-                    self->send(who, ok_atom::value, false);
+                  [&](waiter& w) {
+                    ok(w.who, w.id, caf::make_message(false));
                   })
-        || expire(s.joiners, [&](const caf::actor& who) {
-             self->send(who, make_error(errc::timeout,
-                                        "unfinished tasks remain"));
+        || expire(s.joiners, [&](waiter& w) {
+             fail(w.who, w.id, errc::timeout, "unfinished tasks remain");
            });
     },
   };
@@ -324,8 +320,8 @@ void queue_ref::put(value item, std::optional<duration> timeout,
                     error_names names) const {
   auto ns = to_ns(timeout);
   try {
-    call(actor_, caf::make_message(q_put::value, std::move(item), ns), timeout,
-         [](ok_atom) {});
+    caller::of_this_thread().call(actor_, timeout, q_put::value,
+                                  std::move(item), ns);
   } catch (const error& e) {
     rethrow(e, names.when_closed_on_put);
   }
@@ -333,96 +329,88 @@ void queue_ref::put(value item, std::optional<duration> timeout,
 
 value queue_ref::get(std::optional<duration> timeout, error_names names) const {
   auto ns = to_ns(timeout);
-  value result;
+  caf::message answer;
   try {
-    call(actor_, caf::make_message(q_get::value, ns), timeout,
-         [&](ok_atom, std::uint64_t id, value& item) {
-           // Acknowledge first: once the queue has the ack, the value is ours
-           // even if this process dies a moment later.
-           caf::anon_send(actor_, q_ack::value, id);
-           result = std::move(item);
-         });
+    answer = caller::of_this_thread().call(actor_, timeout, q_get::value, ns);
   } catch (const error& e) {
     rethrow(e, names.when_closed_on_get, names.when_empty);
   }
-  return result;
+  // Acknowledge first: once the queue has the ack, the value is ours even if
+  // this process dies a moment later.
+  caller::of_this_thread().self()->send(actor_, q_ack::value,
+                                        answer.get_as<std::uint64_t>(0));
+  return answer.get_as<value>(1);
 }
 
 bool queue_ref::poll(std::optional<duration> timeout) const {
-  bool ready = false;
-  call(actor_, caf::make_message(q_poll::value, to_ns(timeout)), timeout,
-       [&](ok_atom, bool x) { ready = x; });
-  return ready;
+  auto answer = caller::of_this_thread().call(actor_, timeout, q_poll::value,
+                                              to_ns(timeout));
+  return answer.get_as<bool>(0);
 }
 
 queue_ref::stats queue_ref::size() const {
-  stats result;
-  call(actor_, caf::make_message(q_size::value), std::nullopt,
-       [&](ok_atom, std::uint64_t n, std::uint64_t max, std::uint64_t getters,
-           std::uint64_t putters) { result = {n, max, getters, putters}; });
-  return result;
+  auto answer = caller::of_this_thread().call(actor_, std::nullopt,
+                                              q_size::value);
+  return {answer.get_as<std::uint64_t>(0), answer.get_as<std::uint64_t>(1),
+          answer.get_as<std::uint64_t>(2), answer.get_as<std::uint64_t>(3)};
 }
 
 void queue_ref::close() const {
-  call(actor_, caf::make_message(q_close::value), std::nullopt,
-       [](ok_atom) {});
+  caller::of_this_thread().call(actor_, std::nullopt, q_close::value);
 }
 
 void queue_ref::attach(holder_role role) const {
-  caf::anon_send(actor_, q_attach::value, static_cast<std::uint8_t>(role),
-                 runtime::get().root());
+  caller::of_this_thread().self()->send(actor_, q_attach::value,
+                                        static_cast<std::uint8_t>(role),
+                                        runtime::get().root());
 }
 
 void queue_ref::task_done() const {
-  call(actor_, caf::make_message(q_done::value), std::nullopt,
-       [](ok_atom) {});
+  caller::of_this_thread().call(actor_, std::nullopt, q_done::value);
 }
 
 std::vector<std::size_t> wait_any(const std::vector<queue_ref>& inboxes,
                                   std::optional<duration> timeout) {
+  // One poll after another would wait for each in turn; instead ask all at
+  // once from a dedicated actor and take the first that is ready.
   auto ns = to_ns(timeout);
   caf::scoped_actor self{runtime::get().system()};
-  for (auto& q : inboxes) {
-    self->monitor(q.actor());
-    self->send(q.actor(), q_poll::value, ns);
+  for (std::size_t i = 0; i < inboxes.size(); ++i) {
+    self->monitor(inboxes[i].actor());
+    self->send(inboxes[i].actor(), q_poll::value, std::uint64_t{i}, ns);
   }
   std::vector<std::size_t> ready;
   std::size_t answers = 0;
   bool down = false;
-  while (ready.empty() && answers < inboxes.size() && !down) {
-    auto on_reply = [&](ok_atom, bool x) {
+  bool silent = false;
+  while (ready.empty() && answers < inboxes.size() && !down && !silent) {
+    auto on_ok = [&](caf::ok_atom, std::uint64_t i, caf::message& m) {
       ++answers;
-      if (!x)
-        return;
-      for (std::size_t i = 0; i < inboxes.size(); ++i)
-        if (inboxes[i].actor().address() == self->current_sender())
-          ready.push_back(i);
+      if (m.get_as<bool>(0))
+        ready.push_back(static_cast<std::size_t>(i));
     };
     auto on_down = [&](caf::down_msg&) { down = true; };
     if (timeout)
-      self->receive(on_reply, on_down,
-                    caf::after(*timeout + call_grace) >> [&] {
-                      answers = inboxes.size();
-                    });
+      self->receive(on_ok, on_down,
+                    caf::after(*timeout + call_grace) >> [&] { silent = true; });
     else
-      self->receive(on_reply, on_down);
+      self->receive(on_ok, on_down);
   }
-  if (down)
+  if (down && ready.empty())
     throw error(errc::owner_unreachable,
                 "the process that owns a pipe end is gone");
   // One end is ready: report every other one that is ready now as well.
-  if (!ready.empty())
-    for (std::size_t i = 0; i < inboxes.size(); ++i)
-      if (i != ready.front() && inboxes[i].poll(duration::zero()))
-        ready.push_back(i);
+  for (std::size_t i = 0; !ready.empty() && i < inboxes.size(); ++i)
+    if (i != ready.front() && inboxes[i].poll(duration::zero()))
+      ready.push_back(i);
   std::sort(ready.begin(), ready.end());
   return ready;
 }
 
 bool queue_ref::join(std::optional<duration> timeout) const {
   try {
-    call(actor_, caf::make_message(q_join::value, to_ns(timeout)), timeout,
-         [](ok_atom) {});
+    caller::of_this_thread().call(actor_, timeout, q_join::value,
+                                  to_ns(timeout));
     return true;
   } catch (const error& e) {
     if (e.code() == errc::timeout)
