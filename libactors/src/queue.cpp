@@ -8,9 +8,11 @@
 //   (q_size, id)                    -> ok(size, maxsize, getters, putters)
 //   (q_close, id) (q_done, id)      -> ok() | fail
 //   (q_join, id, timeout_ns)        -> ok() | fail timeout
-//   (q_attach, role, root)          the process of `root` reads or writes:
-//                                   when all readers or all writers are
-//                                   gone, the queue closes
+//   (q_attach, role, root)          the process of `root` holds the end
+//                                   that reads or writes this queue
+//   (q_detach, role, root)          ... no longer; when the last reader or
+//                                   the last writer is gone (detached or
+//                                   dead), the queue closes
 // timeout_ns < 0 waits forever, 0 not at all. The actor enforces every
 // deadline itself, so a caller that gave up never leaves a parked put that
 // lands later. A value handed to a getter stays "in flight" until acked; if
@@ -45,6 +47,7 @@ using q_done = caf::atom_constant<caf::atom("q_done")>;
 using q_join = caf::atom_constant<caf::atom("q_join")>;
 using q_expire = caf::atom_constant<caf::atom("q_expire")>;
 using q_attach = caf::atom_constant<caf::atom("q_attach")>;
+using q_detach = caf::atom_constant<caf::atom("q_detach")>;
 using ok_atom = caf::ok_atom;
 
 struct waiter {
@@ -207,6 +210,16 @@ caf::behavior queue_actor(queue_actor_ptr self, std::size_t maxsize) {
       if (holders.insert(root.address()).second)
         watch(root);
     },
+    [=](q_detach, std::uint8_t role, const caf::actor& root) {
+      auto& s = self->state;
+      auto& holders = role == static_cast<std::uint8_t>(holder_role::reader)
+                        ? s.readers
+                        : s.writers;
+      if (holders.erase(root.address()) > 0 && holders.empty()) {
+        s.closed = true;
+        settle();
+      }
+    },
     [=](q_poll, std::uint64_t id, std::int64_t ns) {
       auto& s = self->state;
       auto who = sender();
@@ -360,9 +373,15 @@ void queue_ref::close() const {
 }
 
 void queue_ref::attach(holder_role role) const {
-  caller::of_this_thread().self()->send(actor_, q_attach::value,
-                                        static_cast<std::uint8_t>(role),
-                                        runtime::get().root());
+  // Also called while CAF deserializes a handle, on the middleman's thread:
+  // an anonymous message, ordered before anything this process sends later.
+  caf::anon_send(actor_, q_attach::value, static_cast<std::uint8_t>(role),
+                 runtime::get().root());
+}
+
+void queue_ref::detach(holder_role role) const {
+  caf::anon_send(actor_, q_detach::value, static_cast<std::uint8_t>(role),
+                 runtime::get().root());
 }
 
 void queue_ref::task_done() const {

@@ -82,7 +82,7 @@ struct root_state {
 };
 
 // The service actor of a node: hands children their task and answers pings.
-caf::behavior root_actor(caf::stateful_actor<root_state>* self) {
+caf::behavior root_actor(caf::stateful_actor<root_state>* self, runtime* rt) {
   return {
     [=](task_atom, std::uint64_t token, closure& target, std::string& name) {
       self->state.tasks.emplace(token,
@@ -100,6 +100,7 @@ caf::behavior root_actor(caf::stateful_actor<root_state>* self) {
       return {std::move(task.first), std::move(task.second)};
     },
     [=](forget_atom, std::uint64_t token) { self->state.tasks.erase(token); },
+    [=](started_atom, std::uint64_t token) { rt->child_started(token); },
     [=](bye_atom) {
       // The answer itself is the point: see finish().
     },
@@ -192,6 +193,18 @@ void child::signal(int signo) {
   ::syscall(SYS_pidfd_send_signal, pidfd_, signo, nullptr, 0);
 }
 
+bool child::wait_started(std::chrono::steady_clock::duration timeout) {
+  std::unique_lock<std::mutex> guard{mtx_};
+  return cv_.wait_for(guard, timeout,
+                      [this] { return started_ || exitcode_.has_value(); });
+}
+
+void child::mark_started() {
+  std::lock_guard<std::mutex> guard{mtx_};
+  started_ = true;
+  cv_.notify_all();
+}
+
 bool child::try_reap() {
   std::lock_guard<std::mutex> guard{mtx_};
   if (exitcode_)
@@ -237,7 +250,7 @@ bool runtime::initialized() noexcept {
 
 runtime::runtime(role r) : role_(r), config_(make_config()) {
   system_ = std::make_unique<caf::actor_system>(*config_);
-  root_ = system_->spawn(root_actor);
+  root_ = system_->spawn(root_actor, this);
   basp_ = system_->middleman().named_broker<caf::io::basp_broker>(
     caf::atom("BASP"));
   if (role_ != role::owner)
@@ -245,6 +258,14 @@ runtime::runtime(role r) : role_(r), config_(make_config()) {
   key_ = make_secret();
   listener_ = std::make_unique<listener>(key_,
                                          [this](int fd) { accept_node(fd); });
+}
+
+void runtime::child_started(std::uint64_t token) {
+  std::lock_guard<std::mutex> guard{children_mtx_};
+  for (auto& c : children_)
+    if (c->token == token)
+      return c->mark_started();
+  early_started_.insert(token);
 }
 
 void runtime::end_children() {
@@ -410,12 +431,25 @@ std::shared_ptr<child> runtime::spawn(const closure& target,
   }
   auto result = std::make_shared<child>(pid, pidfd, life[1], token, daemon);
   accept_node(sv[0]);
-  std::lock_guard<std::mutex> guard{children_mtx_};
-  children_.push_back(result);
-  epoll_event ev{};
-  ev.events = EPOLLIN;
-  ev.data.ptr = result.get();
-  ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, pidfd, &ev);
+  {
+    std::lock_guard<std::mutex> guard{children_mtx_};
+    children_.push_back(result);
+    if (early_started_.erase(token) > 0)
+      result->mark_started();
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.ptr = result.get();
+    ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, pidfd, &ev);
+  }
+  // Return once the child holds its arguments, as a forked child would: the
+  // caller may then close its own copies of the handles it passed.
+  if (!result->wait_started(bootstrap_timeout)) {
+    result->signal(SIGKILL);
+    result->wait(std::nullopt);
+    throw error(errc::spawn_failed, "process " + name + " did not start within "
+                                      + std::to_string(bootstrap_timeout.count())
+                                      + " s");
+  }
   return result;
 }
 
@@ -521,6 +555,9 @@ void runtime::run_child(int fd, int lifeline, std::uint64_t token) {
     if (!target)
       throw error(errc::function_not_found,
                   "cannot load its task from the owner: " + failure);
+    // Deserializing the task registered this process as the holder of every
+    // pipe end among the arguments; only now may start() return.
+    caf::anon_send(parent_root, started_atom::value, token);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "libactors child %d: %s\n", static_cast<int>(getpid()),
                  e.what());

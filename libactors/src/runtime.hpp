@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -34,6 +35,7 @@ using task_atom = caf::atom_constant<caf::atom("a_task")>;
 using forget_atom = caf::atom_constant<caf::atom("a_forget")>;
 using ping_atom = caf::atom_constant<caf::atom("a_ping")>;
 using pong_atom = caf::atom_constant<caf::atom("a_pong")>;
+using started_atom = caf::atom_constant<caf::atom("a_started")>;
 
 /// One child OS process. Its exit status is collected by the runtime's
 /// reaper the moment it ends; handles only observe.
@@ -51,6 +53,10 @@ public:
 
   std::optional<int> exitcode() const;
 
+  /// Waits until the child has its task and arguments (or has ended); false
+  /// if neither happened within `timeout`.
+  bool wait_started(std::chrono::steady_clock::duration timeout);
+
   /// Signals the process unless it has ended (no pid-reuse race: pidfd).
   void signal(int signo);
 
@@ -60,8 +66,11 @@ private:
   /// Collects the exit status if the process has ended; true if it has.
   bool try_reap();
 
+  void mark_started();
+
   int pidfd_;
-  int lifeline_; // the write end of a pipe whose closing tells the child to go
+  int lifeline_;
+  bool started_ = false; // the write end of a pipe whose closing tells the child to go
   mutable std::mutex mtx_;
   std::condition_variable cv_;
   std::optional<int> exitcode_;
@@ -127,6 +136,9 @@ public:
   static caf::actor join(const std::string& host, std::uint16_t port,
                          const secret& key, std::chrono::milliseconds timeout);
 
+  /// Called when the child with `token` has received its task.
+  void child_started(std::uint64_t token);
+
   /// Python's exit sequence for this process's children: terminates the
   /// daemon ones (SIGTERM, SIGKILL after 1 s) and joins the others.
   void end_children();
@@ -157,6 +169,7 @@ private:
   int wake_fd_ = -1;
   std::thread reaper_;
   std::uint64_t next_token_ = 1;
+  std::set<std::uint64_t> early_started_; // started before being registered
 };
 
 } // namespace actors::detail

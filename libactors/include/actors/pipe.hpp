@@ -6,6 +6,8 @@
 #include <utility>
 #include <vector>
 
+#include <caf/meta/load_callback.hpp>
+
 #include "actors/detail/queue_ref.hpp"
 #include "actors/error.hpp"
 
@@ -52,12 +54,15 @@ std::pair<connection<T>, connection<T>> pipe(bool duplex = true);
 /// (then `errc::timeout`); `poll()` answers at once, `poll(t)` waits up to
 /// `t`, as Python's. `send` never blocks.
 ///
-/// **End of pipe.** `close()` closes this end for every process holding it.
-/// The other end then receives what was already sent, then
-/// `errc::end_of_pipe` (Python's `EOFError`), and its `send` fails with
-/// `errc::broken_pipe`. The same happens when every process that used an end
-/// has died. `poll` is true when `recv` would not block, including at the end
-/// of the pipe. Using a closed end is `errc::closed`.
+/// **End of pipe.** As with Python's descriptors, a process holds an end from
+/// the moment it creates or receives it (as an argument or through a queue)
+/// until it calls `close()` or dies. Once no process holds an end any more,
+/// the other end receives what was already sent, then `errc::end_of_pipe`
+/// (Python's `EOFError`), and its `send` fails with `errc::broken_pipe`. So,
+/// as in Python, the creator should close its copy of an end it handed to a
+/// child (`process::start` returns once the child holds it). `poll` is true
+/// when `recv` would not block, including at the end of the pipe. Using a
+/// handle after its `close()` is `errc::closed`.
 ///
 /// **One-way pipes.** `pipe<T>(false)` returns (read end, write end), like
 /// Python's `Pipe(duplex=False)`: `send` on the read end or `recv` on the
@@ -98,19 +103,16 @@ public:
     check_open();
     if (!readable_)
       throw error(errc::wrong_direction, "poll on the write end of a pipe");
-    attach();
     return inbox_.poll(timeout);
   }
 
-  /// Closes this end (see **End of pipe**). Closing twice is harmless.
+  /// Releases this process's hold on this end (see **End of pipe**) and
+  /// makes this handle unusable. Closing twice is harmless.
   void close() {
     if (closed_)
       return;
     closed_ = true;
-    if (readable_)
-      inbox_.close();
-    if (writable_)
-      outbox_.close();
+    hold(false);
   }
 
   bool closed() const noexcept {
@@ -131,7 +133,14 @@ public:
   template <class Inspector>
   friend typename Inspector::result_type inspect(Inspector& f,
                                                  connection& x) {
-    return f(x.inbox_, x.outbox_, x.readable_, x.writable_, x.closed_);
+    // A process that receives an end holds it from then on, as one that
+    // inherits a descriptor does.
+    auto held = caf::meta::load_callback([&x]() -> caf::error {
+      if (!x.closed_)
+        x.hold(true);
+      return caf::none;
+    });
+    return f(x.inbox_, x.outbox_, x.readable_, x.writable_, x.closed_, held);
   }
 
 private:
@@ -142,15 +151,18 @@ private:
       throw error(errc::closed, "this end of the pipe was closed");
   }
 
-  // Registers this process as a holder of the end, once per handle object.
-  void attach() const {
-    if (attached_)
-      return;
-    attached_ = true;
+  // Registers or withdraws this process as a holder of this end.
+  void hold(bool yes) const {
+    auto role = [&](const detail::queue_ref& q, detail::holder_role r) {
+      if (yes)
+        q.attach(r);
+      else
+        q.detach(r);
+    };
     if (readable_)
-      inbox_.attach(detail::holder_role::reader);
+      role(inbox_, detail::holder_role::reader);
     if (writable_)
-      outbox_.attach(detail::holder_role::writer);
+      role(outbox_, detail::holder_role::writer);
   }
 
   void send_value(detail::value v, const char* what) const {
@@ -158,7 +170,6 @@ private:
     if (!writable_)
       throw error(errc::wrong_direction,
                   std::string{what} + " on the read end of a one-way pipe");
-    attach();
     outbox_.put(std::move(v), std::nullopt,
                 {errc::closed, errc::broken_pipe, errc::queue_empty});
   }
@@ -169,7 +180,6 @@ private:
     if (!readable_)
       throw error(errc::wrong_direction,
                   std::string{what} + " on the write end of a one-way pipe");
-    attach();
     return inbox_.get(timeout,
                       {errc::end_of_pipe, errc::closed, errc::timeout});
   }
@@ -179,7 +189,6 @@ private:
   bool readable_ = false;
   bool writable_ = false;
   bool closed_ = false;
-  mutable bool attached_ = false;
 };
 
 /// Creates a pipe: two connected ends, both usable for sending and
@@ -203,6 +212,9 @@ std::pair<connection<T>, connection<T>> pipe(bool duplex) {
     second.outbox_ = a;
     second.writable_ = true;
   }
+  // The creating process holds both ends until it closes them (or dies).
+  first.hold(true);
+  second.hold(true);
   return {std::move(first), std::move(second)};
 }
 

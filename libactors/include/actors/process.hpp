@@ -76,8 +76,11 @@ public:
   /// See **Lifetime** above: never blocks, never kills.
   ~process();
 
-  /// Starts the child. Throws `errc::already_started` on a second call and
-  /// `errc::spawn_failed` when the OS refuses.
+  /// Starts the child and returns once it holds its arguments (so handles
+  /// passed to it may be closed here at once, as after Python's fork).
+  /// Throws `errc::already_started` on a second call and
+  /// `errc::spawn_failed` when the OS refuses or the child does not start
+  /// within 10 s.
   void start();
 
   /// Waits until the child ended; returns true when it has ended, false when

@@ -57,10 +57,12 @@ public:
 
   void close() const;
 
-  /// Registers this process as a reader or writer of the queue: once every
-  /// registered writer's process (or every reader's) has died, the queue
-  /// closes by itself, as a pipe does when all handles to one end are gone.
+  /// Registers this process as holding a reader or writer of the queue, or
+  /// withdraws it. Once no process holds a reader (or a writer) any more,
+  /// because each detached or died, the queue closes by itself: a pipe whose
+  /// every descriptor of one side was closed.
   void attach(holder_role role) const;
+  void detach(holder_role role) const;
   void task_done() const;
   bool join(std::optional<duration> timeout) const;
 
