@@ -15,9 +15,11 @@
 #include <vector>
 
 #include "actors/all.hpp"
+#include "support/error_code.hpp"
 #include "support/subprocess.hpp"
 
 using namespace std::chrono_literals;
+using support::code_of;
 
 namespace {
 
@@ -263,14 +265,6 @@ TEST_CASE("a lambda without captures runs in a child") {
 
 TEST_CASE("misuse is a clear, typed error") {
   actors::process p{returns};
-  auto code_of = [](auto fn) {
-    try {
-      fn();
-    } catch (const actors::error& e) {
-      return e.code();
-    }
-    return std::error_code{};
-  };
   CHECK(code_of([&] { p.join(); }) == actors::errc::not_started);
   CHECK(code_of([&] { p.terminate(); }) == actors::errc::not_started);
   CHECK(code_of([&] { p.kill(); }) == actors::errc::not_started);

@@ -12,21 +12,13 @@
 #include <vector>
 
 #include "actors/all.hpp"
+#include "support/error_code.hpp"
 #include "support/subprocess.hpp"
 
 using namespace std::chrono_literals;
+using support::code_of;
 
 namespace {
-
-template <class F>
-actors::errc code_of(F fn) {
-  try {
-    fn();
-  } catch (const actors::error& e) {
-    return static_cast<actors::errc>(e.code().value());
-  }
-  return actors::errc{};
-}
 
 // Waits (bounded) until `pred(stats)` holds for the queue behind `q`.
 template <class Q, class Pred>
