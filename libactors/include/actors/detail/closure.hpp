@@ -15,34 +15,17 @@
 #include <caf/detail/type_traits.hpp>
 #include <caf/serializer.hpp>
 
+#include "actors/detail/code_ref.hpp"
+#include "actors/detail/value.hpp"
+
 namespace actors::detail {
 
-/// A code address that means the same in every process running this binary:
-/// the loaded module that contains it ("" for the main executable) and the
-/// offset inside it. Immune to address-space randomisation.
-struct code_ref {
-  std::string module;
-  std::uint64_t offset = 0;
-};
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, code_ref& x) {
-  return f(x.module, x.offset);
-}
-
-/// Locates `address` in a loaded module; throws `errc::function_not_found` if
-/// it lies in none.
-code_ref to_code_ref(const void* address);
-
-/// The address `ref` denotes in this process, or nullptr when no loaded
-/// module has that name or the offset falls outside it.
-const void* from_code_ref(const code_ref& ref);
-
-/// A bound call, type-erased.
+/// A bound call, type-erased. Calling it returns the function's result as a
+/// value when the call was bound to collect it, an empty value otherwise.
 class callable {
 public:
   virtual ~callable();
-  virtual void operator()() = 0;
+  virtual value operator()() = 0;
   /// Writes the arguments (the closure writes what identifies the call).
   virtual caf::error save(caf::serializer& sink) = 0;
 };
@@ -51,7 +34,7 @@ public:
 using call_loader = caf::error (*)(caf::deserializer&, const void* fn,
                                    std::unique_ptr<callable>&);
 
-template <class R, class... Params>
+template <bool Collect, class R, class... Params>
 class bound_call final : public callable {
 public:
   using fn_type = R (*)(Params...);
@@ -61,8 +44,13 @@ public:
     // nop
   }
 
-  void operator()() override {
-    invoke(std::index_sequence_for<Params...>{});
+  value operator()() override {
+    if constexpr (Collect && !std::is_void_v<R>) {
+      return value::make(invoke(std::index_sequence_for<Params...>{}));
+    } else {
+      invoke(std::index_sequence_for<Params...>{});
+      return {};
+    }
   }
 
   caf::error save(caf::serializer& sink) override {
@@ -83,9 +71,9 @@ public:
 
 private:
   template <size_t... Is>
-  void invoke(std::index_sequence<Is...>) {
+  R invoke(std::index_sequence<Is...>) {
     // Value parameters take their argument by move, references bind to it.
-    fn_(static_cast<Params&&>(std::get<Is>(args_))...);
+    return fn_(static_cast<Params&&>(std::get<Is>(args_))...);
   }
 
   fn_type fn_;
@@ -118,6 +106,14 @@ auto as_function_pointer(F&& f) {
   }
 }
 
+template <bool Collect, class R>
+constexpr bool result_serializable() {
+  if constexpr (!Collect || std::is_void_v<R>)
+    return true;
+  else
+    return caf::detail::is_serializable<std::decay_t<R>>::value;
+}
+
 /// A call of a plain function with its arguments, which can be serialized,
 /// sent to another process running the same binary, and run there. Copies
 /// share the bound arguments.
@@ -125,10 +121,19 @@ class closure {
 public:
   closure() = default;
 
+  /// A call whose result is dropped (a process's target).
   template <class F, class... Args>
   static closure bind(F&& fn, Args&&... args) {
-    return bind_fn(as_function_pointer(std::forward<F>(fn)),
-                   std::forward<Args>(args)...);
+    return bind_fn<false>(as_function_pointer(std::forward<F>(fn)),
+                          std::forward<Args>(args)...);
+  }
+
+  /// A call whose result comes back as a value (a pool task); the result
+  /// type must be serializable.
+  template <class F, class... Args>
+  static closure bind_task(F&& fn, Args&&... args) {
+    return bind_fn<true>(as_function_pointer(std::forward<F>(fn)),
+                         std::forward<Args>(args)...);
   }
 
   explicit operator bool() const noexcept {
@@ -136,8 +141,8 @@ public:
   }
 
   /// Runs the call; exceptions from the function pass through.
-  void operator()() const {
-    (*call_)();
+  value operator()() const {
+    return (*call_)();
   }
 
   friend caf::error inspect(caf::serializer& f, closure& x);
@@ -145,8 +150,11 @@ public:
   friend void inspect(caf::detail::stringification_inspector& f, closure& x);
 
 private:
-  template <class R, class... Params, class... Args>
+  template <bool Collect, class R, class... Params, class... Args>
   static closure bind_fn(R (*fn)(Params...), Args&&... args) {
+    static_assert(result_serializable<Collect, R>(),
+                  "the result type must be serializable to come back from "
+                  "another process");
     static_assert(sizeof...(Params) == sizeof...(Args),
                   "wrong number of arguments for the function");
     static_assert((std::is_constructible_v<std::decay_t<Params>, Args&&>
@@ -161,7 +169,7 @@ private:
                    && ...),
                   "parameter types must be default constructible to be "
                   "deserialized in the child");
-    using call = bound_call<R, Params...>;
+    using call = bound_call<Collect, R, Params...>;
     closure result;
     result.loader_ = to_code_ref(reinterpret_cast<const void*>(&call::load));
     result.fn_ = to_code_ref(reinterpret_cast<const void*>(fn));

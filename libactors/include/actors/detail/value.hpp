@@ -13,7 +13,7 @@
 #include <caf/detail/type_traits.hpp>
 #include <caf/serializer.hpp>
 
-#include "actors/detail/closure.hpp"
+#include "actors/detail/code_ref.hpp"
 #include "actors/error.hpp"
 
 namespace actors::detail {
