@@ -111,9 +111,12 @@ value_base::~value_base() {
   // nop
 }
 
+// Wire format: a flag (empty values travel too: the result of a void
+// function), then the loader's code_ref and the boxed object.
 caf::error inspect(caf::serializer& f, value& x) {
-  if (!x.ptr_)
-    return caf::sec::invalid_argument;
+  bool present = x.ptr_ != nullptr;
+  if (auto err = f(present); err || !present)
+    return err;
   auto ref = x.ptr_->loader();
   if (auto err = f(ref))
     return err;
@@ -121,6 +124,11 @@ caf::error inspect(caf::serializer& f, value& x) {
 }
 
 caf::error inspect(caf::deserializer& f, value& x) {
+  bool present = false;
+  if (auto err = f(present); err || !present) {
+    x.ptr_.reset();
+    return err;
+  }
   code_ref ref;
   if (auto err = f(ref))
     return err;

@@ -48,6 +48,16 @@ public:
         return "wrong direction for a one-way pipe end";
       case errc::type_mismatch:
         return "element type mismatch";
+      case errc::task_failed:
+        return "task failed";
+      case errc::worker_lost:
+        return "worker lost";
+      case errc::pool_not_running:
+        return "pool not running";
+      case errc::pool_running:
+        return "pool still running";
+      case errc::terminated:
+        return "pool terminated";
     }
     return "unknown actors error";
   }

@@ -30,6 +30,7 @@
 #include <caf/stateful_actor.hpp>
 
 #include "actors/error.hpp"
+#include "actors/detail/pool_core.hpp"
 #include "actors/detail/value.hpp"
 #include "actors/runtime.hpp"
 #include "listener.hpp"
@@ -66,6 +67,7 @@ std::unique_ptr<caf::actor_system_config> make_config() {
   cfg->load<caf::io::middleman>();
   cfg->add_message_type<closure>("actors::closure");
   cfg->add_message_type<value>("actors::value");
+  cfg->add_message_type<std::vector<outcome>>("actors::outcomes");
   // The stealing scheduler polls every 10 ms when idle and doubles
   // cross-process latency on small machines; sharing idles at 0% CPU.
   cfg->set("scheduler.policy", caf::atom("sharing"));
@@ -108,14 +110,6 @@ caf::behavior root_actor(caf::stateful_actor<root_state>* self, runtime* rt) {
   };
 }
 
-std::string demangle(const char* name) {
-  int status = 0;
-  char* readable = abi::__cxa_demangle(name, nullptr, nullptr, &status);
-  std::string result = status == 0 && readable ? readable : name;
-  std::free(readable);
-  return result;
-}
-
 // Ends a child: flushes its output, makes sure everything it sent reached the
 // owner, and exits without running destructors of the actor system.
 [[noreturn]] void finish(int code) {
@@ -152,6 +146,25 @@ int create_cloexec_above(int fd, int floor) {
 }
 
 } // namespace
+
+std::string demangle(const char* name) {
+  int status = 0;
+  char* readable = abi::__cxa_demangle(name, nullptr, nullptr, &status);
+  std::string result = status == 0 && readable ? readable : name;
+  std::free(readable);
+  return result;
+}
+
+std::string current_exception_text() {
+  try {
+    throw;
+  } catch (const std::exception& e) {
+    return demangle(typeid(e).name()) + ": " + e.what();
+  } catch (...) {
+    auto* type = abi::__cxa_current_exception_type();
+    return type ? demangle(type->name()) : "unknown exception";
+  }
+}
 
 // -- child --------------------------------------------------------------------
 
@@ -567,14 +580,9 @@ void runtime::run_child(int fd, int lifeline, std::uint64_t token) {
   int code = 0;
   try {
     target();
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "Process %s: uncaught %s: %s\n", current_name.c_str(),
-                 demangle(typeid(e).name()).c_str(), e.what());
-    code = 1;
   } catch (...) {
-    auto* type = abi::__cxa_current_exception_type();
     std::fprintf(stderr, "Process %s: uncaught %s\n", current_name.c_str(),
-                 type ? demangle(type->name()).c_str() : "exception");
+                 current_exception_text().c_str());
     code = 1;
   }
   finish(code);

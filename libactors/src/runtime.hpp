@@ -37,6 +37,12 @@ using ping_atom = caf::atom_constant<caf::atom("a_ping")>;
 using pong_atom = caf::atom_constant<caf::atom("a_pong")>;
 using started_atom = caf::atom_constant<caf::atom("a_started")>;
 
+/// The readable name of a type (from `typeid(...).name()`).
+std::string demangle(const char* name);
+
+/// "type: message" of the exception being handled (call in a catch block).
+std::string current_exception_text();
+
 /// One child OS process. Its exit status is collected by the runtime's
 /// reaper the moment it ends; handles only observe.
 class child {

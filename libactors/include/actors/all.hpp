@@ -4,6 +4,7 @@
 
 #include "actors/error.hpp"
 #include "actors/pipe.hpp"
+#include "actors/pool.hpp"
 #include "actors/process.hpp"
 #include "actors/queue.hpp"
 #include "actors/runtime.hpp"

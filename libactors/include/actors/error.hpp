@@ -57,6 +57,17 @@ enum class errc {
   wrong_direction,
   /// A handle's element type differs from what the other side sent.
   type_mismatch,
+  /// A task threw; the message names the exception type and its text.
+  task_failed,
+  /// The worker process running a task died more often than the task may
+  /// be retried; the message names the signal or exit code.
+  worker_lost,
+  /// Work submitted to a pool after `close()` or `terminate()`.
+  pool_not_running,
+  /// `join()` on a pool that was neither closed nor terminated.
+  pool_running,
+  /// The pool was terminated before the task finished.
+  terminated,
 };
 
 /// The `std::error_category` of `errc`, named "actors".

@@ -1,0 +1,71 @@
+#pragma once
+
+// The untyped core of actors::pool: tasks are closures whose result comes
+// back as a value; outcomes are delivered to sinks. Public templates need
+// it; users never name it.
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "actors/detail/closure.hpp"
+#include "actors/detail/value.hpp"
+#include "actors/error.hpp"
+
+namespace actors::detail {
+
+/// What running one task produced.
+struct outcome {
+  std::uint64_t task = 0;
+  bool ok = false;
+  value result;            // when ok
+  std::uint8_t code = 0;   // an errc when not ok
+  std::string what;        // "exception type: message", or why the worker died
+
+  /// Throws the error this outcome stands for (when not ok).
+  [[noreturn]] void raise() const {
+    throw error(static_cast<errc>(code), what);
+  }
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, outcome& x) {
+  return f(x.task, x.ok, x.result, x.code, x.what);
+}
+
+/// Receives the outcome of a task, on the pool's supervisor thread.
+class result_sink {
+public:
+  virtual ~result_sink();
+  virtual void deliver(outcome&& x) = 0;
+};
+
+class pool_state;
+
+/// A running pool: its supervisor actor and worker processes.
+class pool_core {
+public:
+  struct options {
+    int processes = 0;   // 0: the number of cores
+    int retries = 1;     // how often a task lost with its worker is rerun
+  };
+
+  explicit pool_core(options opts);
+  ~pool_core();
+
+  /// Queues a task; throws `errc::pool_not_running` after close/terminate.
+  void submit(closure task, std::shared_ptr<result_sink> sink);
+
+  void close();
+  void terminate();
+  void join();
+
+  int processes() const noexcept;
+
+private:
+  std::shared_ptr<pool_state> state_;
+};
+
+} // namespace actors::detail

@@ -1,0 +1,617 @@
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <functional>
+#include <iterator>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <tuple>
+#include <type_traits>
+#include <variant>
+#include <vector>
+
+#include "actors/detail/closure.hpp"
+#include "actors/detail/function_ref.hpp"
+#include "actors/detail/pool_core.hpp"
+#include "actors/error.hpp"
+
+namespace actors {
+
+namespace detail {
+
+// Where a result waits for its reader: a value or an error, once.
+template <class T>
+class result_slot {
+public:
+  using stored = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
+
+  void set(stored x) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (done_)
+      return;
+    value_ = std::move(x);
+    done_ = true;
+    cv_.notify_all();
+  }
+
+  void fail(errc code, std::string what) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (done_)
+      return;
+    error_ = std::make_pair(code, std::move(what));
+    done_ = true;
+    cv_.notify_all();
+  }
+
+  bool wait(std::optional<std::chrono::steady_clock::duration> timeout) {
+    std::unique_lock<std::mutex> guard{mtx_};
+    if (!timeout) {
+      cv_.wait(guard, [this] { return done_; });
+      return true;
+    }
+    return cv_.wait_for(guard, *timeout, [this] { return done_; });
+  }
+
+  bool ready() const {
+    std::lock_guard<std::mutex> guard{mtx_};
+    return done_;
+  }
+
+  bool successful() const {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (!done_)
+      throw error(errc::invalid_argument, "the result is not ready yet");
+    return !error_;
+  }
+
+  stored get(std::optional<std::chrono::steady_clock::duration> timeout) {
+    if (!wait(timeout))
+      throw error(errc::timeout, "the result was not ready in time");
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (error_)
+      throw error(error_->first, error_->second);
+    return *value_;
+  }
+
+private:
+  mutable std::mutex mtx_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::optional<stored> value_;
+  std::optional<std::pair<errc, std::string>> error_;
+};
+
+// Delivers one task's outcome into a slot.
+template <class T>
+class slot_sink final : public result_sink {
+public:
+  explicit slot_sink(std::shared_ptr<result_slot<T>> slot)
+    : slot_(std::move(slot)) {
+    // nop
+  }
+
+  void deliver(outcome&& x) override {
+    if (!x.ok)
+      return slot_->fail(static_cast<errc>(x.code), std::move(x.what));
+    try {
+      if constexpr (std::is_void_v<T>)
+        slot_->set(std::monostate{});
+      else
+        slot_->set(x.result.template take<T>());
+    } catch (const error& e) {
+      slot_->fail(static_cast<errc>(e.code().value()), e.what());
+    }
+  }
+
+private:
+  std::shared_ptr<result_slot<T>> slot_;
+};
+
+template <class R, class P>
+std::vector<R> run_chunk(function_ref<R(P)> fn,
+                         std::vector<std::decay_t<P>> items) {
+  std::vector<R> out;
+  out.reserve(items.size());
+  for (auto& x : items)
+    out.push_back(fn(std::move(x)));
+  return out;
+}
+
+template <class R, class... Ps>
+std::vector<R> run_star_chunk(function_ref<R(Ps...)> fn,
+                              std::vector<std::tuple<std::decay_t<Ps>...>> items) {
+  std::vector<R> out;
+  out.reserve(items.size());
+  for (auto& x : items)
+    out.push_back(std::apply(
+      [&](auto&... args) { return fn(std::move(args)...); }, x));
+  return out;
+}
+
+// Collects the chunks of a map: the whole result, or the error of the first
+// failed chunk in input order.
+template <class R>
+class map_collector {
+public:
+  map_collector(std::size_t chunks, std::shared_ptr<result_slot<std::vector<R>>> slot)
+    : parts_(chunks), slot_(std::move(slot)), missing_(chunks) {
+    if (chunks == 0)
+      slot_->set({});
+  }
+
+  void arrive(std::size_t index, outcome&& x) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (x.ok) {
+      try {
+        parts_[index] = x.result.template take<std::vector<R>>();
+      } catch (const error& e) {
+        parts_[index] = std::make_pair(static_cast<errc>(e.code().value()),
+                                       std::string{e.what()});
+      }
+    } else {
+      parts_[index] = std::make_pair(static_cast<errc>(x.code), std::move(x.what));
+    }
+    if (--missing_ > 0)
+      return;
+    std::vector<R> all;
+    for (auto& part : parts_) {
+      if (auto* err = std::get_if<std::pair<errc, std::string>>(&part))
+        return slot_->fail(err->first, std::move(err->second));
+      auto& xs = std::get<std::vector<R>>(part);
+      std::move(xs.begin(), xs.end(), std::back_inserter(all));
+    }
+    slot_->set(std::move(all));
+  }
+
+private:
+  std::mutex mtx_;
+  std::vector<std::variant<std::vector<R>, std::pair<errc, std::string>>> parts_;
+  std::shared_ptr<result_slot<std::vector<R>>> slot_;
+  std::size_t missing_;
+};
+
+template <class Collector>
+class chunk_sink final : public result_sink {
+public:
+  chunk_sink(std::shared_ptr<Collector> c, std::size_t index)
+    : c_(std::move(c)), index_(index) {
+    // nop
+  }
+  void deliver(outcome&& x) override {
+    c_->arrive(index_, std::move(x));
+  }
+
+private:
+  std::shared_ptr<Collector> c_;
+  std::size_t index_;
+};
+
+template <class F>
+using fn_ptr_t = decltype(as_function_pointer(std::declval<F>()));
+
+template <class Fn>
+struct fn_traits;
+
+template <class R, class... Ps>
+struct fn_traits<R (*)(Ps...)> {
+  using result = R;
+  using signature = R(Ps...);
+  using args = std::tuple<std::decay_t<Ps>...>;
+  static constexpr std::size_t arity = sizeof...(Ps);
+};
+
+} // namespace detail
+
+/// The result of a task that may still be running: Python's `AsyncResult`.
+/// `get` returns the value or throws the task's error (`errc::task_failed`
+/// with the exception's type and message, `errc::worker_lost`,
+/// `errc::terminated`); with a timeout it throws `errc::timeout` while the
+/// task runs. Every result is resolved, with a value or an error, at the
+/// latest when its pool is terminated or destroyed. Copies share the result.
+template <class T>
+class async_result {
+public:
+  using duration = std::chrono::steady_clock::duration;
+
+  explicit async_result(std::shared_ptr<detail::result_slot<T>> slot)
+    : slot_(std::move(slot)) {
+    // nop
+  }
+
+  /// Waits for the result and returns it (a copy: `get` may be called again).
+  T get(std::optional<duration> timeout = std::nullopt) const {
+    if constexpr (std::is_void_v<T>)
+      slot_->get(timeout);
+    else
+      return slot_->get(timeout);
+  }
+
+  /// Waits until the result is ready; false if `timeout` ran out first.
+  bool wait(std::optional<duration> timeout = std::nullopt) const {
+    return slot_->wait(timeout);
+  }
+
+  bool ready() const {
+    return slot_->ready();
+  }
+
+  /// Whether the task succeeded; `errc::invalid_argument` if not ready.
+  bool successful() const {
+    return slot_->successful();
+  }
+
+private:
+  std::shared_ptr<detail::result_slot<T>> slot_;
+};
+
+/// The results of `imap` / `imap_unordered` as they arrive: an input range
+/// (usable in a range-for) and `next(timeout)`. Input is taken lazily, a
+/// bounded window of chunks ahead, so an endless input runs in bounded memory.
+/// A task's error is thrown at its position; iteration may continue after it.
+template <class R>
+class result_stream {
+public:
+  using duration = std::chrono::steady_clock::duration;
+  using pull_fn = std::function<bool(std::size_t, detail::closure&)>;
+
+  result_stream(std::shared_ptr<detail::pool_core> pool, pull_fn pull,
+                std::size_t window, bool ordered)
+    : st_(std::make_shared<state>()) {
+    st_->pool = std::move(pool);
+    st_->pull = std::move(pull);
+    st_->window = window;
+    st_->ordered = ordered;
+  }
+
+  /// The next result, or nothing at the end; throws the task's error, or
+  /// `errc::timeout` when none arrived within `timeout`.
+  std::optional<R> next(std::optional<duration> timeout = std::nullopt) {
+    auto& s = *st_;
+    for (;;) {
+      if (s.pos < s.current.size())
+        return std::move(s.current[s.pos++]);
+      top_up();
+      std::unique_lock<std::mutex> guard{s.mtx};
+      if (s.in_flight == 0 && s.exhausted)
+        return std::nullopt;
+      auto has_next = [&] {
+        return s.ordered ? s.arrived.count(s.next_index) > 0
+                         : !s.arrived.empty();
+      };
+      if (!timeout)
+        s.cv.wait(guard, has_next);
+      else if (!s.cv.wait_for(guard, *timeout, has_next))
+        throw error(errc::timeout, "no result arrived in time");
+      auto i = s.ordered ? s.arrived.find(s.next_index) : s.arrived.begin();
+      auto part = std::move(i->second);
+      s.arrived.erase(i);
+      ++s.next_index;
+      --s.in_flight;
+      guard.unlock();
+      s.current.clear();
+      s.pos = 0;
+      if (auto* err = std::get_if<std::pair<errc, std::string>>(&part))
+        throw error(err->first, err->second);
+      s.current = std::move(std::get<std::vector<R>>(part));
+    }
+  }
+
+  class iterator {
+  public:
+    using iterator_category = std::input_iterator_tag;
+    using value_type = R;
+    using difference_type = std::ptrdiff_t;
+    using pointer = R*;
+    using reference = R&;
+
+    iterator() = default;
+    explicit iterator(result_stream* s) : s_(s) {
+      ++*this;
+    }
+    R& operator*() {
+      return *x_;
+    }
+    iterator& operator++() {
+      x_ = s_->next();
+      if (!x_)
+        s_ = nullptr;
+      return *this;
+    }
+    bool operator==(const iterator& other) const {
+      return s_ == other.s_;
+    }
+    bool operator!=(const iterator& other) const {
+      return s_ != other.s_;
+    }
+
+  private:
+    result_stream* s_ = nullptr;
+    std::optional<R> x_;
+  };
+
+  iterator begin() {
+    return iterator{this};
+  }
+  iterator end() {
+    return iterator{};
+  }
+
+private:
+  using part = std::variant<std::vector<R>, std::pair<errc, std::string>>;
+
+  struct state {
+    std::shared_ptr<detail::pool_core> pool;
+    pull_fn pull;
+    std::size_t window = 1;
+    bool ordered = true;
+    bool exhausted = false;
+    std::size_t submitted = 0;
+    std::mutex mtx;
+    std::condition_variable cv;
+    std::map<std::size_t, part> arrived; // by chunk index
+    std::size_t in_flight = 0;
+    std::size_t next_index = 0; // ordered: the next chunk to yield
+    std::vector<R> current;
+    std::size_t pos = 0;
+
+    void arrive(std::size_t index, detail::outcome&& x) {
+      part p;
+      if (!x.ok) {
+        p = std::make_pair(static_cast<errc>(x.code), std::move(x.what));
+      } else {
+        try {
+          p = x.result.template take<std::vector<R>>();
+        } catch (const error& e) {
+          p = std::make_pair(static_cast<errc>(e.code().value()),
+                             std::string{e.what()});
+        }
+      }
+      std::lock_guard<std::mutex> guard{mtx};
+      arrived.emplace(ordered ? index : submitted_order++, std::move(p));
+      cv.notify_all();
+    }
+    std::size_t submitted_order = 0;
+  };
+
+  // Submits chunks until the window is full or the input ends.
+  void top_up() {
+    auto& s = *st_;
+    for (;;) {
+      {
+        std::lock_guard<std::mutex> guard{s.mtx};
+        if (s.exhausted || s.in_flight >= s.window)
+          return;
+      }
+      detail::closure task;
+      if (!s.pull(s.submitted, task)) {
+        std::lock_guard<std::mutex> guard{s.mtx};
+        s.exhausted = true;
+        return;
+      }
+      {
+        std::lock_guard<std::mutex> guard{s.mtx};
+        ++s.in_flight;
+      }
+      s.pool->submit(std::move(task),
+                     std::make_shared<detail::chunk_sink<state>>(st_,
+                                                                 s.submitted));
+      ++s.submitted;
+    }
+  }
+
+  std::shared_ptr<state> st_;
+};
+
+/// How a pool handles failures.
+struct pool_options {
+  /// How often a task lost with its worker is run again.
+  int retries = 1;
+};
+
+/// A pool of worker processes: the counterpart of Python's
+/// `multiprocessing.Pool`, supervised so that it never hangs or loses a task.
+///
+/// @code
+/// int square(int x) { return x * x; }
+///
+/// actors::pool p{2};
+/// auto r = p.apply_async(square, 7);           // async_result<int>
+/// std::vector<int> xs = p.map(square, std::vector<int>{1, 2, 3});
+/// for (int x : p.imap_unordered(square, xs))   // as they complete
+///   std::cout << x << '\n';
+/// p.close();
+/// p.join();
+/// @endcode
+///
+/// **Tasks** are plain functions or lambdas without captures, with typed,
+/// serializable arguments and results, as for `actors::process`.
+///
+/// **Supervision.** A supervisor actor in this process owns the task table;
+/// the workers pull tasks one at a time, so an idle worker is never starved.
+/// When a worker process dies (SIGKILL, a segfault, `exit()`), only the tasks
+/// it held are rerun on other workers, `retries` times (default 1), then
+/// fail with `errc::worker_lost` naming the signal or exit code; a new
+/// process takes its place and the pool stays usable. An exception thrown by
+/// a task fails that task only (`errc::task_failed`, "type: message").
+///
+/// **Lifetime.** `close()` stops new work; `join()` (after `close` or
+/// `terminate`, else `errc::pool_running`) waits for the queued work and the
+/// workers. `terminate()` kills the workers and fails every outstanding
+/// result with `errc::terminated`. The destructor terminates a pool that was
+/// not joined; it never leaves a result unresolved.
+class pool {
+public:
+  using duration = std::chrono::steady_clock::duration;
+
+  /// A pool of `processes` workers (0: one per core; negative:
+  /// `errc::invalid_argument`).
+  explicit pool(int processes = 0, pool_options opts = pool_options{})
+    : core_(std::make_shared<detail::pool_core>(
+      detail::pool_core::options{processes, opts.retries})) {
+    // nop
+  }
+
+  int processes() const noexcept {
+    return core_->processes();
+  }
+
+  /// Runs `fn(args...)` on a worker; the result arrives later.
+  template <class F, class... Args>
+  auto apply_async(F&& fn, Args&&... args) {
+    using R = typename detail::fn_traits<detail::fn_ptr_t<F>>::result;
+    auto slot = std::make_shared<detail::result_slot<R>>();
+    core_->submit(detail::closure::bind_task(std::forward<F>(fn),
+                                             std::forward<Args>(args)...),
+                  std::make_shared<detail::slot_sink<R>>(slot));
+    return async_result<R>{slot};
+  }
+
+  /// `apply_async(...).get()`.
+  template <class F, class... Args>
+  auto apply(F&& fn, Args&&... args) {
+    return apply_async(std::forward<F>(fn), std::forward<Args>(args)...).get();
+  }
+
+  /// `fn` applied to every element of `inputs`, in input order, computed in
+  /// chunks of `chunksize` (0: about len / (4 x processes), as Python).
+  template <class F, class Range>
+  auto map_async(F&& fn, const Range& inputs, std::size_t chunksize = 0) {
+    auto ptr = detail::as_function_pointer(std::forward<F>(fn));
+    using traits = detail::fn_traits<decltype(ptr)>;
+    static_assert(traits::arity == 1, "map takes a function of one argument; "
+                                      "use starmap for several");
+    using P = std::tuple_element_t<0, typename traits::args>;
+    return map_impl<typename traits::result, P>(
+      inputs, chunksize,
+      [ptr](std::vector<P> chunk) { return chunk_task(ptr, std::move(chunk)); });
+  }
+
+  template <class F, class Range>
+  auto map(F&& fn, const Range& inputs, std::size_t chunksize = 0) {
+    return map_async(std::forward<F>(fn), inputs, chunksize).get();
+  }
+
+  /// Like `map_async`, for a function of several arguments, each input a
+  /// tuple (or pair) of them.
+  template <class F, class Range>
+  auto starmap_async(F&& fn, const Range& inputs, std::size_t chunksize = 0) {
+    auto ptr = detail::as_function_pointer(std::forward<F>(fn));
+    using traits = detail::fn_traits<decltype(ptr)>;
+    using P = typename traits::args;
+    return map_impl<typename traits::result, P>(
+      inputs, chunksize, [ptr](std::vector<P> chunk) {
+        return star_task(ptr, std::move(chunk));
+      });
+  }
+
+  template <class F, class Range>
+  auto starmap(F&& fn, const Range& inputs, std::size_t chunksize = 0) {
+    return starmap_async(std::forward<F>(fn), inputs, chunksize).get();
+  }
+
+  /// Results in input order as they become available; `inputs` is read
+  /// lazily and must outlive the stream.
+  template <class F, class Range>
+  auto imap(F&& fn, const Range& inputs, std::size_t chunksize = 1) {
+    return stream_impl(std::forward<F>(fn), inputs, chunksize, true);
+  }
+
+  /// Results in completion order.
+  template <class F, class Range>
+  auto imap_unordered(F&& fn, const Range& inputs, std::size_t chunksize = 1) {
+    return stream_impl(std::forward<F>(fn), inputs, chunksize, false);
+  }
+
+  void close() {
+    core_->close();
+  }
+  void terminate() {
+    core_->terminate();
+  }
+  void join() {
+    core_->join();
+  }
+
+private:
+  template <class R, class... Ps>
+  static detail::closure
+  star_task(R (*fn)(Ps...),
+            std::vector<std::tuple<std::decay_t<Ps>...>> chunk) {
+    return detail::closure::bind_task(&detail::run_star_chunk<R, Ps...>,
+                                      detail::function_ref<R(Ps...)>{fn},
+                                      std::move(chunk));
+  }
+
+  template <class R, class P>
+  static detail::closure chunk_task(R (*fn)(P), std::vector<std::decay_t<P>> chunk) {
+    return detail::closure::bind_task(&detail::run_chunk<R, P>,
+                                      detail::function_ref<R(P)>{fn},
+                                      std::move(chunk));
+  }
+
+  std::size_t default_chunksize(std::size_t n) const {
+    auto per = static_cast<std::size_t>(processes()) * 4;
+    auto size = n / per + (n % per != 0 ? 1 : 0);
+    return size == 0 ? 1 : size;
+  }
+
+  template <class R, class P, class Range, class MakeTask>
+  async_result<std::vector<R>> map_impl(const Range& inputs,
+                                        std::size_t chunksize,
+                                        MakeTask make_task) {
+    std::vector<P> all(std::begin(inputs), std::end(inputs));
+    if (chunksize == 0)
+      chunksize = default_chunksize(all.size());
+    auto chunks = (all.size() + chunksize - 1) / chunksize;
+    auto slot = std::make_shared<detail::result_slot<std::vector<R>>>();
+    auto collector = std::make_shared<detail::map_collector<R>>(chunks, slot);
+    for (std::size_t c = 0; c < chunks; ++c) {
+      auto first = all.begin() + static_cast<std::ptrdiff_t>(c * chunksize);
+      auto last = all.begin()
+                  + static_cast<std::ptrdiff_t>(
+                    std::min(all.size(), (c + 1) * chunksize));
+      core_->submit(make_task(std::vector<P>(std::make_move_iterator(first),
+                                             std::make_move_iterator(last))),
+                    std::make_shared<detail::chunk_sink<
+                      detail::map_collector<R>>>(collector, c));
+    }
+    return async_result<std::vector<R>>{slot};
+  }
+
+  template <class F, class Range>
+  auto stream_impl(F&& fn, const Range& inputs, std::size_t chunksize,
+                   bool ordered) {
+    auto ptr = detail::as_function_pointer(std::forward<F>(fn));
+    using traits = detail::fn_traits<decltype(ptr)>;
+    static_assert(traits::arity == 1, "imap takes a function of one argument");
+    using R = typename traits::result;
+    using P = std::tuple_element_t<0, typename traits::args>;
+    if (chunksize == 0)
+      chunksize = 1;
+    auto it = std::make_shared<decltype(std::begin(inputs))>(std::begin(inputs));
+    auto end = std::end(inputs);
+    auto pull = [ptr, it, end, chunksize](std::size_t,
+                                          detail::closure& task) mutable {
+      std::vector<P> chunk;
+      while (chunk.size() < chunksize && *it != end) {
+        chunk.push_back(**it);
+        ++*it;
+      }
+      if (chunk.empty())
+        return false;
+      task = chunk_task(ptr, std::move(chunk));
+      return true;
+    };
+    return result_stream<R>{core_, std::move(pull),
+                            2 * static_cast<std::size_t>(processes()),
+                            ordered};
+  }
+
+  std::shared_ptr<detail::pool_core> core_;
+};
+
+} // namespace actors
