@@ -15,7 +15,9 @@ using namespace std::chrono_literals;
 
 namespace {
 
+// Runs a demo at a fifth of the seed's timings (see demos/timing.hpp).
 std::vector<std::string> run_demo(const std::string& name, int* exitcode) {
+  ::setenv("ACTORS_DEMO_SCALE", "0.2", 1);
   support::subprocess demo{std::string{ACTORS_DEMO_DIR} + "/" + name, {}};
   std::vector<std::string> lines;
   while (auto line = demo.read_line(30s))
@@ -25,7 +27,109 @@ std::vector<std::string> run_demo(const std::string& name, int* exitcode) {
   return lines;
 }
 
+// The most tasks whose [start, end) intervals overlap at one instant.
+int max_overlap(const std::vector<std::pair<long long, long long>>& spans) {
+  int most = 0;
+  for (auto& [t, unused] : spans) {
+    int n = 0;
+    for (auto& [start, end] : spans)
+      n += start <= t && t < end;
+    most = std::max(most, n);
+  }
+  return most;
+}
+
+bool contains(const std::vector<std::string>& lines, const std::string& x) {
+  return std::find(lines.begin(), lines.end(), x) != lines.end();
+}
+
 } // namespace
+
+TEST_CASE("S2 apply_async: at most two tasks at once; join before close") {
+  int code;
+  auto lines = run_demo("s02_pool_apply_async", &code);
+  REQUIRE(code == 0);
+  CHECK(contains(lines, "join before close: pool still running"));
+  std::vector<std::pair<long long, long long>> spans;
+  for (auto& l : lines) {
+    long long start, end;
+    if (std::sscanf(l.c_str(), "task %*d ran %lld %lld", &start, &end) == 2)
+      spans.emplace_back(start, end);
+  }
+  REQUIRE(spans.size() == 5);
+  CHECK(max_overlap(spans) == 2);
+  CHECK(lines.back() == "done.");
+}
+
+TEST_CASE("S3 map_async: two at a time, results in input order") {
+  int code;
+  auto lines = run_demo("s03_pool_map_async", &code);
+  REQUIRE(code == 0);
+  std::vector<int> order;
+  std::vector<std::pair<long long, long long>> spans;
+  for (auto& l : lines) {
+    int msg;
+    long long start, end;
+    if (std::sscanf(l.c_str(), "result %d ran %lld %lld", &msg, &start, &end)
+        == 3) {
+      order.push_back(msg);
+      spans.emplace_back(start, end);
+    }
+  }
+  CHECK(order == std::vector<int>{0, 1, 2, 3, 4});
+  CHECK(max_overlap(spans) == 2);
+  CHECK(lines.back() == "done.");
+}
+
+TEST_CASE("S4 starmap_async: tuples unpacked into typed parameters") {
+  int code;
+  auto lines = run_demo("s04_pool_starmap_async", &code);
+  REQUIRE(code == 0);
+  CHECK(contains(lines, "msg1: 1 msg2: one"));
+  CHECK(contains(lines, "msg1: 2 msg2: two"));
+  auto first = std::find(lines.begin(), lines.end(), "result 1+one");
+  auto second = std::find(lines.begin(), lines.end(), "result 2+two");
+  CHECK(first != lines.end());
+  CHECK(second == first + 1);
+  CHECK(lines.back() == "done.");
+}
+
+TEST_CASE("S5 files: every file of a generated tree processed exactly once") {
+  int code;
+  auto lines = run_demo("s05_pool_files", &code);
+  CHECK(code == 0);
+  CHECK(contains(lines, "files 500 processed 500 bytes 24750 exactly once 1"));
+}
+
+TEST_CASE("S6 imap in input order, imap_unordered in completion order") {
+  int code;
+  auto lines = run_demo("s06_pool_imap", &code);
+  REQUIRE(code == 0);
+  std::vector<int> ordered, unordered;
+  std::vector<long long> ended, received;
+  bool second_part = false;
+  for (auto& l : lines) {
+    int res;
+    long long e, r;
+    if (l == "imap_unordered")
+      second_part = true;
+    if (std::sscanf(l.c_str(), "res: %d ended %lld received %lld", &res, &e,
+                    &r)
+        == 3) {
+      (second_part ? unordered : ordered).push_back(res);
+      if (second_part) {
+        ended.push_back(e);
+        received.push_back(r);
+      }
+    }
+  }
+  CHECK(ordered == std::vector<int>{0, 1, 2});
+  CHECK(unordered == std::vector<int>{2, 1, 0});
+  REQUIRE(received.size() == 3);
+  // Streaming: the first result was received before the last task ended.
+  CHECK(received[0] < ended[2]);
+  CHECK(lines.back() == "done.");
+}
 
 TEST_CASE("S1 process: two children with their own pids, start then end") {
   int code;

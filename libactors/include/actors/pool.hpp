@@ -406,6 +406,59 @@ private:
   std::shared_ptr<state> st_;
 };
 
+/// A lazy range of integers [first, last), like Python's `range`: nothing
+/// is materialized, so `imap(f, actors::range(0, 10'000'000))` holds only
+/// the window of tasks in flight.
+class range {
+public:
+  class iterator {
+  public:
+    using iterator_category = std::input_iterator_tag;
+    using value_type = long long;
+    using difference_type = long long;
+    using pointer = const long long*;
+    using reference = const long long&;
+
+    explicit iterator(long long x = 0) : x_(x) {
+    }
+    const long long& operator*() const {
+      return x_;
+    }
+    iterator& operator++() {
+      ++x_;
+      return *this;
+    }
+    bool operator==(const iterator& other) const {
+      return x_ == other.x_;
+    }
+    bool operator!=(const iterator& other) const {
+      return x_ != other.x_;
+    }
+
+  private:
+    long long x_;
+  };
+
+  explicit range(long long last) : range(0, last) {
+  }
+  range(long long first, long long last)
+    : first_(first), last_(last < first ? first : last) {
+  }
+  iterator begin() const {
+    return iterator{first_};
+  }
+  iterator end() const {
+    return iterator{last_};
+  }
+  std::size_t size() const {
+    return static_cast<std::size_t>(last_ - first_);
+  }
+
+private:
+  long long first_;
+  long long last_;
+};
+
 /// How a pool handles failures.
 struct pool_options {
   /// How often a task lost with its worker is run again.
