@@ -45,7 +45,7 @@ bool contains(const std::vector<std::string>& lines, const std::string& x) {
 
 } // namespace
 
-TEST_CASE("S2 apply_async: at most two tasks at once; join before close") {
+TEST_CASE("S2 apply_async: at most two tasks at once, join before close") {
   int code;
   auto lines = run_demo("s02_pool_apply_async", &code);
   REQUIRE(code == 0);

@@ -6,6 +6,7 @@
 #include <csignal>
 #include <cstdio>
 #include <numeric>
+#include <set>
 #include <string>
 #include <thread>
 #include <unistd.h>
@@ -64,6 +65,50 @@ int blocks() {
 
 pid_t worker_pid(int) {
   return ::getpid();
+}
+
+int slow_square(int x) {
+  std::this_thread::sleep_for(std::chrono::milliseconds{2});
+  return x * x;
+}
+
+int initialized_value = 0;
+
+void initialize(int x) {
+  initialized_value = x;
+}
+
+int read_initialized(int) {
+  return initialized_value;
+}
+
+// Appends a line to `log` (counting its calls), then throws.
+void failing_initializer(std::string log) {
+  std::FILE* f = std::fopen(log.c_str(), "a");
+  std::fputs("init\n", f);
+  std::fclose(f);
+  throw std::runtime_error("no database");
+}
+
+long peak_rss_kb() {
+  std::FILE* f = std::fopen("/proc/self/status", "r");
+  char line[256];
+  long kb = 0;
+  while (std::fgets(line, sizeof(line), f))
+    if (std::sscanf(line, "VmHWM: %ld kB", &kb) == 1)
+      break;
+  std::fclose(f);
+  return kb;
+}
+
+int count_lines(const char* path) {
+  int n = 0;
+  if (std::FILE* f = std::fopen(path, "r")) {
+    for (int c; (c = std::fgetc(f)) != EOF;)
+      n += c == '\n';
+    std::fclose(f);
+  }
+  return n;
 }
 
 } // namespace
@@ -201,4 +246,125 @@ TEST_CASE("destroying a pool never leaves a result unresolved") {
     r = p.apply_async(blocks);
   }
   CHECK(code_of([&] { r->get(10s); }) == actors::errc::terminated);
+}
+
+TEST_CASE("a map of 100k tasks equals the serial result") {
+  actors::pool p{2};
+  std::vector<int> xs(100000);
+  std::iota(xs.begin(), xs.end(), 0);
+  std::vector<int> expected;
+  for (int x : xs)
+    expected.push_back(square(x % 40000));
+  std::vector<int> mod;
+  for (int x : xs)
+    mod.push_back(x % 40000);
+  CHECK(p.map(square, mod) == expected);
+  p.close();
+  p.join();
+}
+
+TEST_CASE("a worker SIGKILLed during a map: every result, exactly once") {
+  actors::pool p{2};
+  std::vector<int> probe(50, 0);
+  auto pids = p.map(worker_pid, probe, 1);
+  std::vector<int> xs(500);
+  std::iota(xs.begin(), xs.end(), 0);
+  auto r = p.map_async(slow_square, xs, 1);
+  ::kill(pids.front(), SIGKILL);
+  auto got = r.get(60s);
+  std::vector<int> expected;
+  for (int x : xs)
+    expected.push_back(x * x);
+  CHECK(got == expected);
+  CHECK(p.apply(square, 6) == 36);
+  p.close();
+  p.join();
+}
+
+TEST_CASE("imap over 5 million lazy inputs keeps the owner's memory bounded") {
+  actors::pool p{2};
+  auto before = peak_rss_kb();
+  long long sum = 0, count = 0;
+  for (int x : p.imap(read_initialized, actors::range(5'000'000), 10000)) {
+    sum += x;
+    ++count;
+  }
+  auto grown = peak_rss_kb() - before;
+  MESSAGE("owner peak RSS grew by " << grown << " kB over 5M items");
+  CHECK(count == 5'000'000);
+  CHECK(sum == 0);
+  CHECK(grown < 64 * 1024);
+  p.close();
+  p.join();
+}
+
+TEST_CASE("maxtasksperchild replaces workers after N tasks") {
+  actors::pool_options opts;
+  opts.maxtasksperchild = 2;
+  actors::pool p{1, opts};
+  auto pids = p.map(worker_pid, std::vector<int>(6, 0), 1);
+  std::set<pid_t> distinct(pids.begin(), pids.end());
+  CHECK(distinct.size() == 3);
+  p.close();
+  p.join();
+}
+
+TEST_CASE("an initializer runs in each worker, one that throws breaks the pool") {
+  actors::pool_options good;
+  good.initializer(initialize, 7);
+  actors::pool p{2, good};
+  CHECK(p.map(read_initialized, std::vector<int>(10, 0), 1)
+        == std::vector<int>(10, 7));
+  p.close();
+  p.join();
+
+  char log[] = "/tmp/actors-init-log-XXXXXX";
+  ::close(::mkstemp(log));
+  actors::pool_options bad;
+  bad.initializer(failing_initializer, std::string{log});
+  actors::pool broken{2, bad};
+  // The task fails, or (once the pool knows it is broken) is refused.
+  std::string what;
+  CHECK(code_of([&] {
+          try {
+            broken.apply_async(square, 2).get(30s);
+          } catch (const actors::error& e) {
+            what = e.what();
+            throw;
+          }
+        })
+        == actors::errc::pool_broken);
+  CHECK(what.find("no database") != std::string::npos);
+  CHECK(code_of([&] { broken.apply_async(square, 3); })
+        == actors::errc::pool_broken);
+  broken.terminate();
+  broken.join();
+  // No respawn storm: each of the two slots tried once.
+  CHECK(count_lines(log) <= 2);
+  ::unlink(log);
+}
+
+TEST_CASE("a task over the per-task timeout fails, the pool goes on") {
+  actors::pool_options opts;
+  opts.task_timeout = 200ms;
+  actors::pool p{1, opts};
+  auto t0 = std::chrono::steady_clock::now();
+  CHECK(code_of([&] { p.apply(blocks); }) == actors::errc::timeout);
+  CHECK(std::chrono::steady_clock::now() - t0 < 5s);
+  CHECK(p.apply(square, 4) == 16);
+  p.close();
+  p.join();
+}
+
+TEST_CASE("worker deaths beyond the restart budget break the pool") {
+  actors::pool_options opts;
+  opts.retries = 100;
+  opts.max_restarts = 2;
+  actors::pool p{1, opts};
+  CHECK(code_of([&] { p.apply(always_segfaults); })
+        == actors::errc::pool_broken);
+  CHECK(code_of([&] { p.apply_async(square, 1); })
+        == actors::errc::pool_broken);
+  p.terminate();
+  p.join();
 }

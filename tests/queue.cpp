@@ -90,7 +90,7 @@ void put_big(actors::queue<std::string> q, std::size_t size) {
 
 } // namespace
 
-TEST_CASE("put and get keep FIFO order; qsize, empty and full") {
+TEST_CASE("put and get keep FIFO order, qsize, empty and full") {
   actors::queue<std::string> q{3};
   CHECK(q.empty());
   CHECK_FALSE(q.full());
@@ -105,7 +105,7 @@ TEST_CASE("put and get keep FIFO order; qsize, empty and full") {
   CHECK(q.empty());
 }
 
-TEST_CASE("nowait forms raise full and empty; try forms return") {
+TEST_CASE("nowait forms raise full and empty, try forms return") {
   actors::queue<int> q{1};
   CHECK(code_of([&] { q.get_nowait(); }) == actors::errc::queue_empty);
   CHECK_FALSE(q.try_get().has_value());
@@ -154,7 +154,7 @@ TEST_CASE("a blocked get is woken by a put from another thread") {
   producer.join();
 }
 
-TEST_CASE("close: puts fail, gets drain, then fail; blocked callers wake") {
+TEST_CASE("close: puts fail, gets drain, then fail, blocked callers wake") {
   actors::queue<int> q{actors::unbounded};
   q.put(1);
   q.close();

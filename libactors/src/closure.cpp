@@ -76,15 +76,23 @@ const void* from_code_ref(const code_ref& ref) {
   return reinterpret_cast<const void*>(search.base + ref.offset);
 }
 
+// Wire format: a flag (an empty closure travels too: "no initializer"),
+// then the loader's and the function's code_refs and the arguments.
 caf::error inspect(caf::serializer& f, closure& x) {
-  if (!x.call_)
-    return caf::sec::invalid_argument;
+  bool present = x.call_ != nullptr;
+  if (auto err = f(present); err || !present)
+    return err;
   if (auto err = f(x.loader_, x.fn_))
     return err;
   return x.call_->save(f);
 }
 
 caf::error inspect(caf::deserializer& f, closure& x) {
+  bool present = false;
+  if (auto err = f(present); err || !present) {
+    x.call_.reset();
+    return err;
+  }
   if (auto err = f(x.loader_, x.fn_))
     return err;
   auto loader = from_code_ref(x.loader_);

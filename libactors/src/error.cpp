@@ -58,6 +58,8 @@ public:
         return "pool still running";
       case errc::terminated:
         return "pool terminated";
+      case errc::pool_broken:
+        return "pool broken";
     }
     return "unknown actors error";
   }

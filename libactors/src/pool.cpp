@@ -2,13 +2,17 @@
 //
 // Workers pull: each worker process runs worker_loop, which asks the
 // supervisor for a task, runs it, and returns its outcome with the next
-// request, (w_next, id, slot, root, outcomes) -> ok(task, closure) | ok() to
-// stop. An idle worker waits parked in the supervisor, so no worker starves
-// while another has a backlog and there is no round trip beyond one per task.
-// The supervisor watches every worker process (its root actor): when one
-// dies, the tasks it held are retried on others (up to `retries` times, then
-// failed with errc::worker_lost naming the signal or exit code) and a new
-// process takes its slot.
+// request:
+//   (w_next, id, slot, root, outcomes, last) -> ok(task, closure) | ok()
+//   (w_fail, id, slot, root, what)           the initializer failed
+// `last` retires the worker (maxtasksperchild); ok() tells it to stop. An
+// idle worker waits parked in the supervisor, so no worker starves while
+// another has a backlog, and there is one round trip per task. The
+// supervisor watches every worker process (its root actor): when one dies,
+// the tasks it held are retried on others (up to `retries` times, then they
+// fail with errc::worker_lost naming the signal or exit code) and a new
+// process takes its slot, unless deaths exceed the restart budget, which
+// breaks the pool (errc::pool_broken for everything outstanding and later).
 
 #include "actors/detail/pool_core.hpp"
 
@@ -21,7 +25,6 @@
 #include <vector>
 
 #include <caf/event_based_actor.hpp>
-#include <caf/stateful_actor.hpp>
 
 #include "actors/process.hpp"
 #include "call.hpp"
@@ -36,23 +39,40 @@ result_sink::~result_sink() {
 namespace {
 
 using w_next = caf::atom_constant<caf::atom("w_next")>;
+using w_fail = caf::atom_constant<caf::atom("w_fail")>;
 using s_wake = caf::atom_constant<caf::atom("s_wake")>;
+using s_timeout = caf::atom_constant<caf::atom("s_timeout")>;
 
-void worker_loop(caf::actor supervisor, std::uint32_t slot) {
+void worker_loop(caf::actor supervisor, std::uint32_t slot,
+                 closure initializer, int max_tasks) {
   auto& self = caller::of_this_thread();
   auto root = runtime::get().root();
+  if (initializer) {
+    try {
+      initializer();
+    } catch (...) {
+      try {
+        self.call(supervisor, std::nullopt, w_fail::value, slot, root,
+                  current_exception_text());
+      } catch (const error&) {
+        // the owner is gone
+      }
+      return;
+    }
+  }
   std::vector<outcome> done;
-  for (;;) {
+  for (int ran = 0;;) {
     caf::message next;
+    bool last = max_tasks > 0 && ran == max_tasks;
     try {
       next = self.call(supervisor, std::nullopt, w_next::value, slot, root,
-                       std::move(done));
+                       std::move(done), last);
     } catch (const error&) {
       return; // the owner is gone
     }
     done.clear();
     if (next.empty())
-      return; // asked to stop
+      return; // asked to stop, or retired
     outcome result;
     result.task = next.get_as<std::uint64_t>(0);
     try {
@@ -63,6 +83,7 @@ void worker_loop(caf::actor supervisor, std::uint32_t slot) {
       result.what = current_exception_text();
     }
     done.push_back(std::move(result));
+    ++ran;
   }
 }
 
@@ -81,6 +102,16 @@ std::string describe_exit(const std::optional<int>& code) {
   return "exit code " + std::to_string(*code);
 }
 
+using delivery = std::pair<std::shared_ptr<result_sink>, outcome>;
+
+delivery failure(task_entry&& task, errc code, std::string what) {
+  outcome o;
+  o.task = task.id;
+  o.code = static_cast<std::uint8_t>(code);
+  o.what = std::move(what);
+  return {std::move(task.sink), std::move(o)};
+}
+
 } // namespace
 
 // Shared by the users' threads and the supervisor actor, under `mtx`.
@@ -92,52 +123,81 @@ public:
     std::set<std::uint64_t> tasks;
     caf::actor parked; // the worker's caller waiting for a task
     std::uint64_t parked_id = 0;
+    bool retiring = false; // its end is planned: not a death
   };
 
   std::mutex mtx;
-  std::condition_variable idle; // signalled when no task is queued or running
+  std::condition_variable idle; // no task queued or running, or terminated
   pool_core::options opts;
   std::deque<task_entry> queued;
   std::map<std::uint64_t, task_entry> running;
   std::vector<worker> workers;
+  std::deque<std::chrono::steady_clock::time_point> deaths;
   std::uint64_t next_task = 1;
   bool closed = false;
   bool terminated = false;
   bool stopping = false; // workers are told to stop once idle
+  std::string broken;    // why the pool gave up; empty while it works
   caf::actor supervisor;
 
-  // Hands queued tasks to parked workers, or tells them to stop. Returns
-  // the answers to send (outside the lock).
-  template <class Send>
-  void serve(Send send) {
-    for (std::uint32_t slot = 0; slot < workers.size(); ++slot) {
-      auto& w = workers[slot];
+  bool ended() const {
+    return terminated || !broken.empty();
+  }
+
+  // Hands queued tasks to parked workers, or tells them to stop; `send`
+  // answers a worker, `assigned` learns which task went out.
+  template <class Send, class Assigned>
+  void serve(Send send, Assigned assigned) {
+    for (auto& w : workers) {
       if (!w.parked)
         continue;
-      if (!queued.empty() && !terminated) {
+      if (!queued.empty() && !ended()) {
         auto task = std::move(queued.front());
         queued.pop_front();
         w.tasks.insert(task.id);
         send(w.parked, w.parked_id, caf::make_message(task.id, task.call));
+        assigned(task.id);
         running.emplace(task.id, std::move(task));
         w.parked = nullptr;
-      } else if (stopping || terminated) {
+      } else if (stopping || ended()) {
         send(w.parked, w.parked_id, caf::message{});
         w.parked = nullptr;
       }
     }
+    if (ended() || (queued.empty() && running.empty()))
+      idle.notify_all();
+  }
+
+  // Fails everything outstanding with `code` (the caller delivers).
+  void fail_all(errc code, const std::string& what,
+                std::vector<delivery>& out) {
+    for (auto& t : queued)
+      out.push_back(failure(std::move(t), code, what));
+    for (auto& [id, t] : running)
+      out.push_back(failure(std::move(t), code, what));
+    queued.clear();
+    running.clear();
+    for (auto& w : workers)
+      w.tasks.clear();
   }
 
   void start_worker(std::uint32_t slot) {
-    auto& proc = workers[slot].proc;
-    proc.emplace(worker_loop, supervisor, slot);
-    proc->name("PoolWorker-" + std::to_string(slot + 1));
-    proc->daemon(true);
-    proc->start();
+    auto& w = workers[slot];
+    w.retiring = false;
+    w.proc.emplace(worker_loop, supervisor, slot, opts.initializer,
+                   opts.max_tasks_per_child);
+    w.proc->name("PoolWorker-" + std::to_string(slot + 1));
+    w.proc->daemon(true);
+    w.proc->start();
   }
 };
 
 namespace {
+
+void deliver_all(std::vector<delivery>& xs) {
+  for (auto& [sink, o] : xs)
+    sink->deliver(std::move(o));
+}
 
 caf::behavior supervisor_actor(caf::event_based_actor* self,
                                std::shared_ptr<pool_state> st) {
@@ -145,8 +205,22 @@ caf::behavior supervisor_actor(caf::event_based_actor* self,
                      caf::message payload) {
     self->send(who, caf::ok_atom::value, id, std::move(payload));
   };
+  auto assigned = [self, st](std::uint64_t task) {
+    if (st->opts.task_timeout)
+      self->delayed_send(self, *st->opts.task_timeout, s_timeout::value, task);
+  };
+  // Marks the pool broken (under the lock) and stops its workers.
+  auto break_pool = [=](const std::string& why, std::vector<delivery>& out) {
+    if (!st->broken.empty())
+      return;
+    st->broken = why;
+    st->fail_all(errc::pool_broken, why, out);
+    for (auto& w : st->workers)
+      if (w.proc && w.proc->is_alive())
+        w.proc->kill();
+  };
   self->set_down_handler([=](caf::down_msg& dm) {
-    std::vector<std::pair<std::shared_ptr<result_sink>, outcome>> failed;
+    std::vector<delivery> out;
     {
       std::unique_lock<std::mutex> guard{st->mtx};
       std::uint32_t slot = 0;
@@ -166,32 +240,36 @@ caf::behavior supervisor_actor(caf::event_based_actor* self,
           continue;
         auto task = std::move(entry->second);
         st->running.erase(entry);
-        if (++task.attempts > st->opts.retries) {
-          outcome o;
-          o.task = task.id;
-          o.code = static_cast<std::uint8_t>(errc::worker_lost);
-          o.what = why + " while running the task";
-          failed.emplace_back(std::move(task.sink), std::move(o));
-        } else {
+        if (++task.attempts > st->opts.retries)
+          out.push_back(failure(std::move(task), errc::worker_lost,
+                                why + " while running the task"));
+        else
           st->queued.push_front(std::move(task));
-        }
       }
       w.tasks.clear();
       w.parked = nullptr;
       w.root = caf::actor_addr{};
-      if (!st->terminated && !(st->stopping && st->queued.empty()))
+      if (!w.retiring && !st->ended()) {
+        auto now = std::chrono::steady_clock::now();
+        st->deaths.push_back(now);
+        while (st->deaths.front() < now - st->opts.restart_window)
+          st->deaths.pop_front();
+        if (st->deaths.size() > static_cast<size_t>(st->opts.max_restarts))
+          break_pool("workers died more than "
+                       + std::to_string(st->opts.max_restarts)
+                       + " times within the restart window; last: " + why,
+                     out);
+      }
+      if (!st->ended() && !(st->stopping && st->queued.empty()))
         st->start_worker(slot);
-      st->serve(send);
-      if (st->queued.empty() && st->running.empty())
-        st->idle.notify_all();
+      st->serve(send, assigned);
     }
-    for (auto& [sink, o] : failed)
-      sink->deliver(std::move(o));
+    deliver_all(out);
   });
   return {
     [=](w_next, std::uint64_t id, std::uint32_t slot, const caf::actor& root,
-        std::vector<outcome>& done) {
-      std::vector<std::pair<std::shared_ptr<result_sink>, outcome>> results;
+        std::vector<outcome>& done, bool last) {
+      std::vector<delivery> out;
       auto who = caf::actor_cast<caf::actor>(self->current_sender());
       {
         std::unique_lock<std::mutex> guard{st->mtx};
@@ -203,23 +281,60 @@ caf::behavior supervisor_actor(caf::event_based_actor* self,
         for (auto& o : done) {
           auto entry = st->running.find(o.task);
           if (entry == st->running.end())
-            continue; // failed by terminate meanwhile
-          results.emplace_back(std::move(entry->second.sink), std::move(o));
+            continue; // failed meanwhile (terminate, timeout, broken)
+          out.emplace_back(std::move(entry->second.sink), std::move(o));
           st->running.erase(entry);
-          w.tasks.erase(results.back().second.task);
+          w.tasks.erase(out.back().second.task);
         }
-        w.parked = who;
-        w.parked_id = id;
-        st->serve(send);
-        if (st->queued.empty() && st->running.empty())
-          st->idle.notify_all();
+        if (last) {
+          w.retiring = true;
+          send(who, id, caf::message{});
+        } else {
+          w.parked = who;
+          w.parked_id = id;
+        }
+        st->serve(send, assigned);
       }
-      for (auto& [sink, o] : results)
-        sink->deliver(std::move(o));
+      deliver_all(out);
+    },
+    [=](w_fail, std::uint64_t id, std::uint32_t, const caf::actor&,
+        const std::string& what) {
+      std::vector<delivery> out;
+      {
+        std::unique_lock<std::mutex> guard{st->mtx};
+        break_pool("the pool's initializer failed: " + what, out);
+        st->idle.notify_all();
+      }
+      send(caf::actor_cast<caf::actor>(self->current_sender()), id,
+           caf::message{});
+      deliver_all(out);
+    },
+    [=](s_timeout, std::uint64_t task) {
+      std::vector<delivery> out;
+      {
+        std::unique_lock<std::mutex> guard{st->mtx};
+        auto entry = st->running.find(task);
+        if (entry == st->running.end())
+          return;
+        // The task overran: it fails, and its worker is replaced (the only
+        // way to stop a running function), without counting as a death.
+        for (auto& w : st->workers) {
+          if (w.tasks.erase(task) > 0) {
+            w.retiring = true;
+            w.proc->kill();
+          }
+        }
+        out.push_back(failure(std::move(entry->second), errc::timeout,
+                              "the task ran longer than the pool's task "
+                              "timeout"));
+        st->running.erase(entry);
+        st->serve(send, assigned);
+      }
+      deliver_all(out);
     },
     [=](s_wake) {
       std::unique_lock<std::mutex> guard{st->mtx};
-      st->serve(send);
+      st->serve(send, assigned);
     },
   };
 }
@@ -232,14 +347,19 @@ pool_core::pool_core(options opts) : state_(std::make_shared<pool_state>()) {
   if (opts.processes == 0)
     opts.processes = static_cast<int>(
       std::max(1u, std::thread::hardware_concurrency()));
-  if (opts.retries < 0)
-    throw error(errc::invalid_argument, "retries must not be negative");
+  if (opts.retries < 0 || opts.max_tasks_per_child < 0
+      || opts.max_restarts < 0
+      || (opts.task_timeout
+          && *opts.task_timeout <= std::chrono::steady_clock::duration::zero()))
+    throw error(errc::invalid_argument,
+                "retries, maxtasksperchild, the restart budget and the task "
+                "timeout must not be negative (a timeout must be positive)");
   auto st = state_;
-  st->opts = opts;
+  st->opts = std::move(opts);
   st->supervisor = runtime::get().spawn_service(
     [st](caf::actor_system& sys) { return sys.spawn(supervisor_actor, st); });
   std::lock_guard<std::mutex> guard{st->mtx};
-  st->workers.resize(static_cast<std::size_t>(opts.processes));
+  st->workers.resize(static_cast<std::size_t>(st->opts.processes));
   for (std::uint32_t slot = 0; slot < st->workers.size(); ++slot)
     st->start_worker(slot);
 }
@@ -248,8 +368,9 @@ pool_core::~pool_core() {
   bool done;
   {
     std::lock_guard<std::mutex> guard{state_->mtx};
-    done = state_->terminated || (state_->stopping && state_->running.empty()
-                                  && state_->queued.empty());
+    done = state_->ended()
+           || (state_->stopping && state_->running.empty()
+               && state_->queued.empty());
   }
   if (!done)
     terminate();
@@ -264,6 +385,8 @@ int pool_core::processes() const noexcept {
 void pool_core::submit(closure task, std::shared_ptr<result_sink> sink) {
   {
     std::lock_guard<std::mutex> guard{state_->mtx};
+    if (!state_->broken.empty())
+      throw error(errc::pool_broken, state_->broken);
     if (state_->closed || state_->terminated)
       throw error(errc::pool_not_running,
                   "the pool was closed or terminated: no new tasks");
@@ -279,60 +402,46 @@ void pool_core::close() {
 }
 
 void pool_core::terminate() {
-  std::vector<std::shared_ptr<result_sink>> sinks;
-  std::vector<std::uint64_t> ids;
+  std::vector<delivery> out;
   {
     std::lock_guard<std::mutex> guard{state_->mtx};
     state_->terminated = true;
     state_->closed = true;
-    for (auto& t : state_->queued) {
-      ids.push_back(t.id);
-      sinks.push_back(std::move(t.sink));
-    }
-    for (auto& [id, t] : state_->running) {
-      ids.push_back(id);
-      sinks.push_back(std::move(t.sink));
-    }
-    state_->queued.clear();
-    state_->running.clear();
+    state_->fail_all(errc::terminated,
+                     "the pool was terminated before the task finished", out);
     for (auto& w : state_->workers)
       if (w.proc)
         w.proc->kill();
     state_->idle.notify_all();
   }
-  for (size_t i = 0; i < sinks.size(); ++i) {
-    outcome o;
-    o.task = ids[i];
-    o.code = static_cast<std::uint8_t>(errc::terminated);
-    o.what = "the pool was terminated before the task finished";
-    sinks[i]->deliver(std::move(o));
-  }
+  deliver_all(out);
   caf::anon_send(state_->supervisor, s_wake::value);
 }
 
 void pool_core::join() {
-  std::vector<process*> procs;
   {
     std::unique_lock<std::mutex> guard{state_->mtx};
-    if (!state_->closed && !state_->terminated)
+    if (!state_->closed && !state_->ended())
       throw error(errc::pool_running,
                   "join() needs close() or terminate() first");
     state_->idle.wait(guard, [this] {
-      return state_->terminated
+      return state_->ended()
              || (state_->queued.empty() && state_->running.empty());
     });
     state_->stopping = true;
   }
   caf::anon_send(state_->supervisor, s_wake::value);
-  // Workers stop once asked; their slots are not refilled any more. A worker
-  // being respawned right now is joined in its new incarnation.
+  // Workers stop once asked, and their slots are not refilled any more; a
+  // worker being replaced right now is joined in its new incarnation.
   for (;;) {
     std::vector<std::pair<std::uint32_t, std::optional<pid_t>>> live;
     {
       std::lock_guard<std::mutex> guard{state_->mtx};
-      for (std::uint32_t slot = 0; slot < state_->workers.size(); ++slot)
-        if (state_->workers[slot].proc->is_alive())
-          live.emplace_back(slot, state_->workers[slot].proc->pid());
+      for (std::uint32_t slot = 0; slot < state_->workers.size(); ++slot) {
+        auto& proc = state_->workers[slot].proc;
+        if (proc && proc->is_alive())
+          live.emplace_back(slot, proc->pid());
+      }
     }
     if (live.empty())
       return;

@@ -5,16 +5,24 @@
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
+#include <cstdio>
+#include <cstring>
+
 #include "actors/runtime.hpp"
 #include "subprocess.hpp"
 #include "watchdog.hpp"
 
 namespace {
 
+// Test cases that started, so that a filter matching none fails the run
+// instead of passing vacuously.
+int started_cases = 0;
+
 struct watchdog_listener : doctest::IReporter {
   explicit watchdog_listener(const doctest::ContextOptions&) {
   }
   void test_case_start(const doctest::TestCaseData& tc) override {
+    ++started_cases;
     support::arm_watchdog(std::chrono::seconds{60}, tc.m_name);
   }
   void test_case_end(const doctest::CurrentTestCaseStats&) override {
@@ -41,5 +49,13 @@ int main(int argc, char** argv) {
   if (auto rc = support::run_helper_mode(argc, argv))
     return *rc;
   doctest::Context context{argc, argv};
-  return context.run();
+  auto result = context.run();
+  bool filtered = false;
+  for (int i = 1; i < argc; ++i)
+    filtered |= std::strncmp(argv[i], "--test-case=", 12) == 0;
+  if (result == 0 && filtered && started_cases == 0 && !context.shouldExit()) {
+    std::fprintf(stderr, "no test case matched the filter\n");
+    return 1;
+  }
+  return result;
 }

@@ -68,6 +68,9 @@ enum class errc {
   pool_running,
   /// The pool was terminated before the task finished.
   terminated,
+  /// The pool gave up: an initializer failed, or workers died more often
+  /// than its restart budget allows. Every outstanding and later task fails.
+  pool_broken,
 };
 
 /// The `std::error_category` of `errc`, named "actors".

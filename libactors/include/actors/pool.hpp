@@ -459,10 +459,31 @@ private:
   long long last_;
 };
 
-/// How a pool handles failures.
+/// How a pool sets up its workers and handles failures.
 struct pool_options {
   /// How often a task lost with its worker is run again.
   int retries = 1;
+  /// Replace a worker after this many tasks (0: never), as Python's
+  /// `maxtasksperchild`.
+  int maxtasksperchild = 0;
+  /// A task running longer fails with `errc::timeout`; its worker is
+  /// replaced. Empty: no limit.
+  std::optional<std::chrono::steady_clock::duration> task_timeout;
+  /// More than `max_restarts` worker deaths within `restart_window` break
+  /// the pool (`errc::pool_broken`) instead of respawning forever.
+  int max_restarts = 10;
+  std::chrono::steady_clock::duration restart_window = std::chrono::seconds{10};
+
+  /// Runs `fn(args...)` once in each worker before its first task (Python's
+  /// `initializer` and `initargs`). If it throws, the pool is broken.
+  template <class F, class... Args>
+  pool_options& initializer(F&& fn, Args&&... args) {
+    init = detail::closure::bind(std::forward<F>(fn),
+                                 std::forward<Args>(args)...);
+    return *this;
+  }
+
+  detail::closure init;
 };
 
 /// A pool of worker processes: the counterpart of Python's
@@ -496,6 +517,11 @@ struct pool_options {
 /// workers. `terminate()` kills the workers and fails every outstanding
 /// result with `errc::terminated`. The destructor terminates a pool that was
 /// not joined; it never leaves a result unresolved.
+///
+/// **Budget.** Worker deaths beyond `pool_options::max_restarts` within
+/// `restart_window`, or an initializer that throws, break the pool: every
+/// outstanding and later task fails with `errc::pool_broken` (Python would
+/// respawn a failing initializer forever).
 class pool {
 public:
   using duration = std::chrono::steady_clock::duration;
@@ -503,8 +529,9 @@ public:
   /// A pool of `processes` workers (0: one per core; negative:
   /// `errc::invalid_argument`).
   explicit pool(int processes = 0, pool_options opts = pool_options{})
-    : core_(std::make_shared<detail::pool_core>(
-      detail::pool_core::options{processes, opts.retries})) {
+    : core_(std::make_shared<detail::pool_core>(detail::pool_core::options{
+      processes, opts.retries, std::move(opts.init), opts.maxtasksperchild,
+      opts.task_timeout, opts.max_restarts, opts.restart_window})) {
     // nop
   }
 

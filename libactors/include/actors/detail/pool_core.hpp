@@ -50,6 +50,12 @@ public:
   struct options {
     int processes = 0;   // 0: the number of cores
     int retries = 1;     // how often a task lost with its worker is rerun
+    closure initializer; // run once in each worker; may be empty
+    int max_tasks_per_child = 0; // 0: unlimited
+    std::optional<std::chrono::steady_clock::duration> task_timeout;
+    int max_restarts = 10;       // more deaths than this within ...
+    std::chrono::steady_clock::duration restart_window
+      = std::chrono::seconds{10}; // ... this window break the pool
   };
 
   explicit pool_core(options opts);
