@@ -3,7 +3,9 @@
 
 #include <doctest/doctest.h>
 
+#include <condition_variable>
 #include <csignal>
+#include <mutex>
 #include <cstdio>
 #include <numeric>
 #include <set>
@@ -366,5 +368,60 @@ TEST_CASE("worker deaths beyond the restart budget break the pool") {
   CHECK(code_of([&] { p.apply_async(square, 1); })
         == actors::errc::pool_broken);
   p.terminate();
+  p.join();
+}
+
+TEST_CASE("cancel removes a queued task and stops a running one") {
+  actors::pool p{1};
+  auto running = p.apply_async(blocks);
+  auto queued = p.apply_async(square, 3);
+  CHECK(queued.cancel());
+  CHECK(code_of([&] { queued.get(10s); }) == actors::errc::cancelled);
+  // Wait until the first task is on the worker, then cancel it there.
+  CHECK_FALSE(running.wait(200ms));
+  CHECK(running.cancel());
+  CHECK(code_of([&] { running.get(10s); }) == actors::errc::cancelled);
+  CHECK_FALSE(running.cancel()); // already resolved
+  CHECK(p.apply(square, 5) == 25);  // a fresh worker serves on
+  p.close();
+  p.join();
+}
+
+TEST_CASE("callbacks receive the value or the error, a throwing one is harmless") {
+  actors::pool p{2};
+  std::mutex mtx;
+  std::condition_variable cv;
+  int value = 0;
+  actors::errc code{};
+  int calls = 0;
+  auto count = [&] {
+    std::lock_guard<std::mutex> guard{mtx};
+    ++calls;
+    cv.notify_all();
+  };
+  p.apply_async(square, 9).then(
+    [&](int x) {
+      value = x;
+      count();
+    },
+    [&](actors::errc, const std::string&) { count(); });
+  p.apply_async(fails, 3).then([&](int) { count(); },
+                               [&](actors::errc c, const std::string&) {
+                                 code = c;
+                                 count();
+                               });
+  p.apply_async(square, 1).then(
+    [&](int) {
+      count();
+      throw std::runtime_error("callback failure");
+    },
+    [&](actors::errc, const std::string&) { count(); });
+  std::unique_lock<std::mutex> guard{mtx};
+  REQUIRE(cv.wait_for(guard, 10s, [&] { return calls == 3; }));
+  CHECK(value == 81);
+  CHECK(code == actors::errc::task_failed);
+  guard.unlock();
+  CHECK(p.apply(square, 2) == 4);
+  p.close();
   p.join();
 }

@@ -60,6 +60,8 @@ public:
         return "pool terminated";
       case errc::pool_broken:
         return "pool broken";
+      case errc::cancelled:
+        return "cancelled";
     }
     return "unknown actors error";
   }

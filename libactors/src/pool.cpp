@@ -16,6 +16,7 @@
 
 #include "actors/detail/pool_core.hpp"
 
+#include <algorithm>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -382,7 +383,9 @@ int pool_core::processes() const noexcept {
   return state_->opts.processes;
 }
 
-void pool_core::submit(closure task, std::shared_ptr<result_sink> sink) {
+std::uint64_t pool_core::submit(closure task,
+                                 std::shared_ptr<result_sink> sink) {
+  std::uint64_t id;
   {
     std::lock_guard<std::mutex> guard{state_->mtx};
     if (!state_->broken.empty())
@@ -390,10 +393,42 @@ void pool_core::submit(closure task, std::shared_ptr<result_sink> sink) {
     if (state_->closed || state_->terminated)
       throw error(errc::pool_not_running,
                   "the pool was closed or terminated: no new tasks");
+    id = state_->next_task++;
     state_->queued.push_back(
-      task_entry{state_->next_task++, std::move(task), std::move(sink), 0});
+      task_entry{id, std::move(task), std::move(sink), 0});
   }
   caf::anon_send(state_->supervisor, s_wake::value);
+  return id;
+}
+
+bool pool_core::cancel(std::uint64_t task) {
+  std::vector<delivery> out;
+  {
+    std::lock_guard<std::mutex> guard{state_->mtx};
+    auto& q = state_->queued;
+    auto i = std::find_if(q.begin(), q.end(),
+                          [&](const task_entry& t) { return t.id == task; });
+    if (i != q.end()) {
+      out.push_back(failure(std::move(*i), errc::cancelled,
+                            "the task was cancelled before it ran"));
+      q.erase(i);
+    } else if (auto j = state_->running.find(task);
+               j != state_->running.end()) {
+      // A running function cannot be interrupted: replace its worker.
+      for (auto& w : state_->workers)
+        if (w.tasks.erase(task) > 0) {
+          w.retiring = true;
+          w.proc->kill();
+        }
+      out.push_back(failure(std::move(j->second), errc::cancelled,
+                            "the task was cancelled while it ran"));
+      state_->running.erase(j);
+      if (state_->queued.empty() && state_->running.empty())
+        state_->idle.notify_all();
+    }
+  }
+  deliver_all(out);
+  return !out.empty();
 }
 
 void pool_core::close() {

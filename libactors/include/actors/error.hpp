@@ -71,6 +71,8 @@ enum class errc {
   /// The pool gave up: an initializer failed, or workers died more often
   /// than its restart budget allows. Every outstanding and later task fails.
   pool_broken,
+  /// The task was cancelled before it finished.
+  cancelled,
 };
 
 /// The `std::error_category` of `errc`, named "actors".

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <cstddef>
 #include <functional>
 #include <iterator>
@@ -28,23 +29,31 @@ template <class T>
 class result_slot {
 public:
   using stored = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
+  using on_value = std::function<void(const stored&)>;
+  using on_error = std::function<void(errc, const std::string&)>;
 
   void set(stored x) {
-    std::lock_guard<std::mutex> guard{mtx_};
-    if (done_)
-      return;
-    value_ = std::move(x);
-    done_ = true;
-    cv_.notify_all();
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      if (done_)
+        return;
+      value_ = std::move(x);
+      done_ = true;
+      cv_.notify_all();
+    }
+    run_callbacks();
   }
 
   void fail(errc code, std::string what) {
-    std::lock_guard<std::mutex> guard{mtx_};
-    if (done_)
-      return;
-    error_ = std::make_pair(code, std::move(what));
-    done_ = true;
-    cv_.notify_all();
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      if (done_)
+        return;
+      error_ = std::make_pair(code, std::move(what));
+      done_ = true;
+      cv_.notify_all();
+    }
+    run_callbacks();
   }
 
   bool wait(std::optional<std::chrono::steady_clock::duration> timeout) {
@@ -77,12 +86,66 @@ public:
     return *value_;
   }
 
+  void then(on_value ok, on_error err) {
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      ok_ = std::move(ok);
+      err_ = std::move(err);
+      if (!done_)
+        return;
+    }
+    run_callbacks();
+  }
+
+  void canceller(std::function<bool()> f) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    cancel_ = std::move(f);
+  }
+
+  bool cancel() {
+    std::function<bool()> f;
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      if (done_ || !cancel_)
+        return false;
+      f = cancel_;
+    }
+    return f();
+  }
+
 private:
+  // Runs the callbacks once, outside the lock; a callback that throws is
+  // reported and harms nothing else.
+  void run_callbacks() {
+    on_value ok;
+    on_error err;
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      ok = std::move(ok_);
+      err = std::move(err_);
+      ok_ = nullptr;
+      err_ = nullptr;
+    }
+    try {
+      if (error_ && err)
+        err(error_->first, error_->second);
+      else if (value_ && ok)
+        ok(*value_);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "actors: a result callback threw: %s\n", e.what());
+    } catch (...) {
+      std::fprintf(stderr, "actors: a result callback threw\n");
+    }
+  }
+
   mutable std::mutex mtx_;
   std::condition_variable cv_;
   bool done_ = false;
   std::optional<stored> value_;
   std::optional<std::pair<errc, std::string>> error_;
+  on_value ok_;
+  on_error err_;
+  std::function<bool()> cancel_;
 };
 
 // Delivers one task's outcome into a slot.
@@ -242,6 +305,23 @@ public:
   /// Whether the task succeeded; `errc::invalid_argument` if not ready.
   bool successful() const {
     return slot_->successful();
+  }
+
+  /// Calls `on_value(result)` or `on_error(code, message)` once the result
+  /// is there: on the pool's supervisor thread, or at once on this thread if
+  /// it already is (Python's `callback` / `error_callback`). A callback that
+  /// throws is reported on stderr and harms nothing else. For `void` results
+  /// `on_value` takes a `std::monostate`.
+  template <class OnValue, class OnError>
+  void then(OnValue on_value, OnError on_error) const {
+    slot_->then(std::move(on_value), std::move(on_error));
+  }
+
+  /// Cancels the task: a queued one never runs, a running one is stopped by
+  /// replacing its worker; the result fails with `errc::cancelled`. False if
+  /// the result was already there (or, for map results, always).
+  bool cancel() const {
+    return slot_->cancel();
   }
 
 private:
@@ -544,9 +624,13 @@ public:
   auto apply_async(F&& fn, Args&&... args) {
     using R = typename detail::fn_traits<detail::fn_ptr_t<F>>::result;
     auto slot = std::make_shared<detail::result_slot<R>>();
-    core_->submit(detail::closure::bind_task(std::forward<F>(fn),
-                                             std::forward<Args>(args)...),
-                  std::make_shared<detail::slot_sink<R>>(slot));
+    auto id = core_->submit(detail::closure::bind_task(
+                              std::forward<F>(fn), std::forward<Args>(args)...),
+                            std::make_shared<detail::slot_sink<R>>(slot));
+    slot->canceller([core = std::weak_ptr<detail::pool_core>{core_}, id] {
+      auto pool = core.lock();
+      return pool && pool->cancel(id);
+    });
     return async_result<R>{slot};
   }
 

@@ -61,8 +61,14 @@ public:
   explicit pool_core(options opts);
   ~pool_core();
 
-  /// Queues a task; throws `errc::pool_not_running` after close/terminate.
-  void submit(closure task, std::shared_ptr<result_sink> sink);
+  /// Queues a task and returns its id; throws `errc::pool_not_running` after
+  /// close/terminate.
+  std::uint64_t submit(closure task, std::shared_ptr<result_sink> sink);
+
+  /// Cancels a task: a queued one is removed, a running one is stopped by
+  /// replacing its worker; its result fails with `errc::cancelled`. False if
+  /// it had already finished.
+  bool cancel(std::uint64_t task);
 
   void close();
   void terminate();
