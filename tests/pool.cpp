@@ -425,3 +425,24 @@ TEST_CASE("callbacks receive the value or the error, a throwing one is harmless"
   p.close();
   p.join();
 }
+
+namespace {
+
+int stops_itself() {
+  std::raise(SIGSTOP);
+  return 0;
+}
+
+} // namespace
+
+TEST_CASE("a stopped worker is caught by the task timeout and replaced") {
+  actors::pool_options opts;
+  opts.task_timeout = 300ms;
+  actors::pool p{1, opts};
+  auto t0 = std::chrono::steady_clock::now();
+  CHECK(code_of([&] { p.apply(stops_itself); }) == actors::errc::timeout);
+  CHECK(std::chrono::steady_clock::now() - t0 < 5s);
+  CHECK(p.apply(square, 7) == 49);
+  p.close();
+  p.join();
+}
