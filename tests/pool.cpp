@@ -295,7 +295,12 @@ TEST_CASE("imap over 5 million lazy inputs keeps the owner's memory bounded") {
   MESSAGE("owner peak RSS grew by " << grown << " kB over 5M items");
   CHECK(count == 5'000'000);
   CHECK(sum == 0);
+#if defined(__SANITIZE_ADDRESS__)
+  // ASan's quarantine holds freed memory back: peak RSS says nothing there.
+  (void) grown;
+#else
   CHECK(grown < 64 * 1024);
+#endif
   p.close();
   p.join();
 }
