@@ -24,7 +24,7 @@ namespace {
 template <class T>
 bool support_eventually_waiting(const actors::connection<T>& conn) {
   return support::eventually(
-    [&] { return conn.inbox().size().getters == 1; }, 10s);
+    [&] { return conn.inbox().snapshot().getters == 1; }, 10s);
 }
 
 // -- functions run in children ------------------------------------------------

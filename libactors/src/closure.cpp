@@ -1,3 +1,6 @@
+// Code addresses, closures and type-erased values: what lets functions and
+// data cross between processes running the same binary.
+
 #include "actors/detail/closure.hpp"
 #include "actors/detail/value.hpp"
 

@@ -361,7 +361,7 @@ bool queue_ref::poll(std::optional<duration> timeout) const {
   return answer.get_as<bool>(0);
 }
 
-queue_ref::stats queue_ref::size() const {
+queue_ref::stats queue_ref::snapshot() const {
   auto answer = caller::of_this_thread().call(actor_, std::nullopt,
                                               q_size::value);
   return {answer.get_as<std::uint64_t>(0), answer.get_as<std::uint64_t>(1),

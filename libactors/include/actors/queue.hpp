@@ -111,13 +111,13 @@ public:
 
   /// The number of items right now (may change at once).
   std::size_t qsize() const {
-    return static_cast<std::size_t>(ref_.size().size);
+    return static_cast<std::size_t>(ref_.snapshot().size);
   }
   bool empty() const {
     return qsize() == 0;
   }
   bool full() const {
-    auto s = ref_.size();
+    auto s = ref_.snapshot();
     return s.maxsize != 0 && s.size >= s.maxsize;
   }
 

@@ -53,7 +53,7 @@ public:
   };
 
   /// A snapshot of the queue.
-  stats size() const;
+  stats snapshot() const;
 
   void close() const;
 
