@@ -241,3 +241,18 @@ TEST_CASE("S9 pipe poll: poll semantics, one-way misuse, end of pipe") {
   CHECK(lines[5] == "reader.recv() last");
   CHECK(lines[6] == "reader.recv() after close: end of pipe");
 }
+
+TEST_CASE("S11 lock: the locked writers never mix") {
+  int code;
+  auto lines = run_demo("s11_lock", &code);
+  REQUIRE(code == 0);
+  int locked = 0;
+  for (auto& l : lines) {
+    if (l.rfind("locked:", 0) != 0)
+      continue;
+    ++locked;
+    CHECK((l == "locked: hi hi hi hi hi"
+           || l == "locked: hello hello hello hello hello"));
+  }
+  CHECK(locked == 2);
+}

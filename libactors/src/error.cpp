@@ -62,6 +62,8 @@ public:
         return "pool broken";
       case errc::cancelled:
         return "cancelled";
+      case errc::not_owner:
+        return "not the owner of the lock";
     }
     return "unknown actors error";
   }

@@ -3,6 +3,7 @@
 /// Everything of libactors: Python's `multiprocessing` model in C++, as actors.
 
 #include "actors/error.hpp"
+#include "actors/lock.hpp"
 #include "actors/pipe.hpp"
 #include "actors/pool.hpp"
 #include "actors/process.hpp"

@@ -73,6 +73,8 @@ enum class errc {
   pool_broken,
   /// The task was cancelled before it finished.
   cancelled,
+  /// `unlock()` of a lock this thread does not hold.
+  not_owner,
 };
 
 /// The `std::error_category` of `errc`, named "actors".

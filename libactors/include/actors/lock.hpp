@@ -1,0 +1,105 @@
+#pragma once
+
+#include <chrono>
+#include <optional>
+
+#include <caf/actor.hpp>
+
+#include "actors/error.hpp"
+
+namespace actors {
+
+/// A mutual-exclusion lock shared by threads and processes: the counterpart
+/// of Python's `threading.Lock` / `multiprocessing.Lock`, robust where
+/// Python's is not. Also spelled `actors::lock` (C++ does not allow a class
+/// named `lock` to have the member function `lock()` that `std::lock_guard`
+/// needs, hence the class name `mutex`).
+///
+/// @code
+/// void writer(actors::lock l, std::string text) {
+///   std::lock_guard<actors::lock> guard{l};  // Lockable: lock_guard works
+///   ...
+/// }
+///
+/// auto l = actors::make_lock();
+/// actors::process p{writer, l, "hi"};
+/// @endcode
+///
+/// **Ownership.** The lock is an actor in the process that created it; a
+/// `lock` is a handle that can be copied, passed to processes and put into
+/// queues. The holder is the calling thread (of whichever process): waiters
+/// are served in FIFO order.
+///
+/// **Errors.** `unlock()` by a thread that does not hold the lock is
+/// `errc::not_owner`; a negative timeout is `errc::invalid_argument`; if the
+/// process owning the lock dies, calls fail with `errc::owner_unreachable`.
+///
+/// **Robustness.** If the holder's thread or process ends while holding the
+/// lock, the lock is released and the next acquirer learns it:
+/// `acquire` returns `acquired::previous_owner_died` (like `EOWNERDEAD` for a
+/// robust mutex), and `previous_owner_died()` reports it after `lock()`.
+/// Python's lock would stay held forever.
+class mutex {
+public:
+  using duration = std::chrono::steady_clock::duration;
+
+  enum class acquired { no, yes, previous_owner_died };
+
+  /// An empty handle (every call throws `errc::invalid_argument`); exists
+  /// to be assigned or deserialized. `make_lock()` creates a lock.
+  mutex() = default;
+
+  /// Waits for the lock at most `timeout` (forever when empty, not at all
+  /// when zero).
+  acquired acquire(std::optional<duration> timeout = std::nullopt);
+
+  /// Releases it; `errc::not_owner` unless this thread holds it.
+  void release();
+
+  /// The standard Lockable and TimedLockable requirements, so that
+  /// `std::lock_guard`, `std::unique_lock` and `std::scoped_lock` work.
+  void lock() {
+    remember(acquire());
+  }
+  bool try_lock() {
+    return remember(acquire(duration::zero()));
+  }
+  template <class Rep, class Period>
+  bool try_lock_for(std::chrono::duration<Rep, Period> timeout) {
+    return remember(
+      acquire(std::chrono::duration_cast<duration>(timeout)));
+  }
+  void unlock() {
+    release();
+  }
+
+  /// Whether the last acquisition through this handle took the lock over
+  /// from a holder that had died.
+  bool previous_owner_died() const noexcept {
+    return previous_owner_died_;
+  }
+
+  template <class Inspector>
+  friend typename Inspector::result_type inspect(Inspector& f, mutex& x) {
+    return f(x.actor_);
+  }
+
+private:
+  friend mutex make_lock();
+
+  bool remember(acquired result) {
+    previous_owner_died_ = result == acquired::previous_owner_died;
+    return result != acquired::no;
+  }
+
+  caf::actor actor_;
+  bool previous_owner_died_ = false;
+};
+
+/// Python's name for it.
+using lock = mutex;
+
+/// Creates a new, unlocked lock living in this process.
+mutex make_lock();
+
+} // namespace actors

@@ -1,0 +1,141 @@
+// actors::lock (actors::mutex) across threads and real OS processes: mutual
+// exclusion, timeouts, misuse, and recovery when the holder dies.
+
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <fcntl.h>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+#include "actors/all.hpp"
+#include "support/error_code.hpp"
+
+using namespace std::chrono_literals;
+using support::code_of;
+
+namespace {
+
+// Appends "+pid" and "-pid" around a critical section, `n` times.
+void enter_and_leave(actors::lock l, std::string path, int n) {
+  auto fd = ::open(path.c_str(), O_WRONLY | O_APPEND);
+  auto line = [&](char c) {
+    auto text = c + std::to_string(::getpid()) + "\n";
+    [[maybe_unused]] auto w = ::write(fd, text.data(), text.size());
+  };
+  for (int i = 0; i < n; ++i) {
+    std::lock_guard<actors::lock> guard{l};
+    line('+');
+    line('-');
+  }
+  ::close(fd);
+}
+
+// Takes the lock, says so, and waits to be killed.
+void hold_forever(actors::lock l, actors::queue<int> held) {
+  l.lock();
+  held.put(1);
+  for (;;)
+    ::pause();
+}
+
+} // namespace
+
+TEST_CASE("lock, unlock, try_lock, try_lock_for and misuse") {
+  auto l = actors::make_lock();
+  CHECK(l.try_lock());
+  std::thread other{[l]() mutable {
+    CHECK_FALSE(l.try_lock());
+    auto t0 = std::chrono::steady_clock::now();
+    CHECK_FALSE(l.try_lock_for(100ms));
+    auto waited = std::chrono::steady_clock::now() - t0;
+    CHECK(waited >= 100ms);
+    CHECK(waited < 2s);
+    CHECK(code_of([&] { l.unlock(); }) == actors::errc::not_owner);
+  }};
+  other.join();
+  l.unlock();
+  CHECK(code_of([&] { l.unlock(); }) == actors::errc::not_owner);
+  CHECK(code_of([&] { l.acquire(-1ms); }) == actors::errc::invalid_argument);
+  {
+    std::unique_lock<actors::lock> guard{l, std::defer_lock};
+    CHECK(guard.try_lock_for(1s));
+  }
+  std::scoped_lock guard{l};
+  actors::lock empty;
+  CHECK(code_of([&] { empty.lock(); }) == actors::errc::invalid_argument);
+}
+
+TEST_CASE("8 threads contending never overlap") {
+  auto l = actors::make_lock();
+  std::atomic<bool> inside{false};
+  std::atomic<int> violations{0};
+  int counter = 0;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t)
+    threads.emplace_back([&, l]() mutable {
+      for (int i = 0; i < 100; ++i) {
+        std::lock_guard<actors::lock> guard{l};
+        if (inside.exchange(true))
+          ++violations;
+        ++counter;
+        inside = false;
+      }
+    });
+  for (auto& t : threads)
+    t.join();
+  CHECK(violations == 0);
+  CHECK(counter == 800);
+}
+
+TEST_CASE("4 processes contending never overlap") {
+  char path[] = "/tmp/actors-lock-XXXXXX";
+  ::close(::mkstemp(path));
+  auto l = actors::make_lock();
+  std::vector<actors::process> procs;
+  for (int i = 0; i < 4; ++i)
+    procs.emplace_back(enter_and_leave, l, std::string{path}, 50);
+  for (auto& p : procs)
+    p.start();
+  for (auto& p : procs) {
+    REQUIRE(p.join(60s));
+    CHECK(p.exitcode() == 0);
+  }
+  // Every "+pid" is immediately followed by the same "-pid".
+  std::FILE* f = std::fopen(path, "r");
+  char a[32], b[32];
+  int sections = 0;
+  while (std::fgets(a, sizeof(a), f)) {
+    REQUIRE(std::fgets(b, sizeof(b), f) != nullptr);
+    REQUIRE(a[0] == '+');
+    REQUIRE(b[0] == '-');
+    REQUIRE(std::string{a + 1} == std::string{b + 1});
+    ++sections;
+  }
+  std::fclose(f);
+  ::unlink(path);
+  CHECK(sections == 200);
+}
+
+TEST_CASE("a holder killed with SIGKILL: the next acquirer gets the lock") {
+  auto l = actors::make_lock();
+  actors::queue<int> held{actors::unbounded};
+  actors::process holder{hold_forever, l, held};
+  holder.start();
+  REQUIRE(held.get(10s) == 1);
+  CHECK_FALSE(l.try_lock());
+  auto t0 = std::chrono::steady_clock::now();
+  holder.kill();
+  CHECK(l.acquire(5s) == actors::lock::acquired::previous_owner_died);
+  CHECK(std::chrono::steady_clock::now() - t0 < 2s);
+  l.unlock();
+  l.lock();
+  CHECK_FALSE(l.previous_owner_died());
+  l.unlock();
+  REQUIRE(holder.join(10s));
+}
