@@ -9,3 +9,4 @@
 #include "actors/process.hpp"
 #include "actors/queue.hpp"
 #include "actors/runtime.hpp"
+#include "actors/sync.hpp"
