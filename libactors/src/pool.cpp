@@ -1,6 +1,7 @@
 // The pool's supervisor actor, its worker processes and the task table.
 //
-// Workers pull: each worker process runs worker_loop, which asks the
+// Workers pull: each worker (a process, or a thread for a thread pool) runs
+// worker_loop, which asks the
 // supervisor for a task, runs it, and returns its outcome with the next
 // request:
 //   (w_next, id, slot, root, outcomes, last) -> ok(task, closure) | ok()
@@ -13,6 +14,8 @@
 // fail with errc::worker_lost naming the signal or exit code) and a new
 // process takes its slot, unless deaths exceed the restart budget, which
 // breaks the pool (errc::pool_broken for everything outstanding and later).
+// Thread workers share all of this; they cannot die alone, be killed or be
+// replaced, so a thread pool never retries, kills or respawns.
 
 #include "actors/detail/pool_core.hpp"
 
@@ -44,10 +47,11 @@ using w_fail = caf::atom_constant<caf::atom("w_fail")>;
 using s_wake = caf::atom_constant<caf::atom("s_wake")>;
 using s_timeout = caf::atom_constant<caf::atom("s_timeout")>;
 
-void worker_loop(caf::actor supervisor, std::uint32_t slot,
+// `root` is the worker process's root actor, watched by the supervisor;
+// empty for a thread worker.
+void worker_loop(caf::actor supervisor, std::uint32_t slot, caf::actor root,
                  closure initializer, int max_tasks) {
   auto& self = caller::of_this_thread();
-  auto root = runtime::get().root();
   if (initializer) {
     try {
       initializer();
@@ -88,6 +92,12 @@ void worker_loop(caf::actor supervisor, std::uint32_t slot,
   }
 }
 
+void run_worker_process(caf::actor supervisor, std::uint32_t slot,
+                        closure initializer, int max_tasks) {
+  worker_loop(std::move(supervisor), slot, runtime::get().root(),
+              std::move(initializer), max_tasks);
+}
+
 struct task_entry {
   std::uint64_t id = 0;
   closure call;
@@ -119,7 +129,8 @@ delivery failure(task_entry&& task, errc code, std::string what) {
 class pool_state {
 public:
   struct worker {
-    std::optional<process> proc;
+    std::optional<process> proc; // or:
+    std::thread thread;
     caf::actor_addr root;
     std::set<std::uint64_t> tasks;
     caf::actor parked; // the worker's caller waiting for a task
@@ -128,6 +139,7 @@ public:
   };
 
   std::mutex mtx;
+  std::mutex join_mtx; // one thread joins thread workers
   std::condition_variable idle; // no task queued or running, or terminated
   pool_core::options opts;
   std::deque<task_entry> queued;
@@ -182,10 +194,22 @@ public:
       w.tasks.clear();
   }
 
+  // Stops worker processes at once; threads finish their task first.
+  void kill_workers() {
+    for (auto& w : workers)
+      if (w.proc && w.proc->is_alive())
+        w.proc->kill();
+  }
+
   void start_worker(std::uint32_t slot) {
     auto& w = workers[slot];
     w.retiring = false;
-    w.proc.emplace(worker_loop, supervisor, slot, opts.initializer,
+    if (opts.threads) {
+      w.thread = std::thread{worker_loop, supervisor, slot, caf::actor{},
+                             opts.initializer, 0};
+      return;
+    }
+    w.proc.emplace(&run_worker_process, supervisor, slot, opts.initializer,
                    opts.max_tasks_per_child);
     w.proc->name("PoolWorker-" + std::to_string(slot + 1));
     w.proc->daemon(true);
@@ -216,9 +240,7 @@ caf::behavior supervisor_actor(caf::event_based_actor* self,
       return;
     st->broken = why;
     st->fail_all(errc::pool_broken, why, out);
-    for (auto& w : st->workers)
-      if (w.proc && w.proc->is_alive())
-        w.proc->kill();
+    st->kill_workers();
   };
   self->set_down_handler([=](caf::down_msg& dm) {
     std::vector<delivery> out;
@@ -275,7 +297,7 @@ caf::behavior supervisor_actor(caf::event_based_actor* self,
       {
         std::unique_lock<std::mutex> guard{st->mtx};
         auto& w = st->workers.at(slot);
-        if (w.root != root.address()) {
+        if (root && w.root != root.address()) {
           w.root = root.address();
           self->monitor(root);
         }
@@ -320,7 +342,7 @@ caf::behavior supervisor_actor(caf::event_based_actor* self,
         // The task overran: it fails, and its worker is replaced (the only
         // way to stop a running function), without counting as a death.
         for (auto& w : st->workers) {
-          if (w.tasks.erase(task) > 0) {
+          if (w.tasks.erase(task) > 0 && w.proc) {
             w.retiring = true;
             w.proc->kill();
           }
@@ -348,6 +370,10 @@ pool_core::pool_core(options opts) : state_(std::make_shared<pool_state>()) {
   if (opts.processes == 0)
     opts.processes = static_cast<int>(
       std::max(1u, std::thread::hardware_concurrency()));
+  if (opts.threads && (opts.task_timeout || opts.max_tasks_per_child > 0))
+    throw error(errc::invalid_argument,
+                "a thread cannot be stopped: thread pools have no task "
+                "timeout and no maxtasksperchild");
   if (opts.retries < 0 || opts.max_tasks_per_child < 0
       || opts.max_restarts < 0
       || (opts.task_timeout
@@ -413,8 +439,9 @@ bool pool_core::cancel(std::uint64_t task) {
                             "the task was cancelled before it ran"));
       q.erase(i);
     } else if (auto j = state_->running.find(task);
-               j != state_->running.end()) {
-      // A running function cannot be interrupted: replace its worker.
+               j != state_->running.end() && !state_->opts.threads) {
+      // A running function cannot be interrupted: replace its worker
+      // process (a thread cannot be replaced: its task runs on).
       for (auto& w : state_->workers)
         if (w.tasks.erase(task) > 0) {
           w.retiring = true;
@@ -444,9 +471,7 @@ void pool_core::terminate() {
     state_->closed = true;
     state_->fail_all(errc::terminated,
                      "the pool was terminated before the task finished", out);
-    for (auto& w : state_->workers)
-      if (w.proc)
-        w.proc->kill();
+    state_->kill_workers();
     state_->idle.notify_all();
   }
   deliver_all(out);
@@ -466,6 +491,15 @@ void pool_core::join() {
     state_->stopping = true;
   }
   caf::anon_send(state_->supervisor, s_wake::value);
+  if (state_->opts.threads) {
+    // Threads stop once asked, after their current task; they are never
+    // replaced.
+    std::lock_guard<std::mutex> guard{state_->join_mtx};
+    for (auto& w : state_->workers)
+      if (w.thread.joinable())
+        w.thread.join();
+    return;
+  }
   // Workers stop once asked, and their slots are not refilled any more; a
   // worker being replaced right now is joined in its new incarnation.
   for (;;) {

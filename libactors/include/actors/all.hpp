@@ -10,3 +10,4 @@
 #include "actors/queue.hpp"
 #include "actors/runtime.hpp"
 #include "actors/sync.hpp"
+#include "actors/thread_pool.hpp"

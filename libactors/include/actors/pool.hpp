@@ -77,13 +77,23 @@ public:
     return !error_;
   }
 
+  // A copy, or for a move-only type (a thread pool's result) the value
+  // itself, once.
   stored get(std::optional<std::chrono::steady_clock::duration> timeout) {
     if (!wait(timeout))
       throw error(errc::timeout, "the result was not ready in time");
     std::lock_guard<std::mutex> guard{mtx_};
     if (error_)
       throw error(error_->first, error_->second);
-    return *value_;
+    if constexpr (std::is_copy_constructible_v<stored>) {
+      return *value_;
+    } else {
+      if (taken_)
+        throw error(errc::invalid_argument,
+                    "a move-only result can be taken once");
+      taken_ = true;
+      return std::move(*value_);
+    }
   }
 
   void then(on_value ok, on_error err) {
@@ -141,6 +151,7 @@ private:
   mutable std::mutex mtx_;
   std::condition_variable cv_;
   bool done_ = false;
+  bool taken_ = false;
   std::optional<stored> value_;
   std::optional<std::pair<errc, std::string>> error_;
   on_value ok_;
@@ -285,7 +296,9 @@ public:
     // nop
   }
 
-  /// Waits for the result and returns it (a copy: `get` may be called again).
+  /// Waits for the result and returns it (a copy: `get` may be called
+  /// again; a move-only result is moved out, and a second `get` is
+  /// `errc::invalid_argument`).
   T get(std::optional<duration> timeout = std::nullopt) const {
     if constexpr (std::is_void_v<T>)
       slot_->get(timeout);
@@ -539,6 +552,78 @@ private:
   long long last_;
 };
 
+namespace detail {
+
+inline std::size_t default_chunksize(std::size_t n, int workers) {
+  auto per = static_cast<std::size_t>(workers) * 4;
+  auto size = n / per + (n % per != 0 ? 1 : 0);
+  return size == 0 ? 1 : size;
+}
+
+// What both pool kinds share above pool_core: how results are collected.
+// `make_task(std::vector<P>)` turns a chunk of inputs into a closure that
+// returns the `std::vector<R>` of their results.
+
+template <class R>
+async_result<R> submit_one(const std::shared_ptr<pool_core>& core,
+                           closure task) {
+  auto slot = std::make_shared<result_slot<R>>();
+  auto id = core->submit(std::move(task), std::make_shared<slot_sink<R>>(slot));
+  slot->canceller([weak = std::weak_ptr<pool_core>{core}, id] {
+    auto pool = weak.lock();
+    return pool && pool->cancel(id);
+  });
+  return async_result<R>{slot};
+}
+
+template <class R, class P, class Range, class MakeTask>
+async_result<std::vector<R>> submit_map(pool_core& core, const Range& inputs,
+                                        std::size_t chunksize,
+                                        MakeTask make_task) {
+  std::vector<P> all(std::begin(inputs), std::end(inputs));
+  if (chunksize == 0)
+    chunksize = default_chunksize(all.size(), core.processes());
+  auto chunks = (all.size() + chunksize - 1) / chunksize;
+  auto slot = std::make_shared<result_slot<std::vector<R>>>();
+  auto collector = std::make_shared<map_collector<R>>(chunks, slot);
+  for (std::size_t c = 0; c < chunks; ++c) {
+    auto first = all.begin() + static_cast<std::ptrdiff_t>(c * chunksize);
+    auto last = all.begin()
+                + static_cast<std::ptrdiff_t>(
+                  std::min(all.size(), (c + 1) * chunksize));
+    core.submit(make_task(std::vector<P>(std::make_move_iterator(first),
+                                         std::make_move_iterator(last))),
+                std::make_shared<chunk_sink<map_collector<R>>>(collector, c));
+  }
+  return async_result<std::vector<R>>{slot};
+}
+
+template <class R, class P, class Range, class MakeTask>
+result_stream<R> open_stream(std::shared_ptr<pool_core> core,
+                             const Range& inputs, std::size_t chunksize,
+                             bool ordered, MakeTask make_task) {
+  if (chunksize == 0)
+    chunksize = 1;
+  auto it = std::make_shared<decltype(std::begin(inputs))>(std::begin(inputs));
+  auto end = std::end(inputs);
+  auto pull = [make_task, it, end, chunksize](std::size_t,
+                                              closure& task) mutable {
+    std::vector<P> chunk;
+    while (chunk.size() < chunksize && *it != end) {
+      chunk.push_back(**it);
+      ++*it;
+    }
+    if (chunk.empty())
+      return false;
+    task = make_task(std::move(chunk));
+    return true;
+  };
+  auto window = 2 * static_cast<std::size_t>(core->processes());
+  return result_stream<R>{std::move(core), std::move(pull), window, ordered};
+}
+
+} // namespace detail
+
 /// How a pool sets up its workers and handles failures.
 struct pool_options {
   /// How often a task lost with its worker is run again.
@@ -610,7 +695,7 @@ public:
   /// `errc::invalid_argument`).
   explicit pool(int processes = 0, pool_options opts = pool_options{})
     : core_(std::make_shared<detail::pool_core>(detail::pool_core::options{
-      processes, opts.retries, std::move(opts.init), opts.maxtasksperchild,
+      false, processes, opts.retries, std::move(opts.init), opts.maxtasksperchild,
       opts.task_timeout, opts.max_restarts, opts.restart_window})) {
     // nop
   }
@@ -623,15 +708,9 @@ public:
   template <class F, class... Args>
   auto apply_async(F&& fn, Args&&... args) {
     using R = typename detail::fn_traits<detail::fn_ptr_t<F>>::result;
-    auto slot = std::make_shared<detail::result_slot<R>>();
-    auto id = core_->submit(detail::closure::bind_task(
-                              std::forward<F>(fn), std::forward<Args>(args)...),
-                            std::make_shared<detail::slot_sink<R>>(slot));
-    slot->canceller([core = std::weak_ptr<detail::pool_core>{core_}, id] {
-      auto pool = core.lock();
-      return pool && pool->cancel(id);
-    });
-    return async_result<R>{slot};
+    return detail::submit_one<R>(core_, detail::closure::bind_task(
+                                          std::forward<F>(fn),
+                                          std::forward<Args>(args)...));
   }
 
   /// `apply_async(...).get()`.
@@ -649,8 +728,8 @@ public:
     static_assert(traits::arity == 1, "map takes a function of one argument; "
                                       "use starmap for several");
     using P = std::tuple_element_t<0, typename traits::args>;
-    return map_impl<typename traits::result, P>(
-      inputs, chunksize,
+    return detail::submit_map<typename traits::result, P>(
+      *core_, inputs, chunksize,
       [ptr](std::vector<P> chunk) { return chunk_task(ptr, std::move(chunk)); });
   }
 
@@ -666,8 +745,8 @@ public:
     auto ptr = detail::as_function_pointer(std::forward<F>(fn));
     using traits = detail::fn_traits<decltype(ptr)>;
     using P = typename traits::args;
-    return map_impl<typename traits::result, P>(
-      inputs, chunksize, [ptr](std::vector<P> chunk) {
+    return detail::submit_map<typename traits::result, P>(
+      *core_, inputs, chunksize, [ptr](std::vector<P> chunk) {
         return star_task(ptr, std::move(chunk));
       });
   }
@@ -717,35 +796,6 @@ private:
                                       std::move(chunk));
   }
 
-  std::size_t default_chunksize(std::size_t n) const {
-    auto per = static_cast<std::size_t>(processes()) * 4;
-    auto size = n / per + (n % per != 0 ? 1 : 0);
-    return size == 0 ? 1 : size;
-  }
-
-  template <class R, class P, class Range, class MakeTask>
-  async_result<std::vector<R>> map_impl(const Range& inputs,
-                                        std::size_t chunksize,
-                                        MakeTask make_task) {
-    std::vector<P> all(std::begin(inputs), std::end(inputs));
-    if (chunksize == 0)
-      chunksize = default_chunksize(all.size());
-    auto chunks = (all.size() + chunksize - 1) / chunksize;
-    auto slot = std::make_shared<detail::result_slot<std::vector<R>>>();
-    auto collector = std::make_shared<detail::map_collector<R>>(chunks, slot);
-    for (std::size_t c = 0; c < chunks; ++c) {
-      auto first = all.begin() + static_cast<std::ptrdiff_t>(c * chunksize);
-      auto last = all.begin()
-                  + static_cast<std::ptrdiff_t>(
-                    std::min(all.size(), (c + 1) * chunksize));
-      core_->submit(make_task(std::vector<P>(std::make_move_iterator(first),
-                                             std::make_move_iterator(last))),
-                    std::make_shared<detail::chunk_sink<
-                      detail::map_collector<R>>>(collector, c));
-    }
-    return async_result<std::vector<R>>{slot};
-  }
-
   template <class F, class Range>
   auto stream_impl(F&& fn, const Range& inputs, std::size_t chunksize,
                    bool ordered) {
@@ -754,25 +804,9 @@ private:
     static_assert(traits::arity == 1, "imap takes a function of one argument");
     using R = typename traits::result;
     using P = std::tuple_element_t<0, typename traits::args>;
-    if (chunksize == 0)
-      chunksize = 1;
-    auto it = std::make_shared<decltype(std::begin(inputs))>(std::begin(inputs));
-    auto end = std::end(inputs);
-    auto pull = [ptr, it, end, chunksize](std::size_t,
-                                          detail::closure& task) mutable {
-      std::vector<P> chunk;
-      while (chunk.size() < chunksize && *it != end) {
-        chunk.push_back(**it);
-        ++*it;
-      }
-      if (chunk.empty())
-        return false;
-      task = chunk_task(ptr, std::move(chunk));
-      return true;
-    };
-    return result_stream<R>{core_, std::move(pull),
-                            2 * static_cast<std::size_t>(processes()),
-                            ordered};
+    return detail::open_stream<R, P>(
+      core_, inputs, chunksize, ordered,
+      [ptr](std::vector<P> chunk) { return chunk_task(ptr, std::move(chunk)); });
   }
 
   std::shared_ptr<detail::pool_core> core_;

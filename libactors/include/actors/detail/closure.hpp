@@ -13,6 +13,7 @@
 #include <caf/deserializer.hpp>
 #include <caf/detail/stringification_inspector.hpp>
 #include <caf/detail/type_traits.hpp>
+#include <caf/sec.hpp>
 #include <caf/serializer.hpp>
 
 #include "actors/detail/code_ref.hpp"
@@ -80,6 +81,33 @@ private:
   args_type args_;
 };
 
+/// A call of any callable that stays in this process (a thread pool's task);
+/// serializing it fails.
+template <class F>
+class local_call final : public callable {
+public:
+  explicit local_call(F f) : f_(std::move(f)) {
+    // nop
+  }
+
+  value operator()() override {
+    using result = std::decay_t<std::invoke_result_t<F&>>;
+    if constexpr (std::is_void_v<result>) {
+      f_();
+      return {};
+    } else {
+      return value::make_local<result>(f_());
+    }
+  }
+
+  caf::error save(caf::serializer&) override {
+    return caf::sec::state_not_serializable;
+  }
+
+private:
+  F f_;
+};
+
 template <class F, class = void>
 struct has_unary_plus : std::false_type {};
 
@@ -115,7 +143,8 @@ constexpr bool result_serializable() {
 }
 
 /// A call of a plain function with its arguments, which can be serialized,
-/// sent to another process running the same binary, and run there. Copies
+/// sent to another process running the same binary, and run there; or, made
+/// by `local`, a call of any callable that stays in this process. Copies
 /// share the bound arguments.
 class closure {
 public:
@@ -134,6 +163,15 @@ public:
   static closure bind_task(F&& fn, Args&&... args) {
     return bind_fn<true>(as_function_pointer(std::forward<F>(fn)),
                          std::forward<Args>(args)...);
+  }
+
+  /// A call of `fn()` that never leaves this process: any callable,
+  /// including lambdas that capture; its result is moved, not serialized.
+  template <class F>
+  static closure local(F fn) {
+    closure result;
+    result.call_ = std::make_shared<local_call<F>>(std::move(fn));
+    return result;
   }
 
   explicit operator bool() const noexcept {

@@ -44,11 +44,13 @@ public:
 
 class pool_state;
 
-/// A running pool: its supervisor actor and worker processes.
+/// A running pool: its supervisor actor and its workers, which are
+/// processes (actors::pool) or threads of this process (actors::thread_pool).
 class pool_core {
 public:
   struct options {
-    int processes = 0;   // 0: the number of cores
+    bool threads = false; // workers are threads of this process
+    int processes = 0;   // how many workers; 0: the number of cores
     int retries = 1;     // how often a task lost with its worker is rerun
     closure initializer; // run once in each worker; may be empty
     int max_tasks_per_child = 0; // 0: unlimited
@@ -66,8 +68,9 @@ public:
   std::uint64_t submit(closure task, std::shared_ptr<result_sink> sink);
 
   /// Cancels a task: a queued one is removed, a running one is stopped by
-  /// replacing its worker; its result fails with `errc::cancelled`. False if
-  /// it had already finished.
+  /// replacing its worker process; its result fails with `errc::cancelled`.
+  /// False if it had already finished, or runs on a thread (which cannot be
+  /// stopped).
   bool cancel(std::uint64_t task);
 
   void close();

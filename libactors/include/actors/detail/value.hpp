@@ -1,8 +1,9 @@
 #pragma once
 
 // A value of any serializable type, type-erased, that can travel in CAF
-// messages between processes running the same binary. Public templates need
-// it; users never name it.
+// messages between processes running the same binary, or of any movable type
+// when it stays in this process. Public templates need it; users never name
+// it.
 
 #include <memory>
 #include <type_traits>
@@ -11,6 +12,7 @@
 #include <caf/deserializer.hpp>
 #include <caf/detail/stringification_inspector.hpp>
 #include <caf/detail/type_traits.hpp>
+#include <caf/sec.hpp>
 #include <caf/serializer.hpp>
 
 #include "actors/detail/code_ref.hpp"
@@ -26,6 +28,11 @@ public:
   virtual caf::error save(caf::serializer& sink) = 0;
 };
 
+/// Whether values of `T` can cross a process boundary.
+template <class T>
+constexpr bool is_portable = caf::detail::is_serializable<T>::value
+                             && std::is_default_constructible_v<T>;
+
 template <class T>
 class box final : public value_base {
 public:
@@ -34,14 +41,22 @@ public:
   }
 
   const code_ref& loader() const override {
-    // Computed once per type: it is the same for the whole run.
-    static const code_ref ref = to_code_ref(
-      reinterpret_cast<const void*>(&box::load));
-    return ref;
+    if constexpr (is_portable<T>) {
+      // Computed once per type: it is the same for the whole run.
+      static const code_ref ref = to_code_ref(
+        reinterpret_cast<const void*>(&box::load));
+      return ref;
+    } else {
+      static const code_ref none;
+      return none;
+    }
   }
 
   caf::error save(caf::serializer& sink) override {
-    return sink(x_);
+    if constexpr (is_portable<T>)
+      return sink(x_);
+    else
+      return caf::sec::state_not_serializable; // made by make_local
   }
 
   static caf::error load(caf::deserializer& source,
@@ -79,6 +94,13 @@ public:
     static_assert(std::is_default_constructible_v<T>,
                   "the type must be default constructible to be "
                   "deserialized");
+    return make_local(std::move(x));
+  }
+
+  /// A value that never leaves this process (a thread pool's result): any
+  /// movable type; serializing it fails.
+  template <class T>
+  static value make_local(T x) {
     value result;
     result.ptr_ = std::make_shared<box<T>>(std::move(x));
     return result;

@@ -1,0 +1,178 @@
+#pragma once
+
+#include <functional>
+#include <iterator>
+#include <memory>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "actors/pool.hpp"
+
+namespace actors {
+
+/// A pool of worker threads in this process: the counterpart of Python's
+/// `multiprocessing.pool.ThreadPool`, with the API of `actors::pool`.
+///
+/// @code
+/// int offset = 10;
+/// actors::thread_pool tp{2};
+/// auto r = tp.apply_async([offset](int x) { return x + offset; }, 1);
+/// for (auto y : tp.imap([&](int x) { return x * offset; },
+///                       actors::range(10)))
+///   std::cout << y << '\n';
+/// @endcode
+///
+/// It is the same pool as `actors::pool` (one supervisor actor, the same
+/// task table, results and error handling) with threads as its workers. As
+/// nothing crosses a process boundary, any callable works, lambdas that
+/// capture included, arguments and results need not be serializable, and
+/// results are moved, not copied or serialized (a move-only result can be
+/// taken once with `get`). `fn` is shared by the worker threads and may run
+/// on several at once.
+///
+/// **Errors** are those of `actors::pool`: a task that throws fails with
+/// `errc::task_failed` ("type: message"), a stream rethrows at the task's
+/// position. A thread cannot be stopped from outside, so `cancel()` only
+/// removes tasks that have not started, and `terminate()` fails every
+/// outstanding result at once with `errc::terminated` while running tasks
+/// finish on their own; `join()` and the destructor wait for them.
+class thread_pool {
+public:
+  using duration = std::chrono::steady_clock::duration;
+
+  /// A pool of `threads` workers (0: one per core; negative:
+  /// `errc::invalid_argument`). `initializer` runs once on each worker
+  /// thread before its first task; if it throws, the pool is broken
+  /// (`errc::pool_broken`).
+  explicit thread_pool(int threads = 0,
+                       std::function<void()> initializer = nullptr)
+    : core_(std::make_shared<detail::pool_core>(
+      options(threads, std::move(initializer)))) {
+    // nop
+  }
+
+  int threads() const noexcept {
+    return core_->processes();
+  }
+
+  /// Runs `fn(args...)` on a worker thread; the result arrives later.
+  template <class F, class... Args>
+  auto apply_async(F&& fn, Args&&... args) {
+    using R = std::decay_t<std::invoke_result_t<std::decay_t<F>&,
+                                                std::decay_t<Args>...>>;
+    return detail::submit_one<R>(
+      core_, detail::closure::local(
+               [fn = std::forward<F>(fn),
+                args = std::make_tuple(std::forward<Args>(args)...)]() mutable
+               -> decltype(auto) { return std::apply(fn, std::move(args)); }));
+  }
+
+  /// `apply_async(...).get()`.
+  template <class F, class... Args>
+  auto apply(F&& fn, Args&&... args) {
+    return apply_async(std::forward<F>(fn), std::forward<Args>(args)...).get();
+  }
+
+  /// `fn` applied to every element of `inputs`, in input order, computed in
+  /// chunks of `chunksize` (0: about len / (4 x threads), as Python).
+  template <class F, class Range>
+  auto map_async(F&& fn, const Range& inputs, std::size_t chunksize = 0) {
+    using P = element_t<Range>;
+    using R = std::decay_t<std::invoke_result_t<std::decay_t<F>&, P&&>>;
+    return detail::submit_map<R, P>(*core_, inputs, chunksize,
+                                    chunk_task<R, P>(std::forward<F>(fn)));
+  }
+
+  template <class F, class Range>
+  auto map(F&& fn, const Range& inputs, std::size_t chunksize = 0) {
+    return map_async(std::forward<F>(fn), inputs, chunksize).get();
+  }
+
+  /// Like `map_async`, each input a tuple (or pair) of arguments.
+  template <class F, class Range>
+  auto starmap_async(F&& fn, const Range& inputs, std::size_t chunksize = 0) {
+    using P = element_t<Range>;
+    using R = std::decay_t<decltype(std::apply(std::declval<std::decay_t<F>&>(),
+                                               std::declval<P&&>()))>;
+    auto star = [fn = std::forward<F>(fn)](P&& args) mutable -> R {
+      return std::apply(fn, std::move(args));
+    };
+    return detail::submit_map<R, P>(*core_, inputs, chunksize,
+                                    chunk_task<R, P>(std::move(star)));
+  }
+
+  template <class F, class Range>
+  auto starmap(F&& fn, const Range& inputs, std::size_t chunksize = 0) {
+    return starmap_async(std::forward<F>(fn), inputs, chunksize).get();
+  }
+
+  /// Results in input order as they become available; `inputs` is read
+  /// lazily and must outlive the stream.
+  template <class F, class Range>
+  auto imap(F&& fn, const Range& inputs, std::size_t chunksize = 1) {
+    return stream(std::forward<F>(fn), inputs, chunksize, true);
+  }
+
+  /// Results in completion order.
+  template <class F, class Range>
+  auto imap_unordered(F&& fn, const Range& inputs, std::size_t chunksize = 1) {
+    return stream(std::forward<F>(fn), inputs, chunksize, false);
+  }
+
+  void close() {
+    core_->close();
+  }
+  void terminate() {
+    core_->terminate();
+  }
+  void join() {
+    core_->join();
+  }
+
+private:
+  static detail::pool_core::options options(int threads,
+                                            std::function<void()> init) {
+    detail::pool_core::options opts;
+    opts.threads = true;
+    opts.processes = threads;
+    opts.retries = 0; // a thread never dies alone
+    if (init)
+      opts.initializer = detail::closure::local(std::move(init));
+    return opts;
+  }
+
+  template <class Range>
+  using element_t = std::decay_t<decltype(*std::begin(std::declval<const Range&>()))>;
+
+  // Makes the closures of a map's chunks; they share one copy of `fn`.
+  template <class R, class P, class F>
+  static auto chunk_task(F&& fn) {
+    static_assert(!std::is_void_v<R>,
+                  "map and imap collect results: the function must return "
+                  "a value (use apply_async for void functions)");
+    auto shared = std::make_shared<std::decay_t<F>>(std::forward<F>(fn));
+    return [shared](std::vector<P> chunk) {
+      return detail::closure::local([shared, chunk = std::move(chunk)]() mutable {
+        std::vector<R> out;
+        out.reserve(chunk.size());
+        for (auto& x : chunk)
+          out.push_back((*shared)(std::move(x)));
+        return out;
+      });
+    };
+  }
+
+  template <class F, class Range>
+  auto stream(F&& fn, const Range& inputs, std::size_t chunksize, bool ordered) {
+    using P = element_t<Range>;
+    using R = std::decay_t<std::invoke_result_t<std::decay_t<F>&, P&&>>;
+    return detail::open_stream<R, P>(core_, inputs, chunksize, ordered,
+                                     chunk_task<R, P>(std::forward<F>(fn)));
+  }
+
+  std::shared_ptr<detail::pool_core> core_;
+};
+
+} // namespace actors
