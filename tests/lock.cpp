@@ -36,6 +36,47 @@ void enter_and_leave(actors::lock l, std::string path, int n) {
   ::close(fd);
 }
 
+// Like enter_and_leave with an rlock taken twice around each section.
+void enter_twice(actors::rlock l, std::string path, int n) {
+  auto fd = ::open(path.c_str(), O_WRONLY | O_APPEND);
+  auto line = [&](char c) {
+    auto text = c + std::to_string(::getpid()) + "\n";
+    [[maybe_unused]] auto w = ::write(fd, text.data(), text.size());
+  };
+  for (int i = 0; i < n; ++i) {
+    std::lock_guard<actors::rlock> outer{l};
+    line('+');
+    std::lock_guard<actors::rlock> inner{l};
+    line('-');
+  }
+  ::close(fd);
+}
+
+// Takes an rlock twice, says so, and waits to be killed.
+void hold_twice_forever(actors::rlock l, actors::queue<int> held) {
+  l.lock();
+  l.lock();
+  held.put(1);
+  for (;;)
+    ::pause();
+}
+
+// Checks that the file holds `n` sections "+pid" "-pid", never interleaved.
+void check_sections(const char* path, int n) {
+  std::FILE* f = std::fopen(path, "r");
+  char a[32], b[32];
+  int sections = 0;
+  while (std::fgets(a, sizeof(a), f)) {
+    REQUIRE(std::fgets(b, sizeof(b), f) != nullptr);
+    REQUIRE(a[0] == '+');
+    REQUIRE(b[0] == '-');
+    REQUIRE(std::string{a + 1} == std::string{b + 1});
+    ++sections;
+  }
+  std::fclose(f);
+  CHECK(sections == n);
+}
+
 // Takes the lock, says so, and waits to be killed.
 void hold_forever(actors::lock l, actors::queue<int> held) {
   l.lock();
@@ -67,6 +108,10 @@ TEST_CASE("lock, unlock, try_lock, try_lock_for and misuse") {
     CHECK(guard.try_lock_for(1s));
   }
   std::scoped_lock guard{l};
+  // Its holder cannot take it again: an error, not a wait for itself.
+  CHECK(code_of([&] { l.lock(); }) == actors::errc::would_deadlock);
+  CHECK(code_of([&] { l.try_lock_for(1s); })
+        == actors::errc::would_deadlock);
   actors::lock empty;
   CHECK(code_of([&] { empty.lock(); }) == actors::errc::invalid_argument);
 }
@@ -107,19 +152,8 @@ TEST_CASE("4 processes contending never overlap") {
     CHECK(p.exitcode() == 0);
   }
   // Every "+pid" is immediately followed by the same "-pid".
-  std::FILE* f = std::fopen(path, "r");
-  char a[32], b[32];
-  int sections = 0;
-  while (std::fgets(a, sizeof(a), f)) {
-    REQUIRE(std::fgets(b, sizeof(b), f) != nullptr);
-    REQUIRE(a[0] == '+');
-    REQUIRE(b[0] == '-');
-    REQUIRE(std::string{a + 1} == std::string{b + 1});
-    ++sections;
-  }
-  std::fclose(f);
+  check_sections(path, 200);
   ::unlink(path);
-  CHECK(sections == 200);
 }
 
 TEST_CASE("a holder killed with SIGKILL: the next acquirer gets the lock") {
@@ -137,5 +171,66 @@ TEST_CASE("a holder killed with SIGKILL: the next acquirer gets the lock") {
   l.lock();
   CHECK_FALSE(l.previous_owner_died());
   l.unlock();
+  REQUIRE(holder.join(10s));
+}
+
+TEST_CASE("an rlock is re-entrant for its holder and exclusive for others") {
+  auto r = actors::make_rlock();
+  r.lock();
+  CHECK(r.try_lock());
+  CHECK(r.acquire(0s) == actors::rlock::acquired::yes);
+  auto other_gets_it = [r]() mutable {
+    bool got = false;
+    std::thread t{[&] {
+      got = r.try_lock();
+      if (got)
+        r.unlock();
+    }};
+    t.join();
+    return got;
+  };
+  CHECK_FALSE(other_gets_it());
+  r.unlock();
+  r.unlock();
+  CHECK_FALSE(other_gets_it()); // still held once
+  r.unlock();
+  CHECK(other_gets_it());
+  CHECK(code_of([&] { r.unlock(); }) == actors::errc::not_owner);
+  actors::rlock empty;
+  CHECK(code_of([&] { empty.lock(); }) == actors::errc::invalid_argument);
+}
+
+TEST_CASE("4 processes taking an rlock twice never overlap") {
+  char path[] = "/tmp/actors-rlock-XXXXXX";
+  ::close(::mkstemp(path));
+  auto r = actors::make_rlock();
+  std::vector<actors::process> procs;
+  for (int i = 0; i < 4; ++i)
+    procs.emplace_back(enter_twice, r, std::string{path}, 25);
+  for (auto& p : procs)
+    p.start();
+  for (auto& p : procs) {
+    REQUIRE(p.join(60s));
+    CHECK(p.exitcode() == 0);
+  }
+  check_sections(path, 100);
+  ::unlink(path);
+}
+
+TEST_CASE("an rlock held twice by a killed process is released entirely") {
+  auto r = actors::make_rlock();
+  actors::queue<int> held{actors::unbounded};
+  actors::process holder{hold_twice_forever, r, held};
+  holder.start();
+  REQUIRE(held.get(10s) == 1);
+  CHECK_FALSE(r.try_lock());
+  holder.kill();
+  CHECK(r.acquire(5s) == actors::rlock::acquired::previous_owner_died);
+  r.unlock();
+  std::thread other{[r]() mutable {
+    CHECK(r.try_lock_for(5s)); // free: nothing of the dead holder remains
+    r.unlock();
+  }};
+  other.join();
   REQUIRE(holder.join(10s));
 }

@@ -64,6 +64,8 @@ public:
         return "cancelled";
       case errc::not_owner:
         return "not the owner of the lock";
+      case errc::would_deadlock:
+        return "would deadlock";
     }
     return "unknown actors error";
   }

@@ -2,11 +2,14 @@
 //
 // Protocol (see call.hpp for ids and answers; S is the caller actor of the
 // calling thread, so "the holder" is a thread of some process):
-//   (l_acquire, id, timeout_ns) -> ok(bool previous_owner_died) | fail timeout
+//   (l_acquire, id, timeout_ns) -> ok(bool previous_owner_died)
+//                                  | fail timeout | fail would_deadlock
 //   (l_release, id)             -> ok() | fail not_owner
 // Waiters are served in FIFO order; the actor enforces each deadline. It
 // watches holders and waiters: a holder that dies (its thread or process)
-// hands the lock to the next waiter with previous_owner_died set.
+// hands the lock to the next waiter with previous_owner_died set. A
+// reentrant lock (rlock) counts its holder's acquisitions; a plain one
+// refuses a second acquisition by its holder instead of waiting forever.
 
 #include "actors/lock.hpp"
 
@@ -34,7 +37,9 @@ struct waiter {
 };
 
 struct lock_state {
+  bool reentrant = false;
   caf::actor holder;
+  int depth = 0; // the holder's acquisitions not yet released
   bool owner_died = false; // the next grant reports a dead previous holder
   std::deque<waiter> waiters;
   std::set<caf::actor_addr> watched;
@@ -42,7 +47,9 @@ struct lock_state {
   static constexpr const char* name = "actors.lock";
 };
 
-caf::behavior lock_actor(caf::stateful_actor<lock_state>* self) {
+caf::behavior lock_actor(caf::stateful_actor<lock_state>* self,
+                         bool reentrant) {
+  self->state.reentrant = reentrant;
   auto ok = [self](const caf::actor& who, std::uint64_t id,
                    caf::message payload = caf::message{}) {
     self->send(who, caf::ok_atom::value, id, std::move(payload));
@@ -50,6 +57,7 @@ caf::behavior lock_actor(caf::stateful_actor<lock_state>* self) {
   auto grant = [self, ok](const caf::actor& who, std::uint64_t id) {
     auto& s = self->state;
     s.holder = who;
+    s.depth = 1;
     ok(who, id, caf::make_message(s.owner_died));
     s.owner_died = false;
   };
@@ -86,6 +94,16 @@ caf::behavior lock_actor(caf::stateful_actor<lock_state>* self) {
       watch(who);
       if (!s.holder && s.waiters.empty())
         return grant(who, id);
+      if (s.holder == who) {
+        if (!s.reentrant)
+          return self->send(who, detail::fail_atom::value, id,
+                            detail::make_error(errc::would_deadlock,
+                                               "this thread already holds the "
+                                               "lock (an rlock may be "
+                                               "acquired again)"));
+        ++s.depth;
+        return ok(who, id, caf::make_message(false));
+      }
       if (ns == 0)
         return self->send(who, detail::fail_atom::value, id,
                           detail::make_error(errc::timeout,
@@ -104,8 +122,10 @@ caf::behavior lock_actor(caf::stateful_actor<lock_state>* self) {
                           detail::make_error(errc::not_owner,
                                              "unlock of a lock this thread "
                                              "does not hold"));
-      s.holder = nullptr;
       ok(who, id);
+      if (--s.depth > 0)
+        return;
+      s.holder = nullptr;
       next();
     },
     [=](l_expire, std::uint64_t serial) {
@@ -122,25 +142,27 @@ caf::behavior lock_actor(caf::stateful_actor<lock_state>* self) {
   };
 }
 
-std::int64_t to_ns(std::optional<mutex::duration> timeout) {
+std::int64_t to_ns(std::optional<detail::lock_handle::duration> timeout) {
   if (!timeout)
     return -1;
-  if (*timeout < mutex::duration::zero())
+  if (*timeout < detail::lock_handle::duration::zero())
     throw error(errc::invalid_argument, "a timeout must not be negative");
   return std::chrono::duration_cast<std::chrono::nanoseconds>(*timeout)
     .count();
 }
 
-} // namespace
-
-mutex make_lock() {
-  mutex result;
-  result.actor_ = detail::runtime::get().spawn_service(
-    [](caf::actor_system& sys) { return sys.spawn(lock_actor); });
-  return result;
+caf::actor spawn_lock(bool reentrant) {
+  return detail::runtime::get().spawn_service(
+    [reentrant](caf::actor_system& sys) {
+      return sys.spawn(lock_actor, reentrant);
+    });
 }
 
-mutex::acquired mutex::acquire(std::optional<duration> timeout) {
+} // namespace
+
+namespace detail {
+
+lock_handle::acquired lock_handle::acquire(std::optional<duration> timeout) {
   try {
     auto answer = detail::caller::of_this_thread().call(
       actor_, timeout, l_acquire::value, to_ns(timeout));
@@ -153,9 +175,22 @@ mutex::acquired mutex::acquire(std::optional<duration> timeout) {
   }
 }
 
-void mutex::release() {
-  detail::caller::of_this_thread().call(actor_, std::nullopt,
-                                        l_release::value);
+void lock_handle::release() {
+  caller::of_this_thread().call(actor_, std::nullopt, l_release::value);
+}
+
+} // namespace detail
+
+mutex make_lock() {
+  mutex result;
+  result.actor_ = spawn_lock(false);
+  return result;
+}
+
+rlock make_rlock() {
+  rlock result;
+  result.actor_ = spawn_lock(true);
+  return result;
 }
 
 } // namespace actors

@@ -75,6 +75,9 @@ enum class errc {
   cancelled,
   /// `unlock()` of a lock this thread does not hold.
   not_owner,
+  /// `lock()` of a (non-reentrant) lock by the thread that holds it, which
+  /// would wait for itself forever.
+  would_deadlock,
 };
 
 /// The `std::error_category` of `errc`, named "actors".

@@ -9,45 +9,14 @@
 
 namespace actors {
 
-/// A mutual-exclusion lock shared by threads and processes: the counterpart
-/// of Python's `threading.Lock` / `multiprocessing.Lock`, robust where
-/// Python's is not. Also spelled `actors::lock` (C++ does not allow a class
-/// named `lock` to have the member function `lock()` that `std::lock_guard`
-/// needs, hence the class name `mutex`).
-///
-/// @code
-/// void writer(actors::lock l, std::string text) {
-///   std::lock_guard<actors::lock> guard{l};  // Lockable: lock_guard works
-///   ...
-/// }
-///
-/// auto l = actors::make_lock();
-/// actors::process p{writer, l, "hi"};
-/// @endcode
-///
-/// **Ownership.** The lock is an actor in the process that created it; a
-/// `lock` is a handle that can be copied, passed to processes and put into
-/// queues. The holder is the calling thread (of whichever process): waiters
-/// are served in FIFO order.
-///
-/// **Errors.** `unlock()` by a thread that does not hold the lock is
-/// `errc::not_owner`; a negative timeout is `errc::invalid_argument`; if the
-/// process owning the lock dies, calls fail with `errc::owner_unreachable`.
-///
-/// **Robustness.** If the holder's thread or process ends while holding the
-/// lock, the lock is released and the next acquirer learns it:
-/// `acquire` returns `acquired::previous_owner_died` (like `EOWNERDEAD` for a
-/// robust mutex), and `previous_owner_died()` reports it after `lock()`.
-/// Python's lock would stay held forever.
-class mutex {
+namespace detail {
+
+/// What `lock` and `rlock` share: a handle to a lock actor.
+class lock_handle {
 public:
   using duration = std::chrono::steady_clock::duration;
 
   enum class acquired { no, yes, previous_owner_died };
-
-  /// An empty handle (every call throws `errc::invalid_argument`); exists
-  /// to be assigned or deserialized. `make_lock()` creates a lock.
-  mutex() = default;
 
   /// Waits for the lock at most `timeout` (forever when empty, not at all
   /// when zero).
@@ -79,14 +48,7 @@ public:
     return previous_owner_died_;
   }
 
-  template <class Inspector>
-  friend typename Inspector::result_type inspect(Inspector& f, mutex& x) {
-    return f(x.actor_);
-  }
-
-private:
-  friend mutex make_lock();
-
+protected:
   bool remember(acquired result) {
     previous_owner_died_ = result == acquired::previous_owner_died;
     return result != acquired::no;
@@ -96,10 +58,87 @@ private:
   bool previous_owner_died_ = false;
 };
 
+} // namespace detail
+
+/// A mutual-exclusion lock shared by threads and processes: the counterpart
+/// of Python's `threading.Lock` / `multiprocessing.Lock`, robust where
+/// Python's is not. Also spelled `actors::lock` (C++ does not allow a class
+/// named `lock` to have the member function `lock()` that `std::lock_guard`
+/// needs, hence the class name `mutex`).
+///
+/// @code
+/// void writer(actors::lock l, std::string text) {
+///   std::lock_guard<actors::lock> guard{l};  // Lockable: lock_guard works
+///   ...
+/// }
+///
+/// auto l = actors::make_lock();
+/// actors::process p{writer, l, "hi"};
+/// @endcode
+///
+/// **Ownership.** The lock is an actor in the process that created it; a
+/// `lock` is a handle that can be copied, passed to processes and put into
+/// queues. The holder is the calling thread (of whichever process): waiters
+/// are served in FIFO order.
+///
+/// **Errors.** `unlock()` by a thread that does not hold the lock is
+/// `errc::not_owner`; `lock()` by the thread that holds it is
+/// `errc::would_deadlock` (Python would wait forever; use `rlock` to
+/// acquire again); a negative timeout is `errc::invalid_argument`; if the
+/// process owning the lock dies, calls fail with `errc::owner_unreachable`.
+///
+/// **Robustness.** If the holder's thread or process ends while holding the
+/// lock, the lock is released and the next acquirer learns it:
+/// `acquire` returns `acquired::previous_owner_died` (like `EOWNERDEAD` for a
+/// robust mutex), and `previous_owner_died()` reports it after `lock()`.
+/// Python's lock would stay held forever.
+class mutex : public detail::lock_handle {
+public:
+  /// An empty handle (every call throws `errc::invalid_argument`); exists
+  /// to be assigned or deserialized. `make_lock()` creates a lock.
+  mutex() = default;
+
+  template <class Inspector>
+  friend typename Inspector::result_type inspect(Inspector& f, mutex& x) {
+    return f(x.actor_);
+  }
+
+private:
+  friend mutex make_lock();
+};
+
 /// Python's name for it.
 using lock = mutex;
 
 /// Creates a new, unlocked lock living in this process.
 mutex make_lock();
+
+/// A re-entrant lock: Python's `threading.RLock` / `multiprocessing.RLock`.
+/// The thread holding it may acquire it again; it is released when every
+/// acquisition was released. Otherwise exactly `actors::lock`: shared by
+/// threads and processes, FIFO, Lockable, robust to a dying holder (which
+/// releases all its acquisitions).
+///
+/// @code
+/// auto r = actors::make_rlock();
+/// std::lock_guard<actors::rlock> outer{r};
+/// std::lock_guard<actors::rlock> inner{r};  // the same thread: fine
+/// @endcode
+class rlock : public detail::lock_handle {
+public:
+  /// An empty handle; `make_rlock()` creates one.
+  rlock() = default;
+
+  template <class Inspector>
+  friend typename Inspector::result_type inspect(Inspector& f, rlock& x) {
+    return f(x.actor_);
+  }
+
+private:
+  friend rlock make_rlock();
+};
+
+/// Creates a new, unlocked re-entrant lock living in this process.
+rlock make_rlock();
 
 } // namespace actors
