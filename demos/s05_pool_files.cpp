@@ -13,8 +13,11 @@
 //
 // What it shows: the same over a real directory tree that the demo creates
 // in a fresh temporary directory; every file is processed exactly once (each
-// task returns the files it handled and their sizes). Live per-worker
-// progress bars arrive with actors::progress.
+// task returns the files it handled and their sizes). Where the seed's
+// workers each draw a tqdm bar of their own on the same terminal (and
+// overwrite each other), here each slice gets an actors::progress bar,
+// created by the owner and passed to the worker process, which advances it
+// per file: one live line per worker on standard error.
 //
 // Run it: build/demos/s05_pool_files [number of files]
 
@@ -30,16 +33,22 @@
 #include <unistd.h>
 
 #include "actors/all.hpp"
+#include "timing.hpp"
 
 namespace fs = std::filesystem;
 
-// Processes files [start, end) of the list: here, measures their size.
+// Processes files [start, end) of the list: here, measures their size
+// (and takes a millisecond per file, so that the bars have time to move).
 std::vector<std::pair<std::string, long long>>
-process(std::vector<std::string> files, long start, long end) {
+process(std::vector<std::string> files, long start, long end,
+        actors::progress bar) {
   std::vector<std::pair<std::string, long long>> result;
-  for (long i = start; i < end; ++i)
+  for (long i = start; i < end; ++i) {
     result.emplace_back(files[i],
                         static_cast<long long>(fs::file_size(files[i])));
+    demo::sleep_seconds(0.001);
+    bar.update();
+  }
   return result;
 }
 
@@ -66,14 +75,19 @@ int main(int argc, char** argv) {
   actors::pool pool{num_processes};
   std::vector<actors::async_result<
     std::vector<std::pair<std::string, long long>>>> results;
+  std::vector<actors::progress> bars;
   for (long i = 0; i < num_processes; ++i) {
     long start = each * i;
     long end = i < num_processes - 1 ? each * (i + 1)
                                      : static_cast<long>(file_list.size());
-    results.push_back(pool.apply_async(process, file_list, start, end));
+    bars.emplace_back(end - start, "worker " + std::to_string(i + 1));
+    results.push_back(
+      pool.apply_async(process, file_list, start, end, bars.back()));
   }
   pool.close();
   pool.join();
+  for (auto& bar : bars)
+    bar.close();
   long processed = 0;
   long long bytes = 0;
   std::vector<std::string> seen;

@@ -15,10 +15,13 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// Runs a demo at a fifth of the seed's timings (see demos/timing.hpp).
-std::vector<std::string> run_demo(const std::string& name, int* exitcode) {
+// Runs a demo at a fifth of the seed's timings (see demos/timing.hpp);
+// returns its stdout lines (and its stderr's, with `with_stderr`).
+std::vector<std::string> run_demo(const std::string& name, int* exitcode,
+                                  bool with_stderr = false) {
   ::setenv("ACTORS_DEMO_SCALE", "0.2", 1);
-  support::subprocess demo{std::string{ACTORS_DEMO_DIR} + "/" + name, {}};
+  support::subprocess demo{std::string{ACTORS_DEMO_DIR} + "/" + name, {},
+                           with_stderr};
   std::vector<std::string> lines;
   while (auto line = demo.read_line(30s))
     lines.push_back(*line);
@@ -94,11 +97,43 @@ TEST_CASE("S4 starmap_async: tuples unpacked into typed parameters") {
   CHECK(lines.back() == "done.");
 }
 
+// Outside a terminal, progress bars print plain lines only.
+bool has_control_characters(const std::vector<std::string>& lines) {
+  for (auto& l : lines)
+    if (l.find('\x1b') != std::string::npos || l.find('\r') != std::string::npos)
+      return true;
+  return false;
+}
+
+bool has_prefix(const std::vector<std::string>& lines, const std::string& x) {
+  for (auto& l : lines)
+    if (l.rfind(x, 0) == 0)
+      return true;
+  return false;
+}
+
 TEST_CASE("S5 files: every file of a generated tree processed exactly once") {
   int code;
-  auto lines = run_demo("s05_pool_files", &code);
+  auto lines = run_demo("s05_pool_files", &code, true);
   CHECK(code == 0);
   CHECK(contains(lines, "files 500 processed 500 bytes 24750 exactly once 1"));
+  // One bar per worker, each complete, advanced from the worker processes.
+  CHECK(has_prefix(lines, "worker 1: 100%|"));
+  CHECK(has_prefix(lines, "worker 2: 100%|"));
+  CHECK_FALSE(has_control_characters(lines));
+}
+
+TEST_CASE("S10 thread pool: imap results in order, the bar shows the latest") {
+  int code;
+  auto lines = run_demo("s10_thread_pool", &code, true);
+  REQUIRE(code == 0);
+  CHECK(contains(lines, "results: 0 None None 30 None None 60 None None 90"));
+  CHECK(has_prefix(lines, "result=90: 100%|"));
+  bool complete = false;
+  for (auto& l : lines)
+    complete |= l.find("| 10/10 [") != std::string::npos;
+  CHECK(complete);
+  CHECK_FALSE(has_control_characters(lines));
 }
 
 TEST_CASE("S6 imap in input order, imap_unordered in completion order") {

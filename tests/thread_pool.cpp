@@ -313,3 +313,19 @@ TEST_CASE("destroying a thread pool resolves every queued result") {
   }
   CHECK(code_of([&] { queued->get(1s); }) == actors::errc::terminated);
 }
+
+TEST_CASE("a stream outliving its pool fails instead of hanging") {
+  std::vector<int> xs(100, 1);
+  std::optional<actors::result_stream<int>> stream;
+  {
+    actors::thread_pool tp{1};
+    stream.emplace(tp.imap([](int x) { return x; }, xs));
+    CHECK(*stream->next(10s) == 1);
+  }
+  auto code = code_of([&] {
+    while (stream->next(10s)) {
+    }
+  });
+  CHECK((code == actors::errc::terminated
+         || code == actors::errc::pool_not_running));
+}

@@ -17,12 +17,15 @@ namespace support {
 
 class subprocess {
 public:
-  /// Starts `path` with `args`; its stdout is captured, stderr inherited.
-  subprocess(const std::string& path, const std::vector<std::string>& args);
+  /// Starts `path` with `args`; its stdout is captured, and its stderr too
+  /// (into the same stream) with `with_stderr`, else inherited.
+  subprocess(const std::string& path, const std::vector<std::string>& args,
+             bool with_stderr = false);
 
   /// Starts this test binary in helper mode `mode` (see helper_mode).
   static subprocess helper(const std::string& mode,
-                           const std::vector<std::string>& args = {});
+                           const std::vector<std::string>& args = {},
+                           bool with_stderr = false);
 
   subprocess(subprocess&&) noexcept;
   subprocess(const subprocess&) = delete;

@@ -83,13 +83,16 @@ void disarm_watchdog() {
 // -- subprocess ---------------------------------------------------------------
 
 subprocess::subprocess(const std::string& path,
-                       const std::vector<std::string>& args) {
+                       const std::vector<std::string>& args,
+                       bool with_stderr) {
   int out[2];
   if (::pipe2(out, O_CLOEXEC) != 0)
     throw std::runtime_error("pipe2 failed");
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, out[1], 1);
+  if (with_stderr)
+    posix_spawn_file_actions_adddup2(&actions, out[1], 2);
   std::vector<std::string> all{path};
   all.insert(all.end(), args.begin(), args.end());
   std::vector<char*> argv;
@@ -108,13 +111,14 @@ subprocess::subprocess(const std::string& path,
 }
 
 subprocess subprocess::helper(const std::string& mode,
-                              const std::vector<std::string>& args) {
+                              const std::vector<std::string>& args,
+                              bool with_stderr) {
   std::vector<std::string> all{"--mode", mode};
   all.insert(all.end(), args.begin(), args.end());
   char self[4096];
   auto n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
   self[n > 0 ? n : 0] = '\0';
-  return subprocess{self, all};
+  return subprocess{self, all, with_stderr};
 }
 
 subprocess::subprocess(subprocess&& other) noexcept

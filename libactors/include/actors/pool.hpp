@@ -345,6 +345,9 @@ private:
 /// (usable in a range-for) and `next(timeout)`. Input is taken lazily, a
 /// bounded window of chunks ahead, so an endless input runs in bounded memory.
 /// A task's error is thrown at its position; iteration may continue after it.
+/// A stream does not keep its pool alive: once the pool is destroyed, the
+/// results in flight fail with `errc::terminated` and reading further
+/// inputs with `errc::pool_not_running`.
 template <class R>
 class result_stream {
 public:
@@ -437,7 +440,10 @@ private:
   using part = std::variant<std::vector<R>, std::pair<errc, std::string>>;
 
   struct state {
-    std::shared_ptr<detail::pool_core> pool;
+    // Not owned: the pool's owner decides when it ends (the tasks in flight
+    // hold this state, and a pool must never end on its own supervisor's
+    // thread).
+    std::weak_ptr<detail::pool_core> pool;
     pull_fn pull;
     std::size_t window = 1;
     bool ordered = true;
@@ -479,6 +485,10 @@ private:
         if (s.exhausted || s.in_flight >= s.window)
           return;
       }
+      auto pool = s.pool.lock();
+      if (!pool)
+        throw error(errc::pool_not_running,
+                    "the pool of this stream was destroyed");
       detail::closure task;
       if (!s.pull(s.submitted, task)) {
         std::lock_guard<std::mutex> guard{s.mtx};
@@ -489,7 +499,7 @@ private:
         std::lock_guard<std::mutex> guard{s.mtx};
         ++s.in_flight;
       }
-      s.pool->submit(std::move(task),
+      pool->submit(std::move(task),
                      std::make_shared<detail::chunk_sink<state>>(st_,
                                                                  s.submitted));
       ++s.submitted;
