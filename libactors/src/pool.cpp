@@ -1,21 +1,28 @@
-// The pool's supervisor actor, its worker processes and the task table.
+// The pool's task table, its supervisor actor and its two kinds of workers.
 //
-// Workers pull: each worker (a process, or a thread for a thread pool) runs
-// worker_loop, which asks the
-// supervisor for a task, runs it, and returns its outcome with the next
-// request:
+// One scheduler: pool_state holds the queued and running tasks, delivers
+// outcomes to their sinks, and implements close/terminate/join, cancel, the
+// retry and restart budgets. Two kinds of workers take tasks from it:
+//
+// Worker processes run worker_loop and reach the table through the
+// supervisor actor; they pull, asking for a task and returning the outcome
+// of the previous one in one message:
 //   (w_next, id, slot, root, outcomes, last) -> ok(task, closure) | ok()
 //   (w_fail, id, slot, root, what)           the initializer failed
 // `last` retires the worker (maxtasksperchild); ok() tells it to stop. An
 // idle worker waits parked in the supervisor, so no worker starves while
-// another has a backlog, and there is one round trip per task. The
-// supervisor watches every worker process (its root actor): when one dies,
-// the tasks it held are retried on others (up to `retries` times, then they
-// fail with errc::worker_lost naming the signal or exit code) and a new
-// process takes its slot, unless deaths exceed the restart budget, which
-// breaks the pool (errc::pool_broken for everything outstanding and later).
-// Thread workers share all of this; they cannot die alone, be killed or be
-// replaced, so a thread pool never retries, kills or respawns.
+// another has a backlog. The supervisor watches every worker process (its
+// root actor): when one dies, the tasks it held are retried on others (up
+// to `retries` times, then they fail with errc::worker_lost naming the
+// signal or exit code) and a new process takes its slot, unless deaths
+// exceed the restart budget, which breaks the pool (errc::pool_broken for
+// everything outstanding and later).
+//
+// Worker threads (thread_pool) take tasks from the table directly, under
+// its mutex, and wait on a condition variable when it is empty: a message
+// round trip per task would cost ~18 us where this costs well under one. A
+// thread cannot die alone, be killed or be replaced, so a thread pool never
+// retries, kills or respawns, and has no supervisor actor.
 
 #include "actors/detail/pool_core.hpp"
 
@@ -47,11 +54,23 @@ using w_fail = caf::atom_constant<caf::atom("w_fail")>;
 using s_wake = caf::atom_constant<caf::atom("s_wake")>;
 using s_timeout = caf::atom_constant<caf::atom("s_timeout")>;
 
-// `root` is the worker process's root actor, watched by the supervisor;
-// empty for a thread worker.
-void worker_loop(caf::actor supervisor, std::uint32_t slot, caf::actor root,
+outcome run_task(std::uint64_t id, const closure& call) {
+  outcome result;
+  result.task = id;
+  try {
+    result.result = call();
+    result.ok = true;
+  } catch (...) {
+    result.code = static_cast<std::uint8_t>(errc::task_failed);
+    result.what = current_exception_text();
+  }
+  return result;
+}
+
+void worker_loop(caf::actor supervisor, std::uint32_t slot,
                  closure initializer, int max_tasks) {
   auto& self = caller::of_this_thread();
+  auto root = runtime::get().root();
   if (initializer) {
     try {
       initializer();
@@ -78,24 +97,10 @@ void worker_loop(caf::actor supervisor, std::uint32_t slot, caf::actor root,
     done.clear();
     if (next.empty())
       return; // asked to stop, or retired
-    outcome result;
-    result.task = next.get_as<std::uint64_t>(0);
-    try {
-      result.result = next.get_as<closure>(1)();
-      result.ok = true;
-    } catch (...) {
-      result.code = static_cast<std::uint8_t>(errc::task_failed);
-      result.what = current_exception_text();
-    }
-    done.push_back(std::move(result));
+    done.push_back(run_task(next.get_as<std::uint64_t>(0),
+                            next.get_as<closure>(1)));
     ++ran;
   }
-}
-
-void run_worker_process(caf::actor supervisor, std::uint32_t slot,
-                        closure initializer, int max_tasks) {
-  worker_loop(std::move(supervisor), slot, runtime::get().root(),
-              std::move(initializer), max_tasks);
 }
 
 struct task_entry {
@@ -141,6 +146,7 @@ public:
   std::mutex mtx;
   std::mutex join_mtx; // one thread joins thread workers
   std::condition_variable idle; // no task queued or running, or terminated
+  std::condition_variable work; // thread workers: a task, or time to stop
   pool_core::options opts;
   std::deque<task_entry> queued;
   std::map<std::uint64_t, task_entry> running;
@@ -199,30 +205,114 @@ public:
     for (auto& w : workers)
       if (w.proc && w.proc->is_alive())
         w.proc->kill();
+    work.notify_all();
+  }
+
+  // Gives up (under the lock): fails everything outstanding and later with
+  // errc::pool_broken and stops the workers.
+  void break_pool(const std::string& why, std::vector<delivery>& out) {
+    if (!broken.empty())
+      return;
+    broken = why;
+    fail_all(errc::pool_broken, why, out);
+    kill_workers();
+    idle.notify_all();
   }
 
   void start_worker(std::uint32_t slot) {
     auto& w = workers[slot];
     w.retiring = false;
     if (opts.threads) {
-      w.thread = std::thread{worker_loop, supervisor, slot, caf::actor{},
-                             opts.initializer, 0};
+      // Safe: ~pool_core joins the threads before this state can go.
+      w.thread = std::thread{[this] { thread_loop(); }};
       return;
     }
-    w.proc.emplace(&run_worker_process, supervisor, slot, opts.initializer,
+    w.proc.emplace(worker_loop, supervisor, slot, opts.initializer,
                    opts.max_tasks_per_child);
     w.proc->name("PoolWorker-" + std::to_string(slot + 1));
     w.proc->daemon(true);
     w.proc->start();
   }
+
+  // A worker thread: takes queued tasks until the pool stops or ends.
+  void thread_loop() {
+    std::vector<delivery> out;
+    if (opts.initializer) {
+      try {
+        opts.initializer();
+      } catch (...) {
+        {
+          std::lock_guard<std::mutex> guard{mtx};
+          break_pool("the pool's initializer failed: "
+                       + current_exception_text(),
+                     out);
+        }
+        deliver(out);
+        return;
+      }
+    }
+    // One locked section per task: it settles the previous task and takes
+    // the next; outcomes are delivered outside the lock.
+    std::shared_ptr<result_sink> sink;
+    outcome result;
+    bool settled = true;
+    std::unique_lock<std::mutex> guard{mtx};
+    for (;;) {
+      if (!settled) {
+        auto entry = running.find(result.task);
+        if (entry != running.end()) { // else failed meanwhile (terminate)
+          sink = std::move(entry->second.sink);
+          running.erase(entry);
+          if (queued.empty() && running.empty())
+            idle.notify_all();
+        }
+        settled = true;
+      }
+      closure call;
+      std::uint64_t id = 0;
+      if (!ended() && !queued.empty()) {
+        auto task = std::move(queued.front());
+        queued.pop_front();
+        id = task.id;
+        call = std::move(task.call);
+        running.emplace(id, std::move(task));
+      }
+      guard.unlock();
+      if (sink) {
+        sink->deliver(std::move(result));
+        sink.reset();
+      }
+      if (!call) {
+        guard.lock();
+        work.wait(guard, [this] {
+          return !queued.empty() || stopping || ended();
+        });
+        if (ended() || queued.empty())
+          return; // stopping with nothing left, or terminated, or broken
+        continue;
+      }
+      result = run_task(id, call);
+      call = closure{}; // the task's captures go with the task
+      settled = false;
+      guard.lock();
+    }
+  }
+
+  // Tells the workers that there is work, or that it is time to stop.
+  void wake() {
+    if (opts.threads)
+      work.notify_all();
+    else
+      caf::anon_send(supervisor, s_wake::value);
+  }
+
+  static void deliver(std::vector<delivery>& xs) {
+    for (auto& [sink, o] : xs)
+      sink->deliver(std::move(o));
+  }
 };
 
 namespace {
-
-void deliver_all(std::vector<delivery>& xs) {
-  for (auto& [sink, o] : xs)
-    sink->deliver(std::move(o));
-}
 
 caf::behavior supervisor_actor(caf::event_based_actor* self,
                                std::shared_ptr<pool_state> st) {
@@ -233,14 +323,6 @@ caf::behavior supervisor_actor(caf::event_based_actor* self,
   auto assigned = [self, st](std::uint64_t task) {
     if (st->opts.task_timeout)
       self->delayed_send(self, *st->opts.task_timeout, s_timeout::value, task);
-  };
-  // Marks the pool broken (under the lock) and stops its workers.
-  auto break_pool = [=](const std::string& why, std::vector<delivery>& out) {
-    if (!st->broken.empty())
-      return;
-    st->broken = why;
-    st->fail_all(errc::pool_broken, why, out);
-    st->kill_workers();
   };
   self->set_down_handler([=](caf::down_msg& dm) {
     std::vector<delivery> out;
@@ -278,7 +360,7 @@ caf::behavior supervisor_actor(caf::event_based_actor* self,
         while (st->deaths.front() < now - st->opts.restart_window)
           st->deaths.pop_front();
         if (st->deaths.size() > static_cast<size_t>(st->opts.max_restarts))
-          break_pool("workers died more than "
+          st->break_pool("workers died more than "
                        + std::to_string(st->opts.max_restarts)
                        + " times within the restart window; last: " + why,
                      out);
@@ -287,7 +369,7 @@ caf::behavior supervisor_actor(caf::event_based_actor* self,
         st->start_worker(slot);
       st->serve(send, assigned);
     }
-    deliver_all(out);
+    pool_state::deliver(out);
   });
   return {
     [=](w_next, std::uint64_t id, std::uint32_t slot, const caf::actor& root,
@@ -318,19 +400,18 @@ caf::behavior supervisor_actor(caf::event_based_actor* self,
         }
         st->serve(send, assigned);
       }
-      deliver_all(out);
+      pool_state::deliver(out);
     },
     [=](w_fail, std::uint64_t id, std::uint32_t, const caf::actor&,
         const std::string& what) {
       std::vector<delivery> out;
       {
         std::unique_lock<std::mutex> guard{st->mtx};
-        break_pool("the pool's initializer failed: " + what, out);
-        st->idle.notify_all();
+        st->break_pool("the pool's initializer failed: " + what, out);
       }
       send(caf::actor_cast<caf::actor>(self->current_sender()), id,
            caf::message{});
-      deliver_all(out);
+      pool_state::deliver(out);
     },
     [=](s_timeout, std::uint64_t task) {
       std::vector<delivery> out;
@@ -353,7 +434,7 @@ caf::behavior supervisor_actor(caf::event_based_actor* self,
         st->running.erase(entry);
         st->serve(send, assigned);
       }
-      deliver_all(out);
+      pool_state::deliver(out);
     },
     [=](s_wake) {
       std::unique_lock<std::mutex> guard{st->mtx};
@@ -383,8 +464,9 @@ pool_core::pool_core(options opts) : state_(std::make_shared<pool_state>()) {
                 "timeout must not be negative (a timeout must be positive)");
   auto st = state_;
   st->opts = std::move(opts);
-  st->supervisor = runtime::get().spawn_service(
-    [st](caf::actor_system& sys) { return sys.spawn(supervisor_actor, st); });
+  if (!st->opts.threads)
+    st->supervisor = runtime::get().spawn_service(
+      [st](caf::actor_system& sys) { return sys.spawn(supervisor_actor, st); });
   std::lock_guard<std::mutex> guard{st->mtx};
   st->workers.resize(static_cast<std::size_t>(st->opts.processes));
   for (std::uint32_t slot = 0; slot < st->workers.size(); ++slot)
@@ -402,7 +484,8 @@ pool_core::~pool_core() {
   if (!done)
     terminate();
   join();
-  caf::anon_send_exit(state_->supervisor, caf::exit_reason::user_shutdown);
+  if (state_->supervisor)
+    caf::anon_send_exit(state_->supervisor, caf::exit_reason::user_shutdown);
 }
 
 int pool_core::processes() const noexcept {
@@ -411,7 +494,13 @@ int pool_core::processes() const noexcept {
 
 std::uint64_t pool_core::submit(closure task,
                                  std::shared_ptr<result_sink> sink) {
-  std::uint64_t id;
+  std::vector<job> one;
+  one.emplace_back(std::move(task), std::move(sink));
+  return submit(std::move(one));
+}
+
+std::uint64_t pool_core::submit(std::vector<job> jobs) {
+  std::uint64_t first;
   {
     std::lock_guard<std::mutex> guard{state_->mtx};
     if (!state_->broken.empty())
@@ -419,12 +508,16 @@ std::uint64_t pool_core::submit(closure task,
     if (state_->closed || state_->terminated)
       throw error(errc::pool_not_running,
                   "the pool was closed or terminated: no new tasks");
-    id = state_->next_task++;
-    state_->queued.push_back(
-      task_entry{id, std::move(task), std::move(sink), 0});
+    first = state_->next_task;
+    for (auto& [task, sink] : jobs)
+      state_->queued.push_back(task_entry{state_->next_task++, std::move(task),
+                                          std::move(sink), 0});
   }
-  caf::anon_send(state_->supervisor, s_wake::value);
-  return id;
+  if (state_->opts.threads && jobs.size() == 1)
+    state_->work.notify_one();
+  else
+    state_->wake();
+  return first;
 }
 
 bool pool_core::cancel(std::uint64_t task) {
@@ -454,7 +547,7 @@ bool pool_core::cancel(std::uint64_t task) {
         state_->idle.notify_all();
     }
   }
-  deliver_all(out);
+  pool_state::deliver(out);
   return !out.empty();
 }
 
@@ -474,8 +567,8 @@ void pool_core::terminate() {
     state_->kill_workers();
     state_->idle.notify_all();
   }
-  deliver_all(out);
-  caf::anon_send(state_->supervisor, s_wake::value);
+  pool_state::deliver(out);
+  state_->wake();
 }
 
 void pool_core::join() {
@@ -490,7 +583,7 @@ void pool_core::join() {
     });
     state_->stopping = true;
   }
-  caf::anon_send(state_->supervisor, s_wake::value);
+  state_->wake();
   if (state_->opts.threads) {
     // Threads stop once asked, after their current task; they are never
     // replaced.

@@ -476,34 +476,39 @@ private:
     std::size_t submitted_order = 0;
   };
 
-  // Submits chunks until the window is full or the input ends.
+  // Once half the window is free, submits chunks until it is full or the
+  // input ends, in one batch.
   void top_up() {
     auto& s = *st_;
-    for (;;) {
-      {
-        std::lock_guard<std::mutex> guard{s.mtx};
-        if (s.exhausted || s.in_flight >= s.window)
-          return;
-      }
-      auto pool = s.pool.lock();
-      if (!pool)
-        throw error(errc::pool_not_running,
-                    "the pool of this stream was destroyed");
+    std::size_t room;
+    {
+      std::lock_guard<std::mutex> guard{s.mtx};
+      if (s.exhausted || s.in_flight > s.window / 2)
+        return;
+      room = s.window - s.in_flight;
+    }
+    auto pool = s.pool.lock();
+    if (!pool)
+      throw error(errc::pool_not_running,
+                  "the pool of this stream was destroyed");
+    std::vector<detail::pool_core::job> jobs;
+    for (; jobs.size() < room; ++s.submitted) {
       detail::closure task;
       if (!s.pull(s.submitted, task)) {
         std::lock_guard<std::mutex> guard{s.mtx};
         s.exhausted = true;
-        return;
+        break;
       }
-      {
-        std::lock_guard<std::mutex> guard{s.mtx};
-        ++s.in_flight;
-      }
-      pool->submit(std::move(task),
-                     std::make_shared<detail::chunk_sink<state>>(st_,
-                                                                 s.submitted));
-      ++s.submitted;
+      jobs.emplace_back(std::move(task),
+                        std::make_shared<detail::chunk_sink<state>>(
+                          st_, s.submitted));
     }
+    if (jobs.empty())
+      return;
+    auto n = jobs.size();
+    pool->submit(std::move(jobs)); // throws if the pool stopped: none went
+    std::lock_guard<std::mutex> guard{s.mtx};
+    s.in_flight += n;
   }
 
   std::shared_ptr<state> st_;
@@ -596,15 +601,20 @@ async_result<std::vector<R>> submit_map(pool_core& core, const Range& inputs,
   auto chunks = (all.size() + chunksize - 1) / chunksize;
   auto slot = std::make_shared<result_slot<std::vector<R>>>();
   auto collector = std::make_shared<map_collector<R>>(chunks, slot);
+  std::vector<pool_core::job> jobs;
+  jobs.reserve(chunks);
   for (std::size_t c = 0; c < chunks; ++c) {
     auto first = all.begin() + static_cast<std::ptrdiff_t>(c * chunksize);
     auto last = all.begin()
                 + static_cast<std::ptrdiff_t>(
                   std::min(all.size(), (c + 1) * chunksize));
-    core.submit(make_task(std::vector<P>(std::make_move_iterator(first),
-                                         std::make_move_iterator(last))),
-                std::make_shared<chunk_sink<map_collector<R>>>(collector, c));
+    jobs.emplace_back(make_task(std::vector<P>(std::make_move_iterator(first),
+                                               std::make_move_iterator(last))),
+                      std::make_shared<chunk_sink<map_collector<R>>>(collector,
+                                                                     c));
   }
+  if (!jobs.empty())
+    core.submit(std::move(jobs));
   return async_result<std::vector<R>>{slot};
 }
 
@@ -628,7 +638,7 @@ result_stream<R> open_stream(std::shared_ptr<pool_core> core,
     task = make_task(std::move(chunk));
     return true;
   };
-  auto window = 2 * static_cast<std::size_t>(core->processes());
+  auto window = 32 * static_cast<std::size_t>(core->processes());
   return result_stream<R>{std::move(core), std::move(pull), window, ordered};
 }
 

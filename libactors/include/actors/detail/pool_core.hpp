@@ -9,6 +9,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "actors/detail/closure.hpp"
 #include "actors/detail/value.hpp"
@@ -66,6 +68,12 @@ public:
   /// Queues a task and returns its id; throws `errc::pool_not_running` after
   /// close/terminate.
   std::uint64_t submit(closure task, std::shared_ptr<result_sink> sink);
+
+  using job = std::pair<closure, std::shared_ptr<result_sink>>;
+
+  /// Queues several tasks at once, in order (a map's chunks); returns the
+  /// id of the first, the others follow.
+  std::uint64_t submit(std::vector<job> jobs);
 
   /// Cancels a task: a queued one is removed, a running one is stopped by
   /// replacing its worker process; its result fails with `errc::cancelled`.

@@ -1,0 +1,90 @@
+// Thread pool task rates and lock acquire/release rates, side by side with
+// peers/threads_locks.py (multiprocessing.pool.ThreadPool(2), threading.Lock
+// and multiprocessing.Lock).
+// Usage: bench_threads_locks
+
+#include <chrono>
+#include <cstdio>
+#include <numeric>
+#include <thread>
+#include <vector>
+
+#include "actors/all.hpp"
+
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+double seconds_since(clock_type::time_point t0) {
+  return std::chrono::duration<double>(clock_type::now() - t0).count();
+}
+
+void report(const char* what, double per_second, const char* unit) {
+  std::printf("libactors %s: %.0f %s\n", what, per_second, unit);
+}
+
+void sections(actors::lock l, int n) {
+  for (int i = 0; i < n; ++i) {
+    l.lock();
+    l.unlock();
+  }
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  actors::init(argc, argv);
+  {
+    actors::thread_pool tp{2};
+    int offset = 1; // captured, as thread pools allow
+    auto trivial = [offset](int x) { return x + offset; };
+    tp.map(trivial, std::vector<int>(100, 0)); // warm up
+    std::vector<int> big(100000), small(20000);
+    std::iota(big.begin(), big.end(), 0);
+    std::iota(small.begin(), small.end(), 0);
+    auto t0 = clock_type::now();
+    tp.map(trivial, big);
+    report("thread_pool map 100k default chunksize",
+           big.size() / seconds_since(t0), "tasks/s");
+    t0 = clock_type::now();
+    tp.map(trivial, small, 1);
+    report("thread_pool map chunksize 1", small.size() / seconds_since(t0),
+           "tasks/s");
+    t0 = clock_type::now();
+    for (int x : tp.imap(trivial, small, 1))
+      (void) x;
+    report("thread_pool imap chunksize 1", small.size() / seconds_since(t0),
+           "tasks/s");
+    t0 = clock_type::now();
+    std::vector<actors::async_result<int>> rs;
+    for (int x : small)
+      rs.push_back(tp.apply_async(trivial, x));
+    for (auto& r : rs)
+      r.get();
+    report("thread_pool apply_async x 20k", small.size() / seconds_since(t0),
+           "tasks/s");
+  }
+  auto l = actors::make_lock();
+  const int n = 20000;
+  sections(l, 100); // warm up
+  auto t0 = clock_type::now();
+  sections(l, n);
+  report("lock uncontended, one thread", n / seconds_since(t0),
+         "acquire+release/s");
+  t0 = clock_type::now();
+  {
+    std::thread a{sections, l, n / 2}, b{sections, l, n / 2};
+    a.join();
+    b.join();
+  }
+  report("lock contended, two threads", n / seconds_since(t0),
+         "acquire+release/s");
+  actors::process pa{sections, l, n / 2}, pb{sections, l, n / 2};
+  t0 = clock_type::now();
+  pa.start();
+  pb.start();
+  pa.join();
+  pb.join();
+  report("lock contended, two processes", n / seconds_since(t0),
+         "acquire+release/s");
+}
