@@ -321,8 +321,9 @@ public:
   }
 
   /// Calls `on_value(result)` or `on_error(code, message)` once the result
-  /// is there: on the pool's supervisor thread, or at once on this thread if
-  /// it already is (Python's `callback` / `error_callback`). A callback that
+  /// is there: on the thread that delivers it (the supervisor's for a
+  /// process pool, the worker's for a thread pool), or at once on this
+  /// thread if it already is (Python's `callback` / `error_callback`). A callback that
   /// throws is reported on stderr and harms nothing else. For `void` results
   /// `on_value` takes a `std::monostate`.
   template <class OnValue, class OnError>

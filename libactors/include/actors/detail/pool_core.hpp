@@ -37,7 +37,8 @@ typename Inspector::result_type inspect(Inspector& f, outcome& x) {
   return f(x.task, x.ok, x.result, x.code, x.what);
 }
 
-/// Receives the outcome of a task, on the pool's supervisor thread.
+/// Receives the outcome of a task, on the pool's supervisor thread (or a
+/// worker thread of a thread pool), outside the pool's lock.
 class result_sink {
 public:
   virtual ~result_sink();
