@@ -602,8 +602,10 @@ async_result<std::vector<R>> submit_map(pool_core& core, const Range& inputs,
   auto chunks = (all.size() + chunksize - 1) / chunksize;
   auto slot = std::make_shared<result_slot<std::vector<R>>>();
   auto collector = std::make_shared<map_collector<R>>(chunks, slot);
+  // Submitted in batches, so that the workers start while the rest is cut.
+  constexpr std::size_t batch = 256;
   std::vector<pool_core::job> jobs;
-  jobs.reserve(chunks);
+  jobs.reserve(std::min(chunks, batch));
   for (std::size_t c = 0; c < chunks; ++c) {
     auto first = all.begin() + static_cast<std::ptrdiff_t>(c * chunksize);
     auto last = all.begin()
@@ -613,9 +615,11 @@ async_result<std::vector<R>> submit_map(pool_core& core, const Range& inputs,
                                                std::make_move_iterator(last))),
                       std::make_shared<chunk_sink<map_collector<R>>>(collector,
                                                                      c));
+    if (jobs.size() == batch || c + 1 == chunks) {
+      core.submit(std::move(jobs));
+      jobs.clear();
+    }
   }
-  if (!jobs.empty())
-    core.submit(std::move(jobs));
   return async_result<std::vector<R>>{slot};
 }
 
