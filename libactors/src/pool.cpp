@@ -519,12 +519,15 @@ int pool_core::processes() const noexcept {
 
 std::uint64_t pool_core::submit(closure task,
                                  std::shared_ptr<result_sink> sink) {
-  std::vector<job> one;
-  one.emplace_back(std::move(task), std::move(sink));
-  return submit(std::move(one));
+  job one{std::move(task), std::move(sink)};
+  return enqueue(&one, 1);
 }
 
 std::uint64_t pool_core::submit(std::vector<job> jobs) {
+  return enqueue(jobs.data(), jobs.size());
+}
+
+std::uint64_t pool_core::enqueue(job* jobs, std::size_t n) {
   std::uint64_t first;
   {
     std::lock_guard<std::mutex> guard{state_->mtx};
@@ -534,12 +537,13 @@ std::uint64_t pool_core::submit(std::vector<job> jobs) {
       throw error(errc::pool_not_running,
                   "the pool was closed or terminated: no new tasks");
     first = state_->next_task;
-    for (auto& [task, sink] : jobs)
-      state_->queued.push_back(task_entry{state_->next_task++, std::move(task),
-                                          std::move(sink), 0});
+    for (std::size_t i = 0; i < n; ++i)
+      state_->queued.push_back(task_entry{state_->next_task++,
+                                          std::move(jobs[i].first),
+                                          std::move(jobs[i].second), 0});
     state_->queued_hint.store(state_->queued.size(), std::memory_order_relaxed);
   }
-  if (state_->opts.threads && jobs.size() == 1)
+  if (state_->opts.threads && n == 1)
     state_->work.notify_one();
   else
     state_->wake();

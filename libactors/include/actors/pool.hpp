@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -10,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <thread>
 #include <tuple>
 #include <type_traits>
 #include <variant>
@@ -379,6 +381,16 @@ public:
         return s.ordered ? s.arrived.count(s.next_index) > 0
                          : !s.arrived.empty();
       };
+      if (!has_next()) {
+        // Yield a little first: a result arriving meanwhile is then taken
+        // without a wake-up through the kernel.
+        auto seen = s.arrivals.load(std::memory_order_relaxed);
+        guard.unlock();
+        for (int i = 0;
+             i < 64 && s.arrivals.load(std::memory_order_relaxed) == seen; ++i)
+          std::this_thread::yield();
+        guard.lock();
+      }
       if (!timeout)
         s.cv.wait(guard, has_next);
       else if (!s.cv.wait_for(guard, *timeout, has_next))
@@ -472,9 +484,11 @@ private:
       }
       std::lock_guard<std::mutex> guard{mtx};
       arrived.emplace(ordered ? index : submitted_order++, std::move(p));
+      arrivals.fetch_add(1, std::memory_order_relaxed);
       cv.notify_all();
     }
     std::size_t submitted_order = 0;
+    std::atomic<std::size_t> arrivals{0};
   };
 
   // Once half the window is free, submits chunks until it is full or the

@@ -89,6 +89,8 @@ public:
   int processes() const noexcept;
 
 private:
+  std::uint64_t enqueue(job* jobs, std::size_t n);
+
   std::shared_ptr<pool_state> state_;
 };
 
