@@ -3,6 +3,9 @@
 #include <functional>
 #include <iterator>
 #include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -11,6 +14,59 @@
 #include "actors/pool.hpp"
 
 namespace actors {
+
+namespace detail {
+
+// A thread pool's map: its chunks read their inputs from, and write their
+// results into, vectors shared with it, so a chunk copies nothing; it
+// resolves the map once every chunk arrived (the first error in input order
+// wins).
+template <class R, class P, class F>
+class shared_map {
+public:
+  shared_map(F fn, std::vector<P> inputs, std::size_t chunks,
+             std::shared_ptr<result_slot<std::vector<R>>> slot)
+    : fn_(std::move(fn)), inputs_(std::move(inputs)),
+      results_(inputs_.size()), errors_(chunks), slot_(std::move(slot)),
+      missing_(chunks) {
+    if (chunks == 0)
+      slot_->set({});
+  }
+
+  // Runs the elements [first, last): one chunk, on a worker thread.
+  void run(std::size_t first, std::size_t last) {
+    for (auto i = first; i < last; ++i)
+      results_[i].emplace(fn_(std::move(inputs_[i])));
+  }
+
+  // The chunk's outcome (its arrival also publishes its results).
+  void arrive(std::size_t index, outcome&& x) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (!x.ok)
+      errors_[index].emplace(static_cast<errc>(x.code), std::move(x.what));
+    if (--missing_ > 0)
+      return;
+    for (auto& err : errors_)
+      if (err)
+        return slot_->fail(err->first, std::move(err->second));
+    std::vector<R> all;
+    all.reserve(results_.size());
+    for (auto& r : results_)
+      all.push_back(std::move(*r));
+    slot_->set(std::move(all));
+  }
+
+private:
+  F fn_;
+  std::vector<P> inputs_;
+  std::vector<std::optional<R>> results_;
+  std::vector<std::optional<std::pair<errc, std::string>>> errors_;
+  std::shared_ptr<result_slot<std::vector<R>>> slot_;
+  std::mutex mtx_;
+  std::size_t missing_;
+};
+
+} // namespace detail
 
 /// A pool of worker threads in this process: the counterpart of Python's
 /// `multiprocessing.pool.ThreadPool`, with the API of `actors::pool`.
@@ -81,8 +137,7 @@ public:
   auto map_async(F&& fn, const Range& inputs, std::size_t chunksize = 0) {
     using P = element_t<Range>;
     using R = std::decay_t<std::invoke_result_t<std::decay_t<F>&, P&&>>;
-    return detail::submit_map<R, P>(*core_, inputs, chunksize,
-                                    chunk_task<R, P>(std::forward<F>(fn)));
+    return map_impl<R, P>(std::forward<F>(fn), inputs, chunksize);
   }
 
   template <class F, class Range>
@@ -99,8 +154,7 @@ public:
     auto star = [fn = std::forward<F>(fn)](P&& args) mutable -> R {
       return std::apply(fn, std::move(args));
     };
-    return detail::submit_map<R, P>(*core_, inputs, chunksize,
-                                    chunk_task<R, P>(std::move(star)));
+    return map_impl<R, P>(std::move(star), inputs, chunksize);
   }
 
   template <class F, class Range>
@@ -162,6 +216,39 @@ private:
         return out;
       });
     };
+  }
+
+  template <class R, class P, class F, class Range>
+  async_result<std::vector<R>> map_impl(F&& fn, const Range& inputs,
+                                        std::size_t chunksize) {
+    static_assert(!std::is_void_v<R>,
+                  "map collects results: the function must return a value "
+                  "(use apply_async for void functions)");
+    std::vector<P> all(std::begin(inputs), std::end(inputs));
+    auto n = all.size();
+    if (chunksize == 0)
+      chunksize = detail::default_chunksize(n, threads());
+    auto chunks = (n + chunksize - 1) / chunksize;
+    using state = detail::shared_map<R, P, std::decay_t<F>>;
+    auto slot = std::make_shared<detail::result_slot<std::vector<R>>>();
+    auto st = std::make_shared<state>(std::forward<F>(fn), std::move(all),
+                                      chunks, slot);
+    // Submitted in batches, so that the workers start while the rest is cut.
+    constexpr std::size_t batch = 256;
+    std::vector<detail::pool_core::job> jobs;
+    for (std::size_t c = 0; c < chunks; ++c) {
+      auto first = c * chunksize;
+      auto last = std::min(n, first + chunksize);
+      jobs.emplace_back(detail::closure::local([st, first, last] {
+                          st->run(first, last);
+                        }),
+                        std::make_shared<detail::chunk_sink<state>>(st, c));
+      if (jobs.size() == batch || c + 1 == chunks) {
+        core_->submit(std::move(jobs));
+        jobs.clear();
+      }
+    }
+    return async_result<std::vector<R>>{slot};
   }
 
   template <class F, class Range>
