@@ -663,6 +663,78 @@ result_stream<R> open_stream(std::shared_ptr<pool_core> core,
 
 } // namespace detail
 
+namespace detail {
+
+/// What both pools (`actors::pool`, `actors::thread_pool`) spell the same
+/// way, on top of their `apply_async`, `map_async`, `starmap_async` and
+/// `stream`.
+template <class Pool>
+class pool_api {
+public:
+  /// `apply_async(...).get()`.
+  template <class F, class... Args>
+  auto apply(F&& fn, Args&&... args) {
+    return self().apply_async(std::forward<F>(fn), std::forward<Args>(args)...)
+      .get();
+  }
+
+  /// `map_async(...).get()`.
+  template <class F, class Range>
+  auto map(F&& fn, const Range& inputs, std::size_t chunksize = 0) {
+    return self().map_async(std::forward<F>(fn), inputs, chunksize).get();
+  }
+
+  /// `starmap_async(...).get()`.
+  template <class F, class Range>
+  auto starmap(F&& fn, const Range& inputs, std::size_t chunksize = 0) {
+    return self().starmap_async(std::forward<F>(fn), inputs, chunksize).get();
+  }
+
+  /// Results in input order as they become available, as a
+  /// `result_stream`; `inputs` is read lazily and must outlive the stream.
+  template <class F, class Range>
+  auto imap(F&& fn, const Range& inputs, std::size_t chunksize = 1) {
+    return self().stream(std::forward<F>(fn), inputs, chunksize, true);
+  }
+
+  /// Results in completion order.
+  template <class F, class Range>
+  auto imap_unordered(F&& fn, const Range& inputs, std::size_t chunksize = 1) {
+    return self().stream(std::forward<F>(fn), inputs, chunksize, false);
+  }
+
+  /// No new work; what is queued still runs.
+  void close() {
+    core_->close();
+  }
+
+  /// Stops the workers and fails every outstanding result with
+  /// `errc::terminated`.
+  void terminate() {
+    core_->terminate();
+  }
+
+  /// Waits for the queued work and the workers; `errc::pool_running` unless
+  /// closed or terminated first.
+  void join() {
+    core_->join();
+  }
+
+protected:
+  explicit pool_api(std::shared_ptr<pool_core> core) : core_(std::move(core)) {
+    // nop
+  }
+
+  std::shared_ptr<pool_core> core_;
+
+private:
+  Pool& self() {
+    return static_cast<Pool&>(*this);
+  }
+};
+
+} // namespace detail
+
 /// How a pool sets up its workers and handles failures.
 struct pool_options {
   /// How often a task lost with its worker is run again.
@@ -726,14 +798,14 @@ struct pool_options {
 /// `restart_window`, or an initializer that throws, break the pool: every
 /// outstanding and later task fails with `errc::pool_broken` (Python would
 /// respawn a failing initializer forever).
-class pool {
+class pool : public detail::pool_api<pool> {
 public:
   using duration = std::chrono::steady_clock::duration;
 
   /// A pool of `processes` workers (0: one per core; negative:
   /// `errc::invalid_argument`).
   explicit pool(int processes = 0, pool_options opts = pool_options{})
-    : core_(std::make_shared<detail::pool_core>(detail::pool_core::options{
+    : pool_api(std::make_shared<detail::pool_core>(detail::pool_core::options{
       false, processes, opts.retries, std::move(opts.init), opts.maxtasksperchild,
       opts.task_timeout, opts.max_restarts, opts.restart_window})) {
     // nop
@@ -752,12 +824,6 @@ public:
                                           std::forward<Args>(args)...));
   }
 
-  /// `apply_async(...).get()`.
-  template <class F, class... Args>
-  auto apply(F&& fn, Args&&... args) {
-    return apply_async(std::forward<F>(fn), std::forward<Args>(args)...).get();
-  }
-
   /// `fn` applied to every element of `inputs`, in input order, computed in
   /// chunks of `chunksize` (0: about len / (4 x processes), as Python).
   template <class F, class Range>
@@ -770,11 +836,6 @@ public:
     return detail::submit_map<typename traits::result, P>(
       *core_, inputs, chunksize,
       [ptr](std::vector<P> chunk) { return chunk_task(ptr, std::move(chunk)); });
-  }
-
-  template <class F, class Range>
-  auto map(F&& fn, const Range& inputs, std::size_t chunksize = 0) {
-    return map_async(std::forward<F>(fn), inputs, chunksize).get();
   }
 
   /// Like `map_async`, for a function of several arguments, each input a
@@ -790,35 +851,9 @@ public:
       });
   }
 
-  template <class F, class Range>
-  auto starmap(F&& fn, const Range& inputs, std::size_t chunksize = 0) {
-    return starmap_async(std::forward<F>(fn), inputs, chunksize).get();
-  }
-
-  /// Results in input order as they become available; `inputs` is read
-  /// lazily and must outlive the stream.
-  template <class F, class Range>
-  auto imap(F&& fn, const Range& inputs, std::size_t chunksize = 1) {
-    return stream_impl(std::forward<F>(fn), inputs, chunksize, true);
-  }
-
-  /// Results in completion order.
-  template <class F, class Range>
-  auto imap_unordered(F&& fn, const Range& inputs, std::size_t chunksize = 1) {
-    return stream_impl(std::forward<F>(fn), inputs, chunksize, false);
-  }
-
-  void close() {
-    core_->close();
-  }
-  void terminate() {
-    core_->terminate();
-  }
-  void join() {
-    core_->join();
-  }
-
 private:
+  friend class detail::pool_api<pool>;
+
   template <class R, class... Ps>
   static detail::closure
   star_task(R (*fn)(Ps...),
@@ -836,8 +871,8 @@ private:
   }
 
   template <class F, class Range>
-  auto stream_impl(F&& fn, const Range& inputs, std::size_t chunksize,
-                   bool ordered) {
+  auto stream(F&& fn, const Range& inputs, std::size_t chunksize,
+              bool ordered) {
     auto ptr = detail::as_function_pointer(std::forward<F>(fn));
     using traits = detail::fn_traits<decltype(ptr)>;
     static_assert(traits::arity == 1, "imap takes a function of one argument");
@@ -848,7 +883,6 @@ private:
       [ptr](std::vector<P> chunk) { return chunk_task(ptr, std::move(chunk)); });
   }
 
-  std::shared_ptr<detail::pool_core> core_;
 };
 
 } // namespace actors

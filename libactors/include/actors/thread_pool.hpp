@@ -80,8 +80,9 @@ private:
 ///   std::cout << y << '\n';
 /// @endcode
 ///
-/// It is the same pool as `actors::pool` (one supervisor actor, the same
-/// task table, results and error handling) with threads as its workers. As
+/// It is the same pool as `actors::pool` (the same task table, results and
+/// error handling) with threads as its workers, which take their tasks from
+/// the table directly rather than through the supervisor actor. As
 /// nothing crosses a process boundary, any callable works, lambdas that
 /// capture included, arguments and results need not be serializable, and
 /// results are moved, not copied or serialized (a move-only result can be
@@ -94,7 +95,7 @@ private:
 /// removes tasks that have not started, and `terminate()` fails every
 /// outstanding result at once with `errc::terminated` while running tasks
 /// finish on their own; `join()` and the destructor wait for them.
-class thread_pool {
+class thread_pool : public detail::pool_api<thread_pool> {
 public:
   using duration = std::chrono::steady_clock::duration;
 
@@ -104,7 +105,7 @@ public:
   /// (`errc::pool_broken`).
   explicit thread_pool(int threads = 0,
                        std::function<void()> initializer = nullptr)
-    : core_(std::make_shared<detail::pool_core>(
+    : pool_api(std::make_shared<detail::pool_core>(
       options(threads, std::move(initializer)))) {
     // nop
   }
@@ -125,12 +126,6 @@ public:
                -> decltype(auto) { return std::apply(fn, std::move(args)); }));
   }
 
-  /// `apply_async(...).get()`.
-  template <class F, class... Args>
-  auto apply(F&& fn, Args&&... args) {
-    return apply_async(std::forward<F>(fn), std::forward<Args>(args)...).get();
-  }
-
   /// `fn` applied to every element of `inputs`, in input order, computed in
   /// chunks of `chunksize` (0: about len / (4 x threads), as Python).
   template <class F, class Range>
@@ -138,11 +133,6 @@ public:
     using P = element_t<Range>;
     using R = std::decay_t<std::invoke_result_t<std::decay_t<F>&, P&&>>;
     return map_impl<R, P>(std::forward<F>(fn), inputs, chunksize);
-  }
-
-  template <class F, class Range>
-  auto map(F&& fn, const Range& inputs, std::size_t chunksize = 0) {
-    return map_async(std::forward<F>(fn), inputs, chunksize).get();
   }
 
   /// Like `map_async`, each input a tuple (or pair) of arguments.
@@ -157,35 +147,9 @@ public:
     return map_impl<R, P>(std::move(star), inputs, chunksize);
   }
 
-  template <class F, class Range>
-  auto starmap(F&& fn, const Range& inputs, std::size_t chunksize = 0) {
-    return starmap_async(std::forward<F>(fn), inputs, chunksize).get();
-  }
-
-  /// Results in input order as they become available; `inputs` is read
-  /// lazily and must outlive the stream.
-  template <class F, class Range>
-  auto imap(F&& fn, const Range& inputs, std::size_t chunksize = 1) {
-    return stream(std::forward<F>(fn), inputs, chunksize, true);
-  }
-
-  /// Results in completion order.
-  template <class F, class Range>
-  auto imap_unordered(F&& fn, const Range& inputs, std::size_t chunksize = 1) {
-    return stream(std::forward<F>(fn), inputs, chunksize, false);
-  }
-
-  void close() {
-    core_->close();
-  }
-  void terminate() {
-    core_->terminate();
-  }
-  void join() {
-    core_->join();
-  }
-
 private:
+  friend class detail::pool_api<thread_pool>;
+
   static detail::pool_core::options options(int threads,
                                             std::function<void()> init) {
     detail::pool_core::options opts;
@@ -259,7 +223,6 @@ private:
                                      chunk_task<R, P>(std::forward<F>(fn)));
   }
 
-  std::shared_ptr<detail::pool_core> core_;
 };
 
 } // namespace actors
