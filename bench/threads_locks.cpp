@@ -1,8 +1,10 @@
-// Thread pool task rates and lock acquire/release rates, side by side with
-// peers/threads_locks.py (multiprocessing.pool.ThreadPool(2), threading.Lock
-// and multiprocessing.Lock).
+// Thread pool task rates (each the median of 5 runs) and lock
+// acquire/release rates, side by side with peers/threads_locks.py
+// (multiprocessing.pool.ThreadPool(2), threading.Lock and
+// multiprocessing.Lock).
 // Usage: bench_threads_locks
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <numeric>
@@ -21,6 +23,19 @@ double seconds_since(clock_type::time_point t0) {
 
 void report(const char* what, double per_second, const char* unit) {
   std::printf("libactors %s: %.0f %s\n", what, per_second, unit);
+}
+
+// The median rate of `n` items per run of `run`, over 5 runs.
+template <class F>
+double median_rate(std::size_t n, F run) {
+  std::vector<double> rates;
+  for (int i = 0; i < 5; ++i) {
+    auto t0 = clock_type::now();
+    run();
+    rates.push_back(static_cast<double>(n) / seconds_since(t0));
+  }
+  std::sort(rates.begin(), rates.end());
+  return rates[rates.size() / 2];
 }
 
 void sections(actors::lock l, int n) {
@@ -42,26 +57,23 @@ int main(int argc, char** argv) {
     std::vector<int> big(100000), small(20000);
     std::iota(big.begin(), big.end(), 0);
     std::iota(small.begin(), small.end(), 0);
-    auto t0 = clock_type::now();
-    tp.map(trivial, big);
     report("thread_pool map 100k default chunksize",
-           big.size() / seconds_since(t0), "tasks/s");
-    t0 = clock_type::now();
-    tp.map(trivial, small, 1);
-    report("thread_pool map chunksize 1", small.size() / seconds_since(t0),
+           median_rate(big.size(), [&] { tp.map(trivial, big); }), "tasks/s");
+    report("thread_pool map chunksize 1",
+           median_rate(small.size(), [&] { tp.map(trivial, small, 1); }),
            "tasks/s");
-    t0 = clock_type::now();
-    for (int x : tp.imap(trivial, small, 1))
-      (void) x;
-    report("thread_pool imap chunksize 1", small.size() / seconds_since(t0),
+    report("thread_pool imap chunksize 1", median_rate(small.size(), [&] {
+             for (int x : tp.imap(trivial, small, 1))
+               (void) x;
+           }),
            "tasks/s");
-    t0 = clock_type::now();
-    std::vector<actors::async_result<int>> rs;
-    for (int x : small)
-      rs.push_back(tp.apply_async(trivial, x));
-    for (auto& r : rs)
-      r.get();
-    report("thread_pool apply_async x 20k", small.size() / seconds_since(t0),
+    report("thread_pool apply_async x 20k", median_rate(small.size(), [&] {
+             std::vector<actors::async_result<int>> rs;
+             for (int x : small)
+               rs.push_back(tp.apply_async(trivial, x));
+             for (auto& r : rs)
+               r.get();
+           }),
            "tasks/s");
   }
   auto l = actors::make_lock();

@@ -316,7 +316,7 @@ TEST_CASE("destroying a thread pool resolves every queued result") {
 }
 
 TEST_CASE("a stream outliving its pool fails instead of hanging") {
-  std::vector<int> xs(100, 1);
+  std::vector<int> xs(100000, 1); // far more than the stream's window
   std::optional<actors::result_stream<int>> stream;
   {
     actors::thread_pool tp{1};

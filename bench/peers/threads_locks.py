@@ -1,5 +1,5 @@
-# Peer of bench/threads_locks.cpp: ThreadPool(2), threading.Lock and
-# multiprocessing.Lock.
+# Peer of bench/threads_locks.cpp: ThreadPool(2) (each rate the median of 5
+# runs), threading.Lock and multiprocessing.Lock.
 import multiprocessing as mp
 import threading
 import time
@@ -8,6 +8,17 @@ from multiprocessing.pool import ThreadPool
 
 def report(what, per_second, unit):
     print(f"python {what}: {per_second:.0f} {unit}")
+
+
+def median_rate(n, run):
+    """The median rate of n items per call of run, over 5 calls."""
+    rates = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        run()
+        rates.append(n / (time.perf_counter() - t0))
+    rates.sort()
+    return rates[len(rates) // 2]
 
 
 def sections(lock, n):
@@ -23,21 +34,19 @@ if __name__ == "__main__":
     with ThreadPool(2) as tp:
         tp.map(trivial, [0] * 100)
         big, small = list(range(100000)), list(range(20000))
-        t0 = time.perf_counter()
-        tp.map(trivial, big)
-        report("thread_pool map 100k default chunksize", len(big) / (time.perf_counter() - t0), "tasks/s")
-        t0 = time.perf_counter()
-        tp.map(trivial, small, 1)
-        report("thread_pool map chunksize 1", len(small) / (time.perf_counter() - t0), "tasks/s")
-        t0 = time.perf_counter()
-        for _ in tp.imap(trivial, small, 1):
-            pass
-        report("thread_pool imap chunksize 1", len(small) / (time.perf_counter() - t0), "tasks/s")
-        t0 = time.perf_counter()
-        rs = [tp.apply_async(trivial, (x,)) for x in small]
-        for r in rs:
-            r.get()
-        report("thread_pool apply_async x 20k", len(small) / (time.perf_counter() - t0), "tasks/s")
+        report("thread_pool map 100k default chunksize", median_rate(len(big), lambda: tp.map(trivial, big)), "tasks/s")
+        report("thread_pool map chunksize 1", median_rate(len(small), lambda: tp.map(trivial, small, 1)), "tasks/s")
+
+        def imap():
+            for _ in tp.imap(trivial, small, 1):
+                pass
+        report("thread_pool imap chunksize 1", median_rate(len(small), imap), "tasks/s")
+
+        def apply_async():
+            rs = [tp.apply_async(trivial, (x,)) for x in small]
+            for r in rs:
+                r.get()
+        report("thread_pool apply_async x 20k", median_rate(len(small), apply_async), "tasks/s")
     n = 20000
     lock = threading.Lock()
     t0 = time.perf_counter()

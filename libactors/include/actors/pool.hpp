@@ -5,9 +5,9 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstddef>
+#include <deque>
 #include <functional>
 #include <iterator>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -26,9 +26,10 @@ namespace actors {
 
 namespace detail {
 
-// Where a result waits for its reader: a value or an error, once.
+// Where a result waits for its reader: a value or an error, once. It is
+// also the sink of the task that produces it.
 template <class T>
-class result_slot {
+class result_slot final : public result_sink {
 public:
   using stored = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
   using on_value = std::function<void(const stored&)>;
@@ -109,20 +110,35 @@ public:
     run_callbacks();
   }
 
-  void canceller(std::function<bool()> f) {
+  // The task to cancel on `cancel()`: `task` of `pool`.
+  void cancels(std::weak_ptr<pool_core> pool, std::uint64_t task) {
     std::lock_guard<std::mutex> guard{mtx_};
-    cancel_ = std::move(f);
+    pool_ = std::move(pool);
+    task_ = task;
   }
 
   bool cancel() {
-    std::function<bool()> f;
+    std::shared_ptr<pool_core> pool;
     {
       std::lock_guard<std::mutex> guard{mtx_};
-      if (done_ || !cancel_)
+      if (done_)
         return false;
-      f = cancel_;
+      pool = pool_.lock();
     }
-    return f();
+    return pool && pool->cancel(task_);
+  }
+
+  void deliver(outcome&& x) override {
+    if (!x.ok)
+      return fail(static_cast<errc>(x.code), std::move(x.what));
+    try {
+      if constexpr (std::is_void_v<T>)
+        set(std::monostate{});
+      else
+        set(x.result.template take<T>());
+    } catch (const error& e) {
+      fail(static_cast<errc>(e.code().value()), e.what());
+    }
   }
 
 private:
@@ -158,33 +174,8 @@ private:
   std::optional<std::pair<errc, std::string>> error_;
   on_value ok_;
   on_error err_;
-  std::function<bool()> cancel_;
-};
-
-// Delivers one task's outcome into a slot.
-template <class T>
-class slot_sink final : public result_sink {
-public:
-  explicit slot_sink(std::shared_ptr<result_slot<T>> slot)
-    : slot_(std::move(slot)) {
-    // nop
-  }
-
-  void deliver(outcome&& x) override {
-    if (!x.ok)
-      return slot_->fail(static_cast<errc>(x.code), std::move(x.what));
-    try {
-      if constexpr (std::is_void_v<T>)
-        slot_->set(std::monostate{});
-      else
-        slot_->set(x.result.template take<T>());
-    } catch (const error& e) {
-      slot_->fail(static_cast<errc>(e.code().value()), e.what());
-    }
-  }
-
-private:
-  std::shared_ptr<result_slot<T>> slot_;
+  std::weak_ptr<pool_core> pool_;
+  std::uint64_t task_ = 0;
 };
 
 template <class R, class P>
@@ -378,8 +369,7 @@ public:
       if (s.in_flight == 0 && s.exhausted)
         return std::nullopt;
       auto has_next = [&] {
-        return s.ordered ? s.arrived.count(s.next_index) > 0
-                         : !s.arrived.empty();
+        return !s.arrived.empty() && s.arrived.front().has_value();
       };
       if (!has_next()) {
         // Yield a little first: a result arriving meanwhile is then taken
@@ -395,9 +385,8 @@ public:
         s.cv.wait(guard, has_next);
       else if (!s.cv.wait_for(guard, *timeout, has_next))
         throw error(errc::timeout, "no result arrived in time");
-      auto i = s.ordered ? s.arrived.find(s.next_index) : s.arrived.begin();
-      auto part = std::move(i->second);
-      s.arrived.erase(i);
+      auto part = std::move(*s.arrived.front());
+      s.arrived.pop_front();
       ++s.next_index;
       --s.in_flight;
       guard.unlock();
@@ -464,7 +453,9 @@ private:
     std::size_t submitted = 0;
     std::mutex mtx;
     std::condition_variable cv;
-    std::map<std::size_t, part> arrived; // by chunk index
+    // Ordered: the chunks from next_index on, those not yet arrived empty;
+    // unordered: the arrived chunks in their order of arrival.
+    std::deque<std::optional<part>> arrived;
     std::size_t in_flight = 0;
     std::size_t next_index = 0; // ordered: the next chunk to yield
     std::vector<R> current;
@@ -483,11 +474,17 @@ private:
         }
       }
       std::lock_guard<std::mutex> guard{mtx};
-      arrived.emplace(ordered ? index : submitted_order++, std::move(p));
+      if (ordered) {
+        auto at = index - next_index;
+        if (arrived.size() <= at)
+          arrived.resize(at + 1);
+        arrived[at] = std::move(p);
+      } else {
+        arrived.emplace_back(std::move(p));
+      }
       arrivals.fetch_add(1, std::memory_order_relaxed);
       cv.notify_all();
     }
-    std::size_t submitted_order = 0;
     std::atomic<std::size_t> arrivals{0};
   };
 
@@ -598,11 +595,7 @@ template <class R>
 async_result<R> submit_one(const std::shared_ptr<pool_core>& core,
                            closure task) {
   auto slot = std::make_shared<result_slot<R>>();
-  auto id = core->submit(std::move(task), std::make_shared<slot_sink<R>>(slot));
-  slot->canceller([weak = std::weak_ptr<pool_core>{core}, id] {
-    auto pool = weak.lock();
-    return pool && pool->cancel(id);
-  });
+  slot->cancels(core, core->submit(std::move(task), slot));
   return async_result<R>{slot};
 }
 
@@ -657,7 +650,7 @@ result_stream<R> open_stream(std::shared_ptr<pool_core> core,
     task = make_task(std::move(chunk));
     return true;
   };
-  auto window = 32 * static_cast<std::size_t>(core->processes());
+  auto window = 128 * static_cast<std::size_t>(core->processes());
   return result_stream<R>{std::move(core), std::move(pull), window, ordered};
 }
 
