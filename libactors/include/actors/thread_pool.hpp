@@ -66,6 +66,36 @@ private:
   std::size_t missing_;
 };
 
+// One chunk of a shared_map: its task and its sink in one allocation.
+template <class Map>
+class shared_map_chunk final : public callable, public result_sink {
+public:
+  shared_map_chunk(std::shared_ptr<Map> map, std::size_t index,
+                   std::size_t first, std::size_t last)
+    : map_(std::move(map)), index_(index), first_(first), last_(last) {
+    // nop
+  }
+
+  value operator()() override {
+    map_->run(first_, last_);
+    return {};
+  }
+
+  caf::error save(caf::serializer&) override {
+    return caf::sec::state_not_serializable; // it never leaves the process
+  }
+
+  void deliver(outcome&& x) override {
+    map_->arrive(index_, std::move(x));
+  }
+
+private:
+  std::shared_ptr<Map> map_;
+  std::size_t index_;
+  std::size_t first_;
+  std::size_t last_;
+};
+
 } // namespace detail
 
 /// A pool of worker threads in this process: the counterpart of Python's
@@ -203,10 +233,10 @@ private:
     for (std::size_t c = 0; c < chunks; ++c) {
       auto first = c * chunksize;
       auto last = std::min(n, first + chunksize);
-      jobs.emplace_back(detail::closure::local([st, first, last] {
-                          st->run(first, last);
-                        }),
-                        std::make_shared<detail::chunk_sink<state>>(st, c));
+      auto chunk = std::make_shared<detail::shared_map_chunk<state>>(st, c,
+                                                                    first,
+                                                                    last);
+      jobs.emplace_back(detail::closure::wrap(chunk), std::move(chunk));
       if (jobs.size() == batch || c + 1 == chunks) {
         core_->submit(std::move(jobs));
         jobs.clear();

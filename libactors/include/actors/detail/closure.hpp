@@ -174,6 +174,14 @@ public:
     return result;
   }
 
+  /// A call of `call`, which never leaves this process (it may be part of
+  /// a larger object: a thread pool's chunk is its own task and sink).
+  static closure wrap(std::shared_ptr<callable> call) {
+    closure result;
+    result.call_ = std::move(call);
+    return result;
+  }
+
   explicit operator bool() const noexcept {
     return call_ != nullptr;
   }
