@@ -335,6 +335,70 @@ private:
   std::shared_ptr<detail::result_slot<T>> slot_;
 };
 
+namespace detail {
+
+// What a result_stream and its chunks in flight share.
+template <class R>
+struct stream_state {
+  using part = std::variant<std::vector<R>, std::pair<errc, std::string>>;
+  // Makes the job of chunk `index` (false at the end of the input).
+  using pull_fn = std::function<bool(
+    std::size_t index, const std::shared_ptr<stream_state>& self,
+    pool_core::job& job)>;
+
+  // Not owned: the pool's owner decides when it ends (the tasks in flight
+  // hold this state, and a pool must never end on its own supervisor's
+  // thread).
+  std::weak_ptr<pool_core> pool;
+  pull_fn pull;
+  std::size_t window = 1;
+  bool ordered = true;
+  bool exhausted = false;
+  std::size_t submitted = 0;
+  std::mutex mtx;
+  std::condition_variable cv;
+  // Ordered: the chunks from next_index on, those not yet arrived empty;
+  // unordered: the arrived chunks in their order of arrival.
+  std::deque<std::optional<part>> arrived;
+  std::size_t in_flight = 0;
+  std::size_t next_index = 0; // ordered: the next chunk to yield
+  std::vector<R> current;
+  std::size_t pos = 0;
+
+  // The outcome of chunk `index` (a sink: see chunk_sink).
+  void arrive(std::size_t index, outcome&& x) {
+    part p;
+    if (!x.ok) {
+      p = std::make_pair(static_cast<errc>(x.code), std::move(x.what));
+    } else {
+      try {
+        p = x.result.template take<std::vector<R>>();
+      } catch (const error& e) {
+        p = std::make_pair(static_cast<errc>(e.code().value()),
+                           std::string{e.what()});
+      }
+    }
+    arrive(index, std::move(p));
+  }
+
+  void arrive(std::size_t index, part p) {
+    std::lock_guard<std::mutex> guard{mtx};
+    if (ordered) {
+      auto at = index - next_index;
+      if (arrived.size() <= at)
+        arrived.resize(at + 1);
+      arrived[at] = std::move(p);
+    } else {
+      arrived.emplace_back(std::move(p));
+    }
+    arrivals.fetch_add(1, std::memory_order_relaxed);
+    cv.notify_all();
+  }
+  std::atomic<std::size_t> arrivals{0};
+};
+
+} // namespace detail
+
 /// The results of `imap` / `imap_unordered` as they arrive: an input range
 /// (usable in a range-for) and `next(timeout)`. Input is taken lazily, a
 /// bounded window of chunks ahead, so an endless input runs in bounded memory.
@@ -346,10 +410,11 @@ template <class R>
 class result_stream {
 public:
   using duration = std::chrono::steady_clock::duration;
-  using pull_fn = std::function<bool(std::size_t, detail::closure&)>;
+  using state = detail::stream_state<R>;
 
-  result_stream(std::shared_ptr<detail::pool_core> pool, pull_fn pull,
-                std::size_t window, bool ordered)
+  result_stream(std::shared_ptr<detail::pool_core> pool,
+                typename state::pull_fn pull, std::size_t window,
+                bool ordered)
     : st_(std::make_shared<state>()) {
     st_->pool = std::move(pool);
     st_->pull = std::move(pull);
@@ -439,55 +504,6 @@ public:
   }
 
 private:
-  using part = std::variant<std::vector<R>, std::pair<errc, std::string>>;
-
-  struct state {
-    // Not owned: the pool's owner decides when it ends (the tasks in flight
-    // hold this state, and a pool must never end on its own supervisor's
-    // thread).
-    std::weak_ptr<detail::pool_core> pool;
-    pull_fn pull;
-    std::size_t window = 1;
-    bool ordered = true;
-    bool exhausted = false;
-    std::size_t submitted = 0;
-    std::mutex mtx;
-    std::condition_variable cv;
-    // Ordered: the chunks from next_index on, those not yet arrived empty;
-    // unordered: the arrived chunks in their order of arrival.
-    std::deque<std::optional<part>> arrived;
-    std::size_t in_flight = 0;
-    std::size_t next_index = 0; // ordered: the next chunk to yield
-    std::vector<R> current;
-    std::size_t pos = 0;
-
-    void arrive(std::size_t index, detail::outcome&& x) {
-      part p;
-      if (!x.ok) {
-        p = std::make_pair(static_cast<errc>(x.code), std::move(x.what));
-      } else {
-        try {
-          p = x.result.template take<std::vector<R>>();
-        } catch (const error& e) {
-          p = std::make_pair(static_cast<errc>(e.code().value()),
-                             std::string{e.what()});
-        }
-      }
-      std::lock_guard<std::mutex> guard{mtx};
-      if (ordered) {
-        auto at = index - next_index;
-        if (arrived.size() <= at)
-          arrived.resize(at + 1);
-        arrived[at] = std::move(p);
-      } else {
-        arrived.emplace_back(std::move(p));
-      }
-      arrivals.fetch_add(1, std::memory_order_relaxed);
-      cv.notify_all();
-    }
-    std::atomic<std::size_t> arrivals{0};
-  };
-
   // Once half the window is free, submits chunks until it is full or the
   // input ends, in one batch.
   void top_up() {
@@ -505,15 +521,13 @@ private:
                   "the pool of this stream was destroyed");
     std::vector<detail::pool_core::job> jobs;
     for (; jobs.size() < room; ++s.submitted) {
-      detail::closure task;
-      if (!s.pull(s.submitted, task)) {
+      detail::pool_core::job job;
+      if (!s.pull(s.submitted, st_, job)) {
         std::lock_guard<std::mutex> guard{s.mtx};
         s.exhausted = true;
         break;
       }
-      jobs.emplace_back(std::move(task),
-                        std::make_shared<detail::chunk_sink<state>>(
-                          st_, s.submitted));
+      jobs.push_back(std::move(job));
     }
     if (jobs.empty())
       return;
@@ -630,16 +644,20 @@ async_result<std::vector<R>> submit_map(pool_core& core, const Range& inputs,
   return async_result<std::vector<R>>{slot};
 }
 
-template <class R, class P, class Range, class MakeTask>
+// `make_job(chunk, index, state)` turns a chunk of inputs into the job
+// that delivers its results to `state->arrive(index, ...)`.
+template <class R, class P, class Range, class MakeJob>
 result_stream<R> open_stream(std::shared_ptr<pool_core> core,
                              const Range& inputs, std::size_t chunksize,
-                             bool ordered, MakeTask make_task) {
+                             bool ordered, MakeJob make_job) {
   if (chunksize == 0)
     chunksize = 1;
   auto it = std::make_shared<decltype(std::begin(inputs))>(std::begin(inputs));
   auto end = std::end(inputs);
-  auto pull = [make_task, it, end, chunksize](std::size_t,
-                                              closure& task) mutable {
+  auto pull = [make_job, it, end, chunksize](
+                std::size_t index,
+                const std::shared_ptr<stream_state<R>>& state,
+                pool_core::job& job) mutable {
     std::vector<P> chunk;
     while (chunk.size() < chunksize && *it != end) {
       chunk.push_back(**it);
@@ -647,7 +665,7 @@ result_stream<R> open_stream(std::shared_ptr<pool_core> core,
     }
     if (chunk.empty())
       return false;
-    task = make_task(std::move(chunk));
+    job = make_job(std::move(chunk), index, state);
     return true;
   };
   auto window = 128 * static_cast<std::size_t>(core->processes());
@@ -871,9 +889,15 @@ private:
     static_assert(traits::arity == 1, "imap takes a function of one argument");
     using R = typename traits::result;
     using P = std::tuple_element_t<0, typename traits::args>;
+    using state = detail::stream_state<R>;
     return detail::open_stream<R, P>(
       core_, inputs, chunksize, ordered,
-      [ptr](std::vector<P> chunk) { return chunk_task(ptr, std::move(chunk)); });
+      [ptr](std::vector<P> chunk, std::size_t index,
+            const std::shared_ptr<state>& st) {
+        return detail::pool_core::job{
+          chunk_task(ptr, std::move(chunk)),
+          std::make_shared<detail::chunk_sink<state>>(st, index)};
+      });
   }
 
 };

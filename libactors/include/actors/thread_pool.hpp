@@ -96,6 +96,44 @@ private:
   std::size_t last_;
 };
 
+// One chunk of a thread pool's stream: its task and its sink in one
+// allocation; its results reach the stream without a type-erased box.
+template <class R, class P, class F>
+class stream_chunk final : public callable, public result_sink {
+public:
+  stream_chunk(std::shared_ptr<F> fn, std::vector<P> inputs,
+               std::shared_ptr<stream_state<R>> stream, std::size_t index)
+    : fn_(std::move(fn)), inputs_(std::move(inputs)),
+      stream_(std::move(stream)), index_(index) {
+    // nop
+  }
+
+  value operator()() override {
+    results_.reserve(inputs_.size());
+    for (auto& x : inputs_)
+      results_.push_back((*fn_)(std::move(x)));
+    return {};
+  }
+
+  caf::error save(caf::serializer&) override {
+    return caf::sec::state_not_serializable; // it never leaves the process
+  }
+
+  void deliver(outcome&& x) override {
+    if (x.ok)
+      stream_->arrive(index_, std::move(results_));
+    else
+      stream_->arrive(index_, std::move(x));
+  }
+
+private:
+  std::shared_ptr<F> fn_;
+  std::vector<P> inputs_;
+  std::vector<R> results_;
+  std::shared_ptr<stream_state<R>> stream_;
+  std::size_t index_;
+};
+
 } // namespace detail
 
 /// A pool of worker threads in this process: the counterpart of Python's
@@ -194,24 +232,6 @@ private:
   template <class Range>
   using element_t = std::decay_t<decltype(*std::begin(std::declval<const Range&>()))>;
 
-  // Makes the closures of a map's chunks; they share one copy of `fn`.
-  template <class R, class P, class F>
-  static auto chunk_task(F&& fn) {
-    static_assert(!std::is_void_v<R>,
-                  "map and imap collect results: the function must return "
-                  "a value (use apply_async for void functions)");
-    auto shared = std::make_shared<std::decay_t<F>>(std::forward<F>(fn));
-    return [shared](std::vector<P> chunk) {
-      return detail::closure::local([shared, chunk = std::move(chunk)]() mutable {
-        std::vector<R> out;
-        out.reserve(chunk.size());
-        for (auto& x : chunk)
-          out.push_back((*shared)(std::move(x)));
-        return out;
-      });
-    };
-  }
-
   template <class R, class P, class F, class Range>
   async_result<std::vector<R>> map_impl(F&& fn, const Range& inputs,
                                         std::size_t chunksize) {
@@ -249,8 +269,18 @@ private:
   auto stream(F&& fn, const Range& inputs, std::size_t chunksize, bool ordered) {
     using P = element_t<Range>;
     using R = std::decay_t<std::invoke_result_t<std::decay_t<F>&, P&&>>;
-    return detail::open_stream<R, P>(core_, inputs, chunksize, ordered,
-                                     chunk_task<R, P>(std::forward<F>(fn)));
+    static_assert(!std::is_void_v<R>,
+                  "imap yields results: the function must return a value "
+                  "(use apply_async for void functions)");
+    using chunk = detail::stream_chunk<R, P, std::decay_t<F>>;
+    auto shared = std::make_shared<std::decay_t<F>>(std::forward<F>(fn));
+    return detail::open_stream<R, P>(
+      core_, inputs, chunksize, ordered,
+      [shared](std::vector<P> inputs, std::size_t index,
+               const std::shared_ptr<detail::stream_state<R>>& st) {
+        auto c = std::make_shared<chunk>(shared, std::move(inputs), st, index);
+        return detail::pool_core::job{detail::closure::wrap(c), std::move(c)};
+      });
   }
 
 };
