@@ -20,6 +20,6 @@ if __name__ == "__main__":
         if i >= 5:
             ms.append((time.perf_counter() - t0) * 1000)
     ms.sort()
-    print(f"python {mp.get_start_method()} Process start+join: median "
+    print(f"python process start+join: median "
           f"{ms[len(ms) // 2]:.3f} ms, min {ms[0]:.3f} ms, max {ms[-1]:.3f} ms "
-          f"({runs} runs)")
+          f"({runs} runs, {mp.get_start_method()} start method)")
