@@ -8,6 +8,9 @@ and its peer under bench/peers/ the same workloads as "python WORKLOAD: VALUE
 UNIT". The two run alternately (A B A B ...) for several rounds in one run,
 so that both see the same machine; per workload this prints both medians,
 their min-max, and how many times faster libactors is (below 1: slower).
+bench_limits measures the physical limits in the same rounds, and each
+libactors figure bounded by one is also printed as a fraction of it (1: at
+the limit). Processes are not pinned: the scheduler places them.
 --quick runs one round (CI runs it to keep the benchmarks working; it
 asserts nothing, the machines are noisy).
 """
@@ -29,8 +32,18 @@ PAIRS = [
     ("bench_threads_locks", "threads_locks.py"),
 ]
 
-LINE = re.compile(r"^(libactors|python) (.+?): (?:median )?([0-9.]+) ?([^\s,]+)")
+LINE = re.compile(
+    r"^(libactors|python|limit) (.+?): (?:median )?([0-9.]+) ?([^\s,]+)")
 LOWER_IS_BETTER = {"ms", "us"}
+
+# libactors workloads and the physical limit each is bounded by (measured by
+# bench_limits in the same run: plain system calls between two processes).
+LIMITS = {
+    "pipe ping-pong": "socketpair ping-pong",
+    "queue 1 MiB": "socketpair 1 MiB one-way",
+    "pipe 1 MiB one-way": "socketpair 1 MiB one-way",
+    "process start+join": "fork+exec+wait",
+}
 
 
 def run(cmd, results):
@@ -64,6 +77,7 @@ def main():
     rounds = 1 if args.quick else args.rounds
     results = {}
     for r in range(rounds):
+        run([os.path.join(args.build, "bench", "bench_limits")], results)
         for program, peer in PAIRS:
             print(f"round {r + 1}/{rounds}: {program}, then {peer}",
                   file=sys.stderr)
@@ -79,6 +93,17 @@ def main():
         ratio = b / a if unit in LOWER_IS_BETTER else a / b
         print(f"{workload:40} {unit:18} {spread(ours):22} {spread(theirs):22} "
               f"{ratio:.3g}x {'faster' if ratio >= 1 else 'slower'}")
+    limits = {w: by["limit"] for (w, _), by in results.items() if "limit" in by}
+    print(f"\n{'workload':40} {'unit':18} {'libactors':22} {'physical limit':34} "
+          f"fraction of it")
+    for (workload, unit), by in results.items():
+        limit = limits.get(LIMITS.get(workload))
+        if not limit or "libactors" not in by:
+            continue
+        a, b = statistics.median(by["libactors"]), statistics.median(limit)
+        fraction = b / a if unit in LOWER_IS_BETTER else a / b
+        print(f"{workload:40} {unit:18} {spread(by['libactors']):22} "
+              f"{LIMITS[workload] + ' ' + short(b):34} {fraction:.3g}")
 
 
 if __name__ == "__main__":
