@@ -1,10 +1,15 @@
 // Pool workloads with two workers, side by side with peers/pool.py.
 // Usage: bench_pool
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <numeric>
+#include <set>
+#include <string>
 #include <vector>
+
+#include <unistd.h>
 
 #include "actors/all.hpp"
 
@@ -30,6 +35,25 @@ double burn(int seed) {
   for (int i = 0; i < 2'500'000; ++i)
     x = x * 1.0000001 + 1e-9;
   return x;
+}
+
+pid_t worker_pid(int) {
+  return ::getpid();
+}
+
+// Peak resident memory of a process in MB (VmHWM).
+double peak_rss_mb(pid_t pid) {
+  auto path = "/proc/" + std::to_string(pid) + "/status";
+  std::FILE* f = std::fopen(path.c_str(), "r");
+  if (f == nullptr)
+    return 0;
+  char line[256];
+  long kb = 0;
+  while (std::fgets(line, sizeof(line), f))
+    if (std::sscanf(line, "VmHWM: %ld kB", &kb) == 1)
+      break;
+  std::fclose(f);
+  return kb / 1024.0;
 }
 
 void report(const char* what, double per_second) {
@@ -99,6 +123,16 @@ int main(int argc, char** argv) {
   auto parallel = seconds_since(t0);
   std::printf("libactors CPU-bound map speedup: %.2fx (serial %.2f s)\n",
               serial / parallel, serial);
+  // After all of the above: the owner's and the workers' peak memory.
+  std::set<pid_t> workers;
+  for (auto pid : p.map(worker_pid, std::vector<int>(200, 0), 1))
+    workers.insert(pid);
+  double most = 0;
+  for (auto pid : workers)
+    most = std::max(most, peak_rss_mb(pid));
+  std::printf("libactors peak RSS of a worker: %.1f MB\n", most);
+  std::printf("libactors peak RSS of the owner: %.1f MB\n",
+              peak_rss_mb(::getpid()));
   p.close();
   p.join();
 }

@@ -34,7 +34,7 @@ PAIRS = [
 
 LINE = re.compile(
     r"^(libactors|python|limit) (.+?): (?:median )?([0-9.]+) ?([^\s,]+)")
-LOWER_IS_BETTER = {"ms", "us"}
+LOWER_IS_BETTER = {"ms", "us", "MB"}
 
 # libactors workloads and the physical limit each is bounded by (measured by
 # bench_limits in the same run: plain system calls between two processes).

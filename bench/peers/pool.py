@@ -1,5 +1,6 @@
 # Peer of bench/pool.cpp: the same workloads with multiprocessing.Pool(2).
 import multiprocessing as mp
+import os
 import time
 
 
@@ -16,6 +17,19 @@ def burn(seed):
     for _ in range(250_000):  # Python is ~10x slower per step: ~5 ms
         x = x * 1.0000001 + 1e-9
     return x
+
+
+def worker_pid(_):
+    return os.getpid()
+
+
+def peak_rss_mb(pid):
+    """Peak resident memory of a process in MB (VmHWM)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def report(what, per_second):
@@ -69,3 +83,6 @@ if __name__ == "__main__":
         p.map(burn, cpu, 1)
         parallel = time.perf_counter() - t0
         print(f"python CPU-bound map speedup: {serial / parallel:.2f}x (serial {serial:.2f} s)")
+        workers = set(p.map(worker_pid, [0] * 200, 1))
+        print(f"python peak RSS of a worker: {max(peak_rss_mb(w) for w in workers):.1f} MB")
+        print(f"python peak RSS of the owner: {peak_rss_mb(os.getpid()):.1f} MB")
