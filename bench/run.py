@@ -7,7 +7,8 @@ Each C++ program under bench/ prints lines "libactors WORKLOAD: VALUE UNIT"
 and its peer under bench/peers/ the same workloads as "python WORKLOAD: VALUE
 UNIT". The two run alternately (A B A B ...) for several rounds in one run,
 so that both see the same machine; per workload this prints both medians,
-their min-max, and how many times faster libactors is (below 1: slower).
+their min-max, and how many times better libactors is (faster, or less
+memory; below 1: worse).
 bench_limits measures the physical limits in the same rounds, and each
 libactors figure bounded by one is also printed as a fraction of it (1: at
 the limit). Processes are not pinned: the scheduler places them.
@@ -92,7 +93,7 @@ def main():
         a, b = statistics.median(ours), statistics.median(theirs)
         ratio = b / a if unit in LOWER_IS_BETTER else a / b
         print(f"{workload:40} {unit:18} {spread(ours):22} {spread(theirs):22} "
-              f"{ratio:.3g}x {'faster' if ratio >= 1 else 'slower'}")
+              f"{ratio:.3g}x {'better' if ratio >= 1 else 'worse'}")
     limits = {w: by["limit"] for (w, _), by in results.items() if "limit" in by}
     print(f"\n{'workload':40} {'unit':18} {'libactors':22} {'physical limit':34} "
           f"fraction of it")
