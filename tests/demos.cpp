@@ -4,10 +4,15 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <set>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
+
+#include <stdlib.h>
 
 #include "support/subprocess.hpp"
 
@@ -26,6 +31,21 @@ std::vector<std::string> run_demo(const std::string& name, int* exitcode,
   while (auto line = demo.read_line(30s))
     lines.push_back(*line);
   auto code = demo.wait(10s);
+  *exitcode = code ? *code : -1000;
+  return lines;
+}
+
+// Runs a program of demos/ with `args`, as a user would; returns its stdout
+// lines (and its stderr's, with `with_stderr`).
+std::vector<std::string> run_program(const std::string& name,
+                                     const std::vector<std::string>& args,
+                                     int* exitcode, bool with_stderr = false) {
+  support::subprocess program{std::string{ACTORS_DEMO_DIR} + "/" + name, args,
+                              with_stderr};
+  std::vector<std::string> lines;
+  while (auto line = program.read_line(30s))
+    lines.push_back(*line);
+  auto code = program.wait(10s);
   *exitcode = code ? *code : -1000;
   return lines;
 }
@@ -290,4 +310,80 @@ TEST_CASE("S11 lock: the locked writers never mix") {
            || l == "locked: hello hello hello hello hello"));
   }
   CHECK(locked == 2);
+}
+
+// -- the README's own programs -------------------------------------------------
+
+TEST_CASE("first program: a pool of five processes squares 1, 2 and 3") {
+  int code;
+  auto lines = run_program("first_program", {}, &code);
+  CHECK(code == 0);
+  CHECK(lines == std::vector<std::string>{"1", "4", "9"});
+}
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// A fresh directory tree of `files` text files in nested directories, some
+// of whose lines contain "needle"; returns its root and the lines that
+// `parallel_grep needle ROOT` must print, in order.
+std::pair<std::string, std::vector<std::string>> make_tree(int files) {
+  char root[] = "/tmp/actors-grep-XXXXXX";
+  REQUIRE(::mkdtemp(root) != nullptr);
+  fs::create_directories(fs::path{root} / "empty" / "dir");
+  std::vector<std::tuple<std::string, int, std::string>> matches;
+  for (int i = 0; i < files; ++i) {
+    auto dir = fs::path{root} / ("d" + std::to_string(i % 6))
+               / ("s" + std::to_string(i % 4));
+    fs::create_directories(dir);
+    auto path = (dir / ("f" + std::to_string(i) + ".txt")).string();
+    std::ofstream out{path};
+    for (int line = 1; line <= 20; ++line) {
+      auto text = (i * 7 + line) % 37 == 0
+                    ? "a needle in file " + std::to_string(i)
+                    : "hay " + std::to_string(line);
+      out << text << (line < 20 || i % 2 ? "\n" : ""); // some end unfinished
+      if (text.find("needle") != std::string::npos)
+        matches.emplace_back(path, line, text);
+    }
+  }
+  std::sort(matches.begin(), matches.end());
+  std::vector<std::string> expected;
+  for (auto& [path, line, text] : matches)
+    expected.push_back(path + ":" + std::to_string(line) + ":" + text);
+  return {root, expected};
+}
+
+} // namespace
+
+TEST_CASE("parallel_grep: every matching line of a tree, sorted, with a bar") {
+  auto [root, expected] = make_tree(240);
+  REQUIRE(expected.size() > 50);
+  int code;
+  auto lines = run_program("parallel_grep", {"needle", root}, &code, true);
+  CHECK(code == 0);
+  std::vector<std::string> printed;
+  for (auto& l : lines)
+    if (l.rfind(root, 0) == 0)
+      printed.push_back(l);
+  CHECK(printed == expected);
+  // The bar on stderr: complete, counting files, showing the matches found.
+  auto bar = std::to_string(expected.size()) + " matches: 100%|";
+  CHECK(has_prefix(lines, bar));
+  bool complete = false;
+  for (auto& l : lines)
+    complete |= l.rfind(bar, 0) == 0 && l.find("| 240/240 [") != std::string::npos;
+  CHECK(complete);
+  CHECK_FALSE(has_control_characters(lines));
+
+  // As grep: 1 when nothing matches, 2 on an error.
+  lines = run_program("parallel_grep", {"no such text anywhere", root}, &code);
+  CHECK(code == 1);
+  CHECK(lines.empty());
+  lines = run_program("parallel_grep", {"needle", root + "/missing"}, &code,
+                      true);
+  CHECK(code == 2);
+  CHECK(has_prefix(lines, "parallel_grep: "));
+  fs::remove_all(root);
 }
