@@ -22,6 +22,7 @@
 
 #include "actors/all.hpp"
 
+// readme: begin tour
 void func(int id) {
   std::cout << "id " << id << " (pid " << getpid() << ")" << std::endl;
 }
@@ -41,3 +42,4 @@ int main(int argc, char** argv) {
               << *p.exitcode() << std::endl;
   std::cout << "end" << std::endl;
 }
+// readme: end tour

@@ -25,6 +25,7 @@
 #include "actors/all.hpp"
 #include "timing.hpp"
 
+// readme: begin tour
 // Returns when it started and ended, in ms on the shared clock.
 std::pair<long long, long long> func(std::string msg) {
   auto start = demo::now_ms();
@@ -54,3 +55,4 @@ int main(int argc, char** argv) {
   }
   std::cout << "done." << std::endl;
 }
+// readme: end tour

@@ -22,6 +22,7 @@
 #include "actors/all.hpp"
 #include "timing.hpp"
 
+// readme: begin tour
 struct span {
   int msg = 0;
   long long start = 0;
@@ -54,3 +55,4 @@ int main(int argc, char** argv) {
               << std::endl;
   std::cout << "done." << std::endl;
 }
+// readme: end tour

@@ -21,6 +21,7 @@
 #include "actors/all.hpp"
 #include "timing.hpp"
 
+// readme: begin tour
 std::string func(int msg1, std::string msg2) {
   std::cout << "msg1: " << msg1 << " msg2: " << msg2 << std::endl;
   demo::sleep_seconds(2);
@@ -40,3 +41,4 @@ int main(int argc, char** argv) {
     std::cout << "result " << r << std::endl;
   std::cout << "done." << std::endl;
 }
+// readme: end tour

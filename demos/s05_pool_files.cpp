@@ -35,6 +35,7 @@
 #include "actors/all.hpp"
 #include "timing.hpp"
 
+// readme: begin tour
 namespace fs = std::filesystem;
 
 // Processes files [start, end) of the list: here, measures their size
@@ -108,3 +109,4 @@ int main(int argc, char** argv) {
   fs::remove_all(root);
   return exactly_once ? 0 : 1;
 }
+// readme: end tour

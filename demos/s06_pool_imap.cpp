@@ -23,6 +23,7 @@
 #include "actors/all.hpp"
 #include "timing.hpp"
 
+// readme: begin tour
 // Returns msg and when it ended, in ms on the shared clock.
 std::pair<int, long long> func(int msg) {
   std::cout << "msg: " << msg << std::endl;
@@ -46,3 +47,4 @@ int main(int argc, char** argv) {
   pool.join();
   std::cout << "done." << std::endl;
 }
+// readme: end tour

@@ -29,6 +29,7 @@
 
 #include "actors/all.hpp"
 
+// readme: begin tour
 struct item {
   int value = 0;
   bool sentinel = false; // Python's None
@@ -87,3 +88,4 @@ int main(int argc, char** argv) {
   }
   std::cout << "empty " << small.empty() << std::endl;
 }
+// readme: end tour

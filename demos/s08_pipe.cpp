@@ -23,6 +23,7 @@
 
 #include "actors/all.hpp"
 
+// readme: begin tour
 using conn = actors::connection<std::string>;
 
 void func_pipe1(conn c, std::string id) {
@@ -53,3 +54,4 @@ int main(int argc, char** argv) {
   for (auto& p : procs)
     std::cout << p.name() << " exitcode " << *p.exitcode() << std::endl;
 }
+// readme: end tour

@@ -21,6 +21,7 @@
 
 #include "actors/all.hpp"
 
+// readme: begin tour
 int main(int argc, char** argv) {
   actors::init(argc, argv);
   std::cout << std::boolalpha;
@@ -56,3 +57,4 @@ int main(int argc, char** argv) {
               << std::endl;
   }
 }
+// readme: end tour

@@ -29,6 +29,7 @@
 #include "actors/all.hpp"
 #include "timing.hpp"
 
+// readme: begin tour
 int main(int argc, char** argv) {
   actors::init(argc, argv);
   const int factor = 10; // captured: a thread pool takes any callable
@@ -55,3 +56,4 @@ int main(int argc, char** argv) {
     std::cout << " " << x;
   std::cout << std::endl;
 }
+// readme: end tour

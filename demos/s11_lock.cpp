@@ -29,6 +29,7 @@
 #include "actors/all.hpp"
 #include "timing.hpp"
 
+// readme: begin tour
 std::array<std::string, 5> global_resource;
 std::mutex print_mtx; // keeps lines whole; it is not what is demonstrated
 
@@ -65,3 +66,4 @@ int main(int argc, char** argv) {
     hello.join();
   }
 }
+// readme: end tour
