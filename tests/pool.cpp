@@ -113,6 +113,45 @@ int count_lines(const char* path) {
   return n;
 }
 
+// Says on `started` that it runs, then blocks.
+int announces_and_blocks(actors::queue<int> started) {
+  started.put(1);
+  for (;;)
+    ::pause();
+}
+
+// A queue made in the worker process, holding `x`: the handle travels back.
+actors::queue<int> queue_holding(int x) {
+  actors::queue<int> q{0};
+  q.put(x);
+  return q;
+}
+
+// A value whose serialization fails when negative (a user type with a
+// checking inspect).
+struct picky {
+  int x = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, picky& p) {
+  if constexpr (Inspector::writes_state) {
+    return f(p.x);
+  } else {
+    if (p.x < 0)
+      return caf::sec::state_not_serializable;
+    return f(p.x);
+  }
+}
+
+int picky_value(picky p) {
+  return p.x;
+}
+
+picky make_picky(int x) {
+  return picky{x};
+}
+
 } // namespace
 
 TEST_CASE("apply and apply_async return the function's result") {
@@ -448,6 +487,53 @@ TEST_CASE("a stopped worker is caught by the task timeout and replaced") {
   CHECK(code_of([&] { p.apply(stops_itself); }) == actors::errc::timeout);
   CHECK(std::chrono::steady_clock::now() - t0 < 5s);
   CHECK(p.apply(square, 7) == 49);
+  p.close();
+  p.join();
+}
+
+TEST_CASE("cancelling a running task reruns the tasks sent after it, uncounted") {
+  // retries 0: a task lost with its worker would fail; those that were only
+  // waiting on the worker behind the cancelled one must not be lost.
+  actors::pool_options opts;
+  opts.retries = 0;
+  actors::pool p{1, opts};
+  actors::queue<int> started{0};
+  std::vector<actors::async_result<int>> before, after;
+  for (int i = 0; i < 50; ++i)
+    before.push_back(p.apply_async(square, i));
+  auto victim = p.apply_async(announces_and_blocks, started);
+  for (int i = 0; i < 50; ++i)
+    after.push_back(p.apply_async(square, i));
+  CHECK(started.get(10s) == 1);
+  CHECK(victim.cancel());
+  CHECK(code_of([&] { victim.get(10s); }) == actors::errc::cancelled);
+  for (int i = 0; i < 50; ++i) {
+    CHECK(before[i].get(10s) == i * i);
+    CHECK(after[i].get(10s) == i * i);
+  }
+  p.close();
+  p.join();
+}
+
+TEST_CASE("handles cross in both directions: a queue made by a task") {
+  actors::pool p{2};
+  auto q = p.apply(queue_holding, 7);
+  CHECK(q.get(10s) == 7); // the queue lives in the worker process
+  q.put(8);
+  CHECK(q.get(10s) == 8);
+  p.close();
+  p.join();
+}
+
+TEST_CASE("an argument or result that cannot be serialized fails its task only") {
+  actors::pool p{2};
+  auto bad = p.apply_async(picky_value, picky{-1});
+  CHECK(code_of([&] { bad.get(10s); }) == actors::errc::invalid_argument);
+  CHECK(p.apply(picky_value, picky{5}) == 5);
+  auto bad_result = p.apply_async(make_picky, -1);
+  CHECK(code_of([&] { bad_result.get(10s); }) == actors::errc::task_failed);
+  CHECK(p.apply(make_picky, 6).x == 6);
+  CHECK(p.map(square, std::vector<int>{1, 2, 3}) == std::vector<int>{1, 4, 9});
   p.close();
   p.join();
 }

@@ -1,45 +1,48 @@
-// The pool's task table, its supervisor actor and its two kinds of workers.
+// The pool's task table and its two kinds of workers.
 //
-// One scheduler: pool_state holds the queued and running tasks, delivers
-// outcomes to their sinks, and implements close/terminate/join, cancel, the
-// retry and restart budgets. Two kinds of workers take tasks from it:
+// One scheduler: pool_state holds the queued tasks and those each worker
+// holds, delivers outcomes to their sinks, and implements close/terminate/
+// join, cancel, the task timeout, and the retry and restart budgets. Two
+// kinds of workers take tasks from it, under its mutex:
 //
-// Worker processes run worker_loop and reach the table through the
-// supervisor actor; they pull, asking for a task and returning the outcome
-// of the previous one in one message:
-//   (w_next, id, slot, root, outcomes, last) -> ok(task, closure) | ok()
-//   (w_fail, id, slot, root, what)           the initializer failed
-// `last` retires the worker (maxtasksperchild); ok() tells it to stop. An
-// idle worker waits parked in the supervisor, so no worker starves while
-// another has a backlog. The supervisor watches every worker process (its
-// root actor): when one dies, the tasks it held are retried on others (up
-// to `retries` times, then they fail with errc::worker_lost naming the
-// signal or exit code) and a new process takes its slot, unless deaths
-// exceed the restart budget, which breaks the pool (errc::pool_broken for
-// everything outstanding and later).
+// Worker threads (thread_pool) run the tasks they take. A thread cannot
+// die alone, be killed or be replaced, so a thread pool never retries,
+// kills or respawns.
 //
-// Worker threads (thread_pool) take tasks from the table directly, under
-// its mutex, and wait on a condition variable when it is empty: a message
-// round trip per task would cost ~18 us where this costs well under one. A
-// thread cannot die alone, be killed or be replaced, so a thread pool never
-// retries, kills or respawns, and has no supervisor actor.
+// Worker processes are each fed by a thread of this process (its feeder),
+// over a direct channel (channel.hpp) made when the feeder starts the
+// process:
+//   feeder -> worker   task(id, closure)          ... up to a window
+//   worker -> feeder   outcome(outcome, micros)   in the order of the tasks
+//                      init_failed(what)          the initializer threw
+// The window adapts to the tasks' running time (about 2 ms of work in
+// flight, 1 to 128 tasks, no more than a fair share of the queue, 1 after
+// a pause), so trivial tasks stream while long ones stay spread over the
+// workers; the worker sends its outcomes when it has no
+// complete task left to run, or 32 at a time. The feeder stops a worker by
+// shutting its side of the channel (the worker reads the end and exits),
+// and learns of its death when the channel ends: the tasks it held are
+// retried on others (up to `retries` times, then they fail with
+// errc::worker_lost naming the signal or exit code) and a new process takes
+// its place, unless deaths exceed the restart budget, which breaks the pool
+// (errc::pool_broken for everything outstanding and later).
 
 #include "actors/detail/pool_core.hpp"
 
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <csignal>
 #include <deque>
-#include <map>
 #include <mutex>
-#include <set>
 #include <thread>
 #include <vector>
 
-#include <caf/event_based_actor.hpp>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
-#include "actors/process.hpp"
-#include "call.hpp"
+#include "channel.hpp"
 #include "runtime.hpp"
 
 namespace actors::detail {
@@ -50,10 +53,15 @@ result_sink::~result_sink() {
 
 namespace {
 
-using w_next = caf::atom_constant<caf::atom("w_next")>;
-using w_fail = caf::atom_constant<caf::atom("w_fail")>;
-using s_wake = caf::atom_constant<caf::atom("s_wake")>;
-using s_timeout = caf::atom_constant<caf::atom("s_timeout")>;
+using clock = std::chrono::steady_clock;
+
+// The kinds of frames on a worker's channel.
+enum : std::uint8_t { task_frame = 1, outcome_frame, init_failed_frame };
+
+// A worker holds about this much work (by the running time of its last
+// task), but at least one and at most `max_window` tasks.
+constexpr auto work_in_flight = std::chrono::microseconds{2000};
+constexpr std::size_t max_window = 128;
 
 // Locks `m`, trying briefly before sleeping: the sections under the pool's
 // lock are a few hundred nanoseconds, much less than a sleep and wake-up.
@@ -78,39 +86,68 @@ outcome run_task(std::uint64_t id, const closure& call) {
   return result;
 }
 
-void worker_loop(caf::actor supervisor, std::uint32_t slot,
-                 closure initializer, int max_tasks) {
-  auto& self = caller::of_this_thread();
-  auto root = runtime::get().root();
+outcome failed(std::uint64_t id, errc code, std::string what) {
+  outcome result;
+  result.task = id;
+  result.code = static_cast<std::uint8_t>(code);
+  result.what = std::move(what);
+  return result;
+}
+
+std::string render(const caf::error& err) {
+  return runtime::get().system().render(err);
+}
+
+// The body of a worker process: runs the tasks its channel brings, in
+// order, until the channel ends.
+void worker_main(closure initializer) {
+  auto fd = runtime::take_channel();
+  if (fd < 0)
+    return; // not started by a pool
+  channel ch{fd};
   if (initializer) {
     try {
       initializer();
     } catch (...) {
-      try {
-        self.call(supervisor, std::nullopt, w_fail::value, slot, root,
-                  current_exception_text());
-      } catch (const error&) {
-        // the owner is gone
-      }
+      auto what = current_exception_text();
+      if (!ch.put(init_failed_frame, what))
+        ch.flush(true);
       return;
     }
   }
-  std::vector<outcome> done;
-  for (int ran = 0;;) {
-    caf::message next;
-    bool last = max_tasks > 0 && ran == max_tasks;
-    try {
-      next = self.call(supervisor, std::nullopt, w_next::value, slot, root,
-                       std::move(done), last);
-    } catch (const error&) {
-      return; // the owner is gone
+  for (int unsent = 0;;) {
+    auto f = ch.next();
+    if (f) {
+      std::uint64_t id = 0;
+      closure call;
+      outcome o;
+      std::uint32_t micros = 0;
+      if (auto err = ch.get(*f, id, call)) {
+        o = failed(id, errc::function_not_found,
+                   "the worker process cannot read the task: " + render(err));
+      } else {
+        auto start = clock::now();
+        o = run_task(id, call);
+        call = closure{}; // the task's arguments go with the task
+        micros = static_cast<std::uint32_t>(std::min<std::int64_t>(
+          std::chrono::duration_cast<std::chrono::microseconds>(clock::now()
+                                                                - start)
+            .count(),
+          UINT32_MAX));
+      }
+      if (auto err = ch.put(outcome_frame, o, micros)) {
+        o = failed(id, errc::task_failed,
+                   "the task's result cannot be sent back: " + render(err));
+        ch.put(outcome_frame, o, micros);
+      }
+      if (++unsent < 32)
+        continue;
     }
-    done.clear();
-    if (next.empty())
-      return; // asked to stop, or retired
-    done.push_back(run_task(next.get_as<std::uint64_t>(0),
-                            next.get_as<closure>(1)));
-    ++ran;
+    unsent = 0;
+    if (!ch.flush(true))
+      return; // the owner is gone
+    if (!f && !ch.fill(true))
+      return; // asked to stop, or the owner is gone
   }
 }
 
@@ -132,78 +169,53 @@ std::string describe_exit(const std::optional<int>& code) {
 using delivery = std::pair<std::shared_ptr<result_sink>, outcome>;
 
 delivery failure(task_entry&& task, errc code, std::string what) {
-  outcome o;
-  o.task = task.id;
-  o.code = static_cast<std::uint8_t>(code);
-  o.what = std::move(what);
-  return {std::move(task.sink), std::move(o)};
+  auto id = task.id;
+  return {std::move(task.sink), failed(id, code, std::move(what))};
 }
 
 } // namespace
 
-// Shared by the users' threads and the supervisor actor, under `mtx`.
-class pool_state {
+// Shared by the users' threads and the workers, under `mtx`.
+class pool_state : public std::enable_shared_from_this<pool_state> {
 public:
   struct worker {
-    std::optional<process> proc; // or:
-    std::thread thread;
-    std::vector<task_entry> taken; // a thread's tasks, not in `running`
-    caf::actor_addr root;
-    std::set<std::uint64_t> tasks;
-    caf::actor parked; // the worker's caller waiting for a task
-    std::uint64_t parked_id = 0;
-    bool retiring = false; // its end is planned: not a death
+    std::thread thread; // the worker thread, or the process's feeder
+    std::deque<task_entry> taken; // tasks taken and not settled, in order
+    std::shared_ptr<child> proc;  // the worker process, while it runs
+    int bell = -1;         // a feeder's eventfd, rung when it should look
+    bool idle = false;     // the feeder waits for its bell
+    bool retiring = false; // the process's end is planned: not a death
   };
 
+  ~pool_state() {
+    for (auto& w : workers)
+      if (w.bell >= 0)
+        ::close(w.bell);
+  }
+
   std::mutex mtx;
-  std::mutex join_mtx; // one thread joins thread workers
-  std::condition_variable idle; // no task queued or running, or terminated
+  std::mutex join_mtx; // one thread joins the workers
+  std::condition_variable idle; // no task queued or taken, or ended
   std::condition_variable work; // thread workers: a task, or time to stop
   pool_core::options opts;
   std::deque<task_entry> queued;
-  std::map<std::uint64_t, task_entry> running;
   std::vector<worker> workers;
-  std::deque<std::chrono::steady_clock::time_point> deaths;
+  std::deque<clock::time_point> deaths;
   std::uint64_t next_task = 1;
-  std::size_t taken = 0; // tasks held by worker threads
+  std::size_t taken = 0; // tasks held by workers
   std::atomic<std::size_t> queued_hint{0}; // queued.size(), read unlocked
   bool closed = false;
   bool terminated = false;
   bool stopping = false; // workers are told to stop once idle
   std::string broken;    // why the pool gave up; empty while it works
-  caf::actor supervisor;
 
   bool ended() const {
     return terminated || !broken.empty();
   }
 
-  // No task queued or running.
+  // No task queued or held by a worker.
   bool drained() const {
-    return queued.empty() && running.empty() && taken == 0;
-  }
-
-  // Hands queued tasks to parked workers, or tells them to stop; `send`
-  // answers a worker, `assigned` learns which task went out.
-  template <class Send, class Assigned>
-  void serve(Send send, Assigned assigned) {
-    for (auto& w : workers) {
-      if (!w.parked)
-        continue;
-      if (!queued.empty() && !ended()) {
-        auto task = std::move(queued.front());
-        queued.pop_front();
-        w.tasks.insert(task.id);
-        send(w.parked, w.parked_id, caf::make_message(task.id, task.call));
-        assigned(task.id);
-        running.emplace(task.id, std::move(task));
-        w.parked = nullptr;
-      } else if (stopping || ended()) {
-        send(w.parked, w.parked_id, caf::message{});
-        w.parked = nullptr;
-      }
-    }
-    if (ended() || drained())
-      idle.notify_all();
+    return queued.empty() && taken == 0;
   }
 
   // Fails everything outstanding with `code` (the caller delivers).
@@ -211,15 +223,11 @@ public:
                 std::vector<delivery>& out) {
     for (auto& t : queued)
       out.push_back(failure(std::move(t), code, what));
-    for (auto& [id, t] : running)
-      out.push_back(failure(std::move(t), code, what));
     queued.clear();
-    running.clear();
     for (auto& w : workers) {
       for (auto& t : w.taken)
         out.push_back(failure(std::move(t), code, what));
       w.taken.clear();
-      w.tasks.clear();
     }
     taken = 0;
   }
@@ -227,9 +235,9 @@ public:
   // Stops worker processes at once; threads finish their task first.
   void kill_workers() {
     for (auto& w : workers)
-      if (w.proc && w.proc->is_alive())
-        w.proc->kill();
-    work.notify_all();
+      if (w.proc)
+        w.proc->signal(SIGKILL);
+    wake();
   }
 
   // Gives up (under the lock): fails everything outstanding and later with
@@ -243,19 +251,60 @@ public:
     idle.notify_all();
   }
 
-  void start_worker(std::uint32_t slot) {
-    auto& w = workers[slot];
-    w.retiring = false;
-    if (opts.threads) {
-      // Safe: ~pool_core joins the threads before this state can go.
-      w.thread = std::thread{[this, slot] { thread_loop(slot); }};
-      return;
+  // Settles the outcome of a task that worker `w` took (under the lock);
+  // false if the task is not its any more (terminated, cancelled, timed
+  // out).
+  bool settle(worker& w, outcome&& o, std::vector<delivery>& out) {
+    auto i = w.taken.begin();
+    while (i != w.taken.end() && i->id != o.task)
+      ++i;
+    if (i == w.taken.end())
+      return false;
+    out.emplace_back(std::move(i->sink), std::move(o));
+    w.taken.erase(i);
+    if (--taken == 0 && queued.empty())
+      idle.notify_all();
+    return true;
+  }
+
+  // Finds the worker holding `task` (under the lock).
+  worker* holder(std::uint64_t task) {
+    for (auto& w : workers)
+      for (auto& t : w.taken)
+        if (t.id == task)
+          return &w;
+    return nullptr;
+  }
+
+  // Fails a task a worker process holds and replaces the process (the only
+  // way to stop a running function); under the lock.
+  void stop_task(worker& w, std::uint64_t task, errc code,
+                 const std::string& what, std::vector<delivery>& out) {
+    auto i = std::find_if(w.taken.begin(), w.taken.end(),
+                          [&](const task_entry& t) { return t.id == task; });
+    out.push_back(failure(std::move(*i), code, what));
+    w.taken.erase(i);
+    --taken;
+    w.retiring = true;
+    if (w.proc)
+      w.proc->signal(SIGKILL);
+    if (drained())
+      idle.notify_all();
+  }
+
+  void start_workers() {
+    auto self = shared_from_this();
+    for (std::uint32_t slot = 0; slot < workers.size(); ++slot) {
+      auto& w = workers[slot];
+      if (opts.threads) {
+        w.thread = std::thread{[self, slot] { self->thread_loop(slot); }};
+        continue;
+      }
+      w.bell = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+      if (w.bell < 0)
+        throw error(errc::spawn_failed, "cannot create an eventfd");
+      w.thread = std::thread{[self, slot] { self->feeder_loop(slot); }};
     }
-    w.proc.emplace(worker_loop, supervisor, slot, opts.initializer,
-                   opts.max_tasks_per_child);
-    w.proc->name("PoolWorker-" + std::to_string(slot + 1));
-    w.proc->daemon(true);
-    w.proc->start();
   }
 
   // A worker thread: takes queued tasks until the pool stops or ends.
@@ -323,24 +372,298 @@ public:
           return; // stopping with nothing left, or terminated, or broken
         continue;
       }
-      auto start = std::chrono::steady_clock::now();
+      auto start = clock::now();
       for (auto& [id, call] : batch) {
         results.push_back(run_task(id, call));
         call = closure{}; // the task's captures go with the task
       }
-      auto each = (std::chrono::steady_clock::now() - start) / batch.size();
+      auto each = (clock::now() - start) / batch.size();
       take = each < std::chrono::microseconds{20} ? 16 : 1;
       batch.clear();
       lock_soon(guard);
     }
   }
 
-  // Tells the workers that there is work, or that it is time to stop.
+  // A worker process's feeder: starts the process of its slot, feeds it,
+  // and starts the next one when it ends, until the pool stops or ends.
+  void feeder_loop(std::uint32_t slot) {
+    auto& w = workers[slot];
+    auto name = "PoolWorker-" + std::to_string(slot + 1);
+    for (;;) {
+      std::vector<delivery> out;
+      int fd = -1;
+      std::shared_ptr<child> proc;
+      try {
+        proc = runtime::get().spawn(closure::bind(worker_main, opts.initializer),
+                                    name, true, &fd);
+      } catch (const error& e) {
+        {
+          std::lock_guard<std::mutex> guard{mtx};
+          break_pool(std::string{"cannot start a worker process: "} + e.what(),
+                     out);
+        }
+        deliver(out);
+        return;
+      }
+      {
+        std::lock_guard<std::mutex> guard{mtx};
+        w.proc = proc;
+        w.retiring = false;
+        if (ended())
+          proc->signal(SIGKILL);
+      }
+      bool stopped;
+      {
+        channel ch{fd};
+        stopped = feed(w, ch, out);
+      }
+      // The channel ended with the process (or the process is about to).
+      if (!proc->wait(std::chrono::seconds{1})) {
+        proc->signal(SIGKILL);
+        proc->wait(std::nullopt);
+      }
+      bool again;
+      {
+        std::lock_guard<std::mutex> guard{mtx};
+        w.proc = nullptr;
+        if (!stopped || !w.taken.empty())
+          buried(w, *proc, out);
+        again = !ended() && !(stopping && queued.empty());
+      }
+      deliver(out);
+      if (!again)
+        return;
+    }
+  }
+
+  // Feeds the worker process of `w` over `ch` until the channel ends; true
+  // if the feeder ended it (the pool stops, or the worker retires).
+  bool feed(worker& w, channel& ch, std::vector<delivery>& out) {
+    std::vector<std::pair<std::uint64_t, closure>> batch;
+    std::vector<outcome> arrived;
+    std::size_t window = 1;
+    int sent = 0; // for maxtasksperchild
+    bool shut = false;
+    auto no_deadline = clock::time_point::max();
+    auto deadline = no_deadline; // of the task in flight (a task timeout)
+    std::unique_lock<std::mutex> guard{mtx, std::defer_lock};
+    for (;;) {
+      lock_soon(guard);
+      for (auto& o : arrived)
+        settle(w, std::move(o), out);
+      arrived.clear();
+      // At most the window, and a fair share of what is queued.
+      auto limit = opts.task_timeout
+                     ? 1
+                     : std::min(window, std::max<std::size_t>(
+                                          1, (queued.size() + taken)
+                                               / workers.size()));
+      auto retire = opts.max_tasks_per_child > 0
+                    && sent >= opts.max_tasks_per_child;
+      while (!shut && !retire && !ended() && w.taken.size() < limit
+             && !queued.empty()) {
+        auto& task = queued.front();
+        batch.emplace_back(task.id, task.call);
+        w.taken.push_back(std::move(task));
+        queued.pop_front();
+        ++taken;
+        retire = opts.max_tasks_per_child > 0
+                 && ++sent >= opts.max_tasks_per_child;
+      }
+      queued_hint.store(queued.size(), std::memory_order_relaxed);
+      auto holds = w.taken.size(); // tasks the worker has or will have
+      bool busy = holds > 0;
+      if (!busy && !shut && (ended() || retire || (stopping && queued.empty()))) {
+        shut = true;
+        w.retiring = w.retiring || retire;
+        guard.unlock();
+        ch.shutdown_write();
+      } else if (!busy && !shut) {
+        w.idle = true;
+        window = 1; // the next tasks may be long: learn their time first
+        guard.unlock();
+        deliver(out);
+        out.clear();
+        if (!wait_idle(w, ch, arrived, window))
+          return false; // died (or failed to start) while idle
+        continue;
+      } else {
+        guard.unlock();
+      }
+      deliver(out);
+      out.clear();
+      // Send the tasks taken.
+      for (auto& [id, call] : batch) {
+        if (auto err = ch.put(task_frame, id, call)) {
+          // Unless it was cancelled or terminated meanwhile.
+          std::lock_guard<std::mutex> lock{mtx};
+          settle(w, failed(id, errc::invalid_argument,
+                           "the task cannot be sent to a worker process: "
+                             + render(err)),
+                 out);
+          --holds;
+          continue;
+        }
+        if (opts.task_timeout)
+          deadline = clock::now() + *opts.task_timeout;
+      }
+      batch.clear();
+      deliver(out);
+      out.clear();
+      busy = holds > 0;
+      // Hand the tasks over and wait for outcomes (or the end).
+      pollfd p{ch.fd(), POLLIN, 0};
+      if (ch.pending()) {
+        if (!ch.flush(false))
+          p.events = POLLIN; // the end will show as readable
+        else if (ch.pending())
+          p.events |= POLLOUT;
+      }
+      int wait_ms = -1;
+      if (deadline != no_deadline && busy) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - clock::now() + std::chrono::microseconds{999});
+        wait_ms = static_cast<int>(std::max<std::int64_t>(0, left.count()));
+      }
+      if (!busy && !shut && !ch.pending())
+        continue; // every task failed to serialize
+      auto n = ::poll(&p, 1, wait_ms);
+      if (n < 0)
+        continue; // EINTR
+      if (n == 0) {
+        // The task overran: it fails, and its worker is replaced (the only
+        // way to stop a running function), without counting as a death.
+        std::lock_guard<std::mutex> lock{mtx};
+        if (!w.taken.empty())
+          stop_task(w, w.taken.front().id, errc::timeout,
+                    "the task ran longer than the pool's task timeout", out);
+        deadline = no_deadline;
+        continue;
+      }
+      if (p.revents & POLLOUT)
+        ch.flush(false);
+      if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
+        auto open = ch.fill(false);
+        while (auto f = ch.next())
+          read_frame(*f, ch, arrived, window);
+        if (!arrived.empty())
+          deadline = no_deadline;
+        if (!open) {
+          std::lock_guard<std::mutex> lock{mtx};
+          for (auto& o : arrived)
+            settle(w, std::move(o), out);
+          return shut || w.retiring;
+        }
+      }
+    }
+  }
+
+  // Reads one frame from a worker process.
+  void read_frame(const channel::frame& f, channel& ch,
+                  std::vector<outcome>& arrived, std::size_t& window) {
+    if (f.kind == outcome_frame) {
+      outcome o;
+      std::uint32_t micros = 0;
+      if (auto err = ch.get(f, o, micros))
+        o = failed(o.task, errc::function_not_found,
+                   "cannot read the task's result: " + render(err));
+      arrived.push_back(std::move(o));
+      window = std::clamp<std::size_t>(
+        static_cast<std::size_t>(work_in_flight.count())
+          / std::max<std::uint32_t>(micros, 1),
+        1, max_window);
+    } else if (f.kind == init_failed_frame) {
+      std::string what;
+      ch.get(f, what);
+      std::vector<delivery> out;
+      {
+        std::lock_guard<std::mutex> guard{mtx};
+        break_pool("the pool's initializer failed: " + what, out);
+      }
+      deliver(out);
+    }
+  }
+
+  // An idle feeder waits for its bell or for its worker to say something
+  // (its initializer failed) or end; false when the channel ended.
+  bool wait_idle(worker& w, channel& ch, std::vector<outcome>& arrived,
+                 std::size_t& window) {
+    pollfd p[2] = {{w.bell, POLLIN, 0}, {ch.fd(), POLLIN, 0}};
+    while (::poll(p, 2, -1) < 0) {
+    }
+    std::uint64_t rung;
+    [[maybe_unused]] auto n = ::read(w.bell, &rung, sizeof(rung));
+    {
+      std::lock_guard<std::mutex> guard{mtx};
+      w.idle = false;
+    }
+    if (p[1].revents == 0)
+      return true;
+    auto open = ch.fill(false);
+    while (auto f = ch.next())
+      read_frame(*f, ch, arrived, window);
+    return open;
+  }
+
+  // The worker process of `w` ended unplanned, or with tasks (under the
+  // lock): they are retried first, in their order, or fail; the death
+  // counts against the restart budget unless it was planned.
+  void buried(worker& w, child& proc, std::vector<delivery>& out) {
+    auto why = "worker process " + std::to_string(proc.pid) + " died ("
+               + describe_exit(proc.exitcode()) + ")";
+    while (!w.taken.empty()) {
+      auto task = std::move(w.taken.back());
+      w.taken.pop_back();
+      --taken;
+      if (!w.retiring && ++task.attempts > opts.retries)
+        out.push_back(failure(std::move(task), errc::worker_lost,
+                              why + " while running the task"));
+      else
+        queued.push_front(std::move(task));
+    }
+    queued_hint.store(queued.size(), std::memory_order_relaxed);
+    if (!w.retiring && !ended()) {
+      auto now = clock::now();
+      deaths.push_back(now);
+      while (deaths.front() < now - opts.restart_window)
+        deaths.pop_front();
+      if (deaths.size() > static_cast<size_t>(opts.max_restarts))
+        break_pool("workers died more than "
+                     + std::to_string(opts.max_restarts)
+                     + " times within the restart window; last: " + why,
+                   out);
+    }
+    if (!queued.empty())
+      ring(queued.size());
+    if (drained())
+      idle.notify_all();
+  }
+
+  // Rings the bells of up to `n` idle feeders (under the lock).
+  void ring(std::size_t n) {
+    for (auto& w : workers) {
+      if (n == 0)
+        return;
+      if (w.idle && w.bell >= 0) {
+        std::uint64_t one = 1;
+        [[maybe_unused]] auto r = ::write(w.bell, &one, sizeof(one));
+        --n;
+      }
+    }
+  }
+
+  // Tells every worker that there is work, or that it is time to stop.
   void wake() {
-    if (opts.threads)
+    if (opts.threads) {
       work.notify_all();
-    else
-      caf::anon_send(supervisor, s_wake::value);
+      return;
+    }
+    for (auto& w : workers) {
+      if (w.bell >= 0) {
+        std::uint64_t one = 1;
+        [[maybe_unused]] auto r = ::write(w.bell, &one, sizeof(one));
+      }
+    }
   }
 
   static void deliver(std::vector<delivery>& xs) {
@@ -348,139 +671,6 @@ public:
       sink->deliver(std::move(o));
   }
 };
-
-namespace {
-
-caf::behavior supervisor_actor(caf::event_based_actor* self,
-                               std::shared_ptr<pool_state> st) {
-  auto send = [self](const caf::actor& who, std::uint64_t id,
-                     caf::message payload) {
-    self->send(who, caf::ok_atom::value, id, std::move(payload));
-  };
-  auto assigned = [self, st](std::uint64_t task) {
-    if (st->opts.task_timeout)
-      self->delayed_send(self, *st->opts.task_timeout, s_timeout::value, task);
-  };
-  self->set_down_handler([=](caf::down_msg& dm) {
-    std::vector<delivery> out;
-    {
-      std::unique_lock<std::mutex> guard{st->mtx};
-      std::uint32_t slot = 0;
-      while (slot < st->workers.size() && st->workers[slot].root != dm.source)
-        ++slot;
-      if (slot == st->workers.size())
-        return;
-      auto& w = st->workers[slot];
-      // The reaper collects the status as the process ends: wait briefly.
-      w.proc->join(std::chrono::seconds{1});
-      auto why = "worker process " + std::to_string(*w.proc->pid()) + " died ("
-                 + describe_exit(w.proc->exitcode()) + ")";
-      // Retry its tasks first, in their order, or fail them.
-      for (auto i = w.tasks.rbegin(); i != w.tasks.rend(); ++i) {
-        auto entry = st->running.find(*i);
-        if (entry == st->running.end())
-          continue;
-        auto task = std::move(entry->second);
-        st->running.erase(entry);
-        if (++task.attempts > st->opts.retries)
-          out.push_back(failure(std::move(task), errc::worker_lost,
-                                why + " while running the task"));
-        else
-          st->queued.push_front(std::move(task));
-      }
-      w.tasks.clear();
-      w.parked = nullptr;
-      w.root = caf::actor_addr{};
-      if (!w.retiring && !st->ended()) {
-        auto now = std::chrono::steady_clock::now();
-        st->deaths.push_back(now);
-        while (st->deaths.front() < now - st->opts.restart_window)
-          st->deaths.pop_front();
-        if (st->deaths.size() > static_cast<size_t>(st->opts.max_restarts))
-          st->break_pool("workers died more than "
-                       + std::to_string(st->opts.max_restarts)
-                       + " times within the restart window; last: " + why,
-                     out);
-      }
-      if (!st->ended() && !(st->stopping && st->queued.empty()))
-        st->start_worker(slot);
-      st->serve(send, assigned);
-    }
-    pool_state::deliver(out);
-  });
-  return {
-    [=](w_next, std::uint64_t id, std::uint32_t slot, const caf::actor& root,
-        std::vector<outcome>& done, bool last) {
-      std::vector<delivery> out;
-      auto who = caf::actor_cast<caf::actor>(self->current_sender());
-      {
-        std::unique_lock<std::mutex> guard{st->mtx};
-        auto& w = st->workers.at(slot);
-        if (root && w.root != root.address()) {
-          w.root = root.address();
-          self->monitor(root);
-        }
-        for (auto& o : done) {
-          auto entry = st->running.find(o.task);
-          if (entry == st->running.end())
-            continue; // failed meanwhile (terminate, timeout, broken)
-          out.emplace_back(std::move(entry->second.sink), std::move(o));
-          st->running.erase(entry);
-          w.tasks.erase(out.back().second.task);
-        }
-        if (last) {
-          w.retiring = true;
-          send(who, id, caf::message{});
-        } else {
-          w.parked = who;
-          w.parked_id = id;
-        }
-        st->serve(send, assigned);
-      }
-      pool_state::deliver(out);
-    },
-    [=](w_fail, std::uint64_t id, std::uint32_t, const caf::actor&,
-        const std::string& what) {
-      std::vector<delivery> out;
-      {
-        std::unique_lock<std::mutex> guard{st->mtx};
-        st->break_pool("the pool's initializer failed: " + what, out);
-      }
-      send(caf::actor_cast<caf::actor>(self->current_sender()), id,
-           caf::message{});
-      pool_state::deliver(out);
-    },
-    [=](s_timeout, std::uint64_t task) {
-      std::vector<delivery> out;
-      {
-        std::unique_lock<std::mutex> guard{st->mtx};
-        auto entry = st->running.find(task);
-        if (entry == st->running.end())
-          return;
-        // The task overran: it fails, and its worker is replaced (the only
-        // way to stop a running function), without counting as a death.
-        for (auto& w : st->workers) {
-          if (w.tasks.erase(task) > 0 && w.proc) {
-            w.retiring = true;
-            w.proc->kill();
-          }
-        }
-        out.push_back(failure(std::move(entry->second), errc::timeout,
-                              "the task ran longer than the pool's task "
-                              "timeout"));
-        st->running.erase(entry);
-        st->serve(send, assigned);
-      }
-      pool_state::deliver(out);
-    },
-    [=](s_wake) {
-      std::unique_lock<std::mutex> guard{st->mtx};
-      st->serve(send, assigned);
-    },
-  };
-}
-
-} // namespace
 
 pool_core::pool_core(options opts) : state_(std::make_shared<pool_state>()) {
   if (opts.processes < 0)
@@ -499,15 +689,15 @@ pool_core::pool_core(options opts) : state_(std::make_shared<pool_state>()) {
     throw error(errc::invalid_argument,
                 "retries, maxtasksperchild, the restart budget and the task "
                 "timeout must not be negative (a timeout must be positive)");
+  if (!opts.threads && !runtime::initialized())
+    throw error(errc::not_initialized,
+                "call actors::init(argc, argv) as the first statement of main "
+                "before creating a pool");
   auto st = state_;
   st->opts = std::move(opts);
-  if (!st->opts.threads)
-    st->supervisor = runtime::get().spawn_service(
-      [st](caf::actor_system& sys) { return sys.spawn(supervisor_actor, st); });
   std::lock_guard<std::mutex> guard{st->mtx};
   st->workers.resize(static_cast<std::size_t>(st->opts.processes));
-  for (std::uint32_t slot = 0; slot < st->workers.size(); ++slot)
-    st->start_worker(slot);
+  st->start_workers();
 }
 
 pool_core::~pool_core() {
@@ -520,8 +710,6 @@ pool_core::~pool_core() {
   if (!done)
     terminate();
   join();
-  if (state_->supervisor)
-    caf::anon_send_exit(state_->supervisor, caf::exit_reason::user_shutdown);
 }
 
 int pool_core::processes() const noexcept {
@@ -554,11 +742,13 @@ std::uint64_t pool_core::enqueue(job* jobs, std::size_t n) {
                                           std::move(jobs[i].first),
                                           std::move(jobs[i].second), 0});
     state_->queued_hint.store(state_->queued.size(), std::memory_order_relaxed);
+    if (!state_->opts.threads)
+      state_->ring(n);
   }
   if (state_->opts.threads && n == 1)
     state_->work.notify_one();
-  else
-    state_->wake();
+  else if (state_->opts.threads)
+    state_->work.notify_all();
   return first;
 }
 
@@ -573,20 +763,11 @@ bool pool_core::cancel(std::uint64_t task) {
       out.push_back(failure(std::move(*i), errc::cancelled,
                             "the task was cancelled before it ran"));
       q.erase(i);
-    } else if (auto j = state_->running.find(task);
-               j != state_->running.end() && !state_->opts.threads) {
+    } else if (auto w = state_->holder(task); w && !state_->opts.threads) {
       // A running function cannot be interrupted: replace its worker
       // process (a thread cannot be replaced: its task runs on).
-      for (auto& w : state_->workers)
-        if (w.tasks.erase(task) > 0) {
-          w.retiring = true;
-          w.proc->kill();
-        }
-      out.push_back(failure(std::move(j->second), errc::cancelled,
-                            "the task was cancelled while it ran"));
-      state_->running.erase(j);
-      if (state_->drained())
-        state_->idle.notify_all();
+      state_->stop_task(*w, task, errc::cancelled,
+                        "the task was cancelled while it ran", out);
     }
   }
   pool_state::deliver(out);
@@ -626,39 +807,17 @@ void pool_core::join() {
     state_->stopping = true;
   }
   state_->wake();
-  if (state_->opts.threads) {
-    // Threads stop once asked, after their current task; they are never
-    // replaced.
-    std::lock_guard<std::mutex> guard{state_->join_mtx};
-    for (auto& w : state_->workers)
-      if (w.thread.joinable())
-        w.thread.join();
-    return;
-  }
-  // Workers stop once asked, and their slots are not refilled any more; a
-  // worker being replaced right now is joined in its new incarnation.
-  for (;;) {
-    std::vector<std::pair<std::uint32_t, std::optional<pid_t>>> live;
-    {
-      std::lock_guard<std::mutex> guard{state_->mtx};
-      for (std::uint32_t slot = 0; slot < state_->workers.size(); ++slot) {
-        auto& proc = state_->workers[slot].proc;
-        if (proc && proc->is_alive())
-          live.emplace_back(slot, proc->pid());
-      }
-    }
-    if (live.empty())
-      return;
-    for (auto& [slot, pid] : live) {
-      std::unique_lock<std::mutex> guard{state_->mtx};
-      auto& proc = *state_->workers[slot].proc;
-      if (proc.pid() != pid)
-        continue;
-      guard.unlock();
-      // Safe without the lock: a slot's process is only replaced after its
-      // death is handled, and this one is alive or just ended.
-      proc.join(std::chrono::milliseconds{100});
-    }
+  // Workers stop once asked, after their current task (a feeder once its
+  // process ended); slots are not refilled any more. A pool may end on one
+  // of its own threads (a result's callback dropped it): that one is let go.
+  std::lock_guard<std::mutex> guard{state_->join_mtx};
+  for (auto& w : state_->workers) {
+    if (!w.thread.joinable())
+      continue;
+    if (w.thread.get_id() == std::this_thread::get_id())
+      w.thread.detach();
+    else
+      w.thread.join();
   }
 }
 

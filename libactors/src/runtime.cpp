@@ -48,6 +48,10 @@ constexpr std::uint16_t node_port_key = 1;
 // The file descriptors a child finds its connection and its lifeline on.
 constexpr int child_socket_fd = 3;
 constexpr int child_lifeline_fd = 4;
+constexpr int child_channel_fd = 5;
+
+// This child's end of its direct channel, until taken.
+std::atomic<int> child_channel{-1};
 
 constexpr auto bootstrap_timeout = std::chrono::seconds{10};
 
@@ -366,7 +370,8 @@ void runtime::reap_loop() {
 }
 
 std::shared_ptr<child> runtime::spawn(const closure& target,
-                                      const std::string& name, bool daemon) {
+                                      const std::string& name, bool daemon,
+                                      int* channel) {
   std::uint64_t token;
   {
     std::lock_guard<std::mutex> guard{children_mtx_};
@@ -396,13 +401,25 @@ std::shared_ptr<child> runtime::spawn(const closure& target,
     forget();
     fail_spawn("pipe2");
   }
-  // dup2 into fds 3 and 4 must not clobber a source: keep sources above.
-  sv[1] = create_cloexec_above(sv[1], 5);
-  life[0] = create_cloexec_above(life[0], 5);
+  int ch[2] = {-1, -1};
+  if (channel != nullptr
+      && ::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ch) != 0) {
+    for (int fd : {sv[0], sv[1], life[0], life[1]})
+      ::close(fd);
+    forget();
+    fail_spawn("socketpair");
+  }
+  // dup2 into fds 3 to 5 must not clobber a source: keep sources above.
+  sv[1] = create_cloexec_above(sv[1], 6);
+  life[0] = create_cloexec_above(life[0], 6);
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, sv[1], child_socket_fd);
   posix_spawn_file_actions_adddup2(&actions, life[0], child_lifeline_fd);
+  if (channel != nullptr) {
+    ch[1] = create_cloexec_above(ch[1], 6);
+    posix_spawn_file_actions_adddup2(&actions, ch[1], child_channel_fd);
+  }
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   sigset_t none, all;
@@ -413,7 +430,9 @@ std::shared_ptr<child> runtime::spawn(const closure& target,
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
   auto token_str = std::to_string(token);
   char role_arg[] = "--actors-child";
-  char* argv[] = {program_invocation_name, role_arg, token_str.data(), nullptr};
+  char channel_arg[] = "--actors-channel";
+  char* argv[] = {program_invocation_name, role_arg, token_str.data(),
+                  channel != nullptr ? channel_arg : nullptr, nullptr};
   pid_t pid = -1;
   auto rc = ::posix_spawn(&pid, "/proc/self/exe", &actions, &attr, argv,
                           environ);
@@ -421,7 +440,14 @@ std::shared_ptr<child> runtime::spawn(const closure& target,
   posix_spawnattr_destroy(&attr);
   ::close(sv[1]);
   ::close(life[0]);
+  if (ch[1] >= 0)
+    ::close(ch[1]);
+  auto close_channel = [&] {
+    if (ch[0] >= 0)
+      ::close(ch[0]);
+  };
   if (rc != 0) {
+    close_channel();
     ::close(sv[0]);
     ::close(life[1]);
     forget();
@@ -436,6 +462,7 @@ std::shared_ptr<child> runtime::spawn(const closure& target,
       ::kill(pid, SIGKILL);
       ::waitpid(pid, nullptr, 0);
     }
+    close_channel();
     ::close(sv[0]);
     ::close(life[1]);
     forget();
@@ -457,13 +484,25 @@ std::shared_ptr<child> runtime::spawn(const closure& target,
   // Return once the child holds its arguments, as a forked child would: the
   // caller may then close its own copies of the handles it passed.
   if (!result->wait_started(bootstrap_timeout)) {
+    close_channel();
     result->signal(SIGKILL);
     result->wait(std::nullopt);
     throw error(errc::spawn_failed, "process " + name + " did not start within "
                                       + std::to_string(bootstrap_timeout.count())
                                       + " s");
   }
+  if (channel != nullptr)
+    *channel = ch[0];
   return result;
+}
+
+int runtime::take_channel() {
+  return child_channel.exchange(-1);
+}
+
+caf::proxy_registry* runtime::proxies() {
+  auto broker = caf::actor_cast<caf::abstract_actor*>(basp_);
+  return static_cast<caf::io::basp_broker*>(broker)->proxy_registry_ptr();
 }
 
 void runtime::accept_node(int fd) {
@@ -596,6 +635,11 @@ void init(int argc, char** argv) {
   detail::initialized_flag = true;
   if (argc >= 3 && std::strcmp(argv[1], "--actors-child") == 0) {
     auto token = std::strtoull(argv[2], nullptr, 10);
+    if (argc >= 4 && std::strcmp(argv[3], "--actors-channel") == 0) {
+      // Not inherited by this child's own children.
+      ::fcntl(detail::child_channel_fd, F_SETFD, FD_CLOEXEC);
+      detail::child_channel = detail::child_channel_fd;
+    }
     detail::runtime::run_child(detail::child_socket_fd,
                                detail::child_lifeline_fd, token);
   }

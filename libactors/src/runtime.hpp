@@ -20,6 +20,7 @@
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/atom.hpp>
+#include <caf/proxy_registry.hpp>
 
 #include "actors/detail/closure.hpp"
 #include "auth.hpp"
@@ -125,9 +126,18 @@ public:
     return result;
   }
 
-  /// Starts `target` in a new child process.
+  /// Starts `target` in a new child process. With `channel`, the child also
+  /// gets one end of a socket pair (its `take_channel()`), and `*channel`
+  /// the other: a direct channel (channel.hpp) to this process.
   std::shared_ptr<child> spawn(const closure& target, const std::string& name,
-                               bool daemon);
+                               bool daemon, int* channel = nullptr);
+
+  /// In a child started with a channel, its end, once; -1 otherwise.
+  static int take_channel();
+
+  /// The BASP broker's proxy registry: reading actor handles against it
+  /// makes proxies, as the broker does for messages.
+  caf::proxy_registry* proxies();
 
   /// Hands a connected socket to BASP as the accepting side, publishing the
   /// service actor on it.

@@ -314,8 +314,8 @@ public:
   }
 
   /// Calls `on_value(result)` or `on_error(code, message)` once the result
-  /// is there: on the thread that delivers it (the supervisor's for a
-  /// process pool, the worker's for a thread pool), or at once on this
+  /// is there: on the thread that delivers it (one of the pool's feeder
+  /// threads for a process pool, a worker for a thread pool), or at once on this
   /// thread if it already is (Python's `callback` / `error_callback`). A callback that
   /// throws is reported on stderr and harms nothing else. For `void` results
   /// `on_value` takes a `std::monostate`.
@@ -347,8 +347,7 @@ struct stream_state {
     pool_core::job& job)>;
 
   // Not owned: the pool's owner decides when it ends (the tasks in flight
-  // hold this state, and a pool must never end on its own supervisor's
-  // thread).
+  // hold this state, and a pool should not end on one of its own threads).
   std::weak_ptr<pool_core> pool;
   pull_fn pull;
   std::size_t window = 1;
@@ -791,8 +790,11 @@ struct pool_options {
 /// **Tasks** are plain functions or lambdas without captures, with typed,
 /// serializable arguments and results, as for `actors::process`.
 ///
-/// **Supervision.** A supervisor actor in this process owns the task table;
-/// the workers pull tasks one at a time, so an idle worker is never starved.
+/// **Supervision.** The task table lives in this process; each worker
+/// process is fed by a thread of this process over a direct channel (a
+/// socket pair made when the worker is started), which keeps a few tasks in
+/// flight when they are short and one when they are long, so an idle worker
+/// is never starved.
 /// When a worker process dies (SIGKILL, a segfault, `exit()`), only the tasks
 /// it held are rerun on other workers, `retries` times (default 1), then
 /// fail with `errc::worker_lost` naming the signal or exit code; a new

@@ -37,8 +37,9 @@ typename Inspector::result_type inspect(Inspector& f, outcome& x) {
   return f(x.task, x.ok, x.result, x.code, x.what);
 }
 
-/// Receives the outcome of a task, on the pool's supervisor thread (or a
-/// worker thread of a thread pool), outside the pool's lock.
+/// Receives the outcome of a task, on one of the pool's threads (a worker
+/// process's feeder, or a worker thread of a thread pool), outside the
+/// pool's lock.
 class result_sink {
 public:
   virtual ~result_sink();
@@ -47,8 +48,8 @@ public:
 
 class pool_state;
 
-/// A running pool: its supervisor actor and its workers, which are
-/// processes (actors::pool) or threads of this process (actors::thread_pool).
+/// A running pool: its task table and its workers, which are processes
+/// (actors::pool) or threads of this process (actors::thread_pool).
 class pool_core {
 public:
   struct options {

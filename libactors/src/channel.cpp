@@ -1,0 +1,102 @@
+#include "channel.hpp"
+
+#include <algorithm>
+#include <cerrno>
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "runtime.hpp"
+
+namespace actors::detail {
+
+channel::channel(int fd) : fd_(fd) {
+  // nop
+}
+
+channel::~channel() {
+  ::close(fd_);
+}
+
+caf::execution_unit& channel::context() {
+  thread_local caf::scoped_execution_unit unit{&runtime::get().system()};
+  thread_local bool ready = false;
+  if (!ready) {
+    unit.proxy_registry_ptr(runtime::get().proxies());
+    ready = true;
+  }
+  return unit;
+}
+
+bool channel::flush(bool block) {
+  while (sent_ < out_.size()) {
+    auto n = ::send(fd_, out_.data() + sent_, out_.size() - sent_,
+                    MSG_NOSIGNAL | (block ? 0 : MSG_DONTWAIT));
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK)
+        return true;
+      return false;
+    }
+    sent_ += static_cast<std::size_t>(n);
+  }
+  out_.clear();
+  sent_ = 0;
+  return true;
+}
+
+bool channel::fill(bool block) {
+  // Move what next() left to the front, and make room for at least the
+  // frame being read (or 64 KiB).
+  auto used = in_len_ - read_;
+  std::size_t want = 65536;
+  if (used >= header_size) {
+    std::uint32_t size;
+    std::memcpy(&size, in_.get() + read_, sizeof(size));
+    want = std::max(want, header_size + size - std::min(used, header_size + size));
+  }
+  if (used + want > in_cap_) {
+    auto cap = std::max(used + want, 2 * in_cap_);
+    std::unique_ptr<char[]> bigger{new char[cap]};
+    std::memcpy(bigger.get(), in_.get() + read_, used);
+    in_ = std::move(bigger);
+    in_cap_ = cap;
+  } else if (read_ > 0) {
+    std::memmove(in_.get(), in_.get() + read_, used);
+  }
+  read_ = 0;
+  in_len_ = used;
+  for (;;) {
+    auto n = ::recv(fd_, in_.get() + in_len_, in_cap_ - in_len_,
+                    block ? 0 : MSG_DONTWAIT);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+      return true;
+    if (n <= 0)
+      return false;
+    in_len_ += static_cast<std::size_t>(n);
+    return true;
+  }
+}
+
+std::optional<channel::frame> channel::next() {
+  auto avail = in_len_ - read_;
+  if (avail < header_size)
+    return std::nullopt;
+  std::uint32_t size;
+  std::memcpy(&size, in_.get() + read_, sizeof(size));
+  if (avail < header_size + size)
+    return std::nullopt;
+  frame f{static_cast<std::uint8_t>(in_[read_ + sizeof(size)]),
+          in_.get() + read_ + header_size, size};
+  read_ += header_size + size;
+  return f;
+}
+
+void channel::shutdown_write() {
+  ::shutdown(fd_, SHUT_WR);
+}
+
+} // namespace actors::detail
