@@ -20,6 +20,7 @@
 #include <tuple>
 #include <vector>
 
+// readme: begin types
 // A matching line. A struct crosses processes, as a task's argument or
 // result, once an `inspect` overload lists its fields (CAF serializes them).
 struct match {
@@ -44,7 +45,9 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, file_result& x) {
   return f(caf::meta::type_name("file_result"), x.matches, x.error);
 }
+// readme: end types
 
+// readme: begin task
 // The text to look for, set once in each worker process by the pool's
 // initializer (Python's initializer and initargs) rather than sent with
 // every file.
@@ -67,7 +70,9 @@ file_result search(std::string path) {
       result.matches.push_back({path, line, text});
   return result;
 }
+// readme: end task
 
+// readme: begin main
 int main(int argc, char** argv) {
   actors::init(argc, argv); // first, always: the workers run this program too
   if (argc < 2 || argc > 3) {
@@ -83,8 +88,8 @@ int main(int argc, char** argv) {
 
     actors::pool_options options;
     options.initializer(set_needle, std::string{argv[1]});
-    // A read that hangs (a dead network mount) fails its task with
-    // errc::timeout and its worker is replaced: no hang.
+    // A file whose read hangs (a dead network mount) fails with
+    // errc::timeout after a minute, caught below, instead of a hang.
     options.task_timeout = std::chrono::minutes{1};
     actors::pool pool{0, options}; // one worker process per core
 
@@ -114,3 +119,4 @@ int main(int argc, char** argv) {
     return 2;
   }
 }
+// readme: end main

@@ -1,6 +1,13 @@
 #pragma once
 
+/// @file
 /// Everything of libactors: Python's `multiprocessing` model in C++, as actors.
+
+/// @namespace actors
+/// Python's `multiprocessing` model in C++17: processes, pools, queues,
+/// pipes, locks and progress bars, each a handle to an actor. Every program
+/// that uses it calls `actors::init` first in `main`; every failure is an
+/// `actors::error` carrying an `actors::errc`.
 
 #include "actors/error.hpp"
 #include "actors/lock.hpp"

@@ -90,6 +90,7 @@ std::error_code make_error_code(errc code) noexcept;
 /// `errc` and whose message says what happened and to what.
 class error : public std::system_error {
 public:
+  /// An error of `code`; `what` says what happened and to what.
   error(errc code, const std::string& what);
 };
 

@@ -14,8 +14,11 @@ namespace detail {
 /// What `lock` and `rlock` share: a handle to a lock actor.
 class lock_handle {
 public:
+  /// The type of timeouts: any `std::chrono` duration converts to it.
   using duration = std::chrono::steady_clock::duration;
 
+  /// What `acquire` got: nothing (the timeout ran out), the lock, or the
+  /// lock of a holder that died holding it.
   enum class acquired { no, yes, previous_owner_died };
 
   /// Waits for the lock at most `timeout` (forever when empty, not at all
@@ -25,6 +28,7 @@ public:
   /// Releases it; `errc::not_owner` unless this thread holds it.
   void release();
 
+  ///@{
   /// The standard Lockable and TimedLockable requirements, so that
   /// `std::lock_guard`, `std::unique_lock` and `std::scoped_lock` work.
   void lock() {
@@ -41,6 +45,7 @@ public:
   void unlock() {
     release();
   }
+  ///@}
 
   /// Whether the last acquisition through this handle took the lock over
   /// from a holder that had died.

@@ -70,6 +70,7 @@ std::pair<connection<T>, connection<T>> pipe(bool duplex = true);
 template <class T>
 class connection {
 public:
+  /// The type of timeouts: any `std::chrono` duration converts to it.
   using duration = std::chrono::steady_clock::duration;
 
   /// An empty handle (every call fails); exists to be assigned or
@@ -115,6 +116,8 @@ public:
     hold(false);
   }
 
+  ///@{
+  /// Whether this handle was closed, may receive, may send.
   bool closed() const noexcept {
     return closed_;
   }
@@ -124,6 +127,7 @@ public:
   bool writable() const noexcept {
     return writable_;
   }
+  ///@}
 
   /// The queue this end receives from (for `wait` and libactors itself).
   const detail::queue_ref& inbox() const noexcept {

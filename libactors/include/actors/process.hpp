@@ -57,6 +57,7 @@ class child;
 /// `start`: `errc::already_running`; a failed fork/exec: `errc::spawn_failed`.
 class process {
 public:
+  /// The type of timeouts: any `std::chrono` duration converts to it.
   using duration = std::chrono::steady_clock::duration;
 
   /// Prepares, without starting, a process that will call `fn(args...)`.
@@ -68,8 +69,11 @@ public:
     // nop
   }
 
+  ///@{
+  /// A handle moves and does not copy: one handle per child.
   process(process&&) noexcept;
   process& operator=(process&&) noexcept;
+  ///@}
   process(const process&) = delete;
   process& operator=(const process&) = delete;
 
@@ -96,11 +100,14 @@ public:
   /// The child's exit code (see above), empty while it runs or before start.
   std::optional<int> exitcode() const;
 
+  ///@{
   /// Sends SIGTERM (`terminate`) or SIGKILL (`kill`) to a running child; a
   /// no-op once it has ended. Throws `errc::not_started` before `start`.
   void terminate();
   void kill();
+  ///@}
 
+  ///@{
   /// The name the child reports in error messages; "Process-N" by default.
   const std::string& name() const noexcept {
     return name_;
@@ -108,13 +115,16 @@ public:
   void name(std::string value) {
     name_ = std::move(value);
   }
+  ///@}
 
+  ///@{
   /// Daemon children are terminated when this program exits; the others are
   /// joined. Can only be changed before `start`.
   bool daemon() const noexcept {
     return daemon_;
   }
   void daemon(bool value);
+  ///@}
 
 private:
   static std::string next_name();

@@ -45,6 +45,7 @@ namespace actors {
 /// destroyed, or when that process exits.
 class progress {
 public:
+  /// The type of timeouts: any `std::chrono` duration converts to it.
   using duration = std::chrono::steady_clock::duration;
 
   /// An empty handle: updates do nothing. Exists to be assigned or

@@ -56,6 +56,7 @@ inline constexpr long unbounded = 0;
 template <class T>
 class queue {
 public:
+  /// The type of timeouts: any `std::chrono` duration converts to it.
   using duration = std::chrono::steady_clock::duration;
 
   /// A queue with room for `maxsize` items; `unbounded` (0) means no bound,
@@ -79,6 +80,7 @@ public:
     return ref_.get(timeout).template take<T>();
   }
 
+  ///@{
   /// `put` / `get` without waiting: `errc::queue_full` / `errc::queue_empty`.
   void put_nowait(T item) const {
     put(std::move(item), duration::zero());
@@ -86,7 +88,9 @@ public:
   T get_nowait() const {
     return get(duration::zero());
   }
+  ///@}
 
+  ///@{
   /// Non-throwing forms for the full and empty cases (other failures still
   /// throw): false / nothing instead of `queue_full` / `queue_empty`.
   bool try_put(T item, duration timeout = duration::zero()) const {
@@ -108,8 +112,11 @@ public:
       throw;
     }
   }
+  ///@}
 
-  /// The number of items right now (may change at once).
+  ///@{
+  /// The number of items, whether there are none, whether the queue is at
+  /// its bound: right now (may change at once).
   std::size_t qsize() const {
     return static_cast<std::size_t>(ref_.snapshot().size);
   }
@@ -120,6 +127,7 @@ public:
     auto s = ref_.snapshot();
     return s.maxsize != 0 && s.size >= s.maxsize;
   }
+  ///@}
 
   /// No more items may be put; see **Closing** above.
   void close() const {
@@ -148,6 +156,7 @@ class joinable_queue : public queue<T> {
 public:
   using typename queue<T>::duration;
 
+  /// A joinable queue with room for `maxsize` items (see `queue`).
   explicit joinable_queue(long maxsize) : queue<T>(maxsize) {
     // nop
   }

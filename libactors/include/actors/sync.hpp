@@ -27,6 +27,7 @@ namespace actors {
 /// back.
 class semaphore {
 public:
+  /// The type of timeouts: any `std::chrono` duration converts to it.
   using duration = std::chrono::steady_clock::duration;
 
   /// An empty handle; `make_semaphore` creates one.
@@ -84,11 +85,14 @@ inline semaphore make_semaphore(long value) {
 /// it, `wait` polls for it without taking it.
 class event {
 public:
+  /// The type of timeouts: any `std::chrono` duration converts to it.
   using duration = std::chrono::steady_clock::duration;
 
   /// An empty handle; `make_event` creates one.
   event() = default;
 
+  /// Sets the flag: `wait` returns true until `clear`. Setting it again
+  /// does nothing.
   void set() const {
     try {
       ref_.put(detail::value::make(true), duration::zero());
@@ -98,6 +102,7 @@ public:
     }
   }
 
+  /// Clears the flag; clearing it again does nothing.
   void clear() const {
     try {
       ref_.get(duration::zero());
@@ -107,6 +112,7 @@ public:
     }
   }
 
+  /// Whether the flag is set right now.
   bool is_set() const {
     return ref_.snapshot().size > 0;
   }

@@ -149,8 +149,8 @@ private:
 /// @endcode
 ///
 /// It is the same pool as `actors::pool` (the same task table, results and
-/// error handling) with threads as its workers, which take their tasks from
-/// the table directly rather than through the supervisor actor. As
+/// error handling) with threads of this process as its workers, which take
+/// their tasks from the table directly. As
 /// nothing crosses a process boundary, any callable works, lambdas that
 /// capture included, arguments and results need not be serializable, and
 /// results are moved, not copied or serialized (a move-only result can be
@@ -165,6 +165,7 @@ private:
 /// finish on their own; `join()` and the destructor wait for them.
 class thread_pool : public detail::pool_api<thread_pool> {
 public:
+  /// The type of timeouts: any `std::chrono` duration converts to it.
   using duration = std::chrono::steady_clock::duration;
 
   /// A pool of `threads` workers (0: one per core; negative:
@@ -178,6 +179,7 @@ public:
     // nop
   }
 
+  /// The number of worker threads.
   int threads() const noexcept {
     return core_->processes();
   }
