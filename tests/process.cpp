@@ -395,6 +395,55 @@ int owner_waits(int, char**) {
 
 support::helper_mode owner_waits_mode{"owner-waits", owner_waits};
 
+// Whether `pid` was started by exec of this binary (its command line names
+// the child role) rather than forked by the fork server.
+bool started_by_exec(pid_t pid) {
+  std::string cmdline;
+  if (std::FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/cmdline").c_str(), "r")) {
+    for (int c; (c = std::fgetc(f)) != EOF;)
+      cmdline += c == 0 ? ' ' : static_cast<char>(c);
+    std::fclose(f);
+  }
+  return cmdline.find("--actors-child") != std::string::npos;
+}
+
+pid_t parent_of(pid_t pid) {
+  int ppid = 0;
+  if (std::FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/stat").c_str(), "r")) {
+    // pid (comm) state ppid: comm may hold spaces, so start after its ')'.
+    std::string stat;
+    for (int c; (c = std::fgetc(f)) != EOF;)
+      stat += static_cast<char>(c);
+    std::fclose(f);
+    auto close = stat.rfind(')');
+    if (close != std::string::npos)
+      std::sscanf(stat.c_str() + close + 1, " %*c %d", &ppid);
+  }
+  return ppid;
+}
+
+void reports_cwd(actors::queue<std::string> out) {
+  char buf[4096];
+  out.put(::getcwd(buf, sizeof(buf)) ? buf : "");
+}
+
+// With ACTORS_FORK_SERVER=0: prints whether a child was exec'd, and the exit
+// code of one that calls exit(3).
+int exec_path(int, char**) {
+  actors::process p{blocks};
+  p.start();
+  auto exec = started_by_exec(*p.pid());
+  p.kill();
+  p.join();
+  actors::process q{exits, 3};
+  q.start();
+  q.join();
+  std::printf("%d %d\n", exec ? 1 : 0, q.exitcode().value_or(-1));
+  return 0;
+}
+
+support::helper_mode exec_path_mode{"exec-path", exec_path};
+
 } // namespace
 
 TEST_CASE("at exit, daemon children are terminated and the others joined") {
@@ -441,4 +490,36 @@ TEST_CASE("children exit within a second when their owner is SIGKILLed") {
                std::chrono::steady_clock::now() - t0)
                .count()
           << " ms");
+}
+
+TEST_CASE("children come from the fork server: children of the owner, in its current directory") {
+  actors::process p{blocks};
+  p.start();
+  CHECK_FALSE(started_by_exec(*p.pid()));
+  CHECK(parent_of(*p.pid()) == ::getpid());
+  p.kill();
+  p.join();
+  // The directory of the moment, not the one at actors::init.
+  char here[4096];
+  REQUIRE(::getcwd(here, sizeof(here)));
+  char dir[] = "/tmp/actors-cwd-XXXXXX";
+  REQUIRE(::mkdtemp(dir));
+  REQUIRE(::chdir(dir) == 0);
+  actors::queue<std::string> out{0};
+  actors::process q{reports_cwd, out};
+  q.start();
+  CHECK(out.get(10s) == dir);
+  q.join();
+  REQUIRE(::chdir(here) == 0);
+  ::rmdir(dir);
+}
+
+TEST_CASE("without the fork server (ACTORS_FORK_SERVER=0) children are started by exec") {
+  ::setenv("ACTORS_FORK_SERVER", "0", 1);
+  auto owner = support::subprocess::helper("exec-path");
+  ::unsetenv("ACTORS_FORK_SERVER");
+  auto line = owner.read_line(10s);
+  REQUIRE(line);
+  CHECK(*line == "1 3");
+  CHECK(owner.wait(10s) == 0);
 }

@@ -33,6 +33,7 @@
 #include "actors/detail/pool_core.hpp"
 #include "actors/detail/value.hpp"
 #include "actors/runtime.hpp"
+#include "fork_server.hpp"
 #include "listener.hpp"
 
 extern char** environ;
@@ -56,6 +57,9 @@ std::atomic<int> child_channel{-1};
 constexpr auto bootstrap_timeout = std::chrono::seconds{10};
 
 std::atomic<bool> initialized_flag{false};
+
+// Set once a runtime exists in this process (and with it CAF's threads).
+std::atomic<bool> runtime_started{false};
 
 // The runtime of a child or peer process: never destroyed, the process ends
 // with _exit.
@@ -266,6 +270,7 @@ bool runtime::initialized() noexcept {
 }
 
 runtime::runtime(role r) : role_(r), config_(make_config()) {
+  runtime_started = true;
   system_ = std::make_unique<caf::actor_system>(*config_);
   root_ = system_->spawn(root_actor, this);
   basp_ = system_->middleman().named_broker<caf::io::basp_broker>(
@@ -433,9 +438,10 @@ std::shared_ptr<child> runtime::spawn(const closure& target,
   char channel_arg[] = "--actors-channel";
   char* argv[] = {program_invocation_name, role_arg, token_str.data(),
                   channel != nullptr ? channel_arg : nullptr, nullptr};
-  pid_t pid = -1;
-  auto rc = ::posix_spawn(&pid, "/proc/self/exe", &actions, &attr, argv,
-                          environ);
+  auto pid = fork_server::spawn(token, sv[1], life[0], ch[1]);
+  auto rc = pid > 0 ? 0
+                    : ::posix_spawn(&pid, "/proc/self/exe", &actions, &attr,
+                                    argv, environ);
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
   ::close(sv[1]);
@@ -494,6 +500,15 @@ std::shared_ptr<child> runtime::spawn(const closure& target,
   if (channel != nullptr)
     *channel = ch[0];
   return result;
+}
+
+void runtime::enter_child(std::uint64_t token, bool channel) {
+  if (channel) {
+    // Not inherited by this child's own children.
+    ::fcntl(child_channel_fd, F_SETFD, FD_CLOEXEC);
+    child_channel = child_channel_fd;
+  }
+  run_child(child_socket_fd, child_lifeline_fd, token);
 }
 
 int runtime::take_channel() {
@@ -633,16 +648,14 @@ namespace actors {
 
 void init(int argc, char** argv) {
   detail::initialized_flag = true;
-  if (argc >= 3 && std::strcmp(argv[1], "--actors-child") == 0) {
-    auto token = std::strtoull(argv[2], nullptr, 10);
-    if (argc >= 4 && std::strcmp(argv[3], "--actors-channel") == 0) {
-      // Not inherited by this child's own children.
-      ::fcntl(detail::child_channel_fd, F_SETFD, FD_CLOEXEC);
-      detail::child_channel = detail::child_channel_fd;
-    }
-    detail::runtime::run_child(detail::child_socket_fd,
-                               detail::child_lifeline_fd, token);
-  }
+  if (argc >= 3 && std::strcmp(argv[1], "--actors-child") == 0)
+    detail::runtime::enter_child(std::strtoull(argv[2], nullptr, 10),
+                                 argc >= 4
+                                   && std::strcmp(argv[3], "--actors-channel")
+                                        == 0);
+  // Before any thread of ours exists (the runtime starts on first use).
+  if (!detail::runtime_started)
+    detail::fork_server::start();
 }
 
 std::uint16_t port() {

@@ -159,14 +159,16 @@ public:
   /// daemon ones (SIGTERM, SIGKILL after 1 s) and joins the others.
   void end_children();
 
-  /// Runs the child role (never returns).
-  [[noreturn]] static void run_child(int fd, int lifeline, std::uint64_t token);
+  /// Runs the child role with the descriptors on 3, 4 and, with `channel`,
+  /// 5 (never returns).
+  [[noreturn]] static void enter_child(std::uint64_t token, bool channel);
 
   ~runtime();
 
 private:
   explicit runtime(role r);
   void reap_loop();
+  [[noreturn]] static void run_child(int fd, int lifeline, std::uint64_t token);
 
   role role_;
   secret key_{};

@@ -1,0 +1,206 @@
+#include "fork_server.hpp"
+
+#include <cerrno>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "runtime.hpp"
+
+#if defined(__SANITIZE_THREAD__)
+#  define ACTORS_NO_FORK_SERVER 1
+#elif defined(__has_feature)
+#  if __has_feature(thread_sanitizer)
+#    define ACTORS_NO_FORK_SERVER 1
+#  endif
+#endif
+
+namespace actors::detail::fork_server {
+
+namespace {
+
+// A request: the token and whether a channel comes along, plus the
+// descriptors stdin, stdout, stderr, socket, lifeline, working directory
+// [, channel]: the child gets the owner's current ones.
+struct request {
+  std::uint64_t token;
+  std::uint8_t channel;
+};
+
+constexpr int max_fds = 7;
+
+std::mutex mtx;      // one request at a time
+int server_fd = -1;  // our end; -1 without a server
+
+// The signals the server ignores, so that ^C or a hangup meant for the
+// program does not take the server down before the program.
+constexpr int ignored[] = {SIGINT, SIGQUIT, SIGHUP, SIGTERM, SIGPIPE};
+
+// Moves `fd` onto `target` (not close-on-exec: the child role inherits it).
+void place(int fd, int target) {
+  if (fd != target) {
+    ::dup2(fd, target);
+    ::close(fd);
+  } else {
+    ::fcntl(fd, F_SETFD, 0);
+  }
+}
+
+// The program's name, which the server's children take back.
+char program_name[16];
+
+[[noreturn]] void become_child(int sock, const request& req, int* fds,
+                               int nfds) {
+  ::close(sock);
+  ::prctl(PR_SET_NAME, program_name);
+  // Out of the way of 3..5 first, then onto them.
+  for (int i = 0; i < nfds; ++i)
+    if (fds[i] < 16) {
+      auto moved = ::fcntl(fds[i], F_DUPFD_CLOEXEC, 16);
+      ::close(fds[i]);
+      fds[i] = moved;
+    }
+  if (::fchdir(fds[5]) != 0) {
+    // keep the server's directory
+  }
+  ::close(fds[5]);
+  for (int i = 0; i < 3; ++i)
+    place(fds[i], i);
+  place(fds[3], 3);
+  place(fds[4], 4);
+  if (req.channel != 0)
+    place(fds[6], 5);
+  for (int signo : ignored)
+    ::signal(signo, SIG_DFL);
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  runtime::enter_child(req.token, req.channel != 0);
+}
+
+[[noreturn]] void serve(int sock, pid_t owner) {
+  // Goes when the owner goes (and reads the end of its socket then).
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != owner)
+    ::_exit(0);
+  for (int signo : ignored)
+    ::signal(signo, SIG_IGN);
+  ::prctl(PR_GET_NAME, program_name);
+  ::prctl(PR_SET_NAME, "actors-fork-srv");
+  for (;;) {
+    request req{};
+    iovec iov{&req, sizeof(req)};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * max_fds)];
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    auto n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      ::_exit(0); // the owner is gone
+    int fds[max_fds];
+    int nfds = 0;
+    for (auto* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c))
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+        nfds = static_cast<int>((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        std::memcpy(fds, CMSG_DATA(c), sizeof(int) * nfds);
+      }
+    pid_t pid = -1;
+    if (n == sizeof(req) && nfds == (req.channel != 0 ? 7 : 6)) {
+      // A child of the owner, not of this server.
+      pid = static_cast<pid_t>(
+        ::syscall(SYS_clone, CLONE_PARENT | SIGCHLD, nullptr, nullptr, nullptr,
+                  0));
+      if (pid == 0)
+        become_child(sock, req, fds, nfds);
+    }
+    for (int i = 0; i < nfds; ++i)
+      ::close(fds[i]);
+    while (::send(sock, &pid, sizeof(pid), MSG_NOSIGNAL) < 0 && errno == EINTR) {
+    }
+  }
+}
+
+} // namespace
+
+void start() {
+#ifndef ACTORS_NO_FORK_SERVER
+  if (auto* env = std::getenv("ACTORS_FORK_SERVER"); env && *env == '0')
+    return;
+  // No lock: this process has a single thread now, and the server's copy
+  // of a held lock would stay held in every child.
+  if (server_fd >= 0)
+    return;
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+    return;
+  auto owner = ::getpid();
+  auto pid = ::fork();
+  if (pid == 0) {
+    ::close(sv[0]);
+    serve(sv[1], owner);
+  }
+  ::close(sv[1]);
+  if (pid < 0) {
+    ::close(sv[0]);
+    return;
+  }
+  server_fd = sv[0];
+#endif
+}
+
+pid_t spawn(std::uint64_t token, int socket, int lifeline, int channel) {
+  std::lock_guard<std::mutex> guard{mtx};
+  if (server_fd < 0)
+    return -1;
+  for (int fd = 0; fd < 3; ++fd)
+    if (::fcntl(fd, F_GETFD) < 0)
+      return -1; // a closed standard descriptor cannot be passed on
+  auto cwd = ::open(".", O_PATH | O_CLOEXEC);
+  if (cwd < 0)
+    return -1;
+  request req{token, static_cast<std::uint8_t>(channel >= 0)};
+  int fds[max_fds] = {0, 1, 2, socket, lifeline, cwd, channel};
+  int nfds = channel >= 0 ? 7 : 6;
+  iovec iov{&req, sizeof(req)};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * max_fds)] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+  auto* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+  std::memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+  ssize_t n;
+  while ((n = ::sendmsg(server_fd, &msg, MSG_NOSIGNAL)) < 0 && errno == EINTR) {
+  }
+  ::close(cwd);
+  pid_t pid = -1;
+  if (n == sizeof(req)) {
+    while ((n = ::recv(server_fd, &pid, sizeof(pid), 0)) < 0 && errno == EINTR) {
+    }
+  }
+  if (n != sizeof(pid)) {
+    // The server is gone: spawn from now on.
+    ::close(server_fd);
+    server_fd = -1;
+    return -1;
+  }
+  return pid;
+}
+
+} // namespace actors::detail::fork_server

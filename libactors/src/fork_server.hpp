@@ -1,0 +1,31 @@
+#pragma once
+
+// The fork server: a copy of the owner made by actors::init before any
+// thread exists, which forks the owner's children on request. A child so
+// made starts without exec, so without dynamic loading and relocation
+// (about 4 ms with CAF's libraries here), and is still a child of the
+// owner (CLONE_PARENT): the owner waits for it and reads its exit status
+// as for any other. Where there is no server, children are started with
+// posix_spawn of the same binary instead.
+//
+// A child made by the server sees the program as it was at actors::init:
+// its environment is the one of that moment (the working directory is
+// passed along).
+
+#include <cstdint>
+
+#include <sys/types.h>
+
+namespace actors::detail::fork_server {
+
+/// Forks the server; call only while this process has a single thread.
+/// Does nothing where forking without exec is unsafe (TSan) or disabled
+/// (ACTORS_FORK_SERVER=0 in the environment).
+void start();
+
+/// Starts a child running the child role with `token` and the descriptors
+/// `socket`, `lifeline` and, unless -1, `channel` on 3, 4 and 5. Returns its
+/// pid, or -1 if there is no server.
+pid_t spawn(std::uint64_t token, int socket, int lifeline, int channel);
+
+} // namespace actors::detail::fork_server
