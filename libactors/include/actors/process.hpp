@@ -32,9 +32,10 @@ class child;
 /// **What runs.** `fn` is a plain function or a lambda without captures; the
 /// compiler rejects anything else, and rejects arguments that do not convert
 /// to the parameter types or that cannot be serialized (CAF `inspect`).
-/// `start` executes this same program again (it must call `actors::init`
-/// first in `main`); the child connects to its parent over an inherited
-/// socket pair, receives the call, runs it on its main thread and exits.
+/// `start` makes a child of this same program (which must call
+/// `actors::init` first in `main`: see there how); the child connects to its
+/// parent over an inherited socket pair, receives the call, runs it on its
+/// main thread and exits.
 ///
 /// **Exit codes**, as in Python: empty while running; 0 when `fn` returns;
 /// `n` after `exit(n)`; 1 when `fn` throws (the child first prints the

@@ -14,11 +14,14 @@ namespace actors {
 /// }
 /// @endcode
 ///
-/// libactors starts child processes by executing this same program again with
-/// a role argument (Python's `spawn` start method, and the reason Python asks
-/// for `if __name__ == "__main__":`). In a child, `init` consumes that role,
-/// runs what the parent asked for and ends the process: it never returns. In
-/// the program the user started it returns at once and costs nothing.
+/// Every child process is this same program, entered here (the reason Python
+/// asks for `if __name__ == "__main__":`). While the program still has a
+/// single thread, `init` forks a copy of it, a fork server, from which each
+/// child is forked; where there is none (TSan builds, `ACTORS_FORK_SERVER=0`
+/// in the environment), a child is this program executed again with a role
+/// argument, as Python's `spawn` start method does. In a child, `init` runs
+/// what the parent asked for and ends the process: it never returns. In the
+/// program the user started it returns at once.
 ///
 /// A program that starts processes without calling `init` gets
 /// `errc::not_initialized` from `process::start` instead of a fork bomb.
