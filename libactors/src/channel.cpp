@@ -59,10 +59,11 @@ bool channel::fill(bool block) {
   if (used + want > in_cap_) {
     auto cap = std::max(used + want, 2 * in_cap_);
     std::unique_ptr<char[]> bigger{new char[cap]};
-    std::memcpy(bigger.get(), in_.get() + read_, used);
+    if (used > 0)
+      std::memcpy(bigger.get(), in_.get() + read_, used);
     in_ = std::move(bigger);
     in_cap_ = cap;
-  } else if (read_ > 0) {
+  } else if (read_ > 0 && used > 0) {
     std::memmove(in_.get(), in_.get() + read_, used);
   }
   read_ = 0;

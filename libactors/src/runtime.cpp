@@ -30,7 +30,6 @@
 #include <caf/stateful_actor.hpp>
 
 #include "actors/error.hpp"
-#include "actors/detail/pool_core.hpp"
 #include "actors/detail/value.hpp"
 #include "actors/runtime.hpp"
 #include "fork_server.hpp"
@@ -75,7 +74,6 @@ std::unique_ptr<caf::actor_system_config> make_config() {
   cfg->load<caf::io::middleman>();
   cfg->add_message_type<closure>("actors::closure");
   cfg->add_message_type<value>("actors::value");
-  cfg->add_message_type<std::vector<outcome>>("actors::outcomes");
   // The stealing scheduler polls every 10 ms when idle and doubles
   // cross-process latency on small machines; sharing idles at 0% CPU.
   cfg->set("scheduler.policy", caf::atom("sharing"));
