@@ -444,6 +444,31 @@ int exec_path(int, char**) {
 
 support::helper_mode exec_path_mode{"exec-path", exec_path};
 
+int thread_count() {
+  int n = 0;
+  if (std::FILE* f = std::fopen("/proc/self/status", "r")) {
+    char line[256];
+    while (std::fgets(line, sizeof(line), f))
+      if (std::sscanf(line, "Threads: %d", &n) == 1)
+        break;
+    std::fclose(f);
+  }
+  return n;
+}
+
+// Exits with 10 if it started with two threads (its own and the lifeline's:
+// no actor system; a child exec'd without the fork server always has one),
+// plus 1 if a queue made afterwards works (the actor system started on
+// first use).
+void starts_light() {
+  int code = thread_count() == 2 || started_by_exec(::getpid()) ? 10 : 0;
+  actors::queue<int> q{0};
+  q.put(5);
+  if (q.get(10s) == 5 && thread_count() > 2)
+    code += 1;
+  std::exit(code);
+}
+
 } // namespace
 
 TEST_CASE("at exit, daemon children are terminated and the others joined") {
@@ -522,4 +547,11 @@ TEST_CASE("without the fork server (ACTORS_FORK_SERVER=0) children are started b
   REQUIRE(line);
   CHECK(*line == "1 3");
   CHECK(owner.wait(10s) == 0);
+}
+
+TEST_CASE("a child whose arguments hold no handle starts without an actor system, until it needs one") {
+  actors::process p{starts_light};
+  p.start();
+  REQUIRE(p.join(10s));
+  CHECK(p.exitcode() == 11);
 }

@@ -18,6 +18,10 @@ channel::~channel() {
   ::close(fd_);
 }
 
+bool channel::runtime_ready() noexcept {
+  return runtime::started();
+}
+
 caf::execution_unit& channel::context() {
   thread_local caf::scoped_execution_unit unit{&runtime::get().system()};
   thread_local bool ready = false;

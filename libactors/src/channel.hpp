@@ -19,6 +19,7 @@
 #include <caf/binary_deserializer.hpp>
 #include <caf/binary_serializer.hpp>
 #include <caf/scoped_execution_unit.hpp>
+#include <caf/sec.hpp>
 
 namespace actors::detail {
 
@@ -45,9 +46,15 @@ public:
   template <class... Ts>
   caf::error put(std::uint8_t kind, Ts&... xs) {
     auto start = out_.size();
-    out_.resize(start + header_size);
-    caf::binary_serializer sink{&context(), out_};
-    if (auto err = sink(xs...)) {
+    auto err = with_context([&](caf::execution_unit* ctx) {
+      out_.resize(start + header_size);
+      caf::binary_serializer sink{ctx, out_};
+      return sink(xs...);
+    });
+    if (!err && out_.size() - start - header_size > UINT32_MAX)
+      err = caf::make_error(caf::sec::invalid_argument,
+                            "a frame over 4 GiB");
+    if (err) {
       out_.resize(start);
       return err;
     }
@@ -76,8 +83,10 @@ public:
   /// Reads `xs` from a frame's body.
   template <class... Ts>
   caf::error get(const frame& f, Ts&... xs) {
-    caf::binary_deserializer source{&context(), f.data, f.size};
-    return source(xs...);
+    return with_context([&](caf::execution_unit* ctx) {
+      caf::binary_deserializer source{ctx, f.data, f.size};
+      return source(xs...);
+    });
   }
 
   /// Tells the peer that nothing more will come (it reads the end).
@@ -86,8 +95,23 @@ public:
 private:
   static constexpr std::size_t header_size = sizeof(std::uint32_t) + 1;
 
-  // Serialization context of this thread: this node's actor system, with
-  // BASP's proxy registry.
+  // Runs `fn` with the serialization context of this thread: this node's
+  // actor system with BASP's proxy registry; or, in a child that has not
+  // started its actor system, none at first, which serves every frame
+  // without actor handles (one with handles fails with sec::no_context
+  // and runs again once the actor system is there).
+  template <class F>
+  static caf::error with_context(F fn) {
+    if (!runtime_ready()) {
+      auto err = fn(nullptr);
+      if (!err || err.category() != caf::atom("system")
+          || err.code() != static_cast<std::uint8_t>(caf::sec::no_context))
+        return err;
+    }
+    return fn(&context());
+  }
+
+  static bool runtime_ready() noexcept;
   static caf::execution_unit& context();
 
   int fd_;

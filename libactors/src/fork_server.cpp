@@ -32,17 +32,23 @@ namespace {
 // [, channel]: the child gets the owner's current ones.
 struct request {
   std::uint64_t token;
+  std::uint32_t name_size; // the name, then the task follow (inline tasks)
+  std::uint32_t task_size; // 0: the child asks the owner for its task
   std::uint8_t channel;
 };
+
+constexpr std::size_t max_name = 1024;
 
 constexpr int max_fds = 7;
 
 std::mutex mtx;      // one request at a time
 int server_fd = -1;  // our end; -1 without a server
 
-// The signals the server ignores, so that ^C or a hangup meant for the
-// program does not take the server down before the program.
-constexpr int ignored[] = {SIGINT, SIGQUIT, SIGHUP, SIGTERM, SIGPIPE};
+// The signals the server blocks, so that ^C or a hangup meant for the
+// program does not take the server down before the program. Blocked, not
+// ignored: a child inherits the mask, and a signal sent to it before it
+// unblocks them waits instead of being lost.
+constexpr int held[] = {SIGINT, SIGQUIT, SIGHUP, SIGTERM, SIGPIPE};
 
 // Moves `fd` onto `target` (not close-on-exec: the child role inherits it).
 void place(int fd, int target) {
@@ -57,8 +63,8 @@ void place(int fd, int target) {
 // The program's name, which the server's children take back.
 char program_name[16];
 
-[[noreturn]] void become_child(int sock, const request& req, int* fds,
-                               int nfds) {
+[[noreturn]] void become_child(int sock, const request& req, const char* name,
+                               const char* task, int* fds, int nfds) {
   ::close(sock);
   ::prctl(PR_SET_NAME, program_name);
   // Out of the way of 3..5 first, then onto them.
@@ -78,11 +84,12 @@ char program_name[16];
   place(fds[4], 4);
   if (req.channel != 0)
     place(fds[6], 5);
-  for (int signo : ignored)
-    ::signal(signo, SIG_DFL);
   sigset_t none;
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  if (req.task_size > 0)
+    runtime::enter_lazy_child(req.channel != 0, task, req.task_size,
+                              std::string(name, req.name_size));
   runtime::enter_child(req.token, req.channel != 0);
 }
 
@@ -91,13 +98,18 @@ char program_name[16];
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (::getppid() != owner)
     ::_exit(0);
-  for (int signo : ignored)
-    ::signal(signo, SIG_IGN);
+  sigset_t mask;
+  sigemptyset(&mask);
+  for (int signo : held)
+    sigaddset(&mask, signo);
+  ::sigprocmask(SIG_BLOCK, &mask, nullptr);
   ::prctl(PR_GET_NAME, program_name);
   ::prctl(PR_SET_NAME, "actors-fork-srv");
+  // Never freed: the server and its children live on it.
+  static char buffer[sizeof(request) + max_name + max_inline_task];
   for (;;) {
     request req{};
-    iovec iov{&req, sizeof(req)};
+    iovec iov{buffer, sizeof(buffer)};
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * max_fds)];
     msghdr msg{};
     msg.msg_iov = &iov;
@@ -117,13 +129,18 @@ char program_name[16];
         std::memcpy(fds, CMSG_DATA(c), sizeof(int) * nfds);
       }
     pid_t pid = -1;
-    if (n == sizeof(req) && nfds == (req.channel != 0 ? 7 : 6)) {
+    if (n >= static_cast<ssize_t>(sizeof(req)))
+      std::memcpy(&req, buffer, sizeof(req));
+    auto expected = sizeof(req) + req.name_size + req.task_size;
+    if (static_cast<std::size_t>(n) == expected && (msg.msg_flags & MSG_TRUNC) == 0
+        && nfds == (req.channel != 0 ? 7 : 6)) {
       // A child of the owner, not of this server.
       pid = static_cast<pid_t>(
         ::syscall(SYS_clone, CLONE_PARENT | SIGCHLD, nullptr, nullptr, nullptr,
                   0));
       if (pid == 0)
-        become_child(sock, req, fds, nfds);
+        become_child(sock, req, buffer + sizeof(req),
+                     buffer + sizeof(req) + req.name_size, fds, nfds);
     }
     for (int i = 0; i < nfds; ++i)
       ::close(fds[i]);
@@ -160,7 +177,8 @@ void start() {
 #endif
 }
 
-pid_t spawn(std::uint64_t token, int socket, int lifeline, int channel) {
+pid_t spawn(std::uint64_t token, int socket, int lifeline, int channel,
+            const std::vector<char>* task, const std::string& name) {
   std::lock_guard<std::mutex> guard{mtx};
   if (server_fd < 0)
     return -1;
@@ -170,14 +188,26 @@ pid_t spawn(std::uint64_t token, int socket, int lifeline, int channel) {
   auto cwd = ::open(".", O_PATH | O_CLOEXEC);
   if (cwd < 0)
     return -1;
-  request req{token, static_cast<std::uint8_t>(channel >= 0)};
+  if (task != nullptr
+      && (task->size() > max_inline_task || name.size() > max_name))
+    return -1;
+  request req{};
+  req.token = token;
+  req.channel = channel >= 0;
+  if (task != nullptr) {
+    req.name_size = static_cast<std::uint32_t>(name.size());
+    req.task_size = static_cast<std::uint32_t>(task->size());
+  }
   int fds[max_fds] = {0, 1, 2, socket, lifeline, cwd, channel};
   int nfds = channel >= 0 ? 7 : 6;
-  iovec iov{&req, sizeof(req)};
+  iovec iov[3] = {{&req, sizeof(req)},
+                  {const_cast<char*>(name.data()), req.name_size},
+                  {task != nullptr ? const_cast<char*>(task->data()) : nullptr,
+                   req.task_size}};
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * max_fds)] = {};
   msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
+  msg.msg_iov = iov;
+  msg.msg_iovlen = 3;
   msg.msg_control = control;
   msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
   auto* c = CMSG_FIRSTHDR(&msg);
@@ -190,7 +220,7 @@ pid_t spawn(std::uint64_t token, int socket, int lifeline, int channel) {
   }
   ::close(cwd);
   pid_t pid = -1;
-  if (n == sizeof(req)) {
+  if (n == static_cast<ssize_t>(sizeof(req) + req.name_size + req.task_size)) {
     while ((n = ::recv(server_fd, &pid, sizeof(pid), 0)) < 0 && errno == EINTR) {
     }
   }

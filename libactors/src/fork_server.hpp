@@ -12,7 +12,10 @@
 // its environment is the one of that moment (the working directory is
 // passed along).
 
+#include <cstddef>
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include <sys/types.h>
 
@@ -23,9 +26,16 @@ namespace actors::detail::fork_server {
 /// (ACTORS_FORK_SERVER=0 in the environment).
 void start();
 
+/// The largest serialized task sent along with a request.
+constexpr std::size_t max_inline_task = 64 * 1024;
+
 /// Starts a child running the child role with `token` and the descriptors
-/// `socket`, `lifeline` and, unless -1, `channel` on 3, 4 and 5. Returns its
+/// `socket`, `lifeline` and, unless -1, `channel` on 3, 4 and 5. With
+/// `task` (a serialized closure without actor handles, at most
+/// max_inline_task bytes) the child runs it, named `name`, without asking
+/// the owner, and starts its actor system only if it needs one. Returns its
 /// pid, or -1 if there is no server.
-pid_t spawn(std::uint64_t token, int socket, int lifeline, int channel);
+pid_t spawn(std::uint64_t token, int socket, int lifeline, int channel,
+            const std::vector<char>* task, const std::string& name);
 
 } // namespace actors::detail::fork_server

@@ -23,6 +23,8 @@
 
 #include <caf/actor_system_config.hpp>
 #include <caf/event_based_actor.hpp>
+#include <caf/binary_deserializer.hpp>
+#include <caf/binary_serializer.hpp>
 #include <caf/io/basp_broker.hpp>
 #include <caf/io/middleman.hpp>
 #include <caf/io/scribe.hpp>
@@ -62,7 +64,11 @@ std::atomic<bool> runtime_started{false};
 
 // The runtime of a child or peer process: never destroyed, the process ends
 // with _exit.
-runtime* special_instance = nullptr;
+std::atomic<runtime*> special_instance{nullptr};
+
+// A child whose task held no handle starts its runtime when first needed.
+std::atomic<bool> lazy_child{false};
+std::once_flag lazy_start;
 
 std::string current_name = "MainProcess";
 
@@ -120,15 +126,16 @@ caf::behavior root_actor(caf::stateful_actor<root_state>* self, runtime* rt) {
 // owner, and exits without running destructors of the actor system.
 [[noreturn]] void finish(int code) {
   // A child's own children are ended as at any program's exit.
-  if (special_instance != nullptr)
-    special_instance->end_children();
+  auto* rt = special_instance.load();
+  if (rt != nullptr)
+    rt->end_children();
   std::cout.flush();
   std::cerr.flush();
   std::fflush(nullptr);
-  if (special_instance != nullptr && parent_root) {
+  if (rt != nullptr && parent_root) {
     // BASP is one ordered stream: once the answer is back, every message this
     // process sent before has reached the owner's node.
-    caf::scoped_actor self{special_instance->system()};
+    caf::scoped_actor self{rt->system()};
     self->request(parent_root, std::chrono::seconds{5}, bye_atom::value)
       .receive([] {}, [](caf::error&) {});
   }
@@ -255,8 +262,17 @@ bool child::try_reap() {
 // -- runtime ------------------------------------------------------------------
 
 runtime& runtime::get() {
-  if (special_instance != nullptr)
-    return *special_instance;
+  if (auto* rt = special_instance.load())
+    return *rt;
+  if (lazy_child.load()) {
+    // Connected like any child, only now.
+    std::call_once(lazy_start, [] {
+      auto* rt = new runtime(role::child);
+      parent_root = rt->connect_node(child_socket_fd, bootstrap_timeout);
+      special_instance = rt;
+    });
+    return *special_instance.load();
+  }
   // Constructed on first use, destroyed at exit before the CAF state it
   // created (function-local statics die in reverse order of construction).
   static runtime owner{role::owner};
@@ -389,8 +405,17 @@ std::shared_ptr<child> runtime::spawn(const closure& target,
       reaper_ = std::thread{[this] { reap_loop(); }};
     }
   }
-  // Queued before the child exists, so its hello always finds the task.
-  caf::anon_send(root_, task_atom::value, token, target, name);
+  // A task without actor handles can travel with the fork request: the child
+  // then needs no actor system to start (serializing a handle without one
+  // fails, which tells).
+  std::vector<char> inline_task;
+  {
+    caf::binary_serializer sink{static_cast<caf::execution_unit*>(nullptr),
+                                inline_task};
+    auto copy = target;
+    if (sink(copy) || inline_task.size() > fork_server::max_inline_task)
+      inline_task.clear();
+  }
   auto forget = [&] { caf::anon_send(root_, forget_atom::value, token); };
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
@@ -436,7 +461,17 @@ std::shared_ptr<child> runtime::spawn(const closure& target,
   char channel_arg[] = "--actors-channel";
   char* argv[] = {program_invocation_name, role_arg, token_str.data(),
                   channel != nullptr ? channel_arg : nullptr, nullptr};
-  auto pid = fork_server::spawn(token, sv[1], life[0], ch[1]);
+  pid_t pid = -1;
+  bool lazy = false;
+  if (!inline_task.empty()) {
+    pid = fork_server::spawn(token, sv[1], life[0], ch[1], &inline_task, name);
+    lazy = pid > 0;
+  }
+  if (!lazy) {
+    // Queued before the child can say hello.
+    caf::anon_send(root_, task_atom::value, token, target, name);
+    pid = fork_server::spawn(token, sv[1], life[0], ch[1], nullptr, name);
+  }
   auto rc = pid > 0 ? 0
                     : ::posix_spawn(&pid, "/proc/self/exe", &actions, &attr,
                                     argv, environ);
@@ -478,7 +513,8 @@ std::shared_ptr<child> runtime::spawn(const closure& target,
   {
     std::lock_guard<std::mutex> guard{children_mtx_};
     children_.push_back(result);
-    if (early_started_.erase(token) > 0)
+    // A child with its task inline holds its arguments from the start.
+    if (early_started_.erase(token) > 0 || lazy)
       result->mark_started();
     epoll_event ev{};
     ev.events = EPOLLIN;
@@ -588,25 +624,47 @@ caf::actor runtime::join(const std::string& host, std::uint16_t port,
     ::close(fd);
     throw;
   }
-  if (special_instance == nullptr)
+  if (special_instance.load() == nullptr)
     special_instance = new runtime(role::peer);
-  return special_instance->connect_node(fd, timeout);
+  return special_instance.load()->connect_node(fd, timeout);
 }
 
-void runtime::run_child(int fd, int lifeline, std::uint64_t token) {
-  // The lifeline is the write end of a pipe held only by the owner: when the
-  // owner dies, however it dies, read() returns and this process goes too.
+namespace {
+
+// The lifeline is the write end of a pipe held only by the owner: when the
+// owner dies, however it dies, read() returns and this process goes too.
+void watch_lifeline(int lifeline) {
   std::thread{[lifeline] {
     char c;
     while (::read(lifeline, &c, 1) < 0 && errno == EINTR) {
     }
     ::_exit(1);
   }}.detach();
-  special_instance = new runtime(role::child);
+}
+
+[[noreturn]] void run_target(const closure& target) {
+  ::on_exit(finish_on_exit, nullptr);
+  int code = 0;
+  try {
+    target();
+  } catch (...) {
+    std::fprintf(stderr, "Process %s: uncaught %s\n", current_name.c_str(),
+                 current_exception_text().c_str());
+    code = 1;
+  }
+  finish(code);
+}
+
+} // namespace
+
+void runtime::run_child(int fd, int lifeline, std::uint64_t token) {
+  watch_lifeline(lifeline);
+  auto* rt = new runtime(role::child);
+  special_instance = rt;
   closure target;
   try {
-    parent_root = special_instance->connect_node(fd, bootstrap_timeout);
-    caf::scoped_actor self{special_instance->system()};
+    parent_root = rt->connect_node(fd, bootstrap_timeout);
+    caf::scoped_actor self{rt->system()};
     std::string failure;
     self->request(parent_root, bootstrap_timeout, hello_atom::value, token)
       .receive(
@@ -614,9 +672,7 @@ void runtime::run_child(int fd, int lifeline, std::uint64_t token) {
           target = std::move(task);
           current_name = std::move(name);
         },
-        [&](caf::error& err) {
-          failure = special_instance->system().render(err);
-        });
+        [&](caf::error& err) { failure = rt->system().render(err); });
     if (!target)
       throw error(errc::function_not_found,
                   "cannot load its task from the owner: " + failure);
@@ -628,16 +684,31 @@ void runtime::run_child(int fd, int lifeline, std::uint64_t token) {
                  e.what());
     finish(1);
   }
-  ::on_exit(finish_on_exit, nullptr);
-  int code = 0;
-  try {
-    target();
-  } catch (...) {
-    std::fprintf(stderr, "Process %s: uncaught %s\n", current_name.c_str(),
-                 current_exception_text().c_str());
-    code = 1;
+  run_target(target);
+}
+
+void runtime::enter_lazy_child(bool channel, const char* task,
+                               std::size_t size, std::string name) {
+  if (channel) {
+    ::fcntl(child_channel_fd, F_SETFD, FD_CLOEXEC);
+    child_channel = child_channel_fd;
   }
-  finish(code);
+  watch_lifeline(child_lifeline_fd);
+  current_name = std::move(name);
+  closure target;
+  caf::binary_deserializer source{static_cast<caf::execution_unit*>(nullptr),
+                                  task, size};
+  if (source(target) || !target) {
+    std::fprintf(stderr, "libactors child %d: cannot read its task\n",
+                 static_cast<int>(getpid()));
+    finish(1);
+  }
+  lazy_child = true;
+  run_target(target);
+}
+
+bool runtime::started() noexcept {
+  return runtime_started.load();
 }
 
 } // namespace actors::detail

@@ -163,6 +163,14 @@ public:
   /// 5 (never returns).
   [[noreturn]] static void enter_child(std::uint64_t token, bool channel);
 
+  /// Runs the child role with the task serialized in `task` (it holds no
+  /// actor handle): the runtime starts only when something needs it.
+  [[noreturn]] static void enter_lazy_child(bool channel, const char* task,
+                                            std::size_t size, std::string name);
+
+  /// True once this process has a runtime (and CAF's threads).
+  static bool started() noexcept;
+
   ~runtime();
 
 private:
