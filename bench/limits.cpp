@@ -1,8 +1,10 @@
 // The physical limits the benchmarks are measured against, with plain system
 // calls and no libactors: a socketpair ping-pong between two processes,
 // 1 MiB writes through a pipe and through a socketpair (libactors' transport
-// between local processes) to another process, and fork + exec + wait of a
-// program that exits at once. Each is the median of several runs.
+// between local processes) to another process, fork + wait of a child that
+// exits at once (how libactors' fork server starts a child) and fork + exec
+// + wait of a program that exits at once. Each is the median of several
+// runs.
 // Usage: bench_limits   (bench/run.py prints libactors' figures as fractions)
 
 #include <algorithm>
@@ -116,6 +118,18 @@ double socketpair_throughput() {
   return throughput(fds);
 }
 
+// Milliseconds for fork of this process, its child exiting at once, + wait.
+double fork_wait() {
+  auto t0 = clock_type::now();
+  auto pid = ::fork();
+  must(pid >= 0, "fork");
+  if (pid == 0)
+    ::_exit(0);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return seconds_since(t0) * 1e3;
+}
+
 // Milliseconds for fork + exec of this binary (exiting at once) + wait.
 double fork_exec_wait() {
   auto t0 = clock_type::now();
@@ -141,5 +155,6 @@ int main(int argc, char** argv) {
               median_of(5, pipe_throughput));
   std::printf("limit socketpair 1 MiB one-way: %.2f GB/s\n",
               median_of(5, socketpair_throughput));
+  std::printf("limit fork+wait: %.3f ms\n", median_of(101, fork_wait));
   std::printf("limit fork+exec+wait: %.3f ms\n", median_of(101, fork_exec_wait));
 }

@@ -2,6 +2,7 @@
 """Runs every benchmark beside its Python peer and prints the ratios.
 
 Usage: python3 bench/run.py [--quick] [--rounds N] [--build DIR]
+                            [--markdown FILE]
 
 Each C++ program under bench/ prints lines "libactors WORKLOAD: VALUE UNIT"
 and its peer under bench/peers/ the same workloads as "python WORKLOAD: VALUE
@@ -13,10 +14,12 @@ bench_limits measures the physical limits in the same rounds, and each
 libactors figure bounded by one is also printed as a fraction of it (1: at
 the limit). Processes are not pinned: the scheduler places them.
 --quick runs one round (CI runs it to keep the benchmarks working; it
-asserts nothing, the machines are noisy).
+asserts nothing, the machines are noisy). --markdown also writes the results
+as the README's table, with the machine and the date.
 """
 
 import argparse
+import datetime
 import os
 import re
 import statistics
@@ -43,7 +46,7 @@ LIMITS = {
     "pipe ping-pong": "socketpair ping-pong",
     "queue 1 MiB": "socketpair 1 MiB one-way",
     "pipe 1 MiB one-way": "socketpair 1 MiB one-way",
-    "process start+join": "fork+exec+wait",
+    "process start+join": "fork+wait",
 }
 
 
@@ -69,11 +72,39 @@ def spread(xs):
     return f"{short(statistics.median(xs))} [{short(min(xs))}-{short(max(xs))}]"
 
 
+def machine():
+    model = "unknown CPU"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"{os.cpu_count()} vCPU ({model}), Linux {os.uname().release}"
+
+
+def markdown(path, rows, fractions, rounds):
+    with open(path, "w") as f:
+        f.write(f"Machine: {machine()}. Date: {datetime.date.today()}. "
+                f"Medians of {rounds} alternating rounds [min-max]; "
+                f"processes not pinned.\n\n")
+        f.write("| workload | unit | libactors | Python | libactors vs Python |\n")
+        f.write("|---|---|---|---|---|\n")
+        for workload, unit, ours, theirs, ratio in rows:
+            verdict = "better" if ratio >= 1 else "worse"
+            f.write(f"| {workload} | {unit} | {ours} | {theirs} | "
+                    f"{ratio:.3g}x {verdict} |\n")
+        f.write("\n| workload | libactors | physical limit | fraction of it |\n")
+        f.write("|---|---|---|---|\n")
+        for workload, unit, ours, limit, fraction in fractions:
+            f.write(f"| {workload} | {ours} {unit} | {limit} | {fraction:.3g} |\n")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--build", default=os.path.join(HERE, "..", "build"))
+    parser.add_argument("--markdown", metavar="FILE")
     args = parser.parse_args()
     rounds = 1 if args.quick else args.rounds
     results = {}
@@ -86,12 +117,14 @@ def main():
             run([sys.executable, os.path.join(HERE, "peers", peer)], results)
     print(f"{'workload':40} {'unit':18} {'libactors':22} {'python':22} "
           f"libactors/python")
+    rows, fractions = [], []
     for (workload, unit), by in results.items():
         ours, theirs = by.get("libactors"), by.get("python")
         if not ours or not theirs:
             continue
         a, b = statistics.median(ours), statistics.median(theirs)
         ratio = b / a if unit in LOWER_IS_BETTER else a / b
+        rows.append((workload, unit, spread(ours), spread(theirs), ratio))
         print(f"{workload:40} {unit:18} {spread(ours):22} {spread(theirs):22} "
               f"{ratio:.3g}x {'better' if ratio >= 1 else 'worse'}")
     limits = {w: by["limit"] for (w, _), by in results.items() if "limit" in by}
@@ -103,8 +136,12 @@ def main():
             continue
         a, b = statistics.median(by["libactors"]), statistics.median(limit)
         fraction = b / a if unit in LOWER_IS_BETTER else a / b
+        fractions.append((workload, unit, spread(by["libactors"]),
+                          LIMITS[workload] + " " + short(b), fraction))
         print(f"{workload:40} {unit:18} {spread(by['libactors']):22} "
               f"{LIMITS[workload] + ' ' + short(b):34} {fraction:.3g}")
+    if args.markdown:
+        markdown(args.markdown, rows, fractions, rounds)
 
 
 if __name__ == "__main__":
