@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <map>
 #include <stdexcept>
 #include <string>
@@ -554,4 +555,32 @@ TEST_CASE("a child whose arguments hold no handle starts without an actor system
   p.start();
   REQUIRE(p.join(10s));
   CHECK(p.exitcode() == 11);
+}
+
+TEST_CASE("a killed fork server is replaced by exec: children still start") {
+  // The server is this process's child named actors-fork-srv.
+  pid_t server = 0;
+  for (auto pid : support::list_children()) {
+    std::string comm;
+    if (std::FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/comm").c_str(), "r")) {
+      char buf[64] = {};
+      if (std::fgets(buf, sizeof(buf), f))
+        comm = buf;
+      std::fclose(f);
+    }
+    if (comm == "actors-fork-srv\n")
+      server = pid;
+  }
+  REQUIRE(server > 0);
+  ::kill(server, SIGKILL);
+  REQUIRE(::waitpid(server, nullptr, 0) == server);
+  actors::process p{exits, 4};
+  p.start();
+  REQUIRE(p.join(10s));
+  CHECK(p.exitcode() == 4);
+  actors::process q{blocks};
+  q.start();
+  CHECK(started_by_exec(*q.pid()));
+  q.kill();
+  q.join();
 }

@@ -11,6 +11,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "runtime.hpp"
@@ -43,6 +44,7 @@ constexpr int max_fds = 7;
 
 std::mutex mtx;      // one request at a time
 int server_fd = -1;  // our end; -1 without a server
+int server_pidfd = -1; // no pid-reuse race when ending it
 
 // The signals the server blocks, so that ^C or a hangup meant for the
 // program does not take the server down before the program. Blocked, not
@@ -174,6 +176,7 @@ void start() {
     return;
   }
   server_fd = sv[0];
+  server_pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
 #endif
 }
 
@@ -225,9 +228,16 @@ pid_t spawn(std::uint64_t token, int socket, int lifeline, int channel,
     }
   }
   if (n != sizeof(pid)) {
-    // The server is gone: spawn from now on.
+    // The server is gone, or failed us: spawn from now on; end and collect it.
     ::close(server_fd);
     server_fd = -1;
+    if (server_pidfd >= 0) {
+      ::syscall(SYS_pidfd_send_signal, server_pidfd, SIGKILL, nullptr, 0);
+      siginfo_t info;
+      ::waitid(P_PIDFD, static_cast<id_t>(server_pidfd), &info, WEXITED);
+      ::close(server_pidfd);
+      server_pidfd = -1;
+    }
     return -1;
   }
   return pid;
