@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <thread>
 
 #include <fcntl.h>
 #include <sched.h>
@@ -89,10 +90,16 @@ char program_name[16];
   sigset_t none;
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
-  if (req.task_size > 0)
-    runtime::enter_lazy_child(req.channel != 0, task, req.task_size,
-                              std::string(name, req.name_size));
-  runtime::enter_child(req.token, req.channel != 0);
+  // This thread is a raw clone of the server's: glibc's record of it (its
+  // thread id, its list of robust mutexes) is still the server's, so the
+  // child runs on a thread of its own, which glibc sets up properly.
+  std::thread{[&req, name, task] {
+    if (req.task_size > 0)
+      runtime::enter_lazy_child(req.channel != 0, task, req.task_size,
+                                std::string(name, req.name_size));
+    runtime::enter_child(req.token, req.channel != 0);
+  }}.join();
+  ::_exit(1); // not reached: the child role ends the process
 }
 
 [[noreturn]] void serve(int sock, pid_t owner) {

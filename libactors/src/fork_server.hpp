@@ -5,8 +5,9 @@
 // made starts without exec, so without dynamic loading and relocation
 // (about 4 ms with CAF's libraries here), and is still a child of the
 // owner (CLONE_PARENT): the owner waits for it and reads its exit status
-// as for any other. Where there is no server, children are started with
-// posix_spawn of the same binary instead.
+// as for any other; it runs on a fresh thread, as glibc's record of the
+// cloned thread is the server's. Where there is no server, children are
+// started with posix_spawn of the same binary instead.
 //
 // A child made by the server sees the program as it was at actors::init:
 // its environment is the one of that moment (the working directory is
