@@ -85,6 +85,23 @@ void hold_forever(actors::lock l, actors::queue<int> held) {
     ::pause();
 }
 
+// Makes a lock, hands it over through `out`, and ends once told on `done`.
+void makes_lock(actors::queue<actors::lock> out, actors::queue<int> done) {
+  out.put(actors::make_lock());
+  done.get(std::chrono::seconds{10});
+}
+
+// Exits 7 if using `l` fails with owner_unreachable, 0 if it works.
+void uses_lock(actors::lock l) {
+  try {
+    l.lock();
+    l.unlock();
+    std::exit(0);
+  } catch (const actors::error& e) {
+    std::exit(e.code() == actors::errc::owner_unreachable ? 7 : 1);
+  }
+}
+
 } // namespace
 
 TEST_CASE("lock, unlock, try_lock, try_lock_for and misuse") {
@@ -233,4 +250,28 @@ TEST_CASE("an rlock held twice by a killed process is released entirely") {
   }};
   other.join();
   REQUIRE(holder.join(10s));
+}
+
+TEST_CASE("a lock outlives its maker where it was used, and fails clearly elsewhere") {
+  actors::queue<actors::lock> out{0};
+  actors::queue<int> done{0};
+  actors::process maker{makes_lock, out, done};
+  maker.start();
+  auto l = out.get(10s);
+  {
+    // Mapped here while its maker lives, and used by another process too.
+    std::lock_guard<actors::lock> guard{l};
+  }
+  actors::process user{uses_lock, l};
+  user.start();
+  REQUIRE(user.join(10s));
+  CHECK(user.exitcode() == 0);
+  done.put(1);
+  REQUIRE(maker.join(10s));
+  CHECK(l.try_lock()); // this process mapped it: it goes on working
+  l.unlock();
+  actors::process late{uses_lock, l};
+  late.start();
+  REQUIRE(late.join(10s));
+  CHECK(late.exitcode() == 7); // its memory went with its maker
 }

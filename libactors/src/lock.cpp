@@ -1,196 +1,236 @@
-// The lock actor.
+// Locks: robust, process-shared pthread mutexes in memory shared by the
+// processes of a run.
 //
-// Protocol (see call.hpp for ids and answers; S is the caller actor of the
-// calling thread, so "the holder" is a thread of some process):
-//   (l_acquire, id, timeout_ns) -> ok(bool previous_owner_died)
-//                                  | fail timeout | fail would_deadlock
-//   (l_release, id)             -> ok() | fail not_owner
-// Waiters are served in FIFO order; the actor enforces each deadline. It
-// watches holders and waiters: a holder that dies (its thread or process)
-// hands the lock to the next waiter with previous_owner_died set. A
-// reentrant lock (rlock) counts its holder's acquisitions; a plain one
-// refuses a second acquisition by its holder instead of waiting forever.
+// Each process that creates locks keeps them in an arena of its own: a
+// memfd mapped shared, a header and then one slot per lock, never reused.
+// A handle names the arena (the creating process's pid and the memfd's
+// descriptor number there) and the slot; a process that receives one maps
+// the arena once through /proc/PID/fd/N. Locking is then a futex operation
+// in shared memory, as for Python's locks, and the kernel's robust-mutex
+// list releases a lock whose holder thread or process ends (EOWNERDEAD for
+// the next acquirer, which is told). An error-checking mutex refuses a
+// second acquisition by its holder (EDEADLK) instead of waiting forever; a
+// recursive one counts them.
 
 #include "actors/lock.hpp"
 
-#include <deque>
-#include <set>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <map>
+#include <mutex>
+#include <new>
+#include <string>
+#include <utility>
 
-#include <caf/event_based_actor.hpp>
-#include <caf/stateful_actor.hpp>
-
-#include "call.hpp"
-#include "runtime.hpp"
+#include <fcntl.h>
+#include <pthread.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace actors {
 
 namespace {
 
-using l_acquire = caf::atom_constant<caf::atom("l_acquire")>;
-using l_release = caf::atom_constant<caf::atom("l_release")>;
-using l_expire = caf::atom_constant<caf::atom("l_expire")>;
-
-struct waiter {
-  caf::actor who;
-  std::uint64_t id;
-  std::uint64_t serial;
+struct slot {
+  pthread_mutex_t mtx;
 };
 
-struct lock_state {
-  bool reentrant = false;
-  caf::actor holder;
-  int depth = 0; // the holder's acquisitions not yet released
-  bool owner_died = false; // the next grant reports a dead previous holder
-  std::deque<waiter> waiters;
-  std::set<caf::actor_addr> watched;
-  std::uint64_t next_serial = 1;
-  static constexpr const char* name = "actors.lock";
+struct header {
+  std::uint64_t id;                // random: tells this arena from any other
+  std::atomic<std::uint32_t> next; // the next free slot
 };
 
-caf::behavior lock_actor(caf::stateful_actor<lock_state>* self,
-                         bool reentrant) {
-  self->state.reentrant = reentrant;
-  auto ok = [self](const caf::actor& who, std::uint64_t id,
-                   caf::message payload = caf::message{}) {
-    self->send(who, caf::ok_atom::value, id, std::move(payload));
-  };
-  auto grant = [self, ok](const caf::actor& who, std::uint64_t id) {
-    auto& s = self->state;
-    s.holder = who;
-    s.depth = 1;
-    ok(who, id, caf::make_message(s.owner_died));
-    s.owner_died = false;
-  };
-  auto next = [self, grant] {
-    auto& s = self->state;
-    if (!s.holder && !s.waiters.empty()) {
-      auto w = std::move(s.waiters.front());
-      s.waiters.pop_front();
-      grant(w.who, w.id);
-    }
-  };
-  auto watch = [self](const caf::actor& who) {
-    if (self->state.watched.insert(who.address()).second)
-      self->monitor(who);
-  };
-  self->set_down_handler([self, next](caf::down_msg& dm) {
-    auto& s = self->state;
-    s.watched.erase(dm.source);
-    s.waiters.erase(std::remove_if(s.waiters.begin(), s.waiters.end(),
-                                   [&](const waiter& w) {
-                                     return w.who.address() == dm.source;
-                                   }),
-                    s.waiters.end());
-    if (s.holder && s.holder.address() == dm.source) {
-      s.holder = nullptr;
-      s.owner_died = true;
-      next();
-    }
-  });
-  return {
-    [=](l_acquire, std::uint64_t id, std::int64_t ns) {
-      auto& s = self->state;
-      auto who = caf::actor_cast<caf::actor>(self->current_sender());
-      watch(who);
-      if (!s.holder && s.waiters.empty())
-        return grant(who, id);
-      if (s.holder == who) {
-        if (!s.reentrant)
-          return self->send(who, detail::fail_atom::value, id,
-                            detail::make_error(errc::would_deadlock,
-                                               "this thread already holds the "
-                                               "lock (an rlock may be "
-                                               "acquired again)"));
-        ++s.depth;
-        return ok(who, id, caf::make_message(false));
-      }
-      if (ns == 0)
-        return self->send(who, detail::fail_atom::value, id,
-                          detail::make_error(errc::timeout,
-                                             "the lock is held"));
-      auto serial = s.next_serial++;
-      if (ns > 0)
-        self->delayed_send(self, std::chrono::nanoseconds{ns},
-                           l_expire::value, serial);
-      s.waiters.push_back(waiter{who, id, serial});
-    },
-    [=](l_release, std::uint64_t id) {
-      auto& s = self->state;
-      auto who = caf::actor_cast<caf::actor>(self->current_sender());
-      if (s.holder != who)
-        return self->send(who, detail::fail_atom::value, id,
-                          detail::make_error(errc::not_owner,
-                                             "unlock of a lock this thread "
-                                             "does not hold"));
-      ok(who, id);
-      if (--s.depth > 0)
-        return;
-      s.holder = nullptr;
-      next();
-    },
-    [=](l_expire, std::uint64_t serial) {
-      auto& s = self->state;
-      for (auto i = s.waiters.begin(); i != s.waiters.end(); ++i)
-        if (i->serial == serial) {
-          self->send(i->who, detail::fail_atom::value, i->id,
-                     detail::make_error(errc::timeout,
-                                        "the lock stayed held"));
-          s.waiters.erase(i);
-          return;
-        }
-    },
-  };
-}
+// 16384 locks per creating process; the memfd is sparse, a page is only
+// backed once a lock on it is made.
+constexpr std::uint32_t capacity = 16384;
+constexpr std::size_t slot_size = 64;
+constexpr std::size_t arena_size = slot_size * (capacity + 1);
 
-std::int64_t to_ns(std::optional<detail::lock_handle::duration> timeout) {
-  if (!timeout)
-    return -1;
-  if (*timeout < detail::lock_handle::duration::zero())
-    throw error(errc::invalid_argument, "a timeout must not be negative");
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(*timeout)
-    .count();
-}
+static_assert(sizeof(slot) <= slot_size && sizeof(header) <= slot_size);
 
-caf::actor spawn_lock(bool reentrant) {
-  return detail::runtime::get().spawn_service(
-    [reentrant](caf::actor_system& sys) {
-      return sys.spawn(lock_actor, reentrant);
-    });
-}
+class arenas {
+public:
+  static arenas& get() {
+    static auto* instance = new arenas; // never destroyed: locks outlive main
+    return *instance;
+  }
+
+  // This process's arena: its ref without the slot, and its base; made on
+  // first use.
+  std::pair<detail::lock_handle_ref, char*> own() {
+    std::lock_guard<std::mutex> guard{mtx_};
+    auto pid = static_cast<std::int32_t>(::getpid());
+    // A child forked by the fork server has a copy of this table: its own
+    // arena is the one made by its own pid.
+    if (own_.first != pid) {
+      auto fd = ::memfd_create("actors-locks", MFD_CLOEXEC);
+      if (fd < 0 || ::ftruncate(fd, arena_size) != 0)
+        throw error(errc::spawn_failed,
+                    std::string{"cannot make shared memory for locks: "}
+                      + std::strerror(errno));
+      auto* base = map(fd);
+      auto* head = new (base) header;
+      if (::getrandom(&head->id, sizeof(head->id), 0) != sizeof(head->id))
+        head->id = static_cast<std::uint64_t>(pid) << 32 ^ ::time(nullptr);
+      head->next = 0;
+      own_ = {pid, fd};
+      own_id_ = head->id;
+      mapped_[own_] = base;
+    }
+    detail::lock_handle_ref ref;
+    ref.pid = own_.first;
+    ref.fd = own_.second;
+    ref.arena = own_id_;
+    return {ref, mapped_[own_]};
+  }
+
+  // The arena of `ref`, mapped here.
+  char* of(const detail::lock_handle_ref& ref) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    auto i = mapped_.find({ref.pid, ref.fd});
+    if (i != mapped_.end()
+        && reinterpret_cast<header*>(i->second)->id == ref.arena)
+      return i->second;
+    auto gone = [&](const std::string& why) {
+      return error(errc::owner_unreachable,
+                   "the process that made the lock (pid "
+                     + std::to_string(ref.pid)
+                     + ") is gone, and with it the lock's memory: " + why);
+    };
+    auto path = "/proc/" + std::to_string(ref.pid) + "/fd/"
+                + std::to_string(ref.fd);
+    auto opened = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+    if (opened < 0)
+      throw gone(std::strerror(errno));
+    // The pid may have been reused: only an arena of the right size and id
+    // is the lock's.
+    struct stat st;
+    if (::fstat(opened, &st) != 0
+        || static_cast<std::size_t>(st.st_size) != arena_size) {
+      ::close(opened);
+      throw gone("its memory is not there");
+    }
+    auto* base = map(opened);
+    ::close(opened);
+    if (reinterpret_cast<header*>(base)->id != ref.arena) {
+      ::munmap(base, arena_size);
+      throw gone("its memory is not there");
+    }
+    mapped_[{ref.pid, ref.fd}] = base;
+    return base;
+  }
+
+private:
+  static char* map(int fd) {
+    auto* p = ::mmap(nullptr, arena_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+                     fd, 0);
+    if (p == MAP_FAILED)
+      throw error(errc::spawn_failed,
+                  std::string{"cannot map the shared memory of locks: "}
+                    + std::strerror(errno));
+    return static_cast<char*>(p);
+  }
+
+  std::mutex mtx_;
+  std::pair<std::int32_t, std::int32_t> own_{-1, -1};
+  std::uint64_t own_id_ = 0;
+  std::map<std::pair<std::int32_t, std::int32_t>, char*> mapped_;
+};
 
 } // namespace
 
 namespace detail {
 
+template <class Handle>
+Handle make_lock_of_type(int type) {
+  auto [ref, base] = arenas::get().own();
+  auto* head = reinterpret_cast<header*>(base);
+  auto index = head->next.fetch_add(1) + 1;
+  if (index > capacity)
+    throw error(errc::invalid_argument,
+                "a process can make at most " + std::to_string(capacity)
+                  + " locks");
+  auto* s = new (base + index * slot_size) slot;
+  pthread_mutexattr_t attr;
+  pthread_mutexattr_init(&attr);
+  pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+  pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+  pthread_mutexattr_settype(&attr, type);
+  pthread_mutex_init(&s->mtx, &attr);
+  pthread_mutexattr_destroy(&attr);
+  Handle result;
+  result.ref_ = ref;
+  result.ref_.slot = index;
+  return result;
+}
+
+pthread_mutex_t* lock_handle::native() const {
+  if (ref_.slot == 0)
+    throw error(errc::invalid_argument, "the lock handle is empty");
+  auto* base = arenas::get().of(ref_);
+  return &reinterpret_cast<slot*>(base + ref_.slot * slot_size)->mtx;
+}
+
 lock_handle::acquired lock_handle::acquire(std::optional<duration> timeout) {
-  try {
-    auto answer = detail::caller::of_this_thread().call(
-      actor_, timeout, l_acquire::value, to_ns(timeout));
-    return answer.get_as<bool>(0) ? acquired::previous_owner_died
-                                  : acquired::yes;
-  } catch (const error& e) {
-    if (e.code() == errc::timeout && timeout)
+  if (timeout && *timeout < duration::zero())
+    throw error(errc::invalid_argument, "a timeout must not be negative");
+  auto* m = native();
+  int rc;
+  if (!timeout) {
+    rc = pthread_mutex_lock(m);
+  } else {
+    // An absolute deadline; zero is a deadline already past, which still
+    // takes a free lock (and reports EDEADLK to its holder, as lock()).
+    timespec now;
+    ::clock_gettime(CLOCK_MONOTONIC, &now);
+    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(*timeout)
+                .count();
+    timespec deadline;
+    deadline.tv_sec = now.tv_sec + static_cast<time_t>(ns / 1000000000);
+    deadline.tv_nsec = now.tv_nsec + static_cast<long>(ns % 1000000000);
+    if (deadline.tv_nsec >= 1000000000) {
+      deadline.tv_sec += 1;
+      deadline.tv_nsec -= 1000000000;
+    }
+    rc = pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &deadline);
+  }
+  switch (rc) {
+    case 0:
+      return acquired::yes;
+    case EOWNERDEAD:
+      pthread_mutex_consistent(m);
+      return acquired::previous_owner_died;
+    case ETIMEDOUT:
+    case EBUSY:
       return acquired::no;
-    throw;
+    case EDEADLK:
+      throw error(errc::would_deadlock,
+                  "this thread holds the lock already (use an rlock to "
+                  "acquire it again)");
+    default:
+      throw error(errc::invalid_argument,
+                  std::string{"the lock cannot be acquired: "}
+                    + std::strerror(rc));
   }
 }
 
 void lock_handle::release() {
-  caller::of_this_thread().call(actor_, std::nullopt, l_release::value);
+  if (auto rc = pthread_mutex_unlock(native()); rc != 0)
+    throw error(errc::not_owner, "this thread does not hold the lock");
 }
 
 } // namespace detail
 
 mutex make_lock() {
-  mutex result;
-  result.actor_ = spawn_lock(false);
-  return result;
+  return detail::make_lock_of_type<mutex>(PTHREAD_MUTEX_ERRORCHECK);
 }
 
 rlock make_rlock() {
-  rlock result;
-  result.actor_ = spawn_lock(true);
-  return result;
+  return detail::make_lock_of_type<rlock>(PTHREAD_MUTEX_RECURSIVE);
 }
 
 } // namespace actors

@@ -1,9 +1,10 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 
-#include <caf/actor.hpp>
+#include <pthread.h>
 
 #include "actors/error.hpp"
 
@@ -11,7 +12,18 @@ namespace actors {
 
 namespace detail {
 
-/// What `lock` and `rlock` share: a handle to a lock actor.
+/// Where a lock lives: the memory of locks made by process `pid` (its
+/// descriptor `fd`; `arena` tells that memory from any other), slot `slot`
+/// (0: an empty handle).
+struct lock_handle_ref {
+  std::int32_t pid = 0;
+  std::int32_t fd = -1;
+  std::uint64_t arena = 0;
+  std::uint32_t slot = 0;
+};
+
+/// What `lock` and `rlock` share: a handle to a robust, process-shared
+/// mutex in memory shared by the processes that use it.
 class lock_handle {
 public:
   /// The type of timeouts: any `std::chrono` duration converts to it.
@@ -59,9 +71,15 @@ protected:
     return result != acquired::no;
   }
 
-  caf::actor actor_;
+  /// The mutex, mapped into this process on first use.
+  pthread_mutex_t* native() const;
+
+  lock_handle_ref ref_;
   bool previous_owner_died_ = false;
 };
+
+template <class Handle>
+Handle make_lock_of_type(int type);
 
 } // namespace detail
 
@@ -81,16 +99,20 @@ protected:
 /// actors::process p{writer, l, "hi"};
 /// @endcode
 ///
-/// **Ownership.** The lock is an actor in the process that created it; a
+/// **Ownership.** The lock is a robust, process-shared mutex in memory
+/// shared by the processes of this machine that use it, as Python's are; a
 /// `lock` is a handle that can be copied, passed to processes and put into
-/// queues. The holder is the calling thread (of whichever process): waiters
-/// are served in FIFO order.
+/// queues. The holder is the calling thread (of whichever process); the
+/// kernel wakes waiters in no guaranteed order.
 ///
 /// **Errors.** `unlock()` by a thread that does not hold the lock is
 /// `errc::not_owner`; `lock()` by the thread that holds it is
 /// `errc::would_deadlock` (Python would wait forever; use `rlock` to
-/// acquire again); a negative timeout is `errc::invalid_argument`; if the
-/// process owning the lock dies, calls fail with `errc::owner_unreachable`.
+/// acquire again); a negative timeout is `errc::invalid_argument`. A
+/// process that receives a handle maps the lock's memory through the
+/// process that made it: if that one has ended by then, the first call
+/// fails with `errc::owner_unreachable` (processes that already used the
+/// lock go on using it).
 ///
 /// **Robustness.** If the holder's thread or process ends while holding the
 /// lock, the lock is released and the next acquirer learns it:
@@ -105,23 +127,24 @@ public:
 
   template <class Inspector>
   friend typename Inspector::result_type inspect(Inspector& f, mutex& x) {
-    return f(x.actor_);
+    return f(x.ref_.pid, x.ref_.fd, x.ref_.arena, x.ref_.slot);
   }
 
 private:
-  friend mutex make_lock();
+  template <class Handle>
+  friend Handle detail::make_lock_of_type(int);
 };
 
 /// Python's name for it.
 using lock = mutex;
 
-/// Creates a new, unlocked lock living in this process.
+/// Creates a new, unlocked lock (at most 16384 per process).
 mutex make_lock();
 
 /// A re-entrant lock: Python's `threading.RLock` / `multiprocessing.RLock`.
 /// The thread holding it may acquire it again; it is released when every
 /// acquisition was released. Otherwise exactly `actors::lock`: shared by
-/// threads and processes, FIFO, Lockable, robust to a dying holder (which
+/// threads and processes, Lockable, robust to a dying holder (which
 /// releases all its acquisitions).
 ///
 /// @code
@@ -136,14 +159,15 @@ public:
 
   template <class Inspector>
   friend typename Inspector::result_type inspect(Inspector& f, rlock& x) {
-    return f(x.actor_);
+    return f(x.ref_.pid, x.ref_.fd, x.ref_.arena, x.ref_.slot);
   }
 
 private:
-  friend rlock make_rlock();
+  template <class Handle>
+  friend Handle detail::make_lock_of_type(int);
 };
 
-/// Creates a new, unlocked re-entrant lock living in this process.
+/// Creates a new, unlocked re-entrant lock (at most 16384 per process).
 rlock make_rlock();
 
 } // namespace actors
