@@ -182,9 +182,13 @@ lock_handle::acquired lock_handle::acquire(std::optional<duration> timeout) {
   int rc;
   if (!timeout) {
     rc = pthread_mutex_lock(m);
+  } else if (*timeout == duration::zero()) {
+    // Its holder asking again is an error, as for lock().
+    rc = m->__data.__owner == ::gettid()
+             && (m->__data.__kind & 3) != PTHREAD_MUTEX_RECURSIVE
+           ? EDEADLK
+           : pthread_mutex_trylock(m);
   } else {
-    // An absolute deadline; zero is a deadline already past, which still
-    // takes a free lock (and reports EDEADLK to its holder, as lock()).
     timespec now;
     ::clock_gettime(CLOCK_MONOTONIC, &now);
     auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(*timeout)
@@ -219,7 +223,11 @@ lock_handle::acquired lock_handle::acquire(std::optional<duration> timeout) {
 }
 
 void lock_handle::release() {
-  if (auto rc = pthread_mutex_unlock(native()); rc != 0)
+  auto* m = native();
+  // glibc records the holder's thread id; asking first keeps a misplaced
+  // unlock from reaching the mutex at all (it would fail with EPERM).
+  if (m->__data.__owner != ::gettid()
+      || pthread_mutex_unlock(m) != 0)
     throw error(errc::not_owner, "this thread does not hold the lock");
 }
 
