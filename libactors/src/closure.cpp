@@ -11,6 +11,8 @@
 #include <caf/sec.hpp>
 
 #include "actors/error.hpp"
+#include "runtime.hpp"
+#include "serializable.hpp"
 
 namespace actors::detail {
 
@@ -155,3 +157,95 @@ void inspect(caf::detail::stringification_inspector& f, value& x) {
 }
 
 } // namespace actors::detail
+
+// -- serializable -------------------------------------------------------------
+
+namespace actors::detail {
+
+namespace {
+
+// A serializer that writes nothing: serializing into it finds what cannot
+// be serialized without copying any bytes.
+class discard final : public caf::serializer {
+public:
+  using caf::serializer::serializer;
+
+  caf::error begin_object(uint16_t&, std::string&) override {
+    return caf::none;
+  }
+  caf::error end_object() override {
+    return caf::none;
+  }
+  caf::error begin_sequence(size_t&) override {
+    return caf::none;
+  }
+  caf::error end_sequence() override {
+    return caf::none;
+  }
+  caf::error apply_raw(size_t, void*) override {
+    return caf::none;
+  }
+
+protected:
+  caf::error apply_impl(int8_t&) override {
+    return caf::none;
+  }
+  caf::error apply_impl(uint8_t&) override {
+    return caf::none;
+  }
+  caf::error apply_impl(int16_t&) override {
+    return caf::none;
+  }
+  caf::error apply_impl(uint16_t&) override {
+    return caf::none;
+  }
+  caf::error apply_impl(int32_t&) override {
+    return caf::none;
+  }
+  caf::error apply_impl(uint32_t&) override {
+    return caf::none;
+  }
+  caf::error apply_impl(int64_t&) override {
+    return caf::none;
+  }
+  caf::error apply_impl(uint64_t&) override {
+    return caf::none;
+  }
+  caf::error apply_impl(float&) override {
+    return caf::none;
+  }
+  caf::error apply_impl(double&) override {
+    return caf::none;
+  }
+  caf::error apply_impl(long double&) override {
+    return caf::none;
+  }
+  caf::error apply_impl(std::string&) override {
+    return caf::none;
+  }
+  caf::error apply_impl(std::u16string&) override {
+    return caf::none;
+  }
+  caf::error apply_impl(std::u32string&) override {
+    return caf::none;
+  }
+};
+
+template <class T>
+caf::error check(T& x) {
+  discard sink{runtime::get().system()};
+  return sink(x);
+}
+
+} // namespace
+
+caf::error serializable(value& x) {
+  return check(x);
+}
+
+caf::error serializable(closure& x) {
+  return check(x);
+}
+
+} // namespace actors::detail
+

@@ -32,6 +32,7 @@
 #include "actors/pipe.hpp"
 #include "call.hpp"
 #include "runtime.hpp"
+#include "serializable.hpp"
 
 namespace actors::detail {
 
@@ -332,6 +333,12 @@ queue_ref queue_ref::make(long maxsize) {
 void queue_ref::put(value item, std::optional<duration> timeout,
                     error_names names) const {
   auto ns = to_ns(timeout);
+  // Whoever takes it may be another process: an item that could not get
+  // there fails here, not as a message BASP drops.
+  if (auto err = serializable(item))
+    throw error(errc::invalid_argument,
+                "the item cannot be serialized: "
+                  + runtime::get().system().render(err));
   try {
     caller::of_this_thread().call(actor_, timeout, q_put::value,
                                   std::move(item), ns);

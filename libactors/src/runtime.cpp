@@ -35,6 +35,7 @@
 #include "actors/detail/value.hpp"
 #include "actors/runtime.hpp"
 #include "fork_server.hpp"
+#include "serializable.hpp"
 #include "listener.hpp"
 
 extern char** environ;
@@ -413,8 +414,14 @@ std::shared_ptr<child> runtime::spawn(const closure& target,
     caf::binary_serializer sink{static_cast<caf::execution_unit*>(nullptr),
                                 inline_task};
     auto copy = target;
-    if (sink(copy) || inline_task.size() > fork_server::max_inline_task)
+    auto err = sink(copy);
+    if (err || inline_task.size() > fork_server::max_inline_task)
       inline_task.clear();
+    // The task must reach the child (BASP would drop it silently).
+    if (err && (err = serializable(copy)))
+      throw error(errc::invalid_argument,
+                  "an argument of process " + name
+                    + " cannot be serialized: " + system_->render(err));
   }
   auto forget = [&] { caf::anon_send(root_, forget_atom::value, token); };
   int sv[2];
