@@ -442,23 +442,9 @@ TEST_CASE("queue producers and consumers SIGKILLed: exact multiset") {
   queue_chaos(false);
 }
 
-// BUG: an item can be seen twice. queue_ref::get sends its acknowledgement
-// asynchronously (a send to the queue actor, written to the socket later by
-// the middleman's thread) and returns; a consumer SIGKILLed in the next
-// microseconds, after it has used the item, dies before the ack leaves the
-// process, so the queue puts the item back at the front and another
-// consumer gets it again. The queue's comment documents this ("it may then
-// be seen twice, never zero times"), but issue 7 asks for none duplicated:
-// the caller of get cannot tell. Seen in the first case's run with seed
-// 4633254907580698666 (3 of 8471 items twice, each the last item logged by
-// a killed consumer) and here with seed 16147575194404511370 (1 item); the
-// seed fixes the kill choices, not the instruction a kill lands on, so run
-// `chaos_test --no-skip -tc='queue: no item*'` a few times: about one run
-// in four shows it (CHECK( n == 1 ) fails, values 2 == 1). Expected: an item whose
-// get returned is never delivered again (e.g. get returns only once the
-// queue has the ack: one more round trip, or the ack carried by the next
-// request of the same caller with the item kept until then).
-TEST_CASE("queue: no item seen twice even when its consumer is killed right after get" * doctest::skip()) {
+// get returns only once the queue has its ack: an item a get returned is
+// never handed out again, even if its consumer dies right after.
+TEST_CASE("queue: no item seen twice even when its consumer is killed right after get") {
   queue_chaos(true);
 }
 

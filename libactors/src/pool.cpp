@@ -625,7 +625,7 @@ public:
     if (!w.retiring && !ended()) {
       auto now = clock::now();
       deaths.push_back(now);
-      while (deaths.front() < now - opts.restart_window)
+      while (!deaths.empty() && deaths.front() < now - opts.restart_window)
         deaths.pop_front();
       if (deaths.size() > static_cast<size_t>(opts.max_restarts))
         break_pool("workers died more than "
@@ -684,11 +684,13 @@ pool_core::pool_core(options opts) : state_(std::make_shared<pool_state>()) {
                 "timeout and no maxtasksperchild");
   if (opts.retries < 0 || opts.max_tasks_per_child < 0
       || opts.max_restarts < 0
+      || opts.restart_window < std::chrono::steady_clock::duration::zero()
       || (opts.task_timeout
           && *opts.task_timeout <= std::chrono::steady_clock::duration::zero()))
     throw error(errc::invalid_argument,
-                "retries, maxtasksperchild, the restart budget and the task "
-                "timeout must not be negative (a timeout must be positive)");
+                "retries, maxtasksperchild, the restart budget, its window "
+                "and the task timeout must not be negative (a timeout must "
+                "be positive)");
   if (!opts.threads && !runtime::initialized())
     throw error(errc::not_initialized,
                 "call actors::init(argc, argv) as the first statement of main "

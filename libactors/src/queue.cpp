@@ -3,7 +3,7 @@
 // Protocol (see call.hpp for the id and answer convention; S is the caller):
 //   (q_put, id, value, timeout_ns)  -> ok() | fail full/closed
 //   (q_get, id, timeout_ns)         -> ok(delivery, value) | fail empty/closed
-//   (q_ack, delivery)               S has the value; forget our copy
+//   (q_ack, id, delivery)           -> ok(): S has the value; forget our copy
 //   (q_poll, id, timeout_ns)        -> ok(bool ready)
 //   (q_size, id)                    -> ok(size, maxsize, getters, putters)
 //   (q_close, id) (q_done, id)      -> ok() | fail
@@ -16,7 +16,9 @@
 // timeout_ns < 0 waits forever, 0 not at all. The actor enforces every
 // deadline itself, so a caller that gave up never leaves a parked put that
 // lands later. A value handed to a getter stays "in flight" until acked; if
-// the getter dies first, it goes back to the front of the queue.
+// the getter dies first, it goes back to the front of the queue. get()
+// returns only once its ack is answered, so a value a get returned is never
+// handed out again, even if its process dies a moment later.
 
 #include "actors/detail/queue_ref.hpp"
 
@@ -200,8 +202,9 @@ caf::behavior queue_actor(queue_actor_ptr self, std::size_t maxsize) {
         return fail(who, id, errc::queue_empty, "the queue is empty");
       park(s.getters, who, id, ns);
     },
-    [=](q_ack, std::uint64_t delivery) {
+    [=](q_ack, std::uint64_t id, std::uint64_t delivery) {
       self->state.in_flight.erase(delivery);
+      ok(sender(), id);
     },
     [=](q_attach, std::uint8_t role, const caf::actor& root) {
       auto& s = self->state;
@@ -355,10 +358,16 @@ value queue_ref::get(std::optional<duration> timeout, error_names names) const {
   } catch (const error& e) {
     rethrow(e, names.when_closed_on_get, names.when_empty);
   }
-  // Acknowledge first: once the queue has the ack, the value is ours even if
-  // this process dies a moment later.
-  caller::of_this_thread().self()->send(actor_, q_ack::value,
-                                        answer.get_as<std::uint64_t>(0));
+  // The value is ours once the queue has the ack: before that, were this
+  // process to die, it would go back to the queue, and so must not be
+  // returned. (If the queue's process died meanwhile, the value is ours.)
+  try {
+    caller::of_this_thread().call(actor_, std::nullopt, q_ack::value,
+                                  answer.get_as<std::uint64_t>(0));
+  } catch (const error& e) {
+    if (e.code() != errc::owner_unreachable)
+      throw;
+  }
   return answer.get_as<value>(1);
 }
 
