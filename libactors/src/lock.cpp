@@ -169,10 +169,15 @@ Handle make_lock_of_type(int type) {
 }
 
 pthread_mutex_t* lock_handle::native() const {
+  // Threads may share one handle: the cache is read and written atomically.
+  if (auto* m = __atomic_load_n(&mapped_, __ATOMIC_ACQUIRE))
+    return m;
   if (ref_.slot == 0)
     throw error(errc::invalid_argument, "the lock handle is empty");
   auto* base = arenas::get().of(ref_);
-  return &reinterpret_cast<slot*>(base + ref_.slot * slot_size)->mtx;
+  auto* m = &reinterpret_cast<slot*>(base + ref_.slot * slot_size)->mtx;
+  __atomic_store_n(&mapped_, m, __ATOMIC_RELEASE);
+  return m;
 }
 
 lock_handle::acquired lock_handle::acquire(std::optional<duration> timeout) {
@@ -183,11 +188,11 @@ lock_handle::acquired lock_handle::acquire(std::optional<duration> timeout) {
   if (!timeout) {
     rc = pthread_mutex_lock(m);
   } else if (*timeout == duration::zero()) {
-    // Its holder asking again is an error, as for lock().
-    rc = m->__data.__owner == ::gettid()
-             && (m->__data.__kind & 3) != PTHREAD_MUTEX_RECURSIVE
-           ? EDEADLK
-           : pthread_mutex_trylock(m);
+    rc = pthread_mutex_trylock(m);
+    // Its holder asking again is an error, as for lock() (glibc records the
+    // holder's thread id).
+    if (rc == EBUSY && m->__data.__owner == ::gettid())
+      rc = EDEADLK;
   } else {
     timespec now;
     ::clock_gettime(CLOCK_MONOTONIC, &now);
@@ -223,11 +228,7 @@ lock_handle::acquired lock_handle::acquire(std::optional<duration> timeout) {
 }
 
 void lock_handle::release() {
-  auto* m = native();
-  // glibc records the holder's thread id; asking first keeps a misplaced
-  // unlock from reaching the mutex at all (it would fail with EPERM).
-  if (m->__data.__owner != ::gettid()
-      || pthread_mutex_unlock(m) != 0)
+  if (pthread_mutex_unlock(native()) != 0)
     throw error(errc::not_owner, "this thread does not hold the lock");
 }
 

@@ -76,6 +76,11 @@ protected:
 
   lock_handle_ref ref_;
   bool previous_owner_died_ = false;
+
+private:
+  // native(), cached for this handle and its copies (a forked copy of this
+  // process keeps the shared mapping, so the address stays right there).
+  mutable pthread_mutex_t* mapped_ = nullptr;
 };
 
 template <class Handle>
