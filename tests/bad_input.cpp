@@ -32,6 +32,7 @@
 
 #include "actors/all.hpp"
 #include "support/error_code.hpp"
+#include "support/picky.hpp"
 #include "support/proc_stats.hpp"
 #include "support/subprocess.hpp"
 
@@ -179,21 +180,7 @@ TEST_CASE("exceptions that are not std::exception fail their task with task_fail
 
 namespace {
 
-// A value whose serialization fails when negative (as in pool.cpp).
-struct picky {
-  int x = 0;
-};
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, picky& p) {
-  if constexpr (Inspector::writes_state) {
-    return f(p.x);
-  } else {
-    if (p.x < 0)
-      return caf::sec::state_not_serializable;
-    return f(p.x);
-  }
-}
+using support::picky;
 
 void takes_picky(picky p) {
   std::exit(p.x);

@@ -16,6 +16,7 @@
 
 #include "actors/all.hpp"
 #include "support/error_code.hpp"
+#include "support/picky.hpp"
 
 using namespace std::chrono_literals;
 using support::code_of;
@@ -127,22 +128,7 @@ actors::queue<int> queue_holding(int x) {
   return q;
 }
 
-// A value whose serialization fails when negative (a user type with a
-// checking inspect).
-struct picky {
-  int x = 0;
-};
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, picky& p) {
-  if constexpr (Inspector::writes_state) {
-    return f(p.x);
-  } else {
-    if (p.x < 0)
-      return caf::sec::state_not_serializable;
-    return f(p.x);
-  }
-}
+using support::picky;
 
 int picky_value(picky p) {
   return p.x;
