@@ -102,7 +102,8 @@ char program_name[16];
   ::_exit(1); // not reached: the child role ends the process
 }
 
-[[noreturn]] void serve(int sock, pid_t owner) {
+// (Unused where forking without exec is unsafe: see start().)
+[[noreturn, maybe_unused]] void serve(int sock, pid_t owner) {
   // Goes when the owner goes (and reads the end of its socket then).
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (::getppid() != owner)
