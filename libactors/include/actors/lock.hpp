@@ -16,10 +16,10 @@ namespace detail {
 /// descriptor `fd`; `arena` tells that memory from any other), slot `slot`
 /// (0: an empty handle).
 struct lock_handle_ref {
-  std::int32_t pid = 0;
-  std::int32_t fd = -1;
-  std::uint64_t arena = 0;
-  std::uint32_t slot = 0;
+  std::int32_t pid = 0;     ///< the process that made the lock
+  std::int32_t fd = -1;     ///< its descriptor of the locks' memory
+  std::uint64_t arena = 0;  ///< a random id of that memory
+  std::uint32_t slot = 0;   ///< the lock's place in it (0: none)
 };
 
 /// What `lock` and `rlock` share: a handle to a robust, process-shared
@@ -66,6 +66,7 @@ public:
   }
 
 protected:
+  /// Records what an acquisition got; true if it got the lock.
   bool remember(acquired result) {
     previous_owner_died_ = result == acquired::previous_owner_died;
     return result != acquired::no;
@@ -74,7 +75,9 @@ protected:
   /// The mutex, mapped into this process on first use.
   pthread_mutex_t* native() const;
 
+  /// Where the lock lives.
   lock_handle_ref ref_;
+  /// What the last acquisition through this handle was told.
   bool previous_owner_died_ = false;
 
 private:

@@ -282,8 +282,10 @@ struct fn_traits<R (*)(Ps...)> {
 template <class T>
 class async_result {
 public:
+  /// The type of timeouts: any `std::chrono` duration converts to it.
   using duration = std::chrono::steady_clock::duration;
 
+  /// A result to come from `slot` (made by the pool).
   explicit async_result(std::shared_ptr<detail::result_slot<T>> slot)
     : slot_(std::move(slot)) {
     // nop
@@ -304,6 +306,7 @@ public:
     return slot_->wait(timeout);
   }
 
+  /// Whether the result (a value or an error) is there.
   bool ready() const {
     return slot_->ready();
   }
@@ -408,9 +411,12 @@ struct stream_state {
 template <class R>
 class result_stream {
 public:
+  /// The type of timeouts: any `std::chrono` duration converts to it.
   using duration = std::chrono::steady_clock::duration;
+  /// What the stream and its chunks in flight share.
   using state = detail::stream_state<R>;
 
+  /// A stream over a pool (made by `imap` and `imap_unordered`).
   result_stream(std::shared_ptr<detail::pool_core> pool,
                 typename state::pull_fn pull, std::size_t window,
                 bool ordered)
@@ -495,9 +501,11 @@ public:
     std::optional<R> x_;
   };
 
+  /// Iterates the results; each step may wait, and rethrows a failed one.
   iterator begin() {
     return iterator{this};
   }
+  /// The end of the results.
   iterator end() {
     return iterator{};
   }
@@ -572,17 +580,22 @@ public:
     long long x_;
   };
 
+  /// 0, 1, ..., last - 1.
   explicit range(long long last) : range(0, last) {
   }
+  /// first, first + 1, ..., last - 1.
   range(long long first, long long last)
     : first_(first), last_(last < first ? first : last) {
   }
+  /// The first number.
   iterator begin() const {
     return iterator{first_};
   }
+  /// One past the last number.
   iterator end() const {
     return iterator{last_};
   }
+  /// How many numbers.
   std::size_t size() const {
     return static_cast<std::size_t>(last_ - first_);
   }
@@ -731,10 +744,12 @@ public:
   }
 
 protected:
+  /// Over the pool `core`.
   explicit pool_api(std::shared_ptr<pool_core> core) : core_(std::move(core)) {
     // nop
   }
 
+  /// The untyped pool: its task table and workers.
   std::shared_ptr<pool_core> core_;
 
 private:
@@ -758,6 +773,7 @@ struct pool_options {
   /// More than `max_restarts` worker deaths within `restart_window` break
   /// the pool (`errc::pool_broken`) instead of respawning forever.
   int max_restarts = 10;
+  /// The window of `max_restarts` (not negative).
   std::chrono::steady_clock::duration restart_window = std::chrono::seconds{10};
 
   /// Runs `fn(args...)` once in each worker before its first task (Python's
@@ -769,6 +785,7 @@ struct pool_options {
     return *this;
   }
 
+  /// The initializer set by `initializer()` (empty: none).
   detail::closure init;
 };
 
@@ -813,6 +830,7 @@ struct pool_options {
 /// respawn a failing initializer forever).
 class pool : public detail::pool_api<pool> {
 public:
+  /// The type of timeouts: any `std::chrono` duration converts to it.
   using duration = std::chrono::steady_clock::duration;
 
   /// A pool of `processes` workers (0: one per core; negative:
@@ -824,6 +842,7 @@ public:
     // nop
   }
 
+  /// How many worker processes the pool keeps.
   int processes() const noexcept {
     return core_->processes();
   }

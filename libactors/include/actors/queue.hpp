@@ -145,6 +145,7 @@ public:
   }
 
 protected:
+  /// The queue actor and the blocking calls on it.
   detail::queue_ref ref_;
 };
 
