@@ -819,19 +819,6 @@ int busy_owner(int argc, char** argv) {
 
 support::helper_mode busy_owner_mode{"chaos-busy-owner", busy_owner};
 
-std::vector<pid_t> parse_pids(const std::string& line) {
-  std::vector<pid_t> pids;
-  for (auto pos = line.c_str(); *pos;) {
-    char* end;
-    auto pid = std::strtol(pos, &end, 10);
-    if (end == pos)
-      break;
-    pids.push_back(static_cast<pid_t>(pid));
-    pos = end;
-  }
-  return pids;
-}
-
 } // namespace
 
 TEST_CASE("an owner SIGKILLed amid pool or queue or pipe or lock traffic") {
@@ -840,7 +827,7 @@ TEST_CASE("an owner SIGKILLed amid pool or queue or pipe or lock traffic") {
     auto owner = support::subprocess::helper("chaos-busy-owner", {what});
     auto line = owner.read_line(20s);
     REQUIRE(line);
-    auto pids = parse_pids(*line);
+    auto pids = support::parse_pids(*line);
     // pool: fork server and 4 workers; others: fork server and children.
     CHECK(pids.size() >= (what == "pool" ? 5u : what == "lock" ? 4u : 3u));
     for (auto pid : pids)

@@ -515,15 +515,7 @@ TEST_CASE("children exit within a second when their owner is SIGKILLed") {
   auto owner = support::subprocess::helper("owner-waits");
   auto line = owner.read_line(10s);
   REQUIRE(line);
-  std::vector<pid_t> pids;
-  for (auto pos = line->c_str(); *pos;) {
-    char* end;
-    auto pid = std::strtol(pos, &end, 10);
-    if (end == pos)
-      break;
-    pids.push_back(static_cast<pid_t>(pid));
-    pos = end;
-  }
+  auto pids = support::parse_pids(*line);
   REQUIRE(pids.size() == 3);
   for (auto pid : pids)
     REQUIRE(support::process_running(pid));

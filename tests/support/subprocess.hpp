@@ -65,6 +65,9 @@ std::optional<int> run_helper_mode(int argc, char** argv);
 /// Open file descriptors of this process.
 int count_fds();
 
+/// The pids in a line of whitespace-separated numbers (a helper's report).
+std::vector<pid_t> parse_pids(const std::string& line);
+
 /// Direct children of this process (live or zombie).
 std::vector<pid_t> list_children();
 

@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <dirent.h>
 #include <fstream>
@@ -238,6 +239,19 @@ int count_fds() {
     ::closedir(dir);
   }
   return n - 1; // the directory stream itself
+}
+
+std::vector<pid_t> parse_pids(const std::string& line) {
+  std::vector<pid_t> pids;
+  for (auto pos = line.c_str(); *pos;) {
+    char* end;
+    auto pid = std::strtol(pos, &end, 10);
+    if (end == pos)
+      break;
+    pids.push_back(static_cast<pid_t>(pid));
+    pos = end;
+  }
+  return pids;
 }
 
 std::vector<pid_t> list_children() {
