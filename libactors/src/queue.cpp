@@ -1,29 +1,21 @@
-// The queue actor and the blocking calls on it.
+// The blocking calls on a queue, and the queue's actor.
 //
-// Protocol (see call.hpp for the id and answer convention; S is the caller):
-//   (q_put, id, value, timeout_ns)  -> ok() | fail full/closed
-//   (q_get, id, timeout_ns)         -> ok(delivery, value) | fail empty/closed
-//   (q_ack, id, delivery)           -> ok(): S has the value; forget our copy
-//   (q_poll, id, timeout_ns)        -> ok(bool ready)
-//   (q_size, id)                    -> ok(size, maxsize, getters, putters)
-//   (q_close, id) (q_done, id)      -> ok() | fail
-//   (q_join, id, timeout_ns)        -> ok() | fail timeout
-//   (q_attach, role, root)          the process of `root` holds the end
-//                                   that reads or writes this queue
-//   (q_detach, role, root)          ... no longer; when the last reader or
-//                                   the last writer is gone (detached or
-//                                   dead), the queue closes
-// timeout_ns < 0 waits forever, 0 not at all. The actor enforces every
-// deadline itself, so a caller that gave up never leaves a parked put that
-// lands later. A value handed to a getter stays "in flight" until acked; if
-// the getter dies first, it goes back to the front of the queue. get()
-// returns only once its ack is answered, so a value a get returned is never
-// handed out again, even if its process dies a moment later.
+// A queue's state (queue_core.hpp) lives in the process that made it.
+// Threads of that process operate on it directly; threads of other
+// processes through its hub (queue_hub.hpp), one connection each. The
+// queue's actor is its identity in handles and serves what needs CAF:
+//   (q_poll, id, timeout_ns)  -> ok(bool ready)   for wait_any
+//   (q_attach, role, root)    the process of `root` holds the end that
+//                             reads or writes this queue
+//   (q_detach, id, role, root) ... no longer (-> ok()); when the last reader or the
+//                             last writer is gone (detached, or dead and
+//                             everything it sent read), the queue closes
+// Attach and detach go through the actor so that they stay in the order
+// they were sent in, from every process.
 
 #include "actors/detail/queue_ref.hpp"
 
 #include <algorithm>
-#include <deque>
 #include <map>
 #include <set>
 
@@ -33,6 +25,8 @@
 
 #include "actors/pipe.hpp"
 #include "call.hpp"
+#include "queue_core.hpp"
+#include "queue_hub.hpp"
 #include "runtime.hpp"
 #include "serializable.hpp"
 
@@ -40,262 +34,84 @@ namespace actors::detail {
 
 namespace {
 
-using q_put = caf::atom_constant<caf::atom("q_put")>;
-using q_get = caf::atom_constant<caf::atom("q_get")>;
-using q_ack = caf::atom_constant<caf::atom("q_ack")>;
 using q_poll = caf::atom_constant<caf::atom("q_poll")>;
-using q_size = caf::atom_constant<caf::atom("q_size")>;
-using q_close = caf::atom_constant<caf::atom("q_close")>;
-using q_done = caf::atom_constant<caf::atom("q_done")>;
-using q_join = caf::atom_constant<caf::atom("q_join")>;
 using q_expire = caf::atom_constant<caf::atom("q_expire")>;
 using q_attach = caf::atom_constant<caf::atom("q_attach")>;
 using q_detach = caf::atom_constant<caf::atom("q_detach")>;
 using ok_atom = caf::ok_atom;
 
-struct waiter {
-  caf::actor who;
-  std::uint64_t id;     // the caller's request id
-  std::uint64_t serial; // ours, for expiry
-  value item;           // putters only
-};
-
 struct queue_state {
-  std::size_t maxsize = 0;
-  std::deque<value> items;
-  std::deque<waiter> getters;
-  std::deque<waiter> putters;
-  std::deque<waiter> pollers;
-  std::deque<waiter> joiners;
-  bool closed = false;
-  std::uint64_t unfinished = 0;
-  std::uint64_t next_serial = 1;
-  std::map<std::uint64_t, std::pair<caf::actor_addr, value>> in_flight;
+  std::shared_ptr<queue_core> core;
   std::set<caf::actor_addr> watched;
-  // Processes (by their node's root actor) holding a pipe end.
-  std::set<caf::actor_addr> readers;
-  std::set<caf::actor_addr> writers;
+  std::set<caf::actor_addr> holders;
+  std::multimap<caf::actor_addr, std::uint64_t> polls; // parked, by caller
   static constexpr const char* name = "actors.queue";
 };
 
 using queue_actor_ptr = caf::stateful_actor<queue_state>*;
 
-caf::behavior queue_actor(queue_actor_ptr self, std::size_t maxsize) {
-  self->state.maxsize = maxsize;
-  auto sender = [self] {
-    return caf::actor_cast<caf::actor>(self->current_sender());
-  };
-  auto ok = [self](const caf::actor& who, std::uint64_t id,
-                   caf::message payload = caf::message{}) {
-    self->send(who, ok_atom::value, id, std::move(payload));
-  };
-  auto fail = [self](const caf::actor& who, std::uint64_t id, errc code,
-                     const char* what) {
-    self->send(who, fail_atom::value, id, make_error(code, what));
-  };
+// The OS process of a node of this run (0 if it is not one of ours).
+pid_t pid_of(const caf::node_id& node) {
+  using data = caf::node_id::default_data;
+  if (!node || node->implementation_id() != data::class_id)
+    return 0;
+  return static_cast<pid_t>(static_cast<const data&>(*node).process_id());
+}
+
+caf::behavior queue_actor(queue_actor_ptr self,
+                          std::shared_ptr<queue_core> core) {
+  self->state.core = core;
   auto watch = [self](const caf::actor& who) {
     if (self->state.watched.insert(who.address()).second)
       self->monitor(who);
   };
-  // Parks a caller in `line`, expiring it after `ns` unless negative.
-  auto park = [self](std::deque<waiter>& line, const caf::actor& who,
-                     std::uint64_t id, std::int64_t ns, value item = {}) {
-    auto serial = self->state.next_serial++;
-    if (ns >= 0)
-      self->delayed_send(self, std::chrono::nanoseconds{ns}, q_expire::value,
-                         serial);
-    line.push_back(waiter{who, id, serial, std::move(item)});
-  };
-  auto deliver = [self, ok](const caf::actor& to, std::uint64_t id,
-                            value item) {
-    auto delivery = self->state.next_serial++;
-    self->state.in_flight.emplace(delivery, std::make_pair(to.address(), item));
-    ok(to, id, caf::make_message(delivery, std::move(item)));
-  };
-  // Moves parked puts into free room and items to parked gets; answers
-  // pollers and, once closed, everyone still waiting.
-  auto settle = [self, ok, fail, deliver] {
-    auto& s = self->state;
-    for (;;) {
-      if (!s.items.empty() && !s.getters.empty()) {
-        auto w = std::move(s.getters.front());
-        s.getters.pop_front();
-        auto item = std::move(s.items.front());
-        s.items.pop_front();
-        deliver(w.who, w.id, std::move(item));
-      } else if (!s.putters.empty()
-                 && (s.maxsize == 0 || s.items.size() < s.maxsize)) {
-        auto w = std::move(s.putters.front());
-        s.putters.pop_front();
-        s.items.push_back(std::move(w.item));
-        ++s.unfinished;
-        ok(w.who, w.id);
-      } else {
-        break;
-      }
-    }
-    if (!s.items.empty() || s.closed) {
-      for (auto& w : s.pollers)
-        ok(w.who, w.id, caf::make_message(true));
-      s.pollers.clear();
-    }
-    if (s.closed) {
-      for (auto* line : {&s.getters, &s.putters})
-        for (auto& w : *line)
-          fail(w.who, w.id, errc::closed, "the queue was closed");
-      s.getters.clear();
-      s.putters.clear();
-    }
-  };
-  self->set_down_handler([self, settle](caf::down_msg& dm) {
+  self->set_down_handler([self, core](caf::down_msg& dm) {
     auto& s = self->state;
     s.watched.erase(dm.source);
-    auto gone = [&](const waiter& w) { return w.who.address() == dm.source; };
-    for (auto* line : {&s.getters, &s.putters, &s.pollers, &s.joiners})
-      line->erase(std::remove_if(line->begin(), line->end(), gone),
-                  line->end());
-    // Values handed to a caller that died before acknowledging them go back
-    // to the front, in their original order.
-    for (auto i = s.in_flight.rbegin(); i != s.in_flight.rend(); ++i)
-      if (i->second.first == dm.source)
-        s.items.push_front(std::move(i->second.second));
-    for (auto i = s.in_flight.begin(); i != s.in_flight.end();)
-      i = i->second.first == dm.source ? s.in_flight.erase(i) : std::next(i);
-    // The last process holding one side of a pipe is gone: like a pipe whose
-    // every descriptor of that side was closed.
-    if ((s.readers.erase(dm.source) > 0 && s.readers.empty())
-        || (s.writers.erase(dm.source) > 0 && s.writers.empty()))
-      s.closed = true;
-    settle();
+    auto polls = s.polls.equal_range(dm.source);
+    for (auto i = polls.first; i != polls.second; ++i)
+      core->cancel(i->second);
+    s.polls.erase(polls.first, polls.second);
+    if (s.holders.erase(dm.source) > 0) {
+      // Its process ended; what it sent before may still be on its way
+      // through the hub: read that first, like a pipe's buffer.
+      auto gone = dm.source;
+      runtime::get().hub().when_drained(pid_of(gone.node()),
+                                        [core, gone] {
+                                          core->holder_gone(gone);
+                                        });
+    }
   });
   return {
-    [=](q_put, std::uint64_t id, value& item, std::int64_t ns) {
-      auto& s = self->state;
-      auto who = sender();
-      if (s.closed)
-        return fail(who, id, errc::closed, "put on a closed queue");
-      if (s.putters.empty()
-          && (s.maxsize == 0 || s.items.size() < s.maxsize)) {
-        s.items.push_back(std::move(item));
-        ++s.unfinished;
-        ok(who, id);
-        return settle();
-      }
-      if (ns == 0)
-        return fail(who, id, errc::queue_full, "the queue is full");
-      watch(who);
-      park(s.putters, who, id, ns, std::move(item));
-    },
-    [=](q_get, std::uint64_t id, std::int64_t ns) {
-      auto& s = self->state;
-      auto who = sender();
-      watch(who);
-      if (!s.items.empty() && s.getters.empty()) {
-        auto item = std::move(s.items.front());
-        s.items.pop_front();
-        deliver(who, id, std::move(item));
-        return settle();
-      }
-      if (s.closed)
-        return fail(who, id, errc::closed, "the queue is closed and drained");
-      if (ns == 0)
-        return fail(who, id, errc::queue_empty, "the queue is empty");
-      park(s.getters, who, id, ns);
-    },
-    [=](q_ack, std::uint64_t id, std::uint64_t delivery) {
-      self->state.in_flight.erase(delivery);
-      ok(sender(), id);
-    },
-    [=](q_attach, std::uint8_t role, const caf::actor& root) {
-      auto& s = self->state;
-      auto& holders = role == static_cast<std::uint8_t>(holder_role::reader)
-                        ? s.readers
-                        : s.writers;
-      if (holders.insert(root.address()).second)
-        watch(root);
-    },
-    [=](q_detach, std::uint8_t role, const caf::actor& root) {
-      auto& s = self->state;
-      auto& holders = role == static_cast<std::uint8_t>(holder_role::reader)
-                        ? s.readers
-                        : s.writers;
-      if (holders.erase(root.address()) > 0 && holders.empty()) {
-        s.closed = true;
-        settle();
-      }
-    },
     [=](q_poll, std::uint64_t id, std::int64_t ns) {
-      auto& s = self->state;
-      auto who = sender();
-      if (!s.items.empty() || s.closed || ns == 0)
-        return ok(who, id, caf::make_message(!s.items.empty() || s.closed));
-      watch(who);
-      park(s.pollers, who, id, ns);
-    },
-    [=](q_size, std::uint64_t id) {
-      auto& s = self->state;
-      ok(sender(), id,
-         caf::make_message(static_cast<std::uint64_t>(s.items.size()),
-                           static_cast<std::uint64_t>(s.maxsize),
-                           static_cast<std::uint64_t>(s.getters.size()),
-                           static_cast<std::uint64_t>(s.putters.size())));
-    },
-    [=](q_close, std::uint64_t id) {
-      self->state.closed = true;
-      settle();
-      ok(sender(), id);
-    },
-    [=](q_done, std::uint64_t id) {
-      auto& s = self->state;
-      if (s.unfinished == 0)
-        return fail(sender(), id, errc::too_many_task_done,
-                    "task_done() called more times than items were put");
-      if (--s.unfinished == 0) {
-        for (auto& w : s.joiners)
-          ok(w.who, w.id);
-        s.joiners.clear();
-      }
-      ok(sender(), id);
-    },
-    [=](q_join, std::uint64_t id, std::int64_t ns) {
-      auto& s = self->state;
-      auto who = sender();
-      if (s.unfinished == 0)
-        return ok(who, id);
-      if (ns == 0)
-        return fail(who, id, errc::timeout, "unfinished tasks remain");
-      watch(who);
-      park(s.joiners, who, id, ns);
-    },
-    [=](q_expire, std::uint64_t serial) {
-      auto& s = self->state;
-      // Answers and removes the parked caller with this serial, if any.
-      auto expire = [&](std::deque<waiter>& line, auto answer) {
-        auto i = std::find_if(line.begin(), line.end(), [&](const waiter& w) {
-          return w.serial == serial;
-        });
-        if (i == line.end())
-          return false;
-        answer(*i);
-        line.erase(i);
+      auto who = caf::actor_cast<caf::actor>(self->current_sender());
+      auto r = core->poll(ns != 0, [who, id](q_outcome&& x) {
+        caf::anon_send(who, ok_atom::value, id, caf::make_message(x.flag));
         return true;
-      };
-      expire(s.putters,
-             [&](waiter& w) {
-               fail(w.who, w.id, errc::queue_full, "the queue stayed full");
-             })
-        || expire(s.getters,
-                  [&](waiter& w) {
-                    fail(w.who, w.id, errc::queue_empty,
-                         "the queue stayed empty");
-                  })
-        || expire(s.pollers,
-                  [&](waiter& w) {
-                    ok(w.who, w.id, caf::make_message(false));
-                  })
-        || expire(s.joiners, [&](waiter& w) {
-             fail(w.who, w.id, errc::timeout, "unfinished tasks remain");
-           });
+      });
+      if (auto* now = std::get_if<q_outcome>(&r)) {
+        self->send(who, ok_atom::value, id, caf::make_message(now->flag));
+        return;
+      }
+      auto serial = std::get<std::uint64_t>(r);
+      watch(who);
+      self->state.polls.emplace(who.address(), serial);
+      if (ns > 0)
+        self->delayed_send(self, std::chrono::nanoseconds{ns}, q_expire::value,
+                           serial);
+    },
+    [=](q_expire, std::uint64_t serial) { core->expire(serial); },
+    [=](q_attach, std::uint8_t role, const caf::actor& root) {
+      if (core->attach(static_cast<holder_role>(role), root.address())) {
+        self->state.holders.insert(root.address());
+        watch(root);
+      }
+    },
+    [=](q_detach, std::uint64_t id, std::uint8_t role,
+        const caf::actor& root) {
+      core->detach(static_cast<holder_role>(role), root.address());
+      self->send(caf::actor_cast<caf::actor>(self->current_sender()),
+                 ok_atom::value, id, caf::message{});
     },
   };
 }
@@ -322,29 +138,61 @@ std::int64_t to_ns(std::optional<duration> timeout) {
 
 } // namespace
 
-queue_ref queue_ref::make(long maxsize) {
+queue_ref queue_ref::make(long maxsize, bool buffered) {
   if (maxsize < 0)
     throw error(errc::invalid_argument, "maxsize must not be negative");
+  auto& rt = runtime::get();
+  auto& hub = rt.hub();
+  auto core = std::make_shared<queue_core>(static_cast<std::size_t>(maxsize));
   queue_ref result;
-  result.actor_ = runtime::get().spawn_service(
-    [maxsize](caf::actor_system& sys) {
-      return sys.spawn(queue_actor, static_cast<std::size_t>(maxsize));
-    });
+  result.actor_ = rt.spawn_service([core](caf::actor_system& sys) {
+    return sys.spawn(queue_actor, core);
+  });
+  hub.add(result.actor_->id(), core);
+  result.hub_ = hub.address();
+  result.key0_ = hub.key0();
+  result.key1_ = hub.key1();
+  result.buffered_ = buffered && maxsize == 0;
   return result;
 }
+
+namespace {
+
+// The state of the queue `ref` names if this process owns it, else null.
+std::shared_ptr<queue_core> here(const caf::actor& ref) {
+  if (!ref)
+    throw error(errc::invalid_argument, "the handle is empty");
+  auto& rt = runtime::get();
+  if (ref->node() != rt.system().node())
+    return nullptr;
+  auto core = rt.hub().find(ref->id());
+  if (!core)
+    throw error(errc::invalid_argument, "no such queue in this process");
+  return core;
+}
+
+} // namespace
 
 void queue_ref::put(value item, std::optional<duration> timeout,
                     error_names names) const {
   auto ns = to_ns(timeout);
   // Whoever takes it may be another process: an item that could not get
-  // there fails here, not as a message BASP drops.
+  // there fails here, not there.
   if (auto err = serializable(item))
     throw error(errc::invalid_argument,
                 "the item cannot be serialized: "
                   + runtime::get().system().render(err));
   try {
-    caller::of_this_thread().call(actor_, timeout, q_put::value,
-                                  std::move(item), ns);
+    if (auto core = here(actor_)) {
+      check(core->put_here(std::move(item), timeout));
+      return;
+    }
+    auto& hub = hub_client::of(hub_, key0_, key1_);
+    auto id = actor_->id();
+    if (buffered_)
+      hub.put_buffered(id, item);
+    else
+      check(hub.call(hub_frame::put, ns, id, ns, item));
   } catch (const error& e) {
     rethrow(e, names.when_closed_on_put);
   }
@@ -352,40 +200,50 @@ void queue_ref::put(value item, std::optional<duration> timeout,
 
 value queue_ref::get(std::optional<duration> timeout, error_names names) const {
   auto ns = to_ns(timeout);
-  caf::message answer;
   try {
-    answer = caller::of_this_thread().call(actor_, timeout, q_get::value, ns);
+    q_outcome result;
+    if (auto core = here(actor_)) {
+      result = core->get_here(timeout);
+    } else {
+      auto id = actor_->id();
+      result = hub_client::of(hub_, key0_, key1_).call(hub_frame::get, ns, id,
+                                                       ns);
+    }
+    check(result);
+    return std::move(result.item);
   } catch (const error& e) {
     rethrow(e, names.when_closed_on_get, names.when_empty);
   }
-  // The value is ours once the queue has the ack: before that, were this
-  // process to die, it would go back to the queue, and so must not be
-  // returned. (If the queue's process died meanwhile, the value is ours.)
-  try {
-    caller::of_this_thread().call(actor_, std::nullopt, q_ack::value,
-                                  answer.get_as<std::uint64_t>(0));
-  } catch (const error& e) {
-    if (e.code() != errc::owner_unreachable)
-      throw;
-  }
-  return answer.get_as<value>(1);
 }
 
 bool queue_ref::poll(std::optional<duration> timeout) const {
-  auto answer = caller::of_this_thread().call(actor_, timeout, q_poll::value,
-                                              to_ns(timeout));
-  return answer.get_as<bool>(0);
+  auto ns = to_ns(timeout);
+  if (auto core = here(actor_))
+    return core->poll_here(timeout).flag;
+  auto id = actor_->id();
+  auto result = hub_client::of(hub_, key0_, key1_).call(hub_frame::poll, ns,
+                                                        id, ns);
+  check(result);
+  return result.flag;
 }
 
 queue_ref::stats queue_ref::snapshot() const {
-  auto answer = caller::of_this_thread().call(actor_, std::nullopt,
-                                              q_size::value);
-  return {answer.get_as<std::uint64_t>(0), answer.get_as<std::uint64_t>(1),
-          answer.get_as<std::uint64_t>(2), answer.get_as<std::uint64_t>(3)};
+  if (auto core = here(actor_))
+    return core->snapshot();
+  auto id = actor_->id();
+  auto& hub = hub_client::of(hub_, key0_, key1_);
+  check(hub.call(hub_frame::size, -1, id));
+  return hub.last_stats();
 }
 
 void queue_ref::close() const {
-  caller::of_this_thread().call(actor_, std::nullopt, q_close::value);
+  if (auto core = here(actor_)) {
+    core->close();
+    return;
+  }
+  // On this thread's connection: after every put it sent.
+  auto id = actor_->id();
+  check(hub_client::of(hub_, key0_, key1_).call(hub_frame::close, -1, id));
 }
 
 void queue_ref::attach(holder_role role) const {
@@ -396,12 +254,22 @@ void queue_ref::attach(holder_role role) const {
 }
 
 void queue_ref::detach(holder_role role) const {
-  caf::anon_send(actor_, q_detach::value, static_cast<std::uint8_t>(role),
-                 runtime::get().root());
+  // What this thread put through the hub lands before the end can close.
+  if (auto* hub = hub_client::existing(hub_))
+    check(hub->call(hub_frame::sync, -1));
+  // Answered: once close() returns, the other end sees it.
+  caller::of_this_thread().call(actor_, std::nullopt, q_detach::value,
+                                static_cast<std::uint8_t>(role),
+                                runtime::get().root());
 }
 
 void queue_ref::task_done() const {
-  caller::of_this_thread().call(actor_, std::nullopt, q_done::value);
+  if (auto core = here(actor_)) {
+    check(core->task_done());
+    return;
+  }
+  auto id = actor_->id();
+  check(hub_client::of(hub_, key0_, key1_).call(hub_frame::done, -1, id));
 }
 
 std::vector<std::size_t> wait_any(const std::vector<queue_ref>& inboxes,
@@ -443,15 +311,19 @@ std::vector<std::size_t> wait_any(const std::vector<queue_ref>& inboxes,
 }
 
 bool queue_ref::join(std::optional<duration> timeout) const {
-  try {
-    caller::of_this_thread().call(actor_, timeout, q_join::value,
-                                  to_ns(timeout));
-    return true;
-  } catch (const error& e) {
-    if (e.code() == errc::timeout)
-      return false;
-    throw;
+  auto ns = to_ns(timeout);
+  q_outcome result;
+  if (auto core = here(actor_)) {
+    result = core->join_here(timeout);
+  } else {
+    auto id = actor_->id();
+    result = hub_client::of(hub_, key0_, key1_).call(hub_frame::join, ns, id,
+                                                     ns);
   }
+  if (!result.ok && result.code == errc::timeout)
+    return false;
+  check(result);
+  return true;
 }
 
 } // namespace actors::detail

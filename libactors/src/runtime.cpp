@@ -37,6 +37,7 @@
 #include "fork_server.hpp"
 #include "serializable.hpp"
 #include "listener.hpp"
+#include "queue_hub.hpp"
 
 extern char** environ;
 
@@ -332,6 +333,8 @@ runtime::~runtime() {
     ::close(wake_fd_);
   }
   listener_.reset();
+  if (hub_)
+    hub_->stop();
   for (auto& service : services_)
     caf::anon_send_exit(service, caf::exit_reason::user_shutdown);
   services_.clear();
@@ -342,6 +345,7 @@ runtime::~runtime() {
   // CAF's thread-local logger pointer that the actor system's destructor
   // resets: destroy the system on a fresh thread.
   std::thread{[this] { system_.reset(); }}.join();
+  hub_.reset(); // after the queue actors, which use it
 }
 
 std::uint16_t runtime::port() const {
@@ -554,6 +558,11 @@ void runtime::enter_child(std::uint64_t token, bool channel) {
 
 int runtime::take_channel() {
   return child_channel.exchange(-1);
+}
+
+queue_hub& runtime::hub() {
+  std::call_once(hub_once_, [this] { hub_ = std::make_unique<queue_hub>(); });
+  return *hub_;
 }
 
 caf::proxy_registry* runtime::proxies() {

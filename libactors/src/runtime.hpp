@@ -28,6 +28,7 @@
 namespace actors::detail {
 
 class listener;
+class queue_hub;
 
 // Messages of the node service protocol.
 using hello_atom = caf::atom_constant<caf::atom("a_hello")>;
@@ -135,6 +136,10 @@ public:
   /// In a child started with a channel, its end, once; -1 otherwise.
   static int take_channel();
 
+  /// The hub through which other processes reach this process's queues
+  /// (queue_hub.hpp), started by the first queue made here.
+  queue_hub& hub();
+
   /// The BASP broker's proxy registry: reading actor handles against it
   /// makes proxies, as the broker does for messages.
   caf::proxy_registry* proxies();
@@ -187,6 +192,8 @@ private:
   std::unique_ptr<listener> listener_;
   std::mutex services_mtx_;
   std::vector<caf::actor> services_;
+  std::once_flag hub_once_;
+  std::unique_ptr<queue_hub> hub_;
 
   // Children and their reaper thread, started with the first child.
   std::mutex children_mtx_;

@@ -199,11 +199,11 @@ private:
 /// receiving, or (read end, write end) when `duplex` is false.
 template <class T>
 std::pair<connection<T>, connection<T>> pipe(bool duplex) {
-  auto a = detail::queue_ref::make(0);
+  auto a = detail::queue_ref::make(0, /*buffered=*/true);
   connection<T> first;
   connection<T> second;
   if (duplex) {
-    auto b = detail::queue_ref::make(0);
+    auto b = detail::queue_ref::make(0, /*buffered=*/true);
     first.inbox_ = a;
     first.outbox_ = b;
     second.inbox_ = b;

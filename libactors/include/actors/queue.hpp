@@ -61,7 +61,8 @@ public:
 
   /// A queue with room for `maxsize` items; `unbounded` (0) means no bound,
   /// negative is `errc::invalid_argument`.
-  explicit queue(long maxsize) : ref_(detail::queue_ref::make(maxsize)) {
+  explicit queue(long maxsize)
+    : ref_(detail::queue_ref::make(maxsize, /*buffered=*/true)) {
     // nop
   }
 
@@ -145,7 +146,14 @@ public:
   }
 
 protected:
-  /// The queue actor and the blocking calls on it.
+  /// A queue whose every put is answered (`joinable_queue`: `join` must
+  /// count each item the moment its put returns).
+  queue(long maxsize, bool buffered)
+    : ref_(detail::queue_ref::make(maxsize, buffered)) {
+    // nop
+  }
+
+  /// The queue and the blocking calls on it.
   detail::queue_ref ref_;
 };
 
@@ -158,7 +166,7 @@ public:
   using typename queue<T>::duration;
 
   /// A joinable queue with room for `maxsize` items (see `queue`).
-  explicit joinable_queue(long maxsize) : queue<T>(maxsize) {
+  explicit joinable_queue(long maxsize) : queue<T>(maxsize, false) {
     // nop
   }
 

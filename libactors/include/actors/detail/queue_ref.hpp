@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <string>
 
 #include <caf/actor.hpp>
 
@@ -31,8 +32,12 @@ class queue_ref {
 public:
   queue_ref() = default;
 
-  /// Spawns a queue actor in this process; `maxsize` 0 means unbounded.
-  static queue_ref make(long maxsize);
+  /// Makes a queue owned by this process; `maxsize` 0 means unbounded.
+  /// With `buffered` (unbounded queues only), a put from another process
+  /// is not answered: it returns once the kernel holds the item, and a
+  /// failure (the queue closed) shows at the next put, as with Python's
+  /// feeder thread.
+  static queue_ref make(long maxsize, bool buffered = false);
 
   /// Blocks while full, at most `timeout`: `errc::queue_full` then.
   void put(value item, std::optional<duration> timeout,
@@ -66,17 +71,24 @@ public:
   void task_done() const;
   bool join(std::optional<duration> timeout) const;
 
+  /// The queue's actor: its identity, and the path of `wait_any`.
   const caf::actor& actor() const noexcept {
     return actor_;
   }
 
   template <class Inspector>
   friend typename Inspector::result_type inspect(Inspector& f, queue_ref& x) {
-    return f(x.actor_);
+    return f(x.actor_, x.hub_, x.key0_, x.key1_, x.buffered_);
   }
 
 private:
   caf::actor actor_;
+  // Where other processes reach the queue (queue_hub.hpp): the owning
+  // process's hub and the key it asks for.
+  std::string hub_;
+  std::uint64_t key0_ = 0;
+  std::uint64_t key1_ = 0;
+  bool buffered_ = false;
 };
 
 } // namespace actors::detail

@@ -1,0 +1,270 @@
+#include "queue_core.hpp"
+
+#include <algorithm>
+
+namespace actors::detail {
+
+void check(const q_outcome& x) {
+  if (!x.ok)
+    throw error(x.code, x.what);
+}
+
+namespace {
+
+q_outcome closed_outcome(const char* what) {
+  return q_outcome::fail(errc::closed, what);
+}
+
+} // namespace
+
+std::uint64_t queue_core::park(std::deque<waiter>& line, answer_fn answer,
+                               value item) {
+  auto serial = next_serial_++;
+  line.push_back(waiter{serial, std::move(answer), std::move(item)});
+  return serial;
+}
+
+queue_core::result queue_core::put(value item, bool wait, answer_fn answer) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (closed_)
+    return closed_outcome("put on a closed queue");
+  if (putters_.empty() && has_room()) {
+    items_.push_back(std::move(item));
+    ++unfinished_;
+    settle();
+    return q_outcome{};
+  }
+  if (!wait)
+    return q_outcome::fail(errc::queue_full, "the queue is full");
+  return park(putters_, std::move(answer), std::move(item));
+}
+
+bool queue_core::put_buffered(value item) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  items_.push_back(std::move(item));
+  ++unfinished_;
+  settle();
+  return !closed_;
+}
+
+queue_core::result queue_core::get(bool wait, answer_fn answer) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (!items_.empty() && getters_.empty()) {
+    q_outcome result;
+    result.item = std::move(items_.front());
+    items_.pop_front();
+    settle();
+    return result;
+  }
+  if (closed_)
+    return closed_outcome("the queue is closed and drained");
+  if (!wait)
+    return q_outcome::fail(errc::queue_empty, "the queue is empty");
+  return park(getters_, std::move(answer));
+}
+
+queue_core::result queue_core::poll(bool wait, answer_fn answer) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (!items_.empty() || closed_ || !wait) {
+    q_outcome result;
+    result.flag = !items_.empty() || closed_;
+    return result;
+  }
+  return park(pollers_, std::move(answer));
+}
+
+queue_core::result queue_core::join(bool wait, answer_fn answer) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (unfinished_ == 0)
+    return q_outcome{};
+  if (!wait)
+    return q_outcome::fail(errc::timeout, "unfinished tasks remain");
+  return park(joiners_, std::move(answer));
+}
+
+q_outcome queue_core::task_done() {
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (unfinished_ == 0)
+    return q_outcome::fail(errc::too_many_task_done,
+                         "task_done() called more times than items were put");
+  if (--unfinished_ == 0) {
+    for (auto& w : joiners_)
+      w.answer(q_outcome{});
+    joiners_.clear();
+  }
+  return q_outcome{};
+}
+
+void queue_core::close() {
+  std::lock_guard<std::mutex> guard{mtx_};
+  closed_ = true;
+  settle();
+}
+
+queue_ref::stats queue_core::snapshot() {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return {items_.size(), maxsize_, getters_.size(), putters_.size()};
+}
+
+void queue_core::settle() {
+  for (;;) {
+    if (!items_.empty() && !getters_.empty()) {
+      auto w = std::move(getters_.front());
+      getters_.pop_front();
+      auto item = std::move(items_.front());
+      items_.pop_front();
+      q_outcome result;
+      result.item = item; // shares the boxed value
+      if (!w.answer(std::move(result)))
+        items_.push_front(std::move(item));
+    } else if (!putters_.empty() && has_room()) {
+      auto w = std::move(putters_.front());
+      putters_.pop_front();
+      items_.push_back(std::move(w.item));
+      ++unfinished_;
+      w.answer(q_outcome{});
+    } else {
+      break;
+    }
+  }
+  if (!items_.empty() || closed_) {
+    for (auto& w : pollers_) {
+      q_outcome ready;
+      ready.flag = true;
+      w.answer(std::move(ready));
+    }
+    pollers_.clear();
+  }
+  if (closed_) {
+    for (auto* line : {&getters_, &putters_})
+      for (auto& w : *line)
+        w.answer(closed_outcome("the queue was closed"));
+    getters_.clear();
+    putters_.clear();
+  }
+}
+
+void queue_core::expire(std::uint64_t serial) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto expire_in = [&](std::deque<waiter>& line, auto make) {
+    auto i = std::find_if(line.begin(), line.end(), [&](const waiter& w) {
+      return w.serial == serial;
+    });
+    if (i == line.end())
+      return false;
+    auto w = std::move(*i);
+    line.erase(i);
+    w.answer(make());
+    return true;
+  };
+  expire_in(putters_,
+            [] { return q_outcome::fail(errc::queue_full, "the queue stayed full"); })
+    || expire_in(getters_,
+                 [] {
+                   return q_outcome::fail(errc::queue_empty,
+                                        "the queue stayed empty");
+                 })
+    || expire_in(pollers_, [] { return q_outcome{}; })
+    || expire_in(joiners_, [] {
+         return q_outcome::fail(errc::timeout, "unfinished tasks remain");
+       });
+}
+
+void queue_core::cancel(std::uint64_t serial) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto match = [serial](const waiter& w) { return w.serial == serial; };
+  for (auto* line : {&getters_, &putters_, &pollers_, &joiners_})
+    line->erase(std::remove_if(line->begin(), line->end(), match),
+                line->end());
+}
+
+void queue_core::requeue(value item) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  items_.push_front(std::move(item));
+  settle();
+}
+
+bool queue_core::attach(holder_role role, const caf::actor_addr& holder) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto& holders = role == holder_role::reader ? readers_ : writers_;
+  return holders.insert(holder).second;
+}
+
+void queue_core::detach(holder_role role, const caf::actor_addr& holder) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto& holders = role == holder_role::reader ? readers_ : writers_;
+  if (holders.erase(holder) > 0 && holders.empty()) {
+    closed_ = true;
+    settle();
+  }
+}
+
+void queue_core::holder_gone(const caf::actor_addr& holder) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  // Like a pipe whose every descriptor of one side was closed.
+  if ((readers_.erase(holder) > 0 && readers_.empty())
+      || (writers_.erase(holder) > 0 && writers_.empty())) {
+    closed_ = true;
+    settle();
+  }
+}
+
+template <class Op>
+q_outcome queue_core::wait_here(Op op, std::optional<duration> timeout) {
+  struct slot {
+    std::condition_variable cv;
+    bool done = false;
+    q_outcome result;
+  } s;
+  bool wait = !timeout || *timeout > duration::zero();
+  auto parked = op(wait, [&s](q_outcome&& x) {
+    s.result = std::move(x);
+    s.done = true;
+    s.cv.notify_one();
+    return true;
+  });
+  if (auto* now = std::get_if<q_outcome>(&parked))
+    return std::move(*now);
+  auto serial = std::get<std::uint64_t>(parked);
+  {
+    std::unique_lock<std::mutex> guard{mtx_};
+    if (!timeout)
+      s.cv.wait(guard, [&] { return s.done; });
+    else
+      s.cv.wait_for(guard, *timeout, [&] { return s.done; });
+    if (s.done)
+      return std::move(s.result);
+  }
+  // Timed out: still parked, so answer it with its timeout q_outcome.
+  expire(serial);
+  std::lock_guard<std::mutex> guard{mtx_};
+  return std::move(s.result);
+}
+
+q_outcome queue_core::put_here(value item, std::optional<duration> timeout) {
+  return wait_here(
+    [&](bool wait, answer_fn answer) {
+      return put(std::move(item), wait, std::move(answer));
+    },
+    timeout);
+}
+
+q_outcome queue_core::get_here(std::optional<duration> timeout) {
+  return wait_here(
+    [&](bool wait, answer_fn answer) { return get(wait, std::move(answer)); },
+    timeout);
+}
+
+q_outcome queue_core::poll_here(std::optional<duration> timeout) {
+  return wait_here(
+    [&](bool wait, answer_fn answer) { return poll(wait, std::move(answer)); },
+    timeout);
+}
+
+q_outcome queue_core::join_here(std::optional<duration> timeout) {
+  return wait_here(
+    [&](bool wait, answer_fn answer) { return join(wait, std::move(answer)); },
+    timeout);
+}
+
+} // namespace actors::detail

@@ -1,0 +1,150 @@
+#pragma once
+
+// The state of one queue, in the process that owns it: the items, the
+// callers waiting in each line, and the rules that move items between them.
+// Every operation locks the queue's mutex; callers of this process wait on
+// it directly (no message, no thread hand-off), callers of other processes
+// through the hub (queue_hub.hpp), and wait_any through the queue's actor.
+//
+// A caller that cannot be answered at once is parked with an `answer`
+// function, called (under the lock) exactly once: with the outcome, or when
+// its deadline passes, or never if it is cancelled first. An item handed to
+// an answer that returns false (its receiver is gone) goes back to the front.
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <variant>
+
+#include <caf/actor_addr.hpp>
+
+#include "actors/detail/queue_ref.hpp"
+#include "actors/detail/value.hpp"
+#include "actors/error.hpp"
+
+namespace actors::detail {
+
+/// The answer to one operation.
+struct q_outcome {
+  bool ok = true;
+  errc code = errc::invalid_argument; // when !ok
+  std::string what;                   // when !ok
+  value item;                         // get
+  bool flag = false;                  // poll: ready
+
+  static q_outcome fail(errc code, std::string what) {
+    q_outcome result;
+    result.ok = false;
+    result.code = code;
+    result.what = std::move(what);
+    return result;
+  }
+};
+
+/// Throws the error an q_outcome holds, if any.
+void check(const q_outcome& x);
+
+class queue_core {
+public:
+  /// Receives the q_outcome of a parked operation; false if the receiver is
+  /// gone (an item it was given then goes back to the queue).
+  using answer_fn = std::function<bool(q_outcome&&)>;
+
+  /// Answered at once, or parked under this serial (for expire/cancel).
+  using result = std::variant<q_outcome, std::uint64_t>;
+
+  explicit queue_core(std::size_t maxsize) : maxsize_(maxsize) {
+    // nop
+  }
+
+  ///@{
+  /// The operations. With `wait` false, one that would block fails at once
+  /// (full, empty, not ready, unfinished); with `wait`, it is parked.
+  result put(value item, bool wait, answer_fn answer);
+  result get(bool wait, answer_fn answer);
+  result poll(bool wait, answer_fn answer);
+  result join(bool wait, answer_fn answer);
+  ///@}
+
+  /// A put whose caller does not wait for the answer: it always lands, even
+  /// on a closed queue (its caller believes it landed, so it must be there
+  /// for whoever drains the queue). Returns false if the queue is closed, so
+  /// the caller can tell its sender.
+  bool put_buffered(value item);
+
+  q_outcome task_done();
+  void close();
+  queue_ref::stats snapshot();
+
+  /// The deadline of parked operation `serial` passed: answers it with the
+  /// timeout q_outcome of its line, if it is still parked.
+  void expire(std::uint64_t serial);
+
+  /// Forgets parked operation `serial` without answering it.
+  void cancel(std::uint64_t serial);
+
+  /// An item handed out that its receiver never took: back to the front.
+  void requeue(value item);
+
+  ///@{
+  /// Processes holding a pipe end that reads or writes this queue. When the
+  /// last reader or the last writer is gone, the queue closes.
+  bool attach(holder_role role, const caf::actor_addr& holder);
+  void detach(holder_role role, const caf::actor_addr& holder);
+  /// The holder's process ended: it holds nothing any more.
+  void holder_gone(const caf::actor_addr& holder);
+  ///@}
+
+  ///@{
+  /// The blocking forms for a thread of this process: park, then wait on
+  /// the queue's mutex at most `timeout` (nothing: forever).
+  using duration = std::chrono::steady_clock::duration;
+  q_outcome put_here(value item, std::optional<duration> timeout);
+  q_outcome get_here(std::optional<duration> timeout);
+  q_outcome poll_here(std::optional<duration> timeout);
+  q_outcome join_here(std::optional<duration> timeout);
+  ///@}
+
+private:
+  struct waiter {
+    std::uint64_t serial;
+    answer_fn answer;
+    value item; // putters: what they put
+  };
+
+  // Parks `answer` in `line` under a new serial.
+  std::uint64_t park(std::deque<waiter>& line, answer_fn answer,
+                     value item = {});
+
+  // Moves items to parked getters and parked puts into free room; answers
+  // pollers and, once closed, every parked get and put.
+  void settle();
+
+  bool has_room() const noexcept {
+    return maxsize_ == 0 || items_.size() < maxsize_;
+  }
+
+  template <class Op>
+  q_outcome wait_here(Op op, std::optional<duration> timeout);
+
+  std::mutex mtx_;
+  const std::size_t maxsize_;
+  std::deque<value> items_;
+  std::deque<waiter> getters_;
+  std::deque<waiter> putters_;
+  std::deque<waiter> pollers_;
+  std::deque<waiter> joiners_;
+  bool closed_ = false;
+  std::uint64_t unfinished_ = 0;
+  std::uint64_t next_serial_ = 1;
+  std::set<caf::actor_addr> readers_;
+  std::set<caf::actor_addr> writers_;
+};
+
+} // namespace actors::detail

@@ -1,0 +1,640 @@
+#include "queue_hub.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <optional>
+
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "call.hpp"
+#include "runtime.hpp"
+
+namespace actors::detail {
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+constexpr std::uint64_t wake_tag = ~std::uint64_t{0};
+constexpr std::uint64_t listen_tag = ~std::uint64_t{0} - 1;
+
+sockaddr_un abstract_address(const std::string& name, socklen_t& len) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  // Abstract namespace: a leading NUL, no file, gone with its process.
+  std::memcpy(addr.sun_path + 1, name.data(),
+              std::min(name.size(), sizeof(addr.sun_path) - 1));
+  len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1
+                               + name.size());
+  return addr;
+}
+
+std::uint64_t random64() {
+  std::uint64_t x = 0;
+  while (::getrandom(&x, sizeof(x), 0) != static_cast<ssize_t>(sizeof(x)))
+    if (errno != EINTR)
+      throw error(errc::invalid_argument, "getrandom failed");
+  return x;
+}
+
+} // namespace
+
+// -- server ---------------------------------------------------------------------
+
+struct queue_hub::conn {
+  conn(int fd, pid_t peer) : ch(fd), pid(peer) {
+    // nop
+  }
+
+  channel ch;
+  const pid_t pid;
+  // Hub thread only.
+  bool authenticated = false;
+  std::optional<decltype(timers_)::iterator> deadline;
+  // Guarded by out: the output side of ch and what the connection holds.
+  std::mutex out;
+  bool dead = false;
+  bool want_out = false;
+  std::shared_ptr<queue_core> parked_core;
+  std::uint64_t parked_serial = 0;
+  std::shared_ptr<queue_core> flight_core;
+  value flight;
+};
+
+namespace {
+
+// Writes one frame to `c` (its `out` lock held) and hands what fits to the
+// kernel; the hub writes the rest when the socket has room.
+template <class Conn, class... Ts>
+caf::error emit(Conn& c, int epoll_fd, std::uint8_t kind, Ts&... xs) {
+  if (auto err = c.ch.put(kind, xs...))
+    return err;
+  c.ch.flush(false);
+  if (c.ch.pending() && !c.want_out) {
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLOUT;
+    ev.data.u64 = static_cast<std::uint64_t>(c.ch.fd());
+    ::epoll_ctl(epoll_fd, EPOLL_CTL_MOD, c.ch.fd(), &ev);
+    c.want_out = true;
+  }
+  return caf::none;
+}
+
+// Answers request `req` on `c` with `x`; an item goes in flight. False if
+// `c` is gone (or the item cannot be written), so the item stays queued.
+template <class Conn>
+bool answer(Conn& c, int epoll_fd, std::uint64_t req, q_outcome&& x,
+            const std::shared_ptr<queue_core>& core) {
+  std::lock_guard<std::mutex> guard{c.out};
+  if (c.dead)
+    return false;
+  c.parked_core.reset();
+  if (!x.ok) {
+    auto code = static_cast<std::uint8_t>(x.code);
+    emit(c, epoll_fd, hub_frame::fail, req, code, x.what);
+    return true;
+  }
+  if (x.item) {
+    if (auto err = emit(c, epoll_fd, hub_frame::item, req, x.item)) {
+      auto code = static_cast<std::uint8_t>(errc::invalid_argument);
+      std::string what = "an item that cannot be serialized";
+      emit(c, epoll_fd, hub_frame::fail, req, code, what);
+      return false;
+    }
+    c.flight_core = core;
+    c.flight = std::move(x.item);
+    return true;
+  }
+  emit(c, epoll_fd, hub_frame::ok, req, x.flag);
+  return true;
+}
+
+} // namespace
+
+queue_hub::queue_hub() {
+  key0_ = random64();
+  key1_ = random64();
+  char name[64];
+  std::snprintf(name, sizeof(name), "actors-hub-%d-%016llx",
+                static_cast<int>(::getpid()),
+                static_cast<unsigned long long>(random64()));
+  address_ = name;
+  listen_fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+                        0);
+  socklen_t len = 0;
+  auto addr = abstract_address(address_, len);
+  if (listen_fd_ < 0
+      || ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), len) != 0
+      || ::listen(listen_fd_, 128) != 0)
+    throw error(errc::invalid_argument,
+                std::string{"cannot serve queues: "} + std::strerror(errno));
+  epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = wake_tag;
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
+  ev.data.u64 = listen_tag;
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, listen_fd_, &ev);
+  thread_ = std::thread{[this] { run(); }};
+}
+
+void queue_hub::stop() {
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (stop_)
+      return;
+    stop_ = true;
+  }
+  std::uint64_t one = 1;
+  [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof(one));
+  thread_.join();
+  for (auto& [fd, c] : conns_) {
+    std::lock_guard<std::mutex> guard{c->out};
+    c->dead = true;
+  }
+  conns_.clear();
+}
+
+queue_hub::~queue_hub() {
+  stop();
+  ::close(listen_fd_);
+  ::close(epoll_fd_);
+  ::close(wake_fd_);
+}
+
+void queue_hub::add(std::uint64_t id, std::shared_ptr<queue_core> core) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  cores_.emplace(id, std::move(core));
+}
+
+std::shared_ptr<queue_core> queue_hub::find(std::uint64_t id) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto i = cores_.find(id);
+  return i == cores_.end() ? nullptr : i->second;
+}
+
+void queue_hub::when_drained(pid_t pid, std::function<void()> fn) {
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    drained_.emplace(pid, std::move(fn));
+  }
+  // The hub thread first accepts what is waiting, so a connection the
+  // process made just before it ended counts too.
+  std::uint64_t one = 1;
+  [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof(one));
+}
+
+void queue_hub::run_drained() {
+  std::vector<std::function<void()>> ready;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    for (auto i = drained_.begin(); i != drained_.end();) {
+      if (open_.count(i->first) == 0) {
+        ready.push_back(std::move(i->second));
+        i = drained_.erase(i);
+      } else {
+        ++i;
+      }
+    }
+  }
+  for (auto& fn : ready)
+    fn();
+}
+
+void queue_hub::accept_all() {
+  for (;;) {
+    auto fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED)
+        continue;
+      return; // EAGAIN, or out of descriptors: try again on the next event
+    }
+    ucred cred{};
+    socklen_t len = sizeof(cred);
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0
+        || cred.uid != ::geteuid()) {
+      ::close(fd);
+      continue;
+    }
+    auto c = std::make_shared<conn>(fd, cred.pid);
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = static_cast<std::uint64_t>(fd);
+    ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
+    conns_.emplace(fd, std::move(c));
+    std::lock_guard<std::mutex> guard{mtx_};
+    ++open_[cred.pid];
+  }
+}
+
+void queue_hub::drop(const std::shared_ptr<conn>& c) {
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c->ch.fd(), nullptr);
+  if (c->deadline)
+    timers_.erase(*c->deadline);
+  std::shared_ptr<queue_core> parked;
+  std::uint64_t serial = 0;
+  std::shared_ptr<queue_core> flight_core;
+  value flight;
+  {
+    std::lock_guard<std::mutex> guard{c->out};
+    c->dead = true;
+    parked = std::move(c->parked_core);
+    serial = c->parked_serial;
+    flight_core = std::move(c->flight_core);
+    flight = std::move(c->flight);
+  }
+  // A caller that died waiting took nothing; an item it never acked goes
+  // back to the front of its queue.
+  if (parked)
+    parked->cancel(serial);
+  if (flight_core)
+    flight_core->requeue(std::move(flight));
+  bool last = false;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    auto i = open_.find(c->pid);
+    if (i != open_.end() && --i->second == 0) {
+      open_.erase(i);
+      last = true;
+    }
+  }
+  conns_.erase(c->ch.fd());
+  if (last)
+    run_drained();
+}
+
+bool queue_hub::serve(const std::shared_ptr<conn>& c,
+                      const channel::frame& f) {
+  namespace k = hub_frame;
+  auto& ch = c->ch;
+  if (!c->authenticated) {
+    std::uint64_t k0 = 0;
+    std::uint64_t k1 = 0;
+    if (f.kind != k::hello || ch.get(f, k0, k1))
+      return false;
+    // Both halves compared without an early exit.
+    c->authenticated = ((k0 ^ key0_) | (k1 ^ key1_)) == 0;
+    return c->authenticated;
+  }
+  auto reply = [&](std::uint64_t req, q_outcome&& x,
+                   const std::shared_ptr<queue_core>& core) {
+    answer(*c, epoll_fd_, req, std::move(x), core);
+  };
+  std::uint64_t req = 0;
+  std::uint64_t qid = 0;
+  std::int64_t ns = 0;
+  value item;
+  switch (f.kind) {
+    case k::put_buffered: {
+      if (ch.get(f, qid, item))
+        return false;
+      auto core = find(qid);
+      if (!core)
+        return false;
+      if (!core->put_buffered(std::move(item))) {
+        std::lock_guard<std::mutex> guard{c->out};
+        emit(*c, epoll_fd_, k::closed, qid);
+      }
+      return true;
+    }
+    case k::ack: {
+      std::lock_guard<std::mutex> guard{c->out};
+      c->flight_core.reset();
+      c->flight = value{};
+      return true;
+    }
+    case k::sync:
+      if (ch.get(f, req))
+        return false;
+      reply(req, q_outcome{}, nullptr);
+      return true;
+    case k::put:
+    case k::get:
+    case k::poll:
+    case k::join: {
+      auto err = f.kind == k::put ? ch.get(f, req, qid, ns, item)
+                                  : ch.get(f, req, qid, ns);
+      if (err)
+        return false;
+      auto core = find(qid);
+      if (!core) {
+        reply(req, q_outcome::fail(errc::invalid_argument, "no such queue"),
+              nullptr);
+        return true;
+      }
+      if (c->deadline) {
+        timers_.erase(*c->deadline);
+        c->deadline.reset();
+      }
+      std::weak_ptr<conn> weak = c;
+      auto epoll_fd = epoll_fd_;
+      queue_core::answer_fn later = [weak, epoll_fd, req,
+                                     core](q_outcome&& x) {
+        auto target = weak.lock();
+        return target && answer(*target, epoll_fd, req, std::move(x), core);
+      };
+      bool wait = ns != 0;
+      queue_core::result r;
+      switch (f.kind) {
+        case k::put:
+          r = core->put(std::move(item), wait, std::move(later));
+          break;
+        case k::get:
+          r = core->get(wait, std::move(later));
+          break;
+        case k::poll:
+          r = core->poll(wait, std::move(later));
+          break;
+        default:
+          r = core->join(wait, std::move(later));
+      }
+      if (auto* now = std::get_if<q_outcome>(&r)) {
+        std::shared_ptr<queue_core> holder = core;
+        if (!answer(*c, epoll_fd_, req, std::move(*now), holder)
+            && now->item)
+          core->requeue(std::move(now->item));
+        return true;
+      }
+      auto serial = std::get<std::uint64_t>(r);
+      {
+        std::lock_guard<std::mutex> guard{c->out};
+        c->parked_core = core;
+        c->parked_serial = serial;
+      }
+      if (ns > 0)
+        c->deadline = timers_.emplace(clock_type::now()
+                                     + std::chrono::nanoseconds{ns},
+                                   timer{core, serial, c->ch.fd()});
+      return true;
+    }
+    case k::done:
+    case k::close:
+    case k::size: {
+      if (ch.get(f, req, qid))
+        return false;
+      auto core = find(qid);
+      if (!core) {
+        reply(req, q_outcome::fail(errc::invalid_argument, "no such queue"),
+              nullptr);
+        return true;
+      }
+      if (f.kind == k::done) {
+        reply(req, core->task_done(), nullptr);
+      } else if (f.kind == k::close) {
+        core->close();
+        reply(req, q_outcome{}, nullptr);
+      } else {
+        auto s = core->snapshot();
+        std::lock_guard<std::mutex> guard{c->out};
+        emit(*c, epoll_fd_, k::stats, req, s.size, s.maxsize, s.getters,
+             s.putters);
+      }
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+void queue_hub::run() {
+  epoll_event events[32];
+  for (;;) {
+    int wait_ms = -1;
+    if (!timers_.empty()) {
+      auto left = timers_.begin()->first - clock_type::now();
+      auto ms = std::chrono::ceil<std::chrono::milliseconds>(left).count();
+      wait_ms = static_cast<int>(std::clamp<long long>(ms, 0, 1 << 30));
+    }
+    auto n = ::epoll_wait(epoll_fd_, events, 32, wait_ms);
+    if (n < 0 && errno != EINTR)
+      return;
+    for (int i = 0; i < n; ++i) {
+      auto tag = events[i].data.u64;
+      if (tag == wake_tag) {
+        std::uint64_t count;
+        [[maybe_unused]] auto r = ::read(wake_fd_, &count, sizeof(count));
+        {
+          std::lock_guard<std::mutex> guard{mtx_};
+          if (stop_)
+            return;
+        }
+        accept_all();
+        run_drained();
+        continue;
+      }
+      if (tag == listen_tag) {
+        accept_all();
+        continue;
+      }
+      auto found = conns_.find(static_cast<int>(tag));
+      if (found == conns_.end())
+        continue;
+      auto c = found->second;
+      if (events[i].events & EPOLLOUT) {
+        std::lock_guard<std::mutex> guard{c->out};
+        c->ch.flush(false);
+        if (!c->ch.pending()) {
+          epoll_event ev{};
+          ev.events = EPOLLIN;
+          ev.data.u64 = tag;
+          ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, c->ch.fd(), &ev);
+          c->want_out = false;
+        }
+      }
+      if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+        if (!c->ch.fill(false)) {
+          drop(c);
+          continue;
+        }
+        while (auto f = c->ch.next()) {
+          if (!serve(c, *f)) {
+            drop(c);
+            break;
+          }
+        }
+      }
+    }
+    auto now = clock_type::now();
+    while (!timers_.empty() && timers_.begin()->first <= now) {
+      auto t = timers_.begin()->second;
+      if (auto i = conns_.find(t.fd); i != conns_.end())
+        i->second->deadline.reset();
+      timers_.erase(timers_.begin());
+      t.core->expire(t.serial);
+    }
+  }
+}
+
+// -- client ---------------------------------------------------------------------
+
+namespace {
+
+thread_local std::unordered_map<std::string, std::unique_ptr<hub_client>>
+  clients;
+
+} // namespace
+
+hub_client* hub_client::existing(const std::string& address) {
+  auto i = clients.find(address);
+  return i == clients.end() ? nullptr : i->second.get();
+}
+
+hub_client& hub_client::of(const std::string& address, std::uint64_t key0,
+                           std::uint64_t key1) {
+  if (auto* known = existing(address))
+    return *known;
+  if (address.empty())
+    throw error(errc::invalid_argument, "the handle is empty");
+  auto fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  socklen_t len = 0;
+  auto addr = abstract_address(address, len);
+  if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0) {
+    auto what = std::string{"the process that owns this object is gone ("}
+                + std::strerror(errno) + ")";
+    if (fd >= 0)
+      ::close(fd);
+    throw error(errc::owner_unreachable, what);
+  }
+  std::unique_ptr<hub_client> fresh{new hub_client(fd, address)};
+  fresh->ch_.put(hub_frame::hello, key0, key1);
+  auto& result = *fresh;
+  clients.emplace(address, std::move(fresh));
+  return result;
+}
+
+hub_client::hub_client(int fd, std::string address)
+  : ch_(fd), address_(std::move(address)) {
+  // nop
+}
+
+hub_client::~hub_client() = default;
+
+std::string hub_client::render(const caf::error& err) {
+  return runtime::get().system().render(err);
+}
+
+void hub_client::broken(const char* what) {
+  // Forget this connection (the next call connects afresh, or finds the
+  // hub gone); `this` is destroyed here.
+  errc code = std::strcmp(what, "timeout") == 0 ? errc::timeout
+                                                : errc::owner_unreachable;
+  auto text = code == errc::timeout
+                ? "no answer from the process that owns this object"
+                : "the process that owns this object is gone";
+  clients.erase(address_);
+  throw error(code, text);
+}
+
+bool hub_client::absorb(const channel::frame& f, std::uint64_t req,
+                        std::optional<q_outcome>& result) {
+  namespace k = hub_frame;
+  std::uint64_t id = 0;
+  switch (f.kind) {
+    case k::closed: {
+      std::uint64_t qid = 0;
+      if (ch_.get(f, qid))
+        return false;
+      closed_.insert(qid);
+      return true;
+    }
+    case k::ok: {
+      q_outcome x;
+      if (ch_.get(f, id, x.flag))
+        return false;
+      if (id == req)
+        result = std::move(x);
+      return true;
+    }
+    case k::item: {
+      q_outcome x;
+      if (ch_.get(f, id, x.item))
+        return false;
+      if (id == req)
+        result = std::move(x);
+      return true;
+    }
+    case k::fail: {
+      std::uint8_t code = 0;
+      std::string what;
+      if (ch_.get(f, id, code, what))
+        return false;
+      if (id == req)
+        result = q_outcome::fail(static_cast<errc>(code), std::move(what));
+      return true;
+    }
+    case k::stats: {
+      queue_ref::stats s;
+      if (ch_.get(f, id, s.size, s.maxsize, s.getters, s.putters))
+        return false;
+      if (id == req) {
+        stats_ = s;
+        result = q_outcome{};
+      }
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+void hub_client::put_buffered(std::uint64_t qid, value& item) {
+  // Notices that a queue closed arrive unasked: read what is there.
+  std::optional<q_outcome> none;
+  if (!ch_.fill(false))
+    broken("gone");
+  while (auto f = ch_.next())
+    if (!absorb(*f, 0, none))
+      broken("gone");
+  if (closed_.count(qid) > 0)
+    throw error(errc::closed, "put on a closed queue");
+  if (auto err = ch_.put(hub_frame::put_buffered, qid, item))
+    throw error(errc::invalid_argument,
+                "the item cannot be serialized: " + render(err));
+  if (!ch_.flush(true))
+    broken("gone");
+}
+
+q_outcome hub_client::await(std::uint64_t req, std::int64_t ns) {
+  if (!ch_.flush(true))
+    broken("gone");
+  auto deadline = ns >= 0 ? clock_type::now() + std::chrono::nanoseconds{ns}
+                              + call_grace
+                          : clock_type::time_point::max();
+  std::optional<q_outcome> result;
+  for (;;) {
+    while (auto f = ch_.next())
+      if (!absorb(*f, req, result))
+        broken("gone");
+    if (result)
+      break;
+    if (deadline != clock_type::time_point::max()) {
+      auto left = std::chrono::ceil<std::chrono::milliseconds>(
+                    deadline - clock_type::now())
+                    .count();
+      pollfd p{ch_.fd(), POLLIN, 0};
+      if (left <= 0 || ::poll(&p, 1, static_cast<int>(left)) == 0)
+        broken("timeout");
+    }
+    if (!ch_.fill(true))
+      broken("gone");
+  }
+  if (result->ok && result->item) {
+    // Taken: the hub forgets its copy. Were this process to die before the
+    // hub reads the ack, the item would go back to the queue; so it is
+    // returned only once the kernel holds the ack. If the hub is gone, the
+    // item is ours anyway.
+    ch_.put(hub_frame::ack);
+    ch_.flush(true);
+  }
+  return std::move(*result);
+}
+
+} // namespace actors::detail

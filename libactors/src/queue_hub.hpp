@@ -1,0 +1,179 @@
+#pragma once
+
+// How other processes reach the queues of this process without CAF's
+// middleman: each process that owns queues runs a hub, a thread serving an
+// abstract Unix socket; each thread of another process that uses one of
+// them keeps one connection to that hub. Frames (channel.hpp) carry the
+// operations; a put to an unbounded queue (or a pipe) is not answered, so it
+// costs one send() and returns once the kernel holds the bytes: were the
+// sender to die at once, the hub still reads them. Everything else is one
+// request and its answer, which the hub (or whichever thread has the item:
+// a putter hands it straight to a parked remote getter) writes back.
+//
+// Connecting requires the same user (SO_PEERCRED) and the hub's 128-bit key,
+// which only a queue handle carries (handles travel between the processes
+// of a run, over authenticated connections).
+//
+// An item handed to a remote getter stays in flight until its ack; if the
+// connection ends first, it goes back to the front of its queue.
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <unordered_map>
+
+#include <sys/types.h>
+
+#include "actors/detail/queue_ref.hpp"
+#include "channel.hpp"
+#include "queue_core.hpp"
+
+namespace actors::detail {
+
+/// Frame kinds of the hub protocol.
+namespace hub_frame {
+// client -> hub
+constexpr std::uint8_t hello = 1; // key0, key1
+constexpr std::uint8_t put_buffered = 2; // qid, item (no answer)
+constexpr std::uint8_t put = 3;   // req, qid, ns, item
+constexpr std::uint8_t get = 4;   // req, qid, ns -> item | fail
+constexpr std::uint8_t ack = 5;   // the item in flight is taken
+constexpr std::uint8_t poll = 6;  // req, qid, ns -> ok(flag)
+constexpr std::uint8_t join = 7;  // req, qid, ns
+constexpr std::uint8_t done = 8;  // req, qid
+constexpr std::uint8_t close = 9; // req, qid
+constexpr std::uint8_t size = 10; // req, qid -> stats
+constexpr std::uint8_t sync = 11; // req: everything sent before is done
+// hub -> client
+constexpr std::uint8_t ok = 20;     // req, flag
+constexpr std::uint8_t item = 21;   // req, item
+constexpr std::uint8_t fail = 22;   // req, code, what
+constexpr std::uint8_t stats = 23;  // req, size, maxsize, getters, putters
+constexpr std::uint8_t closed = 24; // qid: a buffered put found it closed
+} // namespace hub_frame
+
+class queue_hub {
+public:
+  queue_hub();
+  ~queue_hub();
+
+  /// Ends the hub's thread and every connection (at shutdown, before the
+  /// actor system goes: the thread reads actor handles). Idempotent.
+  void stop();
+
+  queue_hub(const queue_hub&) = delete;
+  queue_hub& operator=(const queue_hub&) = delete;
+
+  /// The abstract socket name and the key a queue handle carries.
+  const std::string& address() const noexcept {
+    return address_;
+  }
+  std::uint64_t key0() const noexcept {
+    return key0_;
+  }
+  std::uint64_t key1() const noexcept {
+    return key1_;
+  }
+
+  /// Serves `core` under `id` (its actor's id) for the life of the hub.
+  void add(std::uint64_t id, std::shared_ptr<queue_core> core);
+
+  /// The queue served under `id`, if any.
+  std::shared_ptr<queue_core> find(std::uint64_t id);
+
+  /// Runs `fn` once the hub has read everything process `pid` sent, that
+  /// is, once no connection from it is open (at once if none is).
+  void when_drained(pid_t pid, std::function<void()> fn);
+
+private:
+  struct conn;
+  void run();
+  void accept_all();
+  void drop(const std::shared_ptr<conn>& c);
+  bool serve(const std::shared_ptr<conn>& c, const channel::frame& f);
+  void run_drained();
+
+  std::string address_;
+  std::uint64_t key0_ = 0;
+  std::uint64_t key1_ = 0;
+  int listen_fd_ = -1;
+  int epoll_fd_ = -1;
+  int wake_fd_ = -1;
+
+  std::mutex mtx_; // cores_, drained_, stop_
+  std::unordered_map<std::uint64_t, std::shared_ptr<queue_core>> cores_;
+  std::multimap<pid_t, std::function<void()>> drained_;
+  bool stop_ = false;
+
+  // Hub thread only.
+  std::map<int, std::shared_ptr<conn>> conns_;
+  struct timer {
+    std::shared_ptr<queue_core> core;
+    std::uint64_t serial;
+    int fd; // of the connection that waits
+  };
+  std::multimap<std::chrono::steady_clock::time_point, timer> timers_;
+  std::thread thread_;
+
+  // Open connections per peer process (read by when_drained).
+  std::map<pid_t, int> open_;
+};
+
+/// This thread's connection to the hub a queue handle names.
+class hub_client {
+public:
+  using duration = std::chrono::steady_clock::duration;
+
+  /// The calling thread's connection to the hub at `address`, made (and
+  /// authenticated with the key) on first use. Throws
+  /// `errc::owner_unreachable` when the hub cannot be reached.
+  static hub_client& of(const std::string& address, std::uint64_t key0,
+                        std::uint64_t key1);
+
+  /// The calling thread's connection to `address` if it has one.
+  static hub_client* existing(const std::string& address);
+
+  /// A put that is not answered; fails at once if the hub said the queue
+  /// is closed.
+  void put_buffered(std::uint64_t qid, value& item);
+
+  /// Sends a request and waits for its answer: at most `ns` (the hub's own
+  /// deadline) plus `call_grace` when `ns` >= 0.
+  template <class... Ts>
+  q_outcome call(std::uint8_t kind, std::int64_t ns, Ts&... xs) {
+    auto req = next_req_++;
+    if (auto err = ch_.put(kind, req, xs...))
+      throw error(errc::invalid_argument,
+                  "the request cannot be serialized: " + render(err));
+    return await(req, ns);
+  }
+
+  /// The answer to a size request.
+  queue_ref::stats last_stats() const noexcept {
+    return stats_;
+  }
+
+  ~hub_client();
+
+private:
+  hub_client(int fd, std::string address);
+  q_outcome await(std::uint64_t req, std::int64_t ns);
+  // Reads whatever is there; returns false at the end of the stream.
+  bool absorb(const channel::frame& f, std::uint64_t req,
+              std::optional<q_outcome>& result);
+  [[noreturn]] void broken(const char* what);
+  static std::string render(const caf::error& err);
+
+  channel ch_;
+  std::string address_;
+  std::uint64_t next_req_ = 1;
+  std::set<std::uint64_t> closed_;
+  queue_ref::stats stats_;
+};
+
+} // namespace actors::detail
