@@ -1,6 +1,8 @@
 #include "queue_core.hpp"
 
 #include <algorithm>
+#include <atomic>
+#include <thread>
 
 namespace actors::detail {
 
@@ -10,6 +12,11 @@ void check(const q_outcome& x) {
 }
 
 namespace {
+
+// How long a waiting thread of this process looks for its answer before it
+// sleeps. It yields meanwhile, so a thread it waits for (the hub's, say)
+// that is ready to run on this core gets it.
+constexpr auto spin_time = std::chrono::microseconds{50};
 
 q_outcome closed_outcome(const char* what) {
   return q_outcome::fail(errc::closed, what);
@@ -39,10 +46,12 @@ queue_core::result queue_core::put(value item, bool wait, answer_fn answer) {
   return park(putters_, std::move(answer), std::move(item));
 }
 
-bool queue_core::put_buffered(value item) {
+bool queue_core::put_buffered(std::vector<value>& items) {
   std::lock_guard<std::mutex> guard{mtx_};
-  items_.push_back(std::move(item));
-  ++unfinished_;
+  for (auto& item : items)
+    items_.push_back(std::move(item));
+  unfinished_ += items.size();
+  items.clear();
   settle();
   return !closed_;
 }
@@ -213,29 +222,40 @@ template <class Op>
 q_outcome queue_core::wait_here(Op op, std::optional<duration> timeout) {
   struct slot {
     std::condition_variable cv;
-    bool done = false;
+    std::atomic<bool> done{false};
     q_outcome result;
   } s;
   bool wait = !timeout || *timeout > duration::zero();
   auto parked = op(wait, [&s](q_outcome&& x) {
     s.result = std::move(x);
-    s.done = true;
+    s.done.store(true, std::memory_order_release);
     s.cv.notify_one();
     return true;
   });
   if (auto* now = std::get_if<q_outcome>(&parked))
     return std::move(*now);
   auto serial = std::get<std::uint64_t>(parked);
+  // An answer often comes within microseconds (the other end of a pipe
+  // replies): look for it briefly before sleeping, which would cost a
+  // wake-up of tens of microseconds on top.
+  auto spin_until = std::chrono::steady_clock::now() + spin_time;
+  if (timeout)
+    spin_until = std::min(spin_until,
+                          std::chrono::steady_clock::now() + *timeout);
+  while (!s.done.load(std::memory_order_acquire)
+         && std::chrono::steady_clock::now() < spin_until)
+    std::this_thread::yield();
   {
     std::unique_lock<std::mutex> guard{mtx_};
+    auto done = [&] { return s.done.load(std::memory_order_relaxed); };
     if (!timeout)
-      s.cv.wait(guard, [&] { return s.done; });
+      s.cv.wait(guard, done);
     else
-      s.cv.wait_for(guard, *timeout, [&] { return s.done; });
-    if (s.done)
+      s.cv.wait_for(guard, *timeout, done);
+    if (done())
       return std::move(s.result);
   }
-  // Timed out: still parked, so answer it with its timeout q_outcome.
+  // Timed out: still parked, so answer it with its timeout outcome.
   expire(serial);
   std::lock_guard<std::mutex> guard{mtx_};
   return std::move(s.result);

@@ -21,6 +21,7 @@
 #include <set>
 #include <string>
 #include <variant>
+#include <vector>
 
 #include <caf/actor_addr.hpp>
 
@@ -72,11 +73,11 @@ public:
   result join(bool wait, answer_fn answer);
   ///@}
 
-  /// A put whose caller does not wait for the answer: it always lands, even
+  /// Puts whose callers do not wait for the answer: they always land, even
   /// on a closed queue (its caller believes it landed, so it must be there
   /// for whoever drains the queue). Returns false if the queue is closed, so
   /// the caller can tell its sender.
-  bool put_buffered(value item);
+  bool put_buffered(std::vector<value>& items);
 
   q_outcome task_done();
   void close();

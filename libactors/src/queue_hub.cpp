@@ -3,10 +3,14 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <new>
 #include <optional>
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/eventfd.h>
 #include <sys/random.h>
 #include <sys/socket.h>
@@ -44,6 +48,25 @@ std::uint64_t random64() {
   return x;
 }
 
+// Maps the word process `pid` shares as its descriptor `fd` (a memfd of
+// exactly one word); null if it is not that.
+std::atomic<std::uint64_t>* map_word(pid_t pid, std::int32_t fd) {
+  if (fd < 0)
+    return nullptr;
+  auto path = "/proc/" + std::to_string(pid) + "/fd/" + std::to_string(fd);
+  auto local = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (local < 0)
+    return nullptr;
+  struct stat st{};
+  void* p = MAP_FAILED;
+  if (::fstat(local, &st) == 0 && S_ISREG(st.st_mode)
+      && st.st_size == sizeof(std::uint64_t))
+    p = ::mmap(nullptr, sizeof(std::uint64_t), PROT_READ | PROT_WRITE,
+               MAP_SHARED, local, 0);
+  ::close(local);
+  return p == MAP_FAILED ? nullptr : static_cast<std::atomic<std::uint64_t>*>(p);
+}
+
 } // namespace
 
 // -- server ---------------------------------------------------------------------
@@ -66,6 +89,16 @@ struct queue_hub::conn {
   std::uint64_t parked_serial = 0;
   std::shared_ptr<queue_core> flight_core;
   value flight;
+  std::uint64_t flight_seq = 0;
+  std::uint64_t next_seq = 1;
+  // The word where the peer stores the sequence number of the last item
+  // it took (mapped from its memfd).
+  std::atomic<std::uint64_t>* taken = nullptr;
+
+  ~conn() {
+    if (taken != nullptr)
+      ::munmap(taken, sizeof(*taken));
+  }
 };
 
 namespace {
@@ -102,7 +135,8 @@ bool answer(Conn& c, int epoll_fd, std::uint64_t req, q_outcome&& x,
     return true;
   }
   if (x.item) {
-    if (auto err = emit(c, epoll_fd, hub_frame::item, req, x.item)) {
+    auto seq = c.next_seq++;
+    if (auto err = emit(c, epoll_fd, hub_frame::item, req, seq, x.item)) {
       auto code = static_cast<std::uint8_t>(errc::invalid_argument);
       std::string what = "an item that cannot be serialized";
       emit(c, epoll_fd, hub_frame::fail, req, code, what);
@@ -110,6 +144,7 @@ bool answer(Conn& c, int epoll_fd, std::uint64_t req, q_outcome&& x,
     }
     c.flight_core = core;
     c.flight = std::move(x.item);
+    c.flight_seq = seq;
     return true;
   }
   emit(c, epoll_fd, hub_frame::ok, req, x.flag);
@@ -248,10 +283,12 @@ void queue_hub::drop(const std::shared_ptr<conn>& c) {
     c->dead = true;
     parked = std::move(c->parked_core);
     serial = c->parked_serial;
-    flight_core = std::move(c->flight_core);
-    flight = std::move(c->flight);
+    if (c->flight_core && c->taken->load() < c->flight_seq) {
+      flight_core = std::move(c->flight_core);
+      flight = std::move(c->flight);
+    }
   }
-  // A caller that died waiting took nothing; an item it never acked goes
+  // A caller that died waiting took nothing; an item it had not taken goes
   // back to the front of its queue.
   if (parked)
     parked->cancel(serial);
@@ -271,6 +308,15 @@ void queue_hub::drop(const std::shared_ptr<conn>& c) {
     run_drained();
 }
 
+void queue_hub::land(const std::shared_ptr<conn>& c) {
+  if (batch_.empty())
+    return;
+  if (!batch_core_->put_buffered(batch_)) {
+    std::lock_guard<std::mutex> guard{c->out};
+    emit(*c, epoll_fd_, hub_frame::closed, batch_qid_);
+  }
+}
+
 bool queue_hub::serve(const std::shared_ptr<conn>& c,
                       const channel::frame& f) {
   namespace k = hub_frame;
@@ -278,12 +324,24 @@ bool queue_hub::serve(const std::shared_ptr<conn>& c,
   if (!c->authenticated) {
     std::uint64_t k0 = 0;
     std::uint64_t k1 = 0;
-    if (f.kind != k::hello || ch.get(f, k0, k1))
+    std::int32_t word_fd = -1;
+    if (f.kind != k::hello || ch.get(f, k0, k1, word_fd))
       return false;
     // Both halves compared without an early exit.
-    c->authenticated = ((k0 ^ key0_) | (k1 ^ key1_)) == 0;
+    if (((k0 ^ key0_) | (k1 ^ key1_)) != 0)
+      return false;
+    c->taken = map_word(c->pid, word_fd);
+    c->authenticated = c->taken != nullptr;
     return c->authenticated;
   }
+  {
+    // Anything the peer sends after an item means it took the item.
+    std::lock_guard<std::mutex> guard{c->out};
+    c->flight_core.reset();
+    c->flight = value{};
+  }
+  if (f.kind != k::put_buffered)
+    land(c); // what this connection put before comes first
   auto reply = [&](std::uint64_t req, q_outcome&& x,
                    const std::shared_ptr<queue_core>& core) {
     answer(*c, epoll_fd_, req, std::move(x), core);
@@ -296,19 +354,14 @@ bool queue_hub::serve(const std::shared_ptr<conn>& c,
     case k::put_buffered: {
       if (ch.get(f, qid, item))
         return false;
-      auto core = find(qid);
-      if (!core)
-        return false;
-      if (!core->put_buffered(std::move(item))) {
-        std::lock_guard<std::mutex> guard{c->out};
-        emit(*c, epoll_fd_, k::closed, qid);
+      if (qid != batch_qid_ || !batch_core_) {
+        land(c);
+        batch_core_ = find(qid);
+        batch_qid_ = qid;
+        if (!batch_core_)
+          return false;
       }
-      return true;
-    }
-    case k::ack: {
-      std::lock_guard<std::mutex> guard{c->out};
-      c->flight_core.reset();
-      c->flight = value{};
+      batch_.push_back(std::move(item));
       return true;
     }
     case k::sync:
@@ -454,12 +507,15 @@ void queue_hub::run() {
           drop(c);
           continue;
         }
-        while (auto f = c->ch.next()) {
-          if (!serve(c, *f)) {
-            drop(c);
+        bool fine = true;
+        while (fine)
+          if (auto f = c->ch.next())
+            fine = serve(c, *f);
+          else
             break;
-          }
-        }
+        land(c);
+        if (!fine)
+          drop(c);
       }
     }
     auto now = clock_type::now();
@@ -504,7 +560,8 @@ hub_client& hub_client::of(const std::string& address, std::uint64_t key0,
     throw error(errc::owner_unreachable, what);
   }
   std::unique_ptr<hub_client> fresh{new hub_client(fd, address)};
-  fresh->ch_.put(hub_frame::hello, key0, key1);
+  std::int32_t word_fd = fresh->taken_fd_;
+  fresh->ch_.put(hub_frame::hello, key0, key1, word_fd);
   auto& result = *fresh;
   clients.emplace(address, std::move(fresh));
   return result;
@@ -512,10 +569,25 @@ hub_client& hub_client::of(const std::string& address, std::uint64_t key0,
 
 hub_client::hub_client(int fd, std::string address)
   : ch_(fd), address_(std::move(address)) {
-  // nop
+  taken_fd_ = ::memfd_create("actors-taken", MFD_CLOEXEC);
+  void* p = MAP_FAILED;
+  if (taken_fd_ >= 0 && ::ftruncate(taken_fd_, sizeof(std::uint64_t)) == 0)
+    p = ::mmap(nullptr, sizeof(std::uint64_t), PROT_READ | PROT_WRITE,
+               MAP_SHARED, taken_fd_, 0);
+  if (p == MAP_FAILED) {
+    if (taken_fd_ >= 0)
+      ::close(taken_fd_);
+    throw error(errc::invalid_argument,
+                std::string{"cannot make a shared word: "}
+                  + std::strerror(errno));
+  }
+  taken_ = new (p) std::atomic<std::uint64_t>{0};
 }
 
-hub_client::~hub_client() = default;
+hub_client::~hub_client() {
+  ::munmap(taken_, sizeof(*taken_));
+  ::close(taken_fd_);
+}
 
 std::string hub_client::render(const caf::error& err) {
   return runtime::get().system().render(err);
@@ -555,8 +627,12 @@ bool hub_client::absorb(const channel::frame& f, std::uint64_t req,
     }
     case k::item: {
       q_outcome x;
-      if (ch_.get(f, id, x.item))
+      std::uint64_t seq = 0;
+      if (ch_.get(f, id, seq, x.item))
         return false;
+      // Taken: were this process to die now, the hub keeps it out of the
+      // queue (a process that dies before this store gives it back).
+      taken_->store(seq, std::memory_order_release);
       if (id == req)
         result = std::move(x);
       return true;
@@ -586,13 +662,18 @@ bool hub_client::absorb(const channel::frame& f, std::uint64_t req,
 }
 
 void hub_client::put_buffered(std::uint64_t qid, value& item) {
-  // Notices that a queue closed arrive unasked: read what is there.
-  std::optional<q_outcome> none;
-  if (!ch_.fill(false))
-    broken("gone");
-  while (auto f = ch_.next())
-    if (!absorb(*f, 0, none))
+  // Notices that a queue closed arrive unasked: read what is there, at
+  // most every 100 us (a syscall per put would cost a third of its time).
+  auto now = clock_type::now();
+  if (now >= next_check_) {
+    next_check_ = now + std::chrono::microseconds{100};
+    std::optional<q_outcome> none;
+    if (!ch_.fill(false))
       broken("gone");
+    while (auto f = ch_.next())
+      if (!absorb(*f, 0, none))
+        broken("gone");
+  }
   if (closed_.count(qid) > 0)
     throw error(errc::closed, "put on a closed queue");
   if (auto err = ch_.put(hub_frame::put_buffered, qid, item))
@@ -625,14 +706,6 @@ q_outcome hub_client::await(std::uint64_t req, std::int64_t ns) {
     }
     if (!ch_.fill(true))
       broken("gone");
-  }
-  if (result->ok && result->item) {
-    // Taken: the hub forgets its copy. Were this process to die before the
-    // hub reads the ack, the item would go back to the queue; so it is
-    // returned only once the kernel holds the ack. If the hub is gone, the
-    // item is ours anyway.
-    ch_.put(hub_frame::ack);
-    ch_.flush(true);
   }
   return std::move(*result);
 }

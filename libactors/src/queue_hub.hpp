@@ -14,10 +14,16 @@
 // which only a queue handle carries (handles travel between the processes
 // of a run, over authenticated connections).
 //
-// An item handed to a remote getter stays in flight until its ack; if the
-// connection ends first, it goes back to the front of its queue.
+// An item handed to a remote getter stays in flight until the getter has
+// taken it. The getter says so without a syscall: it stores the item's
+// sequence number into a word of memory it shares with the hub (a memfd the
+// hub maps at hello through /proc/PID/fd/N) before get returns. If the
+// connection ends with an item in flight that the word does not cover, the
+// item goes back to the front of its queue; any frame after the item means
+// it was taken (a thread sends nothing while it waits for its answer).
 
 #include <cstdint>
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -38,11 +44,10 @@ namespace actors::detail {
 /// Frame kinds of the hub protocol.
 namespace hub_frame {
 // client -> hub
-constexpr std::uint8_t hello = 1; // key0, key1
+constexpr std::uint8_t hello = 1; // key0, key1, fd of the taken word
 constexpr std::uint8_t put_buffered = 2; // qid, item (no answer)
 constexpr std::uint8_t put = 3;   // req, qid, ns, item
 constexpr std::uint8_t get = 4;   // req, qid, ns -> item | fail
-constexpr std::uint8_t ack = 5;   // the item in flight is taken
 constexpr std::uint8_t poll = 6;  // req, qid, ns -> ok(flag)
 constexpr std::uint8_t join = 7;  // req, qid, ns
 constexpr std::uint8_t done = 8;  // req, qid
@@ -51,7 +56,7 @@ constexpr std::uint8_t size = 10; // req, qid -> stats
 constexpr std::uint8_t sync = 11; // req: everything sent before is done
 // hub -> client
 constexpr std::uint8_t ok = 20;     // req, flag
-constexpr std::uint8_t item = 21;   // req, item
+constexpr std::uint8_t item = 21;   // req, seq, item
 constexpr std::uint8_t fail = 22;   // req, code, what
 constexpr std::uint8_t stats = 23;  // req, size, maxsize, getters, putters
 constexpr std::uint8_t closed = 24; // qid: a buffered put found it closed
@@ -96,6 +101,9 @@ private:
   void accept_all();
   void drop(const std::shared_ptr<conn>& c);
   bool serve(const std::shared_ptr<conn>& c, const channel::frame& f);
+  // Lands the buffered puts read so far from `c` (one lock, one wake-up
+  // for a whole read's worth).
+  void land(const std::shared_ptr<conn>& c);
   void run_drained();
 
   std::string address_;
@@ -118,6 +126,9 @@ private:
     int fd; // of the connection that waits
   };
   std::multimap<std::chrono::steady_clock::time_point, timer> timers_;
+  std::shared_ptr<queue_core> batch_core_;
+  std::uint64_t batch_qid_ = 0;
+  std::vector<value> batch_;
   std::thread thread_;
 
   // Open connections per peer process (read by when_drained).
@@ -138,8 +149,9 @@ public:
   /// The calling thread's connection to `address` if it has one.
   static hub_client* existing(const std::string& address);
 
-  /// A put that is not answered; fails at once if the hub said the queue
-  /// is closed.
+  /// A put that is not answered; fails once the hub has said that the
+  /// queue is closed (it says so in answer to a put that found it closed;
+  /// this thread reads that at its next put, or within 100 us of puts).
   void put_buffered(std::uint64_t qid, value& item);
 
   /// Sends a request and waits for its answer: at most `ns` (the hub's own
@@ -170,9 +182,12 @@ private:
   static std::string render(const caf::error& err);
 
   channel ch_;
+  int taken_fd_ = -1;
+  std::atomic<std::uint64_t>* taken_ = nullptr; // shared with the hub
   std::string address_;
   std::uint64_t next_req_ = 1;
   std::set<std::uint64_t> closed_;
+  std::chrono::steady_clock::time_point next_check_;
   queue_ref::stats stats_;
 };
 
