@@ -60,6 +60,13 @@ void send_big(actors::connection<int> conn, std::size_t size) {
   conn.send_bytes(std::move(bytes));
 }
 
+// Sends 0 .. count-1, then dies at once by SIGKILL.
+void send_then_die(actors::connection<int> conn, int count) {
+  for (int i = 0; i < count; ++i)
+    conn.send(i);
+  ::raise(SIGKILL);
+}
+
 void use_end_from_queue(actors::queue<actors::connection<int>> q) {
   auto conn = q.get();
   conn.send(conn.recv() + 1);
@@ -248,4 +255,20 @@ TEST_CASE("pipe ends travel through queues") {
   CHECK(a.recv(10s) == 42);
   REQUIRE(child.join(10s));
   CHECK(child.exitcode() == 0);
+}
+
+TEST_CASE("a writer killed right after its sends: every message, then end of pipe") {
+  // Its death may be known before the hub has read what it sent; the end
+  // of the pipe still comes only after the last message.
+  for (int round = 0; round < 5; ++round) {
+    auto [reader, writer] = actors::pipe<int>(false);
+    actors::process p{send_then_die, writer, 2000};
+    p.start();
+    writer.close();
+    for (int i = 0; i < 2000; ++i)
+      REQUIRE(reader.recv(10s) == i);
+    CHECK(code_of([&] { reader.recv(10s); }) == actors::errc::end_of_pipe);
+    REQUIRE(p.join(10s));
+    CHECK(p.exitcode() == -SIGKILL);
+  }
 }

@@ -5,13 +5,21 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <csignal>
 #include <string>
 #include <thread>
 #include <unistd.h>
 #include <vector>
 
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
 #include "actors/all.hpp"
+#include "channel.hpp"
+#include "queue_hub.hpp"
+#include "runtime.hpp"
 #include "support/error_code.hpp"
 #include "support/subprocess.hpp"
 
@@ -79,6 +87,19 @@ void own_a_queue(actors::queue<actors::queue<int>> back) {
   back.put(mine);
   for (;;)
     ::pause();
+}
+
+// Puts 0, 1, 2, ... until a put fails; reports how many returned and the
+// error's code.
+void put_until_refused(actors::queue<int> q,
+                       actors::queue<std::vector<int>> report) {
+  int count = 0;
+  try {
+    for (;; ++count)
+      q.put(count);
+  } catch (const actors::error& e) {
+    report.put({count, e.code().value()});
+  }
 }
 
 void put_big(actors::queue<std::string> q, std::size_t size) {
@@ -318,5 +339,187 @@ TEST_CASE("a 64 MiB item crosses processes intact") {
   CHECK(s.front() == 'a');
   CHECK(s.back() == 'z');
   CHECK(std::count(s.begin(), s.end(), 'x') == static_cast<long>(size - 2));
+  REQUIRE(producer.join(10s));
+}
+
+// -- what other processes put, and the hub they put it through -----------------
+
+TEST_CASE("what a joined producer put is there at once: qsize, get_nowait") {
+  actors::queue<int> q{actors::unbounded};
+  actors::process producer{produce, q, 0, 1000};
+  producer.start();
+  REQUIRE(producer.join(10s));
+  // Its puts returned once the kernel held them; nothing has read them yet
+  // when join returns, yet they count and can be taken without waiting.
+  CHECK(q.qsize() == 1000);
+  for (int i = 0; i < 1000; ++i)
+    REQUIRE(q.get_nowait() == i);
+  CHECK(q.empty());
+}
+
+TEST_CASE("puts racing a close: the producer is refused soon, nothing is lost") {
+  actors::queue<int> q{actors::unbounded};
+  actors::queue<std::vector<int>> report{actors::unbounded};
+  actors::process producer{put_until_refused, q, report};
+  producer.start();
+  for (int i = 0; i < 100; ++i)
+    REQUIRE(q.get(10s) == i);
+  q.close();
+  auto [count, code] = [&] {
+    auto r = report.get(10s);
+    return std::pair{r.at(0), r.at(1)};
+  }();
+  CHECK(static_cast<actors::errc>(code) == actors::errc::closed);
+  // Every put that returned is in the queue or was taken: after the report
+  // (sent after the last put, on the same connection), drain the rest.
+  int next = 100;
+  for (;;) {
+    int got = -1;
+    try {
+      got = q.get_nowait();
+    } catch (const actors::error& e) {
+      CHECK(e.code() == actors::errc::closed);
+      break;
+    }
+    REQUIRE(got == next);
+    ++next;
+  }
+  CHECK(next == count);
+  MESSAGE(count << " puts returned, " << count - 100
+                << " of them were in the queue at its close or landed after");
+  REQUIRE(producer.join(10s));
+}
+
+namespace {
+
+// A connection to this process's hub, as a stranger would make one.
+int connect_to_hub(const std::string& name) {
+  auto fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::copy(name.begin(), name.end(), addr.sun_path + 1);
+  auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1
+                                    + name.size());
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0)
+    return -1;
+  return fd;
+}
+
+// Whether the hub hangs up on `fd` within `bound` (reading what it sends).
+bool hung_up(int fd, std::chrono::milliseconds bound) {
+  timeval tv{static_cast<time_t>(bound.count() / 1000),
+             static_cast<suseconds_t>(bound.count() % 1000 * 1000)};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  char buf[256];
+  for (;;) {
+    auto n = ::recv(fd, buf, sizeof(buf), 0);
+    if (n == 0 || (n < 0 && errno == ECONNRESET))
+      return true;
+    if (n < 0 && errno != EINTR)
+      return false; // timed out: still open
+  }
+}
+
+} // namespace
+
+TEST_CASE("the hub hangs up on a stranger and serves its queues meanwhile") {
+  namespace k = actors::detail::hub_frame;
+  actors::queue<int> q{actors::unbounded};
+  auto& hub = actors::detail::runtime::get().hub();
+  auto dial_hub = [name = hub.address()] {
+    auto fd = connect_to_hub(name);
+    REQUIRE(fd >= 0);
+    return fd;
+  };
+  SUBCASE("a wrong key") {
+    auto fd = dial_hub();
+    actors::detail::channel ch{fd};
+    std::uint64_t k0 = hub.key0() ^ 1;
+    std::uint64_t k1 = hub.key1();
+    std::int32_t word = -1;
+    REQUIRE_FALSE(ch.put(k::hello, k0, k1, word));
+    REQUIRE(ch.flush(true));
+    CHECK(hung_up(fd, 2s));
+  }
+  SUBCASE("the right key but no shared word") {
+    auto fd = dial_hub();
+    actors::detail::channel ch{fd};
+    std::uint64_t k0 = hub.key0();
+    std::uint64_t k1 = hub.key1();
+    std::int32_t word = 0; // stdin: not a one-word memfd
+    REQUIRE_FALSE(ch.put(k::hello, k0, k1, word));
+    REQUIRE(ch.flush(true));
+    CHECK(hung_up(fd, 2s));
+  }
+  SUBCASE("an operation before the hello") {
+    auto fd = dial_hub();
+    actors::detail::channel ch{fd};
+    std::uint64_t req = 1;
+    std::uint64_t qid = q.ref().actor()->id();
+    std::int64_t ns = 0;
+    REQUIRE_FALSE(ch.put(k::get, req, qid, ns));
+    REQUIRE(ch.flush(true));
+    CHECK(hung_up(fd, 2s));
+  }
+  SUBCASE("garbage") {
+    auto fd = dial_hub();
+    char junk[64];
+    for (std::size_t i = 0; i < sizeof(junk); ++i)
+      junk[i] = static_cast<char>(i * 37 + 11);
+    REQUIRE(::send(fd, junk, sizeof(junk), MSG_NOSIGNAL) == sizeof(junk));
+    CHECK(hung_up(fd, 2s));
+    ::close(fd);
+  }
+  SUBCASE("another user") {
+    auto name = hub.address();
+    if (::geteuid() != 0) {
+      MESSAGE("skipped: only root can become another user here");
+      return;
+    }
+    // The right hello, framed here: after fork, the child only makes
+    // system calls (this process has threads).
+    int pair[2];
+    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) == 0);
+    std::string hello(256, '\0');
+    {
+      actors::detail::channel ch{pair[0]};
+      std::uint64_t k0 = hub.key0();
+      std::uint64_t k1 = hub.key1();
+      std::int32_t word = -1;
+      REQUIRE_FALSE(ch.put(k::hello, k0, k1, word));
+      REQUIRE(ch.flush(true));
+    }
+    auto size = ::recv(pair[1], hello.data(), hello.size(), 0);
+    ::close(pair[1]);
+    REQUIRE(size > 0);
+    hello.resize(static_cast<std::size_t>(size));
+    auto child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+      // Becomes nobody, then dials with the right key: still refused.
+      if (::setgid(65534) != 0 || ::setuid(65534) != 0)
+        ::_exit(3);
+      auto fd = connect_to_hub(name);
+      if (fd < 0)
+        ::_exit(5);
+      ::send(fd, hello.data(), hello.size(), MSG_NOSIGNAL);
+      ::_exit(hung_up(fd, 2s) ? 0 : 4);
+    }
+    int status = 0;
+    bool ended = support::eventually(
+      [&] { return ::waitpid(child, &status, WNOHANG) == child; }, 10s);
+    if (!ended) {
+      ::kill(child, SIGKILL);
+      ::waitpid(child, &status, 0);
+    }
+    REQUIRE(ended);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+  }
+  // Meanwhile and after, a real process uses the queue through the hub.
+  actors::process producer{produce, q, 0, 10};
+  producer.start();
+  for (int i = 0; i < 10; ++i)
+    CHECK(q.get(10s) == i);
   REQUIRE(producer.join(10s));
 }

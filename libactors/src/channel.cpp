@@ -100,6 +100,14 @@ std::optional<channel::frame> channel::next() {
   return f;
 }
 
+std::optional<std::uint32_t> channel::next_size() const {
+  if (in_len_ - read_ < header_size)
+    return std::nullopt;
+  std::uint32_t size;
+  std::memcpy(&size, in_.get() + read_, sizeof(size));
+  return size;
+}
+
 void channel::shutdown_write() {
   ::shutdown(fd_, SHUT_WR);
 }

@@ -80,6 +80,9 @@ public:
   /// The next complete frame read, if any; valid until the next fill().
   std::optional<frame> next();
 
+  /// The body size the next frame announces, once its header is read.
+  std::optional<std::uint32_t> next_size() const;
+
   /// Reads `xs` from a frame's body.
   template <class... Ts>
   caf::error get(const frame& f, Ts&... xs) {

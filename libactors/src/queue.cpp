@@ -204,6 +204,11 @@ value queue_ref::get(std::optional<duration> timeout, error_names names) const {
     q_outcome result;
     if (auto core = here(actor_)) {
       result = core->get_here(timeout);
+      if (ns == 0 && !result.ok && result.code == errc::queue_empty) {
+        // What other processes have put may still be in the hub's sockets.
+        runtime::get().hub().drain();
+        result = core->get_here(timeout);
+      }
     } else {
       auto id = actor_->id();
       result = hub_client::of(hub_, key0_, key1_).call(hub_frame::get, ns, id,
@@ -218,8 +223,14 @@ value queue_ref::get(std::optional<duration> timeout, error_names names) const {
 
 bool queue_ref::poll(std::optional<duration> timeout) const {
   auto ns = to_ns(timeout);
-  if (auto core = here(actor_))
+  if (auto core = here(actor_)) {
+    if (core->poll_here(timeout).flag)
+      return true;
+    if (ns != 0)
+      return false;
+    runtime::get().hub().drain();
     return core->poll_here(timeout).flag;
+  }
   auto id = actor_->id();
   auto result = hub_client::of(hub_, key0_, key1_).call(hub_frame::poll, ns,
                                                         id, ns);
@@ -228,8 +239,10 @@ bool queue_ref::poll(std::optional<duration> timeout) const {
 }
 
 queue_ref::stats queue_ref::snapshot() const {
-  if (auto core = here(actor_))
+  if (auto core = here(actor_)) {
+    runtime::get().hub().drain(); // count what others have put
     return core->snapshot();
+  }
   auto id = actor_->id();
   auto& hub = hub_client::of(hub_, key0_, key1_);
   check(hub.call(hub_frame::size, -1, id));

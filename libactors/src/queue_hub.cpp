@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/eventfd.h>
@@ -27,6 +28,7 @@ namespace {
 using clock_type = std::chrono::steady_clock;
 
 constexpr std::uint64_t wake_tag = ~std::uint64_t{0};
+constexpr std::uint32_t max_hello = 64; // body bytes
 constexpr std::uint64_t listen_tag = ~std::uint64_t{0} - 1;
 
 sockaddr_un abstract_address(const std::string& name, socklen_t& len) {
@@ -188,6 +190,7 @@ void queue_hub::stop() {
       return;
     stop_ = true;
   }
+  drain_cv_.notify_all();
   std::uint64_t one = 1;
   [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof(one));
   thread_.join();
@@ -395,19 +398,26 @@ bool queue_hub::serve(const std::shared_ptr<conn>& c,
         return target && answer(*target, epoll_fd, req, std::move(x), core);
       };
       bool wait = ns != 0;
-      queue_core::result r;
-      switch (f.kind) {
-        case k::put:
-          r = core->put(std::move(item), wait, std::move(later));
-          break;
-        case k::get:
-          r = core->get(wait, std::move(later));
-          break;
-        case k::poll:
-          r = core->poll(wait, std::move(later));
-          break;
-        default:
-          r = core->join(wait, std::move(later));
+      auto attempt = [&]() -> queue_core::result {
+        switch (f.kind) {
+          case k::put:
+            return core->put(std::move(item), wait, later);
+          case k::get:
+            return core->get(wait, later);
+          case k::poll:
+            return core->poll(wait, later);
+          default:
+            return core->join(wait, later);
+        }
+      };
+      auto r = attempt();
+      // Not waiting and nothing there: first land what others have sent.
+      if (auto* now = std::get_if<q_outcome>(&r);
+          now != nullptr && !wait && f.kind != k::put
+          && ((f.kind == k::get && now->code == errc::queue_empty)
+              || (f.kind == k::poll && !now->flag))) {
+        read_all(c.get());
+        r = attempt();
       }
       if (auto* now = std::get_if<q_outcome>(&r)) {
         std::shared_ptr<queue_core> holder = core;
@@ -445,6 +455,7 @@ bool queue_hub::serve(const std::shared_ptr<conn>& c,
         core->close();
         reply(req, q_outcome{}, nullptr);
       } else {
+        read_all(c.get());
         auto s = core->snapshot();
         std::lock_guard<std::mutex> guard{c->out};
         emit(*c, epoll_fd_, k::stats, req, s.size, s.maxsize, s.getters,
@@ -455,6 +466,58 @@ bool queue_hub::serve(const std::shared_ptr<conn>& c,
     default:
       return false;
   }
+}
+
+bool queue_hub::read_from(const std::shared_ptr<conn>& c) {
+  // Before its hello, a peer may announce no more than a hello: the hub
+  // would otherwise make room for whatever size a stranger claims.
+  auto oversized = [&] {
+    auto size = c->ch.next_size();
+    return !c->authenticated && size && *size > max_hello;
+  };
+  if (oversized() || !c->ch.fill(false) || oversized()) {
+    drop(c);
+    return false;
+  }
+  bool fine = true;
+  while (fine)
+    if (auto f = c->ch.next())
+      fine = serve(c, *f);
+    else
+      break;
+  land(c);
+  if (!fine)
+    drop(c);
+  return fine;
+}
+
+void queue_hub::read_all(const conn* skip) {
+  if (reading_all_)
+    return;
+  reading_all_ = true;
+  accept_all();
+  std::vector<std::shared_ptr<conn>> all;
+  for (auto& [fd, c] : conns_)
+    if (c.get() != skip)
+      all.push_back(c);
+  for (auto& c : all) {
+    int avail = 0;
+    while (::ioctl(c->ch.fd(), FIONREAD, &avail) == 0
+           && avail > 0 && read_from(c)) {
+      // again: a frame may span reads
+    }
+  }
+  reading_all_ = false;
+}
+
+void queue_hub::drain() {
+  std::unique_lock<std::mutex> guard{mtx_};
+  if (stop_)
+    return;
+  auto ticket = ++drains_asked_;
+  std::uint64_t one = 1;
+  [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof(one));
+  drain_cv_.wait(guard, [&] { return drains_done_ >= ticket || stop_; });
 }
 
 void queue_hub::run() {
@@ -479,8 +542,18 @@ void queue_hub::run() {
           if (stop_)
             return;
         }
-        accept_all();
+        std::uint64_t asked = 0;
+        {
+          std::lock_guard<std::mutex> guard{mtx_};
+          asked = drains_asked_;
+        }
+        read_all(nullptr);
         run_drained();
+        {
+          std::lock_guard<std::mutex> guard{mtx_};
+          drains_done_ = asked;
+        }
+        drain_cv_.notify_all();
         continue;
       }
       if (tag == listen_tag) {
@@ -502,21 +575,8 @@ void queue_hub::run() {
           c->want_out = false;
         }
       }
-      if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
-        if (!c->ch.fill(false)) {
-          drop(c);
-          continue;
-        }
-        bool fine = true;
-        while (fine)
-          if (auto f = c->ch.next())
-            fine = serve(c, *f);
-          else
-            break;
-        land(c);
-        if (!fine)
-          drop(c);
-      }
+      if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+        read_from(c);
     }
     auto now = clock_type::now();
     while (!timers_.empty() && timers_.begin()->first <= now) {

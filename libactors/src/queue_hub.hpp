@@ -24,6 +24,7 @@
 
 #include <cstdint>
 #include <atomic>
+#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
@@ -95,12 +96,22 @@ public:
   /// is, once no connection from it is open (at once if none is).
   void when_drained(pid_t pid, std::function<void()> fn);
 
+  /// Returns once the hub has read and landed everything that was in its
+  /// sockets when called: a put another process has returned from is then
+  /// in its queue. For answers that would otherwise say "empty" too soon
+  /// (get and poll without waiting, qsize). Not from the hub's thread.
+  void drain();
+
 private:
   struct conn;
   void run();
   void accept_all();
   void drop(const std::shared_ptr<conn>& c);
   bool serve(const std::shared_ptr<conn>& c, const channel::frame& f);
+  // Reads what `c` has sent and serves it; false if `c` was dropped.
+  bool read_from(const std::shared_ptr<conn>& c);
+  // Accepts and reads everything waiting (except from `skip`): see drain.
+  void read_all(const conn* skip);
   // Lands the buffered puts read so far from `c` (one lock, one wake-up
   // for a whole read's worth).
   void land(const std::shared_ptr<conn>& c);
@@ -113,7 +124,10 @@ private:
   int epoll_fd_ = -1;
   int wake_fd_ = -1;
 
-  std::mutex mtx_; // cores_, drained_, stop_
+  std::mutex mtx_; // cores_, drained_, stop_, drain counters
+  std::condition_variable drain_cv_;
+  std::uint64_t drains_asked_ = 0;
+  std::uint64_t drains_done_ = 0;
   std::unordered_map<std::uint64_t, std::shared_ptr<queue_core>> cores_;
   std::multimap<pid_t, std::function<void()>> drained_;
   bool stop_ = false;
@@ -129,6 +143,7 @@ private:
   std::shared_ptr<queue_core> batch_core_;
   std::uint64_t batch_qid_ = 0;
   std::vector<value> batch_;
+  bool reading_all_ = false;
   std::thread thread_;
 
   // Open connections per peer process (read by when_drained).
