@@ -44,15 +44,16 @@ std::pair<connection<T>, connection<T>> pipe(bool duplex = true);
 /// parent_end.send("bye");
 /// @endcode
 ///
-/// **Ownership.** Each direction of a pipe is a queue actor living in the
-/// process that called `pipe()`; a `connection` is a handle that can be
+/// **Ownership.** Each direction of a pipe is an unbounded queue living in
+/// the process that called `pipe()`; a `connection` is a handle that can be
 /// copied, passed to processes and put into queues. An end held by several
 /// processes is shared: each message sent to it is received by exactly one
 /// of them. Messages keep their order and are never lost or duplicated.
 ///
 /// **Blocking.** `recv` blocks until a message arrives, at most `timeout`
 /// (then `errc::timeout`); `poll()` answers at once, `poll(t)` waits up to
-/// `t`, as Python's. `send` never blocks.
+/// `t`, as Python's. `send` never blocks: from another process than the
+/// pipe's creator it returns once the kernel holds the message.
 ///
 /// **End of pipe.** As with Python's descriptors, a process holds an end from
 /// the moment it creates or receives it (as an argument or through a queue)

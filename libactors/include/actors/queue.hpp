@@ -29,28 +29,36 @@ inline constexpr long unbounded = 0;
 ///   std::cout << q.get() << '\n';  // blocks while empty
 /// @endcode
 ///
-/// **Ownership.** The queue is an actor living in the process that created
-/// it; a `queue` is a cheap handle to it that can be copied, passed to
-/// processes as an argument, and put into other queues. The queue lives as
-/// long as its creating process.
+/// **Ownership.** The queue lives in the process that created it, as long
+/// as that process; a `queue` is a cheap handle to it that can be copied,
+/// passed to processes as an argument, and put into other queues. Threads
+/// of the owning process use it directly; other processes through the
+/// owner's queue hub (see the README, Architecture).
 ///
 /// **Semantics.** Items of any serializable `T` (including other handles);
 /// per-producer FIFO order; each item goes to exactly one `get`. `put` blocks
 /// while the queue is full, `get` while it is empty, each at most `timeout`,
 /// then they throw `errc::queue_full` / `errc::queue_empty` (Python's
 /// `queue.Full` / `queue.Empty`). A timeout of zero does not wait (the
-/// `_nowait` forms); a negative one is `errc::invalid_argument`.
+/// `_nowait` forms); a negative one is `errc::invalid_argument`. Into an
+/// unbounded queue, a `put` from another process returns once the kernel
+/// holds the item, as Python's returns once its feeder thread has it (a
+/// bounded or joinable queue answers each put).
 ///
 /// **Nothing is lost.** An item whose `put` returned is in the queue until a
-/// `get` returns it. A process that dies while waiting in `get` takes no item
-/// with it; one that dies while waiting in `put` put nothing. If a process
-/// dies in the instant between receiving an item and acknowledging it, the
-/// item goes back to the front of the queue (it may then be seen twice, never
-/// zero times). If the process owning the queue dies, every call on it fails
+/// `get` returns it, even if its producer dies at once; `get_nowait`, `empty`
+/// and `qsize` already count it. A process that dies while waiting in `get`
+/// takes no item with it; one that dies while waiting in `put` put nothing.
+/// An item handed to a process that dies before it has read the item goes
+/// back to the front of the queue; one that a `get` returned is never handed
+/// out again. If the process owning the queue dies, every call on it fails
 /// with `errc::owner_unreachable` instead of blocking.
 ///
 /// **Closing.** After `close()`, `put` fails with `errc::closed`, and `get`
 /// fails with `errc::closed` once the queue is drained (Python would block).
+/// A producer in another process that keeps putting into an unbounded queue
+/// is refused soon after (its puts that returned meanwhile are in the
+/// queue, for whoever drains it).
 ///
 /// `qsize`, `empty` and `full` are snapshots, as in Python.
 template <class T>
