@@ -143,7 +143,8 @@ queue_ref queue_ref::make(long maxsize, bool buffered) {
     throw error(errc::invalid_argument, "maxsize must not be negative");
   auto& rt = runtime::get();
   auto& hub = rt.hub();
-  auto core = std::make_shared<queue_core>(static_cast<std::size_t>(maxsize));
+  auto core = std::make_shared<queue_core>(static_cast<std::size_t>(maxsize),
+                                           [&hub] { return hub.poll_once(); });
   queue_ref result;
   result.actor_ = rt.spawn_service([core](caf::actor_system& sys) {
     return sys.spawn(queue_actor, core);

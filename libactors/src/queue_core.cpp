@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <thread>
 
 namespace actors::detail {
 
@@ -12,11 +11,6 @@ void check(const q_outcome& x) {
 }
 
 namespace {
-
-// How long a waiting thread of this process looks for its answer before it
-// sleeps. It yields meanwhile, so a thread it waits for (the hub's, say)
-// that is ready to run on this core gets it.
-constexpr auto spin_time = std::chrono::microseconds{50};
 
 q_outcome closed_outcome(const char* what) {
   return q_outcome::fail(errc::closed, what);
@@ -236,15 +230,17 @@ q_outcome queue_core::wait_here(Op op, std::optional<duration> timeout) {
     return std::move(*now);
   auto serial = std::get<std::uint64_t>(parked);
   // An answer often comes within microseconds (the other end of a pipe
-  // replies): look for it briefly before sleeping, which would cost a
-  // wake-up of tens of microseconds on top.
+  // replies): look for it briefly before sleeping, serving the hub
+  // meanwhile, so that the answer need not wake the hub's thread and then
+  // this one.
   auto spin_until = std::chrono::steady_clock::now() + spin_time;
   if (timeout)
     spin_until = std::min(spin_until,
                           std::chrono::steady_clock::now() + *timeout);
   while (!s.done.load(std::memory_order_acquire)
          && std::chrono::steady_clock::now() < spin_until)
-    std::this_thread::yield();
+    if (!idle_ || !idle_())
+      relax();
   {
     std::unique_lock<std::mutex> guard{mtx_};
     auto done = [&] { return s.done.load(std::memory_order_relaxed); };

@@ -48,8 +48,20 @@ struct q_outcome {
   }
 };
 
-/// Throws the error an q_outcome holds, if any.
+/// Throws the error an outcome holds, if any.
 void check(const q_outcome& x);
+
+/// How long a waiting thread looks for its answer before it sleeps (a
+/// wake-up costs tens of microseconds across cores).
+constexpr auto spin_time = std::chrono::microseconds{50};
+
+/// One step of such a wait: a hint to the core, not a yield (a thread that
+/// yields on a busy machine waits out someone else's time slice).
+inline void relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
 
 class queue_core {
 public:
@@ -60,7 +72,11 @@ public:
   /// Answered at once, or parked under this serial (for expire/cancel).
   using result = std::variant<q_outcome, std::uint64_t>;
 
-  explicit queue_core(std::size_t maxsize) : maxsize_(maxsize) {
+  /// A queue of at most `maxsize` items (0: unbounded). A thread of this
+  /// process that waits on it calls `idle` while it spins (the hub's
+  /// poll_once); `idle` says whether it did anything.
+  queue_core(std::size_t maxsize, std::function<bool()> idle)
+    : maxsize_(maxsize), idle_(std::move(idle)) {
     // nop
   }
 
@@ -136,6 +152,7 @@ private:
 
   std::mutex mtx_;
   const std::size_t maxsize_;
+  const std::function<bool()> idle_;
   std::deque<value> items_;
   std::deque<waiter> getters_;
   std::deque<waiter> putters_;

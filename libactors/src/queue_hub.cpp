@@ -80,7 +80,7 @@ struct queue_hub::conn {
 
   channel ch;
   const pid_t pid;
-  // Hub thread only.
+  // Guarded by the hub's reader_, as is the input side of ch.
   bool authenticated = false;
   std::optional<decltype(timers_)::iterator> deadline;
   // Guarded by out: the output side of ch and what the connection holds.
@@ -190,10 +190,11 @@ void queue_hub::stop() {
       return;
     stop_ = true;
   }
-  drain_cv_.notify_all();
   std::uint64_t one = 1;
   [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof(one));
   thread_.join();
+  std::lock_guard<std::mutex> guard{reader_};
+  stopped_ = true;
   for (auto& [fd, c] : conns_) {
     std::lock_guard<std::mutex> guard{c->out};
     c->dead = true;
@@ -511,72 +512,85 @@ void queue_hub::read_all(const conn* skip) {
 }
 
 void queue_hub::drain() {
-  std::unique_lock<std::mutex> guard{mtx_};
-  if (stop_)
+  std::lock_guard<std::mutex> guard{reader_};
+  if (!stopped_)
+    read_all(nullptr);
+}
+
+void queue_hub::handle(const epoll_event& ev) {
+  auto tag = ev.data.u64;
+  if (tag == listen_tag) {
+    accept_all();
     return;
-  auto ticket = ++drains_asked_;
-  std::uint64_t one = 1;
-  [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof(one));
-  drain_cv_.wait(guard, [&] { return drains_done_ >= ticket || stop_; });
+  }
+  auto found = conns_.find(static_cast<int>(tag));
+  if (found == conns_.end())
+    return;
+  auto c = found->second;
+  if (ev.events & EPOLLOUT) {
+    std::lock_guard<std::mutex> guard{c->out};
+    c->ch.flush(false);
+    if (!c->ch.pending()) {
+      epoll_event again{};
+      again.events = EPOLLIN;
+      again.data.u64 = tag;
+      ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, c->ch.fd(), &again);
+      c->want_out = false;
+    }
+  }
+  if (ev.events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+    read_from(c);
+}
+
+bool queue_hub::poll_once() {
+  std::unique_lock<std::mutex> guard{reader_, std::try_to_lock};
+  if (!guard.owns_lock() || stopped_)
+    return false;
+  auto first = timers_.empty() ? clock_type::time_point::max()
+                               : timers_.begin()->first;
+  epoll_event events[32];
+  auto n = ::epoll_wait(epoll_fd_, events, 32, 0);
+  for (int i = 0; i < n; ++i)
+    if (events[i].data.u64 != wake_tag) // the hub thread's
+      handle(events[i]);
+  // A deadline earlier than the one the hub thread sleeps towards: tell it.
+  if (!timers_.empty() && timers_.begin()->first < first) {
+    std::uint64_t one = 1;
+    [[maybe_unused]] auto w = ::write(wake_fd_, &one, sizeof(one));
+  }
+  return n > 0;
 }
 
 void queue_hub::run() {
   epoll_event events[32];
   for (;;) {
     int wait_ms = -1;
-    if (!timers_.empty()) {
-      auto left = timers_.begin()->first - clock_type::now();
-      auto ms = std::chrono::ceil<std::chrono::milliseconds>(left).count();
-      wait_ms = static_cast<int>(std::clamp<long long>(ms, 0, 1 << 30));
+    {
+      std::lock_guard<std::mutex> guard{reader_};
+      if (!timers_.empty()) {
+        auto left = timers_.begin()->first - clock_type::now();
+        auto ms = std::chrono::ceil<std::chrono::milliseconds>(left).count();
+        wait_ms = static_cast<int>(std::clamp<long long>(ms, 0, 1 << 30));
+      }
     }
     auto n = ::epoll_wait(epoll_fd_, events, 32, wait_ms);
     if (n < 0 && errno != EINTR)
       return;
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      if (stop_)
+        return;
+    }
+    std::lock_guard<std::mutex> guard{reader_};
     for (int i = 0; i < n; ++i) {
-      auto tag = events[i].data.u64;
-      if (tag == wake_tag) {
+      if (events[i].data.u64 == wake_tag) {
         std::uint64_t count;
         [[maybe_unused]] auto r = ::read(wake_fd_, &count, sizeof(count));
-        {
-          std::lock_guard<std::mutex> guard{mtx_};
-          if (stop_)
-            return;
-        }
-        std::uint64_t asked = 0;
-        {
-          std::lock_guard<std::mutex> guard{mtx_};
-          asked = drains_asked_;
-        }
-        read_all(nullptr);
-        run_drained();
-        {
-          std::lock_guard<std::mutex> guard{mtx_};
-          drains_done_ = asked;
-        }
-        drain_cv_.notify_all();
-        continue;
-      }
-      if (tag == listen_tag) {
         accept_all();
-        continue;
+        run_drained();
+      } else {
+        handle(events[i]);
       }
-      auto found = conns_.find(static_cast<int>(tag));
-      if (found == conns_.end())
-        continue;
-      auto c = found->second;
-      if (events[i].events & EPOLLOUT) {
-        std::lock_guard<std::mutex> guard{c->out};
-        c->ch.flush(false);
-        if (!c->ch.pending()) {
-          epoll_event ev{};
-          ev.events = EPOLLIN;
-          ev.data.u64 = tag;
-          ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, c->ch.fd(), &ev);
-          c->want_out = false;
-        }
-      }
-      if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
-        read_from(c);
     }
     auto now = clock_type::now();
     while (!timers_.empty() && timers_.begin()->first <= now) {
@@ -749,6 +763,7 @@ q_outcome hub_client::await(std::uint64_t req, std::int64_t ns) {
   auto deadline = ns >= 0 ? clock_type::now() + std::chrono::nanoseconds{ns}
                               + call_grace
                           : clock_type::time_point::max();
+  auto spin_until = std::min(clock_type::now() + spin_time, deadline);
   std::optional<q_outcome> result;
   for (;;) {
     while (auto f = ch_.next())
@@ -756,6 +771,14 @@ q_outcome hub_client::await(std::uint64_t req, std::int64_t ns) {
         broken("gone");
     if (result)
       break;
+    if (clock_type::now() < spin_until) {
+      // The answer often comes within microseconds: look for it before
+      // sleeping in recv (a wake-up costs tens of microseconds).
+      if (!ch_.fill(false))
+        broken("gone");
+      relax();
+      continue;
+    }
     if (deadline != clock_type::time_point::max()) {
       auto left = std::chrono::ceil<std::chrono::milliseconds>(
                     deadline - clock_type::now())

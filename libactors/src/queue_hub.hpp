@@ -24,7 +24,6 @@
 
 #include <cstdint>
 #include <atomic>
-#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
@@ -34,6 +33,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include <sys/epoll.h>
 #include <sys/types.h>
 
 #include "actors/detail/queue_ref.hpp"
@@ -96,11 +96,17 @@ public:
   /// is, once no connection from it is open (at once if none is).
   void when_drained(pid_t pid, std::function<void()> fn);
 
-  /// Returns once the hub has read and landed everything that was in its
-  /// sockets when called: a put another process has returned from is then
-  /// in its queue. For answers that would otherwise say "empty" too soon
-  /// (get and poll without waiting, qsize). Not from the hub's thread.
+  /// Reads and lands everything that is in the hub's sockets now: a put
+  /// another process has returned from is then in its queue. For answers
+  /// that would otherwise say "empty" too soon (get and poll without
+  /// waiting, qsize).
   void drain();
+
+  /// Serves what has arrived, on the calling thread, unless another thread
+  /// is serving; true if there was something. A thread of this process
+  /// that waits for an item calls it while it spins: the item then reaches
+  /// it without waking the hub's thread first.
+  bool poll_once();
 
 private:
   struct conn;
@@ -116,6 +122,7 @@ private:
   // for a whole read's worth).
   void land(const std::shared_ptr<conn>& c);
   void run_drained();
+  void handle(const epoll_event& ev);
 
   std::string address_;
   std::uint64_t key0_ = 0;
@@ -124,15 +131,15 @@ private:
   int epoll_fd_ = -1;
   int wake_fd_ = -1;
 
-  std::mutex mtx_; // cores_, drained_, stop_, drain counters
-  std::condition_variable drain_cv_;
-  std::uint64_t drains_asked_ = 0;
-  std::uint64_t drains_done_ = 0;
+  std::mutex mtx_; // cores_, drained_, stop_
   std::unordered_map<std::uint64_t, std::shared_ptr<queue_core>> cores_;
   std::multimap<pid_t, std::function<void()>> drained_;
   bool stop_ = false;
 
-  // Hub thread only.
+  // Whoever serves the connections holds reader_: the hub's thread, or a
+  // waiting thread in poll_once or drain.
+  std::mutex reader_;
+  bool stopped_ = false;
   std::map<int, std::shared_ptr<conn>> conns_;
   struct timer {
     std::shared_ptr<queue_core> core;
