@@ -431,25 +431,20 @@ TEST_CASE("the hub hangs up on a stranger and serves its queues meanwhile") {
     REQUIRE(fd >= 0);
     return fd;
   };
-  SUBCASE("a wrong key") {
-    auto fd = dial_hub();
-    actors::detail::channel ch{fd};
-    std::uint64_t k0 = hub.key0() ^ 1;
-    std::uint64_t k1 = hub.key1();
-    std::int32_t word = -1;
+  // Sends a hello and says whether the hub hung up on it.
+  auto hello_refused = [&](std::uint64_t k0, std::uint64_t k1,
+                           std::int32_t word) {
+    actors::detail::channel ch{dial_hub()};
     REQUIRE_FALSE(ch.put(k::hello, k0, k1, word));
     REQUIRE(ch.flush(true));
-    CHECK(hung_up(fd, 2s));
+    return hung_up(ch.fd(), 2s);
+  };
+  SUBCASE("a wrong key") {
+    CHECK(hello_refused(hub.key0() ^ 1, hub.key1(), -1));
   }
   SUBCASE("the right key but no shared word") {
-    auto fd = dial_hub();
-    actors::detail::channel ch{fd};
-    std::uint64_t k0 = hub.key0();
-    std::uint64_t k1 = hub.key1();
-    std::int32_t word = 0; // stdin: not a one-word memfd
-    REQUIRE_FALSE(ch.put(k::hello, k0, k1, word));
-    REQUIRE(ch.flush(true));
-    CHECK(hung_up(fd, 2s));
+    // Descriptor 0 (stdin) is not a one-word memfd.
+    CHECK(hello_refused(hub.key0(), hub.key1(), 0));
   }
   SUBCASE("an operation before the hello") {
     auto fd = dial_hub();

@@ -350,6 +350,14 @@ bool queue_hub::serve(const std::shared_ptr<conn>& c,
                    const std::shared_ptr<queue_core>& core) {
     answer(*c, epoll_fd_, req, std::move(x), core);
   };
+  // The queue a request names, or nothing (and the request is answered).
+  auto queue_for = [&](std::uint64_t req, std::uint64_t qid) {
+    auto core = find(qid);
+    if (!core)
+      reply(req, q_outcome::fail(errc::invalid_argument, "no such queue"),
+            nullptr);
+    return core;
+  };
   std::uint64_t req = 0;
   std::uint64_t qid = 0;
   std::int64_t ns = 0;
@@ -381,12 +389,9 @@ bool queue_hub::serve(const std::shared_ptr<conn>& c,
                                   : ch.get(f, req, qid, ns);
       if (err)
         return false;
-      auto core = find(qid);
-      if (!core) {
-        reply(req, q_outcome::fail(errc::invalid_argument, "no such queue"),
-              nullptr);
+      auto core = queue_for(req, qid);
+      if (!core)
         return true;
-      }
       if (c->deadline) {
         timers_.erase(*c->deadline);
         c->deadline.reset();
@@ -444,12 +449,9 @@ bool queue_hub::serve(const std::shared_ptr<conn>& c,
     case k::size: {
       if (ch.get(f, req, qid))
         return false;
-      auto core = find(qid);
-      if (!core) {
-        reply(req, q_outcome::fail(errc::invalid_argument, "no such queue"),
-              nullptr);
+      auto core = queue_for(req, qid);
+      if (!core)
         return true;
-      }
       if (f.kind == k::done) {
         reply(req, core->task_done(), nullptr);
       } else if (f.kind == k::close) {
