@@ -7,6 +7,23 @@ target_compile_options(actors_hygiene INTERFACE -Wall -Wextra -pedantic
 if(ACTORS_SANITIZE AND ACTORS_TSAN)
   message(FATAL_ERROR "ACTORS_SANITIZE and ACTORS_TSAN are exclusive")
 endif()
+if(ACTORS_FUZZ AND (ACTORS_SANITIZE OR ACTORS_TSAN))
+  message(FATAL_ERROR "ACTORS_FUZZ brings its own sanitizers (ASan+UBSan): "
+                      "leave ACTORS_SANITIZE and ACTORS_TSAN off")
+endif()
+if(ACTORS_FUZZ)
+  # libFuzzer comes with clang (Debian: libclang-rt-14-dev). Everything is
+  # instrumented for coverage; only the fuzz targets link libFuzzer's main
+  # (-fsanitize=fuzzer, in fuzz/CMakeLists.txt). UBSan is recoverable here
+  # too; .ci/fuzz runs with halt_on_error=1.
+  if(NOT CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+    message(FATAL_ERROR "ACTORS_FUZZ needs clang: configure with "
+                        "-DCMAKE_CXX_COMPILER=clang++-14 (see .ci/fuzz)")
+  endif()
+  set(_san -fsanitize=address,undefined -fno-omit-frame-pointer)
+  add_compile_options(${_san} -fsanitize=fuzzer-no-link)
+  add_link_options(${_san})
+endif()
 if(ACTORS_SANITIZE)
   # UBSan stays recoverable so that its suppression file works; CI runs
   # with halt_on_error=1 (see .ci/sanitizers.env).
