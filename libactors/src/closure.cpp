@@ -4,6 +4,7 @@
 #include "actors/detail/closure.hpp"
 #include "actors/detail/value.hpp"
 
+#include <array>
 #include <cstring>
 
 #include <link.h>
@@ -73,12 +74,26 @@ code_ref to_code_ref(const void* address) {
 }
 
 const void* from_code_ref(const code_ref& ref) {
+  // Every item of a stream names the same few loaders: remember the last
+  // few found (modules stay loaded while their code is named).
+  struct known {
+    code_ref ref;
+    const void* address = nullptr;
+  };
+  thread_local std::array<known, 8> cache;
+  thread_local std::size_t next = 0;
+  for (auto& k : cache)
+    if (k.address != nullptr && k.ref.offset == ref.offset
+        && k.ref.module == ref.module)
+      return k.address;
   module_search search;
   search.name = &ref.module;
   dl_iterate_phdr(visit, &search);
   if (!search.found || ref.offset >= search.size)
     return nullptr;
-  return reinterpret_cast<const void*>(search.base + ref.offset);
+  auto address = reinterpret_cast<const void*>(search.base + ref.offset);
+  cache[next++ % cache.size()] = known{ref, address};
+  return address;
 }
 
 // Wire format: a flag (an empty closure travels too: "no initializer"),

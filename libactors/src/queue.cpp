@@ -177,14 +177,15 @@ std::shared_ptr<queue_core> here(const caf::actor& ref) {
 void queue_ref::put(value item, std::optional<duration> timeout,
                     error_names names) const {
   auto ns = to_ns(timeout);
-  // Whoever takes it may be another process: an item that could not get
-  // there fails here, not there.
-  if (auto err = serializable(item))
-    throw error(errc::invalid_argument,
-                "the item cannot be serialized: "
-                  + runtime::get().system().render(err));
   try {
     if (auto core = here(actor_)) {
+      // Whoever takes it may be another process: an item that could not get
+      // there fails here, not there. (Sent to another process, it is
+      // serialized anyway, and fails the same way.)
+      if (auto err = serializable(item))
+        throw error(errc::invalid_argument,
+                    "the item cannot be serialized: "
+                      + runtime::get().system().render(err));
       check(core->put_here(std::move(item), timeout));
       return;
     }
