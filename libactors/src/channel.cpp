@@ -86,6 +86,28 @@ bool channel::fill(bool block) {
   }
 }
 
+void channel::feed(const char* data, std::size_t size) {
+  auto used = in_len_ - read_;
+  if (used + size > in_cap_) {
+    auto cap = std::max({used + size, 2 * in_cap_, std::size_t{65536}});
+    std::unique_ptr<char[]> bigger{new char[cap]};
+    if (used > 0)
+      std::memcpy(bigger.get(), in_.get() + read_, used);
+    in_ = std::move(bigger);
+    in_cap_ = cap;
+  } else if (read_ > 0 && in_len_ + size > in_cap_) {
+    std::memmove(in_.get(), in_.get() + read_, used);
+  } else {
+    used = in_len_; // append in place
+    std::memcpy(in_.get() + used, data, size);
+    in_len_ += size;
+    return;
+  }
+  read_ = 0;
+  std::memcpy(in_.get() + used, data, size);
+  in_len_ = used + size;
+}
+
 std::optional<channel::frame> channel::next() {
   auto avail = in_len_ - read_;
   if (avail < header_size)

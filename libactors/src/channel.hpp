@@ -14,6 +14,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <caf/binary_deserializer.hpp>
@@ -76,6 +77,22 @@ public:
   /// Reads what has arrived, waiting for something if `block`. False at the
   /// end of the stream (the peer closed or died).
   bool fill(bool block);
+
+  /// Appends `size` bytes that arrived by other means (shared memory) to
+  /// what next() reads.
+  void feed(const char* data, std::size_t size);
+
+  ///@{
+  /// The output not yet handed to the kernel, for a caller that delivers
+  /// it by other means, and forgetting it once delivered.
+  std::pair<const char*, std::size_t> output() const noexcept {
+    return {out_.data() + sent_, out_.size() - sent_};
+  }
+  void clear_output() noexcept {
+    out_.clear();
+    sent_ = 0;
+  }
+  ///@}
 
   /// The next complete frame read, if any; valid until the next fill().
   std::optional<frame> next();

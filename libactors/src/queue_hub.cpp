@@ -50,9 +50,9 @@ std::uint64_t random64() {
   return x;
 }
 
-// Maps the word process `pid` shares as its descriptor `fd` (a memfd of
-// exactly one word); null if it is not that.
-std::atomic<std::uint64_t>* map_word(pid_t pid, std::int32_t fd) {
+// Maps the area process `pid` shares as its descriptor `fd` (a memfd of
+// exactly a shared_area's size); null if it is not that.
+shared_area* map_area(pid_t pid, std::int32_t fd) {
   if (fd < 0)
     return nullptr;
   auto path = "/proc/" + std::to_string(pid) + "/fd/" + std::to_string(fd);
@@ -62,11 +62,11 @@ std::atomic<std::uint64_t>* map_word(pid_t pid, std::int32_t fd) {
   struct stat st{};
   void* p = MAP_FAILED;
   if (::fstat(local, &st) == 0 && S_ISREG(st.st_mode)
-      && st.st_size == sizeof(std::uint64_t))
-    p = ::mmap(nullptr, sizeof(std::uint64_t), PROT_READ | PROT_WRITE,
+      && st.st_size == static_cast<off_t>(sizeof(shared_area)))
+    p = ::mmap(nullptr, sizeof(shared_area), PROT_READ | PROT_WRITE,
                MAP_SHARED, local, 0);
   ::close(local);
-  return p == MAP_FAILED ? nullptr : static_cast<std::atomic<std::uint64_t>*>(p);
+  return p == MAP_FAILED ? nullptr : static_cast<shared_area*>(p);
 }
 
 } // namespace
@@ -93,13 +93,15 @@ struct queue_hub::conn {
   value flight;
   std::uint64_t flight_seq = 0;
   std::uint64_t next_seq = 1;
-  // The word where the peer stores the sequence number of the last item
-  // it took (mapped from its memfd).
-  std::atomic<std::uint64_t>* taken = nullptr;
+  // The memory the peer shares (mapped from its memfd at hello), and how
+  // much of its ring the hub has read (guarded by reader_).
+  shared_area* area = nullptr;
+  std::uint64_t consumed = 0;
+  bool dead_end = false; // being dropped
 
   ~conn() {
-    if (taken != nullptr)
-      ::munmap(taken, sizeof(*taken));
+    if (area != nullptr)
+      ::munmap(area, sizeof(*area));
   }
 };
 
@@ -275,6 +277,13 @@ void queue_hub::accept_all() {
 }
 
 void queue_hub::drop(const std::shared_ptr<conn>& c) {
+  if (conns_.count(c->ch.fd()) == 0)
+    return; // dropped already
+  // What it wrote before it ended is read first, like a pipe's buffer.
+  if (c->authenticated && !c->dead_end) {
+    c->dead_end = true;
+    pull(c);
+  }
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c->ch.fd(), nullptr);
   if (c->deadline)
     timers_.erase(*c->deadline);
@@ -287,7 +296,7 @@ void queue_hub::drop(const std::shared_ptr<conn>& c) {
     c->dead = true;
     parked = std::move(c->parked_core);
     serial = c->parked_serial;
-    if (c->flight_core && c->taken->load() < c->flight_seq) {
+    if (c->flight_core && c->area->taken.load() < c->flight_seq) {
       flight_core = std::move(c->flight_core);
       flight = std::move(c->flight);
     }
@@ -334,8 +343,19 @@ bool queue_hub::serve(const std::shared_ptr<conn>& c,
     // Both halves compared without an early exit.
     if (((k0 ^ key0_) | (k1 ^ key1_)) != 0)
       return false;
-    c->taken = map_word(c->pid, word_fd);
-    c->authenticated = c->taken != nullptr;
+    c->area = map_area(c->pid, word_fd);
+    c->authenticated = c->area != nullptr;
+    if (c->authenticated) {
+      // The hub's thread may be asleep (a waiting thread may be serving
+      // this): ask for the bell until it wakes.
+      c->area->doorbell.store(1, std::memory_order_seq_cst);
+      // The area is mapped: what the client writes there from now on
+      // outlives it. Only now may it rely on that.
+      std::lock_guard<std::mutex> guard{c->out};
+      std::uint64_t req = 0;
+      bool flag = true;
+      emit(*c, epoll_fd_, k::ok, req, flag);
+    }
     return c->authenticated;
   }
   {
@@ -472,15 +492,69 @@ bool queue_hub::serve(const std::shared_ptr<conn>& c,
 }
 
 bool queue_hub::read_from(const std::shared_ptr<conn>& c) {
+  if (c->authenticated) {
+    // The socket carries only doorbells now: take them, then the ring.
+    char bells[256];
+    bool ended = false;
+    for (;;) {
+      auto n = ::recv(c->ch.fd(), bells, sizeof(bells), MSG_DONTWAIT);
+      if (n > 0)
+        continue;
+      if (n < 0 && errno == EINTR)
+        continue;
+      ended = n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
+      break;
+    }
+    if (!pull(c) || ended) {
+      drop(c);
+      return false;
+    }
+    return true;
+  }
   // Before its hello, a peer may announce no more than a hello: the hub
   // would otherwise make room for whatever size a stranger claims.
   auto oversized = [&] {
     auto size = c->ch.next_size();
-    return !c->authenticated && size && *size > max_hello;
+    return size && *size > max_hello;
   };
   if (oversized() || !c->ch.fill(false) || oversized()) {
     drop(c);
     return false;
+  }
+  auto f = c->ch.next();
+  if (f && !serve(c, *f)) {
+    drop(c);
+    return false;
+  }
+  // Authenticated now: it may have written into its ring already.
+  if (c->authenticated && !pull(c)) {
+    drop(c);
+    return false;
+  }
+  return true;
+}
+
+bool queue_hub::pull(const std::shared_ptr<conn>& c) {
+  if (!c->authenticated)
+    return true;
+  auto& area = *c->area;
+  auto head = area.head.load(std::memory_order_acquire);
+  auto avail = head - c->consumed;
+  if (avail == 0)
+    return true;
+  if (avail > shared_area::ring_size)
+    return false; // not a ring any more
+  auto at = c->consumed % shared_area::ring_size;
+  auto first = std::min<std::uint64_t>(avail, shared_area::ring_size - at);
+  c->ch.feed(area.ring + at, first);
+  if (avail > first)
+    c->ch.feed(area.ring, avail - first);
+  c->consumed = head;
+  area.tail.store(head, std::memory_order_seq_cst);
+  if (area.waiting.load(std::memory_order_seq_cst) != 0
+      && area.waiting.exchange(0) != 0) {
+    std::lock_guard<std::mutex> guard{c->out};
+    emit(*c, epoll_fd_, hub_frame::room);
   }
   bool fine = true;
   while (fine)
@@ -489,9 +563,37 @@ bool queue_hub::read_from(const std::shared_ptr<conn>& c) {
     else
       break;
   land(c);
-  if (!fine)
-    drop(c);
   return fine;
+}
+
+bool queue_hub::pull_all() {
+  scratch_.clear();
+  for (auto& [fd, c] : conns_)
+    if (c->authenticated
+        && c->area->head.load(std::memory_order_acquire) != c->consumed)
+      scratch_.push_back(c);
+  auto any = !scratch_.empty();
+  auto batch = std::move(scratch_);
+  for (auto& c : batch)
+    if (!pull(c))
+      drop(c);
+  batch.clear();
+  scratch_ = std::move(batch);
+  return any;
+}
+
+bool queue_hub::ask_doorbells(bool on) {
+  bool pending = false;
+  for (auto& [fd, c] : conns_) {
+    if (!c->authenticated)
+      continue;
+    c->area->doorbell.store(on ? 1 : 0, std::memory_order_seq_cst);
+    // Seen after the store: either this sees the client's write, or the
+    // client sees the request and rings.
+    if (on && c->area->head.load(std::memory_order_seq_cst) != c->consumed)
+      pending = true;
+  }
+  return pending;
 }
 
 void queue_hub::read_all(const conn* skip) {
@@ -504,11 +606,18 @@ void queue_hub::read_all(const conn* skip) {
     if (c.get() != skip)
       all.push_back(c);
   for (auto& c : all) {
+    if (c->authenticated) {
+      if (!pull(c))
+        drop(c);
+      continue;
+    }
     int avail = 0;
     while (::ioctl(c->ch.fd(), FIONREAD, &avail) == 0
-           && avail > 0 && read_from(c)) {
+           && avail > 0 && read_from(c) && !c->authenticated) {
       // again: a frame may span reads
     }
+    if (c->authenticated && !pull(c))
+      drop(c);
   }
   reading_all_ = false;
 }
@@ -550,6 +659,7 @@ bool queue_hub::poll_once() {
     return false;
   auto first = timers_.empty() ? clock_type::time_point::max()
                                : timers_.begin()->first;
+  auto any = pull_all();
   epoll_event events[32];
   auto n = ::epoll_wait(epoll_fd_, events, 32, 0);
   for (int i = 0; i < n; ++i)
@@ -560,7 +670,7 @@ bool queue_hub::poll_once() {
     std::uint64_t one = 1;
     [[maybe_unused]] auto w = ::write(wake_fd_, &one, sizeof(one));
   }
-  return n > 0;
+  return any || n > 0;
 }
 
 void queue_hub::run() {
@@ -575,6 +685,24 @@ void queue_hub::run() {
         wait_ms = static_cast<int>(std::clamp<long long>(ms, 0, 1 << 30));
       }
     }
+    // Serve the rings while they keep filling, then ask for doorbells and
+    // sleep (unless something came meanwhile).
+    for (auto until = clock_type::now() + spin_time;
+         clock_type::now() < until && wait_ms != 0;) {
+      {
+        std::lock_guard<std::mutex> guard{reader_};
+        if (stopped_)
+          return;
+        if (pull_all())
+          until = clock_type::now() + spin_time;
+      }
+      relax();
+    }
+    {
+      std::lock_guard<std::mutex> guard{reader_};
+      if (ask_doorbells(true))
+        wait_ms = 0;
+    }
     auto n = ::epoll_wait(epoll_fd_, events, 32, wait_ms);
     if (n < 0 && errno != EINTR)
       return;
@@ -584,6 +712,8 @@ void queue_hub::run() {
         return;
     }
     std::lock_guard<std::mutex> guard{reader_};
+    ask_doorbells(false);
+    pull_all();
     for (int i = 0; i < n; ++i) {
       if (events[i].data.u64 == wake_tag) {
         std::uint64_t count;
@@ -636,8 +766,14 @@ hub_client& hub_client::of(const std::string& address, std::uint64_t key0,
     throw error(errc::owner_unreachable, what);
   }
   std::unique_ptr<hub_client> fresh{new hub_client(fd, address)};
-  std::int32_t word_fd = fresh->taken_fd_;
-  fresh->ch_.put(hub_frame::hello, key0, key1, word_fd);
+  std::int32_t area_fd = fresh->area_fd_;
+  fresh->ch_.put(hub_frame::hello, key0, key1, area_fd);
+  // Welcomed (request 0) once the hub has mapped the area: from then on
+  // what this thread writes there reaches the hub even if it dies.
+  if (!fresh->ch_.flush(true))
+    throw error(errc::owner_unreachable,
+                "the process that owns this object is gone");
+  fresh->await(0, 0);
   auto& result = *fresh;
   clients.emplace(address, std::move(fresh));
   return result;
@@ -645,24 +781,83 @@ hub_client& hub_client::of(const std::string& address, std::uint64_t key0,
 
 hub_client::hub_client(int fd, std::string address)
   : ch_(fd), address_(std::move(address)) {
-  taken_fd_ = ::memfd_create("actors-taken", MFD_CLOEXEC);
+  area_fd_ = ::memfd_create("actors-hub-area", MFD_CLOEXEC);
   void* p = MAP_FAILED;
-  if (taken_fd_ >= 0 && ::ftruncate(taken_fd_, sizeof(std::uint64_t)) == 0)
-    p = ::mmap(nullptr, sizeof(std::uint64_t), PROT_READ | PROT_WRITE,
-               MAP_SHARED, taken_fd_, 0);
+  if (area_fd_ >= 0 && ::ftruncate(area_fd_, sizeof(shared_area)) == 0)
+    p = ::mmap(nullptr, sizeof(shared_area), PROT_READ | PROT_WRITE,
+               MAP_SHARED, area_fd_, 0);
   if (p == MAP_FAILED) {
-    if (taken_fd_ >= 0)
-      ::close(taken_fd_);
+    if (area_fd_ >= 0)
+      ::close(area_fd_);
     throw error(errc::invalid_argument,
-                std::string{"cannot make a shared word: "}
+                std::string{"cannot make a shared area: "}
                   + std::strerror(errno));
   }
-  taken_ = new (p) std::atomic<std::uint64_t>{0};
+  area_ = new (p) shared_area;
 }
 
 hub_client::~hub_client() {
-  ::munmap(taken_, sizeof(*taken_));
-  ::close(taken_fd_);
+  ::munmap(area_, sizeof(*area_));
+  ::close(area_fd_);
+}
+
+void hub_client::ring_doorbell() {
+  // Rung after every write while asked: the hub clears the request when it
+  // wakes (a bell that a waiting thread of the hub's process takes instead
+  // leaves the hub's thread asleep, and it must be rung again).
+  if (area_->doorbell.load(std::memory_order_seq_cst) != 0) {
+    char bell = 0;
+    // A full socket holds bells enough; a gone hub shows at the next read.
+    [[maybe_unused]] auto n = ::send(ch_.fd(), &bell, 1,
+                                     MSG_NOSIGNAL | MSG_DONTWAIT);
+  }
+}
+
+void hub_client::wait_for_room() {
+  area_->waiting.store(1, std::memory_order_seq_cst);
+  auto room = [&] {
+    return area_->tail.load(std::memory_order_seq_cst) + shared_area::ring_size
+           > head_;
+  };
+  ring_doorbell();
+  while (!room()) {
+    // The hub answers `waiting` with a `room` frame (or reads the ring
+    // anyway); the bounded wait is a safety net, not the signal.
+    pollfd p{ch_.fd(), POLLIN, 0};
+    if (::poll(&p, 1, 50) > 0) {
+      if (!ch_.fill(false))
+        broken("gone");
+      std::optional<q_outcome> none;
+      while (auto f = ch_.next())
+        if (!absorb(*f, 0, none))
+          broken("gone");
+    }
+    ring_doorbell();
+  }
+  area_->waiting.store(0, std::memory_order_relaxed);
+}
+
+void hub_client::send() {
+  auto [data, size] = ch_.output();
+  while (size > 0) {
+    auto tail = area_->tail.load(std::memory_order_acquire);
+    auto room = tail + shared_area::ring_size - head_;
+    if (room == 0) {
+      wait_for_room();
+      continue;
+    }
+    auto n = std::min<std::uint64_t>(room, size);
+    auto at = head_ % shared_area::ring_size;
+    auto first = std::min<std::uint64_t>(n, shared_area::ring_size - at);
+    std::memcpy(area_->ring + at, data, first);
+    std::memcpy(area_->ring, data + first, n - first);
+    head_ += n;
+    area_->head.store(head_, std::memory_order_seq_cst);
+    ring_doorbell();
+    data += n;
+    size -= n;
+  }
+  ch_.clear_output();
 }
 
 std::string hub_client::render(const caf::error& err) {
@@ -686,6 +881,8 @@ bool hub_client::absorb(const channel::frame& f, std::uint64_t req,
   namespace k = hub_frame;
   std::uint64_t id = 0;
   switch (f.kind) {
+    case k::room:
+      return true; // wait_for_room looks at the ring itself
     case k::closed: {
       std::uint64_t qid = 0;
       if (ch_.get(f, qid))
@@ -708,7 +905,7 @@ bool hub_client::absorb(const channel::frame& f, std::uint64_t req,
         return false;
       // Taken: were this process to die now, the hub keeps it out of the
       // queue (a process that dies before this store gives it back).
-      taken_->store(seq, std::memory_order_release);
+      area_->taken.store(seq, std::memory_order_release);
       if (id == req)
         result = std::move(x);
       return true;
@@ -755,13 +952,10 @@ void hub_client::put_buffered(std::uint64_t qid, value& item) {
   if (auto err = ch_.put(hub_frame::put_buffered, qid, item))
     throw error(errc::invalid_argument,
                 "the item cannot be serialized: " + render(err));
-  if (!ch_.flush(true))
-    broken("gone");
+  send();
 }
 
 q_outcome hub_client::await(std::uint64_t req, std::int64_t ns) {
-  if (!ch_.flush(true))
-    broken("gone");
   auto deadline = ns >= 0 ? clock_type::now() + std::chrono::nanoseconds{ns}
                               + call_grace
                           : clock_type::time_point::max();

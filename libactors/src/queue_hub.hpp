@@ -3,12 +3,22 @@
 // How other processes reach the queues of this process without CAF's
 // middleman: each process that owns queues runs a hub, a thread serving an
 // abstract Unix socket; each thread of another process that uses one of
-// them keeps one connection to that hub. Frames (channel.hpp) carry the
-// operations; a put to an unbounded queue (or a pipe) is not answered, so it
-// costs one send() and returns once the kernel holds the bytes: were the
-// sender to die at once, the hub still reads them. Everything else is one
-// request and its answer, which the hub (or whichever thread has the item:
-// a putter hands it straight to a parked remote getter) writes back.
+// them keeps one connection to that hub, and a page-aligned area of memory
+// shared with it (a memfd of the client's, which the hub maps through
+// /proc/PID/fd/N at the connection's hello).
+//
+// Client to hub, every frame after the hello goes through a ring in that
+// area: writing one is a memcpy and a store, no system call, and what is in
+// the ring outlives its writer (the hub still reads it once the connection
+// ends), so a put to an unbounded queue or a pipe, which is not answered,
+// returns once the item is there. The hub's thread, about to sleep, asks
+// for a doorbell (a byte on the socket) in each area, and the client rings
+// after each write until the hub wakes; a thread of the hub's process that
+// waits for an item reads the
+// rings itself meanwhile. Hub to client, answers go on the socket; a
+// putter that finds a getter of another process waiting writes the item
+// straight to that getter's socket. A client that finds the ring full asks
+// for a word when there is room.
 //
 // Connecting requires the same user (SO_PEERCRED) and the hub's 128-bit key,
 // which only a queue handle carries (handles travel between the processes
@@ -16,9 +26,8 @@
 //
 // An item handed to a remote getter stays in flight until the getter has
 // taken it. The getter says so without a syscall: it stores the item's
-// sequence number into a word of memory it shares with the hub (a memfd the
-// hub maps at hello through /proc/PID/fd/N) before get returns. If the
-// connection ends with an item in flight that the word does not cover, the
+// sequence number into the shared area before get returns. If the
+// connection ends with an item in flight that the area does not cover, the
 // item goes back to the front of its queue; any frame after the item means
 // it was taken (a thread sends nothing while it waits for its answer).
 
@@ -45,7 +54,7 @@ namespace actors::detail {
 /// Frame kinds of the hub protocol.
 namespace hub_frame {
 // client -> hub
-constexpr std::uint8_t hello = 1; // key0, key1, fd of the taken word
+constexpr std::uint8_t hello = 1; // key0, key1, fd of the shared area
 constexpr std::uint8_t put_buffered = 2; // qid, item (no answer)
 constexpr std::uint8_t put = 3;   // req, qid, ns, item
 constexpr std::uint8_t get = 4;   // req, qid, ns -> item | fail
@@ -61,7 +70,25 @@ constexpr std::uint8_t item = 21;   // req, seq, item
 constexpr std::uint8_t fail = 22;   // req, code, what
 constexpr std::uint8_t stats = 23;  // req, size, maxsize, getters, putters
 constexpr std::uint8_t closed = 24; // qid: a buffered put found it closed
+constexpr std::uint8_t room = 25;   // the ring has room again
 } // namespace hub_frame
+
+/// The memory a client shares with the hub it is connected to.
+struct shared_area {
+  static constexpr std::size_t ring_size = 256 * 1024;
+  /// The sequence number of the last item the client took.
+  std::atomic<std::uint64_t> taken{0};
+  /// Bytes the client has written into the ring, ever.
+  std::atomic<std::uint64_t> head{0};
+  /// Bytes the hub has read from the ring, ever.
+  std::atomic<std::uint64_t> tail{0};
+  /// Set by the hub before it sleeps, cleared when it wakes: the client
+  /// rings (a byte on the socket) after each write meanwhile.
+  std::atomic<std::uint32_t> doorbell{0};
+  /// Set by a client waiting for room: the hub should send `room`.
+  std::atomic<std::uint32_t> waiting{0};
+  alignas(64) char ring[ring_size];
+};
 
 class queue_hub {
 public:
@@ -116,6 +143,14 @@ private:
   bool serve(const std::shared_ptr<conn>& c, const channel::frame& f);
   // Reads what `c` has sent and serves it; false if `c` was dropped.
   bool read_from(const std::shared_ptr<conn>& c);
+  // Serves what `c` has written into its ring; false if it broke the
+  // protocol (the caller drops it).
+  bool pull(const std::shared_ptr<conn>& c);
+  // pull() on every connection; true if any had something.
+  bool pull_all();
+  // Asks every client for a doorbell (or no longer); with `on`, true if a
+  // ring has something after all (then do not sleep).
+  bool ask_doorbells(bool on);
   // Accepts and reads everything waiting (except from `skip`): see drain.
   void read_all(const conn* skip);
   // Lands the buffered puts read so far from `c` (one lock, one wake-up
@@ -151,6 +186,7 @@ private:
   std::uint64_t batch_qid_ = 0;
   std::vector<value> batch_;
   bool reading_all_ = false;
+  std::vector<std::shared_ptr<conn>> scratch_;
   std::thread thread_;
 
   // Open connections per peer process (read by when_drained).
@@ -184,6 +220,7 @@ public:
     if (auto err = ch_.put(kind, req, xs...))
       throw error(errc::invalid_argument,
                   "the request cannot be serialized: " + render(err));
+    send();
     return await(req, ns);
   }
 
@@ -197,6 +234,11 @@ public:
 private:
   hub_client(int fd, std::string address);
   q_outcome await(std::uint64_t req, std::int64_t ns);
+  // Moves the serialized output into the ring (waiting for room if needed)
+  // and rings the doorbell if the hub asked for it.
+  void send();
+  void wait_for_room();
+  void ring_doorbell();
   // Reads whatever is there; returns false at the end of the stream.
   bool absorb(const channel::frame& f, std::uint64_t req,
               std::optional<q_outcome>& result);
@@ -204,8 +246,9 @@ private:
   static std::string render(const caf::error& err);
 
   channel ch_;
-  int taken_fd_ = -1;
-  std::atomic<std::uint64_t>* taken_ = nullptr; // shared with the hub
+  int area_fd_ = -1;
+  shared_area* area_ = nullptr;
+  std::uint64_t head_ = 0; // what this side wrote into the ring
   std::string address_;
   std::uint64_t next_req_ = 1;
   std::set<std::uint64_t> closed_;
