@@ -277,7 +277,7 @@ void queue_hub::accept_all() {
 }
 
 void queue_hub::drop(const std::shared_ptr<conn>& c) {
-  if (conns_.count(c->ch.fd()) == 0)
+  if (auto i = conns_.find(c->ch.fd()); i == conns_.end() || i->second != c)
     return; // dropped already
   // What it wrote before it ended is read first, like a pipe's buffer.
   if (c->authenticated && !c->dead_end) {
