@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <vector>
 
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -517,4 +518,31 @@ TEST_CASE("the hub hangs up on a stranger and serves its queues meanwhile") {
   for (int i = 0; i < 10; ++i)
     CHECK(q.get(10s) == i);
   REQUIRE(producer.join(10s));
+}
+
+TEST_CASE("at rest after traffic, the hub uses no CPU") {
+  // The hub's thread and a waiting thread spin for at most 50 us before
+  // they sleep: with nothing to do, the process must be idle.
+  actors::queue<int> q{actors::unbounded};
+  actors::process producer{produce, q, 0, 20000};
+  producer.start();
+  for (int i = 0; i < 20000; ++i)
+    REQUIRE(q.get(10s) == i);
+  REQUIRE(producer.join(10s));
+  auto cpu = [] {
+    rusage u{};
+    ::getrusage(RUSAGE_SELF, &u);
+    return std::chrono::seconds{u.ru_utime.tv_sec + u.ru_stime.tv_sec}
+           + std::chrono::microseconds{u.ru_utime.tv_usec
+                                       + u.ru_stime.tv_usec};
+  };
+  auto before = cpu();
+  // A window to measure in, not a synchronization.
+  std::this_thread::sleep_for(500ms);
+  auto used = cpu() - before;
+  MESSAGE("CPU used by the whole process over 500 ms at rest: "
+          << std::chrono::duration_cast<std::chrono::microseconds>(used)
+               .count()
+          << " us");
+  CHECK(used < 25ms);
 }
