@@ -31,7 +31,7 @@
 
 namespace actors::detail {
 
-/// The answer to one operation.
+/// The answer to one queue operation (named apart from the pool's outcome).
 struct q_outcome {
   bool ok = true;
   errc code = errc::invalid_argument; // when !ok
