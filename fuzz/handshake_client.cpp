@@ -26,10 +26,12 @@
 
 #include "actors/error.hpp"
 #include "auth.hpp"
+#include "io.hpp"
 #include "seeds.hpp"
 
 using namespace actors::detail;
 using fuzz::bytes;
+using fuzz::read_until;
 using fuzz::fail;
 
 namespace {
@@ -45,38 +47,7 @@ secret fixed_key() {
 
 const secret key = fixed_key();
 
-// Reads until the peer closes or `want` bytes arrived; false if neither
-// happened within 5 s.
-bool read_until(int fd, bytes& out, size_t want = SIZE_MAX) {
-  auto deadline = clock::now() + std::chrono::seconds{5};
-  std::uint8_t buf[512];
-  while (out.size() < want) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-      deadline - clock::now());
-    if (left.count() <= 0)
-      return false;
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0)
-      continue;
-    auto n = ::recv(fd, buf, std::min(sizeof(buf), want - out.size()), 0);
-    if (n > 0)
-      out.insert(out.end(), buf, buf + n);
-    else if (n == 0 || errno != EINTR)
-      return true;
-  }
-  return true;
-}
 
-void send_all(int fd, const bytes& xs) {
-  for (size_t done = 0; done < xs.size();) {
-    auto n = ::send(fd, xs.data() + done, xs.size() - done, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0)
-      return; // the client gave up
-    done += static_cast<size_t>(n);
-  }
-}
 
 // What the server side saw and did.
 struct server_side {
@@ -111,7 +82,7 @@ void play_server(int fd, std::uint8_t mode, const bytes& in,
                  && std::memcmp(out.hello.data(), handshake_magic.data(),
                                 handshake_magic.size())
                       == 0;
-  send_all(fd, out.hello);
+  fuzz::send_until_closed(fd, out.hello.data(), out.hello.size());
   if (out.hello_ok) {
     bytes proof;
     out.ended = read_until(fd, proof, client_proof_size);
@@ -132,7 +103,7 @@ void play_server(int fd, std::uint8_t mode, const bytes& in,
       else
         answer = take(mac_size);
       out.answer_ok = answer == bytes(right.begin(), right.end());
-      send_all(fd, answer);
+      fuzz::send_until_closed(fd, answer.data(), answer.size());
     }
   }
   ::shutdown(fd, SHUT_WR);

@@ -29,10 +29,12 @@
 
 #include "auth.hpp"
 #include "listener.hpp"
+#include "io.hpp"
 #include "seeds.hpp"
 
 using namespace actors::detail;
 using fuzz::bytes;
+using fuzz::read_until;
 using fuzz::fail;
 
 namespace {
@@ -87,27 +89,6 @@ int connect_to(std::uint16_t port) {
   return fd;
 }
 
-// Reads until the peer closes (or resets) the connection, or `want` bytes
-// arrived; false if neither happened within 5 s.
-bool read_until(int fd, bytes& out, size_t want = SIZE_MAX) {
-  auto deadline = clock::now() + std::chrono::seconds{5};
-  std::uint8_t buf[512];
-  while (out.size() < want) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-      deadline - clock::now());
-    if (left.count() <= 0)
-      return false;
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0)
-      continue;
-    auto n = ::recv(fd, buf, std::min(sizeof(buf), want - out.size()), 0);
-    if (n > 0)
-      out.insert(out.end(), buf, buf + n);
-    else if (n == 0 || errno != EINTR)
-      return true;
-  }
-  return true;
-}
 
 nonce nonce_at(const bytes& xs, size_t pos) {
   nonce result{};
@@ -174,14 +155,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, size_t size) {
     sent = std::move(in);
   }
   // The listener may close before all of it was sent (a wrong proof).
-  for (size_t done = 0; done < sent.size();) {
-    auto n = ::send(fd, sent.data() + done, sent.size() - done, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0)
-      break;
-    done += static_cast<size_t>(n);
-  }
+  fuzz::send_until_closed(fd, sent.data(), sent.size());
   ::shutdown(fd, SHUT_WR);
   bytes reply;
   if (!read_until(fd, reply))

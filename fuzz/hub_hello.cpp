@@ -30,6 +30,7 @@
 #include "channel.hpp"
 #include "queue_core.hpp"
 #include "queue_hub.hpp"
+#include "io.hpp"
 #include "seeds.hpp"
 
 using namespace actors::detail;
@@ -111,14 +112,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, size_t size) {
   auto& t = target();
   auto fd = dial(t.hub.address());
   // The hub may hang up before all of it was sent.
-  for (size_t done = 0; done < size;) {
-    auto n = ::send(fd, data + done, size - done, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0)
-      break;
-    done += static_cast<size_t>(n);
-  }
+  fuzz::send_until_closed(fd, data, size);
   ::shutdown(fd, SHUT_WR);
   // Nothing may come back, and the hub must hang up.
   for (;;) {
