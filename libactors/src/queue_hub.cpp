@@ -567,19 +567,17 @@ bool queue_hub::pull(const std::shared_ptr<conn>& c) {
 }
 
 bool queue_hub::pull_all() {
-  scratch_.clear();
+  // A copy: pull() may drop a connection. Empty (no allocation) when no
+  // ring has anything, the usual case for a waiting thread's poll.
+  std::vector<std::shared_ptr<conn>> ready;
   for (auto& [fd, c] : conns_)
     if (c->authenticated
         && c->area->head.load(std::memory_order_acquire) != c->consumed)
-      scratch_.push_back(c);
-  auto any = !scratch_.empty();
-  auto batch = std::move(scratch_);
-  for (auto& c : batch)
+      ready.push_back(c);
+  for (auto& c : ready)
     if (!pull(c))
       drop(c);
-  batch.clear();
-  scratch_ = std::move(batch);
-  return any;
+  return !ready.empty();
 }
 
 bool queue_hub::ask_doorbells(bool on) {

@@ -186,7 +186,6 @@ private:
   std::uint64_t batch_qid_ = 0;
   std::vector<value> batch_;
   bool reading_all_ = false;
-  std::vector<std::shared_ptr<conn>> scratch_;
   std::thread thread_;
 
   // Open connections per peer process (read by when_drained).
