@@ -66,6 +66,18 @@ public:
         return "not the owner of the lock";
       case errc::would_deadlock:
         return "would deadlock";
+      case errc::actor_failed:
+        return "actor failed";
+      case errc::process_died:
+        return "actor process died";
+      case errc::connection_lost:
+        return "connection lost";
+      case errc::escalated:
+        return "supervisor escalated";
+      case errc::not_registered:
+        return "message type not registered";
+      case errc::name_taken:
+        return "name taken";
     }
     return "unknown actors error";
   }

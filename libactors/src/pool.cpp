@@ -44,6 +44,7 @@
 
 #include "channel.hpp"
 #include "runtime.hpp"
+#include "supervision.hpp"
 
 namespace actors::detail {
 
@@ -158,14 +159,6 @@ struct task_entry {
   int attempts = 0;
 };
 
-std::string describe_exit(const std::optional<int>& code) {
-  if (!code)
-    return "it is still ending";
-  if (*code < 0)
-    return "killed by signal " + std::to_string(-*code);
-  return "exit code " + std::to_string(*code);
-}
-
 using delivery = std::pair<std::shared_ptr<result_sink>, outcome>;
 
 delivery failure(task_entry&& task, errc code, std::string what) {
@@ -200,7 +193,7 @@ public:
   pool_core::options opts;
   std::deque<task_entry> queued;
   std::vector<worker> workers;
-  std::deque<clock::time_point> deaths;
+  restart_intensity deaths{0, {}}; // set from opts when the pool starts
   std::uint64_t next_task = 1;
   std::size_t taken = 0; // tasks held by workers
   std::atomic<std::size_t> queued_hint{0}; // queued.size(), read unlocked
@@ -623,11 +616,7 @@ public:
     }
     queued_hint.store(queued.size(), std::memory_order_relaxed);
     if (!w.retiring && !ended()) {
-      auto now = clock::now();
-      deaths.push_back(now);
-      while (!deaths.empty() && deaths.front() < now - opts.restart_window)
-        deaths.pop_front();
-      if (deaths.size() > static_cast<size_t>(opts.max_restarts))
+      if (!deaths.allow())
         break_pool("workers died more than "
                      + std::to_string(opts.max_restarts)
                      + " times within the restart window; last: " + why,
@@ -697,6 +686,7 @@ pool_core::pool_core(options opts) : state_(std::make_shared<pool_state>()) {
                 "before creating a pool");
   auto st = state_;
   st->opts = std::move(opts);
+  st->deaths = restart_intensity{st->opts.max_restarts, st->opts.restart_window};
   std::lock_guard<std::mutex> guard{st->mtx};
   st->workers.resize(static_cast<std::size_t>(st->opts.processes));
   st->start_workers();

@@ -31,6 +31,7 @@
 #include <caf/scoped_actor.hpp>
 #include <caf/stateful_actor.hpp>
 
+#include "actors/actor_process.hpp"
 #include "actors/error.hpp"
 #include "actors/detail/value.hpp"
 #include "actors/runtime.hpp"
@@ -77,8 +78,30 @@ std::string current_name = "MainProcess";
 // The owner's service actor, as seen from a child.
 caf::actor parent_root;
 
+// The program's own configuration steps (its message types), applied to
+// every actor system it makes.
+std::vector<void (*)(caf::actor_system_config&)>& config_steps() {
+  static std::vector<void (*)(caf::actor_system_config&)> steps;
+  return steps;
+}
+
+std::string render_actors_error(std::uint8_t code, caf::atom_value,
+                                const caf::message& context) {
+  std::string result = "actors: ";
+  result += make_error_code(static_cast<errc>(code)).message();
+  if (context.match_elements<std::string>()) {
+    result += " (";
+    result += context.get_as<std::string>(0);
+    result += ')';
+  }
+  return result;
+}
+
 std::unique_ptr<caf::actor_system_config> make_config() {
   auto cfg = std::make_unique<caf::actor_system_config>();
+  for (auto step : config_steps())
+    step(*cfg);
+  cfg->add_error_category(caf::atom("actors"), render_actors_error);
   cfg->load<caf::io::middleman>();
   cfg->add_message_type<closure>("actors::closure");
   cfg->add_message_type<value>("actors::value");
@@ -94,12 +117,46 @@ std::unique_ptr<caf::actor_system_config> make_config() {
 
 struct root_state {
   std::unordered_map<std::uint64_t, std::pair<closure, std::string>> tasks;
+  // The run's service names (kept by the owner; children ask their parent).
+  std::unordered_map<std::string, caf::actor> names;
   static constexpr const char* name = "actors.root";
 };
 
-// The service actor of a node: hands children their task and answers pings.
+// The service actor of a node: hands children their task, keeps the run's
+// service names and answers pings.
 caf::behavior root_actor(caf::stateful_actor<root_state>* self, runtime* rt) {
+  self->set_down_handler([=](caf::down_msg& dm) {
+    auto& names = self->state.names;
+    for (auto i = names.begin(); i != names.end();)
+      i = i->second.address() == dm.source ? names.erase(i) : std::next(i);
+  });
   return {
+    [=](name_atom, std::string& name, caf::actor& who,
+        bool replace) -> caf::result<bool> {
+      if (parent_root) {
+        auto rp = self->make_response_promise();
+        rp.delegate(parent_root, name_atom::value, std::move(name),
+                    std::move(who), replace);
+        return rp;
+      }
+      auto& entry = self->state.names[name];
+      if (entry && entry != who && !replace)
+        return actors::make_error(errc::name_taken,
+                                  "the name " + name
+                                    + " belongs to a living actor");
+      entry = std::move(who);
+      self->monitor(entry);
+      return true;
+    },
+    [=](whereis_atom, std::string& name) -> caf::result<caf::actor> {
+      if (parent_root) {
+        auto rp = self->make_response_promise();
+        rp.delegate(parent_root, whereis_atom::value, std::move(name));
+        return rp;
+      }
+      auto i = self->state.names.find(name);
+      return i == self->state.names.end() ? caf::actor{} : i->second;
+    },
     [=](task_atom, std::uint64_t token, closure& target, std::string& name) {
       self->state.tasks.emplace(token,
                                 std::make_pair(std::move(target),
@@ -233,10 +290,35 @@ void child::mark_started() {
   cv_.notify_all();
 }
 
+void child::on_exit(std::function<void(int)> fn) {
+  std::unique_lock<std::mutex> guard{mtx_};
+  if (!exitcode_) {
+    on_exit_.push_back(std::move(fn));
+    return;
+  }
+  auto code = *exitcode_;
+  guard.unlock();
+  fn(code);
+}
+
 bool child::try_reap() {
-  std::lock_guard<std::mutex> guard{mtx_};
-  if (exitcode_)
-    return true;
+  std::vector<std::function<void(int)>> hooks;
+  int code = 0;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (exitcode_)
+      return true;
+    if (!reap_locked())
+      return false;
+    hooks.swap(on_exit_);
+    code = *exitcode_;
+  }
+  for (auto& hook : hooks)
+    hook(code);
+  return true;
+}
+
+bool child::reap_locked() {
   int status = 0;
   auto res = ::waitpid(pid, &status, WNOHANG);
   if (res == 0)
@@ -725,6 +807,18 @@ void runtime::enter_lazy_child(bool channel, const char* task,
 
 bool runtime::started() noexcept {
   return runtime_started.load();
+}
+
+void add_config_step(void (*step)(caf::actor_system_config&)) {
+  if (runtime_started)
+    throw error(errc::not_initialized,
+                "message types must be registered in actors::init, before "
+                "anything of libactors runs");
+  config_steps().push_back(step);
+}
+
+caf::actor_system& system_of_this_process() {
+  return runtime::get().system();
 }
 
 } // namespace actors::detail

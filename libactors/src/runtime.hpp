@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -38,6 +39,8 @@ using forget_atom = caf::atom_constant<caf::atom("a_forget")>;
 using ping_atom = caf::atom_constant<caf::atom("a_ping")>;
 using pong_atom = caf::atom_constant<caf::atom("a_pong")>;
 using started_atom = caf::atom_constant<caf::atom("a_started")>;
+using name_atom = caf::atom_constant<caf::atom("a_name")>;
+using whereis_atom = caf::atom_constant<caf::atom("a_whereis")>;
 
 /// The readable name of a type (from `typeid(...).name()`).
 std::string demangle(const char* name);
@@ -68,11 +71,17 @@ public:
   /// Signals the process unless it has ended (no pid-reuse race: pidfd).
   void signal(int signo);
 
+  /// Calls `fn(exitcode)` once the process has ended, on the reaper's
+  /// thread (or at once, here, when it has ended already).
+  void on_exit(std::function<void(int)> fn);
+
 private:
   friend class runtime;
 
-  /// Collects the exit status if the process has ended; true if it has.
+  /// Collects the exit status if the process has ended and runs the
+  /// `on_exit` hooks; true if it has ended.
   bool try_reap();
+  bool reap_locked();
 
   void mark_started();
 
@@ -82,6 +91,7 @@ private:
   mutable std::mutex mtx_;
   std::condition_variable cv_;
   std::optional<int> exitcode_;
+  std::vector<std::function<void(int)>> on_exit_;
 };
 
 class runtime {

@@ -5,10 +5,13 @@
 
 /// @namespace actors
 /// Python's `multiprocessing` model in C++17: processes, pools, queues,
-/// pipes, locks and progress bars, each a handle to an actor. Every program
+/// pipes, locks and progress bars, each a handle to an actor; and the
+/// program's own actors in OS processes of their own, under supervisors
+/// (actor_process.hpp, supervisor.hpp). Every program
 /// that uses it calls `actors::init` first in `main`; every failure is an
 /// `actors::error` carrying an `actors::errc`.
 
+#include "actors/actor_process.hpp"
 #include "actors/error.hpp"
 #include "actors/lock.hpp"
 #include "actors/pipe.hpp"
@@ -17,5 +20,6 @@
 #include "actors/progress.hpp"
 #include "actors/queue.hpp"
 #include "actors/runtime.hpp"
+#include "actors/supervisor.hpp"
 #include "actors/sync.hpp"
 #include "actors/thread_pool.hpp"

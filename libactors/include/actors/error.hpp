@@ -78,6 +78,23 @@ enum class errc {
   /// `lock()` of a (non-reentrant) lock by the thread that holds it, which
   /// would wait for itself forever.
   would_deadlock,
+  /// An actor ended by an uncaught exception; the message names its type and
+  /// text. The exit reason of its `down_msg` (actor_process.hpp).
+  actor_failed,
+  /// The OS process of an actor ended before its actor did; the message
+  /// names the signal or the exit code (actor_process.hpp).
+  process_died,
+  /// The connection to an actor's process broke while the process still ran;
+  /// the process is killed (actor_process.hpp).
+  connection_lost,
+  /// A supervisor's children failed more often than its restart intensity
+  /// allows: it stopped them and ended with this reason (supervisor.hpp).
+  escalated,
+  /// A message type was not registered (`actors::message_types`), so it
+  /// cannot cross a process boundary.
+  not_registered,
+  /// A service name that a living actor already holds.
+  name_taken,
 };
 
 /// The `std::error_category` of `errc`, named "actors".

@@ -1,0 +1,459 @@
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <typeinfo>
+#include <utility>
+
+#include <sys/types.h>
+
+#include <caf/actor.hpp>
+#include <caf/actor_cast.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/send.hpp>
+#include <caf/error.hpp>
+#include <caf/infer_handle.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/scheduled_actor.hpp>
+#include <caf/spawn_options.hpp>
+#include <caf/type_nr.hpp>
+#include <caf/typed_actor.hpp>
+
+#include "actors/detail/closure.hpp"
+#include "actors/error.hpp"
+#include "actors/runtime.hpp"
+
+namespace actors {
+
+/// The message types of a program's own actors, registered with
+/// `actors::init` in every process of the program:
+/// @code
+/// struct ping { int n; };
+/// template <class Inspector>
+/// typename Inspector::result_type inspect(Inspector& f, ping& x) {
+///   return f(x.n);
+/// }
+///
+/// int main(int argc, char** argv) {
+///   actors::init(argc, argv, actors::message_types<ping, pong>{});
+/// @endcode
+/// A message crossing a process boundary needs its types registered (CAF
+/// serializes by name); builtins (numbers, strings, atoms, standard
+/// containers of them) need not be. What is not registered is reported:
+/// by `spawn` for a typed actor's interface, by a failed request otherwise.
+template <class... Ts>
+struct message_types {};
+
+namespace detail {
+
+class child;
+std::string demangle(const char* name);
+
+/// Adds a step to the configuration of every actor system of this program;
+/// throws `errc::not_initialized` once one exists.
+void add_config_step(void (*step)(caf::actor_system_config&));
+
+template <class T>
+void add_message_type(caf::actor_system_config& cfg) {
+  cfg.add_message_type<T>(demangle(typeid(T).name()));
+}
+
+} // namespace detail
+
+/// `actors::init(argc, argv)` that first registers the program's own
+/// message types `Ts...` (see `message_types`).
+template <class... Ts>
+void init(int argc, char** argv, message_types<Ts...>) {
+  (detail::add_config_step(&detail::add_message_type<Ts>), ...);
+  init(argc, argv);
+}
+
+/// Registers message types `Ts...` without `init`: for code that cannot
+/// reach `main` (a library, a test), from a static initializer. Throws
+/// `errc::not_initialized` once libactors runs.
+template <class... Ts>
+void add_message_types() {
+  (detail::add_config_step(&detail::add_message_type<Ts>), ...);
+}
+
+/// Makes a CAF error of `code` saying `what`: the form in which libactors'
+/// errors appear as exit reasons (`down_msg::reason`, `exit_msg::reason`)
+/// and as failed requests.
+caf::error make_error(errc code, std::string what);
+
+/// The `errc` of a CAF error made by libactors; empty for any other error
+/// (including no error: a normal exit).
+std::optional<errc> errc_of(const caf::error& err);
+
+/// The text of any CAF error as this program's actor system renders it:
+/// "actors: process_died (actor process 4242 (Worker) killed by signal 11
+/// (SIGSEGV))".
+std::string describe(const caf::error& err);
+
+/// How an actor process starts and stops.
+struct actor_options {
+  /// Its name in messages and exit reasons; "Actor-N" when empty.
+  std::string name;
+  /// How long the process may take until its actor runs.
+  std::chrono::steady_clock::duration start_timeout = std::chrono::seconds{10};
+  /// How long its actor may take to end after an exit message (from `stop`,
+  /// a supervisor, a link, `send_exit`) before the process is killed.
+  std::chrono::steady_clock::duration stop_timeout = std::chrono::seconds{2};
+};
+
+namespace detail {
+
+/// The non-template part of an actor process: the child and its guardian.
+struct actor_host;
+
+/// Starts the child that runs `target(guardian)` and waits until its actor
+/// runs; returns the guardian (see `actor_process`).
+std::shared_ptr<actor_host>
+start_actor_process(const std::function<closure(const caf::actor&)>& target,
+                    const actor_options& opts);
+
+const caf::actor& guardian_of(const actor_host& host);
+const std::string& name_of(const actor_host& host);
+pid_t pid_of(const actor_host& host);
+bool join(const actor_host& host,
+          std::optional<std::chrono::steady_clock::duration> timeout);
+std::optional<int> exitcode_of(const actor_host& host);
+void kill(const actor_host& host);
+
+/// `register_name`, replacing what holds the name when `replace`.
+void register_name(const std::string& name, const caf::actor& who,
+                   bool replace);
+
+/// In the child: spawns the actor with `make`, tells `guardian`, and returns
+/// when the actor ended; a failure to spawn or an abnormal end exits with 1.
+void serve_actor(const caf::actor& guardian,
+                 const std::function<caf::actor(caf::actor_system&)>& make);
+
+/// The exception handler of actors in actor processes: prints the exception
+/// and ends the actor with `errc::actor_failed` naming it.
+caf::error on_actor_exception(caf::scheduled_actor* self,
+                              std::exception_ptr& x);
+
+/// Installs `on_actor_exception` unless the actor set a handler of its own.
+void guard_exceptions(caf::scheduled_actor::exception_handler& handler);
+
+/// A class-based actor `T` with libactors' exception handler.
+template <class T>
+class guarded final : public T {
+public:
+  template <class... Ts>
+  explicit guarded(caf::actor_config& cfg, Ts&&... xs)
+    : T(cfg, std::forward<Ts>(xs)...) {
+    guard_exceptions(this->exception_handler_);
+  }
+};
+
+// Child side of a function-based actor: `fn(self, args...)`.
+template <class Self, class R, class... Ps>
+void run_fn_actor(code_ref fn, caf::actor guardian, std::decay_t<Ps>... args) {
+  serve_actor(guardian, [&](caf::actor_system& sys) {
+    auto f = reinterpret_cast<R (*)(Self, Ps...)>(
+      const_cast<void*>(from_code_ref(fn)));
+    if (f == nullptr)
+      throw error(errc::function_not_found,
+                  "the actor's function is not in this binary");
+    auto body = [f, args...](Self self) mutable -> R {
+      self->set_exception_handler(on_actor_exception);
+      return f(self, static_cast<std::decay_t<Ps>&&>(args)...);
+    };
+    return caf::actor_cast<caf::actor>(sys.spawn(std::move(body)));
+  });
+}
+
+// Child side of a class-based actor `T(cfg, args...)`.
+template <class T, class... Ps>
+void run_class_actor(caf::actor guardian, Ps... args) {
+  serve_actor(guardian, [&](caf::actor_system& sys) {
+    return caf::actor_cast<caf::actor>(
+      sys.spawn<guarded<T>>(std::move(args)...));
+  });
+}
+
+/// Each type a typed interface sends or answers, checked for registration.
+template <class T>
+void check_registered(caf::actor_system& sys, std::string& missing) {
+  using type = typename caf::unbox_message_element<
+    typename caf::detail::strip_and_convert<T>::type>::type;
+  if constexpr (!std::is_void_v<type>) {
+    if (caf::type_nr<type>::value != 0)
+      return;
+    const auto& types = sys.types();
+    if (types.portable_name(0, &typeid(type)) == types.default_type_name())
+      missing += (missing.empty() ? "" : ", ") + demangle(typeid(type).name());
+  }
+}
+
+template <class Sig>
+struct signature_check;
+
+template <class... Is, class... Os>
+struct signature_check<
+  caf::typed_mpi<caf::detail::type_list<Is...>, caf::output_tuple<Os...>>> {
+  static void run(caf::actor_system& sys, std::string& missing) {
+    (check_registered<Is>(sys, missing), ...);
+    (check_registered<Os>(sys, missing), ...);
+  }
+};
+
+template <class Handle>
+struct interface_check {
+  static void run(caf::actor_system&, std::string&) {
+    // A dynamically typed actor names no types in advance.
+  }
+};
+
+template <class... Sigs>
+struct interface_check<caf::typed_actor<Sigs...>> {
+  static void run(caf::actor_system& sys, std::string& missing) {
+    (signature_check<Sigs>::run(sys, missing), ...);
+  }
+};
+
+caf::actor_system& system_of_this_process();
+
+/// Throws `errc::not_registered` naming the types of `Handle`'s interface
+/// that this program did not register.
+template <class Handle>
+void check_interface(const actor_options& opts) {
+  std::string missing;
+  interface_check<Handle>::run(system_of_this_process(), missing);
+  if (!missing.empty())
+    throw error(errc::not_registered,
+                "cannot spawn actor " + opts.name + ": its interface uses "
+                  + missing
+                  + ", not registered: add them to actors::message_types in "
+                    "actors::init");
+}
+
+template <class R, class Self, class... Ps, class... Args>
+closure bind_actor_fn(R (*fn)(Self, Ps...), const caf::actor& guardian,
+                      Args&&... args) {
+  static_assert(sizeof...(Ps) == sizeof...(Args),
+                "wrong number of arguments for the actor function");
+  return closure::bind(&run_fn_actor<Self, R, Ps...>,
+                       to_code_ref(reinterpret_cast<const void*>(fn)),
+                       guardian, std::forward<Args>(args)...);
+}
+
+template <class F>
+struct self_of;
+
+template <class... Args>
+constexpr bool starts_with_options = false;
+
+template <class First, class... Args>
+constexpr bool starts_with_options<First, Args...> =
+  std::is_same_v<std::decay_t<First>, actor_options>;
+
+template <class R, class Self, class... Ps>
+struct self_of<R (*)(Self, Ps...)> {
+  using type = Self;
+};
+
+} // namespace detail
+
+/// A user-defined actor in its own OS process: the handle to talk to it,
+/// and the process around it. Made by `actors::spawn`.
+///
+/// `handle()` is an ordinary CAF handle (`caf::actor` or the actor's
+/// `caf::typed_actor`): `send`, `request(...).receive/then` with timeouts,
+/// `monitor`, `link`, `send_exit`, and passing it in messages to actors in
+/// other processes all work as with a local actor. It refers to the actor's
+/// *guardian*, a small actor in the spawning process that forwards every
+/// message to the actor (responses go straight back) and ends exactly when
+/// the actor does, with an exit reason that says why:
+///
+/// | the actor ...                       | down_msg / exit_msg reason      |
+/// |-------------------------------------|---------------------------------|
+/// | returned or called `quit()`         | normal (no error)               |
+/// | quit with an error `e`              | `e`                             |
+/// | threw                               | `errc::actor_failed`, "type: text" |
+/// | was stopped (`stop`, `send_exit`)   | that exit reason                |
+/// | its process died (signal, `exit`)   | `errc::process_died`, "killed by signal 11 (SIGSEGV)" |
+/// | lost its connection, process alive  | `errc::connection_lost` (the process is killed) |
+///
+/// Use `actors::errc_of(reason)` to tell them apart. The process's
+/// `exitcode()` follows `actors::process`: 0 when the actor ended normally
+/// or was asked to stop, 1 when it failed (the reason is printed to stderr),
+/// `-N` when signal N ended it.
+///
+/// **Stopping.** An exit message to the handle (`stop()`, a supervisor, a
+/// linked actor failing) reaches the actor; if it has not ended within
+/// `actor_options::stop_timeout`, its process is killed. An exit message
+/// `caf::exit_reason::kill` kills the process at once, as does dropping the
+/// last reference to the handle (as for any CAF actor, an actor nobody can
+/// reach is gone). Actor processes are daemons: they are stopped when this
+/// program exits, and they exit when it dies.
+///
+/// **Requests in flight** when the process dies get no response; bound them
+/// with the request's timeout (a request to the ended handle fails at once).
+template <class Handle>
+class actor_process {
+public:
+  using duration = std::chrono::steady_clock::duration;
+
+  explicit actor_process(std::shared_ptr<detail::actor_host> host)
+    : host_(std::move(host)),
+      handle_(caf::actor_cast<Handle>(detail::guardian_of(*host_))) {
+    // nop
+  }
+
+  /// The actor, to send it messages, monitor or link it.
+  const Handle& handle() const noexcept {
+    return handle_;
+  }
+
+  /// The process's name.
+  const std::string& name() const noexcept {
+    return detail::name_of(*host_);
+  }
+
+  /// The process's id.
+  pid_t pid() const {
+    return detail::pid_of(*host_);
+  }
+
+  /// Waits until the process ended; false when `timeout` ran out first.
+  bool join(std::optional<duration> timeout = std::nullopt) const {
+    return detail::join(*host_, timeout);
+  }
+
+  /// True until the process ended.
+  bool is_alive() const {
+    return !exitcode();
+  }
+
+  /// The process's exit code (see above); empty while it runs.
+  std::optional<int> exitcode() const {
+    return detail::exitcode_of(*host_);
+  }
+
+  /// Asks the actor to stop (exit reason `user_shutdown`) and waits until
+  /// its process ended (after at most `stop_timeout` it is killed); false
+  /// when `timeout` ran out first.
+  bool stop(std::optional<duration> timeout = std::nullopt) const {
+    caf::anon_send_exit(handle_, caf::exit_reason::user_shutdown);
+    return join(timeout);
+  }
+
+  /// Kills the process (SIGKILL) at once.
+  void kill() const {
+    detail::kill(*host_);
+  }
+
+private:
+  std::shared_ptr<detail::actor_host> host_;
+  Handle handle_;
+};
+
+/// Spawns the function-based actor `fn(self, args...)` in a new OS process
+/// and returns once it runs. `fn` is a plain function (or a lambda without
+/// captures) whose first parameter is the actor's self pointer, as for
+/// `caf::actor_system::spawn`: `caf::event_based_actor*`, a
+/// `caf::stateful_actor<S>*`, or a typed actor's `pointer`; its handle type
+/// follows from it. The arguments cross to the child as for
+/// `actors::process` (serializable, checked at compile time).
+///
+/// @code
+/// caf::behavior adder(caf::event_based_actor*, int base) {
+///   return {[=](int x) { return base + x; }};
+/// }
+/// ...
+/// auto p = actors::spawn(adder, 40);
+/// caf::scoped_actor self{...};
+/// self->request(p.handle(), std::chrono::seconds{1}, 2).receive(
+///   [](int sum) { assert(sum == 42); }, [](caf::error&) {});
+/// @endcode
+///
+/// Throws `errc::not_registered` when a typed interface uses a type not
+/// registered with `message_types`, `errc::spawn_failed` when the process
+/// does not start or its actor does not run within `start_timeout` (the
+/// message says why: the actor's constructor threw, the process died).
+template <class F, class... Args,
+          class = std::enable_if_t<!std::is_same_v<std::decay_t<F>,
+                                                   actor_options>>>
+auto spawn(const actor_options& opts, F&& fn, Args&&... args) {
+  auto f = detail::as_function_pointer(std::forward<F>(fn));
+  using fn_type = decltype(f);
+  using self = typename detail::self_of<fn_type>::type;
+  static_assert(std::is_pointer_v<self>
+                  && std::is_base_of_v<caf::scheduled_actor,
+                                       std::remove_pointer_t<self>>,
+                "the first parameter of an actor function is its self pointer "
+                "(caf::event_based_actor*, a stateful or typed actor pointer)");
+  using handle = caf::infer_handle_from_fun_t<fn_type>;
+  detail::check_interface<handle>(opts);
+  auto target = [&](const caf::actor& guardian) {
+    return detail::bind_actor_fn(f, guardian, std::forward<Args>(args)...);
+  };
+  return actor_process<handle>{detail::start_actor_process(target, opts)};
+}
+
+/// `spawn(actor_options{}, fn, args...)`.
+template <class F, class... Args,
+          class = std::enable_if_t<!std::is_same_v<std::decay_t<F>,
+                                                   actor_options>>>
+auto spawn(F&& fn, Args&&... args) {
+  return spawn(actor_options{}, std::forward<F>(fn),
+               std::forward<Args>(args)...);
+}
+
+/// Spawns the class-based actor `T` (derived from `caf::event_based_actor`
+/// or a typed actor's `base`, constructed as `T(cfg, args...)`) in a new OS
+/// process; otherwise as the function-based `spawn`.
+template <class T, class... Args,
+          class = std::enable_if_t<std::is_base_of_v<caf::scheduled_actor, T>>>
+auto spawn(const actor_options& opts, Args&&... args) {
+  using handle = caf::infer_handle_from_class_t<T>;
+  detail::check_interface<handle>(opts);
+  auto target = [&](const caf::actor& guardian) {
+    return detail::closure::bind(
+      &detail::run_class_actor<T, std::decay_t<Args>...>, guardian,
+      std::forward<Args>(args)...);
+  };
+  return actor_process<handle>{detail::start_actor_process(target, opts)};
+}
+
+/// `spawn<T>(actor_options{}, args...)`.
+template <class T, class... Args,
+          class = std::enable_if_t<std::is_base_of_v<caf::scheduled_actor, T>
+                                   && !detail::starts_with_options<Args...>>,
+          class = void>
+auto spawn(Args&&... args) {
+  return spawn<T>(actor_options{}, std::forward<Args>(args)...);
+}
+
+/// Registers `who` under `name` for every process of this run (the program
+/// the user started keeps the table); the entry is removed when the actor
+/// ends. Throws `errc::name_taken` when a living actor holds the name,
+/// `errc::timeout` when the table does not answer within 5 s.
+void register_name(const std::string& name, const caf::actor& who);
+
+template <class Handle,
+          class = std::enable_if_t<!std::is_same_v<Handle, caf::actor>>>
+void register_name(const std::string& name, const Handle& who) {
+  register_name(name, caf::actor_cast<caf::actor>(who));
+}
+
+/// The actor registered under `name` by any process of this run, or an
+/// invalid handle when there is none. Throws `errc::timeout` when the
+/// table does not answer within 5 s.
+caf::actor whereis(const std::string& name);
+
+/// `whereis` as a typed handle (unchecked: the caller names the interface).
+template <class Handle>
+Handle whereis(const std::string& name) {
+  return caf::actor_cast<Handle>(whereis(name));
+}
+
+} // namespace actors

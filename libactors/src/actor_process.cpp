@@ -1,0 +1,428 @@
+// User actors in their own OS processes.
+//
+// The spawning process keeps a guardian for each actor process: a local
+// actor that forwards every message to the actor (CAF delegation, so the
+// actor answers the original sender directly) and that ends exactly when
+// the actor ends, with an exit reason that says why. It learns of the actor
+// from two sources: the actor's down message over BASP, and the process's
+// exit status from the runtime's reaper. A down message saying the link is
+// gone is only a symptom; the exit status names the cause.
+//
+//   child  -> guardian  ready(actor) | failed(what)  once, at start
+//   reaper -> guardian  exited(code)                 when the process ended
+//   guardian: down(actor)     normal/error: ends with that reason
+//                             link lost: waits for exited (lost_grace)
+//             exit_msg        forwarded to the actor; killed if overdue
+
+#include "actors/actor_process.hpp"
+
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+
+#include <caf/event_based_actor.hpp>
+#include <caf/scoped_actor.hpp>
+#include <caf/stateful_actor.hpp>
+
+#include "actors/process.hpp"
+
+#include "runtime.hpp"
+#include "supervision.hpp"
+
+namespace actors {
+
+caf::error make_error(errc code, std::string what) {
+  return caf::error{static_cast<std::uint8_t>(code), caf::atom("actors"),
+                    caf::make_message(std::move(what))};
+}
+
+std::optional<errc> errc_of(const caf::error& err) {
+  if (!err || err.category() != caf::atom("actors"))
+    return std::nullopt;
+  return static_cast<errc>(err.code());
+}
+
+std::string describe(const caf::error& err) {
+  if (!err)
+    return "normal";
+  return detail::runtime::get().system().render(err);
+}
+
+namespace detail {
+
+namespace {
+
+using ready_atom = caf::atom_constant<caf::atom("a_ready")>;
+using failed_atom = caf::atom_constant<caf::atom("a_failed")>;
+using exited_atom = caf::atom_constant<caf::atom("a_exited")>;
+using lost_atom = caf::atom_constant<caf::atom("a_lost")>;
+using overdue_atom = caf::atom_constant<caf::atom("a_overdue")>;
+
+// How long a guardian waits for the exit status of a process whose link
+// broke before it concludes that the process lives on without a link.
+constexpr auto lost_grace = std::chrono::seconds{2};
+
+bool is_exit(const caf::error& err, caf::exit_reason reason) {
+  return err && err.category() == caf::atom("exit")
+         && err.code() == static_cast<std::uint8_t>(reason);
+}
+
+} // namespace
+
+// What the guardian and the handles share; the guardian holds it, handles
+// hold the guardian.
+struct actor_slot {
+  std::string name;
+  actor_options opts;
+  std::atomic<bool> settled{false}; // the guardian ends because the actor did
+  std::mutex mtx;
+  std::shared_ptr<child> proc; // set once the process exists
+
+  std::shared_ptr<child> process() {
+    std::lock_guard<std::mutex> guard{mtx};
+    return proc;
+  }
+
+  void kill() {
+    if (auto p = process())
+      p->signal(SIGKILL);
+  }
+};
+
+struct actor_host {
+  caf::actor guardian;
+  std::shared_ptr<actor_slot> slot;
+};
+
+const caf::actor& guardian_of(const actor_host& host) {
+  return host.guardian;
+}
+
+const std::string& name_of(const actor_host& host) {
+  return host.slot->name;
+}
+
+pid_t pid_of(const actor_host& host) {
+  return host.slot->process()->pid;
+}
+
+bool join(const actor_host& host,
+          std::optional<std::chrono::steady_clock::duration> timeout) {
+  return host.slot->process()->wait(timeout);
+}
+
+std::optional<int> exitcode_of(const actor_host& host) {
+  return host.slot->process()->exitcode();
+}
+
+void kill(const actor_host& host) {
+  host.slot->kill();
+}
+
+namespace {
+
+struct guardian_state {
+  caf::actor actor; // the actor, once it runs
+  std::vector<caf::response_promise> waiting; // spawners waiting for it
+  caf::error failure;                         // why it never ran
+  std::optional<int> exitcode;                // of the process
+  bool link_lost = false;
+  bool stopping = false; // an exit message was forwarded
+  static constexpr const char* name = "actors.guardian";
+};
+
+// The names of the types in `msg` that cannot cross a process boundary.
+std::string unregistered(caf::actor_system& sys, const caf::message& msg) {
+  std::string missing;
+  const auto& types = sys.types();
+  for (size_t i = 0; i < msg.size(); ++i) {
+    auto type = msg.type(i);
+    if (type.first == 0 && type.second != nullptr
+        && types.portable_name(type) == types.default_type_name())
+      missing += (missing.empty() ? "" : ", ") + demangle(type.second->name());
+  }
+  return missing;
+}
+
+caf::behavior guardian(caf::stateful_actor<guardian_state>* self,
+                       std::shared_ptr<actor_slot> slot) {
+  auto what = [slot] {
+    std::string pid;
+    if (auto p = slot->process())
+      pid = std::to_string(p->pid) + " ";
+    return "actor process " + pid + "(" + slot->name + ")";
+  };
+  // Ends with `reason`: the actor and its process are done.
+  auto settle = [=](caf::error reason) {
+    slot->settled = true;
+    for (auto& rp : self->state.waiting)
+      rp.deliver(self->state.failure ? self->state.failure : reason);
+    self->state.waiting.clear();
+    self->quit(std::move(reason));
+  };
+  auto died = [=] {
+    auto text = what() + " " + describe_exit(self->state.exitcode);
+    if (self->state.stopping && self->state.exitcode == -SIGKILL)
+      text += " (it did not stop within its stop timeout)";
+    return make_error(errc::process_died, std::move(text));
+  };
+  // The process ends unless it stops within its stop timeout.
+  auto stop = [=](caf::error reason) {
+    if (!self->state.actor) {
+      slot->kill();
+      return settle(std::move(reason));
+    }
+    self->send_exit(self->state.actor, std::move(reason));
+    if (!self->state.stopping) {
+      self->state.stopping = true;
+      self->delayed_send(self, slot->opts.stop_timeout, overdue_atom::value);
+    }
+  };
+  // Dropped, killed or failed otherwise: the process must not outlive it.
+  self->attach_functor([slot](const caf::error&) {
+    if (!slot->settled)
+      slot->kill();
+  });
+  self->set_down_handler([=](caf::down_msg& dm) {
+    if (dm.source != self->state.actor.address())
+      return;
+    if (!is_exit(dm.reason, caf::exit_reason::remote_link_unreachable))
+      return settle(std::move(dm.reason));
+    self->state.link_lost = true;
+    if (self->state.exitcode)
+      return settle(died());
+    self->delayed_send(self, lost_grace, lost_atom::value);
+  });
+  self->set_exit_handler([=](caf::exit_msg& em) {
+    if (em.reason) // a linked actor ending normally ends nothing
+      stop(std::move(em.reason));
+  });
+  self->set_default_handler(
+    [=](caf::scheduled_actor*, caf::message_view& x) -> caf::result<caf::message> {
+      auto msg = x.move_content_to_message();
+      if (!self->state.actor)
+        return make_error(errc::invalid_argument,
+                          what() + " is not running");
+      auto missing = unregistered(self->system(), msg);
+      if (!missing.empty()) {
+        auto text = "a message to " + what() + " holds " + missing
+                    + ", not registered: add it to actors::message_types in "
+                      "actors::init";
+        if (self->current_mailbox_element()->mid.is_async())
+          std::fprintf(stderr, "libactors: dropped %s\n", text.c_str());
+        return make_error(errc::not_registered, std::move(text));
+      }
+      auto rp = self->make_response_promise();
+      rp.delegate(self->state.actor, std::move(msg));
+      return rp;
+    });
+  return {
+    [=](ready_atom) -> caf::result<bool> {
+      if (self->state.actor)
+        return true;
+      auto rp = self->make_response_promise();
+      self->state.waiting.push_back(rp);
+      return rp;
+    },
+    [=](ready_atom, caf::actor& actor) {
+      self->state.actor = std::move(actor);
+      self->monitor(self->state.actor);
+      for (auto& rp : self->state.waiting)
+        rp.deliver(true);
+      self->state.waiting.clear();
+    },
+    [=](failed_atom, std::string& text) {
+      self->state.failure = make_error(errc::spawn_failed,
+                                       what() + " could not start its actor: "
+                                         + text);
+      for (auto& rp : self->state.waiting)
+        rp.deliver(self->state.failure);
+      self->state.waiting.clear();
+    },
+    [=](exited_atom, int code) {
+      self->state.exitcode = code;
+      if (!self->state.actor) {
+        if (!self->state.failure)
+          self->state.failure = make_error(errc::spawn_failed,
+                                           what() + " ended before its actor "
+                                                    "ran: "
+                                             + describe_exit(code));
+        return settle(died());
+      }
+      if (self->state.link_lost)
+        return settle(died());
+      // The actor's down message is on its way: it decides, unless the
+      // connection to the process is slower to notice the end than this.
+      self->delayed_send(self, lost_grace, lost_atom::value);
+    },
+    [=](lost_atom) {
+      if (self->state.exitcode)
+        return settle(died());
+      slot->kill();
+      settle(make_error(errc::connection_lost,
+                        "lost the connection to " + what()
+                          + "; the process was killed"));
+    },
+    [=](overdue_atom) {
+      // Still running after an exit message and its stop timeout.
+      slot->kill();
+    },
+  };
+}
+
+} // namespace
+
+std::shared_ptr<actor_host>
+start_actor_process(const std::function<closure(const caf::actor&)>& target,
+                    const actor_options& opts) {
+  if (!runtime::initialized())
+    throw error(errc::not_initialized,
+                "call actors::init(argc, argv) as the first statement of main "
+                "before spawning an actor process");
+  if (opts.start_timeout <= std::chrono::steady_clock::duration::zero()
+      || opts.stop_timeout <= std::chrono::steady_clock::duration::zero())
+    throw error(errc::invalid_argument,
+                "an actor process's start and stop timeouts must be positive");
+  static std::atomic<int> counter{0};
+  auto slot = std::make_shared<actor_slot>();
+  slot->opts = opts;
+  slot->name = opts.name.empty() ? "Actor-" + std::to_string(++counter)
+                                 : opts.name;
+  auto& rt = runtime::get();
+  auto host = std::make_shared<actor_host>();
+  host->slot = slot;
+  host->guardian = rt.system().spawn(guardian, slot);
+  auto abandon = [&] {
+    slot->settled = true;
+    slot->kill();
+    caf::anon_send_exit(host->guardian, caf::exit_reason::kill);
+  };
+  std::shared_ptr<child> proc;
+  try {
+    // A daemon: its actor may run forever, so this program stops it at exit.
+    proc = rt.spawn(target(host->guardian), slot->name, true);
+  } catch (...) {
+    abandon();
+    throw;
+  }
+  {
+    std::lock_guard<std::mutex> guard{slot->mtx};
+    slot->proc = proc;
+  }
+  auto weak = caf::actor_cast<caf::weak_actor_ptr>(host->guardian);
+  proc->on_exit([weak](int code) {
+    if (auto strong = weak.lock())
+      caf::anon_send(caf::actor_cast<caf::actor>(strong), exited_atom::value,
+                     code);
+  });
+  caf::scoped_actor self{rt.system()};
+  std::string failure;
+  self->request(host->guardian, opts.start_timeout, ready_atom::value)
+    .receive([](bool) {},
+             [&](caf::error& err) {
+               failure = errc_of(err) == errc::spawn_failed
+                           ? err.context().get_as<std::string>(0)
+                           : "actor process (" + slot->name
+                               + ") did not run its actor within its start "
+                                 "timeout: "
+                               + rt.system().render(err);
+             });
+  if (!failure.empty()) {
+    abandon();
+    throw error(errc::spawn_failed, failure);
+  }
+  return host;
+}
+
+caf::error on_actor_exception(caf::scheduled_actor*, std::exception_ptr& x) {
+  std::string text;
+  try {
+    std::rethrow_exception(x);
+  } catch (...) {
+    text = current_exception_text();
+  }
+  std::fprintf(stderr, "Process %s: uncaught %s\n",
+               current_process_name().c_str(), text.c_str());
+  return make_error(errc::actor_failed, std::move(text));
+}
+
+void guard_exceptions(caf::scheduled_actor::exception_handler& handler) {
+  using plain = caf::error (*)(caf::scheduled_actor*, std::exception_ptr&);
+  auto* fn = handler.target<plain>();
+  if (fn != nullptr && *fn == &caf::scheduled_actor::default_exception_handler)
+    handler = on_actor_exception;
+}
+
+void serve_actor(const caf::actor& guardian,
+                 const std::function<caf::actor(caf::actor_system&)>& make) {
+  auto& sys = runtime::get().system();
+  caf::actor actor;
+  try {
+    actor = make(sys);
+  } catch (...) {
+    auto text = current_exception_text();
+    std::fprintf(stderr, "Process %s: the actor did not start: %s\n",
+                 current_process_name().c_str(), text.c_str());
+    caf::anon_send(guardian, failed_atom::value, std::move(text));
+    std::exit(1);
+  }
+  caf::scoped_actor self{sys};
+  self->monitor(actor);
+  caf::anon_send(guardian, ready_atom::value, actor);
+  caf::error reason;
+  self->receive([&](caf::down_msg& dm) { reason = std::move(dm.reason); });
+  if (!reason || is_exit(reason, caf::exit_reason::user_shutdown))
+    return;
+  if (errc_of(reason) != errc::actor_failed) // printed by the handler
+    std::fprintf(stderr, "Process %s: the actor ended: %s\n",
+                 current_process_name().c_str(),
+                 sys.render(reason).c_str());
+  std::exit(1);
+}
+
+void register_name(const std::string& name, const caf::actor& who,
+                   bool replace) {
+  if (name.empty() || !who)
+    throw error(errc::invalid_argument,
+                "register_name needs a name and a valid actor handle");
+  auto& rt = runtime::get();
+  caf::scoped_actor self{rt.system()};
+  caf::error failure;
+  self
+    ->request(rt.root(), std::chrono::seconds{5}, name_atom::value, name, who,
+              replace)
+    .receive([](bool) {}, [&](caf::error& err) { failure = std::move(err); });
+  if (!failure)
+    return;
+  if (errc_of(failure) == errc::name_taken)
+    throw error(errc::name_taken, "cannot register " + name
+                                    + ": a living actor holds the name");
+  throw error(errc::timeout, "cannot register " + name + ": "
+                               + rt.system().render(failure));
+}
+
+} // namespace detail
+
+void register_name(const std::string& name, const caf::actor& who) {
+  detail::register_name(name, who, false);
+}
+
+caf::actor whereis(const std::string& name) {
+  auto& rt = detail::runtime::get();
+  caf::scoped_actor self{rt.system()};
+  caf::actor result;
+  caf::error failure;
+  self
+    ->request(rt.root(), std::chrono::seconds{5}, detail::whereis_atom::value,
+              name)
+    .receive([&](caf::actor& found) { result = std::move(found); },
+             [&](caf::error& err) { failure = std::move(err); });
+  if (failure)
+    throw error(errc::timeout, "cannot look up " + name + ": "
+                                 + rt.system().render(failure));
+  return result;
+}
+
+} // namespace actors
