@@ -166,7 +166,7 @@ caf::behavior seeker(caf::event_based_actor* self) {
 }
 
 caf::actor_system& sys() {
-  return actors::detail::system_of_this_process();
+  return actors::system();
 }
 
 template <class Handle, class... Ts>

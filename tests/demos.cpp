@@ -387,3 +387,79 @@ TEST_CASE("parallel_grep: every matching line of a tree, sorted, with a bar") {
   CHECK(has_prefix(lines, "parallel_grep: "));
   fs::remove_all(root);
 }
+
+TEST_CASE("A1 ping-pong: two actor processes with their own pids play three rounds") {
+  int code;
+  auto lines = run_demo("a01_ping_pong", &code);
+  REQUIRE(code == 0);
+  long main_pid = 0, pong_pid = 0, ping_pid = 0;
+  REQUIRE(lines.size() >= 2);
+  REQUIRE(std::sscanf(lines[0].c_str(), "main (pid %ld)", &main_pid) == 1);
+  REQUIRE(std::sscanf(lines[1].c_str(), "spawned pong in pid %ld, ping in pid %ld",
+                      &pong_pid, &ping_pid)
+          == 2);
+  CHECK(std::set<long>{main_pid, pong_pid, ping_pid}.size() == 3);
+  std::vector<long> sent, got;
+  for (auto& l : lines) {
+    long pid, n;
+    if (std::sscanf(l.c_str(), "ping (pid %ld) sends ball %ld", &pid, &n) == 2) {
+      CHECK(pid == ping_pid);
+      sent.push_back(n);
+    } else if (std::sscanf(l.c_str(), "pong (pid %ld) got ball %ld", &pid, &n)
+               == 2) {
+      CHECK(pid == pong_pid);
+      got.push_back(n);
+    }
+  }
+  CHECK(sent == std::vector<long>{0, 1, 2});
+  CHECK(got == std::vector<long>{0, 1, 2});
+  CHECK(lines[lines.size() - 2] == "done after 3 hits");
+  CHECK(lines.back() == "exit codes: ping 0, pong 0");
+}
+
+TEST_CASE("A2 supervisor: poison restarts the worker as a new process, a burst escalates") {
+  int code;
+  auto lines = run_demo("a02_supervisor", &code);
+  REQUIRE(code == 0);
+  std::vector<long> pids;
+  std::vector<std::string> ends;
+  for (auto& l : lines) {
+    long pid;
+    if (std::sscanf(l.c_str(), "worker running in pid %ld", &pid) == 1)
+      pids.push_back(pid);
+    else if (l.rfind("worker ended: ", 0) == 0)
+      ends.push_back(l);
+  }
+  REQUIRE(pids.size() == 4);
+  CHECK(std::set<long>(pids.begin(), pids.end()).size() == 4);
+  REQUIRE(ends.size() == 4);
+  CHECK(ends[0].find("actor process " + std::to_string(pids[0])
+                     + " (worker) killed by signal 11 (SIGSEGV)")
+        != std::string::npos);
+  CHECK(ends[1].find("actor failed (std::runtime_error: poison)")
+        != std::string::npos);
+  CHECK(ends[3].find("killed by signal 11") != std::string::npos);
+  CHECK(std::find(lines.begin(), lines.end(), "restarts so far: 2")
+        != lines.end());
+  CHECK(lines.back().rfind("supervisor ended: actors: supervisor escalated "
+                           "(more than 3 restarts within 10000 ms; last: "
+                           "child worker ended",
+                           0)
+        == 0);
+}
+
+TEST_CASE("A3 typed actor: a calculator in another process answers typed requests") {
+  int code;
+  auto lines = run_demo("a03_typed_actor", &code);
+  REQUIRE(code == 0);
+  REQUIRE(lines.size() == 5);
+  long calc_pid = 0, main_pid = 0;
+  REQUIRE(std::sscanf(lines[0].c_str(), "calculator in pid %ld (main %ld)",
+                      &calc_pid, &main_pid)
+          == 2);
+  CHECK(calc_pid != main_pid);
+  CHECK(lines[1] == "40 + 2 = 42");
+  CHECK(lines[2] == "error: actors: invalid argument (division by zero)");
+  CHECK(lines[3] == "84 / 2 = 42");
+  CHECK(lines[4] == "exit code 0");
+}

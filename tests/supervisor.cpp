@@ -42,7 +42,7 @@ caf::behavior worker(caf::event_based_actor* self, std::string id,
 }
 
 caf::actor_system& sys() {
-  return actors::detail::system_of_this_process();
+  return actors::system();
 }
 
 actors::child_spec spec(std::string id,

@@ -817,9 +817,6 @@ void add_config_step(void (*step)(caf::actor_system_config&)) {
   config_steps().push_back(step);
 }
 
-caf::actor_system& system_of_this_process() {
-  return runtime::get().system();
-}
 
 } // namespace actors::detail
 
@@ -839,6 +836,10 @@ void init(int argc, char** argv) {
 
 std::uint16_t port() {
   return detail::runtime::get().port();
+}
+
+caf::actor_system& system() {
+  return detail::runtime::get().system();
 }
 
 const std::string& current_process_name() {

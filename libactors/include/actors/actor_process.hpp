@@ -81,6 +81,10 @@ void add_message_types() {
   (detail::add_config_step(&detail::add_message_type<Ts>), ...);
 }
 
+/// This process's CAF actor system (started on first use), for
+/// `caf::scoped_actor` and local actors.
+caf::actor_system& system();
+
 /// Makes a CAF error of `code` saying `what`: the form in which libactors'
 /// errors appear as exit reasons (`down_msg::reason`, `exit_msg::reason`)
 /// and as failed requests.
@@ -219,14 +223,12 @@ struct interface_check<caf::typed_actor<Sigs...>> {
   }
 };
 
-caf::actor_system& system_of_this_process();
-
 /// Throws `errc::not_registered` naming the types of `Handle`'s interface
 /// that this program did not register.
 template <class Handle>
 void check_interface(const actor_options& opts) {
   std::string missing;
-  interface_check<Handle>::run(system_of_this_process(), missing);
+  interface_check<Handle>::run(actors::system(), missing);
   if (!missing.empty())
     throw error(errc::not_registered,
                 "cannot spawn actor " + opts.name + ": its interface uses "
