@@ -18,7 +18,8 @@ every shell script shown must parse (sh -n), and with
 
   --build DIR  every C++ source shown must be compiled by the Ninja build
                tree DIR (CI: the tree `./run.sh test` built, with warnings as
-               errors), so the README's C++ is known to compile;
+               errors), so the README's C++ is known to compile; except
+               tests/compile_fail/, whose tests check that it does not;
   --seed FILE  every seed scenario shown (demos/python/sNN_*.py) must be one
                of the Python blocks of the seed document FILE (trailing
                blanks aside).
@@ -163,7 +164,9 @@ def main():
         elif path.endswith(".sh"):
             if subprocess.run(["sh", "-n", full]).returncode != 0:
                 errors.append(f"{where}: {path} does not parse")
-        elif path.endswith((".cpp", ".cc", ".cxx")) and compiled is not None:
+        elif (path.endswith((".cpp", ".cc", ".cxx")) and compiled is not None
+              # Must not compile: its "compile: rejects" test checks that.
+              and not path.startswith("tests/compile_fail/")):
             if full not in compiled:
                 errors.append(f"{where}: {path} is not compiled by the "
                               f"build tree {args.build}")
