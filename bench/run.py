@@ -10,9 +10,10 @@ UNIT". The two run alternately (A B A B ...) for several rounds in one run,
 so that both see the same machine; per workload this prints both medians,
 their min-max, and how many times better libactors is (faster, or less
 memory; below 1: worse).
-bench_limits measures the physical limits in the same rounds, and each
-libactors figure bounded by one is also printed as a fraction of it (1: at
-the limit). Processes are not pinned: the scheduler places them.
+bench_limits measures the physical limits in the same rounds (bench_actors
+adds the same work by a CAF actor in one process), and each libactors figure
+bounded by one is also printed as a fraction of it (1: at the limit).
+Processes are not pinned: the scheduler places them.
 --quick runs one round (CI runs it to keep the benchmarks working; it
 asserts nothing, the machines are noisy). --markdown also writes the results
 as the README's table, with the machine and the date.
@@ -34,6 +35,7 @@ PAIRS = [
     ("bench_queue_pipe", "queue_pipe.py"),
     ("bench_pool", "pool.py"),
     ("bench_threads_locks", "threads_locks.py"),
+    ("bench_actors", "actors.py"),
 ]
 
 LINE = re.compile(
@@ -41,12 +43,15 @@ LINE = re.compile(
 LOWER_IS_BETTER = {"ms", "us", "MB"}
 
 # libactors workloads and the physical limit each is bounded by (measured by
-# bench_limits in the same run: plain system calls between two processes).
+# bench_limits in the same run: plain system calls between two processes;
+# for actor processes, by bench_actors: the same actor in one process).
 LIMITS = {
     "pipe ping-pong": "socketpair ping-pong",
     "queue 1 MiB": "socketpair 1 MiB one-way",
     "pipe 1 MiB one-way": "socketpair 1 MiB one-way",
     "process start+join": "fork+wait",
+    "actor spawn+first reply": "in-process actor spawn+first reply",
+    "actor round trip": "in-process actor round trip",
 }
 
 
@@ -128,7 +133,7 @@ def main():
         print(f"{workload:40} {unit:18} {spread(ours):22} {spread(theirs):22} "
               f"{ratio:.3g}x {'better' if ratio >= 1 else 'worse'}")
     limits = {w: by["limit"] for (w, _), by in results.items() if "limit" in by}
-    print(f"\n{'workload':40} {'unit':18} {'libactors':22} {'physical limit':34} "
+    print(f"\n{'workload':40} {'unit':18} {'libactors':22} {'physical limit':44} "
           f"fraction of it")
     for (workload, unit), by in results.items():
         limit = limits.get(LIMITS.get(workload))
@@ -139,7 +144,7 @@ def main():
         fractions.append((workload, unit, spread(by["libactors"]),
                           LIMITS[workload] + " " + short(b), fraction))
         print(f"{workload:40} {unit:18} {spread(by['libactors']):22} "
-              f"{LIMITS[workload] + ' ' + short(b):34} {fraction:.3g}")
+              f"{LIMITS[workload] + ' ' + short(b):44} {fraction:.3g}")
     if args.markdown:
         markdown(args.markdown, rows, fractions, rounds)
 

@@ -1,0 +1,145 @@
+// Actor processes: actors::spawn until the first reply, request/response
+// round trips between this program and an actor process, and between actors
+// in two actor processes; and, as the limits, the same with a CAF actor in
+// this process. Medians over several runs. Peer: peers/actors.py (Python
+// multiprocessing, Pipe, fork start method). Processes are not pinned.
+// Usage: bench_actors [round_trips]
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+
+#include <caf/all.hpp>
+
+#include "actors/all.hpp"
+
+using clock_type = std::chrono::steady_clock;
+using run_atom = caf::atom_constant<caf::atom("run")>;
+
+namespace {
+
+constexpr auto timeout = std::chrono::seconds{10};
+
+double seconds_since(clock_type::time_point t0) {
+  return std::chrono::duration<double>(clock_type::now() - t0).count();
+}
+
+template <class F>
+double median_of(int runs, F measure) {
+  std::vector<double> xs;
+  for (int i = 0; i < runs; ++i)
+    xs.push_back(measure());
+  std::sort(xs.begin(), xs.end());
+  return xs[xs.size() / 2];
+}
+
+caf::behavior echo(caf::event_based_actor*) {
+  return {[](int x) { return x + 1; }};
+}
+
+// Asks `target` `left` more times, one request after the other, then
+// delivers the microseconds per round trip since t0.
+void ask(caf::event_based_actor* self, caf::actor target, int n, int left,
+         clock_type::time_point t0, caf::typed_response_promise<double> rp) {
+  self->request(target, timeout, left).then([=](int) mutable {
+    if (left > 1)
+      ask(self, target, n, left - 1, t0, rp);
+    else
+      rp.deliver(seconds_since(t0) / n * 1e6);
+  });
+}
+
+// On "run n", does n round trips to `target`; answers with the
+// microseconds per round trip, measured in this actor's process.
+caf::behavior caller(caf::event_based_actor* self, caf::actor target) {
+  return {[=](run_atom, int n) -> caf::result<double> {
+    auto rp = self->make_response_promise<double>();
+    ask(self, target, n, n, clock_type::now(), rp);
+    return rp;
+  }};
+}
+
+// Waits for the answer to a request to `h`, of type T.
+template <class T, class... Ts>
+T ask_and_wait(caf::scoped_actor& self, const caf::actor& h, Ts... xs) {
+  T result{};
+  self->request(h, timeout, xs...)
+      .receive([&](T x) { result = x; },
+               [&](caf::error& err) {
+                 std::fprintf(stderr, "bench_actors: %s\n",
+                              actors::describe(err).c_str());
+                 std::exit(1);
+               });
+  return result;
+}
+
+// Microseconds per round trip of `n` requests from `self` to `h`.
+double round_trip(caf::scoped_actor& self, const caf::actor& h, int n) {
+  auto t0 = clock_type::now();
+  for (int i = 0; i < n; ++i)
+    ask_and_wait<int>(self, h, i);
+  return seconds_since(t0) / n * 1e6;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  actors::init(argc, argv);
+  int n = argc > 1 ? std::atoi(argv[1]) : 2000;
+  caf::scoped_actor self{actors::system()};
+  {
+    // The first spawns bring the runtime up (the fork server, the
+    // connections): not counted.
+    for (int i = 0; i < 3; ++i)
+      actors::spawn(echo).stop();
+    auto ms = median_of(51, [&] {
+      auto t0 = clock_type::now();
+      auto p = actors::spawn(echo);
+      ask_and_wait<int>(self, p.handle(), 0);
+      auto s = seconds_since(t0);
+      p.stop(); // not timed
+      return s * 1e3;
+    });
+    std::printf("libactors actor spawn+first reply: median %.3f ms\n", ms);
+    ms = median_of(51, [&] {
+      auto t0 = clock_type::now();
+      auto a = actors::system().spawn(echo);
+      ask_and_wait<int>(self, a, 0);
+      auto s = seconds_since(t0);
+      caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+      return s * 1e3;
+    });
+    std::printf("limit in-process actor spawn+first reply: median %.4f ms\n",
+                ms);
+  }
+  {
+    auto p = actors::spawn(echo);
+    round_trip(self, p.handle(), 100); // warm-up
+    auto us = median_of(5, [&] { return round_trip(self, p.handle(), n); });
+    std::printf("libactors actor round trip: median %.1f us\n", us);
+    p.stop();
+    auto a = actors::system().spawn(echo);
+    round_trip(self, a, 100);
+    us = median_of(5, [&] { return round_trip(self, a, n); });
+    std::printf("limit in-process actor round trip: median %.2f us\n", us);
+    caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+  }
+  {
+    // The caller's process times its round trips to the echo's process (a
+    // request goes through the echo's guardian in this program, the answer
+    // through this program's node too: CAF opens no direct connection).
+    auto b = actors::spawn(echo);
+    auto a = actors::spawn(caller, b.handle());
+    ask_and_wait<double>(self, a.handle(), run_atom::value, 100); // warm-up
+    auto us = median_of(5, [&] {
+      return ask_and_wait<double>(self, a.handle(), run_atom::value, n);
+    });
+    std::printf("libactors actor round trip between processes: median %.1f "
+                "us\n",
+                us);
+    a.stop();
+    b.stop();
+  }
+}
