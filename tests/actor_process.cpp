@@ -7,6 +7,7 @@
 #include <csignal>
 #include <stdexcept>
 #include <string>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <caf/all.hpp>
@@ -28,6 +29,7 @@ using watch_atom = caf::atom_constant<caf::atom("watch")>;
 using down_atom = caf::atom_constant<caf::atom("down")>;
 using find_atom = caf::atom_constant<caf::atom("find")>;
 using silent_atom = caf::atom_constant<caf::atom("silent")>;
+using cut_atom = caf::atom_constant<caf::atom("cut")>;
 
 // A message type of this program, registered below.
 struct point {
@@ -68,6 +70,9 @@ caf::behavior subject(caf::event_based_actor* self, int base) {
     },
     [](stranger) {},
     [=](silent_atom) { return self->make_response_promise<int>(); },
+    // Cuts this process's connection to its owner (BASP runs on descriptor
+    // 3 in a child) while the process runs on.
+    [](cut_atom) { ::shutdown(3, SHUT_RDWR); },
   };
 }
 
@@ -253,7 +258,7 @@ TEST_CASE("a request that gets no answer ends at its timeout") {
   CHECK(ask_int(p.handle(), 1) == 1);
 }
 
-TEST_CASE("exit reasons: normal, error, exception, signals, stop") {
+TEST_CASE("exit reasons: normal, error, exception, signals, stop, connection lost") {
   SUBCASE("normal") {
     auto p = actors::spawn(subject, 0);
     caf::anon_send(p.handle(), quit_atom::value);
@@ -323,6 +328,15 @@ TEST_CASE("exit reasons: normal, error, exception, signals, stop") {
     auto reason = down_reason(p.handle());
     CHECK(actors::errc_of(reason) == actors::errc::process_died);
     CHECK(context(reason).find("did not stop within") != std::string::npos);
+    CHECK(p.exitcode() == -SIGKILL);
+  }
+  SUBCASE("connection lost while the process runs: killed") {
+    auto p = actors::spawn(subject, 0);
+    caf::anon_send(p.handle(), cut_atom::value);
+    auto reason = down_reason(p.handle());
+    CHECK(actors::errc_of(reason) == actors::errc::connection_lost);
+    CHECK(context(reason).find("the process was killed") != std::string::npos);
+    REQUIRE(p.join(10s));
     CHECK(p.exitcode() == -SIGKILL);
   }
   SUBCASE("kill exit message kills the process") {

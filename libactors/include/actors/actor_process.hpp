@@ -150,6 +150,7 @@ void guard_exceptions(caf::scheduled_actor::exception_handler& handler);
 template <class T>
 class guarded final : public T {
 public:
+  /// Constructs `T(cfg, xs...)`, then guards it.
   template <class... Ts>
   explicit guarded(caf::actor_config& cfg, Ts&&... xs)
     : T(cfg, std::forward<Ts>(xs)...) {
@@ -302,8 +303,10 @@ struct self_of<R (*)(Self, Ps...)> {
 template <class Handle>
 class actor_process {
 public:
+  /// The type of timeouts: any `std::chrono` duration converts to it.
   using duration = std::chrono::steady_clock::duration;
 
+  /// Made by `actors::spawn`.
   explicit actor_process(std::shared_ptr<detail::actor_host> host)
     : host_(std::move(host)),
       handle_(caf::actor_cast<Handle>(detail::guardian_of(*host_))) {
@@ -441,6 +444,7 @@ auto spawn(Args&&... args) {
 /// `errc::timeout` when the table does not answer within 5 s.
 void register_name(const std::string& name, const caf::actor& who);
 
+/// `register_name` for a typed handle.
 template <class Handle,
           class = std::enable_if_t<!std::is_same_v<Handle, caf::actor>>>
 void register_name(const std::string& name, const Handle& who) {

@@ -41,6 +41,7 @@ struct child_spec {
   /// restart. Typically `[] { return actors::spawn(worker).handle(); }`, an
   /// actor in a fresh OS process. Throwing counts as a failure.
   std::function<caf::actor()> start;
+  /// When it is restarted.
   restart type = restart::permanent;
   /// Registers every start of the child under `id` (`actors::whereis`), so
   /// that others find the current one.
@@ -52,12 +53,14 @@ struct child_spec {
 
 /// The restart policy of a supervisor.
 struct supervisor_options {
+  /// Which children a failure restarts.
   strategy how = strategy::one_for_one;
   /// More than `intensity` restarts within `period` escalate: the supervisor
   /// stops its children and ends with `errc::escalated` (Erlang's MaxR and
   /// MaxT; the process pool's budget, `pool_options::max_restarts`, is the
   /// same rule from the same code).
   int intensity = 3;
+  /// The window of `intensity` (positive).
   std::chrono::steady_clock::duration period = std::chrono::seconds{5};
 };
 
@@ -82,6 +85,7 @@ struct supervisor_options {
 /// reverse order, each bounded by its `shutdown`, and then the supervisor.
 class supervisor {
 public:
+  /// The type of timeouts: any `std::chrono` duration converts to it.
   using duration = std::chrono::steady_clock::duration;
 
   /// Starts the supervisor and its children in order. Throws
@@ -90,8 +94,12 @@ public:
   /// repeated id, a missing start function or a negative intensity.
   supervisor(supervisor_options opts, std::vector<child_spec> children);
 
+  ///@{
+  /// A handle moves and does not copy; assigning stops the supervisor it
+  /// replaces.
   supervisor(supervisor&&) noexcept;
   supervisor& operator=(supervisor&&) noexcept;
+  ///@}
   supervisor(const supervisor&) = delete;
   supervisor& operator=(const supervisor&) = delete;
 
