@@ -14,26 +14,13 @@
 #include <caf/all.hpp>
 
 #include "actors/all.hpp"
+#include "measure.hpp"
 
-using clock_type = std::chrono::steady_clock;
 using run_atom = caf::atom_constant<caf::atom("run")>;
 
 namespace {
 
 constexpr auto timeout = std::chrono::seconds{10};
-
-double seconds_since(clock_type::time_point t0) {
-  return std::chrono::duration<double>(clock_type::now() - t0).count();
-}
-
-template <class F>
-double median_of(int runs, F measure) {
-  std::vector<double> xs;
-  for (int i = 0; i < runs; ++i)
-    xs.push_back(measure());
-  std::sort(xs.begin(), xs.end());
-  return xs[xs.size() / 2];
-}
 
 caf::behavior echo(caf::event_based_actor*) {
   return {[](int x) { return x + 1; }};

@@ -17,23 +17,9 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "measure.hpp"
 
 namespace {
-
-using clock_type = std::chrono::steady_clock;
-
-double seconds_since(clock_type::time_point t0) {
-  return std::chrono::duration<double>(clock_type::now() - t0).count();
-}
-
-template <class F>
-double median_of(int runs, F measure) {
-  std::vector<double> xs;
-  for (int i = 0; i < runs; ++i)
-    xs.push_back(measure());
-  std::sort(xs.begin(), xs.end());
-  return xs[xs.size() / 2];
-}
 
 void must(bool ok, const char* what) {
   if (!ok) {

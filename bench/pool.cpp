@@ -12,14 +12,9 @@
 #include <unistd.h>
 
 #include "actors/all.hpp"
-
-using clock_type = std::chrono::steady_clock;
+#include "measure.hpp"
 
 namespace {
-
-double seconds_since(clock_type::time_point t0) {
-  return std::chrono::duration<double>(clock_type::now() - t0).count();
-}
 
 int trivial(int x) {
   return x + 1;

@@ -10,14 +10,9 @@
 #include <vector>
 
 #include "actors/all.hpp"
-
-using clock_type = std::chrono::steady_clock;
+#include "measure.hpp"
 
 namespace {
-
-double seconds_since(clock_type::time_point t0) {
-  return std::chrono::duration<double>(clock_type::now() - t0).count();
-}
 
 void queue_producer(actors::queue<int> q, int n) {
   for (int i = 0; i < n; ++i)

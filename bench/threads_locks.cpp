@@ -12,14 +12,9 @@
 #include <vector>
 
 #include "actors/all.hpp"
-
-using clock_type = std::chrono::steady_clock;
+#include "measure.hpp"
 
 namespace {
-
-double seconds_since(clock_type::time_point t0) {
-  return std::chrono::duration<double>(clock_type::now() - t0).count();
-}
 
 void report(const char* what, double per_second, const char* unit) {
   std::printf("libactors %s: %.0f %s\n", what, per_second, unit);

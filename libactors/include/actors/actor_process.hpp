@@ -94,9 +94,9 @@ caf::error make_error(errc code, std::string what);
 /// (including no error: a normal exit).
 std::optional<errc> errc_of(const caf::error& err);
 
-/// The text of any CAF error as this program's actor system renders it:
-/// "actors: process_died (actor process 4242 (Worker) killed by signal 11
-/// (SIGSEGV))".
+/// The text of any CAF error as this program's actor system renders it,
+/// "normal" for no error: "actors: actor process died (actor process 4242
+/// (worker) killed by signal 11 (SIGSEGV))".
 std::string describe(const caf::error& err);
 
 /// How an actor process starts and stops.
