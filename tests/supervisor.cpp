@@ -4,7 +4,9 @@
 
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <csignal>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <unistd.h>
@@ -261,7 +263,8 @@ TEST_CASE("a child that does not start fails the supervisor's start") {
     FAIL_CHECK("started");
   } catch (const actors::error& e) {
     CHECK(e.code() == actors::errc::spawn_failed);
-    CHECK(std::string{e.what()}.find("child broken did not start: no luck")
+    CHECK(std::string{e.what()}.find(
+            "child broken did not start: std::runtime_error: no luck")
           != std::string::npos);
   }
   // The child started before it was stopped.
@@ -269,4 +272,25 @@ TEST_CASE("a child that does not start fails the supervisor's start") {
                 caf::after(10s) >> [] { FAIL_CHECK("a was not stopped"); });
   CHECK_THROWS_AS((actors::supervisor{{}, {spec("x"), spec("x")}}),
                   actors::error);
+}
+
+TEST_CASE("a child that cannot be restarted counts against the intensity, then escalates") {
+  auto starts = std::make_shared<std::atomic<int>>(0);
+  actors::child_spec once;
+  once.id = "once";
+  once.start = [starts] {
+    if (++*starts > 1)
+      throw std::runtime_error("start " + std::to_string(starts->load()));
+    return actors::spawn(worker, std::string{"once"}, caf::actor{}).handle();
+  };
+  actors::supervisor sup{{actors::strategy::one_for_one, 3, 10s}, {once}};
+  caf::anon_send(sup.child("once"), segv_atom::value);
+  REQUIRE(sup.wait(20s));
+  auto text = actors::describe(*sup.reason());
+  CHECK(actors::errc_of(*sup.reason()) == actors::errc::escalated);
+  CHECK(text.find("child once did not start: std::runtime_error: start 4")
+        != std::string::npos);
+  // Restarts: after the crash (1), after the failed starts 2 and 3 (2, 3),
+  // and after the failed start 4 one too many.
+  CHECK(starts->load() == 4);
 }

@@ -79,6 +79,7 @@ struct actor_slot {
   std::atomic<bool> settled{false}; // the guardian ends because the actor did
   std::mutex mtx;
   std::shared_ptr<child> proc; // set once the process exists
+  std::string failure; // why the actor never ran, for the spawner
 
   std::shared_ptr<child> process() {
     std::lock_guard<std::mutex> guard{mtx};
@@ -157,6 +158,11 @@ caf::behavior guardian(caf::stateful_actor<guardian_state>* self,
   // Ends with `reason`: the actor and its process are done.
   auto settle = [=](caf::error reason) {
     slot->settled = true;
+    if (self->state.failure) {
+      // The spawner may ask only after the guardian ended.
+      std::lock_guard<std::mutex> guard{slot->mtx};
+      slot->failure = self->state.failure.context().get_as<std::string>(0);
+    }
     for (auto& rp : self->state.waiting)
       rp.deliver(self->state.failure ? self->state.failure : reason);
     self->state.waiting.clear();
@@ -222,6 +228,8 @@ caf::behavior guardian(caf::stateful_actor<guardian_state>* self,
     [=](ready_atom) -> caf::result<bool> {
       if (self->state.actor)
         return true;
+      if (self->state.failure)
+        return self->state.failure;
       auto rp = self->make_response_promise();
       self->state.waiting.push_back(rp);
       return rp;
@@ -322,7 +330,9 @@ start_actor_process(const std::function<closure(const caf::actor&)>& target,
   self->request(host->guardian, opts.start_timeout, ready_atom::value)
     .receive([](bool) {},
              [&](caf::error& err) {
-               failure = errc_of(err) == errc::spawn_failed
+               std::lock_guard<std::mutex> guard{slot->mtx};
+               failure = !slot->failure.empty() ? slot->failure
+                         : errc_of(err) == errc::spawn_failed
                            ? err.context().get_as<std::string>(0)
                            : "actor process (" + slot->name
                                + ") did not run its actor within its start "

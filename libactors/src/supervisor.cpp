@@ -122,25 +122,22 @@ caf::behavior supervisor_actor(self_ptr self, supervisor_options opts,
                             + " restarts within " + std::to_string(ms)
                             + " ms; last: " + last));
   };
-  // Starts the children from `first` on that do not run (in order), each
-  // failure to start counting as one more restart; false once escalated.
+  // Starts the children from `first` to `last` that do not run (in
+  // order), each failure to start counting as one more restart.
   auto restart_from = [=](std::size_t first, std::size_t last) {
     auto& children = self->state.children;
     for (auto i = first; i <= last && i < children.size(); ++i) {
       while (!children[i].handle) {
         try {
           start_child(self, i);
-        } catch (const std::exception& e) {
+        } catch (...) {
           ++self->state.restarts;
-          if (!self->state.intensity.allow()) {
-            escalate("child " + children[i].spec.id
-                     + " did not start: " + e.what());
-            return false;
-          }
+          if (!self->state.intensity.allow())
+            return escalate("child " + children[i].spec.id
+                            + " did not start: " + current_exception_text());
         }
       }
     }
-    return true;
   };
   self->set_down_handler([=](caf::down_msg& dm) {
     auto& children = self->state.children;
@@ -187,9 +184,9 @@ caf::behavior supervisor_actor(self_ptr self, supervisor_options opts,
       for (std::size_t i = 0; i < children.size(); ++i) {
         try {
           start_child(self, i);
-        } catch (const std::exception& e) {
+        } catch (...) {
           auto what = "child " + children[i].spec.id
-                      + " did not start: " + e.what();
+                      + " did not start: " + current_exception_text();
           stop_children(self);
           self->quit(make_error(errc::spawn_failed, what));
           return make_error(errc::spawn_failed, what);
