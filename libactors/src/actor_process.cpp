@@ -205,8 +205,10 @@ caf::behavior guardian(caf::stateful_actor<guardian_state>* self,
     if (em.reason) // a linked actor ending normally ends nothing
       stop(std::move(em.reason));
   });
+  // Everything else is for the actor.
   self->set_default_handler(
-    [=](caf::scheduled_actor*, caf::message_view& x) -> caf::result<caf::message> {
+    [=](caf::scheduled_actor*,
+        caf::message_view& x) -> caf::result<caf::message> {
       auto msg = x.move_content_to_message();
       if (!self->state.actor)
         return make_error(errc::invalid_argument,

@@ -817,7 +817,6 @@ void add_config_step(void (*step)(caf::actor_system_config&)) {
   config_steps().push_back(step);
 }
 
-
 } // namespace actors::detail
 
 namespace actors {

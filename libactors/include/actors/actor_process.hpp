@@ -232,8 +232,9 @@ void check_interface(const actor_options& opts) {
   interface_check<Handle>::run(actors::system(), missing);
   if (!missing.empty())
     throw error(errc::not_registered,
-                "cannot spawn actor " + opts.name + ": its interface uses "
-                  + missing
+                "cannot spawn actor"
+                  + (opts.name.empty() ? "" : " " + opts.name)
+                  + ": its interface uses " + missing
                   + ", not registered: add them to actors::message_types in "
                     "actors::init");
 }

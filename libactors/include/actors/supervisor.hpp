@@ -70,8 +70,10 @@ struct supervisor_options {
 /// actor process being a fresh OS process.
 ///
 /// @code
-/// actors::supervisor sup{{actors::strategy::one_for_one, 3, 5s},
-///                        {{"worker", [] { return actors::spawn(worker).handle(); }}}};
+/// actors::child_spec spec;
+/// spec.id = "worker";
+/// spec.start = [] { return actors::spawn(worker).handle(); };
+/// actors::supervisor sup{{actors::strategy::one_for_one, 3, 5s}, {spec}};
 /// auto w = sup.child("worker"); // the current one, after any restart
 /// @endcode
 ///
