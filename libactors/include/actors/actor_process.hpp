@@ -385,6 +385,11 @@ private:
 /// registered with `message_types`, `errc::spawn_failed` when the process
 /// does not start or its actor does not run within `start_timeout` (the
 /// message says why: the actor's constructor threw, the process died).
+///
+/// `spawn` blocks its thread until the actor runs (a few ms): call it from
+/// a thread of yours, a supervisor's start function, or a detached actor,
+/// not from an event-based actor's handler (it would hold a scheduler
+/// thread that the start needs).
 template <class F, class... Args,
           class = std::enable_if_t<!std::is_same_v<std::decay_t<F>,
                                                    actor_options>>>
