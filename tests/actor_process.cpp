@@ -516,3 +516,19 @@ TEST_CASE("no actor process outlives its handle's stop") {
     [&] { return support::list_children().size() <= before.size(); },
     5000ms));
 }
+
+TEST_CASE("a dropped handle neither stops nor waits: the actor serves on") {
+  pid_t pid;
+  {
+    auto p = actors::spawn(subject, 5);
+    pid = p.pid();
+    actors::register_name("kept", p.handle());
+  }
+  auto h = actors::whereis("kept");
+  REQUIRE(h);
+  CHECK(ask_int(h, 1) == 6);
+  CHECK(ask_int(h, pid_atom::value) == pid);
+  caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
+  CHECK(down_reason(h) == caf::exit_reason::user_shutdown);
+  CHECK(support::wait_ended(pid, 5000ms));
+}

@@ -186,7 +186,8 @@ caf::behavior guardian(caf::stateful_actor<guardian_state>* self,
       self->delayed_send(self, slot->opts.stop_timeout, overdue_atom::value);
     }
   };
-  // Dropped, killed or failed otherwise: the process must not outlive it.
+  // Killed (exit_reason::kill) or failed otherwise: the process must not
+  // outlive it.
   self->attach_functor([slot](const caf::error&) {
     if (!slot->settled)
       slot->kill();

@@ -294,10 +294,11 @@ struct self_of<R (*)(Self, Ps...)> {
 /// **Stopping.** An exit message to the handle (`stop()`, a supervisor, a
 /// linked actor failing) reaches the actor; if it has not ended within
 /// `actor_options::stop_timeout`, its process is killed. An exit message
-/// `caf::exit_reason::kill` kills the process at once, as does dropping the
-/// last reference to the handle (as for any CAF actor, an actor nobody can
-/// reach is gone). Actor processes are daemons: they are stopped when this
-/// program exits, and they exit when it dies.
+/// `caf::exit_reason::kill` kills the process at once. Destroying an
+/// `actor_process` neither stops nor waits for it (as for `process`): the
+/// actor serves on through other handles (`whereis`, one passed in a
+/// message) until it ends or is stopped. Actor processes are daemons: they
+/// are stopped when this program exits, and they exit when it dies.
 ///
 /// **Requests in flight** when the process dies get no response; bound them
 /// with the request's timeout (a request to the ended handle fails at once).
