@@ -36,11 +36,6 @@ public:
     return restarts_.size() <= static_cast<std::size_t>(max_);
   }
 
-  /// Restarts recorded within the period (as of the last `allow`).
-  std::size_t recent() const noexcept {
-    return restarts_.size();
-  }
-
 private:
   int max_;
   clock::duration period_;

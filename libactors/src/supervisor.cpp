@@ -40,8 +40,6 @@ using init_atom = caf::atom_constant<caf::atom("a_init")>;
 using which_atom = caf::atom_constant<caf::atom("a_which")>;
 using count_atom = caf::atom_constant<caf::atom("a_count")>;
 
-using clock = std::chrono::steady_clock;
-
 struct supervised {
   child_spec spec;
   caf::actor handle; // while it runs
