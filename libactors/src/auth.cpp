@@ -1,10 +1,16 @@
 #include "auth.hpp"
 
 #include <cerrno>
+#include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 #include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/stat.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -109,6 +115,13 @@ secret read_secret(const std::string& path) {
   if (fd < 0)
     throw error(errc::invalid_argument, "cannot open key file " + path + ": "
                                           + std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd, &st) == 0 && (st.st_mode & 077) != 0) {
+    ::close(fd);
+    throw error(errc::invalid_argument,
+                "key file " + path
+                  + " may be read by other users: chmod 600 it");
+  }
   secret key;
   std::uint8_t extra;
   auto n = ::read(fd, key.data(), key.size());
@@ -118,6 +131,19 @@ secret read_secret(const std::string& path) {
     throw error(errc::invalid_argument,
                 "key file " + path + " does not hold exactly 32 bytes");
   return key;
+}
+
+secret load_or_make_secret(const std::string& path) {
+  if (::access(path.c_str(), F_OK) != 0 && errno == ENOENT) {
+    try {
+      write_secret(path, make_secret());
+    } catch (const error&) {
+      // Made meanwhile by someone else: read theirs.
+      if (::access(path.c_str(), F_OK) != 0)
+        throw;
+    }
+  }
+  return read_secret(path);
 }
 
 mac compute_mac(const secret& key, const char* role, const nonce& first,
@@ -137,8 +163,31 @@ bool equal(const mac& x, const mac& y) {
   return CRYPTO_memcmp(x.data(), y.data(), x.size()) == 0;
 }
 
+const char* client_label(purpose p) noexcept {
+  switch (p) {
+    case purpose::worker:
+      return "client/worker";
+    case purpose::hub:
+      return "client/hub";
+    default:
+      return "client";
+  }
+}
+
+const char* server_label(purpose p) noexcept {
+  switch (p) {
+    case purpose::worker:
+      return "server/worker";
+    case purpose::hub:
+      return "server/hub";
+    default:
+      return "server";
+  }
+}
+
 void client_handshake(int fd, const secret& key,
-                      std::chrono::steady_clock::time_point deadline) {
+                      std::chrono::steady_clock::time_point deadline,
+                      purpose p) {
   std::array<std::uint8_t, server_hello_size> hello;
   read_all(fd, hello.data(), hello.size(), deadline);
   if (std::memcmp(hello.data(), handshake_magic.data(), handshake_magic.size())
@@ -148,15 +197,104 @@ void client_handshake(int fd, const secret& key,
   std::memcpy(server_nonce.data(), hello.data() + handshake_magic.size(),
               nonce_size);
   auto client_nonce = make_nonce();
-  auto proof = compute_mac(key, "client", server_nonce, client_nonce);
+  auto proof = compute_mac(key, client_label(p), server_nonce, client_nonce);
   std::array<std::uint8_t, client_proof_size> out;
   std::memcpy(out.data(), client_nonce.data(), nonce_size);
   std::memcpy(out.data() + nonce_size, proof.data(), mac_size);
   write_all(fd, out.data(), out.size(), deadline);
   mac answer;
   read_all(fd, answer.data(), answer.size(), deadline);
-  if (!equal(answer, compute_mac(key, "server", client_nonce, server_nonce)))
+  if (!equal(answer,
+             compute_mac(key, server_label(p), client_nonce, server_nonce)))
     throw error(errc::unauthenticated, "peer does not hold the run's key");
+}
+
+int connect_authenticated(const std::string& host, std::uint16_t port,
+                          const secret& key, purpose p,
+                          std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  auto service = std::to_string(port);
+  if (::getaddrinfo(host.c_str(), service.c_str(), &hints, &found) != 0)
+    throw error(errc::owner_unreachable, "cannot resolve " + host);
+  int fd = -1;
+  int last = ETIMEDOUT;
+  for (auto* ai = found; ai != nullptr && fd < 0; ai = ai->ai_next) {
+    // Non-blocking, so that an unresponsive host costs the deadline at most.
+    fd = ::socket(ai->ai_family,
+                  ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+      continue;
+    if (::connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+      int err = errno;
+      if (err == EINPROGRESS) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+        pollfd pfd{fd, POLLOUT, 0};
+        socklen_t len = sizeof(err);
+        if (left.count() <= 0
+            || ::poll(&pfd, 1, static_cast<int>(left.count())) != 1
+            || ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+          err = ETIMEDOUT;
+      }
+      if (err != 0) {
+        last = err;
+        ::close(fd);
+        fd = -1;
+      }
+    }
+  }
+  ::freeaddrinfo(found);
+  if (fd < 0)
+    throw error(errc::owner_unreachable, "cannot connect to " + host + ":"
+                                           + service + ": "
+                                           + std::strerror(last));
+  try {
+    client_handshake(fd, key, deadline, p);
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
+  int flags = ::fcntl(fd, F_GETFL);
+  ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+  int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  return fd;
+}
+
+std::pair<std::string, std::uint16_t> split_address(const std::string& text) {
+  auto colon = text.rfind(':');
+  char* end = nullptr;
+  auto port = colon == std::string::npos
+                ? 0
+                : std::strtoul(text.c_str() + colon + 1, &end, 10);
+  if (colon == std::string::npos || colon == 0 || end == nullptr || *end != 0
+      || end == text.c_str() + colon + 1 || port > 65535)
+    throw error(errc::invalid_argument,
+                "not an address of the form HOST:PORT: \"" + text + "\"");
+  auto host = text.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  return {host, static_cast<std::uint16_t>(port)};
+}
+
+void watch_link(int fd, std::chrono::milliseconds lost_after) {
+  // Kernel keepalive probes a silent connection every second or so;
+  // TCP_USER_TIMEOUT ends it once probes, or data sent, go unacknowledged
+  // for `lost_after`: a cut link or a vanished host shows as an error on
+  // the socket within that bound, even while the peer computes silently.
+  auto secs = static_cast<int>(std::max<std::int64_t>(
+    1, std::chrono::duration_cast<std::chrono::seconds>(lost_after).count()
+         / 4));
+  int one = 1;
+  auto ms = static_cast<unsigned>(lost_after.count());
+  ::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &secs, sizeof(secs));
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &secs, sizeof(secs));
+  ::setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof(ms));
 }
 
 } // namespace actors::detail

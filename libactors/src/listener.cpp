@@ -1,12 +1,16 @@
 #include "listener.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <deque>
 #include <vector>
 
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -30,32 +34,46 @@ struct pending {
 
 } // namespace
 
-listener::listener(const secret& key, std::function<void(int)> on_authenticated,
-                   std::chrono::milliseconds deadline, const char* address)
+listener::listener(const secret& key, callback on_authenticated,
+                   std::chrono::milliseconds deadline,
+                   const std::string& address, std::uint16_t port)
   : key_(key), on_authenticated_(std::move(on_authenticated)),
     deadline_(deadline) {
   // Initialise OpenSSL now, so that its exit handler runs after ours and the
   // thread's OpenSSL state can still be released when the thread stops.
   OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG, nullptr);
-  listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (listen_fd_ < 0)
-    throw error(errc::spawn_failed,
-                std::string{"cannot create a socket: "} + std::strerror(errno));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = 0;
-  if (::inet_pton(AF_INET, address, &addr.sin_addr) != 1
-      || ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr))
-           != 0
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* found = nullptr;
+  auto service = std::to_string(port);
+  auto where = address + ":" + service;
+  if (::getaddrinfo(address.c_str(), service.c_str(), &hints, &found) != 0)
+    throw error(errc::invalid_argument, "cannot listen on " + where
+                                          + ": not an address of this host");
+  listen_fd_ = ::socket(found->ai_family,
+                        SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int one = 1;
+  if (listen_fd_ >= 0)
+    ::setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (listen_fd_ < 0
+      || ::bind(listen_fd_, found->ai_addr, found->ai_addrlen) != 0
       || ::listen(listen_fd_, SOMAXCONN) != 0) {
     auto reason = std::strerror(errno);
-    ::close(listen_fd_);
-    throw error(errc::spawn_failed, std::string{"cannot listen on "} + address
-                                      + ": " + reason);
+    ::freeaddrinfo(found);
+    if (listen_fd_ >= 0)
+      ::close(listen_fd_);
+    throw error(errc::invalid_argument,
+                "cannot listen on " + where + ": " + reason);
   }
+  ::freeaddrinfo(found);
+  sockaddr_storage addr{};
   socklen_t len = sizeof(addr);
   ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-  port_ = ntohs(addr.sin_port);
+  port_ = addr.ss_family == AF_INET6
+            ? ntohs(reinterpret_cast<sockaddr_in6&>(addr).sin6_port)
+            : ntohs(reinterpret_cast<sockaddr_in&>(addr).sin_port);
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   thread_ = std::thread{[this] { run(); }};
 }
@@ -128,12 +146,18 @@ void listener::run() {
       mac proof;
       std::memcpy(client_nonce.data(), p.buf.data(), nonce_size);
       std::memcpy(proof.data(), p.buf.data() + nonce_size, mac_size);
-      if (!equal(proof,
-                 compute_mac(key_, "client", p.server_nonce, client_nonce))) {
+      // The label the proof was made with says what the connection is for.
+      auto kind = std::find_if(
+        std::begin(all_purposes), std::end(all_purposes), [&](purpose x) {
+          return equal(proof, compute_mac(key_, client_label(x),
+                                          p.server_nonce, client_nonce));
+        });
+      if (kind == std::end(all_purposes)) {
         reject(i);
         continue;
       }
-      auto answer = compute_mac(key_, "server", client_nonce, p.server_nonce);
+      auto answer = compute_mac(key_, server_label(*kind), client_nonce,
+                                p.server_nonce);
       if (::send(p.fd, answer.data(), answer.size(), MSG_NOSIGNAL)
           != static_cast<ssize_t>(answer.size())) {
         reject(i);
@@ -142,7 +166,11 @@ void listener::run() {
       auto fd = p.fd;
       waiting.erase(waiting.begin() + static_cast<std::ptrdiff_t>(i));
       ++authenticated_;
-      on_authenticated_(fd);
+      int flags = ::fcntl(fd, F_GETFL);
+      ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+      int one = 1;
+      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+      on_authenticated_(fd, *kind);
     }
     if (fds[1].revents != 0) {
       for (;;) {

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <thread>
 
 #include "auth.hpp"
@@ -12,8 +13,9 @@ namespace actors::detail {
 
 /// Accepts TCP connections on one address and runs the server side of the
 /// key handshake (auth.hpp) on each, all in one thread with a poll loop.
-/// Only a connection that proves the key reaches `on_authenticated`, which
-/// takes ownership of the socket; every other one is closed: a wrong or
+/// Only a connection that proves the key reaches `on_authenticated`, with
+/// the purpose it was opened for; the callback takes ownership of the
+/// socket (blocking, close-on-exec, TCP_NODELAY). Every other one is closed: a wrong or
 /// garbled answer at once, a silent or slow one at its deadline, and the
 /// oldest pending one when more than `max_pending` wait, so a flood cannot
 /// crowd out a legitimate node.
@@ -27,9 +29,13 @@ public:
 
   static constexpr size_t max_pending = 256;
 
-  listener(const secret& key, std::function<void(int)> on_authenticated,
+  using callback = std::function<void(int fd, purpose p)>;
+
+  /// Listens on `address` (a name or a numeric address) and `port` (0: a
+  /// free one); throws `errc::invalid_argument` if it cannot.
+  listener(const secret& key, callback on_authenticated,
            std::chrono::milliseconds deadline = std::chrono::seconds{2},
-           const char* address = "127.0.0.1");
+           const std::string& address = "127.0.0.1", std::uint16_t port = 0);
 
   /// Stops the thread and closes every socket it still holds.
   ~listener();
@@ -47,7 +53,7 @@ private:
   void run();
 
   secret key_;
-  std::function<void(int)> on_authenticated_;
+  callback on_authenticated_;
   std::chrono::milliseconds deadline_;
   int listen_fd_ = -1;
   int wake_fd_ = -1;

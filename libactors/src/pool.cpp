@@ -32,7 +32,9 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cerrno>
 #include <csignal>
+#include <cstring>
 #include <deque>
 #include <mutex>
 #include <thread>
@@ -40,11 +42,15 @@
 
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include "auth.hpp"
 #include "channel.hpp"
+#include "listener.hpp"
 #include "runtime.hpp"
 #include "supervision.hpp"
+#include "worker.hpp"
 
 namespace actors::detail {
 
@@ -55,9 +61,6 @@ result_sink::~result_sink() {
 namespace {
 
 using clock = std::chrono::steady_clock;
-
-// The kinds of frames on a worker's channel.
-enum : std::uint8_t { task_frame = 1, outcome_frame, init_failed_frame };
 
 // A worker holds about this much work (by the running time of its last
 // task), but at least one and at most `max_window` tasks.
@@ -99,13 +102,10 @@ std::string render(const caf::error& err) {
   return runtime::get().system().render(err);
 }
 
-// The body of a worker process: runs the tasks its channel brings, in
-// order, until the channel ends.
-void worker_main(closure initializer) {
-  auto fd = runtime::take_channel();
-  if (fd < 0)
-    return; // not started by a pool
-  channel ch{fd};
+} // namespace
+
+worker_end serve_tasks(channel& ch, const closure& initializer,
+                       std::atomic<bool>* running) {
   if (initializer) {
     try {
       initializer();
@@ -113,11 +113,15 @@ void worker_main(closure initializer) {
       auto what = current_exception_text();
       if (!ch.put(init_failed_frame, what))
         ch.flush(true);
-      return;
+      return worker_end::init_failed;
     }
   }
   for (int unsent = 0;;) {
     auto f = ch.next();
+    if (f && f->kind == retire_frame) {
+      ch.flush(true);
+      return worker_end::retired;
+    }
     if (f) {
       std::uint64_t id = 0;
       closure call;
@@ -128,7 +132,11 @@ void worker_main(closure initializer) {
                    "the worker process cannot read the task: " + render(err));
       } else {
         auto start = clock::now();
+        if (running)
+          running->store(true);
         o = run_task(id, call);
+        if (running)
+          running->store(false);
         call = closure{}; // the task's arguments go with the task
         micros = static_cast<std::uint32_t>(std::min<std::int64_t>(
           std::chrono::duration_cast<std::chrono::microseconds>(clock::now()
@@ -146,10 +154,21 @@ void worker_main(closure initializer) {
     }
     unsent = 0;
     if (!ch.flush(true))
-      return; // the owner is gone
+      return worker_end::released; // the pool is gone
     if (!f && !ch.fill(true))
-      return; // asked to stop, or the owner is gone
+      return worker_end::released; // asked to stop, or the pool is gone
   }
+}
+
+namespace {
+
+// The body of a local worker process.
+void worker_main(closure initializer) {
+  auto fd = runtime::take_channel();
+  if (fd < 0)
+    return; // not started by a pool
+  channel ch{fd};
+  serve_tasks(ch, initializer);
 }
 
 struct task_entry {
@@ -178,6 +197,11 @@ public:
     int bell = -1;         // a feeder's eventfd, rung when it should look
     bool idle = false;     // the feeder waits for its bell
     bool retiring = false; // the process's end is planned: not a death
+    // A worker of another host: its connection while it serves, and
+    // whether the slot is free for the next one that joins.
+    bool remote = false;
+    int link = -1;
+    bool vacant = false;
   };
 
   ~pool_state() {
@@ -192,7 +216,11 @@ public:
   std::condition_variable work; // thread workers: a task, or time to stop
   pool_core::options opts;
   std::deque<task_entry> queued;
-  std::vector<worker> workers;
+  std::deque<worker> workers; // grows as hosts join: references stay valid
+  std::size_t remote_workers = 0; // serving now
+  std::condition_variable joined; // remote_workers grew
+  secret key;                     // what worker hosts prove
+  std::unique_ptr<listener> door; // where they join (pool_core::open)
   restart_intensity deaths{0, {}}; // set from opts when the pool starts
   std::uint64_t next_task = 1;
   std::size_t taken = 0; // tasks held by workers
@@ -225,11 +253,19 @@ public:
     taken = 0;
   }
 
+  // Stops a worker process at once: kills a local one, and drops the
+  // connection of a remote one (which ends when it sees that).
+  static void kill(worker& w) {
+    if (w.proc)
+      w.proc->signal(SIGKILL);
+    if (w.link >= 0)
+      ::shutdown(w.link, SHUT_RDWR);
+  }
+
   // Stops worker processes at once; threads finish their task first.
   void kill_workers() {
     for (auto& w : workers)
-      if (w.proc)
-        w.proc->signal(SIGKILL);
+      kill(w);
     wake();
   }
 
@@ -279,8 +315,7 @@ public:
     w.taken.erase(i);
     --taken;
     w.retiring = true;
-    if (w.proc)
-      w.proc->signal(SIGKILL);
+    kill(w);
     if (drained())
       idle.notify_all();
   }
@@ -290,18 +325,23 @@ public:
     for (std::uint32_t slot = 0; slot < workers.size(); ++slot) {
       auto& w = workers[slot];
       if (opts.threads) {
-        w.thread = std::thread{[self, slot] { self->thread_loop(slot); }};
+        w.thread = std::thread{[self, &w] { self->thread_loop(w); }};
         continue;
       }
-      w.bell = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-      if (w.bell < 0)
-        throw error(errc::spawn_failed, "cannot create an eventfd");
-      w.thread = std::thread{[self, slot] { self->feeder_loop(slot); }};
+      w.bell = make_bell();
+      w.thread = std::thread{[self, &w, slot] { self->feeder_loop(w, slot); }};
     }
   }
 
+  static int make_bell() {
+    auto bell = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (bell < 0)
+      throw error(errc::spawn_failed, "cannot create an eventfd");
+    return bell;
+  }
+
   // A worker thread: takes queued tasks until the pool stops or ends.
-  void thread_loop(std::uint32_t slot) {
+  void thread_loop(worker& me) {
     std::vector<delivery> out;
     if (opts.initializer) {
       try {
@@ -325,7 +365,7 @@ public:
     std::vector<std::pair<std::uint64_t, closure>> batch;
     std::vector<outcome> results;
     std::size_t take = 1;
-    auto& mine = workers[slot].taken; // under the lock
+    auto& mine = me.taken; // under the lock
     std::unique_lock<std::mutex> guard{mtx, std::defer_lock};
     lock_soon(guard);
     for (;;) {
@@ -379,8 +419,7 @@ public:
 
   // A worker process's feeder: starts the process of its slot, feeds it,
   // and starts the next one when it ends, until the pool stops or ends.
-  void feeder_loop(std::uint32_t slot) {
-    auto& w = workers[slot];
+  void feeder_loop(worker& w, std::uint32_t slot) {
     auto name = "PoolWorker-" + std::to_string(slot + 1);
     for (;;) {
       std::vector<delivery> out;
@@ -420,7 +459,10 @@ public:
         std::lock_guard<std::mutex> guard{mtx};
         w.proc = nullptr;
         if (!stopped || !w.taken.empty())
-          buried(w, *proc, out);
+          buried(w,
+                 "worker process " + std::to_string(proc->pid) + " died ("
+                   + describe_exit(proc->exitcode()) + ")",
+                 true, out);
         again = !ended() && !(stopping && queued.empty());
       }
       deliver(out);
@@ -450,7 +492,7 @@ public:
                      ? 1
                      : std::min(window, std::max<std::size_t>(
                                           1, (queued.size() + taken)
-                                               / workers.size()));
+                                               / serving()));
       auto retire = opts.max_tasks_per_child > 0
                     && sent >= opts.max_tasks_per_child;
       while (!shut && !retire && !ended() && w.taken.size() < limit
@@ -470,6 +512,8 @@ public:
         shut = true;
         w.retiring = w.retiring || retire;
         guard.unlock();
+        if (w.remote && retire && !ch.put(retire_frame))
+          ch.flush(true); // its host starts a fresh process in its place
         ch.shutdown_write();
       } else if (!busy && !shut) {
         w.idle = true;
@@ -598,12 +642,17 @@ public:
     return open;
   }
 
+  // Workers serving now: the local ones and the remote ones joined.
+  std::size_t serving() const {
+    return static_cast<std::size_t>(opts.processes) + remote_workers;
+  }
+
   // The worker process of `w` ended unplanned, or with tasks (under the
   // lock): they are retried first, in their order, or fail; the death
-  // counts against the restart budget unless it was planned.
-  void buried(worker& w, child& proc, std::vector<delivery>& out) {
-    auto why = "worker process " + std::to_string(proc.pid) + " died ("
-               + describe_exit(proc.exitcode()) + ")";
+  // counts against the restart budget if `counts` (a local process that
+  // the pool replaces) unless it was planned.
+  void buried(worker& w, const std::string& why, bool counts,
+              std::vector<delivery>& out) {
     while (!w.taken.empty()) {
       auto task = std::move(w.taken.back());
       w.taken.pop_back();
@@ -615,7 +664,7 @@ public:
         queued.push_front(std::move(task));
     }
     queued_hint.store(queued.size(), std::memory_order_relaxed);
-    if (!w.retiring && !ended()) {
+    if (counts && !w.retiring && !ended()) {
       if (!deaths.allow())
         break_pool("workers died more than "
                      + std::to_string(opts.max_restarts)
@@ -626,6 +675,130 @@ public:
       ring(queued.size());
     if (drained())
       idle.notify_all();
+  }
+
+  // A connection authenticated at the pool's listener (on its thread).
+  void arrived(int fd, purpose p) {
+    watch_link(fd, opts.lost_after);
+    if (p == purpose::node) {
+      runtime::get().accept_node(fd); // BASP, for actor handles in tasks
+      return;
+    }
+    if (p == purpose::hub) {
+      ::close(fd); // queues across hosts: not yet
+      return;
+    }
+    std::lock_guard<std::mutex> guard{mtx};
+    auto w = std::find_if(workers.begin(), workers.end(),
+                          [](const worker& x) { return x.vacant; });
+    if (w == workers.end()) {
+      w = workers.emplace(workers.end());
+      w->remote = true;
+      w->bell = make_bell();
+    } else if (w->thread.joinable()) {
+      w->thread.join(); // its last worker has left (vacant is its last act)
+    }
+    w->vacant = false;
+    w->retiring = false;
+    w->idle = false;
+    auto self = shared_from_this();
+    w->thread = std::thread{[self, &w = *w, fd] { self->remote_loop(w, fd); }};
+  }
+
+  // Serves the remote worker on `fd` in slot `w` until it leaves or is
+  // lost; then its tasks are retried on the others.
+  void remote_loop(worker& w, int fd) {
+    std::vector<delivery> out;
+    {
+      channel ch{fd};
+      std::string who;
+      auto why = greet(ch, who);
+      {
+        std::lock_guard<std::mutex> guard{mtx};
+        if (why.empty() && (ended() || stopping))
+          why = "the pool is not taking workers any more";
+        if (why.empty()) {
+          w.link = fd;
+          ++remote_workers;
+          joined.notify_all();
+        }
+      }
+      if (!why.empty()) {
+        if (!ch.put(refused_frame, why))
+          ch.flush(true);
+      } else if (welcome(ch)) {
+        auto stopped = feed(w, ch, out);
+        auto reason = lost(fd);
+        std::lock_guard<std::mutex> guard{mtx};
+        w.link = -1;
+        --remote_workers;
+        if (!stopped || !w.taken.empty())
+          buried(w, "worker " + who + " " + reason, false, out);
+      } else {
+        std::lock_guard<std::mutex> guard{mtx};
+        w.link = -1;
+        --remote_workers;
+      }
+    }
+    deliver(out);
+    std::lock_guard<std::mutex> guard{mtx};
+    w.vacant = true;
+  }
+
+  // Reads a joining worker's hello (within lost_after); returns why it may
+  // not join (empty if it may) and sets `who` to "PID on HOST".
+  std::string greet(channel& ch, std::string& who) {
+    auto deadline = clock::now() + opts.lost_after;
+    for (;;) {
+      if (auto f = ch.next()) {
+        std::string id;
+        std::string host;
+        std::uint32_t pid = 0;
+        if (f->kind != hello_frame || ch.get(*f, id, host, pid))
+          return "it did not greet as a worker";
+        who = std::to_string(pid) + " on " + host;
+        if (id != program_id())
+          return "it runs another program (build " + id
+                 + ") than the pool (build " + program_id()
+                 + "): tasks are code of the pool's program";
+        return {};
+      }
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - clock::now());
+      pollfd p{ch.fd(), POLLIN, 0};
+      if (left.count() <= 0
+          || ::poll(&p, 1, static_cast<int>(left.count()) + 1) == 0)
+        return "it did not greet within "
+               + std::to_string(opts.lost_after.count()) + " ms";
+      if (!ch.fill(false))
+        return "it left before greeting";
+    }
+  }
+
+  // Sends the welcome; false if the worker is gone already.
+  bool welcome(channel& ch) {
+    auto ms = static_cast<std::uint32_t>(opts.lost_after.count());
+    if (auto err = ch.put(welcome_frame, opts.initializer, ms)) {
+      auto why = "the pool's initializer cannot be sent: " + render(err);
+      ch.put(refused_frame, why);
+      ch.flush(true);
+      return false;
+    }
+    return ch.flush(true);
+  }
+
+  // Why a remote worker's connection ended, from the socket's error.
+  std::string lost(int fd) const {
+    int err = 0;
+    socklen_t len = sizeof(err);
+    ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    if (err == ETIMEDOUT)
+      return "was lost: no answer from its host for "
+             + std::to_string(opts.lost_after.count())
+             + " ms (the host is down or the link is cut)";
+    if (err != 0)
+      return std::string{"was lost: "} + std::strerror(err);
+    return "disconnected (its process or host ended)";
   }
 
   // Rings the bells of up to `n` idle feeders (under the lock).
@@ -667,6 +840,17 @@ pool_core::pool_core(options opts) : state_(std::make_shared<pool_state>()) {
   if (opts.processes == 0)
     opts.processes = static_cast<int>(
       std::max(1u, std::thread::hardware_concurrency()));
+  if (opts.threads && !opts.listen.empty())
+    throw error(errc::invalid_argument,
+                "a thread pool has no worker processes: only a process pool "
+                "accepts worker hosts");
+  if (!opts.listen.empty() && opts.key_file.empty())
+    throw error(errc::invalid_argument,
+                "a pool that accepts worker hosts needs a key_file: the key "
+                "they must prove");
+  if (opts.lost_after < std::chrono::milliseconds{100})
+    throw error(errc::invalid_argument,
+                "lost_after must be at least 100 ms");
   if (opts.threads && (opts.task_timeout || opts.max_tasks_per_child > 0))
     throw error(errc::invalid_argument,
                 "a thread cannot be stopped: thread pools have no task "
@@ -687,9 +871,40 @@ pool_core::pool_core(options opts) : state_(std::make_shared<pool_state>()) {
   auto st = state_;
   st->opts = std::move(opts);
   st->deaths = restart_intensity{st->opts.max_restarts, st->opts.restart_window};
+  if (!st->opts.listen.empty()) {
+    // Before any worker: a pool that cannot listen fails as a whole.
+    auto [host, port] = split_address(st->opts.listen);
+    st->key = load_or_make_secret(st->opts.key_file);
+    auto* raw = st.get(); // the door closes (in join) before the state goes
+    st->door = std::make_unique<listener>(
+      st->key, [raw](int fd, purpose p) { raw->arrived(fd, p); },
+      std::chrono::seconds{2}, host, port);
+  }
   std::lock_guard<std::mutex> guard{st->mtx};
   st->workers.resize(static_cast<std::size_t>(st->opts.processes));
   st->start_workers();
+}
+
+std::uint16_t pool_core::port() const noexcept {
+  return state_->door ? state_->door->port() : 0;
+}
+
+bool pool_core::wait_remote(std::size_t n,
+                            std::chrono::steady_clock::duration timeout) {
+  std::unique_lock<std::mutex> guard{state_->mtx};
+  return state_->joined.wait_for(guard, timeout, [&] {
+    return state_->remote_workers >= n;
+  });
+}
+
+std::size_t pool_core::workers() const {
+  std::lock_guard<std::mutex> guard{state_->mtx};
+  return state_->serving();
+}
+
+std::size_t pool_core::remote_workers() const {
+  std::lock_guard<std::mutex> guard{state_->mtx};
+  return state_->remote_workers;
 }
 
 pool_core::~pool_core() {
@@ -800,9 +1015,11 @@ void pool_core::join() {
   }
   state_->wake();
   // Workers stop once asked, after their current task (a feeder once its
-  // process ended); slots are not refilled any more. A pool may end on one
-  // of its own threads (a result's callback dropped it): that one is let go.
+  // process ended); slots are not refilled any more, and no host joins. A
+  // pool may end on one of its own threads (a result's callback dropped
+  // it): that one is let go.
   std::lock_guard<std::mutex> guard{state_->join_mtx};
+  state_->door.reset();
   for (auto& w : state_->workers) {
     if (!w.thread.joinable())
       continue;

@@ -39,6 +39,7 @@
 #include "serializable.hpp"
 #include "listener.hpp"
 #include "queue_hub.hpp"
+#include "worker.hpp"
 
 extern char** environ;
 
@@ -72,6 +73,11 @@ std::atomic<runtime*> special_instance{nullptr};
 // A child whose task held no handle starts its runtime when first needed.
 std::atomic<bool> lazy_child{false};
 std::once_flag lazy_start;
+
+// A worker process of another host joins the pool's node when first needed.
+std::atomic<bool> lazy_peer{false};
+runtime::remote_owner peer_owner; // set before lazy_peer
+std::once_flag peer_start;
 
 std::string current_name = "MainProcess";
 
@@ -357,6 +363,13 @@ runtime& runtime::get() {
     });
     return *special_instance.load();
   }
+  if (lazy_peer.load()) {
+    std::call_once(peer_start, [] {
+      parent_root = join(peer_owner.host, peer_owner.port, peer_owner.key,
+                         bootstrap_timeout);
+    });
+    return *special_instance.load();
+  }
   // Constructed on first use, destroyed at exit before the CAF state it
   // created (function-local statics die in reverse order of construction).
   static runtime owner{role::owner};
@@ -368,6 +381,14 @@ bool runtime::initialized() noexcept {
 }
 
 runtime::runtime(role r) : role_(r), config_(make_config()) {
+  if (role_ == role::peer && lazy_peer.load()) {
+    // Across hosts a silent peer is noticed only by heartbeats.
+    auto every = std::chrono::duration_cast<caf::timespan>(
+      peer_owner.lost_after / 4);
+    config_->set("middleman.heartbeat-interval", every);
+    config_->set("middleman.connection-timeout",
+                 caf::timespan{peer_owner.lost_after});
+  }
   runtime_started = true;
   system_ = std::make_unique<caf::actor_system>(*config_);
   root_ = system_->spawn(root_actor, this);
@@ -376,8 +397,12 @@ runtime::runtime(role r) : role_(r), config_(make_config()) {
   if (role_ != role::owner)
     return;
   key_ = make_secret();
-  listener_ = std::make_unique<listener>(key_,
-                                         [this](int fd) { accept_node(fd); });
+  listener_ = std::make_unique<listener>(key_, [this](int fd, purpose p) {
+    if (p == purpose::node)
+      accept_node(fd);
+    else
+      ::close(fd); // workers and hubs come through a pool's listener
+  });
 }
 
 void runtime::child_started(std::uint64_t token) {
@@ -679,49 +704,9 @@ caf::actor runtime::connect_node(int fd, std::chrono::milliseconds timeout) {
 
 caf::actor runtime::join(const std::string& host, std::uint16_t port,
                          const secret& key, std::chrono::milliseconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* found = nullptr;
-  auto service = std::to_string(port);
-  if (::getaddrinfo(host.c_str(), service.c_str(), &hints, &found) != 0)
-    throw error(errc::owner_unreachable, "cannot resolve " + host);
-  int fd = -1;
-  for (auto* ai = found; ai != nullptr && fd < 0; ai = ai->ai_next) {
-    // Non-blocking, so that an unresponsive host costs the deadline at most.
-    fd = ::socket(ai->ai_family,
-                  ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0)
-      continue;
-    if (::connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
-      int err = errno;
-      if (err == EINPROGRESS) {
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
-        pollfd p{fd, POLLOUT, 0};
-        socklen_t len = sizeof(err);
-        if (left.count() <= 0
-            || ::poll(&p, 1, static_cast<int>(left.count())) != 1
-            || ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
-          err = ETIMEDOUT;
-      }
-      if (err != 0) {
-        ::close(fd);
-        fd = -1;
-      }
-    }
-  }
-  ::freeaddrinfo(found);
-  if (fd < 0)
-    throw error(errc::owner_unreachable,
-                "cannot connect to " + host + ":" + service);
-  try {
-    client_handshake(fd, key, deadline);
-  } catch (...) {
-    ::close(fd);
-    throw;
-  }
+  auto fd = connect_authenticated(host, port, key, purpose::node, timeout);
+  if (lazy_peer.load())
+    watch_link(fd, peer_owner.lost_after);
   if (special_instance.load() == nullptr)
     special_instance = new runtime(role::peer);
   return special_instance.load()->connect_node(fd, timeout);
@@ -805,6 +790,19 @@ void runtime::enter_lazy_child(bool channel, const char* task,
   run_target(target);
 }
 
+void runtime::join_later(remote_owner where) {
+  peer_owner = std::move(where);
+  lazy_peer = true;
+}
+
+const runtime::remote_owner* runtime::owner_elsewhere() noexcept {
+  return lazy_peer.load() ? &peer_owner : nullptr;
+}
+
+void runtime::finish(int code) {
+  detail::finish(code);
+}
+
 bool runtime::started() noexcept {
   return runtime_started.load();
 }
@@ -828,6 +826,9 @@ void init(int argc, char** argv) {
                                  argc >= 4
                                    && std::strcmp(argv[3], "--actors-channel")
                                         == 0);
+  detail::worker_host_args worker;
+  if (detail::parse_worker_host(argc, argv, worker))
+    detail::run_worker_host(worker);
   // Before any thread of ours exists (the runtime starts on first use).
   if (!detail::runtime_started)
     detail::fork_server::start();

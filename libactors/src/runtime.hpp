@@ -167,6 +167,26 @@ public:
   static caf::actor join(const std::string& host, std::uint16_t port,
                          const secret& key, std::chrono::milliseconds timeout);
 
+  /// Where a worker process of another host finds the pool's node.
+  struct remote_owner {
+    std::string host;
+    std::uint16_t port = 0;
+    secret key{};
+    std::chrono::milliseconds lost_after{5000}; // a silent link is lost
+  };
+
+  /// Makes this worker process of another host join the pool's node when
+  /// it first needs its runtime (a task holds an actor handle), as a peer
+  /// whose connection is watched (watch_link, and CAF's heartbeats).
+  static void join_later(remote_owner where);
+
+  /// The pool's node this process joins or joined (join_later), if any.
+  static const remote_owner* owner_elsewhere() noexcept;
+
+  /// Ends this process as a child ends: flushes its output and what it
+  /// sent to its parent node, then exits with `code`.
+  [[noreturn]] static void finish(int code);
+
   /// Called when the child with `token` has received its task.
   void child_started(std::uint64_t token);
 

@@ -631,7 +631,7 @@ async_result<std::vector<R>> submit_map(pool_core& core, const Range& inputs,
                                         MakeTask make_task) {
   std::vector<P> all(std::begin(inputs), std::end(inputs));
   if (chunksize == 0)
-    chunksize = default_chunksize(all.size(), core.processes());
+    chunksize = default_chunksize(all.size(), core.workers());
   auto chunks = (all.size() + chunksize - 1) / chunksize;
   auto slot = std::make_shared<result_slot<std::vector<R>>>();
   auto collector = std::make_shared<map_collector<R>>(chunks, slot);
@@ -680,7 +680,7 @@ result_stream<R> open_stream(std::shared_ptr<pool_core> core,
     job = make_job(std::move(chunk), index, state);
     return true;
   };
-  auto window = 128 * static_cast<std::size_t>(core->processes());
+  auto window = 128 * core->workers();
   return result_stream<R>{std::move(core), std::move(pull), window, ordered};
 }
 
@@ -776,6 +776,20 @@ struct pool_options {
   /// The window of `max_restarts` (not negative).
   std::chrono::steady_clock::duration restart_window = std::chrono::seconds{10};
 
+  /// Where worker processes of other hosts join this pool, "HOST:PORT"
+  /// ("10.0.0.1:7000"; "0.0.0.0:7000" for every address of this host;
+  /// port 0: any free one, see pool::port). Empty: the pool has only its
+  /// local workers. Each joining host must run this same program, started
+  /// as `PROGRAM --actors-worker HOST:PORT --actors-key-file FILE` (see
+  /// actors::init), and prove the key in `key_file`.
+  std::string listen;
+  /// The key worker hosts must prove (32 bytes, mode 0600; created with a
+  /// fresh key if missing: copy it to the hosts). Required with `listen`.
+  std::string key_file;
+  /// A worker host silent this long (killed, powered off, its link cut) is
+  /// lost: its tasks are retried on the other workers (`retries` times).
+  std::chrono::milliseconds lost_after = std::chrono::seconds{5};
+
   /// Runs `fn(args...)` once in each worker before its first task (Python's
   /// `initializer` and `initargs`). If it throws, the pool is broken.
   template <class F, class... Args>
@@ -838,13 +852,33 @@ public:
   explicit pool(int processes = 0, pool_options opts = pool_options{})
     : pool_api(std::make_shared<detail::pool_core>(detail::pool_core::options{
       false, processes, opts.retries, std::move(opts.init), opts.maxtasksperchild,
-      opts.task_timeout, opts.max_restarts, opts.restart_window})) {
+      opts.task_timeout, opts.max_restarts, opts.restart_window,
+      std::move(opts.listen), std::move(opts.key_file), opts.lost_after})) {
     // nop
   }
 
-  /// How many worker processes the pool keeps.
+  /// How many worker processes the pool keeps on this host.
   int processes() const noexcept {
     return core_->processes();
+  }
+
+  /// The TCP port worker hosts join on (`pool_options::listen`; 0 when the
+  /// pool does not listen).
+  std::uint16_t port() const noexcept {
+    return core_->port();
+  }
+
+  /// Worker processes of other hosts serving the pool now.
+  std::size_t remote_workers() const {
+    return core_->remote_workers();
+  }
+
+  /// Waits until at least `n` worker processes of other hosts serve the
+  /// pool; false if `timeout` ran out first. Tasks need not wait for them
+  /// (they run on whoever serves), but a program that wants its work spread
+  /// may.
+  bool wait_for_remote_workers(std::size_t n, duration timeout) {
+    return core_->wait_remote(n, timeout);
   }
 
   /// Runs `fn(args...)` on a worker; the result arrives later.

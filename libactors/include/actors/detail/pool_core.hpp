@@ -62,6 +62,9 @@ public:
     int max_restarts = 10;       // more deaths than this within ...
     std::chrono::steady_clock::duration restart_window
       = std::chrono::seconds{10}; // ... this window break the pool
+    std::string listen;   // "HOST:PORT" where worker hosts join; empty: none
+    std::string key_file; // the key they prove (created if missing)
+    std::chrono::milliseconds lost_after{5000}; // a silent host is lost
   };
 
   explicit pool_core(options opts);
@@ -88,6 +91,19 @@ public:
   void join();
 
   int processes() const noexcept;
+
+  /// Workers serving now: processes() and those of other hosts.
+  std::size_t workers() const;
+
+  /// The port worker hosts join on (0 when the pool does not listen).
+  std::uint16_t port() const noexcept;
+
+  /// Waits until at least `n` workers of other hosts serve the pool; false
+  /// if `timeout` ran out first.
+  bool wait_remote(std::size_t n, std::chrono::steady_clock::duration timeout);
+
+  /// Workers of other hosts serving the pool now.
+  std::size_t remote_workers() const;
 
 private:
   std::uint64_t enqueue(job* jobs, std::size_t n);

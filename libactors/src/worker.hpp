@@ -1,0 +1,69 @@
+#pragma once
+
+// The worker side of a pool: what runs in a worker process, whether the
+// pool started it on this machine or it joined from another host.
+//
+// A local worker gets its channel (channel.hpp) from the pool at spawn. A
+// worker host (actors::init with --actors-worker HOST:PORT) starts worker
+// processes of its own, each of which connects to the pool's listener over
+// TCP, proves the run's key (auth.hpp, purpose::worker) and then speaks the
+// same frames, after a greeting:
+//   worker -> pool   hello(program id, host name, pid)
+//   pool -> worker   welcome(initializer, lost_after ms) | refused(why)
+// The program id (the executable's GNU build id) must be the pool's own:
+// tasks travel as code addresses of that program (closure.hpp).
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "actors/detail/closure.hpp"
+#include "channel.hpp"
+
+namespace actors::detail {
+
+/// The kinds of frames on a worker's channel.
+enum : std::uint8_t {
+  task_frame = 1,    ///< pool -> worker: id, closure
+  outcome_frame,     ///< worker -> pool: outcome, running time in us
+  init_failed_frame, ///< worker -> pool: what the initializer threw
+  hello_frame,       ///< remote worker -> pool: program id, host, pid
+  welcome_frame,     ///< pool -> remote worker: initializer, lost_after ms
+  refused_frame,     ///< pool -> remote worker: why it may not join
+  retire_frame,      ///< pool -> remote worker: make way for a fresh one
+};
+
+/// How a worker's service ended.
+enum class worker_end {
+  released, ///< the channel ended: the pool needs this worker no more
+  retired,  ///< the pool asked for a fresh process in its place
+  init_failed,
+};
+
+/// Runs the initializer, then the tasks the channel brings, in order, until
+/// it ends. While a task runs, `*running` (if given) is true.
+worker_end serve_tasks(channel& ch, const closure& initializer,
+                       std::atomic<bool>* running = nullptr);
+
+/// What identifies this program's code: its GNU build id (hex), or, for an
+/// executable without one, a SHA-256 of the executable file.
+const std::string& program_id();
+
+/// The worker-host role's settings, from the command line.
+struct worker_host_args {
+  std::string address;  ///< the pool's HOST:PORT
+  std::string key_file; ///< the run's key, as the pool's key_file
+  int processes = 0;    ///< worker processes on this host; 0: one per core
+  std::chrono::seconds connect_timeout{30}; ///< to reach the pool
+};
+
+/// Finds `--actors-worker` and its companions in argv: true if this process
+/// is a worker host. Exits with a message on malformed arguments.
+bool parse_worker_host(int argc, char** argv, worker_host_args& out);
+
+/// Runs the worker-host role (never returns): keeps `processes` workers
+/// joined to the pool until it lets them go, restarting those that die.
+[[noreturn]] void run_worker_host(const worker_host_args& args);
+
+} // namespace actors::detail
