@@ -209,19 +209,21 @@ void client_handshake(int fd, const secret& key,
     throw error(errc::unauthenticated, "peer does not hold the run's key");
 }
 
-int connect_authenticated(const std::string& host, std::uint16_t port,
-                          const secret& key, purpose p,
-                          std::chrono::milliseconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
+namespace {
+
+// Connects before `deadline`: the socket (non-blocking, close-on-exec), or
+// -1 with the reason in `err`.
+int tcp_connect(const std::string& host, std::uint16_t port,
+                std::chrono::steady_clock::time_point deadline, int& err) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* found = nullptr;
   auto service = std::to_string(port);
+  err = EHOSTUNREACH;
   if (::getaddrinfo(host.c_str(), service.c_str(), &hints, &found) != 0)
-    throw error(errc::owner_unreachable, "cannot resolve " + host);
+    return -1;
   int fd = -1;
-  int last = ETIMEDOUT;
   for (auto* ai = found; ai != nullptr && fd < 0; ai = ai->ai_next) {
     // Non-blocking, so that an unresponsive host costs the deadline at most.
     fd = ::socket(ai->ai_family,
@@ -229,7 +231,7 @@ int connect_authenticated(const std::string& host, std::uint16_t port,
     if (fd < 0)
       continue;
     if (::connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
-      int err = errno;
+      err = errno;
       if (err == EINPROGRESS) {
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
           deadline - std::chrono::steady_clock::now());
@@ -241,17 +243,31 @@ int connect_authenticated(const std::string& host, std::uint16_t port,
           err = ETIMEDOUT;
       }
       if (err != 0) {
-        last = err;
         ::close(fd);
         fd = -1;
       }
     }
   }
   ::freeaddrinfo(found);
+  if (fd >= 0)
+    err = 0;
+  return fd;
+}
+
+} // namespace
+
+int connect_authenticated(const std::string& host, std::uint16_t port,
+                          const secret& key, purpose p,
+                          std::chrono::milliseconds timeout, int* why) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  int err = 0;
+  auto fd = tcp_connect(host, port, deadline, err);
+  if (why)
+    *why = err;
   if (fd < 0)
-    throw error(errc::owner_unreachable, "cannot connect to " + host + ":"
-                                           + service + ": "
-                                           + std::strerror(last));
+    throw error(errc::owner_unreachable,
+                "cannot connect to " + host + ":" + std::to_string(port)
+                  + ": " + std::strerror(err));
   try {
     client_handshake(fd, key, deadline, p);
   } catch (...) {

@@ -78,10 +78,12 @@ void client_handshake(int fd, const secret& key,
 /// Connects to `host:port` (a name or address) and runs the client side of
 /// the handshake for `p` within `timeout`; returns the socket (blocking,
 /// close-on-exec). Throws `errc::owner_unreachable` when no connection
-/// could be made, `errc::unauthenticated` when the peer refused the key.
+/// could be made (its errno in `*why`, if given), `errc::unauthenticated`
+/// when the peer refused the key.
 int connect_authenticated(const std::string& host, std::uint16_t port,
                           const secret& key, purpose p,
-                          std::chrono::milliseconds timeout);
+                          std::chrono::milliseconds timeout,
+                          int* why = nullptr);
 
 /// Splits "HOST:PORT" (at the last colon; "[v6]:PORT" too); throws
 /// `errc::invalid_argument`.

@@ -128,10 +128,11 @@ void watch_while_running(int fd, std::atomic<bool>& running) {
   }}.detach();
 }
 
-// The body of one worker process of this host.
+// The body of one worker process of this host; `again` for one that takes
+// the place of another (then a pool that refuses connections has ended).
 [[noreturn]] void worker_process(const worker_host_args& args,
                                  const std::string& host, std::uint16_t port,
-                                 const secret& key) {
+                                 const secret& key, bool again) {
   auto deadline = std::chrono::steady_clock::now() + args.connect_timeout;
   int fd = -1;
   std::string last;
@@ -146,11 +147,15 @@ void watch_while_running(int fd, std::atomic<bool>& running) {
                    last.c_str());
       std::exit(exit_unreachable);
     }
+    int why = 0;
     try {
       fd = connect_authenticated(host, port, key, purpose::worker,
                                  std::min(left, std::chrono::milliseconds{
-                                                  5000}));
+                                                  5000}),
+                                 &why);
     } catch (const error& e) {
+      if (again && why == ECONNREFUSED)
+        std::exit(exit_released); // the pool has ended meanwhile
       if (e.code() == errc::unauthenticated) {
         std::fprintf(stderr, "libactors worker %d: the pool at %s refused: %s\n",
                      static_cast<int>(::getpid()), args.address.c_str(),
@@ -275,7 +280,7 @@ void run_worker_host(const worker_host_args& args) {
   sigprocmask(SIG_BLOCK, &wanted, nullptr);
   auto host = ::getpid();
   std::map<pid_t, int> workers; // pid -> slot
-  auto start = [&](int slot) {
+  auto start = [&](int slot, bool again) {
     std::fflush(nullptr);
     auto pid = ::fork();
     if (pid == 0) {
@@ -283,13 +288,13 @@ void run_worker_host(const worker_host_args& args) {
       ::prctl(PR_SET_PDEATHSIG, SIGKILL);
       if (::getppid() != host)
         ::_exit(exit_again); // the host is gone already
-      worker_process(args, where.first, where.second, key);
+      worker_process(args, where.first, where.second, key, again);
     }
     if (pid > 0)
       workers.emplace(pid, slot);
   };
   for (int slot = 0; slot < n; ++slot)
-    start(slot);
+    start(slot, false);
   restart_intensity deaths{10 * n, std::chrono::seconds{10}};
   int worst = exit_released;
   while (!workers.empty()) {
@@ -315,7 +320,7 @@ void run_worker_host(const worker_host_args& args) {
       if (code == exit_released)
         continue;
       if (code == exit_again && deaths.allow()) {
-        start(slot);
+        start(slot, true);
         continue;
       }
       if (code == exit_again)
