@@ -140,7 +140,7 @@ struct loopback_pool {
 
 } // namespace
 
-TEST_CASE("loopback: a worker host killed mid-map: its tasks move, the "
+TEST_CASE("loopback: a worker host killed mid-map, its tasks moved, the "
           "results are exact") {
   loopback_pool lp;
   auto& p = lp.pool;
@@ -175,7 +175,7 @@ TEST_CASE("loopback: a worker host killed mid-map: its tasks move, the "
   CHECK(b.wait(10s) == 0);
 }
 
-TEST_CASE("loopback: a host with another key is refused; the pool goes on") {
+TEST_CASE("loopback: a host with another key is refused, the pool goes on") {
   loopback_pool lp;
   auto& p = lp.pool;
   auto other = lp.key + "-other";
@@ -243,7 +243,7 @@ TEST_CASE("loopback: remote failures are typed: an exception, a crash, a "
   CHECK(a.wait(10s) == 0);
 }
 
-TEST_CASE("loopback: terminate ends remote tasks; hosts end with the pool") {
+TEST_CASE("loopback: terminate ends remote tasks, and hosts end with the pool") {
   auto lp = std::make_unique<loopback_pool>();
   auto& p = lp->pool;
   auto a = worker_host(p.port(), lp->key, 2);

@@ -169,6 +169,8 @@ const char* client_label(purpose p) noexcept {
       return "client/worker";
     case purpose::hub:
       return "client/hub";
+    case purpose::lock:
+      return "client/lock";
     default:
       return "client";
   }
@@ -180,6 +182,8 @@ const char* server_label(purpose p) noexcept {
       return "server/worker";
     case purpose::hub:
       return "server/hub";
+    case purpose::lock:
+      return "server/lock";
     default:
       return "server";
   }

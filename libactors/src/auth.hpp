@@ -49,10 +49,11 @@ enum class purpose : std::uint8_t {
   node,   ///< BASP: the connecting process joins as a node of the run
   worker, ///< a pool worker on another host (pool.cpp's channel protocol)
   hub,    ///< queue operations of another host (queue_hub.hpp's stream)
+  lock,   ///< lock operations of another host
 };
 
 constexpr purpose all_purposes[] = {purpose::node, purpose::worker,
-                                    purpose::hub};
+                                    purpose::hub, purpose::lock};
 
 /// The MAC labels of each side for `p` ("client" and "server" for nodes).
 const char* client_label(purpose p) noexcept;

@@ -684,8 +684,8 @@ public:
       runtime::get().accept_node(fd); // BASP, for actor handles in tasks
       return;
     }
-    if (p == purpose::hub) {
-      ::close(fd); // queues across hosts: not yet
+    if (p == purpose::hub || p == purpose::lock) {
+      ::close(fd); // queues and locks across hosts: not yet
       return;
     }
     std::lock_guard<std::mutex> guard{mtx};
