@@ -34,7 +34,8 @@ case "${1:-}" in
   demo)
     install_missing
     build
-    for demo in build/demos/s[0-9][0-9]_* build/demos/a[0-9][0-9]_*; do
+    for demo in build/demos/s[0-9][0-9]_* build/demos/a[0-9][0-9]_* \
+                build/demos/h[0-9][0-9]_*; do
       echo "=== ${demo#build/demos/}"
       "$demo"
     done

@@ -463,3 +463,29 @@ TEST_CASE("A3 typed actor: a calculator in another process answers typed request
   CHECK(lines[3] == "84 / 2 = 42");
   CHECK(lines[4] == "exit code 0");
 }
+
+TEST_CASE("H1 word count over hosts: exact counts, every host counted some") {
+  int code;
+  auto lines = run_demo("h01_word_count", &code);
+  CHECK(code == 0);
+  CHECK(contains(lines, "4 remote workers joined"));
+  CHECK(contains(lines, "total words: 800000 (expected 800000)"));
+  long sum = 0;
+  int hosts = 0;
+  for (auto& line : lines) {
+    auto at = line.rfind(": ");
+    if (line.rfind("documents counted by ", 0) == 0) {
+      auto docs = std::stol(line.substr(at + 2));
+      CHECK(docs > 0);
+      sum += docs;
+      ++hosts;
+    }
+  }
+  CHECK(hosts == 3); // this host and the two worker hosts
+  CHECK(sum == 400);
+  CHECK(std::count_if(lines.begin(), lines.end(), [](const std::string& l) {
+          return l.rfind("worker host ", 0) == 0
+                 && l.find(" exited with 0") != std::string::npos;
+        })
+        == 2);
+}
