@@ -240,7 +240,9 @@ TEST_CASE("loopback: remote failures are typed: an exception, a crash, a "
   CHECK(p.map(parent_pid, std::vector<int>{1, 2}).size() == 2);
   p.close();
   p.join();
-  CHECK(a.wait(10s) == 0);
+  auto code = a.wait(10s);
+  INFO(a.read_all(1s));
+  CHECK(code == 0);
 }
 
 TEST_CASE("loopback: terminate ends remote tasks, and hosts end with the pool") {

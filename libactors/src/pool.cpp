@@ -713,17 +713,20 @@ public:
       channel ch{fd};
       std::string who;
       auto why = greet(ch, who);
+      bool closing = false;
       {
         std::lock_guard<std::mutex> guard{mtx};
-        if (why.empty() && (ended() || stopping))
-          why = "the pool is not taking workers any more";
-        if (why.empty()) {
+        closing = why.empty() && (ended() || stopping);
+        if (why.empty() && !closing) {
           w.link = fd;
           ++remote_workers;
           joined.notify_all();
         }
       }
-      if (!why.empty()) {
+      if (closing) {
+        ch.put(closed_frame);
+        ch.flush(true);
+      } else if (!why.empty()) {
         if (!ch.put(refused_frame, why))
           ch.flush(true);
       } else if (welcome(ch)) {

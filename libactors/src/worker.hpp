@@ -10,6 +10,7 @@
 // same frames, after a greeting:
 //   worker -> pool   hello(program id, host name, pid)
 //   pool -> worker   welcome(initializer, lost_after ms) | refused(why)
+//                    | closed (the pool is stopping: the worker just ends)
 // The program id (the executable's GNU build id) must be the pool's own:
 // tasks travel as code addresses of that program (closure.hpp).
 
@@ -32,6 +33,7 @@ enum : std::uint8_t {
   welcome_frame,     ///< pool -> remote worker: initializer, lost_after ms
   refused_frame,     ///< pool -> remote worker: why it may not join
   retire_frame,      ///< pool -> remote worker: make way for a fresh one
+  closed_frame,      ///< pool -> remote worker: the pool takes no workers
 };
 
 /// How a worker's service ended.

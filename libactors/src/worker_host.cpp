@@ -154,8 +154,10 @@ void watch_while_running(int fd, std::atomic<bool>& running) {
                                                   5000}),
                                  &why);
     } catch (const error& e) {
-      if (again && why == ECONNREFUSED)
-        std::exit(exit_released); // the pool has ended meanwhile
+      // A fresh worker in place of one that served was let in before with
+      // the same key: a refusal now means the pool is closing its door.
+      if (again && (why == ECONNREFUSED || e.code() == errc::unauthenticated))
+        std::exit(exit_released);
       if (e.code() == errc::unauthenticated) {
         std::fprintf(stderr, "libactors worker %d: the pool at %s refused: %s\n",
                      static_cast<int>(::getpid()), args.address.c_str(),
@@ -182,6 +184,8 @@ void watch_while_running(int fd, std::atomic<bool>& running) {
         std::exit(exit_again); // lost before the welcome
       continue;
     }
+    if (f->kind == closed_frame)
+      std::exit(exit_released); // came too late: the pool is stopping
     if (f->kind == refused_frame) {
       std::string why;
       ch.get(*f, why);
