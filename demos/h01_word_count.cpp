@@ -37,7 +37,7 @@
 
 extern char** environ;
 
-// readme: begin hosts
+// readme: begin hosts-task
 // Counts the words of one document; also says which host counted it (the
 // worker process's parent: the owner, or a worker host's process).
 std::pair<std::map<std::string, long>, int> count_words(std::string text) {
@@ -53,7 +53,7 @@ std::pair<std::map<std::string, long>, int> count_words(std::string text) {
   }
   return {counts, static_cast<int>(::getppid())};
 }
-// readme: end hosts
+// readme: end hosts-task
 
 namespace {
 
@@ -112,12 +112,12 @@ int main(int argc, char** argv) {
   bool local_hosts = option(argc, argv, "--listen", "").empty();
   auto corpus = make_corpus(400);
 
-  // readme: begin hosts
+  // readme: begin hosts-pool
   actors::pool_options opts;
   opts.listen = listen;  // where worker hosts join
   opts.key_file = key;   // the key they must prove (made if missing)
   actors::pool pool{2, opts};
-  // readme: end hosts
+  // readme: end hosts-pool
   std::cout << "pool listening on port " << pool.port() << " with 2 local "
             << "workers" << std::endl;
   std::vector<pid_t> started;
@@ -140,7 +140,7 @@ int main(int argc, char** argv) {
   }
   std::cout << pool.remote_workers() << " remote workers joined" << std::endl;
 
-  // readme: begin hosts
+  // readme: begin hosts-map
   auto results = pool.map(count_words, corpus, 10);
   std::map<std::string, long> total;
   std::map<int, int> documents_by_host;
@@ -149,7 +149,7 @@ int main(int argc, char** argv) {
       total[word] += n;
     ++documents_by_host[host];
   }
-  // readme: end hosts
+  // readme: end hosts-map
   long words = 0;
   for (auto& [word, n] : total) {
     std::cout << word << ": " << n << "\n";
