@@ -41,6 +41,7 @@ bool channel::flush(bool block) {
         continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK)
         return true;
+      failure_ = errno;
       return false;
     }
     sent_ += static_cast<std::size_t>(n);
@@ -79,6 +80,8 @@ bool channel::fill(bool block) {
       continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
       return true;
+    if (n < 0)
+      failure_ = errno;
     if (n <= 0)
       return false;
     in_len_ += static_cast<std::size_t>(n);

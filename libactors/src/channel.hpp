@@ -112,6 +112,12 @@ public:
   /// Tells the peer that nothing more will come (it reads the end).
   void shutdown_write();
 
+  /// The error (an errno) that ended the stream, if one did: 0 while it
+  /// works and after an orderly end.
+  int failure() const noexcept {
+    return failure_;
+  }
+
 private:
   static constexpr std::size_t header_size = sizeof(std::uint32_t) + 1;
 
@@ -141,6 +147,7 @@ private:
   std::size_t in_cap_ = 0;
   std::size_t in_len_ = 0;
   std::size_t read_ = 0; // consumed by next()
+  int failure_ = 0;
 };
 
 } // namespace actors::detail

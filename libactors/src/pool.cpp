@@ -731,7 +731,7 @@ public:
           ch.flush(true);
       } else if (welcome(ch)) {
         auto stopped = feed(w, ch, out);
-        auto reason = lost(fd);
+        auto reason = lost(ch.failure());
         std::lock_guard<std::mutex> guard{mtx};
         w.link = -1;
         --remote_workers;
@@ -790,11 +790,8 @@ public:
     return ch.flush(true);
   }
 
-  // Why a remote worker's connection ended, from the socket's error.
-  std::string lost(int fd) const {
-    int err = 0;
-    socklen_t len = sizeof(err);
-    ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+  // Why a remote worker's connection ended, from its error (errno).
+  std::string lost(int err) const {
     if (err == ETIMEDOUT)
       return "was lost: no answer from its host for "
              + std::to_string(opts.lost_after.count())

@@ -211,8 +211,11 @@ void watch_while_running(int fd, std::atomic<bool>& running) {
       runtime::finish(exit_again);
     case worker_end::init_failed:
       runtime::finish(exit_refused);
-    default:
-      runtime::finish(exit_released);
+    default: {
+      // Let go (the pool shut the channel), or cut off (a socket error:
+      // the link was lost; a fresh worker tries to join again).
+      runtime::finish(ch.failure() == 0 ? exit_released : exit_again);
+    }
   }
 }
 
