@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-packages=(cmake ninja-build g++ libcaf-dev doctest-dev libssl-dev tmux)
+packages=(cmake ninja-build g++ libcaf-dev doctest-dev libssl-dev tmux iproute2)
 
 install_missing() {
   local missing=()

@@ -17,6 +17,7 @@
 
 #include "actors/all.hpp"
 #include "support/error_code.hpp"
+#include "support/netlab.hpp"
 #include "support/subprocess.hpp"
 
 #include <cmath>
@@ -274,4 +275,269 @@ TEST_CASE("loopback: bad listen settings are typed errors") {
   CHECK(code_of([&] { actors::pool p{1, opts}; })
         == actors::errc::invalid_argument);
   ::unlink(opts.key_file.c_str());
+}
+
+// -- hosts in network namespaces ----------------------------------------------
+//
+// Each case builds a lab (tests/support/netlab.hpp): the owner's host and
+// worker hosts, each a network namespace joined by its own link. The owner
+// is this test binary in helper mode "mh-owner" inside host 0; it prints
+// "port N" once its pool listens, then what it saw. The worker hosts are
+// this test binary started with --actors-worker inside hosts 1 and 2, each
+// with ACTORS_TEST_HOST naming it, which the tasks report.
+
+namespace {
+
+std::string host_label() {
+  auto* label = std::getenv("ACTORS_TEST_HOST");
+  return label ? label : "owner";
+}
+
+std::pair<long, std::string> square_on_host(int x) {
+  return {static_cast<long>(x) * x, host_label()};
+}
+
+std::pair<long, std::string> slow_square_on_host(int x) {
+  std::this_thread::sleep_for(2ms);
+  return square_on_host(x);
+}
+
+using steady = std::chrono::steady_clock;
+
+long ms_since(steady::time_point t0) {
+  return static_cast<long>(
+    std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - t0)
+      .count());
+}
+
+// Waits (bounded) until the pool has exactly `n` remote workers.
+bool remote_workers_become(actors::pool& p, std::size_t n,
+                           std::chrono::milliseconds bound) {
+  auto deadline = steady::now() + bound;
+  while (p.remote_workers() != n) {
+    if (steady::now() > deadline)
+      return false;
+    std::this_thread::sleep_for(5ms); // a measurement's resolution
+  }
+  return true;
+}
+
+// The owner of a lab case: mh-owner SCENARIO KEY_FILE.
+int lab_owner(int argc, char** argv) {
+  if (argc < 2)
+    return 2;
+  std::string scenario = argv[0];
+  actors::pool_options opts;
+  opts.listen = support::netlab::owner_address() + ":0";
+  opts.key_file = argv[1];
+  opts.lost_after = 2000ms;
+  actors::pool p{2, opts};
+  std::printf("port %u\n", static_cast<unsigned>(p.port()));
+  std::fflush(stdout);
+  auto hosts = scenario == "keyless" ? 2u : 4u;
+  if (!p.wait_for_remote_workers(hosts, 30s)) {
+    std::printf("joined only %zu\n", p.remote_workers());
+    return 3;
+  }
+  std::printf("joined %zu\n", p.remote_workers());
+  std::fflush(stdout);
+  std::map<std::string, long> by_host;
+  bool exact = true;
+  if (scenario == "map" || scenario == "keyless") {
+    std::vector<int> xs(100000);
+    for (int i = 0; i < 100000; ++i)
+      xs[i] = i;
+    auto rs = p.map(square_on_host, xs);
+    exact = rs.size() == xs.size();
+    for (std::size_t i = 0; exact && i < rs.size(); ++i) {
+      exact = rs[i].first == static_cast<long>(i) * static_cast<long>(i);
+      ++by_host[rs[i].second];
+    }
+  } else {
+    // "kill" or "cut": worker host h2 is lost in the middle of a map.
+    std::vector<int> xs(3000);
+    for (int i = 0; i < 3000; ++i)
+      xs[i] = i;
+    std::set<long> seen;
+    bool asked = false;
+    for (auto [sq, host] : p.imap_unordered(slow_square_on_host, xs)) {
+      exact = exact && seen.insert(sq).second;
+      ++by_host[host];
+      if (!asked && by_host["h2"] == 10) {
+        asked = true;
+        std::printf("lose h2 now\n");
+        std::fflush(stdout);
+        auto t0 = steady::now();
+        if (!remote_workers_become(p, 2, 15s)) {
+          std::printf("h2 not lost within 15 s\n");
+          return 4;
+        }
+        std::printf("lost h2 after %ld ms\n", ms_since(t0));
+        std::fflush(stdout);
+      }
+    }
+    for (int i = 0; exact && i < 3000; ++i)
+      exact = seen.count(static_cast<long>(i) * i) == 1;
+    exact = exact && seen.size() == 3000;
+    if (scenario == "cut") {
+      // The test restores the link: h2's host starts fresh workers, which
+      // join again.
+      std::printf("restore h2 now\n");
+      std::fflush(stdout);
+      auto t0 = steady::now();
+      if (!p.wait_for_remote_workers(4, 30s)) {
+        std::printf("h2 did not rejoin within 30 s\n");
+        return 5;
+      }
+      std::printf("h2 rejoined after %ld ms\n", ms_since(t0));
+    }
+  }
+  for (auto& [host, n] : by_host)
+    std::printf("host %s %ld\n", host.c_str(), n);
+  std::printf("exact %d\n", exact ? 1 : 0);
+  p.close();
+  p.join();
+  std::printf("done\n");
+  return 0;
+}
+
+support::helper_mode lab_owner_mode{"mh-owner", lab_owner};
+
+// A lab of three hosts, its owner running `scenario`, and its worker hosts
+// h1 and h2 (h2 with `h2_key`, if given, instead of the pool's key).
+struct lab_run {
+  support::netlab lab{3};
+  std::string key = fresh_key_file();
+  support::subprocess owner;
+  std::vector<support::subprocess> hosts;
+  std::map<std::string, long> by_host;
+  std::vector<std::string> said; // the owner's lines
+
+  explicit lab_run(const std::string& scenario, std::string h2_key = {})
+    : owner(lab.helper(0, "mh-owner", {scenario, key}, {}, true)) {
+    auto port = next("port ");
+    REQUIRE(!port.empty());
+    auto address = support::netlab::owner_address() + ":" + port;
+    for (int h = 1; h <= 2; ++h) {
+      auto k = h == 2 && !h2_key.empty() ? h2_key : key;
+      hosts.push_back(lab.run(h, self_exe(),
+                              {"--actors-worker", address,
+                               "--actors-key-file", k, "--actors-processes",
+                               "2"},
+                              {"ACTORS_TEST_HOST=h" + std::to_string(h)},
+                              true));
+    }
+  }
+
+  ~lab_run() {
+    ::unlink(key.c_str());
+  }
+
+  // The rest of the owner's next line starting with `prefix` (empty if it
+  // ended or said nothing such within 60 s).
+  std::string next(const std::string& prefix) {
+    while (auto line = owner.read_line(60s)) {
+      said.push_back(*line);
+      if (line->rfind(prefix, 0) == 0)
+        return line->substr(prefix.size());
+      if (line->rfind("host ", 0) == 0) {
+        auto space = line->rfind(' ');
+        by_host[line->substr(5, space - 5)] = std::stol(line->substr(space));
+      }
+    }
+    return {};
+  }
+
+  std::string transcript() const {
+    std::string all;
+    for (auto& line : said)
+      all += line + "\n";
+    return all;
+  }
+};
+
+} // namespace
+
+TEST_CASE("netns: a map of 100k tasks over three hosts is exact, and every "
+          "host did some of it") {
+  support::netlab::skip_if_unavailable();
+  lab_run run{"map"};
+  CHECK(run.next("joined ") == "4");
+  CHECK(run.next("exact ") == "1");
+  INFO(run.transcript());
+  CHECK(run.by_host["owner"] > 0);
+  CHECK(run.by_host["h1"] > 0);
+  CHECK(run.by_host["h2"] > 0);
+  CHECK(run.by_host["owner"] + run.by_host["h1"] + run.by_host["h2"]
+        == 100000);
+  CHECK(run.next("done").empty());
+  CHECK(run.owner.wait(20s) == 0);
+  for (auto& h : run.hosts)
+    CHECK(h.wait(20s) == 0);
+}
+
+TEST_CASE("netns: a worker host killed mid-map, its tasks moved, the results "
+          "exact") {
+  support::netlab::skip_if_unavailable();
+  lab_run run{"kill"};
+  REQUIRE(run.next("joined ") == "4");
+  REQUIRE(run.next("lose h2 now").empty());
+  run.lab.kill_host(2);
+  auto lost = run.next("lost h2 after ");
+  INFO(run.transcript());
+  REQUIRE(!lost.empty());
+  MESSAGE("a killed host was noticed after " << lost);
+  CHECK(run.next("exact ") == "1");
+  CHECK(run.by_host["h1"] > 0);
+  CHECK(run.by_host["h2"] >= 10);
+  CHECK(run.owner.wait(20s) == 0);
+  CHECK(run.hosts[0].wait(20s) == 0);
+}
+
+TEST_CASE("netns: a worker host whose link is cut is lost within lost_after, "
+          "and joins again once the link is back") {
+  support::netlab::skip_if_unavailable();
+  lab_run run{"cut"};
+  REQUIRE(run.next("joined ") == "4");
+  REQUIRE(run.next("lose h2 now").empty());
+  auto t0 = steady::now();
+  run.lab.cut(2);
+  auto lost = run.next("lost h2 after ");
+  auto seen_after = ms_since(t0);
+  INFO(run.transcript());
+  REQUIRE(!lost.empty());
+  MESSAGE("a cut link was noticed " << seen_after
+                                    << " ms after the cut (lost_after 2000 ms)");
+  // lost_after, plus a keepalive probe's interval (1 s) and scheduling.
+  CHECK(seen_after < 2000 + 1000 + 500);
+  CHECK(run.next("restore h2 now").empty());
+  run.lab.restore(2);
+  CHECK(!run.next("h2 rejoined after ").empty());
+  CHECK(run.next("exact ") == "1");
+  CHECK(run.owner.wait(20s) == 0);
+  for (auto& h : run.hosts)
+    CHECK(h.wait(30s) == 0);
+}
+
+TEST_CASE("netns: a host without the key is refused, the others serve") {
+  support::netlab::skip_if_unavailable();
+  auto wrong = fresh_key_file() + "-wrong";
+  ::unlink(wrong.c_str());
+  {
+    std::ofstream out{wrong, std::ios::binary};
+    out << std::string(32, 'k');
+  }
+  ::chmod(wrong.c_str(), 0600);
+  lab_run run{"keyless", wrong};
+  CHECK(run.hosts[1].wait(30s) == 2);
+  auto said = run.hosts[1].read_all(5s);
+  CHECK(said.find("refused") != std::string::npos);
+  CHECK(run.next("joined ") == "2");
+  CHECK(run.next("exact ") == "1");
+  INFO(run.transcript());
+  CHECK(run.by_host["h1"] > 0);
+  CHECK(run.by_host.count("h2") == 0);
+  CHECK(run.owner.wait(20s) == 0);
+  CHECK(run.hosts[0].wait(20s) == 0);
+  ::unlink(wrong.c_str());
 }

@@ -4,7 +4,9 @@
 // helper roles of the test binary itself (peers, intruders, owners to kill).
 // It is deliberately not actors::process: the tests must observe libactors
 // from the outside too. The destructor kills and reaps, so no process
-// outlives its test.
+// outlives its test. It can start the child in a network namespace (the
+// netlab's simulated hosts), in a process group of its own and with extra
+// environment variables.
 
 #include <chrono>
 #include <optional>
@@ -17,15 +19,42 @@ namespace support {
 
 class subprocess {
 public:
+  /// How to start the child, beyond its program and arguments.
+  struct options {
+    /// Its stderr goes into the captured stream too, else it is inherited.
+    bool with_stderr = false;
+    /// The network namespace to start it in, a name of /run/netns (as
+    /// given to `ip netns add`); empty: this process's own. A short-lived
+    /// thread joins the namespace and spawns from there, so the child is
+    /// born in it and this process's other threads stay where they are.
+    std::string netns;
+    /// Environment entries "NAME=value" added to the inherited ones,
+    /// replacing any of the same name.
+    std::vector<std::string> env;
+    /// Makes the child the leader of a new process group; the destructor
+    /// then kills that whole group (its descendants too, unless they left
+    /// it), as long as the child is not yet reaped.
+    bool own_group = false;
+  };
+
   /// Starts `path` with `args`; its stdout is captured, and its stderr too
   /// (into the same stream) with `with_stderr`, else inherited.
   subprocess(const std::string& path, const std::vector<std::string>& args,
              bool with_stderr = false);
 
+  /// Starts `path` with `args` as `opts` say; its stdout is captured.
+  subprocess(const std::string& path, const std::vector<std::string>& args,
+             const options& opts);
+
   /// Starts this test binary in helper mode `mode` (see helper_mode).
   static subprocess helper(const std::string& mode,
                            const std::vector<std::string>& args = {},
                            bool with_stderr = false);
+
+  /// Starts this test binary in helper mode `mode` as `opts` say.
+  static subprocess helper(const std::string& mode,
+                           const std::vector<std::string>& args,
+                           const options& opts);
 
   subprocess(subprocess&&) noexcept;
   subprocess(const subprocess&) = delete;
@@ -44,11 +73,13 @@ public:
   /// Waits for the exit; returns the exit code (or -signal), or nothing.
   std::optional<int> wait(std::chrono::milliseconds timeout);
 
+  /// Sends `signo` to the child (not to its group), unless it is reaped.
   void kill(int signo);
 
 private:
   pid_t pid_ = -1;
   int out_ = -1;
+  bool own_group_ = false;
   std::string buffer_;
   std::optional<int> status_;
 };

@@ -16,6 +16,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <spawn.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -35,6 +36,7 @@ struct watchdog_state {
   bool armed = false;
   std::chrono::steady_clock::time_point deadline;
   std::string what;
+  std::vector<void (*)()> exit_hooks;
   std::thread thread;
 };
 
@@ -53,6 +55,8 @@ watchdog_state& watchdog() {
           std::fprintf(stderr, "\nWATCHDOG: '%s' hung; aborting the test run\n",
                        s->what.c_str());
           std::fflush(stderr);
+          for (auto hook : s->exit_hooks)
+            hook();
           ::_exit(124);
         }
       }
@@ -81,32 +85,126 @@ void disarm_watchdog() {
   s.cv.notify_all();
 }
 
+void at_watchdog_exit(void (*fn)()) {
+  auto& s = watchdog();
+  std::lock_guard<std::mutex> guard{s.mtx};
+  s.exit_hooks.push_back(fn);
+}
+
 // -- subprocess ---------------------------------------------------------------
+
+namespace {
+
+// This environment with `extra` ("NAME=value") added, replacing entries of
+// the same name.
+std::vector<std::string>
+environment_with(const std::vector<std::string>& extra) {
+  auto name_of = [](const std::string& entry) {
+    return entry.substr(0, entry.find('='));
+  };
+  std::vector<std::string> result;
+  for (auto** e = environ; *e; ++e) {
+    std::string entry{*e};
+    bool replaced = false;
+    for (auto& x : extra)
+      replaced |= name_of(x) == name_of(entry);
+    if (!replaced)
+      result.push_back(std::move(entry));
+  }
+  result.insert(result.end(), extra.begin(), extra.end());
+  return result;
+}
+
+std::vector<char*> pointers(std::vector<std::string>& strings) {
+  std::vector<char*> result;
+  for (auto& s : strings)
+    result.push_back(s.data());
+  result.push_back(nullptr);
+  return result;
+}
+
+std::string self_path() {
+  char self[4096];
+  auto n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
+  self[n > 0 ? n : 0] = '\0';
+  return self;
+}
+
+} // namespace
+
+subprocess::subprocess(const std::string& path,
+                       const std::vector<std::string>& args, bool with_stderr)
+  : subprocess(path, args, [with_stderr] {
+      options opts;
+      opts.with_stderr = with_stderr;
+      return opts;
+    }()) {
+}
 
 subprocess::subprocess(const std::string& path,
                        const std::vector<std::string>& args,
-                       bool with_stderr) {
+                       const options& opts)
+  : own_group_(opts.own_group) {
+  int ns = -1;
+  if (!opts.netns.empty()) {
+    auto file = "/run/netns/" + opts.netns;
+    ns = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (ns < 0)
+      throw std::runtime_error("cannot open " + file + ": "
+                               + std::strerror(errno));
+  }
   int out[2];
-  if (::pipe2(out, O_CLOEXEC) != 0)
+  if (::pipe2(out, O_CLOEXEC) != 0) {
+    if (ns >= 0)
+      ::close(ns);
     throw std::runtime_error("pipe2 failed");
+  }
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, out[1], 1);
-  if (with_stderr)
+  if (opts.with_stderr)
     posix_spawn_file_actions_adddup2(&actions, out[1], 2);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  if (opts.own_group) {
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+    posix_spawnattr_setpgroup(&attr, 0);
+  }
   std::vector<std::string> all{path};
   all.insert(all.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : all)
-    argv.push_back(a.data());
-  argv.push_back(nullptr);
-  auto rc = ::posix_spawn(&pid_, path.c_str(), &actions, nullptr, argv.data(),
-                          environ);
+  auto argv = pointers(all);
+  auto env = opts.env.empty() ? std::vector<std::string>{}
+                              : environment_with(opts.env);
+  auto envp = opts.env.empty() ? std::vector<char*>{} : pointers(env);
+  auto spawn = [&] {
+    return ::posix_spawn(&pid_, path.c_str(), &actions, &attr, argv.data(),
+                         opts.env.empty() ? environ : envp.data());
+  };
+  int rc = 0;
+  std::string failed = "cannot start " + path;
+  if (ns < 0) {
+    rc = spawn();
+  } else {
+    // setns moves only the calling thread: a thread of its own joins the
+    // namespace, and the child, cloned from that thread, starts in it.
+    std::thread joiner{[&] {
+      if (::setns(ns, CLONE_NEWNET) != 0) {
+        rc = errno;
+        failed = "cannot join network namespace " + opts.netns;
+        return;
+      }
+      rc = spawn();
+    }};
+    joiner.join();
+    ::close(ns);
+  }
+  posix_spawnattr_destroy(&attr);
   posix_spawn_file_actions_destroy(&actions);
   ::close(out[1]);
   if (rc != 0) {
     ::close(out[0]);
-    throw std::runtime_error("cannot start " + path + ": " + std::strerror(rc));
+    pid_ = -1;
+    throw std::runtime_error(failed + ": " + std::strerror(rc));
   }
   out_ = out[0];
 }
@@ -114,24 +212,30 @@ subprocess::subprocess(const std::string& path,
 subprocess subprocess::helper(const std::string& mode,
                               const std::vector<std::string>& args,
                               bool with_stderr) {
+  options opts;
+  opts.with_stderr = with_stderr;
+  return helper(mode, args, opts);
+}
+
+subprocess subprocess::helper(const std::string& mode,
+                              const std::vector<std::string>& args,
+                              const options& opts) {
   std::vector<std::string> all{"--mode", mode};
   all.insert(all.end(), args.begin(), args.end());
-  char self[4096];
-  auto n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
-  self[n > 0 ? n : 0] = '\0';
-  return subprocess{self, all, with_stderr};
+  return subprocess{self_path(), all, opts};
 }
 
 subprocess::subprocess(subprocess&& other) noexcept
-  : pid_(other.pid_), out_(other.out_), buffer_(std::move(other.buffer_)),
-    status_(other.status_) {
+  : pid_(other.pid_), out_(other.out_), own_group_(other.own_group_),
+    buffer_(std::move(other.buffer_)), status_(other.status_) {
   other.pid_ = -1;
   other.out_ = -1;
 }
 
 subprocess::~subprocess() {
   if (pid_ > 0 && !status_) {
-    ::kill(pid_, SIGKILL);
+    // The group is still ours: its leader, unreaped, keeps its id taken.
+    ::kill(own_group_ ? -pid_ : pid_, SIGKILL);
     int status;
     ::waitpid(pid_, &status, 0);
   }

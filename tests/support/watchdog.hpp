@@ -17,4 +17,9 @@ void arm_watchdog(std::chrono::seconds limit, std::string what);
 /// Disarms it.
 void disarm_watchdog();
 
+/// Has `fn` run, on the watchdog's thread, before the watchdog ends the
+/// process: for what must not outlive the run (the netlab's namespaces).
+/// Hooks run in the order added and must return within seconds.
+void at_watchdog_exit(void (*fn)());
+
 } // namespace support
