@@ -73,13 +73,14 @@ def run(cmd, results, notes, optional=False):
     try:
         out = subprocess.run(cmd, check=True, capture_output=True,
                              text=True, timeout=600).stdout
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
+    except (subprocess.SubprocessError, OSError) as e:
         if not optional:
             raise
-        err = e.stderr if isinstance(e.stderr, str) else ""
-        notes.append(f"{os.path.basename(cmd[-1])} failed ({e}): "
-                     f"{err.strip()[-300:]}")
-        out = e.stdout if isinstance(e.stdout, str) else ""
+        err, out = getattr(e, "stderr", None), getattr(e, "stdout", None)
+        err = err.strip()[-300:] if isinstance(err, str) else ""
+        notes.append(f"{os.path.basename(cmd[-1])} failed ({e})"
+                     + (f": {err}" if err else ""))
+        out = out if isinstance(out, str) else ""
     for line in out.splitlines():
         if NOTE.match(line) and line not in notes:
             notes.append(line)
