@@ -2,7 +2,7 @@
 """Runs every benchmark beside its Python peer and prints the ratios.
 
 Usage: python3 bench/run.py [--quick] [--rounds N] [--build DIR]
-                            [--markdown FILE]
+                            [--markdown FILE] [--only NAME]...
 
 Each C++ program under bench/ prints lines "libactors WORKLOAD: VALUE UNIT"
 and its peer under bench/peers/ the same workloads as "python WORKLOAD: VALUE
@@ -13,6 +13,14 @@ memory; below 1: worse).
 bench_limits measures the physical limits in the same rounds (bench_actors
 adds the same work by a CAF actor in one process), and each libactors figure
 bounded by one is also printed as a fraction of it (1: at the limit).
+A workload without a Python peer (a lost host's detection: Python has no
+such mechanism) is printed with "-" for Python.
+Lines "... note: ..." and "... skipped: ..." are printed once after the
+tables. bench_hosts (hosts.py) needs root and network namespaces; without
+them both print "skipped", and a failure of that pair is reported without
+ending the run.
+--only NAME runs only the pairs whose program or peer contains NAME
+("--only hosts"; bench_limits runs anyway).
 Processes are not pinned: the scheduler places them.
 --quick runs one round (CI runs it to keep the benchmarks working; it
 asserts nothing, the machines are noisy). --markdown also writes the results
@@ -36,7 +44,13 @@ PAIRS = [
     ("bench_pool", "pool.py"),
     ("bench_threads_locks", "threads_locks.py"),
     ("bench_actors", "actors.py"),
+    ("bench_hosts", "hosts.py"),
 ]
+
+# Pairs whose failure is reported without ending the run (they need root
+# and network namespaces, which a machine may not give).
+OPTIONAL = {"bench_hosts"}
+NOTE = re.compile(r"^(libactors|python) (?:\S+ )?(?:note|skipped): ")
 
 LINE = re.compile(
     r"^(libactors|python|limit) (.+?): (?:median )?([0-9.]+) ?([^\s,]+)")
@@ -55,10 +69,21 @@ LIMITS = {
 }
 
 
-def run(cmd, results):
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True,
-                         timeout=600).stdout
+def run(cmd, results, notes, optional=False):
+    try:
+        out = subprocess.run(cmd, check=True, capture_output=True,
+                             text=True, timeout=600).stdout
+    except (subprocess.SubprocessError, OSError) as e:
+        if not optional:
+            raise
+        err, out = getattr(e, "stderr", None), getattr(e, "stdout", None)
+        err = err.strip()[-300:] if isinstance(err, str) else ""
+        notes.append(f"{os.path.basename(cmd[-1])} failed ({e})"
+                     + (f": {err}" if err else ""))
+        out = out if isinstance(out, str) else ""
     for line in out.splitlines():
+        if NOTE.match(line) and line not in notes:
+            notes.append(line)
         m = LINE.match(line)
         if m:
             impl, workload, value, unit = m.groups()
@@ -95,6 +120,10 @@ def markdown(path, rows, fractions, rounds):
         f.write("| workload | unit | libactors | Python | libactors vs Python |\n")
         f.write("|---|---|---|---|---|\n")
         for workload, unit, ours, theirs, ratio in rows:
+            if ratio is None:
+                f.write(f"| {workload} | {unit} | {ours} | - | "
+                        f"no Python peer |\n")
+                continue
             verdict = "better" if ratio >= 1 else "worse"
             f.write(f"| {workload} | {unit} | {ours} | {theirs} | "
                     f"{ratio:.3g}x {verdict} |\n")
@@ -110,21 +139,34 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--build", default=os.path.join(HERE, "..", "build"))
     parser.add_argument("--markdown", metavar="FILE")
+    parser.add_argument("--only", metavar="NAME", action="append")
     args = parser.parse_args()
     rounds = 1 if args.quick else args.rounds
-    results = {}
+    pairs = [(program, peer) for program, peer in PAIRS
+             if not args.only
+             or any(n in program or n in peer for n in args.only)]
+    results, notes = {}, []
     for r in range(rounds):
-        run([os.path.join(args.build, "bench", "bench_limits")], results)
-        for program, peer in PAIRS:
+        run([os.path.join(args.build, "bench", "bench_limits")], results,
+            notes)
+        for program, peer in pairs:
             print(f"round {r + 1}/{rounds}: {program}, then {peer}",
                   file=sys.stderr)
-            run([os.path.join(args.build, "bench", program)], results)
-            run([sys.executable, os.path.join(HERE, "peers", peer)], results)
+            optional = program in OPTIONAL
+            run([os.path.join(args.build, "bench", program)], results, notes,
+                optional)
+            run([sys.executable, os.path.join(HERE, "peers", peer)], results,
+                notes, optional)
     print(f"{'workload':40} {'unit':18} {'libactors':22} {'python':22} "
           f"libactors/python")
     rows, fractions = [], []
     for (workload, unit), by in results.items():
         ours, theirs = by.get("libactors"), by.get("python")
+        if ours and not theirs:
+            rows.append((workload, unit, spread(ours), "-", None))
+            print(f"{workload:40} {unit:18} {spread(ours):22} {'-':22} "
+                  f"no Python peer")
+            continue
         if not ours or not theirs:
             continue
         a, b = statistics.median(ours), statistics.median(theirs)
@@ -145,6 +187,10 @@ def main():
                           LIMITS[workload] + " " + short(b), fraction))
         print(f"{workload:40} {unit:18} {spread(by['libactors']):22} "
               f"{LIMITS[workload] + ' ' + short(b):44} {fraction:.3g}")
+    if notes:
+        print()
+        for note in notes:
+            print(note)
     if args.markdown:
         markdown(args.markdown, rows, fractions, rounds)
 
