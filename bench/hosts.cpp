@@ -436,10 +436,9 @@ void measure(const std::string& prefix, const std::string& key,
   // keepalive probes on the link) or during a map (tasks in flight), or
   // the host killed. Timed until the pool has dropped both its workers.
   const auto rest = all_remote - host_workers;
-  // After a cut the host's workers find their connections ended while
-  // they wait for a task (a 1 ms task is long done by then), take that
-  // for the pool's release and end (exit 0), and their host with them: a
-  // fresh host takes its place.
+  // After a cut the host's workers find their connections failed, and
+  // their host starts fresh ones, which join again once the link is back;
+  // a host that has ended meanwhile is started afresh.
   auto rejoin = [&](int h) {
     auto deadline = clock_type::now() + 30s;
     while (spread.remote_workers() < all_remote
