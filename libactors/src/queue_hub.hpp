@@ -30,6 +30,30 @@
 // connection ends with an item in flight that the area does not cover, the
 // item goes back to the front of its queue; any frame after the item means
 // it was taken (a thread sends nothing while it waits for its answer).
+//
+// Other hosts. The socket and the area are local to one machine (and one
+// network namespace). A process on another host (a pool's worker host)
+// reaches the hub over a stream instead: serve_stream() takes a connected
+// socket that the caller has authenticated already (the run's handshake),
+// and the client sends the same request frames on it, no hello, no area;
+// answers come back on it as for a local client. Such a client is set up
+// by set_remote_hub(): in a process that has a connector, every operation
+// on a queue that another process owns goes through the calling thread's
+// stream to the owner's node. The stream's first frame may name the
+// client's node (`peer`): when_drained() then waits for the streams of a
+// node as it waits for the local connections of a process. A stream
+// getter acknowledges an item with a `taken` frame, sent as soon as the
+// item has arrived (get returns after that send, without waiting for an
+// answer); an item whose connection ends before its `taken` (or any later
+// frame) goes back to the front of its queue. So across hosts, delivery
+// to a getter whose host dies is at least once: its `taken` may have been
+// sent but lost with the host, and the item is handed out again; nothing
+// is lost. A process that dies (its host stays) still sends what it sent,
+// so it takes nothing it did not acknowledge and gets nothing twice. Both
+// ends of a TCP stream use keepalives and a user timeout (about 30 s), so
+// a host that vanishes without closing ends its streams: the hub requeues
+// and forgets what the host's clients held, and their waiting calls fail
+// with errc::owner_unreachable.
 
 #include <cstdint>
 #include <atomic>
@@ -41,9 +65,12 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <vector>
 
 #include <sys/epoll.h>
 #include <sys/types.h>
+
+#include <caf/node_id.hpp>
 
 #include "actors/detail/queue_ref.hpp"
 #include "channel.hpp"
@@ -64,6 +91,8 @@ constexpr std::uint8_t done = 8;  // req, qid
 constexpr std::uint8_t close = 9; // req, qid
 constexpr std::uint8_t size = 10; // req, qid -> stats
 constexpr std::uint8_t sync = 11; // req: everything sent before is done
+constexpr std::uint8_t taken = 12; // seq: a stream client has the item
+constexpr std::uint8_t peer = 13;  // node: first on a stream, optional
 // hub -> client
 constexpr std::uint8_t ok = 20;     // req, flag
 constexpr std::uint8_t item = 21;   // req, seq, item
@@ -119,9 +148,18 @@ public:
   /// The queue served under `id`, if any.
   std::shared_ptr<queue_core> find(std::uint64_t id);
 
-  /// Runs `fn` once the hub has read everything process `pid` sent, that
-  /// is, once no connection from it is open (at once if none is).
-  void when_drained(pid_t pid, std::function<void()> fn);
+  /// Serves the requests that arrive on `fd`, a connected stream socket
+  /// (TCP from another host) whose peer the caller has authenticated
+  /// already; the hub owns `fd` from now on (closes it at once if the hub
+  /// has stopped). Callable from any thread. See the top of this file.
+  void serve_stream(int fd);
+
+  /// Runs `fn` once the hub has read everything node `node` sent, that is,
+  /// once no connection from it is open (at once if none is): no local
+  /// connection from its process if it runs on this host, no stream that
+  /// named it (`peer`). A stream that has not named its node counts for
+  /// none (a remote pid means nothing here).
+  void when_drained(const caf::node_id& node, std::function<void()> fn);
 
   /// Reads and lands everything that is in the hub's sockets now: a put
   /// another process has returned from is then in its queue. For answers
@@ -143,6 +181,11 @@ private:
   bool serve(const std::shared_ptr<conn>& c, const channel::frame& f);
   // Reads what `c` has sent and serves it; false if `c` was dropped.
   bool read_from(const std::shared_ptr<conn>& c);
+  // read_from() for a stream: what has arrived, frame by frame.
+  bool read_stream(const std::shared_ptr<conn>& c);
+  // Reads the streams that have not sent a frame yet (one may be about to
+  // name its node: see when_drained).
+  void read_fresh_streams();
   // Serves what `c` has written into its ring; false if it broke the
   // protocol (the caller drops it).
   bool pull(const std::shared_ptr<conn>& c);
@@ -166,10 +209,17 @@ private:
   int epoll_fd_ = -1;
   int wake_fd_ = -1;
 
-  std::mutex mtx_; // cores_, drained_, stop_
+  std::mutex mtx_; // cores_, drained_, stop_, streams_, open_, open_nodes_
   std::unordered_map<std::uint64_t, std::shared_ptr<queue_core>> cores_;
-  std::multimap<pid_t, std::function<void()>> drained_;
+  struct drain_wait {
+    pid_t pid; // of a process on this host, or 0
+    caf::node_id node;
+    std::function<void()> fn;
+  };
+  std::vector<drain_wait> drained_;
   bool stop_ = false;
+  // Streams handed over by serve_stream, not yet served by the hub.
+  std::vector<int> streams_;
 
   // Whoever serves the connections holds reader_: the hub's thread, or a
   // waiting thread in poll_once or drain.
@@ -188,11 +238,37 @@ private:
   bool reading_all_ = false;
   std::thread thread_;
 
-  // Open connections per peer process (read by when_drained).
+  // Open connections per peer process and streams per peer node (read by
+  // when_drained).
   std::map<pid_t, int> open_;
+  std::map<caf::node_id, int> open_nodes_;
+  // Where read_stream puts what it reads (guarded by reader_).
+  std::unique_ptr<char[]> scratch_;
 };
 
-/// This thread's connection to the hub a queue handle names.
+/// Connects to the hub of a queue's owner on another host: returns a
+/// connected stream socket, authenticated with the run's key, that the
+/// owner hands to its hub's serve_stream(); or -1 if `owner` runs on this
+/// host (and network namespace), whose hub the abstract socket reaches;
+/// or throws actors::error (errc::owner_unreachable, saying why).
+using hub_connector = std::function<int(const caf::node_id& owner)>;
+
+/// Makes this process a client of remote hubs: from now on every operation
+/// on a queue that this process does not own (pipe ends included) goes
+/// through a stream to the owner's node, one per calling thread and node,
+/// made by `connect` on first use (and again after one ended). For a
+/// process on a worker host. An empty `connect` returns to the local path
+/// for connections made later. A call waiting on a stream that ends fails
+/// with errc::owner_unreachable, saying what happened; calls keep their
+/// timeouts. Thread-safe; `connect` is called without a lock held, from
+/// the thread that needs the connection.
+void set_remote_hub(hub_connector connect);
+
+/// Whether set_remote_hub() installed a connector.
+bool remote_hub_set() noexcept;
+
+/// This thread's connection to the hub a queue handle names: local (a
+/// socket and a shared ring) or a stream (see set_remote_hub).
 class hub_client {
 public:
   using duration = std::chrono::steady_clock::duration;
@@ -203,8 +279,17 @@ public:
   static hub_client& of(const std::string& address, std::uint64_t key0,
                         std::uint64_t key1);
 
+  /// The calling thread's stream to the hub of node `owner`, made by the
+  /// connector of set_remote_hub() on first use; null if the connector
+  /// says that `owner` is on this host (then use of()). Throws what the
+  /// connector throws.
+  static hub_client* over_stream(const caf::node_id& owner);
+
   /// The calling thread's connection to `address` if it has one.
   static hub_client* existing(const std::string& address);
+
+  /// The calling thread's stream to `owner` if it has one.
+  static hub_client* existing(const caf::node_id& owner);
 
   /// A put that is not answered; fails once the hub has said that the
   /// queue is closed (it says so in answer to a put that found it closed;
@@ -232,21 +317,28 @@ public:
 
 private:
   hub_client(int fd, std::string address);
+  hub_client(int fd, const caf::node_id& owner);
   q_outcome await(std::uint64_t req, std::int64_t ns);
   // Moves the serialized output into the ring (waiting for room if needed)
-  // and rings the doorbell if the hub asked for it.
+  // and rings the doorbell if the hub asked for it; on a stream, writes it.
   void send();
+  // Reads what has arrived (waiting for something if `block`); a stream's
+  // end throws, naming what happened.
+  void fill(bool block);
   void wait_for_room();
   void ring_doorbell();
   // Reads whatever is there; returns false at the end of the stream.
   bool absorb(const channel::frame& f, std::uint64_t req,
               std::optional<q_outcome>& result);
-  [[noreturn]] void broken(const char* what);
+  // Forgets this connection and throws: errc::timeout for "timeout", else
+  // errc::owner_unreachable (on a stream, with `err` or the end as reason).
+  [[noreturn]] void broken(const char* what, int err = 0);
   static std::string render(const caf::error& err);
 
   channel ch_;
   int area_fd_ = -1;
-  shared_area* area_ = nullptr;
+  shared_area* area_ = nullptr; // null: a stream
+  caf::node_id owner_;          // a stream's
   std::uint64_t head_ = 0; // what this side wrote into the ring
   std::string address_;
   std::uint64_t next_req_ = 1;
