@@ -1029,3 +1029,51 @@ TEST_CASE("over a stream: the connector's refusal is the call's error, and "
   REQUIRE(local.join(10s));
   CHECK(local.exitcode() == 0);
 }
+
+TEST_CASE("over a stream: when_drained waits for the streams that named a "
+          "node, and for no pid of another host") {
+  namespace d = actors::detail;
+  support::stream_door door;
+  auto& hub = d::runtime::get().hub();
+  // A child of this host waits in get: its local connection stays open.
+  actors::queue<int> hold{actors::unbounded};
+  actors::process local{consume_forever, hold};
+  local.start();
+  REQUIRE(queue_reaches(hold, [](auto s) { return s.getters == 1; }));
+  // A node of another host whose process has that child's pid.
+  caf::node_id::default_data::host_id_type elsewhere;
+  elsewhere.fill(0x5a);
+  auto remote = caf::make_node_id(static_cast<std::uint32_t>(*local.pid()),
+                                  elsewhere);
+  std::atomic<bool> first{false};
+  hub.when_drained(remote, [&] { first = true; });
+  CHECK(support::eventually([&] { return first.load(); }, 10s));
+  // A stream that names that node: its end comes after what it sent.
+  actors::queue<int> q{actors::unbounded};
+  d::channel ch{support::dial(door.port())};
+  REQUIRE(ch.fd() >= 0);
+  REQUIRE_FALSE(ch.put(hub_frame::peer, remote));
+  std::uint64_t req = 1;
+  REQUIRE_FALSE(ch.put(hub_frame::sync, req));
+  REQUIRE(ch.flush(true));
+  REQUIRE(next_kind(ch) == hub_frame::ok); // the name was read
+  std::uint64_t qid = q.ref().actor()->id();
+  std::atomic<long> landed{-1};
+  hub.when_drained(remote, [&] {
+    landed = static_cast<long>(hub.find(qid)->snapshot().size);
+  });
+  // An absence, so a bounded look: the stream is open.
+  CHECK_FALSE(
+    support::eventually([&] { return landed.load() >= 0; }, 300ms));
+  for (int i = 0; i < 1000; ++i) {
+    auto item = d::value::make(i);
+    REQUIRE_FALSE(ch.put(hub_frame::put_buffered, qid, item));
+  }
+  REQUIRE(ch.flush(true));
+  ch.shutdown_write();
+  REQUIRE(support::eventually([&] { return landed.load() >= 0; }, 10s));
+  // Everything it sent had landed when its end was reported.
+  CHECK(landed.load() == 1000);
+  local.kill();
+  REQUIRE(local.join(10s));
+}
