@@ -469,8 +469,10 @@ bool queue_hub::serve(const std::shared_ptr<conn>& c,
   }
   if (c->stream && std::exchange(c->fresh, false) && f.kind == k::peer) {
     // Its first frame names its node: it counts for when_drained.
-    if (ch.get(f, c->node) || !c->node)
+    caf::node_id node;
+    if (ch.get(f, node) || !node)
       return false;
+    c->node = std::move(node);
     std::lock_guard<std::mutex> guard{mtx_};
     ++open_nodes_[c->node];
     return true;
@@ -659,6 +661,8 @@ bool queue_hub::read_from(const std::shared_ptr<conn>& c) {
 }
 
 bool queue_hub::read_stream(const std::shared_ptr<conn>& c) {
+  if (auto i = conns_.find(c->ch.fd()); i == conns_.end() || i->second != c)
+    return false; // dropped already
   // Read through a buffer of the hub's and fed to the channel, so that what
   // the channel holds grows with what arrived, not with what a frame's
   // header announces.

@@ -36,24 +36,33 @@
 // reaches the hub over a stream instead: serve_stream() takes a connected
 // socket that the caller has authenticated already (the run's handshake),
 // and the client sends the same request frames on it, no hello, no area;
-// answers come back on it as for a local client. Such a client is set up
-// by set_remote_hub(): in a process that has a connector, every operation
-// on a queue that another process owns goes through the calling thread's
-// stream to the owner's node. The stream's first frame may name the
-// client's node (`peer`): when_drained() then waits for the streams of a
-// node as it waits for the local connections of a process. A stream
-// getter acknowledges an item with a `taken` frame, sent as soon as the
-// item has arrived (get returns after that send, without waiting for an
-// answer); an item whose connection ends before its `taken` (or any later
+// answers come back on it as for a local client, and a frame the hub
+// cannot read ends the stream, as it ends a local connection. Such a
+// client is set up by set_remote_hub(): in a process that has a
+// connector, every operation on a queue that another process owns goes
+// through the calling thread's stream to the owner's node.
+//
+// A stream getter acknowledges an item with a `taken` frame, sent as soon
+// as the item has arrived (get returns after that send, not waiting for
+// an answer); an item whose stream ends before its `taken` (or any later
 // frame) goes back to the front of its queue. So across hosts, delivery
 // to a getter whose host dies is at least once: its `taken` may have been
-// sent but lost with the host, and the item is handed out again; nothing
-// is lost. A process that dies (its host stays) still sends what it sent,
-// so it takes nothing it did not acknowledge and gets nothing twice. Both
-// ends of a TCP stream use keepalives and a user timeout (about 30 s), so
-// a host that vanishes without closing ends its streams: the hub requeues
-// and forgets what the host's clients held, and their waiting calls fail
-// with errc::owner_unreachable.
+// sent and lost with the host, and the item is handed out again; nothing
+// is lost. A getter that dies while its host stays up is exact: the host
+// still delivers what the process had sent. Both ends of a TCP stream use
+// keepalives and a user timeout (about 30 s), so that a host that vanishes
+// without closing ends its streams: the hub then requeues and forgets what
+// that host's clients held, and their waiting calls fail with
+// errc::owner_unreachable.
+//
+// A stream's first frame may name the client's node (`peer`; the client
+// here always does): when_drained() waits for the streams that named a
+// node as it waits for the local connections of a process, so that a pipe
+// end held on another host closes after everything its holder sent. A
+// stream counts under no pid (a pid of another host means nothing here),
+// and one that named no node counts for none; nor can a stream that the
+// caller has not handed over yet, or whose name is still on the network,
+// when the node's end is known (the hub reads what has arrived first).
 
 #include <cstdint>
 #include <atomic>
@@ -256,12 +265,12 @@ using hub_connector = std::function<int(const caf::node_id& owner)>;
 /// Makes this process a client of remote hubs: from now on every operation
 /// on a queue that this process does not own (pipe ends included) goes
 /// through a stream to the owner's node, one per calling thread and node,
-/// made by `connect` on first use (and again after one ended). For a
-/// process on a worker host. An empty `connect` returns to the local path
-/// for connections made later. A call waiting on a stream that ends fails
-/// with errc::owner_unreachable, saying what happened; calls keep their
-/// timeouts. Thread-safe; `connect` is called without a lock held, from
-/// the thread that needs the connection.
+/// made by `connect` on first use (and again after one ended; a -1 is
+/// remembered by the thread). For a process on a worker host. An empty
+/// `connect` uninstalls it: later calls take the local path. A call
+/// waiting on a stream that ends fails with errc::owner_unreachable,
+/// saying what happened; calls keep their timeouts. Thread-safe; `connect`
+/// is called without a lock held, on the thread that needs the stream.
 void set_remote_hub(hub_connector connect);
 
 /// Whether set_remote_hub() installed a connector.
