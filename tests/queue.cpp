@@ -994,7 +994,7 @@ TEST_CASE("over a stream: the hub drops a stream that sends garbage and "
     REQUIRE(ch.flush(true));
     CHECK(next_kind(ch) == hub_frame::ok);
     auto node = actors::detail::runtime::get().system().node();
-    REQUIRE_FALSE(ch.put(hub_frame::peer, node));
+    REQUIRE_FALSE(ch.put(hub_frame::peer, req, node));
     REQUIRE(ch.flush(true));
     CHECK(hung_up(ch.fd(), 2s));
   }
@@ -1052,9 +1052,8 @@ TEST_CASE("over a stream: when_drained waits for the streams that named a "
   actors::queue<int> q{actors::unbounded};
   d::channel ch{support::dial(door.port())};
   REQUIRE(ch.fd() >= 0);
-  REQUIRE_FALSE(ch.put(hub_frame::peer, remote));
   std::uint64_t req = 1;
-  REQUIRE_FALSE(ch.put(hub_frame::sync, req));
+  REQUIRE_FALSE(ch.put(hub_frame::peer, req, remote));
   REQUIRE(ch.flush(true));
   REQUIRE(next_kind(ch) == hub_frame::ok); // the name was read
   std::uint64_t qid = q.ref().actor()->id();

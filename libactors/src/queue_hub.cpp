@@ -325,15 +325,6 @@ void queue_hub::run_drained() {
     fn();
 }
 
-void queue_hub::read_fresh_streams() {
-  std::vector<std::shared_ptr<conn>> fresh;
-  for (auto& [fd, c] : conns_)
-    if (c->stream && c->fresh)
-      fresh.push_back(c);
-  for (auto& c : fresh)
-    read_stream(c);
-}
-
 void queue_hub::accept_all() {
   std::vector<int> handed;
   {
@@ -468,13 +459,18 @@ bool queue_hub::serve(const std::shared_ptr<conn>& c,
     return c->authenticated;
   }
   if (c->stream && std::exchange(c->fresh, false) && f.kind == k::peer) {
-    // Its first frame names its node: it counts for when_drained.
+    // Its first frame names its node: it counts for when_drained from now
+    // on, and says so (the client waits for that before anything else).
+    std::uint64_t req = 0;
     caf::node_id node;
-    if (ch.get(f, node) || !node)
+    if (ch.get(f, req, node) || !node)
       return false;
     c->node = std::move(node);
-    std::lock_guard<std::mutex> guard{mtx_};
-    ++open_nodes_[c->node];
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      ++open_nodes_[c->node];
+    }
+    answer(*c, epoll_fd_, req, q_outcome{}, nullptr);
     return true;
   }
   {
@@ -884,8 +880,14 @@ void queue_hub::run() {
       if (events[i].data.u64 == wake_tag) {
         std::uint64_t count;
         [[maybe_unused]] auto r = ::read(wake_fd_, &count, sizeof(count));
+        {
+          // The count just read may include stop()'s wake-up, which came
+          // after the look at stop_ above: look again, or sleep forever.
+          std::lock_guard<std::mutex> guard{mtx_};
+          if (stop_)
+            return;
+        }
         accept_all();
-        read_fresh_streams();
         run_drained();
       } else {
         handle(events[i]);
@@ -958,11 +960,14 @@ hub_client* hub_client::over_stream(const caf::node_id& owner) {
     return nullptr;
   }
   std::unique_ptr<hub_client> fresh{new hub_client(fd, owner)};
-  // Names this node first: the owner then reads everything this stream
-  // sent before it ends this node's hold on a pipe (when_drained).
+  // Names this node first, and waits until the hub has read that: from
+  // then on, the end of this node's hold on a pipe waits for the end of
+  // this stream, and so for everything it sent (when_drained).
   auto self = runtime::get().system().node();
-  fresh->ch_.put(hub_frame::peer, self);
+  auto req = fresh->next_req_++;
+  fresh->ch_.put(hub_frame::peer, req, self);
   fresh->send();
+  fresh->await(req, 0);
   return streams.emplace(owner, std::move(fresh)).first->second.get();
 }
 

@@ -55,14 +55,14 @@
 // that host's clients held, and their waiting calls fail with
 // errc::owner_unreachable.
 //
-// A stream's first frame may name the client's node (`peer`; the client
-// here always does): when_drained() waits for the streams that named a
-// node as it waits for the local connections of a process, so that a pipe
-// end held on another host closes after everything its holder sent. A
-// stream counts under no pid (a pid of another host means nothing here),
-// and one that named no node counts for none; nor can a stream that the
-// caller has not handed over yet, or whose name is still on the network,
-// when the node's end is known (the hub reads what has arrived first).
+// A stream's first frame may name the client's node (`peer`, answered):
+// when_drained() waits for the streams that named a node as it waits for
+// the local connections of a process, so that a pipe end held on another
+// host closes after everything its holder sent. The client here names its
+// node and waits for the answer before it sends anything else, so the
+// stream counts before the node can end. A stream counts under no pid (a
+// pid of another host means nothing here), and one that named no node
+// counts for none.
 
 #include <cstdint>
 #include <atomic>
@@ -101,7 +101,7 @@ constexpr std::uint8_t close = 9; // req, qid
 constexpr std::uint8_t size = 10; // req, qid -> stats
 constexpr std::uint8_t sync = 11; // req: everything sent before is done
 constexpr std::uint8_t taken = 12; // seq: a stream client has the item
-constexpr std::uint8_t peer = 13;  // node: first on a stream, optional
+constexpr std::uint8_t peer = 13;  // req, node: first on a stream, optional
 // hub -> client
 constexpr std::uint8_t ok = 20;     // req, flag
 constexpr std::uint8_t item = 21;   // req, seq, item
@@ -192,9 +192,6 @@ private:
   bool read_from(const std::shared_ptr<conn>& c);
   // read_from() for a stream: what has arrived, frame by frame.
   bool read_stream(const std::shared_ptr<conn>& c);
-  // Reads the streams that have not sent a frame yet (one may be about to
-  // name its node: see when_drained).
-  void read_fresh_streams();
   // Serves what `c` has written into its ring; false if it broke the
   // protocol (the caller drops it).
   bool pull(const std::shared_ptr<conn>& c);
