@@ -187,7 +187,7 @@ bool answer(Conn& c, int epoll_fd, std::uint64_t req, q_outcome&& x,
 
 } // namespace
 
-queue_hub::queue_hub() {
+queue_hub::queue_hub() : self_(runtime::get().system().node()) {
   key0_ = random64();
   key1_ = random64();
   char name[64];
@@ -276,11 +276,10 @@ void queue_hub::serve_stream(int fd) {
 
 namespace {
 
-// The OS process of `node` if it runs on this host, else 0 (a pid of
-// another host means nothing here).
-pid_t local_pid(const caf::node_id& node) {
+// The OS process of `node` if it runs on the host of node `here`, else 0
+// (a pid of another host means nothing there).
+pid_t local_pid(const caf::node_id& node, const caf::node_id& here) {
   using data = caf::node_id::default_data;
-  auto here = runtime::get().system().node();
   if (!node || node->implementation_id() != data::class_id || !here
       || here->implementation_id() != data::class_id)
     return 0;
@@ -295,7 +294,7 @@ pid_t local_pid(const caf::node_id& node) {
 
 void queue_hub::when_drained(const caf::node_id& node,
                              std::function<void()> fn) {
-  auto pid = local_pid(node);
+  auto pid = local_pid(node, self_);
   {
     std::lock_guard<std::mutex> guard{mtx_};
     drained_.push_back(drain_wait{pid, node, std::move(fn)});

@@ -208,6 +208,9 @@ private:
   void run_drained();
   void handle(const epoll_event& ev);
 
+  // This node, known before the actor system goes (when_drained may be
+  // called while it goes).
+  const caf::node_id self_;
   std::string address_;
   std::uint64_t key0_ = 0;
   std::uint64_t key1_ = 0;
