@@ -187,7 +187,7 @@ bool answer(Conn& c, int epoll_fd, std::uint64_t req, q_outcome&& x,
 
 } // namespace
 
-queue_hub::queue_hub() : self_(runtime::get().system().node()) {
+queue_hub::queue_hub() {
   key0_ = random64();
   key1_ = random64();
   char name[64];
@@ -248,6 +248,14 @@ queue_hub::~queue_hub() {
 void queue_hub::add(std::uint64_t id, std::shared_ptr<queue_core> core) {
   std::lock_guard<std::mutex> guard{mtx_};
   cores_.emplace(id, std::move(core));
+  note_self();
+}
+
+void queue_hub::note_self() {
+  // Not at exit, when the actor system may be gone: by then a queue was
+  // made here. (A hub without a runtime, as in a fuzzer, has no node.)
+  if (!self_ && runtime::started())
+    self_ = runtime::get().system().node();
 }
 
 std::shared_ptr<queue_core> queue_hub::find(std::uint64_t id) {
@@ -268,6 +276,7 @@ void queue_hub::serve_stream(int fd) {
       return;
     }
     streams_.push_back(fd);
+    note_self();
   }
   // The hub's thread adopts it (accept_all).
   std::uint64_t one = 1;
@@ -294,9 +303,9 @@ pid_t local_pid(const caf::node_id& node, const caf::node_id& here) {
 
 void queue_hub::when_drained(const caf::node_id& node,
                              std::function<void()> fn) {
-  auto pid = local_pid(node, self_);
   {
     std::lock_guard<std::mutex> guard{mtx_};
+    auto pid = local_pid(node, self_);
     drained_.push_back(drain_wait{pid, node, std::move(fn)});
   }
   // The hub thread first accepts what is waiting, so a connection the

@@ -207,16 +207,19 @@ private:
   void land(const std::shared_ptr<conn>& c);
   void run_drained();
   void handle(const epoll_event& ev);
+  // Notes this node in self_ if the runtime is there (mtx_ held).
+  void note_self();
 
-  // This node, known before the actor system goes (when_drained may be
-  // called while it goes).
-  const caf::node_id self_;
   std::string address_;
   std::uint64_t key0_ = 0;
   std::uint64_t key1_ = 0;
   int listen_fd_ = -1;
   int epoll_fd_ = -1;
   int wake_fd_ = -1;
+
+  // This node, noted while the actor system is there (when_drained may be
+  // called while it goes). Guarded by mtx_.
+  caf::node_id self_;
 
   std::mutex mtx_; // cores_, drained_, stop_, streams_, open_, open_nodes_
   std::unordered_map<std::uint64_t, std::shared_ptr<queue_core>> cores_;
