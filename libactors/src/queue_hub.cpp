@@ -15,6 +15,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/eventfd.h>
 #include <sys/random.h>
 #include <sys/socket.h>
@@ -1029,10 +1030,14 @@ hub_client::hub_client(int fd, std::string address)
 hub_client::hub_client(int fd, const caf::node_id& owner)
   : ch_(fd), owner_(owner) {
   ::fcntl(fd, F_SETFD, FD_CLOEXEC);
-  // Sends and reads block (bounded by the deadlines of calls and by the
-  // stream's keepalives and user timeout).
+  // Sends and reads block, without a timeout of the socket's own (one
+  // left from a handshake): calls keep their deadlines, and the stream's
+  // keepalives and user timeout end it if its host is gone.
   if (auto flags = ::fcntl(fd, F_GETFL); flags >= 0 && (flags & O_NONBLOCK))
     ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+  timeval none{};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof(none));
   watch_stream(fd);
 }
 

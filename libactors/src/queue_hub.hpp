@@ -40,16 +40,20 @@
 // cannot read ends the stream, as it ends a local connection. Such a
 // client is set up by set_remote_hub(): in a process that has a
 // connector, every operation on a queue that another process owns goes
-// through the calling thread's stream to the owner's node.
+// through the calling thread's stream to the owner's node. A put that is
+// not answered returns once the kernel holds its frame: were the process
+// to die at once, its host still sends the frame, unless the stream is
+// reset (see below).
 //
 // A stream getter acknowledges an item with a `taken` frame, sent as soon
 // as the item has arrived (get returns after that send, not waiting for
 // an answer); an item whose stream ends before its `taken` (or any later
 // frame) goes back to the front of its queue. So across hosts, delivery
-// to a getter whose host dies is at least once: its `taken` may have been
-// sent and lost with the host, and the item is handed out again; nothing
-// is lost. A getter that dies while its host stays up is exact: the host
-// still delivers what the process had sent. Both ends of a TCP stream use
+// is at least once: a `taken` that was sent but never arrives (its host
+// died, or its process died with unread bytes in its socket, which resets
+// the stream and drops what was not yet on the wire) leaves the item to be
+// handed out again; nothing is lost. When only the process dies, the host
+// normally still delivers its `taken`. Both ends of a TCP stream use
 // keepalives and a user timeout (about 30 s), so that a host that vanishes
 // without closing ends its streams: the hub then requeues and forgets what
 // that host's clients held, and their waiting calls fail with
