@@ -13,6 +13,7 @@
 
 #include "actors/all.hpp"
 #include "support/error_code.hpp"
+#include "support/stream_door.hpp"
 #include "support/subprocess.hpp"
 
 using namespace std::chrono_literals;
@@ -267,6 +268,160 @@ TEST_CASE("a writer killed right after its sends: every message, then end of pip
     writer.close();
     for (int i = 0; i < 2000; ++i)
       REQUIRE(reader.recv(10s) == i);
+    CHECK(code_of([&] { reader.recv(10s); }) == actors::errc::end_of_pipe);
+    REQUIRE(p.join(10s));
+    CHECK(p.exitcode() == -SIGKILL);
+  }
+}
+
+// -- from another host: the child's calls go through a stream to the hub
+// (queue_hub.hpp, "Other hosts"; support/stream_door.hpp) --------------------
+
+namespace {
+
+// Echoes until the other end is closed, then sends until refused; reports
+// the two errors.
+void echo_over_stream(int port, actors::connection<std::string> conn,
+                      actors::queue<std::vector<int>> report) {
+  support::use_door(port);
+  actors::errc recv_code{};
+  for (;;) {
+    if (!conn.poll(30s))
+      throw std::runtime_error("nothing arrived");
+    try {
+      auto x = conn.recv();
+      conn.send(std::move(x));
+    } catch (const actors::error& e) {
+      recv_code = static_cast<actors::errc>(e.code().value());
+      break;
+    }
+  }
+  actors::errc send_code{};
+  for (auto t0 = std::chrono::steady_clock::now();
+       std::chrono::steady_clock::now() - t0 < 10s;) {
+    send_code = code_of([&] { conn.send("anyone?"); });
+    if (send_code != actors::errc{})
+      break;
+  }
+  report.put({static_cast<int>(recv_code), static_cast<int>(send_code)});
+}
+
+// Sends 0 .. count-1 and closes its end, then waits for leave to go.
+void send_close_wait_over_stream(int port, actors::connection<int> conn,
+                                 int count, actors::queue<int> leave) {
+  support::use_door(port);
+  for (int i = 0; i < count; ++i)
+    conn.send(i);
+  conn.close();
+  leave.get(30s);
+}
+
+void send_then_die_over_stream(int port, actors::connection<int> conn,
+                               int count) {
+  support::use_door(port);
+  for (int i = 0; i < count; ++i)
+    conn.send(i);
+  ::raise(SIGKILL);
+}
+
+void send_big_then_die_over_stream(int port,
+                                   actors::connection<std::string> conn,
+                                   int count) {
+  support::use_door(port);
+  for (int i = 0; i < count; ++i)
+    conn.send(std::string(1 << 20, static_cast<char>('a' + i % 26)));
+  ::raise(SIGKILL);
+}
+
+std::string filled(std::size_t size, int seed) {
+  std::string s(size, '\0');
+  for (std::size_t i = 0; i < size; ++i)
+    s[i] = static_cast<char>('a' + (i * 11 + seed) % 26);
+  return s;
+}
+
+} // namespace
+
+TEST_CASE("over a stream: a pipe carries messages both ways, and closing one "
+          "end is end of pipe and broken pipe at the other") {
+  support::stream_door door;
+  auto [a, b] = actors::pipe<std::string>();
+  actors::queue<std::vector<int>> report{actors::unbounded};
+  actors::process child{echo_over_stream, door.port(), b, report};
+  child.start();
+  b.close();
+  std::vector<std::string> sent;
+  for (auto size : {0, 5, 1000, 300 << 10, 2 << 20})
+    sent.push_back(filled(size, static_cast<int>(sent.size())));
+  for (int i = 0; i < 300; ++i)
+    sent.push_back("m" + std::to_string(i));
+  for (auto& x : sent)
+    a.send(x);
+  for (auto& x : sent)
+    REQUIRE(a.recv(30s) == x);
+  a.close();
+  auto r = report.get(30s);
+  REQUIRE(r.size() == 2);
+  CHECK(static_cast<actors::errc>(r[0]) == actors::errc::end_of_pipe);
+  CHECK(static_cast<actors::errc>(r[1]) == actors::errc::broken_pipe);
+  REQUIRE(child.join(10s));
+  CHECK(child.exitcode() == 0);
+  CHECK(door.accepted() >= 1);
+}
+
+TEST_CASE("over a stream: a writer that closes its end: every message, "
+          "then end of pipe") {
+  // Its close goes to the queue's actor, its messages through the stream:
+  // close() first waits until the hub has read them.
+  support::stream_door door;
+  for (int round = 0; round < 3; ++round) {
+    auto [reader, writer] = actors::pipe<int>(false);
+    actors::queue<int> leave{actors::unbounded};
+    actors::process p{send_close_wait_over_stream, door.port(), writer,
+                      2000, leave};
+    p.start();
+    writer.close();
+    for (int i = 0; i < 2000; ++i)
+      REQUIRE(reader.recv(10s) == i);
+    CHECK(code_of([&] { reader.recv(10s); }) == actors::errc::end_of_pipe);
+    leave.put(0);
+    REQUIRE(p.join(10s));
+    CHECK(p.exitcode() == 0);
+  }
+  CHECK(door.accepted() >= 3);
+}
+
+TEST_CASE("over a stream: a writer killed right after its sends: every "
+          "message, then end of pipe") {
+  // Its death may be known before the hub has read its stream; the end of
+  // the pipe still comes only after the last message (its stream named
+  // its node: when_drained waits for it).
+  support::stream_door door;
+  for (int round = 0; round < 5; ++round) {
+    auto [reader, writer] = actors::pipe<int>(false);
+    actors::process p{send_then_die_over_stream, door.port(), writer, 2000};
+    p.start();
+    writer.close();
+    for (int i = 0; i < 2000; ++i)
+      REQUIRE(reader.recv(10s) == i);
+    CHECK(code_of([&] { reader.recv(10s); }) == actors::errc::end_of_pipe);
+    REQUIRE(p.join(10s));
+    CHECK(p.exitcode() == -SIGKILL);
+  }
+  CHECK(door.accepted() >= 5);
+}
+
+TEST_CASE("over a stream: a writer killed right after sending MiBs: every "
+          "message, then end of pipe") {
+  support::stream_door door;
+  for (int round = 0; round < 3; ++round) {
+    auto [reader, writer] = actors::pipe<std::string>(false);
+    actors::process p{send_big_then_die_over_stream, door.port(), writer, 32};
+    p.start();
+    writer.close();
+    for (int i = 0; i < 32; ++i)
+      REQUIRE(reader.recv(10s)
+              == std::string(1 << 20, static_cast<char>('a' + i % 26)));
     CHECK(code_of([&] { reader.recv(10s); }) == actors::errc::end_of_pipe);
     REQUIRE(p.join(10s));
     CHECK(p.exitcode() == -SIGKILL);

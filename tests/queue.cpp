@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <csignal>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <unistd.h>
@@ -22,6 +23,7 @@
 #include "queue_hub.hpp"
 #include "runtime.hpp"
 #include "support/error_code.hpp"
+#include "support/stream_door.hpp"
 #include "support/subprocess.hpp"
 
 using namespace std::chrono_literals;
@@ -545,4 +547,532 @@ TEST_CASE("at rest after traffic, the hub uses no CPU") {
                .count()
           << " us");
   CHECK(used < 25ms);
+}
+
+// -- from another host: a stream to the hub (queue_hub.hpp, "Other hosts") --
+//
+// A child that calls support::use_door is a client of remote hubs: every
+// call on a queue of this process goes through its stream (TCP on
+// 127.0.0.1, handed to the hub by a support::stream_door).
+
+namespace {
+
+namespace hub_frame = actors::detail::hub_frame;
+
+using stream_clock = std::chrono::steady_clock;
+
+long ms_since(stream_clock::time_point t0) {
+  return static_cast<long>(
+    std::chrono::duration_cast<std::chrono::milliseconds>(stream_clock::now()
+                                                          - t0)
+      .count());
+}
+
+// Gets `n` items from `in` and puts each into `out`.
+template <class T>
+void echo_over_stream(int port, actors::queue<T> in, actors::queue<T> out,
+                      int n) {
+  support::use_door(port);
+  for (int i = 0; i < n; ++i)
+    out.put(in.get(30s));
+}
+
+// Gets a handle over the stream and puts 0 .. n-1 into it.
+void put_into_received(int port, actors::queue<actors::queue<int>> handles,
+                       int n) {
+  support::use_door(port);
+  auto q = handles.get(30s);
+  for (int i = 0; i < n; ++i)
+    q.put(i);
+}
+
+void produce_over_stream(int port, actors::queue<int> q, int first,
+                         int count) {
+  support::use_door(port);
+  for (int i = first; i < first + count; ++i)
+    q.put(i);
+}
+
+// Reports the code and duration of each call that must time out.
+void time_out_over_stream(int port, actors::queue<int> full,
+                          actors::queue<int> empty,
+                          actors::queue<std::vector<long>> report) {
+  support::use_door(port);
+  std::vector<long> r;
+  auto timed = [&](auto fn) {
+    auto t0 = stream_clock::now();
+    auto code = code_of(fn);
+    r.push_back(static_cast<long>(code));
+    r.push_back(ms_since(t0));
+  };
+  timed([&] { full.put(2, 300ms); });
+  timed([&] { empty.get(300ms); });
+  timed([&] { full.put_nowait(3); });
+  timed([&] { empty.get_nowait(); });
+  report.put(r);
+}
+
+void join_over_stream(int port, actors::joinable_queue<int> q,
+                      actors::queue<std::vector<int>> report) {
+  support::use_door(port);
+  std::vector<int> r;
+  r.push_back(q.join(100ms)); // two items unfinished
+  r.push_back(q.get(10s));
+  q.task_done();
+  r.push_back(q.get(10s));
+  q.task_done();
+  r.push_back(q.join(10s));
+  r.push_back(static_cast<int>(code_of([&] { q.task_done(); })));
+  report.put(r);
+}
+
+// Waits in get until the queue closes, then puts until refused; reports
+// both errors and how many puts returned.
+void see_close_over_stream(int port, actors::queue<int> q,
+                           actors::queue<std::vector<int>> report) {
+  support::use_door(port);
+  auto get_code = code_of([&] { q.get(30s); });
+  actors::errc put_code{};
+  int count = 0;
+  for (auto t0 = stream_clock::now(); stream_clock::now() - t0 < 10s;
+       ++count) {
+    put_code = code_of([&] { q.put(count); });
+    if (put_code != actors::errc{})
+      break;
+  }
+  report.put(
+    {static_cast<int>(get_code), static_cast<int>(put_code), count});
+}
+
+void consume_forever_over_stream(int port, actors::queue<int> q) {
+  support::use_door(port);
+  for (;;)
+    q.get();
+}
+
+void get_then_die_over_stream(int port, actors::queue<int> q) {
+  support::use_door(port);
+  q.get(30s);
+  ::raise(SIGKILL);
+}
+
+// A stream client of its own: asks for an item, and dies by SIGKILL the
+// moment the item has arrived, before it acknowledges it.
+void take_and_die(int port, actors::queue<int> q) {
+  auto fd = support::dial(port);
+  if (fd < 0)
+    ::_exit(3);
+  actors::detail::channel ch{fd};
+  std::uint64_t req = 1;
+  std::uint64_t qid = q.ref().actor()->id();
+  std::int64_t ns = -1;
+  if (ch.put(hub_frame::get, req, qid, ns) || !ch.flush(true))
+    ::_exit(4);
+  for (;;) {
+    if (!ch.fill(true))
+      ::_exit(5);
+    while (auto f = ch.next())
+      if (f->kind == hub_frame::item)
+        ::raise(SIGKILL);
+  }
+}
+
+// Waits in a get on each queue in turn; reports "code ms what" for each.
+void wait_until_cut(int port, actors::queue<int> first,
+                    actors::queue<int> second,
+                    actors::queue<std::string> report) {
+  support::use_door(port);
+  for (auto* q : {&first, &second}) {
+    auto t0 = stream_clock::now();
+    actors::errc code{};
+    std::string what;
+    try {
+      if (q == &first)
+        q->get();
+      else
+        q->get(60s);
+    } catch (const actors::error& e) {
+      code = static_cast<actors::errc>(e.code().value());
+      what = e.what();
+    }
+    report.put(std::to_string(static_cast<int>(code)) + " "
+               + std::to_string(ms_since(t0)) + " " + what);
+  }
+}
+
+// The connector refuses (mode 0) or says the owner is on this host (1).
+void connector_decides(actors::queue<int> q, int mode) {
+  if (mode == 0) {
+    actors::detail::set_remote_hub([](const caf::node_id&) -> int {
+      throw actors::error(actors::errc::owner_unreachable,
+                          "the queue's owner is on another host and not "
+                          "the pool's owner");
+    });
+    try {
+      q.put(1);
+    } catch (const actors::error& e) {
+      if (e.code() == actors::errc::owner_unreachable
+          && std::string{e.what()}.find("pool's owner") != std::string::npos)
+        return;
+      throw;
+    }
+    throw std::runtime_error("the connector's refusal did not reach put");
+  }
+  actors::detail::set_remote_hub([](const caf::node_id&) { return -1; });
+  q.put(1);
+}
+
+std::string pattern(std::size_t size, int seed) {
+  std::string s(size, '\0');
+  for (std::size_t i = 0; i < size; ++i)
+    s[i] = static_cast<char>('a' + (i * 7 + seed) % 26);
+  return s;
+}
+
+} // namespace
+
+TEST_CASE("over a stream: items of several types and sizes, both ways") {
+  support::stream_door door;
+  actors::queue<int> ints_in{actors::unbounded};
+  actors::queue<int> ints_out{actors::unbounded};
+  // Bounded: every put answered, and backpressure across the stream.
+  actors::queue<std::string> strs_in{2};
+  actors::queue<std::string> strs_out{2};
+  actors::queue<std::vector<char>> bytes_in{actors::unbounded};
+  actors::queue<std::vector<char>> bytes_out{1};
+  actors::queue<actors::queue<int>> handles{actors::unbounded};
+  actors::queue<int> sink{actors::unbounded};
+  const std::vector<std::size_t> sizes{0,         1,          100,  65536,
+                                       300 << 10, (3 << 20) + 7, 17};
+  constexpr int ints = 2000;
+  auto port = door.port();
+  std::vector<actors::process> children;
+  children.emplace_back(echo_over_stream<int>, port, ints_in, ints_out,
+                        ints);
+  children.emplace_back(echo_over_stream<std::string>, port, strs_in,
+                        strs_out, static_cast<int>(sizes.size()));
+  children.emplace_back(echo_over_stream<std::vector<char>>, port, bytes_in,
+                        bytes_out, 2);
+  children.emplace_back(put_into_received, port, handles, 10);
+  for (auto& c : children)
+    c.start();
+  handles.put(sink);
+  auto big = pattern(8 << 20, 1);
+  auto odd = pattern((256 << 10) + 1, 2);
+  bytes_in.put({odd.begin(), odd.end()});
+  bytes_in.put({big.begin(), big.end()});
+  for (int i = 0; i < ints; ++i)
+    ints_in.put(i);
+  std::thread feeder{[&] {
+    for (std::size_t i = 0; i < sizes.size(); ++i)
+      strs_in.put(pattern(sizes[i], static_cast<int>(i)), 30s);
+  }};
+  for (std::size_t i = 0; i < sizes.size(); ++i)
+    CHECK(strs_out.get(30s) == pattern(sizes[i], static_cast<int>(i)));
+  feeder.join();
+  for (int i = 0; i < ints; ++i)
+    REQUIRE(ints_out.get(30s) == i);
+  CHECK(bytes_out.get(30s) == std::vector<char>(odd.begin(), odd.end()));
+  CHECK(bytes_out.get(30s) == std::vector<char>(big.begin(), big.end()));
+  for (int i = 0; i < 10; ++i)
+    CHECK(sink.get(30s) == i);
+  for (auto& c : children) {
+    REQUIRE(c.join(30s));
+    CHECK(c.exitcode() == 0);
+  }
+  // Each child used a stream: none reached the hub the local way.
+  CHECK(door.accepted() >= 4);
+  for (auto* q : {&ints_in, &ints_out, &sink})
+    CHECK(q->empty());
+}
+
+TEST_CASE("over a stream: put on a full queue and get on an empty one time "
+          "out") {
+  support::stream_door door;
+  actors::queue<int> full{1};
+  actors::queue<int> empty{actors::unbounded};
+  actors::queue<std::vector<long>> report{actors::unbounded};
+  full.put(1);
+  actors::process child{time_out_over_stream, door.port(), full, empty,
+                        report};
+  child.start();
+  auto r = report.get(30s);
+  REQUIRE(r.size() == 8);
+  auto code = [&](int i) { return static_cast<actors::errc>(r[2 * i]); };
+  auto ms = [&](int i) { return r[2 * i + 1]; };
+  CHECK(code(0) == actors::errc::queue_full);
+  CHECK(code(1) == actors::errc::queue_empty);
+  CHECK(code(2) == actors::errc::queue_full);
+  CHECK(code(3) == actors::errc::queue_empty);
+  for (int i : {0, 1}) {
+    CHECK(ms(i) >= 300);
+    CHECK(ms(i) < 3000);
+  }
+  for (int i : {2, 3})
+    CHECK(ms(i) < 2000);
+  // The puts that timed out never land.
+  CHECK(full.get_nowait() == 1);
+  CHECK(full.empty());
+  REQUIRE(child.join(10s));
+  CHECK(child.exitcode() == 0);
+  CHECK(door.accepted() >= 1);
+}
+
+TEST_CASE("over a stream: join and task_done") {
+  support::stream_door door;
+  actors::joinable_queue<int> q{actors::unbounded};
+  actors::queue<std::vector<int>> report{actors::unbounded};
+  q.put(1);
+  q.put(2);
+  actors::process child{join_over_stream, door.port(), q, report};
+  child.start();
+  CHECK(q.join(30s)); // returns on the child's task_done calls
+  auto r = report.get(30s);
+  CHECK(r == std::vector<int>{0, 1, 2, 1,
+                              static_cast<int>(
+                                actors::errc::too_many_task_done)});
+  REQUIRE(child.join(10s));
+  CHECK(child.exitcode() == 0);
+}
+
+TEST_CASE("over a stream: close is seen by a waiting get and by puts") {
+  support::stream_door door;
+  actors::queue<int> q{actors::unbounded};
+  actors::queue<std::vector<int>> report{actors::unbounded};
+  actors::process child{see_close_over_stream, door.port(), q, report};
+  child.start();
+  REQUIRE(queue_reaches(q, [](auto s) { return s.getters == 1; }));
+  q.close();
+  auto r = report.get(30s);
+  REQUIRE(r.size() == 3);
+  CHECK(static_cast<actors::errc>(r[0]) == actors::errc::closed);
+  CHECK(static_cast<actors::errc>(r[1]) == actors::errc::closed);
+  // Every put that returned is there, in order (sent before the report).
+  for (int i = 0; i < r[2]; ++i)
+    REQUIRE(q.get_nowait() == i);
+  CHECK(code_of([&] { q.get_nowait(); }) == actors::errc::closed);
+  MESSAGE(r[2] << " puts over the stream returned after the close");
+  REQUIRE(child.join(10s));
+  CHECK(child.exitcode() == 0);
+}
+
+TEST_CASE("over a stream: a getter killed while it waits or before it "
+          "acknowledges takes nothing with it") {
+  support::stream_door door;
+  auto port = door.port();
+  SUBCASE("killed while waiting") {
+    actors::queue<int> q{actors::unbounded};
+    actors::process consumer{consume_forever_over_stream, port, q};
+    consumer.start();
+    REQUIRE(queue_reaches(q, [](auto s) { return s.getters == 1; }));
+    consumer.kill();
+    REQUIRE(consumer.join(10s));
+    // If the hub has not seen the end yet, the item goes to the dead
+    // getter's stream and comes back when it does.
+    q.put(7);
+    CHECK(q.get(10s) == 7);
+  }
+  SUBCASE("killed once the item arrived, before it said so") {
+    actors::queue<int> q{actors::unbounded};
+    for (int i = 100; i < 105; ++i)
+      q.put(i);
+    for (int round = 0; round < 3; ++round) {
+      actors::process taker{take_and_die, port, q};
+      taker.start();
+      REQUIRE(taker.join(10s));
+      // Died of its own SIGKILL: only after an item had arrived.
+      REQUIRE(taker.exitcode() == -SIGKILL);
+      // The item comes back to the front once the hub sees the end.
+      REQUIRE(queue_reaches(q, [](auto s) { return s.size == 5; }));
+    }
+    std::vector<int> all;
+    while (auto x = q.try_get())
+      all.push_back(*x);
+    CHECK(all == std::vector<int>{100, 101, 102, 103, 104});
+  }
+  SUBCASE("killed right after get returned: the item is gone with it") {
+    actors::queue<int> q{actors::unbounded};
+    q.put(200);
+    q.put(201);
+    actors::process taker{get_then_die_over_stream, port, q};
+    taker.start();
+    REQUIRE(taker.join(10s));
+    REQUIRE(taker.exitcode() == -SIGKILL);
+    // It said `taken` before get returned: not handed out again.
+    CHECK(q.get(10s) == 201);
+    CHECK_FALSE(q.try_get(300ms).has_value());
+  }
+  CHECK(door.accepted() >= 1);
+}
+
+TEST_CASE("over a stream: a call waiting on a stream that is cut fails with "
+          "owner_unreachable") {
+  support::stream_door door{/*keep=*/true};
+  actors::queue<int> first{actors::unbounded};
+  actors::queue<int> second{actors::unbounded};
+  actors::queue<std::string> report{actors::unbounded};
+  actors::process child{wait_until_cut, door.port(), first, second, report};
+  child.start();
+  for (auto* q : {&first, &second}) {
+    // A get without a timeout, then one with: each fails at the cut.
+    REQUIRE(queue_reaches(*q, [](auto s) { return s.getters == 1; }));
+    door.cut();
+    std::istringstream line{report.get(30s)};
+    int code = 0;
+    long ms = 0;
+    std::string what;
+    line >> code >> ms;
+    std::getline(line, what);
+    CHECK(static_cast<actors::errc>(code) == actors::errc::owner_unreachable);
+    CHECK(ms < 5000);
+    CHECK(what.find("stream") != std::string::npos);
+    MESSAGE("after the cut:" << what);
+  }
+  REQUIRE(child.join(10s));
+  CHECK(child.exitcode() == 0);
+  // The hub forgot both getters: an item goes to whoever asks here.
+  for (auto* q : {&first, &second})
+    REQUIRE(queue_reaches(*q, [](auto s) { return s.getters == 0; }));
+  first.put(5);
+  CHECK(first.get(5s) == 5);
+}
+
+namespace {
+
+// The kind of the next frame `ch` receives within 2 s, if any.
+std::optional<std::uint8_t> next_kind(actors::detail::channel& ch) {
+  timeval tv{2, 0};
+  ::setsockopt(ch.fd(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  for (;;) {
+    if (auto f = ch.next())
+      return f->kind;
+    if (!ch.fill(true))
+      return std::nullopt;
+  }
+}
+
+} // namespace
+
+TEST_CASE("over a stream: the hub drops a stream that sends garbage and "
+          "keeps serving") {
+  support::stream_door door;
+  actors::queue<int> q{actors::unbounded};
+  auto dial_door = [&] {
+    auto fd = support::dial(door.port());
+    REQUIRE(fd >= 0);
+    return fd;
+  };
+  std::uint64_t req = 1;
+  std::uint64_t qid = q.ref().actor()->id();
+  SUBCASE("an unknown kind") {
+    auto fd = dial_door();
+    char frame[9] = {4, 0, 0, 0, 99, 1, 2, 3, 4};
+    REQUIRE(::send(fd, frame, sizeof(frame), MSG_NOSIGNAL) == 9);
+    CHECK(hung_up(fd, 2s));
+    ::close(fd);
+  }
+  SUBCASE("a request cut short") {
+    actors::detail::channel ch{dial_door()};
+    REQUIRE_FALSE(ch.put(hub_frame::get, req, qid)); // no deadline
+    REQUIRE(ch.flush(true));
+    CHECK(hung_up(ch.fd(), 2s));
+  }
+  SUBCASE("a local client's hello") {
+    actors::detail::channel ch{dial_door()};
+    auto& hub = actors::detail::runtime::get().hub();
+    std::uint64_t k0 = hub.key0();
+    std::uint64_t k1 = hub.key1();
+    std::int32_t area = -1;
+    REQUIRE_FALSE(ch.put(hub_frame::hello, k0, k1, area));
+    REQUIRE(ch.flush(true));
+    CHECK(hung_up(ch.fd(), 2s));
+  }
+  SUBCASE("a node named after the first frame") {
+    actors::detail::channel ch{dial_door()};
+    // The framing is right: a sync is answered.
+    REQUIRE_FALSE(ch.put(hub_frame::sync, req));
+    REQUIRE(ch.flush(true));
+    CHECK(next_kind(ch) == hub_frame::ok);
+    auto node = actors::detail::runtime::get().system().node();
+    REQUIRE_FALSE(ch.put(hub_frame::peer, req, node));
+    REQUIRE(ch.flush(true));
+    CHECK(hung_up(ch.fd(), 2s));
+  }
+  SUBCASE("noise announcing a huge frame, then the end") {
+    auto fd = dial_door();
+    char junk[64];
+    for (std::size_t i = 0; i < sizeof(junk); ++i)
+      junk[i] = static_cast<char>(i * 37 + 11);
+    REQUIRE(::send(fd, junk, sizeof(junk), MSG_NOSIGNAL) == sizeof(junk));
+    ::close(fd);
+  }
+  // Meanwhile and after, a child uses the queue over a stream.
+  actors::process producer{produce_over_stream, door.port(), q, 0, 100};
+  producer.start();
+  for (int i = 0; i < 100; ++i)
+    REQUIRE(q.get(10s) == i);
+  REQUIRE(producer.join(10s));
+  CHECK(producer.exitcode() == 0);
+}
+
+TEST_CASE("over a stream: the connector's refusal is the call's error, and "
+          "-1 means the local way") {
+  actors::queue<int> q{actors::unbounded};
+  actors::process refused{connector_decides, q, 0};
+  refused.start();
+  REQUIRE(refused.join(10s));
+  CHECK(refused.exitcode() == 0);
+  CHECK(q.empty());
+  actors::process local{connector_decides, q, 1};
+  local.start();
+  CHECK(q.get(10s) == 1);
+  REQUIRE(local.join(10s));
+  CHECK(local.exitcode() == 0);
+}
+
+TEST_CASE("over a stream: when_drained waits for the streams that named a "
+          "node, and for no pid of another host") {
+  namespace d = actors::detail;
+  support::stream_door door;
+  auto& hub = d::runtime::get().hub();
+  // A child of this host waits in get: its local connection stays open.
+  actors::queue<int> hold{actors::unbounded};
+  actors::process local{consume_forever, hold};
+  local.start();
+  REQUIRE(queue_reaches(hold, [](auto s) { return s.getters == 1; }));
+  // A node of another host whose process has that child's pid.
+  caf::node_id::default_data::host_id_type elsewhere;
+  elsewhere.fill(0x5a);
+  auto remote = caf::make_node_id(static_cast<std::uint32_t>(*local.pid()),
+                                  elsewhere);
+  std::atomic<bool> first{false};
+  hub.when_drained(remote, [&] { first = true; });
+  CHECK(support::eventually([&] { return first.load(); }, 10s));
+  // A stream that names that node: its end comes after what it sent.
+  actors::queue<int> q{actors::unbounded};
+  d::channel ch{support::dial(door.port())};
+  REQUIRE(ch.fd() >= 0);
+  std::uint64_t req = 1;
+  REQUIRE_FALSE(ch.put(hub_frame::peer, req, remote));
+  REQUIRE(ch.flush(true));
+  REQUIRE(next_kind(ch) == hub_frame::ok); // the name was read
+  std::uint64_t qid = q.ref().actor()->id();
+  std::atomic<long> landed{-1};
+  hub.when_drained(remote, [&] {
+    landed = static_cast<long>(hub.find(qid)->snapshot().size);
+  });
+  // An absence, so a bounded look: the stream is open.
+  CHECK_FALSE(
+    support::eventually([&] { return landed.load() >= 0; }, 300ms));
+  for (int i = 0; i < 1000; ++i) {
+    auto item = d::value::make(i);
+    REQUIRE_FALSE(ch.put(hub_frame::put_buffered, qid, item));
+  }
+  REQUIRE(ch.flush(true));
+  ch.shutdown_write();
+  REQUIRE(support::eventually([&] { return landed.load() >= 0; }, 10s));
+  // Everything it sent had landed when its end was reported.
+  CHECK(landed.load() == 1000);
+  local.kill();
+  REQUIRE(local.join(10s));
 }

@@ -2,7 +2,9 @@
 //
 // A queue's state (queue_core.hpp) lives in the process that made it.
 // Threads of that process operate on it directly; threads of other
-// processes through its hub (queue_hub.hpp), one connection each. The
+// processes through its hub (queue_hub.hpp), one connection each: local,
+// or a stream to its node from a process on another host (one that has a
+// connector: set_remote_hub). The
 // queue's actor is its identity in handles and serves what needs CAF:
 //   (q_poll, id, timeout_ns)  -> ok(bool ready)   for wait_any
 //   (q_attach, role, root)    the process of `root` holds the end that
@@ -50,14 +52,6 @@ struct queue_state {
 
 using queue_actor_ptr = caf::stateful_actor<queue_state>*;
 
-// The OS process of a node of this run (0 if it is not one of ours).
-pid_t pid_of(const caf::node_id& node) {
-  using data = caf::node_id::default_data;
-  if (!node || node->implementation_id() != data::class_id)
-    return 0;
-  return static_cast<pid_t>(static_cast<const data&>(*node).process_id());
-}
-
 caf::behavior queue_actor(queue_actor_ptr self,
                           std::shared_ptr<queue_core> core) {
   self->state.core = core;
@@ -76,10 +70,9 @@ caf::behavior queue_actor(queue_actor_ptr self,
       // Its process ended; what it sent before may still be on its way
       // through the hub: read that first, like a pipe's buffer.
       auto gone = dm.source;
-      runtime::get().hub().when_drained(pid_of(gone.node()),
-                                        [core, gone] {
-                                          core->holder_gone(gone);
-                                        });
+      runtime::get().hub().when_drained(gone.node(), [core, gone] {
+        core->holder_gone(gone);
+      });
     }
   });
   return {
@@ -159,6 +152,18 @@ queue_ref queue_ref::make(long maxsize, bool buffered) {
 
 namespace {
 
+// This thread's connection to the hub of a queue this process does not
+// own: a stream to the owner's node once this process has a connector for
+// remote hubs (unless it says the node is on this host), else the local
+// socket and ring.
+hub_client& client_of(const caf::actor& ref, const std::string& hub,
+                      std::uint64_t key0, std::uint64_t key1) {
+  if (remote_hub_set())
+    if (auto* stream = hub_client::over_stream(ref->node()))
+      return *stream;
+  return hub_client::of(hub, key0, key1);
+}
+
 // The state of the queue `ref` names if this process owns it, else null.
 std::shared_ptr<queue_core> here(const caf::actor& ref) {
   if (!ref)
@@ -189,7 +194,7 @@ void queue_ref::put(value item, std::optional<duration> timeout,
       check(core->put_here(std::move(item), timeout));
       return;
     }
-    auto& hub = hub_client::of(hub_, key0_, key1_);
+    auto& hub = client_of(actor_, hub_, key0_, key1_);
     auto id = actor_->id();
     if (buffered_)
       hub.put_buffered(id, item);
@@ -213,8 +218,8 @@ value queue_ref::get(std::optional<duration> timeout, error_names names) const {
       }
     } else {
       auto id = actor_->id();
-      result = hub_client::of(hub_, key0_, key1_).call(hub_frame::get, ns, id,
-                                                       ns);
+      auto& hub = client_of(actor_, hub_, key0_, key1_);
+      result = hub.call(hub_frame::get, ns, id, ns);
     }
     check(result);
     return std::move(result.item);
@@ -234,8 +239,8 @@ bool queue_ref::poll(std::optional<duration> timeout) const {
     return core->poll_here(timeout).flag;
   }
   auto id = actor_->id();
-  auto result = hub_client::of(hub_, key0_, key1_).call(hub_frame::poll, ns,
-                                                        id, ns);
+  auto& hub = client_of(actor_, hub_, key0_, key1_);
+  auto result = hub.call(hub_frame::poll, ns, id, ns);
   check(result);
   return result.flag;
 }
@@ -246,7 +251,7 @@ queue_ref::stats queue_ref::snapshot() const {
     return core->snapshot();
   }
   auto id = actor_->id();
-  auto& hub = hub_client::of(hub_, key0_, key1_);
+  auto& hub = client_of(actor_, hub_, key0_, key1_);
   check(hub.call(hub_frame::size, -1, id));
   return hub.last_stats();
 }
@@ -258,7 +263,7 @@ void queue_ref::close() const {
   }
   // On this thread's connection: after every put it sent.
   auto id = actor_->id();
-  check(hub_client::of(hub_, key0_, key1_).call(hub_frame::close, -1, id));
+  check(client_of(actor_, hub_, key0_, key1_).call(hub_frame::close, -1, id));
 }
 
 void queue_ref::attach(holder_role role) const {
@@ -272,6 +277,8 @@ void queue_ref::detach(holder_role role) const {
   // What this thread put through the hub lands before the end can close.
   if (auto* hub = hub_client::existing(hub_))
     check(hub->call(hub_frame::sync, -1));
+  if (auto* stream = actor_ ? hub_client::existing(actor_->node()) : nullptr)
+    check(stream->call(hub_frame::sync, -1));
   // Answered: once close() returns, the other end sees it.
   caller::of_this_thread().call(actor_, std::nullopt, q_detach::value,
                                 static_cast<std::uint8_t>(role),
@@ -284,7 +291,7 @@ void queue_ref::task_done() const {
     return;
   }
   auto id = actor_->id();
-  check(hub_client::of(hub_, key0_, key1_).call(hub_frame::done, -1, id));
+  check(client_of(actor_, hub_, key0_, key1_).call(hub_frame::done, -1, id));
 }
 
 std::vector<std::size_t> wait_any(const std::vector<queue_ref>& inboxes,
@@ -332,8 +339,8 @@ bool queue_ref::join(std::optional<duration> timeout) const {
     result = core->join_here(timeout);
   } else {
     auto id = actor_->id();
-    result = hub_client::of(hub_, key0_, key1_).call(hub_frame::join, ns, id,
-                                                     ns);
+    auto& hub = client_of(actor_, hub_, key0_, key1_);
+    result = hub.call(hub_frame::join, ns, id, ns);
   }
   if (!result.ok && result.code == errc::timeout)
     return false;

@@ -5,13 +5,17 @@
 #include <cstring>
 #include <new>
 #include <optional>
+#include <utility>
 
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/eventfd.h>
 #include <sys/random.h>
 #include <sys/socket.h>
@@ -69,19 +73,46 @@ shared_area* map_area(pid_t pid, std::int32_t fd) {
   return p == MAP_FAILED ? nullptr : static_cast<shared_area*>(p);
 }
 
+// Keepalives and a user timeout on a TCP stream (nothing on others), so
+// that a peer host that vanishes without closing ends it within about 30 s
+// instead of never; no Nagle delay for the small frames of requests.
+void watch_stream(int fd) {
+  int proto = 0;
+  socklen_t len = sizeof(proto);
+  if (::getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) != 0
+      || proto != IPPROTO_TCP)
+    return;
+  int on = 1;
+  int idle = 10;  // s of silence before the first probe
+  int every = 5;  // s between probes
+  int probes = 4; // unanswered, then the connection ends
+  unsigned user_timeout = 30000; // ms that sent data may stay unacknowledged
+  ::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &every, sizeof(every));
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &probes, sizeof(probes));
+  ::setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout,
+               sizeof(user_timeout));
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+}
+
 } // namespace
 
 // -- server ---------------------------------------------------------------------
 
 struct queue_hub::conn {
-  conn(int fd, pid_t peer) : ch(fd), pid(peer) {
+  conn(int fd, pid_t peer, bool over_stream)
+    : ch(fd), pid(peer), stream(over_stream) {
     // nop
   }
 
   channel ch;
-  const pid_t pid;
+  const pid_t pid; // a local client's (0 for a stream)
+  const bool stream; // served by serve_stream: no hello, no area
   // Guarded by the hub's reader_, as is the input side of ch.
   bool authenticated = false;
+  bool fresh = true;  // nothing served yet (a stream may name its node)
+  caf::node_id node; // the node a stream named
   std::optional<decltype(timers_)::iterator> deadline;
   // Guarded by out: the output side of ch and what the connection holds.
   std::mutex out;
@@ -93,8 +124,8 @@ struct queue_hub::conn {
   value flight;
   std::uint64_t flight_seq = 0;
   std::uint64_t next_seq = 1;
-  // The memory the peer shares (mapped from its memfd at hello), and how
-  // much of its ring the hub has read (guarded by reader_).
+  // The memory a local peer shares (mapped from its memfd at hello), and
+  // how much of its ring the hub has read (guarded by reader_).
   shared_area* area = nullptr;
   std::uint64_t consumed = 0;
   bool dead_end = false; // being dropped
@@ -202,6 +233,10 @@ void queue_hub::stop() {
     c->dead = true;
   }
   conns_.clear();
+  std::lock_guard<std::mutex> streams_guard{mtx_};
+  for (auto fd : streams_)
+    ::close(fd);
+  streams_.clear();
 }
 
 queue_hub::~queue_hub() {
@@ -214,6 +249,14 @@ queue_hub::~queue_hub() {
 void queue_hub::add(std::uint64_t id, std::shared_ptr<queue_core> core) {
   std::lock_guard<std::mutex> guard{mtx_};
   cores_.emplace(id, std::move(core));
+  note_self();
+}
+
+void queue_hub::note_self() {
+  // Not at exit, when the actor system may be gone: by then a queue was
+  // made here. (A hub without a runtime, as in a fuzzer, has no node.)
+  if (!self_ && runtime::started())
+    self_ = runtime::get().system().node();
 }
 
 std::shared_ptr<queue_core> queue_hub::find(std::uint64_t id) {
@@ -222,10 +265,49 @@ std::shared_ptr<queue_core> queue_hub::find(std::uint64_t id) {
   return i == cores_.end() ? nullptr : i->second;
 }
 
-void queue_hub::when_drained(pid_t pid, std::function<void()> fn) {
+void queue_hub::serve_stream(int fd) {
+  if (fd < 0)
+    throw error(errc::invalid_argument, "serve_stream: no socket");
+  ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+  watch_stream(fd);
   {
     std::lock_guard<std::mutex> guard{mtx_};
-    drained_.emplace(pid, std::move(fn));
+    if (stop_) {
+      ::close(fd);
+      return;
+    }
+    streams_.push_back(fd);
+    note_self();
+  }
+  // The hub's thread adopts it (accept_all).
+  std::uint64_t one = 1;
+  [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof(one));
+}
+
+namespace {
+
+// The OS process of `node` if it runs on the host of node `here`, else 0
+// (a pid of another host means nothing there).
+pid_t local_pid(const caf::node_id& node, const caf::node_id& here) {
+  using data = caf::node_id::default_data;
+  if (!node || node->implementation_id() != data::class_id || !here
+      || here->implementation_id() != data::class_id)
+    return 0;
+  auto& theirs = static_cast<const data&>(*node);
+  auto& ours = static_cast<const data&>(*here);
+  if (theirs.host_id() != ours.host_id())
+    return 0;
+  return static_cast<pid_t>(theirs.process_id());
+}
+
+} // namespace
+
+void queue_hub::when_drained(const caf::node_id& node,
+                             std::function<void()> fn) {
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    auto pid = local_pid(node, self_);
+    drained_.push_back(drain_wait{pid, node, std::move(fn)});
   }
   // The hub thread first accepts what is waiting, so a connection the
   // process made just before it ended counts too.
@@ -238,8 +320,10 @@ void queue_hub::run_drained() {
   {
     std::lock_guard<std::mutex> guard{mtx_};
     for (auto i = drained_.begin(); i != drained_.end();) {
-      if (open_.count(i->first) == 0) {
-        ready.push_back(std::move(i->second));
+      bool open = (i->pid != 0 && open_.count(i->pid) > 0)
+                  || (i->node && open_nodes_.count(i->node) > 0);
+      if (!open) {
+        ready.push_back(std::move(i->fn));
         i = drained_.erase(i);
       } else {
         ++i;
@@ -251,6 +335,21 @@ void queue_hub::run_drained() {
 }
 
 void queue_hub::accept_all() {
+  std::vector<int> handed;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    handed.swap(streams_);
+  }
+  for (auto fd : handed) {
+    // Authenticated by whoever handed it over: it may send requests now.
+    auto c = std::make_shared<conn>(fd, 0, true);
+    c->authenticated = true;
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = static_cast<std::uint64_t>(fd);
+    ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
+    conns_.emplace(fd, std::move(c));
+  }
   for (;;) {
     auto fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
     if (fd < 0) {
@@ -265,7 +364,7 @@ void queue_hub::accept_all() {
       ::close(fd);
       continue;
     }
-    auto c = std::make_shared<conn>(fd, cred.pid);
+    auto c = std::make_shared<conn>(fd, cred.pid, false);
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.u64 = static_cast<std::uint64_t>(fd);
@@ -296,7 +395,9 @@ void queue_hub::drop(const std::shared_ptr<conn>& c) {
     c->dead = true;
     parked = std::move(c->parked_core);
     serial = c->parked_serial;
-    if (c->flight_core && c->area->taken.load() < c->flight_seq) {
+    // A stream's item is taken once a frame came after it (`taken`).
+    if (c->flight_core
+        && (c->area == nullptr || c->area->taken.load() < c->flight_seq)) {
       flight_core = std::move(c->flight_core);
       flight = std::move(c->flight);
     }
@@ -310,10 +411,18 @@ void queue_hub::drop(const std::shared_ptr<conn>& c) {
   bool last = false;
   {
     std::lock_guard<std::mutex> guard{mtx_};
-    auto i = open_.find(c->pid);
-    if (i != open_.end() && --i->second == 0) {
-      open_.erase(i);
-      last = true;
+    if (!c->stream) {
+      auto i = open_.find(c->pid);
+      if (i != open_.end() && --i->second == 0) {
+        open_.erase(i);
+        last = true;
+      }
+    } else if (c->node) {
+      auto i = open_nodes_.find(c->node);
+      if (i != open_nodes_.end() && --i->second == 0) {
+        open_nodes_.erase(i);
+        last = true;
+      }
     }
   }
   conns_.erase(c->ch.fd());
@@ -358,6 +467,21 @@ bool queue_hub::serve(const std::shared_ptr<conn>& c,
     }
     return c->authenticated;
   }
+  if (c->stream && std::exchange(c->fresh, false) && f.kind == k::peer) {
+    // Its first frame names its node: it counts for when_drained from now
+    // on, and says so (the client waits for that before anything else).
+    std::uint64_t req = 0;
+    caf::node_id node;
+    if (ch.get(f, req, node) || !node)
+      return false;
+    c->node = std::move(node);
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      ++open_nodes_[c->node];
+    }
+    answer(*c, epoll_fd_, req, q_outcome{}, nullptr);
+    return true;
+  }
   {
     // Anything the peer sends after an item means it took the item.
     std::lock_guard<std::mutex> guard{c->out};
@@ -401,6 +525,11 @@ bool queue_hub::serve(const std::shared_ptr<conn>& c,
         return false;
       reply(req, q_outcome{}, nullptr);
       return true;
+    case k::taken: {
+      // Said by a stream client (above: it took the item in flight).
+      std::uint64_t seq = 0;
+      return c->stream && !ch.get(f, seq);
+    }
     case k::put:
     case k::get:
     case k::poll:
@@ -492,6 +621,8 @@ bool queue_hub::serve(const std::shared_ptr<conn>& c,
 }
 
 bool queue_hub::read_from(const std::shared_ptr<conn>& c) {
+  if (c->stream)
+    return read_stream(c);
   if (c->authenticated) {
     // The socket carries only doorbells now: take them, then the ring.
     char bells[256];
@@ -534,8 +665,46 @@ bool queue_hub::read_from(const std::shared_ptr<conn>& c) {
   return true;
 }
 
+bool queue_hub::read_stream(const std::shared_ptr<conn>& c) {
+  if (auto i = conns_.find(c->ch.fd()); i == conns_.end() || i->second != c)
+    return false; // dropped already
+  // Read through a buffer of the hub's and fed to the channel, so that what
+  // the channel holds grows with what arrived, not with what a frame's
+  // header announces.
+  constexpr std::size_t chunk = 256 * 1024;
+  if (!scratch_)
+    scratch_.reset(new char[chunk]);
+  // A bounded number of reads per turn (epoll reports the rest again): the
+  // other connections' turn comes too.
+  for (int round = 0; round < 16; ++round) {
+    auto n = ::recv(c->ch.fd(), scratch_.get(), chunk, MSG_DONTWAIT);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+      break;
+    if (n <= 0) {
+      // Its end: what it sent before is served (and lands) first.
+      land(c);
+      drop(c);
+      return false;
+    }
+    c->ch.feed(scratch_.get(), static_cast<std::size_t>(n));
+    while (auto f = c->ch.next()) {
+      if (!serve(c, *f)) {
+        land(c);
+        drop(c);
+        return false;
+      }
+    }
+    if (static_cast<std::size_t>(n) < chunk)
+      break;
+  }
+  land(c);
+  return true;
+}
+
 bool queue_hub::pull(const std::shared_ptr<conn>& c) {
-  if (!c->authenticated)
+  if (c->area == nullptr)
     return true;
   auto& area = *c->area;
   auto head = area.head.load(std::memory_order_acquire);
@@ -571,7 +740,7 @@ bool queue_hub::pull_all() {
   // ring has anything, the usual case for a waiting thread's poll.
   std::vector<std::shared_ptr<conn>> ready;
   for (auto& [fd, c] : conns_)
-    if (c->authenticated
+    if (c->area != nullptr
         && c->area->head.load(std::memory_order_acquire) != c->consumed)
       ready.push_back(c);
   for (auto& c : ready)
@@ -583,7 +752,7 @@ bool queue_hub::pull_all() {
 bool queue_hub::ask_doorbells(bool on) {
   bool pending = false;
   for (auto& [fd, c] : conns_) {
-    if (!c->authenticated)
+    if (c->area == nullptr)
       continue;
     c->area->doorbell.store(on ? 1 : 0, std::memory_order_seq_cst);
     // Seen after the store: either this sees the client's write, or the
@@ -604,6 +773,10 @@ void queue_hub::read_all(const conn* skip) {
     if (c.get() != skip)
       all.push_back(c);
   for (auto& c : all) {
+    if (c->stream) {
+      read_stream(c);
+      continue;
+    }
     if (c->authenticated) {
       if (!pull(c))
         drop(c);
@@ -716,6 +889,13 @@ void queue_hub::run() {
       if (events[i].data.u64 == wake_tag) {
         std::uint64_t count;
         [[maybe_unused]] auto r = ::read(wake_fd_, &count, sizeof(count));
+        {
+          // The count just read may include stop()'s wake-up, which came
+          // after the look at stop_ above: look again, or sleep forever.
+          std::lock_guard<std::mutex> guard{mtx_};
+          if (stop_)
+            return;
+        }
         accept_all();
         run_drained();
       } else {
@@ -740,11 +920,64 @@ namespace {
 thread_local std::unordered_map<std::string, std::unique_ptr<hub_client>>
   clients;
 
+// Streams by the node they reach; null: the connector said that node is on
+// this host.
+thread_local std::map<caf::node_id, std::unique_ptr<hub_client>> streams;
+
+std::atomic<bool> remote_set{false};
+std::mutex remote_mtx;
+std::shared_ptr<const hub_connector> remote_connect;
+
 } // namespace
+
+void set_remote_hub(hub_connector connect) {
+  std::shared_ptr<const hub_connector> fresh;
+  if (connect)
+    fresh = std::make_shared<const hub_connector>(std::move(connect));
+  std::lock_guard<std::mutex> guard{remote_mtx};
+  remote_set.store(fresh != nullptr, std::memory_order_release);
+  remote_connect = std::move(fresh);
+}
+
+bool remote_hub_set() noexcept {
+  return remote_set.load(std::memory_order_acquire);
+}
 
 hub_client* hub_client::existing(const std::string& address) {
   auto i = clients.find(address);
   return i == clients.end() ? nullptr : i->second.get();
+}
+
+hub_client* hub_client::existing(const caf::node_id& owner) {
+  auto i = streams.find(owner);
+  return i == streams.end() ? nullptr : i->second.get();
+}
+
+hub_client* hub_client::over_stream(const caf::node_id& owner) {
+  if (auto i = streams.find(owner); i != streams.end())
+    return i->second.get();
+  std::shared_ptr<const hub_connector> connect;
+  {
+    std::lock_guard<std::mutex> guard{remote_mtx};
+    connect = remote_connect;
+  }
+  if (!connect)
+    throw error(errc::invalid_argument, "no connector for remote hubs");
+  auto fd = (*connect)(owner);
+  if (fd < 0) {
+    streams.emplace(owner, nullptr); // on this host: the local path
+    return nullptr;
+  }
+  std::unique_ptr<hub_client> fresh{new hub_client(fd, owner)};
+  // Names this node first, and waits until the hub has read that: from
+  // then on, the end of this node's hold on a pipe waits for the end of
+  // this stream, and so for everything it sent (when_drained).
+  auto self = runtime::get().system().node();
+  auto req = fresh->next_req_++;
+  fresh->ch_.put(hub_frame::peer, req, self);
+  fresh->send();
+  fresh->await(req, 0);
+  return streams.emplace(owner, std::move(fresh)).first->second.get();
 }
 
 hub_client& hub_client::of(const std::string& address, std::uint64_t key0,
@@ -794,7 +1027,23 @@ hub_client::hub_client(int fd, std::string address)
   area_ = new (p) shared_area;
 }
 
+hub_client::hub_client(int fd, const caf::node_id& owner)
+  : ch_(fd), owner_(owner) {
+  ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+  // Sends and reads block, without a timeout of the socket's own (one
+  // left from a handshake): calls keep their deadlines, and the stream's
+  // keepalives and user timeout end it if its host is gone.
+  if (auto flags = ::fcntl(fd, F_GETFL); flags >= 0 && (flags & O_NONBLOCK))
+    ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+  timeval none{};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof(none));
+  watch_stream(fd);
+}
+
 hub_client::~hub_client() {
+  if (area_ == nullptr)
+    return;
   ::munmap(area_, sizeof(*area_));
   ::close(area_fd_);
 }
@@ -836,6 +1085,11 @@ void hub_client::wait_for_room() {
 }
 
 void hub_client::send() {
+  if (area_ == nullptr) {
+    if (!ch_.flush(true))
+      broken("gone", errno);
+    return;
+  }
   auto [data, size] = ch_.output();
   while (size > 0) {
     auto tail = area_->tail.load(std::memory_order_acquire);
@@ -862,15 +1116,31 @@ std::string hub_client::render(const caf::error& err) {
   return runtime::get().system().render(err);
 }
 
-void hub_client::broken(const char* what) {
+void hub_client::fill(bool block) {
+  errno = 0; // stays 0 at the end of the stream
+  if (!ch_.fill(block))
+    broken("gone", errno);
+}
+
+void hub_client::broken(const char* what, int err) {
   // Forget this connection (the next call connects afresh, or finds the
   // hub gone); `this` is destroyed here.
   errc code = std::strcmp(what, "timeout") == 0 ? errc::timeout
                                                 : errc::owner_unreachable;
-  auto text = code == errc::timeout
-                ? "no answer from the process that owns this object"
-                : "the process that owns this object is gone";
-  clients.erase(address_);
+  std::string text = code == errc::timeout
+                       ? "no answer from the process that owns this object"
+                       : "the process that owns this object is gone";
+  if (area_ == nullptr && code != errc::timeout)
+    text = std::string{"the stream to the host of the process that owns "
+                       "this object ended ("}
+           + (std::strcmp(what, "garbled") == 0 ? "it sent garbled frames"
+              : err != 0                          ? std::strerror(err)
+                                                  : "closed by the other side")
+           + ")";
+  if (area_ != nullptr)
+    clients.erase(address_);
+  else
+    streams.erase(owner_);
   throw error(code, text);
 }
 
@@ -902,8 +1172,14 @@ bool hub_client::absorb(const channel::frame& f, std::uint64_t req,
       if (ch_.get(f, id, seq, x.item))
         return false;
       // Taken: were this process to die now, the hub keeps it out of the
-      // queue (a process that dies before this store gives it back).
-      area_->taken.store(seq, std::memory_order_release);
+      // queue (a process that dies before this store gives it back). On a
+      // stream, once `taken` is sent (not waiting for an answer; a failed
+      // send shows at the next call, and the hub gives the item back).
+      if (area_ != nullptr) {
+        area_->taken.store(seq, std::memory_order_release);
+      } else if (!ch_.put(hub_frame::taken, seq)) {
+        ch_.flush(true);
+      }
       if (id == req)
         result = std::move(x);
       return true;
@@ -939,11 +1215,10 @@ void hub_client::put_buffered(std::uint64_t qid, value& item) {
   if (now >= next_check_) {
     next_check_ = now + std::chrono::microseconds{100};
     std::optional<q_outcome> none;
-    if (!ch_.fill(false))
-      broken("gone");
+    fill(false);
     while (auto f = ch_.next())
       if (!absorb(*f, 0, none))
-        broken("gone");
+        broken("garbled");
   }
   if (closed_.count(qid) > 0)
     throw error(errc::closed, "put on a closed queue");
@@ -957,19 +1232,21 @@ q_outcome hub_client::await(std::uint64_t req, std::int64_t ns) {
   auto deadline = ns >= 0 ? clock_type::now() + std::chrono::nanoseconds{ns}
                               + call_grace
                           : clock_type::time_point::max();
-  auto spin_until = std::min(clock_type::now() + spin_time, deadline);
+  // (Not on a stream: an answer from another host takes longer.)
+  auto spin_until = area_ != nullptr
+                      ? std::min(clock_type::now() + spin_time, deadline)
+                      : clock_type::now();
   std::optional<q_outcome> result;
   for (;;) {
     while (auto f = ch_.next())
       if (!absorb(*f, req, result))
-        broken("gone");
+        broken("garbled");
     if (result)
       break;
     if (clock_type::now() < spin_until) {
       // The answer often comes within microseconds: look for it before
       // sleeping in recv (a wake-up costs tens of microseconds).
-      if (!ch_.fill(false))
-        broken("gone");
+      fill(false);
       relax();
       continue;
     }
@@ -981,8 +1258,7 @@ q_outcome hub_client::await(std::uint64_t req, std::int64_t ns) {
       if (left <= 0 || ::poll(&p, 1, static_cast<int>(left)) == 0)
         broken("timeout");
     }
-    if (!ch_.fill(true))
-      broken("gone");
+    fill(true);
   }
   return std::move(*result);
 }

@@ -30,6 +30,43 @@
 // connection ends with an item in flight that the area does not cover, the
 // item goes back to the front of its queue; any frame after the item means
 // it was taken (a thread sends nothing while it waits for its answer).
+//
+// Other hosts. The socket and the area are local to one machine (and one
+// network namespace). A process on another host (a pool's worker host)
+// reaches the hub over a stream instead: serve_stream() takes a connected
+// socket that the caller has authenticated already (the run's handshake),
+// and the client sends the same request frames on it, no hello, no area;
+// answers come back on it as for a local client, and a frame the hub
+// cannot read ends the stream, as it ends a local connection. Such a
+// client is set up by set_remote_hub(): in a process that has a
+// connector, every operation on a queue that another process owns goes
+// through the calling thread's stream to the owner's node. A put that is
+// not answered returns once the kernel holds its frame: were the process
+// to die at once, its host still sends the frame, unless the stream is
+// reset (see below).
+//
+// A stream getter acknowledges an item with a `taken` frame, sent as soon
+// as the item has arrived (get returns after that send, not waiting for
+// an answer); an item whose stream ends before its `taken` (or any later
+// frame) goes back to the front of its queue. So across hosts, delivery
+// is at least once: a `taken` that was sent but never arrives (its host
+// died, or its process died with unread bytes in its socket, which resets
+// the stream and drops what was not yet on the wire) leaves the item to be
+// handed out again; nothing is lost. When only the process dies, the host
+// normally still delivers its `taken`. Both ends of a TCP stream use
+// keepalives and a user timeout (about 30 s), so that a host that vanishes
+// without closing ends its streams: the hub then requeues and forgets what
+// that host's clients held, and their waiting calls fail with
+// errc::owner_unreachable.
+//
+// A stream's first frame may name the client's node (`peer`, answered):
+// when_drained() waits for the streams that named a node as it waits for
+// the local connections of a process, so that a pipe end held on another
+// host closes after everything its holder sent. The client here names its
+// node and waits for the answer before it sends anything else, so the
+// stream counts before the node can end. A stream counts under no pid (a
+// pid of another host means nothing here), and one that named no node
+// counts for none.
 
 #include <cstdint>
 #include <atomic>
@@ -41,9 +78,12 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <vector>
 
 #include <sys/epoll.h>
 #include <sys/types.h>
+
+#include <caf/node_id.hpp>
 
 #include "actors/detail/queue_ref.hpp"
 #include "channel.hpp"
@@ -64,6 +104,8 @@ constexpr std::uint8_t done = 8;  // req, qid
 constexpr std::uint8_t close = 9; // req, qid
 constexpr std::uint8_t size = 10; // req, qid -> stats
 constexpr std::uint8_t sync = 11; // req: everything sent before is done
+constexpr std::uint8_t taken = 12; // seq: a stream client has the item
+constexpr std::uint8_t peer = 13;  // req, node: first on a stream, optional
 // hub -> client
 constexpr std::uint8_t ok = 20;     // req, flag
 constexpr std::uint8_t item = 21;   // req, seq, item
@@ -119,9 +161,18 @@ public:
   /// The queue served under `id`, if any.
   std::shared_ptr<queue_core> find(std::uint64_t id);
 
-  /// Runs `fn` once the hub has read everything process `pid` sent, that
-  /// is, once no connection from it is open (at once if none is).
-  void when_drained(pid_t pid, std::function<void()> fn);
+  /// Serves the requests that arrive on `fd`, a connected stream socket
+  /// (TCP from another host) whose peer the caller has authenticated
+  /// already; the hub owns `fd` from now on (closes it at once if the hub
+  /// has stopped). Callable from any thread. See the top of this file.
+  void serve_stream(int fd);
+
+  /// Runs `fn` once the hub has read everything node `node` sent, that is,
+  /// once no connection from it is open (at once if none is): no local
+  /// connection from its process if it runs on this host, no stream that
+  /// named it (`peer`). A stream that has not named its node counts for
+  /// none (a remote pid means nothing here).
+  void when_drained(const caf::node_id& node, std::function<void()> fn);
 
   /// Reads and lands everything that is in the hub's sockets now: a put
   /// another process has returned from is then in its queue. For answers
@@ -143,6 +194,8 @@ private:
   bool serve(const std::shared_ptr<conn>& c, const channel::frame& f);
   // Reads what `c` has sent and serves it; false if `c` was dropped.
   bool read_from(const std::shared_ptr<conn>& c);
+  // read_from() for a stream: what has arrived, frame by frame.
+  bool read_stream(const std::shared_ptr<conn>& c);
   // Serves what `c` has written into its ring; false if it broke the
   // protocol (the caller drops it).
   bool pull(const std::shared_ptr<conn>& c);
@@ -158,6 +211,8 @@ private:
   void land(const std::shared_ptr<conn>& c);
   void run_drained();
   void handle(const epoll_event& ev);
+  // Notes this node in self_ if the runtime is there (mtx_ held).
+  void note_self();
 
   std::string address_;
   std::uint64_t key0_ = 0;
@@ -166,10 +221,21 @@ private:
   int epoll_fd_ = -1;
   int wake_fd_ = -1;
 
-  std::mutex mtx_; // cores_, drained_, stop_
+  // This node, noted while the actor system is there (when_drained may be
+  // called while it goes). Guarded by mtx_.
+  caf::node_id self_;
+
+  std::mutex mtx_; // cores_, drained_, stop_, streams_, open_, open_nodes_
   std::unordered_map<std::uint64_t, std::shared_ptr<queue_core>> cores_;
-  std::multimap<pid_t, std::function<void()>> drained_;
+  struct drain_wait {
+    pid_t pid; // of a process on this host, or 0
+    caf::node_id node;
+    std::function<void()> fn;
+  };
+  std::vector<drain_wait> drained_;
   bool stop_ = false;
+  // Streams handed over by serve_stream, not yet served by the hub.
+  std::vector<int> streams_;
 
   // Whoever serves the connections holds reader_: the hub's thread, or a
   // waiting thread in poll_once or drain.
@@ -188,11 +254,37 @@ private:
   bool reading_all_ = false;
   std::thread thread_;
 
-  // Open connections per peer process (read by when_drained).
+  // Open connections per peer process and streams per peer node (read by
+  // when_drained).
   std::map<pid_t, int> open_;
+  std::map<caf::node_id, int> open_nodes_;
+  // Where read_stream puts what it reads (guarded by reader_).
+  std::unique_ptr<char[]> scratch_;
 };
 
-/// This thread's connection to the hub a queue handle names.
+/// Connects to the hub of a queue's owner on another host: returns a
+/// connected stream socket, authenticated with the run's key, that the
+/// owner hands to its hub's serve_stream(); or -1 if `owner` runs on this
+/// host (and network namespace), whose hub the abstract socket reaches;
+/// or throws actors::error (errc::owner_unreachable, saying why).
+using hub_connector = std::function<int(const caf::node_id& owner)>;
+
+/// Makes this process a client of remote hubs: from now on every operation
+/// on a queue that this process does not own (pipe ends included) goes
+/// through a stream to the owner's node, one per calling thread and node,
+/// made by `connect` on first use (and again after one ended; a -1 is
+/// remembered by the thread). For a process on a worker host. An empty
+/// `connect` uninstalls it: later calls take the local path. A call
+/// waiting on a stream that ends fails with errc::owner_unreachable,
+/// saying what happened; calls keep their timeouts. Thread-safe; `connect`
+/// is called without a lock held, on the thread that needs the stream.
+void set_remote_hub(hub_connector connect);
+
+/// Whether set_remote_hub() installed a connector.
+bool remote_hub_set() noexcept;
+
+/// This thread's connection to the hub a queue handle names: local (a
+/// socket and a shared ring) or a stream (see set_remote_hub).
 class hub_client {
 public:
   using duration = std::chrono::steady_clock::duration;
@@ -203,8 +295,17 @@ public:
   static hub_client& of(const std::string& address, std::uint64_t key0,
                         std::uint64_t key1);
 
+  /// The calling thread's stream to the hub of node `owner`, made by the
+  /// connector of set_remote_hub() on first use; null if the connector
+  /// says that `owner` is on this host (then use of()). Throws what the
+  /// connector throws.
+  static hub_client* over_stream(const caf::node_id& owner);
+
   /// The calling thread's connection to `address` if it has one.
   static hub_client* existing(const std::string& address);
+
+  /// The calling thread's stream to `owner` if it has one.
+  static hub_client* existing(const caf::node_id& owner);
 
   /// A put that is not answered; fails once the hub has said that the
   /// queue is closed (it says so in answer to a put that found it closed;
@@ -232,21 +333,28 @@ public:
 
 private:
   hub_client(int fd, std::string address);
+  hub_client(int fd, const caf::node_id& owner);
   q_outcome await(std::uint64_t req, std::int64_t ns);
   // Moves the serialized output into the ring (waiting for room if needed)
-  // and rings the doorbell if the hub asked for it.
+  // and rings the doorbell if the hub asked for it; on a stream, writes it.
   void send();
+  // Reads what has arrived (waiting for something if `block`); a stream's
+  // end throws, naming what happened.
+  void fill(bool block);
   void wait_for_room();
   void ring_doorbell();
   // Reads whatever is there; returns false at the end of the stream.
   bool absorb(const channel::frame& f, std::uint64_t req,
               std::optional<q_outcome>& result);
-  [[noreturn]] void broken(const char* what);
+  // Forgets this connection and throws: errc::timeout for "timeout", else
+  // errc::owner_unreachable (on a stream, with `err` or the end as reason).
+  [[noreturn]] void broken(const char* what, int err = 0);
   static std::string render(const caf::error& err);
 
   channel ch_;
   int area_fd_ = -1;
-  shared_area* area_ = nullptr;
+  shared_area* area_ = nullptr; // null: a stream
+  caf::node_id owner_;          // a stream's
   std::uint64_t head_ = 0; // what this side wrote into the ring
   std::string address_;
   std::uint64_t next_req_ = 1;
