@@ -7,6 +7,7 @@
 #include <fstream>
 #include <map>
 #include <set>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 #include <string>
@@ -302,6 +303,18 @@ std::pair<long, std::string> slow_square_on_host(int x) {
   return square_on_host(x);
 }
 
+// A producer on some host: says where it runs, waits for the go, then puts
+// 500 items naming its host, itself and their number.
+int produce(actors::queue<std::string> items, actors::queue<std::string> hello,
+            actors::queue<int> go, int k) {
+  hello.put(host_label());
+  go.get(30s);
+  for (int i = 0; i < 500; ++i)
+    items.put(host_label() + " " + std::to_string(k) + " "
+              + std::to_string(i));
+  return 500;
+}
+
 using steady = std::chrono::steady_clock;
 
 long ms_since(steady::time_point t0) {
@@ -343,7 +356,51 @@ int lab_owner(int argc, char** argv) {
   std::fflush(stdout);
   std::map<std::string, long> by_host;
   bool exact = true;
-  if (scenario == "map" || scenario == "keyless") {
+  if (scenario == "queue") {
+    // One producer task per worker; released once producers run on every
+    // host, so that producers of all three hosts share the queue.
+    actors::queue<std::string> items{0};
+    actors::queue<std::string> hello{0};
+    actors::queue<int> go{0};
+    std::vector<actors::async_result<int>> producers;
+    for (int k = 0; k < 6; ++k)
+      producers.push_back(p.apply_async(produce, items, hello, go, k));
+    std::set<std::string> running;
+    try {
+      while (running.size() < 3)
+        running.insert(hello.get(30s));
+    } catch (const actors::error& e) {
+      // Say why: what the producers ran into.
+      for (auto& r : producers) {
+        try {
+          r.get(1s);
+        } catch (const actors::error& failure) {
+          std::printf("producer: %s\n", failure.what());
+          std::fflush(stdout);
+        }
+      }
+      throw;
+    }
+    for (int k = 0; k < 6; ++k)
+      go.put(k);
+    std::map<int, std::set<int>> got;
+    std::map<int, std::string> host_of;
+    for (int n = 0; n < 6 * 500; ++n) {
+      std::istringstream item{items.get(30s)};
+      std::string host;
+      int k = -1;
+      int i = -1;
+      item >> host >> k >> i;
+      exact = exact && got[k].insert(i).second
+              && (host_of.emplace(k, host).first->second == host);
+      ++by_host[host];
+    }
+    for (auto& r : producers)
+      exact = exact && r.get(30s) == 500;
+    for (int k = 0; k < 6; ++k)
+      exact = exact && got[k].size() == 500;
+    exact = exact && items.empty();
+  } else if (scenario == "map" || scenario == "keyless") {
     std::vector<int> xs(100000);
     for (int i = 0; i < 100000; ++i)
       xs[i] = i;
@@ -540,4 +597,63 @@ TEST_CASE("netns: a host without the key is refused, the others serve") {
   CHECK(run.owner.wait(20s) == 0);
   CHECK(run.hosts[0].wait(20s) == 0);
   ::unlink(wrong.c_str());
+}
+
+TEST_CASE("netns: a queue of the owner shared by producers on three hosts: "
+          "every item exactly once") {
+  support::netlab::skip_if_unavailable();
+  lab_run run{"queue"};
+  REQUIRE(run.next("joined ") == "4");
+  auto exact = run.next("exact ");
+  if (exact != "1") {
+    for (auto& h : run.hosts) {
+      h.kill(SIGKILL);
+      MESSAGE("host: " << h.read_all(2s));
+    }
+  }
+  CHECK(exact == "1");
+  INFO(run.transcript());
+  CHECK(run.by_host["owner"] > 0);
+  CHECK(run.by_host["h1"] > 0);
+  CHECK(run.by_host["h2"] > 0);
+  CHECK(run.by_host["owner"] + run.by_host["h1"] + run.by_host["h2"] == 3000);
+  CHECK(run.owner.wait(20s) == 0);
+  for (auto& h : run.hosts)
+    CHECK(h.wait(20s) == 0);
+}
+
+namespace {
+
+// Echoes `n` items from `in` to `out`, each doubled, on whatever host.
+int echo_doubled(actors::queue<int> in, actors::queue<int> out, int n) {
+  for (int i = 0; i < n; ++i)
+    out.put(2 * in.get(30s));
+  return static_cast<int>(::getppid());
+}
+
+} // namespace
+
+TEST_CASE("loopback: a task on a worker host uses the owner's queues") {
+  loopback_pool lp{1};
+  auto& p = lp.pool;
+  auto a = worker_host(p.port(), lp.key, 1);
+  REQUIRE(p.wait_for_remote_workers(1, 20s));
+  actors::queue<int> in{0};
+  actors::queue<int> out{0};
+  // Two tasks: one on the local worker, one on the remote one.
+  auto r1 = p.apply_async(echo_doubled, in, out, 50);
+  auto r2 = p.apply_async(echo_doubled, in, out, 50);
+  for (int i = 0; i < 100; ++i)
+    in.put(i);
+  long sum = 0;
+  for (int i = 0; i < 100; ++i)
+    sum += out.get(30s);
+  CHECK(sum == 2 * 4950);
+  std::set<int> hosts{r1.get(30s), r2.get(30s)};
+  CHECK(hosts == std::set<int>{static_cast<int>(::getpid()), a.pid()});
+  p.close();
+  p.join();
+  auto code = a.wait(10s);
+  INFO(a.read_all(1s));
+  CHECK(code == 0);
 }

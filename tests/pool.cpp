@@ -523,3 +523,38 @@ TEST_CASE("an argument or result that cannot be serialized fails its task only")
   p.close();
   p.join();
 }
+
+namespace {
+
+// Says it runs, then waits for the go.
+int meet(actors::queue<int> hello, actors::queue<int> go, int k) {
+  hello.put(k);
+  return go.get(20s);
+}
+
+} // namespace
+
+TEST_CASE("tasks submitted one by one go to idle workers, none waits behind "
+          "a busy one") {
+  // Each task blocks until all have started: with three workers, three
+  // tasks submitted one after another must run at once (a worker rung
+  // twice used to take one of them while the third waited behind it).
+  actors::pool p{3};
+  actors::queue<int> hello{0};
+  actors::queue<int> go{0};
+  for (int round = 0; round < 20; ++round) {
+    std::vector<actors::async_result<int>> rs;
+    for (int k = 0; k < 3; ++k)
+      rs.push_back(p.apply_async(meet, hello, go, k));
+    std::set<int> started;
+    for (int k = 0; k < 3; ++k)
+      started.insert(hello.get(10s));
+    CHECK(started == std::set<int>{0, 1, 2});
+    for (int k = 0; k < 3; ++k)
+      go.put(k);
+    int sum = 0;
+    for (auto& r : rs)
+      sum += r.get(10s);
+    CHECK(sum == 3);
+  }
+}

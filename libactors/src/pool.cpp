@@ -48,6 +48,7 @@
 #include "auth.hpp"
 #include "channel.hpp"
 #include "listener.hpp"
+#include "queue_hub.hpp"
 #include "runtime.hpp"
 #include "supervision.hpp"
 #include "worker.hpp"
@@ -196,6 +197,7 @@ public:
     std::shared_ptr<child> proc;  // the worker process, while it runs
     int bell = -1;         // a feeder's eventfd, rung when it should look
     bool idle = false;     // the feeder waits for its bell
+    bool rung = false;     // ... which rang: it is about to look
     bool retiring = false; // the process's end is planned: not a death
     // A worker of another host: its connection while it serves, and
     // whether the slot is free for the next one that joins.
@@ -633,6 +635,7 @@ public:
     {
       std::lock_guard<std::mutex> guard{mtx};
       w.idle = false;
+      w.rung = false;
     }
     if (p[1].revents == 0)
       return true;
@@ -684,8 +687,12 @@ public:
       runtime::get().accept_node(fd); // BASP, for actor handles in tasks
       return;
     }
-    if (p == purpose::hub || p == purpose::lock) {
-      ::close(fd); // queues and locks across hosts: not yet
+    if (p == purpose::hub) {
+      runtime::get().hub().serve_stream(fd); // queues and pipes
+      return;
+    }
+    if (p == purpose::lock) {
+      ::close(fd); // locks across hosts: not yet
       return;
     }
     std::lock_guard<std::mutex> guard{mtx};
@@ -701,6 +708,7 @@ public:
     w->vacant = false;
     w->retiring = false;
     w->idle = false;
+    w->rung = false;
     auto self = shared_from_this();
     w->thread = std::thread{[self, &w = *w, fd] { self->remote_loop(w, fd); }};
   }
@@ -806,7 +814,9 @@ public:
     for (auto& w : workers) {
       if (n == 0)
         return;
-      if (w.idle && w.bell >= 0) {
+      // A feeder rung already takes one task: ring another for the next.
+      if (w.idle && !w.rung && w.bell >= 0) {
+        w.rung = true;
         std::uint64_t one = 1;
         [[maybe_unused]] auto r = ::write(w.bell, &one, sizeof(one));
         --n;

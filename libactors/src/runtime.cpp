@@ -367,6 +367,20 @@ runtime& runtime::get() {
     std::call_once(peer_start, [] {
       parent_root = join(peer_owner.host, peer_owner.port, peer_owner.key,
                          bootstrap_timeout);
+      // Queues and pipes of the pool's process: through its hub, over TCP.
+      auto pool_node = parent_root.node();
+      set_remote_hub([pool_node](const caf::node_id& node) {
+        if (node != pool_node)
+          throw error(errc::owner_unreachable,
+                      "the queue belongs to a process on another host "
+                      "than the pool's: across hosts, only the queues and "
+                      "pipes of the pool's own process are shared");
+        auto fd = connect_authenticated(peer_owner.host, peer_owner.port,
+                                        peer_owner.key, purpose::hub,
+                                        bootstrap_timeout);
+        watch_link(fd, peer_owner.lost_after);
+        return fd;
+      });
     });
     return *special_instance.load();
   }
