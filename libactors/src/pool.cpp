@@ -48,6 +48,7 @@
 #include "auth.hpp"
 #include "channel.hpp"
 #include "listener.hpp"
+#include "lock_server.hpp"
 #include "runtime.hpp"
 #include "supervision.hpp"
 #include "worker.hpp"
@@ -684,8 +685,12 @@ public:
       runtime::get().accept_node(fd); // BASP, for actor handles in tasks
       return;
     }
-    if (p == purpose::hub || p == purpose::lock) {
-      ::close(fd); // queues and locks across hosts: not yet
+    if (p == purpose::lock) {
+      serve_lock_stream(fd); // a thread of another host using our locks
+      return;
+    }
+    if (p == purpose::hub) {
+      ::close(fd); // queues across hosts: not yet
       return;
     }
     std::lock_guard<std::mutex> guard{mtx};
