@@ -389,7 +389,13 @@ answer ask(const owner_ref& owner, std::uint8_t kind,
   }
 }
 
+// The error the lock server answered.
 [[noreturn]] void fail(const answer& a) {
+  if (a.outcome != detail::lock_protocol::failed || a.code <= 0)
+    throw error(errc::owner_unreachable,
+                "the lock's host (the pool's) gave an answer not understood "
+                "here: "
+                  + std::to_string(a.outcome));
   throw error(static_cast<errc>(a.code), a.text);
 }
 
