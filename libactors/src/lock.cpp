@@ -11,18 +11,31 @@
 // the next acquirer, which is told). An error-checking mutex refuses a
 // second acquisition by its holder (EDEADLK) instead of waiting forever; a
 // recursive one counts them.
+//
+// Across hosts: in a worker process of another host (runtime::
+// owner_elsewhere()), a lock this process did not make is used through the
+// lock server of the pool's process (lock_server.hpp), over one connection
+// per thread; a lock the server does not find on its host is one of this
+// host, used here as any other.
 
 #include "actors/lock.hpp"
+
+#include "lock_server.hpp"
 
 #include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <new>
+#include <set>
 #include <string>
 #include <utility>
+
+#include <poll.h>
+#include <sys/socket.h>
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -30,6 +43,10 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "auth.hpp"
+#include "channel.hpp"
+#include "runtime.hpp"
 
 namespace actors {
 
@@ -88,6 +105,20 @@ public:
     return {ref, mapped_[own_]};
   }
 
+  // Whether `ref` is a lock of this host that this process uses directly
+  // even as a worker of another host's pool: one it made, or one the
+  // pool's host said is not its own.
+  bool here(const detail::lock_handle_ref& ref) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    return (own_.first == ::getpid() && own_id_ == ref.arena)
+           || here_.count(ref.arena) > 0;
+  }
+
+  void mark_here(std::uint64_t arena) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    here_.insert(arena);
+  }
+
   // The arena of `ref`, mapped here.
   char* of(const detail::lock_handle_ref& ref) {
     std::lock_guard<std::mutex> guard{mtx_};
@@ -101,15 +132,23 @@ public:
                      + std::to_string(ref.pid)
                      + ") is gone, and with it the lock's memory: " + why);
     };
+    if (ref.pid <= 0 || ref.fd < 0)
+      throw gone("no such process");
     auto path = "/proc/" + std::to_string(ref.pid) + "/fd/"
                 + std::to_string(ref.fd);
-    auto opened = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+    // Only an arena of the right kind, size and id is the lock's: the pid
+    // may have been reused, and a handle may come from another host (or
+    // from anyone holding the key): nothing else is opened, let alone a
+    // device or a pipe.
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0)
+      throw gone(std::strerror(errno));
+    if (!S_ISREG(st.st_mode) || static_cast<std::size_t>(st.st_size) != arena_size)
+      throw gone("its memory is not there");
+    auto opened = ::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (opened < 0)
       throw gone(std::strerror(errno));
-    // The pid may have been reused: only an arena of the right size and id
-    // is the lock's.
-    struct stat st;
-    if (::fstat(opened, &st) != 0
+    if (::fstat(opened, &st) != 0 || !S_ISREG(st.st_mode)
         || static_cast<std::size_t>(st.st_size) != arena_size) {
       ::close(opened);
       throw gone("its memory is not there");
@@ -120,6 +159,8 @@ public:
       ::munmap(base, arena_size);
       throw gone("its memory is not there");
     }
+    // Replaces the mapping of an arena that has gone (its pid reused): the
+    // old one stays mapped, since handles may still point into it.
     mapped_[{ref.pid, ref.fd}] = base;
     return base;
   }
@@ -139,7 +180,242 @@ private:
   std::pair<std::int32_t, std::int32_t> own_{-1, -1};
   std::uint64_t own_id_ = 0;
   std::map<std::pair<std::int32_t, std::int32_t>, char*> mapped_;
+  std::set<std::uint64_t> here_;
 };
+
+} // namespace
+
+namespace detail {
+
+pthread_mutex_t* map_lock(const lock_handle_ref& ref) {
+  if (ref.slot == 0)
+    throw error(errc::invalid_argument, "the lock handle is empty");
+  auto* base = arenas::get().of(ref);
+  auto made = reinterpret_cast<header*>(base)->next.load();
+  if (ref.slot > capacity || ref.slot > made)
+    throw error(errc::invalid_argument,
+                "the lock handle names no lock (slot "
+                  + std::to_string(ref.slot) + ")");
+  return &reinterpret_cast<slot*>(base + ref.slot * slot_size)->mtx;
+}
+
+timespec monotonic_after(std::int64_t ns) {
+  timespec now;
+  ::clock_gettime(CLOCK_MONOTONIC, &now);
+  timespec deadline;
+  deadline.tv_sec = now.tv_sec + static_cast<time_t>(ns / 1000000000);
+  deadline.tv_nsec = now.tv_nsec + static_cast<long>(ns % 1000000000);
+  if (deadline.tv_nsec >= 1000000000) {
+    deadline.tv_sec += 1;
+    deadline.tv_nsec -= 1000000000;
+  }
+  return deadline;
+}
+
+int take_native(pthread_mutex_t* m, bool once, const timespec* deadline) {
+  int rc;
+  if (once) {
+    rc = pthread_mutex_trylock(m);
+    // Its holder asking again is an error, as for lock() (glibc records the
+    // holder's thread id).
+    if (rc == EBUSY && m->__data.__owner == ::gettid())
+      rc = EDEADLK;
+  } else if (deadline == nullptr) {
+    rc = pthread_mutex_lock(m);
+  } else {
+    rc = pthread_mutex_clocklock(m, CLOCK_MONOTONIC, deadline);
+  }
+  if (rc == EOWNERDEAD)
+    pthread_mutex_consistent(m);
+  return rc;
+}
+
+} // namespace detail
+
+namespace {
+
+// -- the client side across hosts --------------------------------------------
+
+// One thread's connection to the lock server of the pool's host. A forked
+// copy of this process must not speak on its parent's connection, nor keep
+// it open (the server would not see its client end): at fork, the copy's
+// descriptor is replaced by /dev/null and the link marked stale.
+struct lock_link {
+  std::unique_ptr<detail::channel> ch;
+  pid_t pid = 0; // the process that connected
+
+  lock_link();
+  ~lock_link();
+};
+
+struct link_registry {
+  std::mutex mtx;
+  std::set<lock_link*> all;
+
+  static link_registry& get() {
+    static auto* instance = [] {
+      auto* r = new link_registry; // never destroyed: threads outlive main
+      ::pthread_atfork([] { link_registry::get().mtx.lock(); },
+                       [] { link_registry::get().mtx.unlock(); },
+                       [] {
+                         auto& self = link_registry::get();
+                         auto null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+                         for (auto* l : self.all) {
+                           if (l->ch && null >= 0)
+                             ::dup3(null, l->ch->fd(), O_CLOEXEC);
+                           l->pid = 0;
+                         }
+                         if (null >= 0)
+                           ::close(null);
+                         self.mtx.unlock();
+                       });
+      return r;
+    }();
+    return *instance;
+  }
+};
+
+lock_link::lock_link() {
+  auto& r = link_registry::get();
+  std::lock_guard<std::mutex> guard{r.mtx};
+  r.all.insert(this);
+}
+
+lock_link::~lock_link() {
+  auto& r = link_registry::get();
+  std::lock_guard<std::mutex> guard{r.mtx};
+  r.all.erase(this);
+  ch.reset(); // the server sees this thread end
+}
+
+using owner_ref = detail::runtime::remote_owner;
+
+std::string where(const owner_ref& owner) {
+  return owner.host + ":" + std::to_string(owner.port);
+}
+
+// The pool's host to ask about `ref`, or null to use it here.
+const owner_ref* route(const detail::lock_handle_ref& ref) {
+  auto* owner = detail::runtime::owner_elsewhere();
+  if (owner == nullptr || arenas::get().here(ref))
+    return nullptr;
+  return owner;
+}
+
+struct answer {
+  std::uint8_t outcome = detail::lock_protocol::failed;
+  std::int32_t code = 0;
+  std::string text;
+};
+
+// Asks the lock server of `owner` (kind, ref[, timeout_ns]) and waits for
+// its answer; errc::owner_unreachable, naming what happened, when the
+// server cannot be reached or its answer does not come.
+answer ask(const owner_ref& owner, std::uint8_t kind,
+           const detail::lock_handle_ref& ref, std::int64_t timeout_ns) {
+  thread_local lock_link link;
+  auto pid = ::getpid();
+  if (link.ch && link.pid != pid)
+    link.ch.reset(); // a forked copy's: /dev/null by now
+  if (!link.ch) {
+    int fd;
+    try {
+      fd = detail::connect_authenticated(
+        owner.host, owner.port, owner.key, detail::purpose::lock,
+        std::max(owner.lost_after, std::chrono::milliseconds{1000}));
+    } catch (const error& e) {
+      throw error(errc::owner_unreachable,
+                  "the lock's host " + where(owner)
+                    + " (the pool's) cannot be reached: " + e.what());
+    }
+    detail::watch_link(fd, owner.lost_after);
+    link.ch = std::make_unique<detail::channel>(fd);
+    link.pid = pid;
+  }
+  auto& ch = *link.ch;
+  auto lost = [&](const std::string& what) {
+    int err = 0;
+    socklen_t len = sizeof(err);
+    ::getsockopt(ch.fd(), SOL_SOCKET, SO_ERROR, &err, &len);
+    link.ch.reset();
+    return error(errc::owner_unreachable,
+                 "the connection to the lock's host " + where(owner)
+                   + " (the pool's) was lost " + what + " ("
+                   + (err != 0 ? std::strerror(err) : "closed") + ")"
+                   + "; the locks this thread held there are released as "
+                     "if it had died");
+  };
+  caf::error err;
+  if (kind == detail::lock_protocol::acquire_frame) {
+    auto r = ref;
+    err = ch.put(kind, r.pid, r.fd, r.arena, r.slot, timeout_ns);
+  } else {
+    auto r = ref;
+    err = ch.put(kind, r.pid, r.fd, r.arena, r.slot);
+  }
+  if (err || !ch.flush(true))
+    throw lost("sending a request");
+  // The server answers an acquisition by its timeout: waiting longer than
+  // that and a lost link's bound means the answer will not come.
+  auto until = std::chrono::steady_clock::time_point::max();
+  constexpr std::int64_t ages = std::int64_t{1} << 60; // 36 years: forever
+  if (timeout_ns >= 0 && timeout_ns < ages)
+    until = std::chrono::steady_clock::now()
+            + std::chrono::nanoseconds{timeout_ns} + owner.lost_after
+            + std::chrono::seconds{1};
+  for (;;) {
+    if (auto f = ch.next()) {
+      answer a;
+      if (f->kind != detail::lock_protocol::answer_frame
+          || ch.get(*f, a.outcome, a.code, a.text))
+        throw lost("(a malformed answer)");
+      return a;
+    }
+    int wait_ms = -1;
+    if (until != std::chrono::steady_clock::time_point::max()) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        until - std::chrono::steady_clock::now());
+      if (left.count() <= 0)
+        throw lost("waiting for an answer");
+      wait_ms = static_cast<int>(
+        std::min<std::int64_t>(left.count() + 1, INT32_MAX));
+    }
+    pollfd p{ch.fd(), POLLIN, 0};
+    auto n = ::poll(&p, 1, wait_ms);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n > 0 && !ch.fill(false))
+      throw lost("waiting for an answer");
+  }
+}
+
+// The error the lock server answered.
+[[noreturn]] void fail(const answer& a) {
+  if (a.outcome != detail::lock_protocol::failed || a.code <= 0)
+    throw error(errc::owner_unreachable,
+                "the lock's host (the pool's) gave an answer not understood "
+                "here: "
+                  + std::to_string(a.outcome));
+  throw error(static_cast<errc>(a.code), a.text);
+}
+
+// The lock of `ref`, which the pool's host says is not its own
+// (`pool_says`): one of this host, used here from now on; or reachable
+// from nowhere.
+void local_after_all(const detail::lock_handle_ref& ref,
+                     const std::string& pool_says) {
+  try {
+    detail::map_lock(ref);
+  } catch (const error& e) {
+    if (e.code() != errc::owner_unreachable)
+      throw;
+    throw error(errc::owner_unreachable,
+                "the lock is on neither the pool's host nor this one: the "
+                "pool's host says: "
+                  + pool_says + "; this host: " + e.what());
+  }
+  arenas::get().mark_here(ref.arena);
+}
 
 } // namespace
 
@@ -172,10 +448,7 @@ pthread_mutex_t* lock_handle::native() const {
   // Threads may share one handle: the cache is read and written atomically.
   if (auto* m = __atomic_load_n(&mapped_, __ATOMIC_ACQUIRE))
     return m;
-  if (ref_.slot == 0)
-    throw error(errc::invalid_argument, "the lock handle is empty");
-  auto* base = arenas::get().of(ref_);
-  auto* m = &reinterpret_cast<slot*>(base + ref_.slot * slot_size)->mtx;
+  auto* m = map_lock(ref_);
   __atomic_store_n(&mapped_, m, __ATOMIC_RELEASE);
   return m;
 }
@@ -183,35 +456,38 @@ pthread_mutex_t* lock_handle::native() const {
 lock_handle::acquired lock_handle::acquire(std::optional<duration> timeout) {
   if (timeout && *timeout < duration::zero())
     throw error(errc::invalid_argument, "a timeout must not be negative");
-  auto* m = native();
-  int rc;
-  if (!timeout) {
-    rc = pthread_mutex_lock(m);
-  } else if (*timeout == duration::zero()) {
-    rc = pthread_mutex_trylock(m);
-    // Its holder asking again is an error, as for lock() (glibc records the
-    // holder's thread id).
-    if (rc == EBUSY && m->__data.__owner == ::gettid())
-      rc = EDEADLK;
-  } else {
-    timespec now;
-    ::clock_gettime(CLOCK_MONOTONIC, &now);
-    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(*timeout)
-                .count();
-    timespec deadline;
-    deadline.tv_sec = now.tv_sec + static_cast<time_t>(ns / 1000000000);
-    deadline.tv_nsec = now.tv_nsec + static_cast<long>(ns % 1000000000);
-    if (deadline.tv_nsec >= 1000000000) {
-      deadline.tv_sec += 1;
-      deadline.tv_nsec -= 1000000000;
+  if (ref_.slot == 0)
+    throw error(errc::invalid_argument, "the lock handle is empty");
+  if (auto* owner = route(ref_)) {
+    auto ns = timeout ? std::chrono::duration_cast<std::chrono::nanoseconds>(
+                          *timeout)
+                          .count()
+                      : std::int64_t{-1};
+    auto a = ask(*owner, lock_protocol::acquire_frame, ref_, ns);
+    switch (a.outcome) {
+      case lock_protocol::not_acquired:
+        return acquired::no;
+      case lock_protocol::acquired:
+        return acquired::yes;
+      case lock_protocol::owner_died:
+        return acquired::previous_owner_died;
+      case lock_protocol::not_on_this_host:
+        local_after_all(ref_, a.text);
+        break; // one of this host
+      default:
+        fail(a);
     }
-    rc = pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &deadline);
   }
-  switch (rc) {
+  auto* m = native();
+  timespec deadline;
+  bool once = timeout && *timeout == duration::zero();
+  if (timeout && !once)
+    deadline = monotonic_after(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(*timeout).count());
+  switch (auto rc = take_native(m, once, timeout && !once ? &deadline : nullptr)) {
     case 0:
       return acquired::yes;
     case EOWNERDEAD:
-      pthread_mutex_consistent(m);
       return acquired::previous_owner_died;
     case ETIMEDOUT:
     case EBUSY:
@@ -228,6 +504,16 @@ lock_handle::acquired lock_handle::acquire(std::optional<duration> timeout) {
 }
 
 void lock_handle::release() {
+  if (ref_.slot == 0)
+    throw error(errc::invalid_argument, "the lock handle is empty");
+  if (auto* owner = route(ref_)) {
+    auto a = ask(*owner, lock_protocol::release_frame, ref_, 0);
+    if (a.outcome == lock_protocol::released)
+      return;
+    if (a.outcome != lock_protocol::not_on_this_host)
+      fail(a);
+    local_after_all(ref_, a.text);
+  }
   if (pthread_mutex_unlock(native()) != 0)
     throw error(errc::not_owner, "this thread does not hold the lock");
 }

@@ -48,6 +48,7 @@
 #include "auth.hpp"
 #include "channel.hpp"
 #include "listener.hpp"
+#include "lock_server.hpp"
 #include "queue_hub.hpp"
 #include "runtime.hpp"
 #include "supervision.hpp"
@@ -692,7 +693,7 @@ public:
       return;
     }
     if (p == purpose::lock) {
-      ::close(fd); // locks across hosts: not yet
+      serve_lock_stream(fd); // a thread of another host using our locks
       return;
     }
     std::lock_guard<std::mutex> guard{mtx};

@@ -127,6 +127,25 @@ Handle make_lock_of_type(int type);
 /// `acquire` returns `acquired::previous_owner_died` (like `EOWNERDEAD` for a
 /// robust mutex), and `previous_owner_died()` reports it after `lock()`.
 /// Python's lock would stay held forever.
+///
+/// **Across hosts** (a pool with `pool_options::listen`). A lock made on
+/// the pool's host (by the process that made the pool or any other process
+/// there) is shared with every host of the pool: a task on a worker
+/// process of another host uses it as a local one would, with the same
+/// ownership, timeouts and errors. Each thread there that uses such locks
+/// has a connection of its own to the pool's process, whose lock server
+/// acquires and releases on that thread's behalf (a round trip per call).
+/// A lock made by the worker process itself stays its own, used directly.
+/// The holder's thread ending, its process or host dying, or its link being
+/// lost (silent for `pool_options::lost_after`) counts as the holder dying:
+/// the next acquirer is told `previous_owner_died`; a holder that vanished
+/// while it waited is not given the lock. On that host, a call whose
+/// connection is lost (or cannot be made) fails with
+/// `errc::owner_unreachable` saying what happened, within the call's
+/// timeout plus `lost_after` (never a hang), and the locks that thread held
+/// count as released by a dead holder; its next call connects again. A
+/// lock made on a host other than the pool's is usable only on its own
+/// host.
 class mutex : public detail::lock_handle {
 public:
   /// An empty handle (every call throws `errc::invalid_argument`); exists

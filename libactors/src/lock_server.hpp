@@ -1,0 +1,95 @@
+#pragma once
+
+// Locks across hosts. A lock lives in the memory of the host whose process
+// made it; a worker process of another host reaches a lock of the pool's
+// host through the lock server of the pool's process, over a connection of
+// its own per thread (purpose::lock, watched like every link of the pool).
+//
+// One connection stands for one thread of the other host, and one thread
+// of the server serves it: that thread acquires and releases the mutexes
+// on behalf of its client thread, so that holding, an rlock's recursion
+// and would_deadlock are the mutex's own. When the connection ends (the
+// client thread or process ended, its host died, the link was lost) the
+// serving thread ends too, holding whatever its client held: the robust
+// mutex then tells the next acquirer that the previous owner died, as it
+// would if the client had run here and died.
+//
+// Frames (channel.hpp), the client asks and the server answers each:
+//   acquire_frame  pid fd arena slot (the lock_handle_ref), timeout_ns
+//                  (i64: -1 forever, 0 a single try)
+//   release_frame  pid fd arena slot
+//   answer_frame   outcome (u8, below), code (i32: an errc when failed),
+//                  text (string: what failed)
+
+#include <chrono>
+#include <cstdint>
+#include <ctime>
+#include <functional>
+
+#include <pthread.h>
+
+#include "actors/lock.hpp"
+
+namespace actors::detail {
+
+namespace lock_protocol {
+
+enum frame_kind : std::uint8_t {
+  acquire_frame = 1,
+  release_frame = 2,
+  answer_frame = 3,
+};
+
+enum outcome : std::uint8_t {
+  not_acquired = 0,        ///< the timeout ran out
+  acquired = 1,            ///< the client's thread holds the lock now
+  owner_died = 2,          ///< acquired, from a holder that died
+  released = 3,            ///< the release is done
+  failed = 4,              ///< an error: code and text say which
+  not_on_this_host = 5,    ///< the lock's memory is not on the server's host
+};
+
+} // namespace lock_protocol
+
+/// Serves the lock operations of one thread of another host on `fd`, an
+/// authenticated connection of purpose::lock whose link the caller watches
+/// (watch_link), on a thread of its own; takes ownership of `fd`.
+void serve_lock_stream(int fd);
+
+/// What the lock server of this process did, for tests.
+struct lock_server_stats {
+  std::uint64_t connections = 0; ///< connections served (ever)
+  std::uint64_t requests = 0;    ///< acquire and release requests answered
+  std::uint64_t active = 0;      ///< connections being served now
+  std::uint64_t waiting = 0;     ///< acquisitions waiting for their lock now
+};
+
+lock_server_stats lock_server_statistics();
+
+/// Waits until `pred(statistics)` holds; false if `timeout` ran out first.
+bool lock_server_await(const std::function<bool(const lock_server_stats&)>& pred,
+                       std::chrono::milliseconds timeout);
+
+/// Cuts every connection being served (both directions), as a lost link
+/// would: for tests of what clients see.
+void lock_server_cut_all();
+
+// What lock.cpp shares with the server.
+
+/// The mutex of `ref`, mapped into this process on first use. Throws
+/// `errc::invalid_argument` for an empty handle or a slot that was never
+/// made, `errc::owner_unreachable` when the lock's memory is not (or no
+/// longer) reachable from this host.
+pthread_mutex_t* map_lock(const lock_handle_ref& ref);
+
+/// One attempt to acquire `m` for the calling thread: a single try when
+/// `once`, else waiting until `deadline` (CLOCK_MONOTONIC; forever when
+/// null). The pthread result: 0, EOWNERDEAD (already made consistent),
+/// ETIMEDOUT or EBUSY (not acquired), EDEADLK (this thread holds it), or
+/// another error.
+int take_native(pthread_mutex_t* m, bool once, const timespec* deadline);
+
+/// The CLOCK_MONOTONIC time `ns` nanoseconds from now.
+timespec monotonic_after(std::int64_t ns);
+
+} // namespace actors::detail
