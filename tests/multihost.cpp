@@ -260,7 +260,9 @@ TEST_CASE("loopback: terminate ends remote tasks, and hosts end with the pool") 
     CHECK(code_of([&] { r.get(5s); }) == actors::errc::terminated);
   p.join();
   lp.reset();
-  CHECK(a.wait(20s) == 0);
+  auto code = a.wait(20s);
+  INFO(a.read_all(1s));
+  CHECK(code == 0);
 }
 
 TEST_CASE("loopback: bad listen settings are typed errors") {

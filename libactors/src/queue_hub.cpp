@@ -9,7 +9,6 @@
 
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
@@ -71,29 +70,6 @@ shared_area* map_area(pid_t pid, std::int32_t fd) {
                MAP_SHARED, local, 0);
   ::close(local);
   return p == MAP_FAILED ? nullptr : static_cast<shared_area*>(p);
-}
-
-// Keepalives and a user timeout on a TCP stream (nothing on others), so
-// that a peer host that vanishes without closing ends it within about 30 s
-// instead of never; no Nagle delay for the small frames of requests.
-void watch_stream(int fd) {
-  int proto = 0;
-  socklen_t len = sizeof(proto);
-  if (::getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) != 0
-      || proto != IPPROTO_TCP)
-    return;
-  int on = 1;
-  int idle = 10;  // s of silence before the first probe
-  int every = 5;  // s between probes
-  int probes = 4; // unanswered, then the connection ends
-  unsigned user_timeout = 30000; // ms that sent data may stay unacknowledged
-  ::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
-  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
-  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &every, sizeof(every));
-  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &probes, sizeof(probes));
-  ::setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout,
-               sizeof(user_timeout));
-  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 }
 
 } // namespace
@@ -269,7 +245,6 @@ void queue_hub::serve_stream(int fd) {
   if (fd < 0)
     throw error(errc::invalid_argument, "serve_stream: no socket");
   ::fcntl(fd, F_SETFD, FD_CLOEXEC);
-  watch_stream(fd);
   {
     std::lock_guard<std::mutex> guard{mtx_};
     if (stop_) {
@@ -1038,7 +1013,6 @@ hub_client::hub_client(int fd, const caf::node_id& owner)
   timeval none{};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
   ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof(none));
-  watch_stream(fd);
 }
 
 hub_client::~hub_client() {

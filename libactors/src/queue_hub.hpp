@@ -53,11 +53,11 @@
 // died, or its process died with unread bytes in its socket, which resets
 // the stream and drops what was not yet on the wire) leaves the item to be
 // handed out again; nothing is lost. When only the process dies, the host
-// normally still delivers its `taken`. Both ends of a TCP stream use
-// keepalives and a user timeout (about 30 s), so that a host that vanishes
-// without closing ends its streams: the hub then requeues and forgets what
-// that host's clients held, and their waiting calls fail with
-// errc::owner_unreachable.
+// normally still delivers its `taken`. Whoever makes a stream watches its
+// link (the pool and its workers: watch_link with pool_options::lost_after
+// on both ends), so that a host that vanishes without closing ends its
+// streams: the hub then requeues and forgets what that host's clients
+// held, and their waiting calls fail with errc::owner_unreachable.
 //
 // A stream's first frame may name the client's node (`peer`, answered):
 // when_drained() waits for the streams that named a node as it waits for
