@@ -61,6 +61,17 @@ inline constexpr long unbounded = 0;
 /// queue, for whoever drains it).
 ///
 /// `qsize`, `empty` and `full` are snapshots, as in Python.
+///
+/// **Across hosts** (a pool with `pool_options::listen`). A queue made by
+/// the pool's own process (and a pipe, which is two of them) is shared with
+/// the worker processes of other hosts: each of their threads reaches it
+/// over a TCP stream to that process, authenticated with the pool's key,
+/// with the same calls, timeouts and errors. An item handed to a getter on
+/// another host that dies, or whose link is lost, before the item's receipt
+/// arrived goes back to the queue: across hosts, delivery is at least once
+/// (within a host, exactly once). A call on another host whose stream is
+/// lost fails with `errc::owner_unreachable`. A queue made in any other
+/// process is reachable from its own host only.
 template <class T>
 class queue {
 public:
