@@ -633,7 +633,39 @@ int echo_doubled(actors::queue<int> in, actors::queue<int> out, int n) {
   return static_cast<int>(::getppid());
 }
 
+// Answers `n` messages on its end of a pipe, each doubled.
+int pipe_doubler(actors::connection<int> end, int n) {
+  for (int i = 0; i < n; ++i)
+    end.send(2 * end.recv(30s));
+  return static_cast<int>(::getppid());
+}
+
 } // namespace
+
+TEST_CASE("loopback: a task on a worker host talks over the owner's pipe") {
+  loopback_pool lp{1};
+  auto& p = lp.pool;
+  auto a = worker_host(p.port(), lp.key, 1);
+  REQUIRE(p.wait_for_remote_workers(1, 20s));
+  // Two pipes, one task each: one runs on the local worker, the other on
+  // the worker host, each answering as the messages come.
+  auto [mine1, theirs1] = actors::pipe<int>();
+  auto [mine2, theirs2] = actors::pipe<int>();
+  auto r1 = p.apply_async(pipe_doubler, theirs1, 100);
+  auto r2 = p.apply_async(pipe_doubler, theirs2, 100);
+  long sum = 0;
+  for (int i = 0; i < 100; ++i) {
+    mine1.send(i);
+    mine2.send(i);
+    sum += mine1.recv(30s) + mine2.recv(30s);
+  }
+  CHECK(sum == 2 * 2 * 4950);
+  std::set<int> hosts{r1.get(30s), r2.get(30s)};
+  CHECK(hosts == std::set<int>{static_cast<int>(::getpid()), a.pid()});
+  p.close();
+  p.join();
+  CHECK(a.wait(10s) == 0);
+}
 
 TEST_CASE("loopback: a task on a worker host uses the owner's queues") {
   loopback_pool lp{1};
