@@ -52,7 +52,7 @@ const secret key = fixed_key();
 
 listener& server() {
   // The socket of an authenticated connection would go to BASP: closed.
-  static listener instance{key, [](int fd) { ::close(fd); },
+  static listener instance{key, [](int fd, purpose) { ::close(fd); },
                            std::chrono::seconds{5}};
   return instance;
 }
