@@ -129,10 +129,21 @@ worker_end serve_tasks(channel& ch, const closure& initializer,
       closure call;
       outcome o;
       std::uint32_t micros = 0;
-      if (auto err = ch.get(*f, id, call)) {
+      caf::error err;
+      try {
+        err = ch.get(*f, id, call);
+      } catch (const error& e) {
+        // Reading actor handles needs this node joined to the pool's (a
+        // worker of another host joins then), which failed.
+        o = failed(id, static_cast<errc>(e.code().value()),
+                   std::string{"the worker process cannot read the task: "}
+                     + e.what());
+        call = closure{};
+      }
+      if (err) {
         o = failed(id, errc::function_not_found,
                    "the worker process cannot read the task: " + render(err));
-      } else {
+      } else if (call) {
         auto start = clock::now();
         if (running)
           running->store(true);
