@@ -1,6 +1,7 @@
 // actors::pipe across threads and real OS processes: order, poll, one-way
 // ends, end of pipe on close and on the death of the other side, shared
-// ends, wait(), and large and many messages.
+// ends, wait(), and large and many messages; and across a stream to the
+// hub, as from another host.
 
 #include <doctest/doctest.h>
 

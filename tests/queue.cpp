@@ -1,6 +1,7 @@
 // actors::queue within one process and across real OS processes: blocking
 // and timeouts, backpressure, close, joinable queues, and no item lost or
-// duplicated when producers, consumers or the owner die.
+// duplicated when producers, consumers or the owner die; the same from
+// "another host", through a stream to the hub.
 
 #include <doctest/doctest.h>
 
