@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <csignal>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <set>
@@ -47,6 +48,10 @@ int throws_on_remote(int x) {
 int segfaults(int) {
   std::raise(SIGSEGV);
   return 0;
+}
+
+int exits(int) {
+  std::exit(0);
 }
 
 int sleeps_forever(int) {
@@ -231,6 +236,10 @@ TEST_CASE("loopback: remote failures are typed: an exception, a crash, a "
   // replaces its worker process, which joins again.
   auto crash = p.apply_async(segfaults, 0);
   CHECK(code_of([&] { crash.get(20s); }) == actors::errc::worker_lost);
+  REQUIRE(p.wait_for_remote_workers(1, 20s));
+  // So is a task that calls exit(0): its worker is replaced all the same.
+  auto quit = p.apply_async(exits, 0);
+  CHECK(code_of([&] { quit.get(20s); }) == actors::errc::worker_lost);
   REQUIRE(p.wait_for_remote_workers(1, 20s));
   // A task over the timeout fails; a remote worker ends itself when its
   // connection is dropped, and its host starts a fresh one.

@@ -177,11 +177,18 @@ void watch_while_running(int fd, std::atomic<bool>& running) {
     std::exit(exit_again);
   closure initializer;
   std::uint32_t lost_after = 0;
+  auto answer_by = std::chrono::steady_clock::now() + std::chrono::seconds{30};
   for (;;) {
     auto f = ch.next();
     if (!f) {
-      if (!ch.fill(true))
-        std::exit(exit_again); // lost before the welcome
+      // The pool answers a hello at once (or after lost_after at most).
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        answer_by - std::chrono::steady_clock::now());
+      pollfd p{fd, POLLIN, 0};
+      if (left.count() <= 0
+          || ::poll(&p, 1, static_cast<int>(left.count()) + 1) == 0
+          || !ch.fill(false))
+        std::exit(exit_again); // lost, or silent, before the welcome
       continue;
     }
     if (f->kind == closed_frame)
@@ -205,7 +212,9 @@ void watch_while_running(int fd, std::atomic<bool>& running) {
   runtime::join_later({host, port, key, bound});
   std::atomic<bool> running{false};
   watch_while_running(fd, running);
-  ::on_exit([](int status, void*) { runtime::finish(status); }, nullptr);
+  // A task that calls exit() ends this worker as a crash would: its host
+  // starts a fresh one (exit code 0 would mean the pool let it go).
+  ::on_exit([](int, void*) { runtime::finish(exit_again); }, nullptr);
   switch (serve_tasks(ch, initializer, &running)) {
     case worker_end::retired:
       runtime::finish(exit_again);
