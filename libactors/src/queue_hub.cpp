@@ -9,6 +9,7 @@
 
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
@@ -70,6 +71,13 @@ shared_area* map_area(pid_t pid, std::int32_t fd) {
                MAP_SHARED, local, 0);
   ::close(local);
   return p == MAP_FAILED ? nullptr : static_cast<shared_area*>(p);
+}
+
+// A stream's frames are small requests and answers: no Nagle delay (40 ms
+// per frame with delayed acknowledgements). Nothing on a Unix socket.
+void no_delay(int fd) {
+  int on = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 }
 
 } // namespace
@@ -245,6 +253,7 @@ void queue_hub::serve_stream(int fd) {
   if (fd < 0)
     throw error(errc::invalid_argument, "serve_stream: no socket");
   ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+  no_delay(fd);
   {
     std::lock_guard<std::mutex> guard{mtx_};
     if (stop_) {
@@ -1013,6 +1022,7 @@ hub_client::hub_client(int fd, const caf::node_id& owner)
   timeval none{};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
   ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof(none));
+  no_delay(fd);
 }
 
 hub_client::~hub_client() {
