@@ -3,6 +3,7 @@
 
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
@@ -10,20 +11,18 @@
 #include <set>
 #include <sstream>
 #include <stdexcept>
-#include <thread>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "actors/all.hpp"
 #include "support/error_code.hpp"
 #include "support/netlab.hpp"
 #include "support/subprocess.hpp"
-
-#include <cmath>
-#include <sys/stat.h>
 
 using namespace std::chrono_literals;
 using support::code_of;
