@@ -11,6 +11,7 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <sys/types.h>
@@ -35,6 +36,12 @@ public:
     /// then kills that whole group (its descendants too, unless they left
     /// it), as long as the child is not yet reaped.
     bool own_group = false;
+    /// Resource limits (soft and hard) the child starts with, as
+    /// (RLIMIT_..., value) pairs; set between fork and exec.
+    std::vector<std::pair<int, unsigned long>> limits;
+    /// The user and group id the child runs as (only root may set it); -1:
+    /// this process's own. Not with `netns`.
+    long uid = -1;
   };
 
   /// Starts `path` with `args`; its stdout is captured, and its stderr too

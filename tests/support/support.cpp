@@ -15,9 +15,11 @@
 #include <thread>
 
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <sched.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -145,6 +147,9 @@ subprocess::subprocess(const std::string& path,
                        const std::vector<std::string>& args,
                        const options& opts)
   : own_group_(opts.own_group) {
+  if (!opts.netns.empty() && (!opts.limits.empty() || opts.uid >= 0))
+    throw std::invalid_argument("a child in a network namespace cannot have "
+                                "limits or another user");
   int ns = -1;
   if (!opts.netns.empty()) {
     auto file = "/run/netns/" + opts.netns;
@@ -180,9 +185,43 @@ subprocess::subprocess(const std::string& path,
     return ::posix_spawn(&pid_, path.c_str(), &actions, &attr, argv.data(),
                          opts.env.empty() ? environ : envp.data());
   };
+  // Limits and another user need a plain fork, set before exec (only
+  // async-signal-safe calls in the child).
+  auto fork_exec = [&] {
+    auto pid = ::fork();
+    if (pid < 0)
+      return errno;
+    if (pid == 0) {
+      ::dup2(out[1], 1);
+      if (opts.with_stderr)
+        ::dup2(out[1], 2);
+      if (opts.own_group)
+        ::setpgid(0, 0);
+      for (auto& [resource, value] : opts.limits) {
+        rlimit lim{static_cast<rlim_t>(value), static_cast<rlim_t>(value)};
+        if (::setrlimit(resource, &lim) != 0)
+          ::_exit(126);
+      }
+      if (opts.uid >= 0) {
+        auto id = static_cast<uid_t>(opts.uid);
+        if (::setgroups(0, nullptr) != 0 || ::setgid(id) != 0
+            || ::setuid(id) != 0)
+          ::_exit(126);
+      }
+      ::execve(path.c_str(), argv.data(),
+               opts.env.empty() ? environ : envp.data());
+      ::_exit(127);
+    }
+    if (opts.own_group)
+      ::setpgid(pid, pid); // as the child does, whichever runs first
+    pid_ = pid;
+    return 0;
+  };
   int rc = 0;
   std::string failed = "cannot start " + path;
-  if (ns < 0) {
+  if (!opts.limits.empty() || opts.uid >= 0) {
+    rc = fork_exec();
+  } else if (ns < 0) {
     rc = spawn();
   } else {
     // setns moves only the calling thread: a thread of its own joins the

@@ -1,0 +1,279 @@
+// The end of a program, whatever of libactors is still alive when it exits
+// (returning from main with pools owned by globals, or std::exit with local
+// ones), and programs run under low limits on descriptors and processes.
+// Each case runs a helper role of this binary as the program and watches it
+// from outside: its exit status within a bound, and no process of its
+// group left behind.
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <dirent.h>
+#include <fstream>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <caf/all.hpp>
+
+#include "actors/all.hpp"
+#include "support/subprocess.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+int square(int x) {
+  return x * x;
+}
+
+// -- programs that exit with everything alive ---------------------------------
+
+// What the program leaves alive: owned by globals (destroyed after the
+// runtime when main returns), or by main's locals (never destroyed when
+// the program calls std::exit).
+struct alive {
+  std::unique_ptr<actors::pool> pool;
+  std::unique_ptr<actors::thread_pool> threads;
+  std::unique_ptr<actors::queue<int>> queue;
+  std::unique_ptr<actors::process> daemon;
+  std::unique_ptr<actors::process> worker;
+  std::unique_ptr<actors::actor_process<caf::actor>> actor;
+  std::unique_ptr<actors::progress> bar;
+};
+
+alive globals;
+
+// A daemon child: waits on the queue forever (ended at exit).
+void wait_forever(actors::queue<int> q) {
+  for (;;)
+    q.get();
+}
+
+// A non-daemon child: takes one item and returns (joined at exit).
+void take_one(actors::queue<int> q) {
+  q.get(10s);
+}
+
+caf::behavior echo(caf::event_based_actor*) {
+  return {[](int x) { return x; }};
+}
+
+// argv: "return" or "exit", then what to leave alive: any of pool,
+// thread_pool, process, queue, actor, progress, or all.
+int leave_alive(int argc, char** argv) {
+  if (argc < 2)
+    return 2;
+  bool by_exit = std::strcmp(argv[0], "exit") == 0;
+  std::string what = argv[1];
+  auto wants = [&](const char* x) { return what == x || what == "all"; };
+  alive locals;
+  auto& a = by_exit ? locals : globals;
+  if (wants("pool")) {
+    a.pool = std::make_unique<actors::pool>(2);
+    if (a.pool->map(square, std::vector<int>{1, 2, 3, 4})
+        != std::vector<int>{1, 4, 9, 16})
+      return 3;
+  }
+  if (wants("thread_pool")) {
+    a.threads = std::make_unique<actors::thread_pool>(2);
+    if (a.threads->map(square, std::vector<int>{1, 2, 3}, 1)
+        != std::vector<int>{1, 4, 9})
+      return 3;
+  }
+  if (wants("queue") || wants("process")) {
+    a.queue = std::make_unique<actors::queue<int>>(actors::unbounded);
+    a.queue->put(1);
+  }
+  if (wants("process")) {
+    a.daemon = std::make_unique<actors::process>(wait_forever, *a.queue);
+    a.daemon->daemon(true);
+    a.daemon->start();
+    a.worker = std::make_unique<actors::process>(take_one, *a.queue);
+    a.worker->start();
+    a.queue->put(2);
+  }
+  if (wants("actor")) {
+    a.actor = std::make_unique<actors::actor_process<caf::actor>>(
+      actors::spawn(echo));
+  }
+  if (wants("progress")) {
+    a.bar = std::make_unique<actors::progress>(100, "left open");
+    a.bar->update(7);
+  }
+  std::printf("ready\n");
+  std::fflush(stdout);
+  if (by_exit)
+    std::exit(0);
+  return 0;
+}
+
+support::helper_mode leave_alive_mode{"exit-leave-alive", leave_alive};
+
+// The processes of group `pgid` that have not ended (zombies are ended).
+std::vector<pid_t> running_in_group(pid_t pgid) {
+  std::vector<pid_t> result;
+  auto* dir = ::opendir("/proc");
+  if (dir == nullptr)
+    return result;
+  while (auto* e = ::readdir(dir)) {
+    auto pid = static_cast<pid_t>(std::atoi(e->d_name));
+    if (pid <= 0)
+      continue;
+    std::ifstream in{std::string{"/proc/"} + e->d_name + "/stat"};
+    std::string line;
+    if (!std::getline(in, line))
+      continue;
+    // pid (comm) state ppid pgrp ...: comm may hold anything but ')'.
+    auto close = line.rfind(')');
+    if (close == std::string::npos)
+      continue;
+    std::istringstream rest{line.substr(close + 1)};
+    char state = 0;
+    long ppid = 0;
+    long pgrp = 0;
+    rest >> state >> ppid >> pgrp;
+    if (pgrp == pgid && state != 'Z' && state != 'X')
+      result.push_back(pid);
+  }
+  ::closedir(dir);
+  return result;
+}
+
+// Runs the program leaving `what` alive, ending by `how`: it must end with
+// status 0 within 10 s, and nothing of its group may run on.
+void check_exit(const std::string& how, const std::string& what) {
+  CAPTURE(how);
+  CAPTURE(what);
+  support::subprocess::options opts;
+  opts.own_group = true;
+  auto program = support::subprocess::helper("exit-leave-alive", {how, what},
+                                              opts);
+  REQUIRE(program.read_line(20s) == "ready");
+  auto t0 = std::chrono::steady_clock::now();
+  auto status = program.wait(10s);
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+    std::chrono::steady_clock::now() - t0);
+  CHECK(status == 0);
+  MESSAGE(how << " with " << what << " alive: status "
+              << (status ? std::to_string(*status) : "none (hung)")
+              << " after " << took.count() << " ms");
+  auto pgid = program.pid();
+  CHECK(support::eventually([&] { return running_in_group(pgid).empty(); },
+                            2000ms));
+}
+
+} // namespace
+
+TEST_CASE("a program returning from main with a pool owned by a global ends") {
+  check_exit("return", "pool");
+}
+
+TEST_CASE("a program calling std::exit with a local pool ends") {
+  check_exit("exit", "pool");
+}
+
+TEST_CASE("a program exits with everything of libactors still alive") {
+  for (auto how : {"return", "exit"})
+    for (auto what : {"thread_pool", "process", "queue", "actor", "progress",
+                      "all"})
+      check_exit(how, what);
+}
+
+// -- programs under low limits ------------------------------------------------
+
+namespace {
+
+// A pool of 8 runs a map, then the program ends: prints "ok", or the
+// error's code and text, then "end".
+int pool_under_limits(int, char**) {
+  try {
+    actors::pool p{8};
+    std::vector<int> xs(100);
+    for (int i = 0; i < 100; ++i)
+      xs[static_cast<std::size_t>(i)] = i;
+    auto ys = p.map(square, xs, 1);
+    std::printf("%s\n", ys.size() == xs.size() && ys[99] == 99 * 99
+                          ? "ok"
+                          : "wrong results");
+  } catch (const actors::error& e) {
+    std::printf("error %d %s\n", e.code().value(), e.what());
+  }
+  std::printf("end\n");
+  std::fflush(stdout);
+  return 0;
+}
+
+support::helper_mode pool_under_limits_mode{"exit-pool-under-limits",
+                                            pool_under_limits};
+
+// Runs the pool program with `opts` (its limits): it must say what became
+// of its map (a result or a typed error, `allowed`), and end with status 0
+// within 30 s.
+void check_under_limits(support::subprocess::options opts,
+                        const std::vector<actors::errc>& allowed) {
+  opts.own_group = true;
+  opts.with_stderr = true;
+  auto program = support::subprocess::helper("exit-pool-under-limits", {},
+                                              opts);
+  auto t0 = std::chrono::steady_clock::now();
+  auto status = program.wait(30s);
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+    std::chrono::steady_clock::now() - t0);
+  auto out = program.read_all(5s);
+  MESSAGE("status " << (status ? std::to_string(*status) : "none (hung)")
+                    << " after " << took.count() << " ms, output:\n"
+                    << out);
+  CHECK(status == 0);
+  CHECK(out.find("end\n") != std::string::npos);
+  auto at = out.find("error ");
+  if (at != std::string::npos) {
+    auto code = static_cast<actors::errc>(std::atoi(out.c_str() + at + 6));
+    CHECK(std::find(allowed.begin(), allowed.end(), code) != allowed.end());
+  } else {
+    CHECK(out.find("ok\n") != std::string::npos);
+  }
+  auto pgid = program.pid();
+  CHECK(support::eventually([&] { return running_in_group(pgid).empty(); },
+                            2000ms));
+}
+
+} // namespace
+
+TEST_CASE("with few descriptors a pool fails with a typed error, and the "
+          "program still ends") {
+  for (unsigned long n : {8ul, 10ul, 12ul, 14ul, 16ul, 18ul, 20ul, 24ul, 32ul}) {
+    CAPTURE(n);
+    support::subprocess::options opts;
+    opts.limits = {{RLIMIT_NOFILE, n}};
+    check_under_limits(opts, {actors::errc::spawn_failed,
+                              actors::errc::pool_broken});
+  }
+}
+
+TEST_CASE("with few processes allowed a pool fails with a typed error, and "
+          "the program still ends") {
+  if (::geteuid() != 0) {
+    MESSAGE("skipped: RLIMIT_NPROC binds only a user other than root, and "
+            "only root can start a program as another user");
+    return;
+  }
+  for (unsigned long n : {8ul, 12ul, 16ul, 20ul, 32ul}) {
+    CAPTURE(n);
+    support::subprocess::options opts;
+    opts.limits = {{RLIMIT_NPROC, n}};
+    // A user of its own, so that no other process counts against the limit.
+    opts.uid = 100000 + ::getpid();
+    check_under_limits(opts, {actors::errc::spawn_failed,
+                              actors::errc::pool_broken});
+  }
+}
