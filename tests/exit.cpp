@@ -45,15 +45,19 @@ struct alive {
   std::unique_ptr<actors::pool> pool;
   std::unique_ptr<actors::thread_pool> threads;
   std::unique_ptr<actors::queue<int>> queue;
+  std::unique_ptr<actors::queue<int>> idle; // stays empty
   std::unique_ptr<actors::process> daemon;
   std::unique_ptr<actors::process> worker;
   std::unique_ptr<actors::actor_process<caf::actor>> actor;
   std::unique_ptr<actors::progress> bar;
+  std::unique_ptr<std::pair<actors::connection<int>, actors::connection<int>>>
+    pipe;
+  std::unique_ptr<actors::lock> lock;
 };
 
 alive globals;
 
-// A daemon child: waits on the queue forever (ended at exit).
+// A daemon child: waits on an empty queue forever (ended at exit).
 void wait_forever(actors::queue<int> q) {
   for (;;)
     q.get();
@@ -69,7 +73,7 @@ caf::behavior echo(caf::event_based_actor*) {
 }
 
 // argv: "return" or "exit", then what to leave alive: any of pool,
-// thread_pool, process, queue, actor, progress, or all.
+// thread_pool, process, queue, actor, progress, pipe, lock, or all.
 int leave_alive(int argc, char** argv) {
   if (argc < 2)
     return 2;
@@ -95,7 +99,8 @@ int leave_alive(int argc, char** argv) {
     a.queue->put(1);
   }
   if (wants("process")) {
-    a.daemon = std::make_unique<actors::process>(wait_forever, *a.queue);
+    a.idle = std::make_unique<actors::queue<int>>(actors::unbounded);
+    a.daemon = std::make_unique<actors::process>(wait_forever, *a.idle);
     a.daemon->daemon(true);
     a.daemon->start();
     a.worker = std::make_unique<actors::process>(take_one, *a.queue);
@@ -109,6 +114,16 @@ int leave_alive(int argc, char** argv) {
   if (wants("progress")) {
     a.bar = std::make_unique<actors::progress>(100, "left open");
     a.bar->update(7);
+  }
+  if (wants("pipe")) {
+    a.pipe = std::make_unique<
+      std::pair<actors::connection<int>, actors::connection<int>>>(
+      actors::pipe<int>());
+    a.pipe->second.send(5);
+  }
+  if (wants("lock")) {
+    a.lock = std::make_unique<actors::lock>(actors::make_lock());
+    a.lock->lock(); // held at exit
   }
   std::printf("ready\n");
   std::fflush(stdout);
@@ -185,7 +200,7 @@ TEST_CASE("a program calling std::exit with a local pool ends") {
 TEST_CASE("a program exits with everything of libactors still alive") {
   for (auto how : {"return", "exit"})
     for (auto what : {"thread_pool", "process", "queue", "actor", "progress",
-                      "all"})
+                      "pipe", "lock", "all"})
       check_exit(how, what);
 }
 
@@ -251,7 +266,8 @@ void check_under_limits(support::subprocess::options opts,
 
 TEST_CASE("with few descriptors a pool fails with a typed error, and the "
           "program still ends") {
-  for (unsigned long n : {8ul, 10ul, 12ul, 14ul, 16ul, 18ul, 20ul, 24ul, 32ul}) {
+  for (unsigned long n : {8ul, 10ul, 12ul, 14ul, 16ul, 18ul, 20ul, 24ul, 32ul,
+                          64ul}) {
     CAPTURE(n);
     support::subprocess::options opts;
     opts.limits = {{RLIMIT_NOFILE, n}};
@@ -267,12 +283,15 @@ TEST_CASE("with few processes allowed a pool fails with a typed error, and "
             "only root can start a program as another user");
     return;
   }
-  for (unsigned long n : {8ul, 12ul, 16ul, 20ul, 32ul}) {
+  long run = 0;
+  for (unsigned long n : {8ul, 10ul, 12ul, 14ul, 16ul, 20ul, 32ul, 64ul}) {
     CAPTURE(n);
     support::subprocess::options opts;
     opts.limits = {{RLIMIT_NPROC, n}};
-    // A user of its own, so that no other process counts against the limit.
-    opts.uid = 100000 + ::getpid();
+    // A user of its own for each run, so that no other process counts
+    // against the limit (nor a zombie of the run before, which counts until
+    // reaped).
+    opts.uid = 1000000 + ::getpid() * 16L + run++;
     check_under_limits(opts, {actors::errc::spawn_failed,
                               actors::errc::pool_broken});
   }

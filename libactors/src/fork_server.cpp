@@ -2,9 +2,11 @@
 
 #include <cerrno>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <system_error>
 #include <thread>
 
 #include <fcntl.h>
@@ -93,13 +95,18 @@ char program_name[16];
   // This thread is a raw clone of the server's: glibc's record of it (its
   // thread id, its list of robust mutexes) is still the server's, so the
   // child runs on a thread of its own, which glibc sets up properly.
-  std::thread{[&req, name, task] {
-    if (req.task_size > 0)
-      runtime::enter_lazy_child(req.channel != 0, task, req.task_size,
-                                std::string(name, req.name_size));
-    runtime::enter_child(req.token, req.channel != 0);
-  }}.join();
-  ::_exit(1); // not reached: the child role ends the process
+  try {
+    std::thread{[&req, name, task] {
+      if (req.task_size > 0)
+        runtime::enter_lazy_child(req.channel != 0, task, req.task_size,
+                                  std::string(name, req.name_size));
+      runtime::enter_child(req.token, req.channel != 0);
+    }}.join();
+  } catch (const std::system_error& e) {
+    std::fprintf(stderr, "libactors child %d: cannot start its thread: %s\n",
+                 static_cast<int>(::getpid()), e.code().message().c_str());
+  }
+  ::_exit(1); // not reached unless the thread could not start
 }
 
 // (Unused where forking without exec is unsafe: see start().)

@@ -60,12 +60,16 @@ listener::listener(const secret& key, callback on_authenticated,
   if (listen_fd_ < 0
       || ::bind(listen_fd_, found->ai_addr, found->ai_addrlen) != 0
       || ::listen(listen_fd_, SOMAXCONN) != 0) {
-    auto reason = std::strerror(errno);
+    auto err = errno;
     ::freeaddrinfo(found);
     if (listen_fd_ >= 0)
       ::close(listen_fd_);
-    throw error(errc::invalid_argument,
-                "cannot listen on " + where + ": " + reason);
+    // Out of descriptors or memory is no fault of the address.
+    auto code = err == EMFILE || err == ENFILE || err == ENOBUFS
+                    || err == ENOMEM
+                  ? errc::spawn_failed
+                  : errc::invalid_argument;
+    throw error(code, "cannot listen on " + where + ": " + std::strerror(err));
   }
   ::freeaddrinfo(found);
   sockaddr_storage addr{};
@@ -75,7 +79,19 @@ listener::listener(const secret& key, callback on_authenticated,
             ? ntohs(reinterpret_cast<sockaddr_in6&>(addr).sin6_port)
             : ntohs(reinterpret_cast<sockaddr_in&>(addr).sin_port);
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  thread_ = std::thread{[this] { run(); }};
+  if (wake_fd_ < 0) {
+    auto reason = std::string{"eventfd: "} + std::strerror(errno);
+    ::close(listen_fd_);
+    throw error(errc::spawn_failed, "cannot listen on " + where + ": " + reason);
+  }
+  try {
+    thread_ = std::thread{[this] { run(); }};
+  } catch (const std::system_error& e) {
+    ::close(listen_fd_);
+    ::close(wake_fd_);
+    throw error(errc::spawn_failed, "cannot listen on " + where
+                                      + ": no thread: " + e.code().message());
+  }
 }
 
 listener::~listener() {

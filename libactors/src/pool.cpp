@@ -350,7 +350,8 @@ public:
   static int make_bell() {
     auto bell = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (bell < 0)
-      throw error(errc::spawn_failed, "cannot create an eventfd");
+      throw error(errc::spawn_failed, std::string{"cannot create an eventfd: "}
+                                        + std::strerror(errno));
     return bell;
   }
 
@@ -856,6 +857,43 @@ public:
   }
 };
 
+namespace {
+
+// The process pools alive (pool_core::end_all); never destroyed, as pools
+// may end after the static destructors ran.
+std::mutex& live_pools_mtx() {
+  static auto* mtx = new std::mutex;
+  return *mtx;
+}
+
+std::vector<std::weak_ptr<pool_state>>& live_pools() {
+  static auto* pools = new std::vector<std::weak_ptr<pool_state>>;
+  return *pools;
+}
+
+} // namespace
+
+pool_core::pool_core(std::shared_ptr<pool_state> state) noexcept
+  : state_(std::move(state)) {
+  // nop
+}
+
+void pool_core::end_all() {
+  std::vector<std::shared_ptr<pool_state>> live;
+  {
+    std::lock_guard<std::mutex> guard{live_pools_mtx()};
+    for (auto& p : live_pools())
+      if (auto st = p.lock())
+        live.push_back(std::move(st));
+    live_pools().clear();
+  }
+  for (auto& st : live) {
+    pool_core handle{st};
+    handle.terminate();
+    handle.join();
+  }
+}
+
 pool_core::pool_core(options opts) : state_(std::make_shared<pool_state>()) {
   if (opts.processes < 0)
     throw error(errc::invalid_argument, "a pool needs at least one process");
@@ -890,6 +928,11 @@ pool_core::pool_core(options opts) : state_(std::make_shared<pool_state>()) {
     throw error(errc::not_initialized,
                 "call actors::init(argc, argv) as the first statement of main "
                 "before creating a pool");
+  if (!opts.threads) {
+    // The actor system starts here, on the caller's thread, so that a
+    // failure to start it reaches the caller (not a feeder thread).
+    runtime::get();
+  }
   auto st = state_;
   st->opts = std::move(opts);
   st->deaths = restart_intensity{st->opts.max_restarts, st->opts.restart_window};
@@ -902,9 +945,34 @@ pool_core::pool_core(options opts) : state_(std::make_shared<pool_state>()) {
       st->key, [raw](int fd, purpose p) { raw->arrived(fd, p); },
       std::chrono::seconds{2}, host, port);
   }
-  std::lock_guard<std::mutex> guard{st->mtx};
-  st->workers.resize(static_cast<std::size_t>(st->opts.processes));
-  st->start_workers();
+  // On failure, the workers started stop again: the pool never was.
+  auto undo = [this] {
+    terminate();
+    join();
+  };
+  try {
+    std::lock_guard<std::mutex> guard{st->mtx};
+    st->workers.resize(static_cast<std::size_t>(st->opts.processes));
+    st->start_workers();
+  } catch (const error&) {
+    undo();
+    throw;
+  } catch (const std::system_error& e) {
+    undo();
+    throw error(errc::spawn_failed,
+                "cannot start a thread of the pool: " + e.code().message());
+  } catch (...) {
+    undo();
+    throw;
+  }
+  if (!st->opts.threads) {
+    std::lock_guard<std::mutex> guard{live_pools_mtx()};
+    auto& pools = live_pools();
+    pools.erase(std::remove_if(pools.begin(), pools.end(),
+                               [](auto& p) { return p.expired(); }),
+                pools.end());
+    pools.push_back(st);
+  }
 }
 
 std::uint16_t pool_core::port() const noexcept {

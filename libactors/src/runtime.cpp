@@ -16,12 +16,14 @@
 #include <spawn.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <caf/actor_system_config.hpp>
+#include <caf/defaults.hpp>
 #include <caf/event_based_actor.hpp>
 #include <caf/binary_deserializer.hpp>
 #include <caf/binary_serializer.hpp>
@@ -33,6 +35,7 @@
 
 #include "actors/actor_process.hpp"
 #include "actors/error.hpp"
+#include "actors/detail/pool_core.hpp"
 #include "actors/detail/value.hpp"
 #include "actors/runtime.hpp"
 #include "fork_server.hpp"
@@ -223,6 +226,101 @@ int create_cloexec_above(int fd, int floor) {
   throw error(errc::spawn_failed, what + ": " + std::strerror(errno));
 }
 
+// CAF 0.17.6 ends the program when its actor system cannot get what it
+// needs while it starts: exit(1) without a descriptor for its multiplexer
+// (epoll_create1 and a pipe, default_multiplexer.cpp), std::terminate
+// without a thread (a joinable std::thread destroyed while unwinding). So
+// just before it starts, we make as many descriptors and threads as it will,
+// and fail with errc::spawn_failed if we cannot. Another thread of the
+// program could take them in between: this narrows the gap, it cannot
+// close it. The descriptors: epoll, a pipe, and a socket it holds a moment
+// to read the MAC addresses for its node id (get_mac_addresses.cpp).
+constexpr int caf_descriptors = 4;
+
+void check_descriptors(int n) {
+  std::vector<int> fds;
+  int err = 0;
+  while (static_cast<int>(fds.size()) < n) {
+    auto fd = ::eventfd(0, EFD_CLOEXEC);
+    if (fd < 0) {
+      err = errno;
+      break;
+    }
+    fds.push_back(fd);
+  }
+  for (auto fd : fds)
+    ::close(fd);
+  if (err != 0)
+    throw error(errc::spawn_failed,
+                "cannot start the actor system: it needs "
+                  + std::to_string(n) + " file descriptors, "
+                  + std::to_string(fds.size())
+                  + " are left: " + std::strerror(err));
+}
+
+void check_threads(std::size_t n) {
+  // Only a limit on this user's processes can refuse them (not enforced for
+  // root), and only one closer than the machine's count of threads: the
+  // probe costs milliseconds on a busy machine.
+  rlimit lim{};
+  if (::getuid() == 0 || ::getrlimit(RLIMIT_NPROC, &lim) != 0
+      || lim.rlim_cur == RLIM_INFINITY)
+    return;
+  if (auto* f = std::fopen("/proc/loadavg", "re")) {
+    unsigned long running = 0;
+    unsigned long threads_now = 0; // of every user
+    auto got = std::fscanf(f, "%*f %*f %*f %lu/%lu", &running, &threads_now);
+    std::fclose(f);
+    if (got == 2 && threads_now + n < lim.rlim_cur)
+      return;
+  }
+  std::mutex mtx;
+  std::condition_variable cv;
+  bool go = false;
+  std::vector<pid_t> tids(n, 0);
+  std::vector<std::thread> threads;
+  std::string failure;
+  try {
+    // All at once, as CAF's run at once: each waits until the last exists.
+    for (std::size_t i = 0; i < n; ++i)
+      threads.emplace_back([&, i] {
+        tids[i] = static_cast<pid_t>(::syscall(SYS_gettid));
+        std::unique_lock<std::mutex> guard{mtx};
+        cv.wait(guard, [&] { return go; });
+      });
+  } catch (const std::system_error& e) {
+    failure = e.what();
+  }
+  {
+    std::lock_guard<std::mutex> guard{mtx};
+    go = true;
+  }
+  cv.notify_all();
+  for (auto& t : threads)
+    t.join();
+  // A joined thread counts against RLIMIT_NPROC until the kernel has
+  // released it, a moment later, when its id stops existing.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{1};
+  for (auto tid : tids)
+    while (tid != 0 && ::syscall(SYS_tgkill, ::getpid(), tid, 0) == 0
+           && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::yield();
+  if (!failure.empty())
+    throw error(errc::spawn_failed,
+                "cannot start the actor system: it needs " + std::to_string(n)
+                  + " threads, " + std::to_string(threads.size())
+                  + " could be made: " + failure);
+}
+
+// The owner's exit sequence, run where the destructor of a static made
+// together with the owner's runtime runs (runtime::get).
+struct exit_sequence {
+  runtime* rt;
+  ~exit_sequence() {
+    rt->shutdown();
+  }
+};
+
 } // namespace
 
 std::string demangle(const char* name) {
@@ -384,10 +482,16 @@ runtime& runtime::get() {
     });
     return *special_instance.load();
   }
-  // Constructed on first use, destroyed at exit before the CAF state it
-  // created (function-local statics die in reverse order of construction).
-  static runtime owner{role::owner};
-  return owner;
+  // Made on first use (on the caller's thread, so that a failure reaches
+  // the caller) and never destroyed: a handle held by a global may be
+  // released by a static destructor after the exit sequence, and must still
+  // find CAF. The exit sequence runs where the owner's destructor would:
+  // before the CAF and OpenSSL state made while it started (statics die in
+  // reverse order of construction). A failed start is tried again at the
+  // next call.
+  static runtime* owner = new runtime{role::owner};
+  static exit_sequence at_exit{owner};
+  return *owner;
 }
 
 bool runtime::initialized() noexcept {
@@ -403,20 +507,37 @@ runtime::runtime(role r) : role_(r), config_(make_config()) {
     config_->set("middleman.connection-timeout",
                  caf::timespan{peer_owner.lost_after});
   }
+  check_descriptors(caf_descriptors);
+  // The threads of its scheduler's workers, its clock, its printer actor,
+  // its multiplexer and its middleman actor.
+  check_threads(caf::get_or(*config_, "scheduler.max-threads",
+                            caf::defaults::scheduler::max_threads)
+                + 4);
   runtime_started = true;
   system_ = std::make_unique<caf::actor_system>(*config_);
-  root_ = system_->spawn(root_actor, this);
-  basp_ = system_->middleman().named_broker<caf::io::basp_broker>(
-    caf::atom("BASP"));
-  if (role_ != role::owner)
-    return;
-  key_ = make_secret();
-  listener_ = std::make_unique<listener>(key_, [this](int fd, purpose p) {
-    if (p == purpose::node)
-      accept_node(fd);
-    else
-      ::close(fd); // workers and hubs come through a pool's listener
-  });
+  try {
+    root_ = system_->spawn(root_actor, this);
+    basp_ = system_->middleman().named_broker<caf::io::basp_broker>(
+      caf::atom("BASP"));
+    if (role_ != role::owner)
+      return;
+    key_ = make_secret();
+    listener_ = std::make_unique<listener>(key_, [this](int fd, purpose p) {
+      if (p == purpose::node)
+        accept_node(fd);
+      else
+        ::close(fd); // workers and hubs come through a pool's listener
+    });
+  } catch (...) {
+    // The system ends with this attempt (it waits for its actors).
+    listener_.reset();
+    if (root_)
+      caf::anon_send_exit(root_, caf::exit_reason::user_shutdown);
+    root_ = nullptr;
+    basp_ = nullptr;
+    system_.reset();
+    throw;
+  }
 }
 
 void runtime::child_started(std::uint64_t token) {
@@ -445,6 +566,17 @@ void runtime::end_children() {
 }
 
 runtime::~runtime() {
+  // nop: runtimes live as long as their process (see get and shutdown)
+}
+
+void runtime::shutdown() {
+  // Python's exit sequence: live pools are terminated (their feeders would
+  // start new workers), daemon children terminated, the others joined.
+  pool_core::end_all();
+  {
+    std::lock_guard<std::mutex> guard{children_mtx_};
+    ended_ = true; // no child after this one
+  }
   end_children();
   if (reaper_.joinable()) {
     std::uint64_t one = 1;
@@ -456,17 +588,18 @@ runtime::~runtime() {
   listener_.reset();
   if (hub_)
     hub_->stop();
-  for (auto& service : services_)
+  std::vector<caf::actor> services;
+  {
+    std::lock_guard<std::mutex> guard{services_mtx_};
+    services = services_;
+  }
+  for (auto& service : services)
     caf::anon_send_exit(service, caf::exit_reason::user_shutdown);
-  services_.clear();
   caf::anon_send_exit(root_, caf::exit_reason::user_shutdown);
-  root_ = nullptr;
-  basp_ = nullptr;
-  // At exit, this thread's thread-local storage is already gone, including
-  // CAF's thread-local logger pointer that the actor system's destructor
-  // resets: destroy the system on a fresh thread.
-  std::thread{[this] { system_.reset(); }}.join();
-  hub_.reset(); // after the queue actors, which use it
+  // The actor system is not destroyed: the static destructors that run
+  // after this one may release the last handle to one of its actors (a
+  // global queue, actor process or progress bar), which CAF can only do
+  // while its system exists. Its threads idle until the process ends.
 }
 
 std::uint16_t runtime::port() const {
@@ -514,22 +647,49 @@ void runtime::reap_loop() {
   }
 }
 
+void runtime::start_reaper() {
+  auto fail = [this](const std::string& what) {
+    auto text = what + ": " + std::strerror(errno);
+    for (int* fd : {&epoll_fd_, &wake_fd_}) {
+      if (*fd >= 0)
+        ::close(*fd);
+      *fd = -1;
+    }
+    throw error(errc::spawn_failed,
+                "cannot watch child processes: " + text);
+  };
+  epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  if (epoll_fd_ < 0)
+    fail("epoll_create1");
+  wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (wake_fd_ < 0)
+    fail("eventfd");
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.ptr = nullptr; // the stop signal
+  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev) != 0)
+    fail("epoll_ctl");
+  try {
+    reaper_ = std::thread{[this] { reap_loop(); }};
+  } catch (const std::system_error& e) {
+    errno = e.code().value();
+    fail("a thread");
+  }
+}
+
 std::shared_ptr<child> runtime::spawn(const closure& target,
                                       const std::string& name, bool daemon,
                                       int* channel) {
   std::uint64_t token;
   {
     std::lock_guard<std::mutex> guard{children_mtx_};
+    if (ended_)
+      throw error(errc::spawn_failed, "process " + name
+                                        + " not started: the program is "
+                                          "exiting");
     token = next_token_++;
-    if (!reaper_.joinable()) {
-      epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
-      wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-      epoll_event ev{};
-      ev.events = EPOLLIN;
-      ev.data.ptr = nullptr; // the stop signal
-      ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
-      reaper_ = std::thread{[this] { reap_loop(); }};
-    }
+    if (!reaper_.joinable())
+      start_reaper();
   }
   // A task without actor handles can travel with the fork request: the child
   // then needs no actor system to start (serializing a handle without one
@@ -572,14 +732,23 @@ std::shared_ptr<child> runtime::spawn(const closure& target,
   // dup2 into fds 3 to 5 must not clobber a source: keep sources above.
   sv[1] = create_cloexec_above(sv[1], 6);
   life[0] = create_cloexec_above(life[0], 6);
+  if (channel != nullptr)
+    ch[1] = create_cloexec_above(ch[1], 6);
+  if (sv[1] < 0 || life[0] < 0 || (channel != nullptr && ch[1] < 0)) {
+    auto err = errno;
+    for (int fd : {sv[0], sv[1], life[0], life[1], ch[0], ch[1]})
+      if (fd >= 0)
+        ::close(fd);
+    forget();
+    errno = err;
+    fail_spawn("fcntl");
+  }
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, sv[1], child_socket_fd);
   posix_spawn_file_actions_adddup2(&actions, life[0], child_lifeline_fd);
-  if (channel != nullptr) {
-    ch[1] = create_cloexec_above(ch[1], 6);
+  if (channel != nullptr)
     posix_spawn_file_actions_adddup2(&actions, ch[1], child_channel_fd);
-  }
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   sigset_t none, all;
@@ -731,12 +900,19 @@ namespace {
 // The lifeline is the write end of a pipe held only by the owner: when the
 // owner dies, however it dies, read() returns and this process goes too.
 void watch_lifeline(int lifeline) {
-  std::thread{[lifeline] {
-    char c;
-    while (::read(lifeline, &c, 1) < 0 && errno == EINTR) {
-    }
+  try {
+    std::thread{[lifeline] {
+      char c;
+      while (::read(lifeline, &c, 1) < 0 && errno == EINTR) {
+      }
+      ::_exit(1);
+    }}.detach();
+  } catch (const std::system_error& e) {
+    // Unwatched, this process could outlive its owner: it does not start.
+    std::fprintf(stderr, "libactors child %d: cannot watch its owner: %s\n",
+                 static_cast<int>(getpid()), e.code().message().c_str());
     ::_exit(1);
-  }}.detach();
+  }
 }
 
 [[noreturn]] void run_target(const closure& target) {
@@ -756,10 +932,10 @@ void watch_lifeline(int lifeline) {
 
 void runtime::run_child(int fd, int lifeline, std::uint64_t token) {
   watch_lifeline(lifeline);
-  auto* rt = new runtime(role::child);
-  special_instance = rt;
   closure target;
   try {
+    auto* rt = new runtime(role::child);
+    special_instance = rt;
     parent_root = rt->connect_node(fd, bootstrap_timeout);
     caf::scoped_actor self{rt->system()};
     std::string failure;

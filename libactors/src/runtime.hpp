@@ -99,7 +99,8 @@ public:
   enum class role { owner, child, peer };
 
   /// This process's runtime: created as owner on first use unless `init` made
-  /// this process a child or `make_peer` a peer.
+  /// this process a child or `make_peer` a peer. Throws `errc::spawn_failed`
+  /// when the actor system cannot start (too few descriptors or threads).
   static runtime& get();
 
   /// True once `actors::init` ran in this process.
@@ -194,6 +195,12 @@ public:
   /// daemon ones (SIGTERM, SIGKILL after 1 s) and joins the others.
   void end_children();
 
+  /// The owner's exit sequence, at exit: terminates the live process pools,
+  /// ends the children (end_children), stops the listener and the hub, and
+  /// ends the service actors. The actor system stays: handles released
+  /// later (by static destructors) still need it. No child starts after.
+  void shutdown();
+
   /// Runs the child role with the descriptors on 3, 4 and, with `channel`,
   /// 5 (never returns).
   [[noreturn]] static void enter_child(std::uint64_t token, bool channel);
@@ -211,6 +218,7 @@ public:
 private:
   explicit runtime(role r);
   void reap_loop();
+  void start_reaper();
   [[noreturn]] static void run_child(int fd, int lifeline, std::uint64_t token);
 
   role role_;
@@ -233,6 +241,7 @@ private:
   std::thread reaper_;
   std::uint64_t next_token_ = 1;
   std::set<std::uint64_t> early_started_; // started before being registered
+  bool ended_ = false; // shutdown began: no new child
 };
 
 } // namespace actors::detail

@@ -26,7 +26,8 @@ enum class errc {
   already_running,
   /// A bounded wait ran out.
   timeout,
-  /// The OS refused to create a process (fork/exec, fds, memory).
+  /// The OS refused what a new process, pool or actor system needs: a
+  /// process (fork/exec), a thread, a file descriptor, memory.
   spawn_failed,
   /// A child could not resolve the function it was asked to run: the two
   /// processes do not run the same binary.

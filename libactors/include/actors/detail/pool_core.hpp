@@ -105,7 +105,14 @@ public:
   /// Workers of other hosts serving the pool now.
   std::size_t remote_workers() const;
 
+  /// Terminates and joins every process pool still alive (at exit, before
+  /// the runtime ends its children): Python's exit handler for pools.
+  static void end_all();
+
 private:
+  // Another handle on a running pool's state (end_all).
+  explicit pool_core(std::shared_ptr<pool_state> state) noexcept;
+
   std::uint64_t enqueue(job* jobs, std::size_t n);
 
   std::shared_ptr<pool_state> state_;
