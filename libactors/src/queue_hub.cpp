@@ -186,18 +186,45 @@ queue_hub::queue_hub() {
   auto addr = abstract_address(address_, len);
   if (listen_fd_ < 0
       || ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), len) != 0
-      || ::listen(listen_fd_, 128) != 0)
-    throw error(errc::invalid_argument,
-                std::string{"cannot serve queues: "} + std::strerror(errno));
+      || ::listen(listen_fd_, 128) != 0) {
+    auto err = errno;
+    if (listen_fd_ >= 0)
+      ::close(listen_fd_);
+    // Out of descriptors or memory: what a new thing of the OS needs.
+    auto code = err == EMFILE || err == ENFILE || err == ENOBUFS
+                    || err == ENOMEM
+                  ? errc::spawn_failed
+                  : errc::invalid_argument;
+    throw error(code, std::string{"cannot serve queues: "}
+                        + std::strerror(err));
+  }
+  auto fail = [this](const std::string& what) {
+    auto text = what + ": " + std::strerror(errno);
+    for (int fd : {listen_fd_, epoll_fd_, wake_fd_})
+      if (fd >= 0)
+        ::close(fd);
+    throw error(errc::spawn_failed, "cannot serve queues: " + text);
+  };
   epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  if (epoll_fd_ < 0)
+    fail("epoll_create1");
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (wake_fd_ < 0)
+    fail("eventfd");
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.u64 = wake_tag;
-  ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
+  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev) != 0)
+    fail("epoll_ctl");
   ev.data.u64 = listen_tag;
-  ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, listen_fd_, &ev);
-  thread_ = std::thread{[this] { run(); }};
+  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, listen_fd_, &ev) != 0)
+    fail("epoll_ctl");
+  try {
+    thread_ = std::thread{[this] { run(); }};
+  } catch (const std::system_error& e) {
+    errno = e.code().value();
+    fail("a thread");
+  }
 }
 
 void queue_hub::stop() {
