@@ -1,5 +1,6 @@
 #include "runtime.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <csignal>
@@ -588,18 +589,43 @@ void runtime::shutdown() {
   listener_.reset();
   if (hub_)
     hub_->stop();
-  std::vector<caf::actor> services;
+  std::vector<caf::actor> ours;
   {
     std::lock_guard<std::mutex> guard{services_mtx_};
-    services = services_;
+    ours = services_;
   }
-  for (auto& service : services)
-    caf::anon_send_exit(service, caf::exit_reason::user_shutdown);
-  caf::anon_send_exit(root_, caf::exit_reason::user_shutdown);
+  ours.push_back(root_);
   // The actor system is not destroyed: the static destructors that run
   // after this one may release the last handle to one of its actors (a
   // global queue, actor process or progress bar), which CAF can only do
-  // while its system exists. Its threads idle until the process ends.
+  // while its system exists. Its threads idle until the process ends. Our
+  // actors end now, and are waited for (at most 1 s), so that none of them
+  // runs while the program's statics are destroyed. (On a fresh thread:
+  // this one's thread-local storage may be gone, CAF's with it.)
+  auto end_ours = [&] {
+    caf::scoped_actor self{*system_};
+    for (auto& a : ours)
+      self->monitor(a);
+    for (auto& a : ours)
+      caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{1};
+    for (auto left = ours.size(); left > 0;) {
+      bool late = false;
+      auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+      self->receive([&](caf::down_msg&) { --left; },
+                    caf::after(std::max(wait, std::chrono::milliseconds{0}))
+                      >> [&] { late = true; });
+      if (late)
+        break;
+    }
+  };
+  try {
+    std::thread{end_ours}.join();
+  } catch (const std::system_error&) {
+    for (auto& a : ours) // no thread to wait on: they end by themselves
+      caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+  }
 }
 
 std::uint16_t runtime::port() const {
