@@ -8,7 +8,6 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -40,8 +39,8 @@ int square(int x) {
 // -- programs that exit with everything alive ---------------------------------
 
 // What the program leaves alive: owned by globals (destroyed after the
-// runtime when main returns), or by main's locals (never destroyed when
-// the program calls std::exit).
+// runtime's exit sequence when main returns: the runtime was made later),
+// or by main's locals (never destroyed when the program calls std::exit).
 struct alive {
   std::unique_ptr<actors::pool> pool;
   std::unique_ptr<actors::thread_pool> threads;
