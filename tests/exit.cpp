@@ -8,6 +8,8 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <atomic>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -27,6 +29,7 @@
 
 #include "actors/all.hpp"
 #include "support/subprocess.hpp"
+#include "support/watchdog.hpp"
 
 using namespace std::chrono_literals;
 
@@ -164,19 +167,39 @@ std::vector<pid_t> running_in_group(pid_t pgid) {
   return result;
 }
 
+// The process group of the program being watched: killed if the watchdog
+// ends this test run (a program that hangs would outlive it otherwise).
+std::atomic<pid_t> watched_group{0};
+
+void kill_watched_group() {
+  if (auto group = watched_group.load(); group > 0)
+    ::kill(-group, SIGKILL);
+}
+
+// Starts the helper `mode` with `args` in a process group of its own, which
+// the watchdog kills if it fires.
+support::subprocess start_watched(const std::string& mode,
+                                  const std::vector<std::string>& args,
+                                  support::subprocess::options opts) {
+  static bool hooked = (support::at_watchdog_exit(kill_watched_group), true);
+  (void) hooked;
+  opts.own_group = true;
+  auto program = support::subprocess::helper(mode, args, opts);
+  watched_group = program.pid();
+  return program;
+}
+
 // Runs the program leaving `what` alive, ending by `how`: it must end with
 // status 0 within 10 s, and nothing of its group may run on.
 void check_exit(const std::string& how, const std::string& what) {
   CAPTURE(how);
   CAPTURE(what);
-  support::subprocess::options opts;
-  opts.own_group = true;
-  auto program = support::subprocess::helper("exit-leave-alive", {how, what},
-                                              opts);
+  auto program = start_watched("exit-leave-alive", {how, what}, {});
   REQUIRE(program.read_line(20s) == "ready");
   auto t0 = std::chrono::steady_clock::now();
   program.read_all(10s); // until its processes closed their output
   auto status = program.wait(1s);
+  watched_group = 0;
   auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
     std::chrono::steady_clock::now() - t0);
   CHECK(status == 0);
@@ -186,6 +209,7 @@ void check_exit(const std::string& how, const std::string& what) {
   auto pgid = program.pid();
   CHECK(support::eventually([&] { return running_in_group(pgid).empty(); },
                             2000ms));
+  ::kill(-pgid, SIGKILL); // whatever is left does not outlive the test
 }
 
 } // namespace
@@ -261,7 +285,6 @@ void check_under_limits(const std::string& what,
                         support::subprocess::options opts,
                         const std::vector<actors::errc>& allowed) {
   CAPTURE(what);
-  opts.own_group = true;
   opts.with_stderr = true;
   // In sanitized builds, the sanitizers need threads and descriptors too:
   // LeakSanitizer's check at exit, UBSan's vptr check (it probes memory
@@ -275,13 +298,13 @@ void check_under_limits(const std::string& what,
   };
   opts.env = {relaxed("ASAN_OPTIONS", "detect_leaks=0"),
               relaxed("UBSAN_OPTIONS", "halt_on_error=0")};
-  auto program = support::subprocess::helper("exit-under-limits", {what},
-                                              opts);
+  auto program = start_watched("exit-under-limits", {what}, opts);
   // Read while it runs (a sanitized build may say much): until every
   // process of it has closed its output, at the latest after 30 s.
   auto t0 = std::chrono::steady_clock::now();
   auto out = program.read_all(30s);
   auto status = program.wait(1s);
+  watched_group = 0;
   auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
     std::chrono::steady_clock::now() - t0);
   MESSAGE("status " << (status ? std::to_string(*status) : "none (hung)")
@@ -306,6 +329,7 @@ void check_under_limits(const std::string& what,
   auto pgid = program.pid();
   CHECK(support::eventually([&] { return running_in_group(pgid).empty(); },
                             2000ms));
+  ::kill(-pgid, SIGKILL); // whatever is left does not outlive the test
 }
 
 // Runs the program using each of `uses` under limits of `resource` from 8
