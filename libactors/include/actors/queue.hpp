@@ -33,7 +33,7 @@ inline constexpr long unbounded = 0;
 /// as that process; a `queue` is a cheap handle to it that can be copied,
 /// passed to processes as an argument, and put into other queues. Threads
 /// of the owning process use it directly; other processes through the
-/// owner's queue hub (see the README, Architecture).
+/// owner's queue hub (see docs/architecture.md).
 ///
 /// **Semantics.** Items of any serializable `T` (including other handles);
 /// per-producer FIFO order; each item goes to exactly one `get`. `put` blocks
