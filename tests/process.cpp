@@ -12,9 +12,12 @@
 #include <sched.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <future>
 #include <map>
+#include <set>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <unistd.h>
 #include <vector>
 
@@ -498,6 +501,40 @@ void starts_light() {
   std::exit(code);
 }
 
+// The fork server: this process's child named actors-fork-srv (0 if none).
+pid_t find_fork_server() {
+  pid_t server = 0;
+  for (auto pid : support::list_children()) {
+    std::string comm;
+    if (std::FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/comm").c_str(), "r")) {
+      char buf[64] = {};
+      if (std::fgets(buf, sizeof(buf), f))
+        comm = buf;
+      std::fclose(f);
+    }
+    if (comm == "actors-fork-srv\n")
+      server = pid;
+  }
+  return server;
+}
+
+// The state letter of `pid` in /proc (R, S, T, Z, ...), or 0 if it is gone.
+char state_of(pid_t pid) {
+  std::string stat;
+  if (std::FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/stat").c_str(), "r")) {
+    for (int c; (c = std::fgetc(f)) != EOF;)
+      stat += static_cast<char>(c);
+    std::fclose(f);
+  }
+  auto close = stat.rfind(')');
+  return close != std::string::npos && close + 2 < stat.size() ? stat[close + 2]
+                                                               : 0;
+}
+
+int own_pid(int) {
+  return static_cast<int>(::getpid());
+}
+
 } // namespace
 
 TEST_CASE("at exit, daemon children are terminated and the others joined") {
@@ -578,19 +615,7 @@ TEST_CASE("a child whose arguments hold no handle starts without an actor system
 }
 
 TEST_CASE("a killed fork server is replaced by exec: children still start") {
-  // The server is this process's child named actors-fork-srv.
-  pid_t server = 0;
-  for (auto pid : support::list_children()) {
-    std::string comm;
-    if (std::FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/comm").c_str(), "r")) {
-      char buf[64] = {};
-      if (std::fgets(buf, sizeof(buf), f))
-        comm = buf;
-      std::fclose(f);
-    }
-    if (comm == "actors-fork-srv\n")
-      server = pid;
-  }
+  auto server = find_fork_server();
   REQUIRE(server > 0);
   ::kill(server, SIGKILL);
   REQUIRE(::waitpid(server, nullptr, 0) == server);
@@ -610,4 +635,62 @@ TEST_CASE("in a child the thread API acts on the calling thread") {
   p.start();
   REQUIRE(p.join(10s));
   CHECK(p.exitcode() == 0);
+}
+
+TEST_CASE("a stopped fork server: start keeps its promise, a pool replaces a "
+          "killed worker, and no child comes twice") {
+  auto server = find_fork_server();
+  REQUIRE(server > 0);
+  actors::pool pool{1};
+  auto worker = pool.map(own_pid, std::vector<int>{0}).at(0);
+  REQUIRE(::kill(server, SIGSTOP) == 0);
+  // Resumed however the case ends.
+  struct resume {
+    pid_t pid;
+    ~resume() {
+      ::kill(pid, SIGCONT);
+    }
+  } resumed{server};
+  auto stop_by = std::chrono::steady_clock::now() + 5s;
+  while (state_of(server) != 'T' && std::chrono::steady_clock::now() < stop_by)
+    std::this_thread::yield();
+  REQUIRE(state_of(server) == 'T');
+  // The pool's feeder asks the server for a fresh worker, and so does
+  // start: each must get one within process.hpp's promise (10 s).
+  REQUIRE(::kill(worker, SIGKILL) == 0);
+  actors::process p{blocks};
+  auto t0 = std::chrono::steady_clock::now();
+  auto started = std::async(std::launch::async, [&] { p.start(); });
+  auto in_time = started.wait_for(10s) == std::future_status::ready;
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+    std::chrono::steady_clock::now() - t0);
+  MESSAGE("start returned after " << took.count() << " ms");
+  CHECK(in_time);
+  auto replaced = pool.map_async(own_pid, std::vector<int>{1});
+  int fresh = 0;
+  CHECK_NOTHROW(fresh = replaced.get(10s).at(0));
+  CHECK(fresh != worker);
+  CHECK(fresh > 0);
+  // A server that resumes must not fork a child for a request it was
+  // given up on: it is gone, and the only children running are the pool's
+  // worker and p.
+  ::kill(server, SIGCONT);
+  started.get();
+  CHECK(support::wait_ended(server, 5s));
+  std::set<pid_t> running;
+  for (auto pid : support::list_children())
+    if (support::process_running(pid))
+      running.insert(pid);
+  auto listed = [](const std::set<pid_t>& pids) {
+    std::string text;
+    for (auto pid : pids)
+      text += std::to_string(pid) + " ";
+    return text;
+  };
+  CHECK(listed(running)
+        == listed(std::set<pid_t>{*p.pid(), static_cast<pid_t>(fresh)}));
+  p.kill();
+  p.join();
+  pool.close();
+  pool.join();
 }
