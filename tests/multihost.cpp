@@ -273,6 +273,27 @@ TEST_CASE("loopback: terminate ends remote tasks, and hosts end with the pool") 
   CHECK(code == 0);
 }
 
+TEST_CASE("loopback: a worker host given a name that does not resolve says "
+          "so") {
+  auto key = fresh_key_file();
+  {
+    std::ofstream out{key, std::ios::binary};
+    out << std::string(32, 'k');
+  }
+  ::chmod(key.c_str(), 0600);
+  support::subprocess host{self_exe(),
+                           {"--actors-worker", "no-such-host.invalid:7000",
+                            "--actors-key-file", key, "--actors-processes",
+                            "1", "--actors-connect-timeout", "1"},
+                           true};
+  CHECK(host.wait(30s) == 3);
+  auto said = host.read_all(5s);
+  MESSAGE(said);
+  CHECK(said.find("no-such-host.invalid did not resolve") != std::string::npos);
+  CHECK(said.find("No route to host") == std::string::npos);
+  ::unlink(key.c_str());
+}
+
 TEST_CASE("loopback: bad listen settings are typed errors") {
   actors::pool_options opts;
   opts.listen = "127.0.0.1:0";
