@@ -662,8 +662,8 @@ TEST_CASE("netns: a stopped worker host (SIGSTOP) is lost within lost_after, "
   auto seen_after = ms_since(t0);
   INFO(run.transcript());
   REQUIRE(!lost.empty());
-  MESSAGE("a stopped host was noticed " << seen_after
-                                        << " ms after SIGSTOP (lost_after 2000 ms)");
+  MESSAGE("a stopped host was noticed "
+          << seen_after << " ms after SIGSTOP (lost_after 2000 ms)");
   CHECK(seen_after < 2000 + 1000);
   CHECK(run.next("restore h2 now").empty());
   REQUIRE(::kill(-h2, SIGCONT) == 0);

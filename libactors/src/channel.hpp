@@ -169,7 +169,8 @@ private:
   std::size_t in_len_ = 0;
   std::size_t read_ = 0; // consumed by next()
   int failure_ = 0;
-  std::chrono::steady_clock::time_point heard_ = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point heard_ =
+    std::chrono::steady_clock::now();
   std::mutex writing_; // flush() and beat(), of two threads
   bool midframe_ = false; // flush() left part of a frame unsent
 };

@@ -333,7 +333,8 @@ pid_t spawn(std::uint64_t token, int socket, int lifeline, int channel,
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
       deadline - std::chrono::steady_clock::now());
     pollfd p{server_fd, POLLIN, 0};
-    if (left.count() > 0 && ::poll(&p, 1, static_cast<int>(left.count()) + 1) != 0)
+    if (left.count() > 0
+        && ::poll(&p, 1, static_cast<int>(left.count()) + 1) != 0)
       continue;
     if (std::chrono::steady_clock::now() < deadline)
       continue;

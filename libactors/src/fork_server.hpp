@@ -7,7 +7,9 @@
 // owner (CLONE_PARENT): the owner waits for it and reads its exit status
 // as for any other; it runs on a fresh thread, as glibc's record of the
 // cloned thread is the server's. Where there is no server, children are
-// started with posix_spawn of the same binary instead.
+// started with posix_spawn of the same binary instead; so they are once
+// the server died, or did not answer a request within 2 s (stopped,
+// starved: it is then ended, and says so on stderr).
 //
 // A child made by the server sees the program as it was at actors::init:
 // its environment is the one of that moment (the working directory is
