@@ -3,6 +3,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -22,6 +23,7 @@
 #include <vector>
 
 #include "actors/all.hpp"
+#include "fork_server.hpp" // libactors/src: the server's pid
 #include "support/error_code.hpp"
 #include "support/subprocess.hpp"
 
@@ -501,21 +503,10 @@ void starts_light() {
   std::exit(code);
 }
 
-// The fork server: this process's child named actors-fork-srv (0 if none).
+// The fork server: a child of this process (0 if none). Asked of the
+// library: the server names itself actors-fork-srv only once it runs.
 pid_t find_fork_server() {
-  pid_t server = 0;
-  for (auto pid : support::list_children()) {
-    std::string comm;
-    if (std::FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/comm").c_str(), "r")) {
-      char buf[64] = {};
-      if (std::fgets(buf, sizeof(buf), f))
-        comm = buf;
-      std::fclose(f);
-    }
-    if (comm == "actors-fork-srv\n")
-      server = pid;
-  }
-  return server;
+  return std::max<pid_t>(0, actors::detail::fork_server::pid());
 }
 
 // The state letter of `pid` in /proc (R, S, T, Z, ...), or 0 if it is gone.
@@ -641,6 +632,7 @@ TEST_CASE("a stopped fork server: start keeps its promise, a pool replaces a "
           "killed worker, and no child comes twice") {
   auto server = find_fork_server();
   REQUIRE(server > 0);
+  CHECK(parent_of(server) == ::getpid());
   actors::pool pool{1};
   auto worker = pool.map(own_pid, std::vector<int>{0}).at(0);
   REQUIRE(::kill(server, SIGSTOP) == 0);
@@ -671,6 +663,8 @@ TEST_CASE("a stopped fork server: start keeps its promise, a pool replaces a "
   CHECK_NOTHROW(fresh = replaced.get(10s).at(0));
   CHECK(fresh != worker);
   CHECK(fresh > 0);
+  // Given up on (and said so on stderr): children are exec'd from now on.
+  CHECK(actors::detail::fork_server::pid() == -1);
   // A server that resumes must not fork a child for a request it was
   // given up on: it is gone, and the only children running are the pool's
   // worker and p.
