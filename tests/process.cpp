@@ -25,6 +25,7 @@
 #include "actors/all.hpp"
 #include "fork_server.hpp" // libactors/src: the server's pid
 #include "support/error_code.hpp"
+#include "support/proc_stats.hpp"
 #include "support/subprocess.hpp"
 
 using namespace std::chrono_literals;
@@ -509,19 +510,6 @@ pid_t find_fork_server() {
   return std::max<pid_t>(0, actors::detail::fork_server::pid());
 }
 
-// The state letter of `pid` in /proc (R, S, T, Z, ...), or 0 if it is gone.
-char state_of(pid_t pid) {
-  std::string stat;
-  if (std::FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/stat").c_str(), "r")) {
-    for (int c; (c = std::fgetc(f)) != EOF;)
-      stat += static_cast<char>(c);
-    std::fclose(f);
-  }
-  auto close = stat.rfind(')');
-  return close != std::string::npos && close + 2 < stat.size() ? stat[close + 2]
-                                                               : 0;
-}
-
 int own_pid(int) {
   return static_cast<int>(::getpid());
 }
@@ -643,10 +631,8 @@ TEST_CASE("a stopped fork server: start keeps its promise, a pool replaces a "
       ::kill(pid, SIGCONT);
     }
   } resumed{server};
-  auto stop_by = std::chrono::steady_clock::now() + 5s;
-  while (state_of(server) != 'T' && std::chrono::steady_clock::now() < stop_by)
-    std::this_thread::yield();
-  REQUIRE(state_of(server) == 'T');
+  REQUIRE(support::eventually(
+    [&] { return support::process_state(server) == 'T'; }, 5s));
   // The pool's feeder asks the server for a fresh worker, and so does
   // start: each must get one within process.hpp's promise (10 s).
   REQUIRE(::kill(worker, SIGKILL) == 0);
