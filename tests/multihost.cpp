@@ -674,6 +674,47 @@ TEST_CASE("netns: a stopped worker host (SIGSTOP) is lost within lost_after, "
     CHECK(h.wait(30s) == 0);
 }
 
+TEST_CASE("loopback: a stopped idle worker host is lost within lost_after, "
+          "and the pool's join does not wait for it") {
+  actors::pool_options opts;
+  opts.lost_after = 500ms;
+  loopback_pool lp{1, opts};
+  auto& p = lp.pool;
+  support::subprocess::options own;
+  own.with_stderr = true;
+  own.own_group = true; // the host and its workers, stopped together
+  support::subprocess a{self_exe(),
+                        {"--actors-worker",
+                         "127.0.0.1:" + std::to_string(p.port()),
+                         "--actors-key-file", lp.key, "--actors-processes",
+                         "1"},
+                        own};
+  REQUIRE(p.wait_for_remote_workers(1, 20s));
+  struct resume {
+    pid_t group;
+    ~resume() {
+      ::kill(-group, SIGCONT);
+    }
+  } resumed{a.pid()};
+  auto t0 = steady::now();
+  REQUIRE(::kill(-a.pid(), SIGSTOP) == 0);
+  CHECK(remote_workers_become(p, 0, 5s));
+  auto lost = ms_since(t0);
+  MESSAGE("a stopped idle host was lost after " << lost
+                                                << " ms (lost_after 500 ms)");
+  CHECK(lost < 500 + 1000);
+  CHECK(p.map(parent_pid, std::vector<int>{1, 2, 3})
+        == std::vector<int>(3, static_cast<int>(::getpid())));
+  p.close();
+  p.join();
+  // Resumed, its worker reads that it was let go (told to retire; a fresh
+  // one finds the door shut) and the host ends.
+  REQUIRE(::kill(-a.pid(), SIGCONT) == 0);
+  auto code = a.wait(20s);
+  INFO(a.read_all(1s));
+  CHECK(code == 0);
+}
+
 TEST_CASE("netns: a host without the key is refused, the others serve") {
   support::netlab::skip_if_unavailable();
   auto wrong = fresh_key_file() + "-wrong";
