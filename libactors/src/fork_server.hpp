@@ -29,8 +29,9 @@ namespace actors::detail::fork_server {
 /// (ACTORS_FORK_SERVER=0 in the environment).
 void start();
 
-/// The server's pid, or -1 while there is none (never started, or ended
-/// because it died or stopped answering).
+/// The server's pid, or -1 while there is none: never started, or given
+/// up on by a spawn that found it dead or unanswering. Waits for a spawn
+/// in progress (2 s at most).
 pid_t pid();
 
 /// The largest serialized task sent along with a request.
