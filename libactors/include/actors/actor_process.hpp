@@ -47,9 +47,15 @@ namespace actors {
 ///   actors::init(argc, argv, actors::message_types<ping, pong>{});
 /// @endcode
 /// A message crossing a process boundary needs its types registered (CAF
-/// serializes by name); builtins (numbers, strings, atoms, standard
-/// containers of them) need not be. What is not registered is reported:
-/// by `spawn` for a typed actor's interface, by a failed request otherwise.
+/// serializes by name). Builtins need not be: numbers, strings, atoms,
+/// `std::vector`s of them, and vectors of vectors, lists, deques, sets,
+/// unordered sets of `int`, `std::int64_t`, `double` or `std::string`, and
+/// maps and unordered maps from `int`, `std::int64_t` or `std::string` to
+/// one of those four (libactors registers these in every process). What is
+/// not registered is reported, naming the type: by `spawn` for a typed
+/// actor's interface; otherwise a request holding one, or answered with
+/// one, fails with `errc::not_registered` (an asynchronous message holding
+/// one is dropped with a line on stderr).
 template <class... Ts>
 struct message_types {};
 
