@@ -192,6 +192,9 @@ caf::behavior echo(caf::event_based_actor* self) {
       return std::vector<std::int64_t>(static_cast<size_t>(n), 7);
     },
     [](stranger_atom) { return stranger{7}; },
+    [](fail_atom) -> caf::result<int> {
+      return actors::make_error(actors::errc::invalid_argument, "refused");
+    },
   };
 }
 
@@ -468,6 +471,21 @@ TEST_CASE("standard containers of builtins cross unregistered, in requests "
   round_trip(std::map<std::int64_t, std::string>{{-1, "minus one"}});
   round_trip(std::unordered_map<std::string, int>{{"nine", 9}});
   CHECK(ask_int(p.handle(), 1) == 1);
+}
+
+TEST_CASE("an answer that is an error reaches the requester, and so do the "
+          "answers after it") {
+  auto p = actors::spawn(echo);
+  caf::scoped_actor self{sys()};
+  for (int i = 0; i < 3; ++i) {
+    caf::error err;
+    self->request(p.handle(), 10s, fail_atom::value)
+      .receive([](int) { FAIL_CHECK("no error"); },
+               [&](caf::error& e) { err = std::move(e); });
+    CHECK(actors::errc_of(err) == actors::errc::invalid_argument);
+    CHECK(context(err) == "refused");
+    CHECK(ask_int(p.handle(), i) == i);
+  }
 }
 
 TEST_CASE("a reply holding an unregistered type fails its request with "

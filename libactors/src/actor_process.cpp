@@ -163,44 +163,54 @@ std::string unregistered(caf::actor_system& sys, const caf::message& msg) {
 // sender); one that cannot fails the request with errc::not_registered.
 caf::behavior reply_checker(caf::event_based_actor* self,
                             caf::actor_addr actor) {
+  // On to the next stage, or back to the requester, as the actor's answer
+  // (what caf::response_promise::deliver does).
+  auto pass_on = [=](caf::message msg) {
+    auto* e = self->current_mailbox_element();
+    auto& stages = e->stages;
+    if (!stages.empty()) {
+      auto next = std::move(stages.back());
+      stages.pop_back();
+      next->enqueue(caf::make_mailbox_element(std::move(e->sender), e->mid,
+                                              std::move(stages),
+                                              std::move(msg)),
+                    self->context());
+    } else if (e->sender) {
+      e->sender->enqueue(
+        caf::make_mailbox_element(caf::actor_cast<caf::strong_actor_ptr>(
+                                    actor),
+                                  e->mid.response_id(), {}, std::move(msg)),
+        self->context());
+    }
+  };
+  // An answer that is one error, down or exit message is a system message
+  // to CAF: given to these handlers, not the default handler.
+  self->set_error_handler(
+    [=](caf::error& x) { pass_on(caf::make_message(std::move(x))); });
+  self->set_down_handler(
+    [=](caf::down_msg& x) { pass_on(caf::make_message(std::move(x))); });
+  self->set_exit_handler(
+    [=](caf::exit_msg& x) { pass_on(caf::make_message(std::move(x))); });
   self->set_default_handler(
     [=](caf::scheduled_actor*,
         caf::message_view& x) -> caf::result<caf::message> {
       auto msg = x.move_content_to_message();
-      auto* e = self->current_mailbox_element();
       auto missing = unregistered(self->system(), msg);
-      if (!missing.empty()) {
-        auto text = "the answer of actor process "
-                    + std::to_string(::getpid()) + " ("
-                    + current_process_name() + ") holds " + missing
-                    + ", not registered: add it to actors::message_types in "
-                      "actors::init";
-        if (e->mid.is_async()) {
-          std::fprintf(stderr, "libactors: dropped %s\n", text.c_str());
-          return caf::message{};
-        }
-        return make_error(errc::not_registered, std::move(text));
+      if (missing.empty()) {
+        pass_on(std::move(msg));
+        return caf::delegated<caf::message>{};
       }
-      // On to the next stage, or back to the requester, as the actor's
-      // answer (what caf::response_promise::deliver does).
-      auto sender = caf::actor_cast<caf::strong_actor_ptr>(actor);
-      auto& stages = e->stages;
-      if (!stages.empty()) {
-        auto next = std::move(stages.back());
-        stages.pop_back();
-        next->enqueue(caf::make_mailbox_element(std::move(e->sender), e->mid,
-                                                std::move(stages),
-                                                std::move(msg)),
-                      self->context());
-      } else if (e->sender) {
-        e->sender->enqueue(caf::make_mailbox_element(std::move(sender),
-                                                     e->mid.response_id(), {},
-                                                     std::move(msg)),
-                           self->context());
+      auto text = "the answer of actor process " + std::to_string(::getpid())
+                  + " (" + current_process_name() + ") holds " + missing
+                  + ", not registered: add it to actors::message_types in "
+                    "actors::init";
+      if (self->current_mailbox_element()->mid.is_async()) {
+        std::fprintf(stderr, "libactors: dropped %s\n", text.c_str());
+        return caf::message{};
       }
-      return caf::delegated<caf::message>{};
+      return make_error(errc::not_registered, std::move(text));
     });
-  // Never sent: every answer is for the handler.
+  // Never sent: every answer is for the handlers.
   return {[](checker_atom) {}};
 }
 
