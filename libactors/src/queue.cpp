@@ -109,11 +109,13 @@ caf::behavior queue_actor(queue_actor_ptr self,
   };
 }
 
-std::int64_t to_ns(std::optional<duration> timeout) {
+// A timeout in ns (-1: none); a negative one becomes zero, in `timeout`
+// too (as in Python).
+std::int64_t to_ns(std::optional<duration>& timeout) {
   if (!timeout)
     return -1;
   if (*timeout < duration::zero())
-    throw error(errc::invalid_argument, "a timeout must not be negative");
+    timeout = duration::zero();
   return std::chrono::duration_cast<std::chrono::nanoseconds>(*timeout)
     .count();
 }

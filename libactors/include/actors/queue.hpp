@@ -40,7 +40,7 @@ inline constexpr long unbounded = 0;
 /// while the queue is full, `get` while it is empty, each at most `timeout`,
 /// then they throw `errc::queue_full` / `errc::queue_empty` (Python's
 /// `queue.Full` / `queue.Empty`). A timeout of zero does not wait (the
-/// `_nowait` forms); a negative one is `errc::invalid_argument`. Into an
+/// `_nowait` forms), nor does a negative one. Into an
 /// unbounded queue, a `put` from another process returns once the kernel
 /// holds the item, as Python's returns once its feeder thread has it (a
 /// bounded or joinable queue answers each put).
