@@ -14,7 +14,6 @@
 #include <cstdio>
 #include <unistd.h>
 
-
 #include "actors/all.hpp"
 
 // readme: begin ping_pong

@@ -17,7 +17,6 @@
 #include <stdexcept>
 #include <unistd.h>
 
-
 #include "actors/all.hpp"
 
 using namespace std::chrono_literals;

@@ -15,7 +15,6 @@
 #include <cstdio>
 #include <unistd.h>
 
-
 #include "actors/all.hpp"
 
 using namespace std::chrono_literals;
