@@ -104,6 +104,8 @@ struct queue_hub::conn {
   bool want_out = false;
   std::shared_ptr<queue_core> parked_core;
   std::uint64_t parked_serial = 0;
+  // A local peer's hello falls due then (guarded by reader_).
+  clock_type::time_point hello_by;
   std::shared_ptr<queue_core> flight_core;
   value flight;
   std::uint64_t flight_seq = 0;
@@ -217,6 +219,9 @@ void queue_hub::stop() {
     c->dead = true;
   }
   conns_.clear();
+  rings_.clear();
+  pending_.clear();
+  pending_count_ = 0;
   std::lock_guard<std::mutex> streams_guard{mtx_};
   for (auto fd : streams_)
     ::close(fd);
@@ -334,12 +339,21 @@ void queue_hub::accept_all() {
     ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
     conns_.emplace(fd, std::move(c));
   }
-  for (;;) {
+  while (!accept_paused_) {
     auto fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED)
         continue;
-      return; // EAGAIN, or out of descriptors: try again on the next event
+      if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        // Out of descriptors (or memory): the waiting connection keeps the
+        // socket readable, and epoll would wake the hub in a loop. Pause
+        // accepting for a while instead (run() resumes it).
+        epoll_event ev{};
+        ev.data.u64 = listen_tag;
+        ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, listen_fd_, &ev);
+        accept_paused_ = clock_type::now() + std::chrono::milliseconds{100};
+      }
+      break;
     }
     ucred cred{};
     socklen_t len = sizeof(cred);
@@ -349,14 +363,48 @@ void queue_hub::accept_all() {
       continue;
     }
     auto c = std::make_shared<conn>(fd, cred.pid, false);
+    c->hello_by = clock_type::now() + hello_deadline;
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.u64 = static_cast<std::uint64_t>(fd);
     ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
+    pending_.push_back(c);
+    ++pending_count_;
     conns_.emplace(fd, std::move(c));
-    std::lock_guard<std::mutex> guard{mtx_};
-    ++open_[cred.pid];
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      ++open_[cred.pid];
+    }
+    // Beyond the bound, the oldest waiting goes at once.
+    if (pending_.size() > max_pending) {
+      auto oldest = pending_.front();
+      drop(oldest);
+    }
   }
+}
+
+void queue_hub::resume_accepting() {
+  if (!accept_paused_ || clock_type::now() < *accept_paused_)
+    return;
+  accept_paused_.reset();
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = listen_tag;
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, listen_fd_, &ev);
+}
+
+std::chrono::steady_clock::time_point queue_hub::expire_pending() {
+  auto now = clock_type::now();
+  while (!pending_.empty() && pending_.front()->hello_by <= now) {
+    auto overdue = pending_.front();
+    drop(overdue);
+  }
+  return pending_.empty() ? clock_type::time_point::max()
+                          : pending_.front()->hello_by;
+}
+
+std::size_t queue_hub::pending() const {
+  return pending_count_.load();
 }
 
 void queue_hub::drop(const std::shared_ptr<conn>& c) {
@@ -370,6 +418,12 @@ void queue_hub::drop(const std::shared_ptr<conn>& c) {
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c->ch.fd(), nullptr);
   if (c->deadline)
     timers_.erase(*c->deadline);
+  if (auto i = std::find(pending_.begin(), pending_.end(), c);
+      i != pending_.end()) {
+    pending_.erase(i);
+    --pending_count_;
+  }
+  rings_.erase(std::remove(rings_.begin(), rings_.end(), c), rings_.end());
   std::shared_ptr<queue_core> parked;
   std::uint64_t serial = 0;
   std::shared_ptr<queue_core> flight_core;
@@ -439,6 +493,12 @@ bool queue_hub::serve(const std::shared_ptr<conn>& c,
     c->area = map_area(c->pid, word_fd);
     c->authenticated = c->area != nullptr;
     if (c->authenticated) {
+      if (auto i = std::find(pending_.begin(), pending_.end(), c);
+          i != pending_.end()) {
+        pending_.erase(i);
+        --pending_count_;
+      }
+      rings_.push_back(c);
       // The hub's thread may be asleep (a waiting thread may be serving
       // this): ask for the bell until it wakes.
       c->area->doorbell.store(1, std::memory_order_seq_cst);
@@ -723,9 +783,8 @@ bool queue_hub::pull_all() {
   // A copy: pull() may drop a connection. Empty (no allocation) when no
   // ring has anything, the usual case for a waiting thread's poll.
   std::vector<std::shared_ptr<conn>> ready;
-  for (auto& [fd, c] : conns_)
-    if (c->area != nullptr
-        && c->area->head.load(std::memory_order_acquire) != c->consumed)
+  for (auto& c : rings_)
+    if (c->area->head.load(std::memory_order_acquire) != c->consumed)
       ready.push_back(c);
   for (auto& c : ready)
     if (!pull(c))
@@ -735,9 +794,7 @@ bool queue_hub::pull_all() {
 
 bool queue_hub::ask_doorbells(bool on) {
   bool pending = false;
-  for (auto& [fd, c] : conns_) {
-    if (c->area == nullptr)
-      continue;
+  for (auto& c : rings_) {
     c->area->doorbell.store(on ? 1 : 0, std::memory_order_seq_cst);
     // Seen after the store: either this sees the client's write, or the
     // client sees the request and rings.
@@ -834,8 +891,14 @@ void queue_hub::run() {
     int wait_ms = -1;
     {
       std::lock_guard<std::mutex> guard{reader_};
-      if (!timers_.empty()) {
-        auto left = timers_.begin()->first - clock_type::now();
+      // The next deadline: a parked call's, a hello's, accepting's again.
+      auto next = expire_pending();
+      if (!timers_.empty())
+        next = std::min(next, timers_.begin()->first);
+      if (accept_paused_)
+        next = std::min(next, *accept_paused_);
+      if (next != clock_type::time_point::max()) {
+        auto left = next - clock_type::now();
         auto ms = std::chrono::ceil<std::chrono::milliseconds>(left).count();
         wait_ms = static_cast<int>(std::clamp<long long>(ms, 0, 1 << 30));
       }
@@ -886,6 +949,8 @@ void queue_hub::run() {
         handle(events[i]);
       }
     }
+    resume_accepting();
+    expire_pending();
     auto now = clock_type::now();
     while (!timers_.empty() && timers_.begin()->first <= now) {
       auto t = timers_.begin()->second;

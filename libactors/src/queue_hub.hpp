@@ -22,7 +22,11 @@
 //
 // Connecting requires the same user (SO_PEERCRED) and the hub's 128-bit key,
 // which only a queue handle carries (handles travel between the processes
-// of a run, over authenticated connections).
+// of a run, over authenticated connections). A connection that has not
+// said its hello within hello_deadline is dropped, and so is the oldest
+// one waiting for its hello whenever more than max_pending wait: a flood
+// of silent connections costs the hub at most that many descriptors, and
+// the clients that did say hello nothing.
 //
 // An item handed to a remote getter stays in flight until the getter has
 // taken it. The getter says so without a syscall: it stores the item's
@@ -68,12 +72,15 @@
 // pid of another host means nothing here), and one that named no node
 // counts for none.
 
-#include <cstdint>
 #include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -134,6 +141,13 @@ struct shared_area {
 
 class queue_hub {
 public:
+  /// How long a local connection may take to say its hello.
+  static constexpr std::chrono::seconds hello_deadline{2};
+
+  /// How many local connections may wait for their hello at once; beyond,
+  /// the oldest is dropped.
+  static constexpr std::size_t max_pending = 256;
+
   queue_hub();
   ~queue_hub();
 
@@ -186,10 +200,18 @@ public:
   /// it without waking the hub's thread first.
   bool poll_once();
 
+  /// Local connections accepted that have not said their hello yet.
+  std::size_t pending() const;
+
 private:
   struct conn;
   void run();
   void accept_all();
+  // Drops the connections whose hello is overdue; returns when the next
+  // hello falls due.
+  std::chrono::steady_clock::time_point expire_pending();
+  // Accepts again once the pause (out of descriptors) is over.
+  void resume_accepting();
   void drop(const std::shared_ptr<conn>& c);
   bool serve(const std::shared_ptr<conn>& c, const channel::frame& f);
   // Reads what `c` has sent and serves it; false if `c` was dropped.
@@ -242,6 +264,14 @@ private:
   std::mutex reader_;
   bool stopped_ = false;
   std::map<int, std::shared_ptr<conn>> conns_;
+  // The local connections that said their hello (whose rings to read), and
+  // those that have not yet, oldest first (guarded by reader_, as conns_).
+  std::vector<std::shared_ptr<conn>> rings_;
+  std::deque<std::shared_ptr<conn>> pending_;
+  std::atomic<std::size_t> pending_count_{0};
+  // Accepting paused until then, out of descriptors (the listening socket
+  // would wake the hub in a loop); guarded by reader_.
+  std::optional<std::chrono::steady_clock::time_point> accept_paused_;
   struct timer {
     std::shared_ptr<queue_core> core;
     std::uint64_t serial;
