@@ -108,6 +108,25 @@ void put_until_refused(actors::queue<int> q,
   }
 }
 
+// Puts "data" into `q` and reports 0, or the code of the put's error.
+void put_once_reporting(actors::queue<std::string> q,
+                        actors::queue<int> report) {
+  try {
+    q.put("data");
+    report.put(0);
+  } catch (const actors::error& e) {
+    report.put(e.code().value());
+  }
+}
+
+// Puts once and reports; waits for `go`, then does the same again.
+void put_twice_reporting(actors::queue<std::string> q, actors::queue<int> go,
+                         actors::queue<int> report) {
+  put_once_reporting(q, report);
+  go.get(30s);
+  put_once_reporting(q, report);
+}
+
 void put_big(actors::queue<std::string> q, std::size_t size) {
   std::string s(size, 'x');
   s.front() = 'a';
@@ -394,6 +413,41 @@ TEST_CASE("puts racing a close: the producer is refused soon, nothing is lost") 
   MESSAGE(count << " puts returned, " << count - 100
                 << " of them were in the queue at its close or landed after");
   REQUIRE(producer.join(10s));
+}
+
+TEST_CASE("a queue closed before a producer process existed refuses its "
+          "put") {
+  for (long maxsize : {actors::unbounded, 4L}) {
+    CAPTURE(maxsize);
+    actors::queue<std::string> q{maxsize};
+    actors::queue<int> report{actors::unbounded};
+    q.close();
+    actors::process producer{put_once_reporting, q, report};
+    producer.start();
+    CHECK(static_cast<actors::errc>(report.get(10s)) == actors::errc::closed);
+    REQUIRE(producer.join(10s));
+    // Nothing landed: drained and closed.
+    CHECK(code_of([&] { q.get_nowait(); }) == actors::errc::closed);
+  }
+}
+
+TEST_CASE("a put that begins after the close returned is refused, also by a "
+          "producer that put before") {
+  for (int round = 0; round < 5; ++round) {
+    CAPTURE(round);
+    actors::queue<std::string> q{actors::unbounded};
+    actors::queue<int> go{actors::unbounded};
+    actors::queue<int> report{actors::unbounded};
+    actors::process producer{put_twice_reporting, q, go, report};
+    producer.start();
+    REQUIRE(report.get(10s) == 0);
+    CHECK(q.get(10s) == "data");
+    q.close();
+    go.put(1); // the producer's second put begins after this
+    CHECK(static_cast<actors::errc>(report.get(10s)) == actors::errc::closed);
+    REQUIRE(producer.join(10s));
+    CHECK(code_of([&] { q.get_nowait(); }) == actors::errc::closed);
+  }
 }
 
 namespace {

@@ -98,10 +98,21 @@ q_outcome queue_core::task_done() {
   return q_outcome{};
 }
 
-void queue_core::close() {
-  std::lock_guard<std::mutex> guard{mtx_};
+bool queue_core::close_locked() {
+  if (closed_)
+    return false;
   closed_ = true;
   settle();
+  return true;
+}
+
+void queue_core::close() {
+  bool now = false;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    now = close_locked();
+  }
+  closed_now(now);
 }
 
 queue_ref::stats queue_core::snapshot() {
@@ -194,22 +205,26 @@ bool queue_core::attach(holder_role role, const caf::actor_addr& holder) {
 }
 
 void queue_core::detach(holder_role role, const caf::actor_addr& holder) {
-  std::lock_guard<std::mutex> guard{mtx_};
-  auto& holders = role == holder_role::reader ? readers_ : writers_;
-  if (holders.erase(holder) > 0 && holders.empty()) {
-    closed_ = true;
-    settle();
+  bool now = false;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    auto& holders = role == holder_role::reader ? readers_ : writers_;
+    if (holders.erase(holder) > 0 && holders.empty())
+      now = close_locked();
   }
+  closed_now(now);
 }
 
 void queue_core::holder_gone(const caf::actor_addr& holder) {
-  std::lock_guard<std::mutex> guard{mtx_};
-  // Like a pipe whose every descriptor of one side was closed.
-  if ((readers_.erase(holder) > 0 && readers_.empty())
-      || (writers_.erase(holder) > 0 && writers_.empty())) {
-    closed_ = true;
-    settle();
+  bool now = false;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    // Like a pipe whose every descriptor of one side was closed.
+    if ((readers_.erase(holder) > 0 && readers_.empty())
+        || (writers_.erase(holder) > 0 && writers_.empty()))
+      now = close_locked();
   }
+  closed_now(now);
 }
 
 template <class Op>

@@ -118,6 +118,12 @@ public:
   void holder_gone(const caf::actor_addr& holder);
   ///@}
 
+  /// Runs `fn` (without the queue's lock) whenever the queue closes, once:
+  /// the hub tells its clients (set by the hub before the queue is used).
+  void on_close(std::function<void()> fn) {
+    on_close_ = std::move(fn);
+  }
+
   ///@{
   /// The blocking forms for a thread of this process: park, then wait on
   /// the queue's mutex at most `timeout` (nothing: forever).
@@ -147,6 +153,15 @@ private:
     return maxsize_ == 0 || items_.size() < maxsize_;
   }
 
+  // Closes the queue (mtx_ held); true if it was open.
+  bool close_locked();
+
+  // Tells on_close_ once close_locked() said so (mtx_ not held).
+  void closed_now(bool yes) {
+    if (yes && on_close_)
+      on_close_();
+  }
+
   template <class Op>
   q_outcome wait_here(Op op, std::optional<duration> timeout);
 
@@ -163,6 +178,7 @@ private:
   std::uint64_t next_serial_ = 1;
   std::set<caf::actor_addr> readers_;
   std::set<caf::actor_addr> writers_;
+  std::function<void()> on_close_;
 };
 
 } // namespace actors::detail

@@ -122,6 +122,33 @@ struct queue_hub::conn {
   }
 };
 
+// The clients to tell when a queue closes: the local ones that said their
+// hello (counted in their areas) and the streams (sent `closed`). Its lock
+// is taken last (a queue may close on any thread, amid anything), before
+// a connection's `out` only.
+struct queue_hub::watchers {
+  std::mutex mtx;
+  int epoll_fd = -1;
+  std::vector<std::shared_ptr<conn>> conns;
+
+  void add(const std::shared_ptr<conn>& c) {
+    std::lock_guard<std::mutex> guard{mtx};
+    conns.push_back(c);
+  }
+
+  void remove(const std::shared_ptr<conn>& c) {
+    std::lock_guard<std::mutex> guard{mtx};
+    conns.erase(std::remove(conns.begin(), conns.end(), c), conns.end());
+  }
+
+  void clear() {
+    std::lock_guard<std::mutex> guard{mtx};
+    conns.clear();
+  }
+
+  void closed(std::uint64_t qid);
+};
+
 namespace {
 
 // Writes one frame to `c` (its `out` lock held) and hands what fits to the
@@ -174,6 +201,20 @@ bool answer(Conn& c, int epoll_fd, std::uint64_t req, q_outcome&& x,
 
 } // namespace
 
+void queue_hub::watchers::closed(std::uint64_t qid) {
+  std::lock_guard<std::mutex> guard{mtx};
+  for (auto& c : conns) {
+    if (c->area != nullptr) {
+      // Seen by the client's next put before it trusts that qid is open.
+      c->area->closes.fetch_add(1, std::memory_order_seq_cst);
+      continue;
+    }
+    std::lock_guard<std::mutex> out{c->out};
+    if (!c->dead)
+      emit(*c, epoll_fd, hub_frame::closed, qid);
+  }
+}
+
 queue_hub::queue_hub() {
   key0_ = random64();
   key1_ = random64();
@@ -199,6 +240,8 @@ queue_hub::queue_hub() {
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
   ev.data.u64 = listen_tag;
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, listen_fd_, &ev);
+  watchers_ = std::make_shared<watchers>();
+  watchers_->epoll_fd = epoll_fd_;
   thread_ = std::thread{[this] { run(); }};
 }
 
@@ -218,6 +261,7 @@ void queue_hub::stop() {
     std::lock_guard<std::mutex> guard{c->out};
     c->dead = true;
   }
+  watchers_->clear();
   conns_.clear();
   rings_.clear();
   pending_.clear();
@@ -236,6 +280,7 @@ queue_hub::~queue_hub() {
 }
 
 void queue_hub::add(std::uint64_t id, std::shared_ptr<queue_core> core) {
+  core->on_close([w = watchers_, id] { w->closed(id); });
   std::lock_guard<std::mutex> guard{mtx_};
   cores_.emplace(id, std::move(core));
   note_self();
@@ -337,6 +382,7 @@ void queue_hub::accept_all() {
     ev.events = EPOLLIN;
     ev.data.u64 = static_cast<std::uint64_t>(fd);
     ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
+    watchers_->add(c);
     conns_.emplace(fd, std::move(c));
   }
   while (!accept_paused_) {
@@ -424,6 +470,7 @@ void queue_hub::drop(const std::shared_ptr<conn>& c) {
     --pending_count_;
   }
   rings_.erase(std::remove(rings_.begin(), rings_.end(), c), rings_.end());
+  watchers_->remove(c);
   std::shared_ptr<queue_core> parked;
   std::uint64_t serial = 0;
   std::shared_ptr<queue_core> flight_core;
@@ -499,6 +546,7 @@ bool queue_hub::serve(const std::shared_ptr<conn>& c,
         --pending_count_;
       }
       rings_.push_back(c);
+      watchers_->add(c);
       // The hub's thread may be asleep (a waiting thread may be serving
       // this): ask for the bell until it wakes.
       c->area->doorbell.store(1, std::memory_order_seq_cst);
@@ -1271,6 +1319,20 @@ void hub_client::put_buffered(std::uint64_t qid, value& item) {
   }
   if (closed_.count(qid) > 0)
     throw error(errc::closed, "put on a closed queue");
+  // Unanswered only into a queue the hub has said is open since the last
+  // close of one of its queues (see the top of queue_hub.hpp).
+  auto closes = area_ != nullptr
+                  ? area_->closes.load(std::memory_order_seq_cst)
+                  : 0;
+  if (auto i = vouched_.find(qid); i == vouched_.end() || i->second != closes) {
+    std::int64_t ns = -1;
+    auto result = call(hub_frame::put, ns, qid, ns, item);
+    if (!result.ok && result.code == errc::closed)
+      closed_.insert(qid);
+    check(result);
+    vouched_[qid] = closes;
+    return;
+  }
   if (auto err = ch_.put(hub_frame::put_buffered, qid, item))
     throw error(errc::invalid_argument,
                 "the item cannot be serialized: " + render(err));

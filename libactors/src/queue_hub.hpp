@@ -28,6 +28,15 @@
 // of silent connections costs the hub at most that many descriptors, and
 // the clients that did say hello nothing.
 //
+// A put that is not answered must not land in a queue that was closed
+// before the put began. Every close of a queue of this hub counts in each
+// connected client's area (`closes`) before the close returns; a client
+// sends a put unanswered only into a queue that the hub has said is open
+// (by answering a put) since the count last changed, and answered
+// otherwise: the first put of a connection into a queue, and the first
+// after any close, cost a round trip. A stream is told `closed` for each
+// queue that closes; its first put into a queue is answered.
+//
 // An item handed to a remote getter stays in flight until the getter has
 // taken it. The getter says so without a syscall: it stores the item's
 // sequence number into the shared area before get returns. If the
@@ -136,6 +145,9 @@ struct shared_area {
   std::atomic<std::uint32_t> doorbell{0};
   /// Set by a client waiting for room: the hub should send `room`.
   std::atomic<std::uint32_t> waiting{0};
+  /// How many queues of the hub have closed since the client connected
+  /// (counted before each close returns).
+  std::atomic<std::uint64_t> closes{0};
   alignas(64) char ring[ring_size];
 };
 
@@ -205,6 +217,7 @@ public:
 
 private:
   struct conn;
+  struct watchers;
   void run();
   void accept_all();
   // Drops the connections whose hello is overdue; returns when the next
@@ -272,6 +285,8 @@ private:
   // Accepting paused until then, out of descriptors (the listening socket
   // would wake the hub in a loop); guarded by reader_.
   std::optional<std::chrono::steady_clock::time_point> accept_paused_;
+  // Whom to tell when a queue closes (shared with the queues' cores).
+  std::shared_ptr<watchers> watchers_;
   struct timer {
     std::shared_ptr<queue_core> core;
     std::uint64_t serial;
@@ -337,8 +352,9 @@ public:
   /// The calling thread's stream to `owner` if it has one.
   static hub_client* existing(const caf::node_id& owner);
 
-  /// A put that is not answered; fails once the hub has said that the
-  /// queue is closed (it says so in answer to a put that found it closed;
+  /// A put that is not answered, once the hub has vouched for the queue
+  /// (see the top of this file; else it is answered); fails once the hub
+  /// has said that the queue is closed (in answer to a put, or unasked:
   /// this thread reads that at its next put, or within 100 us of puts).
   void put_buffered(std::uint64_t qid, value& item);
 
@@ -389,6 +405,9 @@ private:
   std::string address_;
   std::uint64_t next_req_ = 1;
   std::set<std::uint64_t> closed_;
+  // Queues the hub said were open, and the area's `closes` count before it
+  // said so (a stream: 0).
+  std::unordered_map<std::uint64_t, std::uint64_t> vouched_;
   std::chrono::steady_clock::time_point next_check_;
   queue_ref::stats stats_;
 };

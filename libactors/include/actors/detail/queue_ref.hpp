@@ -34,9 +34,9 @@ public:
 
   /// Makes a queue owned by this process; `maxsize` 0 means unbounded.
   /// With `buffered` (unbounded queues only), a put from another process
-  /// is not answered: it returns once the kernel holds the item, and a
-  /// failure (the queue closed) shows at the next put, as with Python's
-  /// feeder thread.
+  /// is not answered once the hub has said the queue is open (and nothing
+  /// of its hub has closed since): it returns once the kernel holds the
+  /// item (queue_hub.hpp).
   static queue_ref make(long maxsize, bool buffered = false);
 
   /// Blocks while full, at most `timeout`: `errc::queue_full` then.
