@@ -19,6 +19,7 @@
 #include <sys/eventfd.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -34,6 +35,8 @@ using clock_type = std::chrono::steady_clock;
 constexpr std::uint64_t wake_tag = ~std::uint64_t{0};
 constexpr std::uint32_t max_hello = 64; // body bytes
 constexpr std::uint64_t listen_tag = ~std::uint64_t{0} - 1;
+// A pidfd's: exit_tag | pid (a connection's tag is its descriptor).
+constexpr std::uint64_t exit_tag = std::uint64_t{1} << 62;
 
 sockaddr_un abstract_address(const std::string& name, socklen_t& len) {
   sockaddr_un addr{};
@@ -270,6 +273,9 @@ void queue_hub::stop() {
   for (auto fd : streams_)
     ::close(fd);
   streams_.clear();
+  for (auto& [pid, w] : exits_)
+    ::close(w.fd);
+  exits_.clear();
 }
 
 queue_hub::~queue_hub() {
@@ -347,6 +353,33 @@ void queue_hub::when_drained(const caf::node_id& node,
   // process made just before it ended counts too.
   std::uint64_t one = 1;
   [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof(one));
+}
+
+bool queue_hub::when_exited(const caf::node_id& node,
+                            std::function<void()> fn) {
+  std::unique_lock<std::mutex> guard{mtx_};
+  note_self();
+  auto pid = local_pid(node, self_);
+  if (pid <= 0 || pid == ::getpid() || stop_)
+    return false;
+  auto& w = exits_[pid];
+  if (w.fd < 0) {
+    w.fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+    if (w.fd < 0) {
+      auto ended = errno == ESRCH;
+      exits_.erase(pid);
+      guard.unlock();
+      if (ended)
+        fn();
+      return ended;
+    }
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = exit_tag | static_cast<std::uint64_t>(pid);
+    ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, w.fd, &ev);
+  }
+  w.fns.push_back(std::move(fn));
+  return true;
 }
 
 void queue_hub::run_drained() {
@@ -600,8 +633,11 @@ bool queue_hub::serve(const std::shared_ptr<conn>& c,
   value item;
   switch (f.kind) {
     case k::put_buffered: {
+      // The pipe ends in it are on their way to its getter (end_loaded).
+      end_pass_scope carry{end_pass::carry};
       if (ch.get(f, qid, item))
         return false;
+      item.carries_ends(carry.saw_ends());
       if (qid != batch_qid_ || !batch_core_) {
         land(c);
         batch_core_ = find(qid);
@@ -626,8 +662,13 @@ bool queue_hub::serve(const std::shared_ptr<conn>& c,
     case k::get:
     case k::poll:
     case k::join: {
-      auto err = f.kind == k::put ? ch.get(f, req, qid, ns, item)
-                                  : ch.get(f, req, qid, ns);
+      caf::error err;
+      {
+        end_pass_scope carry{end_pass::carry};
+        err = f.kind == k::put ? ch.get(f, req, qid, ns, item)
+                               : ch.get(f, req, qid, ns);
+        item.carries_ends(carry.saw_ends());
+      }
       if (err)
         return false;
       auto core = queue_for(req, qid);
@@ -892,6 +933,23 @@ void queue_hub::handle(const epoll_event& ev) {
   auto tag = ev.data.u64;
   if (tag == listen_tag) {
     accept_all();
+    return;
+  }
+  if (tag != wake_tag && (tag & exit_tag) != 0) {
+    // A process that when_exited waits for has ended.
+    std::vector<std::function<void()>> fns;
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      auto i = exits_.find(static_cast<pid_t>(tag & ~exit_tag));
+      if (i == exits_.end())
+        return;
+      ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, i->second.fd, nullptr);
+      ::close(i->second.fd);
+      fns = std::move(i->second.fns);
+      exits_.erase(i);
+    }
+    for (auto& fn : fns)
+      fn();
     return;
   }
   auto found = conns_.find(static_cast<int>(tag));

@@ -200,6 +200,12 @@ public:
   /// none (a remote pid means nothing here).
   void when_drained(const caf::node_id& node, std::function<void()> fn);
 
+  /// Runs `fn` once the process of `node` has ended, if it runs on this
+  /// host (its pid tells): on the thread that serves the hub then, or at
+  /// once on this one if it has ended already. False if it runs elsewhere,
+  /// or is this process. Callable from any thread.
+  bool when_exited(const caf::node_id& node, std::function<void()> fn);
+
   /// Reads and lands everything that is in the hub's sockets now: a put
   /// another process has returned from is then in its queue. For answers
   /// that would otherwise say "empty" too soon (get and poll without
@@ -260,7 +266,7 @@ private:
   // called while it goes). Guarded by mtx_.
   caf::node_id self_;
 
-  std::mutex mtx_; // cores_, drained_, stop_, streams_, open_, open_nodes_
+  std::mutex mtx_; // cores_, drained_, exits_, stop_, streams_, open_, ...
   std::unordered_map<std::uint64_t, std::shared_ptr<queue_core>> cores_;
   struct drain_wait {
     pid_t pid; // of a process on this host, or 0
@@ -268,6 +274,13 @@ private:
     std::function<void()> fn;
   };
   std::vector<drain_wait> drained_;
+  // Processes of this host whose end when_exited waits for: a pidfd each
+  // (in epoll under exit_tag | pid) and what to run.
+  struct exit_wait {
+    int fd = -1;
+    std::vector<std::function<void()>> fns;
+  };
+  std::map<pid_t, exit_wait> exits_;
   bool stop_ = false;
   // Streams handed over by serve_stream, not yet served by the hub.
   std::vector<int> streams_;
