@@ -441,6 +441,11 @@ void queue_hub::accept_all() {
       ::close(fd);
       continue;
     }
+    // At the bound, the oldest waiting goes at once.
+    if (pending_.size() >= max_pending) {
+      auto oldest = pending_.front();
+      drop(oldest);
+    }
     auto c = std::make_shared<conn>(fd, cred.pid, false);
     c->hello_by = clock_type::now() + hello_deadline;
     epoll_event ev{};
@@ -450,15 +455,8 @@ void queue_hub::accept_all() {
     pending_.push_back(c);
     ++pending_count_;
     conns_.emplace(fd, std::move(c));
-    {
-      std::lock_guard<std::mutex> guard{mtx_};
-      ++open_[cred.pid];
-    }
-    // Beyond the bound, the oldest waiting goes at once.
-    if (pending_.size() > max_pending) {
-      auto oldest = pending_.front();
-      drop(oldest);
-    }
+    std::lock_guard<std::mutex> guard{mtx_};
+    ++open_[cred.pid];
   }
 }
 
