@@ -860,6 +860,12 @@ void join_over_stream(int port, actors::joinable_queue<int> q,
   report.put(r);
 }
 
+void put_once_over_stream(int port, actors::queue<std::string> q,
+                          actors::queue<int> report) {
+  support::use_door(port);
+  put_once_reporting(q, report);
+}
+
 // Waits in get until the queue closes, then puts until refused; reports
 // both errors and how many puts returned.
 void see_close_over_stream(int port, actors::queue<int> q,
@@ -1067,6 +1073,19 @@ TEST_CASE("over a stream: join and task_done") {
                                 actors::errc::too_many_task_done)});
   REQUIRE(child.join(10s));
   CHECK(child.exitcode() == 0);
+}
+
+TEST_CASE("over a stream: a queue closed before the producer existed "
+          "refuses its put") {
+  support::stream_door door;
+  actors::queue<std::string> q{actors::unbounded};
+  actors::queue<int> report{actors::unbounded};
+  q.close();
+  actors::process child{put_once_over_stream, door.port(), q, report};
+  child.start();
+  CHECK(static_cast<actors::errc>(report.get(30s)) == actors::errc::closed);
+  REQUIRE(child.join(10s));
+  CHECK(code_of([&] { q.get_nowait(); }) == actors::errc::closed);
 }
 
 TEST_CASE("over a stream: close is seen by a waiting get and by puts") {
