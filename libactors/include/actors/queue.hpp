@@ -56,9 +56,12 @@ inline constexpr long unbounded = 0;
 ///
 /// **Closing.** After `close()`, `put` fails with `errc::closed`, and `get`
 /// fails with `errc::closed` once the queue is drained (Python would block).
-/// A producer in another process that keeps putting into an unbounded queue
-/// is refused soon after (its puts that returned meanwhile are in the
-/// queue, for whoever drains it).
+/// A put that begins after `close()` returned fails, from any process of the
+/// queue's host, also one that did not exist yet at the close; a put into an
+/// unbounded queue that races the close may land (it returned: it is in the
+/// queue, for whoever drains it). From another host, a producer is refused
+/// once the close has reached it over its stream (its first put into a
+/// queue is answered).
 ///
 /// `qsize`, `empty` and `full` are snapshots, as in Python.
 ///
