@@ -76,7 +76,7 @@ bool read_message(const frame& f, caf::execution_unit* ctx,
                                   f.size - sizeof(fixed)};
   if (source(out.sender, out.stages))
     return false;
-  if (auto err = source(out.content)) {
+  if (auto err = out.content.load(source)) {
     content_error = std::move(err);
     out.content = caf::message{};
   } else if (source.remaining() != 0) {

@@ -51,8 +51,12 @@ caf::error write_message(buffer& buf, caf::execution_unit* ctx,
                        auto& s = const_cast<caf::strong_actor_ptr&>(sender);
                        auto& st = const_cast<std::vector<caf::strong_actor_ptr>&>(
                          stages);
-                       auto& c = const_cast<caf::message&>(content);
-                       return sink(s, st, c);
+                       if (auto err = sink(s, st))
+                         return err;
+                       // Not sink(content): CAF 0.17 drops the error of
+                       // message::save there (a type not registered) and
+                       // writes nothing.
+                       return content.save(sink);
                      });
 }
 

@@ -1,5 +1,6 @@
 #include "link/manager.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -8,7 +9,9 @@
 #include <cxxabi.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <poll.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -114,7 +117,11 @@ pid_t local_pid(const caf::node_id& node, const caf::node_id& here) {
     return 0;
   auto& theirs = static_cast<const data&>(*node);
   auto& ours = static_cast<const data&>(*here);
-  if (theirs.host_id() != ours.host_id())
+  // CAF 0.17 numbers the actor systems of one process in the host id's
+  // last byte (node_id.cpp, default_data::local): the host is the rest.
+  auto x = theirs.host_id();
+  auto y = ours.host_id();
+  if (!std::equal(x.begin(), x.end() - 1, y.begin()))
     return 0;
   return static_cast<pid_t>(theirs.process_id());
 }
@@ -123,6 +130,9 @@ pid_t local_pid(const caf::node_id& node, const caf::node_id& here) {
 
 std::shared_ptr<manager> manager::make(caf::actor_system& sys, secret key,
                                        options opts) {
+  if (!sys.node())
+    throw error(errc::invalid_argument,
+                "links need the node's id: load caf::io::middleman");
   std::shared_ptr<manager> result{new manager(sys, key, std::move(opts))};
   result->init();
   return result;
@@ -142,17 +152,14 @@ void manager::init() {
     sys_.registry().put(opts_.root.id(),
                         caf::actor_cast<caf::strong_actor_ptr>(opts_.root));
   std::weak_ptr<manager> weak = shared_from_this();
+  // Writes link and unlink frames that no later frame has written yet.
   helper_ = sys_.spawn<caf::hidden>([weak](caf::event_based_actor*) {
     return caf::behavior{
-      [weak](caf::link_atom, const caf::strong_actor_ptr& who,
-             const caf::strong_actor_ptr& target) {
-        if (auto m = weak.lock())
-          m->send_link(true, who, target);
-      },
-      [weak](caf::unlink_atom, const caf::strong_actor_ptr& who,
-             const caf::strong_actor_ptr& target) {
-        if (auto m = weak.lock())
-          m->send_link(false, who, target);
+      [weak](caf::link_atom, const caf::strong_actor_ptr& target) {
+        auto* ptr = caf::actor_cast<caf::abstract_actor*>(target);
+        auto p = static_cast<proxy*>(ptr)->get_peer();
+        if (auto m = weak.lock(); m && p)
+          m->flush_link_ops(*p);
       },
     };
   });
@@ -470,6 +477,12 @@ void manager::set_last_hop(caf::node_id*) {
 }
 
 void manager::write_to(peer& p, buffer& bytes, std::uint64_t dest) {
+  if (p.has_ops.load())
+    flush_link_ops(p);
+  write_frame(p, bytes, dest);
+}
+
+void manager::write_frame(peer& p, buffer& bytes, std::uint64_t dest) {
   auto deadline = clock::now() + opts_.full_wait;
   auto r = p.lnk->write(bytes, dest,
                         link::on_receiver_thread() ? nullptr : &deadline);
@@ -510,6 +523,8 @@ void manager::send(peer& p, caf::actor_id dest, caf::mailbox_element_ptr what) {
     std::lock_guard<std::mutex> guard{p.mtx};
     p.requests.emplace(key, std::make_pair(caf::actor_cast<caf::weak_actor_ptr>(sender), mid));
   }
+  if (p.has_ops.load())
+    flush_link_ops(p);
   auto deadline = clock::now() + opts_.full_wait;
   auto r = p.lnk->write(bytes, dest,
                         link::on_receiver_thread() ? nullptr : &deadline);
@@ -538,17 +553,42 @@ void manager::send(peer& p, caf::actor_id dest, caf::mailbox_element_ptr what) {
     report(sys_.render(why));
 }
 
-void manager::send_link(bool on, const caf::strong_actor_ptr& who,
-                        const caf::strong_actor_ptr& target) {
-  auto* ptr = dynamic_cast<proxy*>(caf::actor_cast<caf::abstract_actor*>(target));
-  auto p = ptr != nullptr ? ptr->get_peer() : nullptr;
-  if (!p)
-    return; // ended: its end reaches `who` through the link itself
-  buffer bytes;
-  if (write_actor(bytes, &unit_, on ? frame_kind::link : frame_kind::unlink,
-                  target->id(), who))
-    return;
-  write_to(*p, bytes, 0);
+void manager::queue_link_op(peer& p, bool on, caf::abstract_actor* who,
+                            caf::actor_control_block* target) {
+  {
+    std::lock_guard<std::mutex> guard{p.ops_mtx};
+    p.ops.push_back(peer::link_op{on, caf::strong_actor_ptr{who->ctrl()},
+                                  target->id()});
+    p.has_ops = true;
+  }
+  // Enqueueing to the helper takes no actor's lock.
+  caf::anon_send(helper_, caf::link_atom::value,
+                 caf::strong_actor_ptr{target});
+}
+
+void manager::flush_link_ops(peer& p) {
+  std::lock_guard<std::mutex> flushing{p.flush_mtx};
+  for (;;) {
+    std::vector<peer::link_op> ops;
+    {
+      std::lock_guard<std::mutex> guard{p.ops_mtx};
+      if (p.ops.empty()) {
+        p.has_ops = false; // only now: every op taken is written
+        return;
+      }
+      ops.swap(p.ops);
+    }
+    for (auto& op : ops) {
+      // Serializing `who` may take its lock (the actor registry): fine
+      // here, no lock of an actor is held.
+      buffer bytes;
+      auto kind = op.on ? frame_kind::link : frame_kind::unlink;
+      // Never waiting for room (rare and small): a receiver thread may be
+      // behind this lock.
+      if (!write_actor(bytes, &unit_, kind, op.target, op.who))
+        p.lnk->write(bytes, 0, nullptr);
+    }
+  }
 }
 
 void manager::send_down(const std::shared_ptr<peer>& p, caf::actor_id aid,
@@ -619,11 +659,16 @@ bool manager::on_frame(link& l, context& ctx, const frame& f,
       }
       if (content_error) {
         auto type = unknown_type_name(content_error);
-        auto why = make_error(
-          errc::not_registered,
-          "process " + std::to_string(::getpid())
-            + " cannot read a message holding type " + type
-            + ": the type is not registered there");
+        auto why =
+          type.empty()
+            ? make_error(errc::invalid_argument,
+                         "process " + std::to_string(::getpid())
+                           + " cannot read a message: "
+                           + sys_.render(content_error))
+            : make_error(errc::not_registered,
+                         "process " + std::to_string(::getpid())
+                           + " cannot read a message holding type " + type
+                           + ": the type is not registered there");
         if (parts.mid.is_request())
           bounce(nullptr, parts.sender, parts.mid, why);
         else
@@ -712,21 +757,23 @@ void manager::after_frames(link& l, context& ctx) {
   if (u.runnable.empty())
     return;
   u.collecting = false;
-  if (l.begin_inline()) {
-    for (auto* job : u.runnable) {
-      switch (job->resume(&u, inline_throughput)) {
-        case caf::resumable::resume_later:
-          sys_.scheduler().enqueue(job); // keeps the reference
-          break;
-        default:
-          caf::intrusive_ptr_release(job);
-      }
+  // One actor runs here, the others on the scheduler at once: none waits
+  // behind another's handler. None runs here while the other receiver
+  // thread runs one (that one keeps reading meanwhile).
+  auto first = u.runnable.begin();
+  bool here = l.begin_inline();
+  for (auto i = here ? first + 1 : first; i != u.runnable.end(); ++i)
+    sys_.scheduler().enqueue(*i);
+  if (here) {
+    auto* job = *first;
+    switch (job->resume(&u, inline_throughput)) {
+      case caf::resumable::resume_later:
+        sys_.scheduler().enqueue(job); // keeps the reference
+        break;
+      default:
+        caf::intrusive_ptr_release(job);
     }
     l.end_inline();
-  } else {
-    // The other receiver thread runs an actor: this one keeps reading.
-    for (auto* job : u.runnable)
-      sys_.scheduler().enqueue(job);
   }
   u.runnable.clear();
   u.collecting = true;
@@ -742,16 +789,26 @@ caf::error manager::describe_end(pid_t pid) {
     if (auto err = fn(pid))
       return err;
   // A child of ours: its exit status, left for whoever reaps it (WNOWAIT).
-  // Its socket closes as it exits, a moment before it becomes a zombie.
-  for (int i = 0; i < 100 && pid > 0; ++i) {
-    siginfo_t info{};
-    if (::waitid(P_PID, static_cast<id_t>(pid), &info,
-                 WEXITED | WNOHANG | WNOWAIT)
-        != 0)
-      break; // not our child
+  // Its socket closes as it exits, a moment before it is a zombie: wait for
+  // that on a pidfd, at most 100 ms.
+  siginfo_t info{};
+  if (pid > 0
+      && ::waitid(P_PID, static_cast<id_t>(pid), &info,
+                  WEXITED | WNOHANG | WNOWAIT)
+           == 0) {
+    if (info.si_pid != pid) {
+      auto fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+      if (fd >= 0) {
+        pollfd pfd{fd, POLLIN, 0};
+        ::poll(&pfd, 1, 100);
+        ::close(fd);
+      }
+      info = siginfo_t{};
+      ::waitid(P_PID, static_cast<id_t>(pid), &info,
+               WEXITED | WNOHANG | WNOWAIT);
+    }
     if (info.si_pid == pid)
       return make_error(errc::process_died, describe_status(pid, info));
-    ::usleep(500);
   }
   return make_error(errc::process_died,
                     "process " + std::to_string(pid)

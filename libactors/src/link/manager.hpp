@@ -93,6 +93,19 @@ struct peer {
   bool ended = false; // link_ended ran: `reason` is final
   caf::error reason;
 
+  /// Link and unlink frames still to write (queued where CAF holds both
+  /// actors' locks; written before any later frame to this link, so a
+  /// message sent after link_to() arrives after the link).
+  struct link_op {
+    bool on;
+    caf::strong_actor_ptr who;
+    caf::actor_id target;
+  };
+  std::mutex ops_mtx;   // ops (short, nothing else taken inside)
+  std::vector<link_op> ops;
+  std::mutex flush_mtx; // held while ops are written
+  std::atomic<bool> has_ops{false};
+
   /// The reason the link ended with, once known (else none).
   caf::error end_reason() {
     std::lock_guard<std::mutex> guard{mtx};
@@ -120,7 +133,8 @@ public:
   };
 
   /// Starts the links of this process in `sys`, which must outlive the
-  /// manager's shutdown(). Throws actors::error if it cannot listen.
+  /// manager's shutdown() and have a node id (CAF 0.17 gives one with the
+  /// middleman). Throws actors::error if it cannot listen.
   static std::shared_ptr<manager> make(caf::actor_system& sys, secret key,
                                        options opts);
 
@@ -171,11 +185,15 @@ public:
   // -- used by proxies ----------------------------------------------------------
 
   void send(peer& p, caf::actor_id dest, caf::mailbox_element_ptr what);
-  void send_link(bool on, const caf::strong_actor_ptr& who,
-                 const caf::strong_actor_ptr& target);
-  const caf::actor& helper() const noexcept {
-    return helper_;
-  }
+
+  /// Queues a link (`on`) or unlink frame from local actor `who` to the
+  /// proxy `target` of `p`; called with both actors' locks held, so it
+  /// only queues, and asks the helper actor to write it soon.
+  void queue_link_op(peer& p, bool on, caf::abstract_actor* who,
+                     caf::actor_control_block* target);
+
+  /// Writes the queued link and unlink frames of `p`.
+  void flush_link_ops(peer& p);
 
   /// Answers request `mid` of `sender` with `err` (its waiter, if it waits
   /// in call(), else its mailbox).
@@ -218,6 +236,7 @@ private:
   void watch_loop();
   void setup_loop();
   void post(std::function<void()> fn); // run on the watcher thread
+  void write_frame(peer& p, buffer& bytes, std::uint64_t dest);
 
   caf::actor_system& sys_;
   const secret key_;

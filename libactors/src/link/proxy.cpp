@@ -1,7 +1,6 @@
 #include "link/proxy.hpp"
 
 #include <caf/locks.hpp>
-#include <caf/send.hpp>
 #include <caf/system_messages.hpp>
 
 #include "link/manager.hpp"
@@ -53,13 +52,11 @@ void proxy::enqueue(caf::mailbox_element_ptr what, caf::execution_unit*) {
 }
 
 bool proxy::add_backlink(caf::abstract_actor* x) {
-  // Both actors' locks are held here: the frame is the helper's job.
+  // Both actors' locks are held here: the frame is only queued.
   if (!monitorable_actor::add_backlink(x))
     return false;
   if (auto p = get_peer(); p && p->mgr)
-    caf::anon_send(p->mgr->helper(), caf::link_atom::value,
-                   caf::strong_actor_ptr{x->ctrl()},
-                   caf::strong_actor_ptr{ctrl()});
+    p->mgr->queue_link_op(*p, true, x, ctrl());
   return true;
 }
 
@@ -67,9 +64,7 @@ bool proxy::remove_backlink(caf::abstract_actor* x) {
   if (!monitorable_actor::remove_backlink(x))
     return false;
   if (auto p = get_peer(); p && p->mgr)
-    caf::anon_send(p->mgr->helper(), caf::unlink_atom::value,
-                   caf::strong_actor_ptr{x->ctrl()},
-                   caf::strong_actor_ptr{ctrl()});
+    p->mgr->queue_link_op(*p, false, x, ctrl());
   return true;
 }
 
