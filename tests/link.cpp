@@ -50,7 +50,7 @@ using calc_atom = caf::atom_constant<caf::atom("calc")>;
 using secret_atom = caf::atom_constant<caf::atom("secret")>;
 using relay_atom = caf::atom_constant<caf::atom("relay")>;
 using pid_atom = caf::atom_constant<caf::atom("pid")>;
-using got_atom = caf::atom_constant<caf::atom("got")>;
+using slow_atom = caf::atom_constant<caf::atom("slowworker")>;
 
 // Registered in every process of the test.
 struct point {
@@ -173,6 +173,14 @@ caf::behavior service(caf::event_based_actor* self) {
     [](echo_atom, const std::vector<char>& bytes) { return bytes; },
     [](echo_atom, const point& p) { return point{p.y, p.x}; },
     [=](worker_atom) { return self->spawn(worker); },
+    [=](slow_atom, const caf::actor& w) {
+      // From now on `w` takes 300 ms to end: ended (to CAF), but neither
+      // out of the actor registry nor its `down` sent meanwhile (CAF runs
+      // what is attached last first), so a link frame may reach it then.
+      w->attach_functor(
+        [] { std::this_thread::sleep_for(std::chrono::milliseconds{300}); });
+      return true;
+    },
     [=](counter_atom) { return caf::actor{self->spawn(counter)}; },
     [=](blocker_atom) { return self->spawn(blocker); },
     [=](calc_atom) { return self->spawn(calculator); },
@@ -445,6 +453,35 @@ TEST_CASE("links work in both directions with the real exit reason") {
   CHECK(text_of(got) == "ours");
 }
 
+TEST_CASE("a link to an actor that is ending gets its exit at once and "
+          "stalls nothing") {
+  // CAF sends the exit while it holds both actors' locks (add_backlink):
+  // the link's receiver thread hung there until exits found this way were
+  // sent later.
+  parent p;
+  child c{p};
+  caf::scoped_actor self{p.sys};
+  auto w = ask<caf::actor>(self, c.root, worker_atom::value);
+  REQUIRE(w);
+  REQUIRE(ask<bool>(self, c.root, slow_atom::value, *w));
+  auto reason = actors::detail::make_error(errc::actor_failed, "ending");
+  self->send(*w, quit_atom::value, reason);
+  auto target = *w;
+  auto mine = p.sys.spawn([target](caf::event_based_actor* me) {
+    me->link_to(target);
+    return caf::behavior{[](int) {}};
+  });
+  self->monitor(mine);
+  caf::error got;
+  self->receive([&](caf::down_msg& dm) { got = dm.reason; },
+                caf::after(10s) >> [] {});
+  CHECK(code_of(got) == errc::actor_failed);
+  CHECK(text_of(got) == "ending");
+  auto x = ask<int>(self, c.root, echo_atom::value, 3);
+  REQUIRE(x);
+  CHECK(*x == 3);
+}
+
 TEST_CASE("two blocking callers at once get their own answers") {
   parent p;
   child c{p};
@@ -514,7 +551,7 @@ TEST_CASE("the peer's SIGKILL is noticed within milliseconds, with the signal "
 }
 
 TEST_CASE("a full link blocks the sender up to its bound, then fails the "
-          "message; nothing sent is lost; a large one streams through") {
+          "message, nothing sent is lost, and a large one streams through") {
   manager::options opts;
   opts.ring_size = 4096;
   opts.full_wait = 300ms;

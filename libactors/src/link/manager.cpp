@@ -42,6 +42,9 @@ constexpr std::uint64_t listen_tag = ~std::uint64_t{0} - 1;
 // scheduler with the rest.
 constexpr std::size_t inline_throughput = 64;
 
+// Set while a `link` frame links a proxy here (manager::in_link_frame).
+thread_local bool t_in_link_frame = false;
+
 // A receiver thread's execution unit: actors that a frame made runnable
 // are collected while the frames are read, and run (or handed to the
 // scheduler) afterwards; anything else goes to the scheduler at once.
@@ -160,6 +163,11 @@ void manager::init() {
         auto p = static_cast<proxy*>(ptr)->get_peer();
         if (auto m = weak.lock(); m && p)
           m->flush_link_ops(*p);
+      },
+      [](caf::exit_msg& x, const caf::strong_actor_ptr& target,
+         caf::strong_actor_ptr& sender) {
+        target->enqueue(std::move(sender), caf::make_message_id(),
+                        caf::make_message(std::move(x)), nullptr);
       },
     };
   });
@@ -566,6 +574,15 @@ void manager::queue_link_op(peer& p, bool on, caf::abstract_actor* who,
                  caf::strong_actor_ptr{target});
 }
 
+bool manager::in_link_frame() noexcept {
+  return t_in_link_frame;
+}
+
+void manager::defer_exit(caf::strong_actor_ptr target,
+                         caf::strong_actor_ptr sender, caf::exit_msg x) {
+  caf::anon_send(helper_, std::move(x), std::move(target), std::move(sender));
+}
+
 void manager::flush_link_ops(peer& p) {
   std::lock_guard<std::mutex> flushing{p.flush_mtx};
   for (;;) {
@@ -730,10 +747,12 @@ bool manager::on_frame(link& l, context& ctx, const frame& f,
       // `who` is our proxy of the linking actor: linking it here links
       // both ways, as CAF's own remote links do.
       if (auto dst = sys_.registry().get(f.dest)) {
+        t_in_link_frame = true;
         if (f.kind == frame_kind::link)
           who->get()->add_link(dst->get());
         else
           who->get()->remove_link(dst->get());
+        t_in_link_frame = false;
       }
       return true;
     }

@@ -57,6 +57,7 @@
 #include <caf/mailbox_element.hpp>
 #include <caf/proxy_registry.hpp>
 #include <caf/scoped_execution_unit.hpp>
+#include <caf/system_messages.hpp>
 
 #include "auth.hpp"
 #include "link/link.hpp"
@@ -194,6 +195,16 @@ public:
 
   /// Writes the queued link and unlink frames of `p`.
   void flush_link_ops(peer& p);
+
+  /// True while this thread links a proxy to a local actor for a `link`
+  /// frame: CAF may then enqueue an exit_msg to the proxy with both actors'
+  /// locks held (the local actor has ended), which must not be sent there.
+  static bool in_link_frame() noexcept;
+
+  /// Sends exit message `x` from `sender` to proxy `target` later, on the
+  /// helper actor (see in_link_frame).
+  void defer_exit(caf::strong_actor_ptr target, caf::strong_actor_ptr sender,
+                  caf::exit_msg x);
 
   /// Answers request `mid` of `sender` with `err` (its waiter, if it waits
   /// in call(), else its mailbox).

@@ -23,8 +23,17 @@ std::shared_ptr<peer> proxy::get_peer() const {
 
 void proxy::enqueue(caf::mailbox_element_ptr what, caf::execution_unit*) {
   auto& content = what->content();
-  if (content.match_elements<caf::exit_msg>())
+  if (content.match_elements<caf::exit_msg>()) {
+    if (manager::in_link_frame()) {
+      // Both actors' locks are held (manager.hpp): later, on the helper.
+      if (auto p = get_peer(); p && p->mgr) {
+        p->mgr->defer_exit(caf::strong_actor_ptr{ctrl()}, what->sender,
+                           content.get_as<caf::exit_msg>(0));
+        return;
+      }
+    }
     unlink_from(content.get_as<caf::exit_msg>(0).source);
+  }
   std::shared_ptr<peer> p;
   caf::error reason;
   {
