@@ -273,10 +273,15 @@ caf::behavior caller(caf::event_based_actor* self, caf::actor target) {
   }};
 }
 
+// Blocking requests without a timeout: CAF's clock thread then stays out
+// (BENCH_LINKS_INFINITE=1; a timed request wakes it every time).
+const bool untimed = std::getenv("BENCH_LINKS_INFINITE") != nullptr;
+
 template <class T, class... Ts>
 T ask_and_wait(caf::scoped_actor& self, const caf::actor& h, Ts... xs) {
   T result{};
-  self->request(h, timeout, xs...)
+  auto bound = untimed ? caf::duration{caf::infinite} : caf::duration{timeout};
+  self->request(h, bound, xs...)
     .receive([&](T x) { result = x; },
              [&](caf::error& err) {
                std::fprintf(stderr, "bench_links: %s\n",
@@ -329,6 +334,12 @@ int main(int argc, char** argv) {
   bool busy = argc > arg && std::strcmp(argv[arg], "--busy") == 0;
   if (busy)
     ++arg;
+  // BENCH_LINKS_ONLY=ring|scoped|actor|oneway|call: one workload (for
+  // profiling it).
+  std::string only = std::getenv("BENCH_LINKS_ONLY") != nullptr
+                       ? std::getenv("BENCH_LINKS_ONLY")
+                       : "";
+  auto want = [&](const char* what) { return only.empty() || only == what; };
   int n = argc > arg ? std::atoi(argv[arg]) : 2000;
   int rounds = argc > arg + 1 ? std::atoi(argv[arg + 1]) : 5;
   std::string self_path = "/proc/self/exe";
@@ -345,7 +356,7 @@ int main(int argc, char** argv) {
   const char* load = busy ? ", cores busy" : "";
 
   // The raw ring: the waiting policy.
-  {
+  if (want("ring")) {
     std::vector<sample> quiet, spin;
     for (int r = 0; r < rounds; ++r) {
       auto a = ring_round_trip(self_path, n, 0);
@@ -413,17 +424,21 @@ int main(int argc, char** argv) {
   for (int r = 0; r < rounds; ++r) {
     for (int k = 0; k < 2; ++k) {
       auto& p = *paths[k];
+      if (want("scoped"))
       blocking[k].push_back(timed(self, p, n, [&] {
         auto t0 = clock_type::now();
         for (int i = 0; i < n; ++i)
           ask_and_wait<int>(self, p.echo, i);
         return seconds_since(t0);
       }));
+      if (want("actor"))
       actor[k].push_back(timed(self, p, n, [&] {
         return ask_and_wait<double>(self, callers[k], run_atom::value, n);
       }));
       int m = 20 * n;
       double at_receiver = 0;
+      if (!want("oneway"))
+        continue;
       oneway[k].push_back(timed(self, p, m, [&] {
         auto t0 = clock_type::now();
         for (int i = 0; i < m; ++i)
@@ -439,6 +454,7 @@ int main(int argc, char** argv) {
       }));
       received[k].push_back(m / at_receiver);
     }
+    if (want("call"))
     call.push_back(timed(self, link_path, n, [&] {
       auto t0 = clock_type::now();
       for (int i = 0; i < n; ++i)
@@ -448,25 +464,33 @@ int main(int argc, char** argv) {
     }));
   }
   for (int k = 0; k < 2; ++k) {
-    auto b = median(blocking[k]);
-    auto a = median(actor[k]);
-    auto o = median(oneway[k]);
-    std::sort(received[k].begin(), received[k].end());
     const char* via = k == 0 ? "link" : "BASP";
-    std::printf("libactors actor round trip, %s, scoped_actor%s: median %.1f "
-                "us, cpu %.1f us\n",
-                via, load, b.us, b.cpu);
-    std::printf("libactors actor round trip, %s, actor to actor%s: median "
-                "%.1f us, cpu %.1f us\n",
-                via, load, a.us, a.cpu);
-    std::printf("libactors actor messages one-way, %s%s: median %.0f msgs/s "
-                "at the receiver, cpu %.2f us per message\n",
-                via, load, received[k][received[k].size() / 2], o.cpu);
+    if (want("scoped")) {
+      auto b = median(blocking[k]);
+      std::printf("libactors actor round trip, %s, scoped_actor%s: median "
+                  "%.1f us, cpu %.1f us\n",
+                  via, load, b.us, b.cpu);
+    }
+    if (want("actor")) {
+      auto a = median(actor[k]);
+      std::printf("libactors actor round trip, %s, actor to actor%s: median "
+                  "%.1f us, cpu %.1f us\n",
+                  via, load, a.us, a.cpu);
+    }
+    if (want("oneway")) {
+      auto o = median(oneway[k]);
+      std::sort(received[k].begin(), received[k].end());
+      std::printf("libactors actor messages one-way, %s%s: median %.0f "
+                  "msgs/s at the receiver, cpu %.2f us per message\n",
+                  via, load, received[k][received[k].size() / 2], o.cpu);
+    }
   }
-  auto c = median(call);
-  std::printf("libactors actor round trip, link, blocking call (addressed "
-              "doorbell)%s: median %.1f us, cpu %.1f us\n",
-              load, c.us, c.cpu);
+  if (want("call")) {
+    auto c = median(call);
+    std::printf("libactors actor round trip, link, blocking call (addressed "
+                "doorbell)%s: median %.1f us, cpu %.1f us\n",
+                load, c.us, c.cpu);
+  }
   for (auto& x : callers)
     caf::anon_send_exit(x, caf::exit_reason::kill);
   mgr->shutdown(caf::exit_reason::user_shutdown);
