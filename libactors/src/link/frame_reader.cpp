@@ -4,8 +4,103 @@
 #include <cstring>
 
 #include <caf/binary_deserializer.hpp>
+#include <caf/deserializer.hpp>
+#include <caf/sec.hpp>
 
 namespace actors::detail::links {
+
+namespace {
+
+// CAF's binary_deserializer with one more check: a sequence may not claim
+// more elements than there are bytes left. CAF 0.17 resizes a byte vector
+// (std::vector<char>, "@charbuf") to the claimed size before it reads, so
+// five bytes could make it allocate 4 GiB (found by fuzz/link_frames.cpp).
+// Every element of a sequence takes at least a byte on the wire here.
+class checked_deserializer final : public caf::deserializer {
+public:
+  checked_deserializer(caf::execution_unit* ctx, const char* data,
+                       std::size_t size)
+    : caf::deserializer(ctx), inner_(ctx, data, size) {
+    // nop
+  }
+
+  std::size_t remaining() const noexcept {
+    return inner_.remaining();
+  }
+
+  caf::error begin_object(std::uint16_t& nr, std::string& name) override {
+    return inner_.begin_object(nr, name);
+  }
+
+  caf::error end_object() override {
+    return inner_.end_object();
+  }
+
+  caf::error begin_sequence(std::size_t& n) override {
+    if (auto err = inner_.begin_sequence(n))
+      return err;
+    if (n > inner_.remaining())
+      return caf::sec::end_of_stream;
+    return caf::none;
+  }
+
+  caf::error end_sequence() override {
+    return inner_.end_sequence();
+  }
+
+  caf::error apply_raw(std::size_t n, void* data) override {
+    return inner_.apply_raw(n, data);
+  }
+
+protected:
+  caf::error apply_impl(std::int8_t& x) override {
+    return inner_.apply(x);
+  }
+  caf::error apply_impl(std::uint8_t& x) override {
+    return inner_.apply(x);
+  }
+  caf::error apply_impl(std::int16_t& x) override {
+    return inner_.apply(x);
+  }
+  caf::error apply_impl(std::uint16_t& x) override {
+    return inner_.apply(x);
+  }
+  caf::error apply_impl(std::int32_t& x) override {
+    return inner_.apply(x);
+  }
+  caf::error apply_impl(std::uint32_t& x) override {
+    return inner_.apply(x);
+  }
+  caf::error apply_impl(std::int64_t& x) override {
+    return inner_.apply(x);
+  }
+  caf::error apply_impl(std::uint64_t& x) override {
+    return inner_.apply(x);
+  }
+  caf::error apply_impl(float& x) override {
+    return inner_.apply(x);
+  }
+  caf::error apply_impl(double& x) override {
+    return inner_.apply(x);
+  }
+  caf::error apply_impl(long double& x) override {
+    return inner_.apply(x);
+  }
+  caf::error apply_impl(std::string& x) override {
+    return inner_.apply(x);
+  }
+  caf::error apply_impl(std::u16string& x) override {
+    return inner_.apply(x);
+  }
+  caf::error apply_impl(std::u32string& x) override {
+    return inner_.apply(x);
+  }
+
+private:
+  caf::binary_deserializer inner_;
+};
+
+} // namespace
 
 frame_reader::frame_reader(std::uint32_t max_body) : max_body_(max_body) {
   // nop
@@ -72,8 +167,8 @@ bool read_message(const frame& f, caf::execution_unit* ctx,
     return false;
   std::memcpy(&fixed, f.body, sizeof(fixed));
   out.mid = caf::make_message_id(fixed.mid);
-  caf::binary_deserializer source{ctx, f.body + sizeof(fixed),
-                                  f.size - sizeof(fixed)};
+  checked_deserializer source{ctx, f.body + sizeof(fixed),
+                              f.size - sizeof(fixed)};
   if (source(out.sender, out.stages))
     return false;
   if (auto err = out.content.load(source)) {
@@ -88,7 +183,7 @@ bool read_message(const frame& f, caf::execution_unit* ctx,
 bool read_reason(const frame& f, caf::execution_unit* ctx, caf::error& out) {
   if (f.kind != frame_kind::down && f.kind != frame_kind::close)
     return false;
-  caf::binary_deserializer source{ctx, f.body, f.size};
+  checked_deserializer source{ctx, f.body, f.size};
   return !source(out) && source.remaining() == 0;
 }
 
@@ -96,7 +191,7 @@ bool read_actor(const frame& f, caf::execution_unit* ctx,
                 caf::strong_actor_ptr& out) {
   if (f.kind != frame_kind::link && f.kind != frame_kind::unlink)
     return false;
-  caf::binary_deserializer source{ctx, f.body, f.size};
+  checked_deserializer source{ctx, f.body, f.size};
   return !source(out) && source.remaining() == 0 && out != nullptr;
 }
 
@@ -111,7 +206,7 @@ bool read_hello(const char* data, std::size_t size, caf::execution_unit* ctx,
       || fixed.node_size != size - sizeof(fixed))
     return false;
   root = fixed.root;
-  caf::binary_deserializer source{ctx, data + sizeof(fixed), fixed.node_size};
+  checked_deserializer source{ctx, data + sizeof(fixed), fixed.node_size};
   return !source(out) && source.remaining() == 0 && out != caf::none;
 }
 
