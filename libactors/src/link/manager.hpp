@@ -242,12 +242,17 @@ private:
                  const caf::error& reason);
   bool deliver_to_waiter(peer& p, caf::actor_id dest, caf::message_id mid,
                          caf::message& content);
-  caf::error describe_end(pid_t pid);
+  // How the peer `pid` ended: death_reason_, else errors.hpp's.
+  caf::error end_of(pid_t pid);
   void report(const std::string& what);
   void watch_loop();
   void setup_loop();
   void post(std::function<void()> fn); // run on the watcher thread
   void write_frame(peer& p, buffer& bytes, std::uint64_t dest);
+
+  // Tags of the watcher's epoll besides the links' ids.
+  static constexpr std::uint64_t wake_tag = ~std::uint64_t{0};
+  static constexpr std::uint64_t listen_tag = ~std::uint64_t{0} - 1;
 
   caf::actor_system& sys_;
   const secret key_;
