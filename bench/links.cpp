@@ -72,6 +72,14 @@ double cpu_us() {
   return us(ru.ru_utime) + us(ru.ru_stime);
 }
 
+// Context switches of this process (all threads): each sleep that ended
+// in a wake-up, and each preemption.
+double switches() {
+  rusage ru{};
+  ::getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_nvcsw + ru.ru_nivcsw);
+}
+
 pid_t spawn(std::vector<std::string> args, int* out = nullptr) {
   std::vector<char*> argv;
   for (auto& a : args)
@@ -160,7 +168,7 @@ int child_main(int fd, const std::string& key) {
   auto ctr = sys.spawn(counter);
   auto root = sys.spawn([=](caf::event_based_actor*) {
     return caf::behavior{
-      [](cpu_atom) { return cpu_us(); },
+      [](cpu_atom) { return std::make_tuple(cpu_us(), switches()); },
       [=](echo_atom) { return echo; },
       [=](counter_atom) { return caf::actor{ctr}; },
     };
@@ -253,11 +261,19 @@ std::pair<double, double> ring_round_trip(const std::string& self, int n,
 
 // -- the parent ------------------------------------------------------------------
 
+// Requests without a timeout: CAF's clock thread then stays out
+// (BENCH_LINKS_INFINITE=1; every timed request wakes it).
+const bool untimed = std::getenv("BENCH_LINKS_INFINITE") != nullptr;
+
+caf::duration bound() {
+  return untimed ? caf::duration{caf::infinite} : caf::duration{timeout};
+}
+
 // An event-based caller: on (run, n), n sequential requests to `target`;
 // answers with the seconds they took.
 void ask(caf::event_based_actor* self, caf::actor target, int left,
          clock_type::time_point t0, caf::typed_response_promise<double> rp) {
-  self->request(target, timeout, left).then([=](int) mutable {
+  self->request(target, bound(), left).then([=](int) mutable {
     if (left > 1)
       ask(self, target, left - 1, t0, rp);
     else
@@ -273,15 +289,10 @@ caf::behavior caller(caf::event_based_actor* self, caf::actor target) {
   }};
 }
 
-// Blocking requests without a timeout: CAF's clock thread then stays out
-// (BENCH_LINKS_INFINITE=1; a timed request wakes it every time).
-const bool untimed = std::getenv("BENCH_LINKS_INFINITE") != nullptr;
-
 template <class T, class... Ts>
 T ask_and_wait(caf::scoped_actor& self, const caf::actor& h, Ts... xs) {
   T result{};
-  auto bound = untimed ? caf::duration{caf::infinite} : caf::duration{timeout};
-  self->request(h, bound, xs...)
+  self->request(h, bound(), xs...)
     .receive([&](T x) { result = x; },
              [&](caf::error& err) {
                std::fprintf(stderr, "bench_links: %s\n",
@@ -299,16 +310,29 @@ struct path {
 struct sample {
   double us;  // per round trip (or per message)
   double cpu; // CPU us of both processes, same unit
+  double csw; // context switches of both processes, same unit
 };
+
+// The child's CPU time and context switches.
+std::pair<double, double> theirs(caf::scoped_actor& self, const path& p) {
+  std::pair<double, double> r;
+  self->request(p.root, timeout, cpu_atom::value)
+    .receive([&](double cpu, double csw) { r = {cpu, csw}; },
+             [](caf::error&) { std::exit(1); });
+  return r;
+}
 
 template <class F>
 sample timed(caf::scoped_actor& self, const path& p, int n, F work) {
-  auto theirs0 = ask_and_wait<double>(self, p.root, cpu_atom::value);
-  auto mine0 = cpu_us();
+  auto t0 = theirs(self, p);
+  auto cpu0 = cpu_us();
+  auto csw0 = switches();
   auto secs = work();
-  auto mine = cpu_us() - mine0;
-  auto theirs = ask_and_wait<double>(self, p.root, cpu_atom::value) - theirs0;
-  return {secs / n * 1e6, (mine + theirs) / n};
+  auto cpu = cpu_us() - cpu0;
+  auto csw = switches() - csw0;
+  auto t1 = theirs(self, p);
+  return {secs / n * 1e6, (cpu + t1.first - t0.first) / n,
+          (csw + t1.second - t0.second) / n};
 }
 
 sample median(std::vector<sample> xs) {
@@ -319,7 +343,7 @@ sample median(std::vector<sample> xs) {
     std::sort(v.begin(), v.end());
     return v[v.size() / 2];
   };
-  return {by(&sample::us), by(&sample::cpu)};
+  return {by(&sample::us), by(&sample::cpu), by(&sample::csw)};
 }
 
 } // namespace
@@ -360,9 +384,9 @@ int main(int argc, char** argv) {
     std::vector<sample> quiet, spin;
     for (int r = 0; r < rounds; ++r) {
       auto a = ring_round_trip(self_path, n, 0);
-      quiet.push_back({a.first, a.second});
+      quiet.push_back({a.first, a.second, 0});
       auto b = ring_round_trip(self_path, n, 50);
-      spin.push_back({b.first, b.second});
+      spin.push_back({b.first, b.second, 0});
     }
     auto q = median(quiet);
     auto s = median(spin);
@@ -468,14 +492,14 @@ int main(int argc, char** argv) {
     if (want("scoped")) {
       auto b = median(blocking[k]);
       std::printf("libactors actor round trip, %s, scoped_actor%s: median "
-                  "%.1f us, cpu %.1f us\n",
-                  via, load, b.us, b.cpu);
+                  "%.1f us, cpu %.1f us, %.1f switches\n",
+                  via, load, b.us, b.cpu, b.csw);
     }
     if (want("actor")) {
       auto a = median(actor[k]);
       std::printf("libactors actor round trip, %s, actor to actor%s: median "
-                  "%.1f us, cpu %.1f us\n",
-                  via, load, a.us, a.cpu);
+                  "%.1f us, cpu %.1f us, %.1f switches\n",
+                  via, load, a.us, a.cpu, a.csw);
     }
     if (want("oneway")) {
       auto o = median(oneway[k]);
@@ -488,8 +512,8 @@ int main(int argc, char** argv) {
   if (want("call")) {
     auto c = median(call);
     std::printf("libactors actor round trip, link, blocking call (addressed "
-                "doorbell)%s: median %.1f us, cpu %.1f us\n",
-                load, c.us, c.cpu);
+                "doorbell)%s: median %.1f us, cpu %.1f us, %.1f switches\n",
+                load, c.us, c.cpu, c.csw);
   }
   for (auto& x : callers)
     caf::anon_send_exit(x, caf::exit_reason::kill);

@@ -51,6 +51,10 @@ using secret_atom = caf::atom_constant<caf::atom("secret")>;
 using relay_atom = caf::atom_constant<caf::atom("relay")>;
 using pid_atom = caf::atom_constant<caf::atom("pid")>;
 using slow_atom = caf::atom_constant<caf::atom("slowworker")>;
+using bye_atom = caf::atom_constant<caf::atom("bye")>;
+
+// The child's links (for bye_atom).
+std::shared_ptr<manager> child_links;
 
 // Registered in every process of the test.
 struct point {
@@ -186,6 +190,15 @@ caf::behavior service(caf::event_based_actor* self) {
     [=](calc_atom) { return self->spawn(calculator); },
     [](secret_atom) { return stranger{7}; },
     [](pid_atom) { return static_cast<int>(::getpid()); },
+    [](bye_atom, const caf::error& why) {
+      // Not on this thread (it may be a link's receiver): shutdown waits
+      // for them.
+      std::thread{[why] {
+        child_links->shutdown(why);
+        std::fflush(stdout);
+        ::_exit(0);
+      }}.detach();
+    },
     [=](pingme_atom, const caf::actor& target) {
       self->send(target, hello_atom::value, std::string{"from the child"},
                  caf::actor{self});
@@ -217,6 +230,7 @@ int link_child(int argc, char** argv) {
   if (argc > 2)
     opts.ring_size = static_cast<std::size_t>(std::atol(argv[2]));
   auto mgr = manager::make(sys, key, opts);
+  child_links = mgr;
   caf::actor parent;
   try {
     parent = mgr->adopt(fd);
@@ -548,6 +562,22 @@ TEST_CASE("the peer's SIGKILL is noticed within milliseconds, with the signal "
   auto y = p.mgr->call(c.root, caf::make_message(echo_atom::value, 1), 5s);
   REQUIRE(!y);
   CHECK(code_of(y.error()) == errc::process_died);
+}
+
+TEST_CASE("a process that shuts its links down gives its reason to its "
+          "peers' monitors") {
+  parent p;
+  child c{p};
+  caf::scoped_actor self{p.sys};
+  self->monitor(c.root);
+  auto why = actors::detail::make_error(errc::actor_failed, "leaving");
+  self->send(c.root, bye_atom::value, why);
+  caf::error got;
+  self->receive([&](caf::down_msg& dm) { got = dm.reason; },
+                caf::after(10s) >> [] {});
+  CHECK(code_of(got) == errc::actor_failed);
+  CHECK(text_of(got) == "leaving");
+  CHECK(c.proc.wait(5s) == 0);
 }
 
 TEST_CASE("a full link blocks the sender up to its bound, then fails the "

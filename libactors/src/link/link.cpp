@@ -98,7 +98,7 @@ void link::peer_closing(caf::error reason) {
     peer_reason_ = std::move(reason);
 }
 
-void link::close(const caf::error& reason) {
+void link::close(const caf::error& reason, const buffer& close_frame) {
   int fd = -1;
   {
     std::lock_guard<std::mutex> guard{mtx_};
@@ -107,13 +107,12 @@ void link::close(const caf::error& reason) {
     closing_sent_ = true;
     if (started_ && !closed_) {
       // Best effort, never waiting: the peer learns the reason if the
-      // frame fits behind what is queued.
+      // frame fits behind what is queued (and whole: never half a frame).
       std::uint64_t last = 0;
       bool wrote = false;
-      buffer bytes;
       if (flush_locked(last, wrote) && pending_.empty()
-          && !write_reason(bytes, nullptr, frame_kind::close, 0, reason))
-        out_.write_some(bytes.data(), bytes.size());
+          && out_.room() >= close_frame.size())
+        out_.write_some(close_frame.data(), close_frame.size());
       out_.notify_data(0);
     }
     if (!reason_)
@@ -136,8 +135,12 @@ void link::join() {
     joined_ = true;
     threads.swap(threads_);
   }
-  for (auto& t : threads)
-    t.join();
+  for (auto& t : threads) {
+    if (t.get_id() == std::this_thread::get_id())
+      t.detach(); // it returns from receive_loop right after this
+    else
+      t.join();
+  }
 }
 
 caf::error link::reason() const {

@@ -116,12 +116,14 @@ public:
   /// `reason` (computed by the caller) is used unless the peer sent `close`.
   void peer_gone(caf::error reason);
 
-  /// Ends the link from this side: sends `close` with `reason` if it can,
-  /// shuts the socket down (the peer sees it at once). Idempotent.
-  void close(const caf::error& reason);
+  /// Ends the link from this side: writes `close_frame` (a `close` frame
+  /// with `reason`, or nothing) if it fits behind what is queued, and shuts
+  /// the socket down (the peer sees it at once). Idempotent.
+  void close(const caf::error& reason, const buffer& close_frame = {});
 
-  /// Waits for the receiver threads (not from one of them). After it,
-  /// nothing of this link runs any more.
+  /// Waits for the receiver threads; after it, nothing of this link runs
+  /// any more. Called on a receiver thread (the last owner let go there),
+  /// it leaves that thread to end by itself.
   void join();
 
   /// Writes the frame(s) in `bytes` (moved from when queued). `dest` is the

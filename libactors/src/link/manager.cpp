@@ -98,8 +98,14 @@ void manager::shutdown(const caf::error& reason) {
       all.push_back(p);
   }
   jobs_cv_.notify_all();
+  buffer bye;
+  if (write_reason(bye, &unit_, frame_kind::close, 0, reason)) {
+    bye.clear();
+    write_reason(bye, &unit_, frame_kind::close, 0,
+                 caf::exit_reason::remote_link_unreachable);
+  }
   for (auto& p : all)
-    p->lnk->close(reason);
+    p->lnk->close(reason, bye);
   // Receivers end after they have handed over what was in the rings.
   for (auto& p : all)
     p->lnk->join();

@@ -142,7 +142,9 @@ public:
   ~manager() override;
 
   /// Ends every link (peers see `reason`), waits for the threads, kills
-  /// every proxy. Call before the actor system ends; idempotent.
+  /// every proxy. Call before the actor system ends, and not from an actor
+  /// (it may run on a link's receiver thread, which this waits for);
+  /// idempotent.
   void shutdown(const caf::error& reason);
 
   /// Makes a link over `fd`, a connected socket shared with a parent or
