@@ -25,6 +25,7 @@
 #include <caf/io/middleman.hpp>
 
 #include "call.hpp"
+#include "error_code.hpp"
 #include "link/manager.hpp"
 #include "subprocess.hpp"
 
@@ -721,20 +722,21 @@ TEST_CASE("a message holding an unregistered type fails clearly, in a "
 
 TEST_CASE("a link by name needs the run's key") {
   parent p;
-  manager::options opts;
-  caf::actor_system_config cfg;
   config other_cfg;
   caf::actor_system other{other_cfg};
-  auto stranger_mgr = manager::make(other, actors::detail::make_secret(), opts);
-  // The same process cannot link to itself; a stranger with another key
-  // cannot link to `p` (nobody listens at its name, or the proof fails).
-  bool refused = false;
-  try {
-    stranger_mgr->connect(::getpid());
-  } catch (const actors::error& e) {
-    refused = true;
-    MESSAGE(std::string{e.what()});
-  }
-  CHECK(refused);
-  stranger_mgr->shutdown(caf::exit_reason::user_shutdown);
+  caf::scoped_execution_unit ctx{&other};
+  actors::detail::links::identity me{other.node(), 0, 4096};
+  auto deadline = [] { return std::chrono::steady_clock::now() + 5s; };
+  // A wrong key: the process refuses before anything else is said.
+  auto wrong = support::code_of([&] {
+    actors::detail::links::setup_connect(p.mgr->address(),
+                                         actors::detail::make_secret(), me,
+                                         &ctx, deadline());
+  });
+  CHECK((wrong == errc::unauthenticated || wrong == errc::owner_unreachable));
+  // The run's key: a link is made, to that process.
+  auto c = actors::detail::links::setup_connect(p.mgr->address(), p.key, me,
+                                                &ctx, deadline());
+  CHECK(c.node == p.sys.node());
+  ::close(c.fd);
 }
