@@ -11,6 +11,11 @@
 // (getrusage). And the raw ring ping-pong between two processes, with the
 // futex doorbell alone and with 50 us of spinning first: the waiting
 // policy. With --busy, two more processes burn both cores meanwhile.
+// Each line also says the context switches of both processes per round trip.
+// Requests have a 30 s timeout, as users write them; every timed request
+// wakes CAF's clock thread (CAF 0.17), which BENCH_LINKS_INFINITE=1 leaves
+// out (caf::infinite). BENCH_LINKS_ONLY=ring|scoped|actor|oneway|call runs
+// one workload.
 // Python's numbers for the same shapes: bench/peers/actors.py (Pipe round
 // trip), bench/peers/queue_pipe.py (Queue small items).
 // Usage: bench_links [--busy] [round_trips] [rounds]
