@@ -132,12 +132,13 @@ std::string hex(const actors::detail::secret& key) {
 actors::detail::secret unhex(const std::string& s) {
   actors::detail::secret key{};
   for (std::size_t i = 0; i < key.size(); ++i)
-    key[i] = static_cast<std::uint8_t>(std::stoi(s.substr(2 * i, 2), nullptr,
-                                                  16));
+    key[i]
+        = static_cast<std::uint8_t>(std::stoi(s.substr(2 * i, 2), nullptr, 16));
   return key;
 }
 
-// -- the child ------------------------------------------------------------------
+// -- the child
+// ------------------------------------------------------------------
 
 struct counter_state {
   int count = 0;
@@ -147,20 +148,20 @@ struct counter_state {
 
 caf::behavior counter(caf::stateful_actor<counter_state>* self) {
   return {
-    [=](int) {
-      auto& s = self->state;
-      auto now = clock_type::now();
-      if (s.count++ == 0)
-        s.first = now;
-      s.last = now;
-    },
-    [=](count_atom) {
-      auto& s = self->state;
-      auto n = s.count;
-      auto secs = std::chrono::duration<double>(s.last - s.first).count();
-      s.count = 0;
-      return std::make_tuple(n, secs);
-    },
+      [=](int) {
+        auto& s = self->state;
+        auto now = clock_type::now();
+        if (s.count++ == 0)
+          s.first = now;
+        s.last = now;
+      },
+      [=](count_atom) {
+        auto& s = self->state;
+        auto n = s.count;
+        auto secs = std::chrono::duration<double>(s.last - s.first).count();
+        s.count = 0;
+        return std::make_tuple(n, secs);
+      },
   };
 }
 
@@ -173,9 +174,9 @@ int child_main(int fd, const std::string& key) {
   auto ctr = sys.spawn(counter);
   auto root = sys.spawn([=](caf::event_based_actor*) {
     return caf::behavior{
-      [](cpu_atom) { return std::make_tuple(cpu_us(), switches()); },
-      [=](echo_atom) { return echo; },
-      [=](counter_atom) { return caf::actor{ctr}; },
+        [](cpu_atom) { return std::make_tuple(cpu_us(), switches()); },
+        [=](echo_atom) { return echo; },
+        [=](counter_atom) { return caf::actor{ctr}; },
     };
   });
   manager::options opts;
@@ -193,7 +194,8 @@ int child_main(int fd, const std::string& key) {
   ::_exit(0);
 }
 
-// -- ring ping-pong ------------------------------------------------------------------
+// -- ring ping-pong
+// ------------------------------------------------------------------
 
 // Waits until `r` has `n` bytes, spinning for `spin` first.
 void await(ring& r, std::size_t n, std::chrono::microseconds spin) {
@@ -264,7 +266,8 @@ std::pair<double, double> ring_round_trip(const std::string& self, int n,
   return {us, (mine + child) / n}; // the child's CPU includes its start
 }
 
-// -- the parent ------------------------------------------------------------------
+// -- the parent
+// ------------------------------------------------------------------
 
 // Requests without a timeout: CAF's clock thread then stays out
 // (BENCH_LINKS_INFINITE=1; every timed request wakes it).
@@ -298,12 +301,12 @@ template <class T, class... Ts>
 T ask_and_wait(caf::scoped_actor& self, const caf::actor& h, Ts... xs) {
   T result{};
   self->request(h, bound(), xs...)
-    .receive([&](T x) { result = x; },
-             [&](caf::error& err) {
-               std::fprintf(stderr, "bench_links: %s\n",
-                            to_string(err).c_str());
-               std::exit(1);
-             });
+      .receive([&](T x) { result = x; },
+               [&](caf::error& err) {
+                 std::fprintf(stderr, "bench_links: %s\n",
+                              to_string(err).c_str());
+                 std::exit(1);
+               });
   return result;
 }
 
@@ -322,8 +325,11 @@ struct sample {
 std::pair<double, double> theirs(caf::scoped_actor& self, const path& p) {
   std::pair<double, double> r;
   self->request(p.root, timeout, cpu_atom::value)
-    .receive([&](double cpu, double csw) { r = {cpu, csw}; },
-             [](caf::error&) { std::exit(1); });
+      .receive(
+          [&](double cpu, double csw) {
+            r = {cpu, csw};
+          },
+          [](caf::error&) { std::exit(1); });
   return r;
 }
 
@@ -366,8 +372,8 @@ int main(int argc, char** argv) {
   // BENCH_LINKS_ONLY=ring|scoped|actor|oneway|call: one workload (for
   // profiling it).
   std::string only = std::getenv("BENCH_LINKS_ONLY") != nullptr
-                       ? std::getenv("BENCH_LINKS_ONLY")
-                       : "";
+                         ? std::getenv("BENCH_LINKS_ONLY")
+                         : "";
   auto want = [&](const char* what) { return only.empty() || only == what; };
   int n = argc > arg ? std::atoi(argv[arg]) : 2000;
   int rounds = argc > arg + 1 ? std::atoi(argv[arg + 1]) : 5;
@@ -419,8 +425,8 @@ int main(int argc, char** argv) {
   // stdin of the child: dup'd by hand around the spawn.
   int saved = ::dup(0);
   ::dup2(in[0], 0);
-  auto child = spawn({self_path, "--child", std::to_string(fds[1]), hex(key)},
-                     &out);
+  auto child
+      = spawn({self_path, "--child", std::to_string(fds[1]), hex(key)}, &out);
   ::dup2(saved, 0);
   ::close(saved);
   ::close(in[0]);
@@ -441,8 +447,8 @@ int main(int argc, char** argv) {
   }
   std::vector<sample> blocking[2], call, actor[2], oneway[2];
   std::vector<double> received[2];
-  caf::actor callers[2] = {sys.spawn(caller, link_path.echo),
-                           sys.spawn(caller, basp_path.echo)};
+  caf::actor callers[2]
+      = {sys.spawn(caller, link_path.echo), sys.spawn(caller, basp_path.echo)};
   path* paths[2] = {&link_path, &basp_path};
   auto warm = [&] {
     for (int k = 0; k < 2; ++k)
@@ -454,16 +460,16 @@ int main(int argc, char** argv) {
     for (int k = 0; k < 2; ++k) {
       auto& p = *paths[k];
       if (want("scoped"))
-      blocking[k].push_back(timed(self, p, n, [&] {
-        auto t0 = clock_type::now();
-        for (int i = 0; i < n; ++i)
-          ask_and_wait<int>(self, p.echo, i);
-        return seconds_since(t0);
-      }));
+        blocking[k].push_back(timed(self, p, n, [&] {
+          auto t0 = clock_type::now();
+          for (int i = 0; i < n; ++i)
+            ask_and_wait<int>(self, p.echo, i);
+          return seconds_since(t0);
+        }));
       if (want("actor"))
-      actor[k].push_back(timed(self, p, n, [&] {
-        return ask_and_wait<double>(self, callers[k], run_atom::value, n);
-      }));
+        actor[k].push_back(timed(self, p, n, [&] {
+          return ask_and_wait<double>(self, callers[k], run_atom::value, n);
+        }));
       int m = 20 * n;
       double at_receiver = 0;
       if (!want("oneway"))
@@ -473,24 +479,25 @@ int main(int argc, char** argv) {
         for (int i = 0; i < m; ++i)
           self->send(p.counter, i);
         self->request(p.counter, timeout, count_atom::value)
-          .receive([&](int got, double secs) {
-                     if (got != m)
-                       std::fprintf(stderr, "bench_links: %d of %d\n", got, m);
-                     at_receiver = secs;
-                   },
-                   [](caf::error&) { std::exit(1); });
+            .receive(
+                [&](int got, double secs) {
+                  if (got != m)
+                    std::fprintf(stderr, "bench_links: %d of %d\n", got, m);
+                  at_receiver = secs;
+                },
+                [](caf::error&) { std::exit(1); });
         return seconds_since(t0);
       }));
       received[k].push_back(m / at_receiver);
     }
     if (want("call"))
-    call.push_back(timed(self, link_path, n, [&] {
-      auto t0 = clock_type::now();
-      for (int i = 0; i < n; ++i)
-        if (!mgr->call(link_path.echo, caf::make_message(i), timeout))
-          std::exit(1);
-      return seconds_since(t0);
-    }));
+      call.push_back(timed(self, link_path, n, [&] {
+        auto t0 = clock_type::now();
+        for (int i = 0; i < n; ++i)
+          if (!mgr->call(link_path.echo, caf::make_message(i), timeout))
+            std::exit(1);
+        return seconds_since(t0);
+      }));
   }
   for (int k = 0; k < 2; ++k) {
     const char* via = k == 0 ? "link" : "BASP";

@@ -94,8 +94,8 @@ struct world {
     // With an argument: CAF 0.17.6 dereferences an empty tuple for an actor
     // spawned without (UBSan; .ci/ubsan.supp has it for other builds).
     auto a = sys.spawn(
-      [](caf::event_based_actor*, int) { return caf::behavior{[](int) {}}; },
-      0);
+        [](caf::event_based_actor*, int) { return caf::behavior{[](int) {}}; },
+        0);
     someone = caf::actor_cast<caf::strong_actor_ptr>(a);
     sys.registry().put(a.id(), someone);
   }
@@ -115,17 +115,16 @@ void make_seeds(std::vector<bytes>& seeds) {
   };
   buffer b;
   b.push_back(16); // chunk size
-  write_message(b, ctx, 7, caf::make_message_id(), w.someone, {},
-                caf::make_message(std::int32_t{1}, std::string{"x"},
-                                  point{2, 3}));
+  write_message(
+      b, ctx, 7, caf::make_message_id(), w.someone, {},
+      caf::make_message(std::int32_t{1}, std::string{"x"}, point{2, 3}));
   add(b);
   b.push_back(3);
   write_message(b, ctx, 7, caf::make_message_id(5).response_id(), nullptr,
-                {w.someone},
-                caf::make_message(std::vector<char>(100, 'a')));
+                {w.someone}, caf::make_message(std::vector<char>(100, 'a')));
   write_message(b, ctx, 8, caf::make_message_id(5), w.someone, {},
                 caf::make_message(
-                  actors::detail::make_error(actors::errc::timeout, "t")));
+                    actors::detail::make_error(actors::errc::timeout, "t")));
   add(b);
   b.push_back(64);
   write_reason(b, ctx, frame_kind::down, 9,
@@ -139,8 +138,8 @@ void make_seeds(std::vector<bytes>& seeds) {
   write_hello(b, ctx, w.sys.node(), 42);
   add(b);
   // A header claiming 4 GiB, an unknown kind, half a header.
-  seeds.push_back({1, 0xff, 0xff, 0xff, 0xff, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0,
-                   0, 0});
+  seeds.push_back(
+      {1, 0xff, 0xff, 0xff, 0xff, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0});
   seeds.push_back({5, 0, 0, 0, 0, 99, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0});
   seeds.push_back({2, 16, 0, 0});
 }
@@ -179,26 +178,26 @@ struct reference {
 void read_body(const frame& f) {
   auto* ctx = &the_world().unit;
   switch (f.kind) {
-    case frame_kind::message: {
-      message_parts parts;
-      caf::error content_error;
-      read_message(f, ctx, parts, content_error);
-      break;
-    }
-    case frame_kind::down:
-    case frame_kind::close: {
-      caf::error reason;
-      read_reason(f, ctx, reason);
-      break;
-    }
-    case frame_kind::link:
-    case frame_kind::unlink: {
-      caf::strong_actor_ptr who;
-      read_actor(f, ctx, who);
-      break;
-    }
-    default:
-      break;
+  case frame_kind::message: {
+    message_parts parts;
+    caf::error content_error;
+    read_message(f, ctx, parts, content_error);
+    break;
+  }
+  case frame_kind::down:
+  case frame_kind::close: {
+    caf::error reason;
+    read_reason(f, ctx, reason);
+    break;
+  }
+  case frame_kind::link:
+  case frame_kind::unlink: {
+    caf::strong_actor_ptr who;
+    read_actor(f, ctx, who);
+    break;
+  }
+  default:
+    break;
   }
 }
 
@@ -277,8 +276,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data,
     if (bad)
       break;
   }
-  if (!bad && (passed.size() != size
-               || (size > 0 && std::memcmp(passed.data(), data, size) != 0)))
+  if (!bad
+      && (passed.size() != size
+          || (size > 0 && std::memcmp(passed.data(), data, size) != 0)))
     fail("the ring changed the bytes");
   if (next != expected.frames.size())
     fail("the reader missed a frame");

@@ -94,7 +94,8 @@ struct config : caf::actor_system_config {
   }
 };
 
-// -- keys ------------------------------------------------------------------------
+// -- keys
+// ------------------------------------------------------------------------
 
 std::string to_hex(const actors::detail::secret& key) {
   std::string out;
@@ -110,7 +111,7 @@ actors::detail::secret from_hex(const std::string& text) {
   actors::detail::secret key{};
   for (std::size_t i = 0; i < key.size() && 2 * i + 1 < text.size(); ++i)
     key[i] = static_cast<std::uint8_t>(
-      std::stoi(text.substr(2 * i, 2), nullptr, 16));
+        std::stoi(text.substr(2 * i, 2), nullptr, 16));
   return key;
 }
 
@@ -127,16 +128,17 @@ std::string text_of(const caf::error& err) {
   return {};
 }
 
-// -- the actors of a peer process ------------------------------------------------
+// -- the actors of a peer process
+// ------------------------------------------------
 
 caf::behavior worker(caf::event_based_actor* self) {
   return {
-    [](echo_atom, int x) { return x; },
-    [=](quit_atom, caf::error& reason) { self->quit(std::move(reason)); },
-    [=](linkto_atom, const caf::actor& other) {
-      self->link_to(other);
-      return true;
-    },
+      [](echo_atom, int x) { return x; },
+      [=](quit_atom, caf::error& reason) { self->quit(std::move(reason)); },
+      [=](linkto_atom, const caf::actor& other) {
+        self->link_to(other);
+        return true;
+      },
   };
 }
 
@@ -147,23 +149,23 @@ struct counter_state {
 
 caf::behavior counter(caf::stateful_actor<counter_state>* self) {
   return {
-    [=](seq_atom, int i) {
-      if (i != self->state.next)
-        self->state.in_order = false;
-      self->state.next = i + 1;
-    },
-    [=](check_atom) {
-      return std::make_tuple(self->state.next, self->state.in_order);
-    },
+      [=](seq_atom, int i) {
+        if (i != self->state.next)
+          self->state.in_order = false;
+        self->state.next = i + 1;
+      },
+      [=](check_atom) {
+        return std::make_tuple(self->state.next, self->state.in_order);
+      },
   };
 }
 
 caf::behavior blocker(caf::event_based_actor*) {
   return {
-    [](block_atom, int ms) {
-      std::this_thread::sleep_for(std::chrono::milliseconds{ms});
-      return ms;
-    },
+      [](block_atom, int ms) {
+        std::this_thread::sleep_for(std::chrono::milliseconds{ms});
+        return ms;
+      },
   };
 }
 
@@ -174,44 +176,48 @@ calc::behavior_type calculator() {
 // The root actor of a peer process: the tests' entry point.
 caf::behavior service(caf::event_based_actor* self) {
   return {
-    [](echo_atom, int x) { return x; },
-    [](echo_atom, const std::vector<char>& bytes) { return bytes; },
-    [](echo_atom, const point& p) { return point{p.y, p.x}; },
-    [=](worker_atom) { return self->spawn(worker); },
-    [=](slow_atom, const caf::actor& w) {
-      // From now on `w` takes 300 ms to end: ended (to CAF), but neither
-      // out of the actor registry nor its `down` sent meanwhile (CAF runs
-      // what is attached last first), so a link frame may reach it then.
-      w->attach_functor(
-        [] { std::this_thread::sleep_for(std::chrono::milliseconds{300}); });
-      return true;
-    },
-    [=](counter_atom) { return caf::actor{self->spawn(counter)}; },
-    [=](blocker_atom) { return self->spawn(blocker); },
-    [=](calc_atom) { return self->spawn(calculator); },
-    [](secret_atom) { return stranger{7}; },
-    [](pid_atom) { return static_cast<int>(::getpid()); },
-    [](bye_atom, const caf::error& why) {
-      // Not on this thread (it may be a link's receiver): shutdown waits
-      // for them.
-      std::thread{[why] {
-        child_links->shutdown(why);
-        std::fflush(stdout);
-        ::_exit(0);
-      }}.detach();
-    },
-    [=](pingme_atom, const caf::actor& target) {
-      self->send(target, hello_atom::value, std::string{"from the child"},
-                 caf::actor{self});
-    },
-    [=](local_atom, const caf::actor& a) { return a.node() == self->node(); },
-    [=](relay_atom, const caf::actor& target, int x) -> caf::result<int> {
-      auto rp = self->make_response_promise<int>();
-      self->request(target, 5s, echo_atom::value, x)
-        .then([rp](int y) mutable { rp.deliver(y); },
-              [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
-      return rp;
-    },
+      [](echo_atom, int x) { return x; },
+      [](echo_atom, const std::vector<char>& bytes) { return bytes; },
+      [](echo_atom, const point& p) {
+        return point{p.y, p.x};
+      },
+      [=](worker_atom) { return self->spawn(worker); },
+      [=](slow_atom, const caf::actor& w) {
+        // From now on `w` takes 300 ms to end: ended (to CAF), but neither
+        // out of the actor registry nor its `down` sent meanwhile (CAF runs
+        // what is attached last first), so a link frame may reach it then.
+        w->attach_functor([] {
+          std::this_thread::sleep_for(std::chrono::milliseconds{300});
+        });
+        return true;
+      },
+      [=](counter_atom) { return caf::actor{self->spawn(counter)}; },
+      [=](blocker_atom) { return self->spawn(blocker); },
+      [=](calc_atom) { return self->spawn(calculator); },
+      [](secret_atom) { return stranger{7}; },
+      [](pid_atom) { return static_cast<int>(::getpid()); },
+      [](bye_atom, const caf::error& why) {
+        // Not on this thread (it may be a link's receiver): shutdown waits
+        // for them.
+        std::thread{[why] {
+          child_links->shutdown(why);
+          std::fflush(stdout);
+          ::_exit(0);
+        }}.detach();
+      },
+      [=](pingme_atom, const caf::actor& target) {
+        self->send(target, hello_atom::value, std::string{"from the child"},
+                   caf::actor{self});
+      },
+      [=](local_atom, const caf::actor& a) { return a.node() == self->node(); },
+      [=](relay_atom, const caf::actor& target, int x) -> caf::result<int> {
+        auto rp = self->make_response_promise<int>();
+        self->request(target, 5s, echo_atom::value, x)
+            .then(
+                [rp](int y) mutable { rp.deliver(y); },
+                [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+        return rp;
+      },
   };
 }
 
@@ -253,7 +259,8 @@ int link_child(int argc, char** argv) {
 
 support::helper_mode child_mode{"link-child", link_child};
 
-// -- the parent's side --------------------------------------------------------------
+// -- the parent's side
+// --------------------------------------------------------------
 
 // The parent's actor system and links manager.
 struct parent {
@@ -266,9 +273,8 @@ struct parent {
 
   explicit parent(manager::options opts = {}) {
     // The child's first handle of us: it watches it to end with us.
-    root = sys.spawn([](caf::event_based_actor*) {
-      return caf::behavior{[](int) {}};
-    });
+    root = sys.spawn(
+        [](caf::event_based_actor*) { return caf::behavior{[](int) {}}; });
     opts.root = root;
     mgr = manager::make(sys, key, std::move(opts));
   }
@@ -299,7 +305,7 @@ struct child {
   }
 
   child(parent& p, const std::vector<std::string>& extra = {})
-    : proc(start(p, fd_, extra)) {
+      : proc(start(p, fd_, extra)) {
     root = p.mgr->adopt(fd_);
     auto line = proc.read_line(10s);
     REQUIRE(line);
@@ -318,8 +324,8 @@ caf::expected<T> ask(caf::scoped_actor& self, const caf::actor& dest,
                      Ts&&... xs) {
   caf::expected<T> result{caf::sec::request_timeout};
   self->request(dest, 10s, std::forward<Ts>(xs)...)
-    .receive([&](T& x) { result = std::move(x); },
-             [&](caf::error& err) { result = std::move(err); });
+      .receive([&](T& x) { result = std::move(x); },
+               [&](caf::error& err) { result = std::move(err); });
   return result;
 }
 
@@ -361,10 +367,10 @@ TEST_CASE("actor handles cross the link in both directions") {
   self->send(c.root, pingme_atom::value, caf::actor{self});
   bool got = false;
   self->receive(
-    [&](hello_atom, const std::string& text, const caf::actor& from) {
-      got = text == "from the child" && from == c.root;
-    },
-    caf::after(10s) >> [] {});
+      [&](hello_atom, const std::string& text, const caf::actor& from) {
+        got = text == "from the child" && from == c.root;
+      },
+      caf::after(10s) >> [] {});
   CHECK(got);
 }
 
@@ -378,8 +384,8 @@ TEST_CASE("20,000 messages arrive in order") {
     self->send(*ctr, seq_atom::value, i);
   caf::expected<std::tuple<int, bool>> r{caf::sec::request_timeout};
   self->request(*ctr, 10s, check_atom::value)
-    .receive([&](int n, bool ordered) { r = std::make_tuple(n, ordered); },
-             [&](caf::error& err) { r = std::move(err); });
+      .receive([&](int n, bool ordered) { r = std::make_tuple(n, ordered); },
+               [&](caf::error& err) { r = std::move(err); });
   REQUIRE(r);
   CHECK(std::get<0>(*r) == 20000);
   CHECK(std::get<1>(*r));
@@ -454,7 +460,7 @@ TEST_CASE("links work in both directions with the real exit reason") {
   REQUIRE(w2);
   auto ours = p.sys.spawn([](caf::event_based_actor* me) {
     return caf::behavior{
-      [=](quit_atom, caf::error& why) { me->quit(std::move(why)); }};
+        [=](quit_atom, caf::error& why) { me->quit(std::move(why)); }};
   });
   auto linked = ask<bool>(self, *w2, linkto_atom::value, ours);
   REQUIRE(linked);
@@ -511,8 +517,8 @@ TEST_CASE("two blocking callers at once get their own answers") {
   };
   auto caller2 = [&](int base) {
     for (int i = 0; i < 1000; ++i) {
-      auto x = p.mgr->call(c.root, caf::make_message(echo_atom::value, base + i),
-                           10s);
+      auto x = p.mgr->call(c.root,
+                           caf::make_message(echo_atom::value, base + i), 10s);
       if (!x || !x->match_elements<int>() || x->get_as<int>(0) != base + i)
         ++wrong;
     }
@@ -544,10 +550,10 @@ TEST_CASE("the peer's SIGKILL is noticed within milliseconds, with the signal "
   self->receive([&](caf::down_msg& dm) { reason = dm.reason; },
                 caf::after(10s) >> [] {});
   auto noticed = std::chrono::steady_clock::now() - killed;
-  MESSAGE("down after "
-          << std::chrono::duration_cast<std::chrono::microseconds>(noticed)
-               .count()
-          << " us: " << p.sys.render(reason));
+  MESSAGE(
+      "down after "
+      << std::chrono::duration_cast<std::chrono::microseconds>(noticed).count()
+      << " us: " << p.sys.render(reason));
   CHECK(noticed < 500ms);
   CHECK(code_of(reason) == errc::process_died);
   CHECK(text_of(reason).find("signal 9") != std::string::npos);
@@ -615,7 +621,7 @@ TEST_CASE("a full link blocks the sender up to its bound, then fails the "
   }
   MESSAGE(sent << " messages fit; the next one waited "
                << std::chrono::duration_cast<std::chrono::milliseconds>(blocked)
-                    .count()
+                      .count()
                << " ms");
   CHECK(reports == 1);
   CHECK(blocked >= 300ms);
@@ -625,15 +631,16 @@ TEST_CASE("a full link blocks the sender up to its bound, then fails the "
   auto before = std::chrono::steady_clock::now();
   caf::error err;
   self->request(*ctr, 10s, check_atom::value)
-    .receive([](int, bool) {}, [&](caf::error& e) { err = std::move(e); });
+      .receive([](int, bool) {}, [&](caf::error& e) { err = std::move(e); });
   CHECK(code_of(err) == errc::timeout);
   CHECK(std::chrono::steady_clock::now() - before < 2s);
   c.proc.kill(SIGCONT);
   // Everything that was not reported arrives, in order.
   caf::expected<std::tuple<int, bool>> n{caf::sec::request_timeout};
   self->request(*ctr, 10s, check_atom::value)
-    .receive([&](int next, bool ordered) { n = std::make_tuple(next, ordered); },
-             [&](caf::error& err) { n = std::move(err); });
+      .receive(
+          [&](int next, bool ordered) { n = std::make_tuple(next, ordered); },
+          [&](caf::error& err) { n = std::move(err); });
   REQUIRE(n);
   CHECK(std::get<0>(*n) == sent);
   CHECK(std::get<1>(*n));
@@ -681,9 +688,9 @@ TEST_CASE("a handle of another host fails with a clear error") {
   caf::node_id::default_data::host_id_type host{};
   host[0] = 42;
   caf::node_id elsewhere{caf::make_counted<caf::node_id::default_data>(
-    static_cast<std::uint32_t>(::getpid()), host)};
-  auto h = caf::actor_cast<caf::actor>(p.mgr->registry().get_or_put(elsewhere,
-                                                                    7));
+      static_cast<std::uint32_t>(::getpid()), host)};
+  auto h
+      = caf::actor_cast<caf::actor>(p.mgr->registry().get_or_put(elsewhere, 7));
   REQUIRE(h);
   auto x = ask<int>(self, h, echo_atom::value, 1);
   REQUIRE(!x);
@@ -698,8 +705,8 @@ TEST_CASE("a typed actor works across the link") {
   auto t = ask<calc>(self, c.root, calc_atom::value);
   REQUIRE(t);
   int sum = 0;
-  self->request(*t, 10s, 3, 4).receive([&](int x) { sum = x; },
-                                       [](caf::error&) {});
+  self->request(*t, 10s, 3, 4)
+      .receive([&](int x) { sum = x; }, [](caf::error&) {});
   CHECK(sum == 7);
 }
 
@@ -729,9 +736,8 @@ TEST_CASE("a link by name needs the run's key") {
   auto deadline = [] { return std::chrono::steady_clock::now() + 5s; };
   // A wrong key: the process refuses before anything else is said.
   auto wrong = support::code_of([&] {
-    actors::detail::links::setup_connect(p.mgr->address(),
-                                         actors::detail::make_secret(), me,
-                                         &ctx, deadline());
+    actors::detail::links::setup_connect(
+        p.mgr->address(), actors::detail::make_secret(), me, &ctx, deadline());
   });
   CHECK((wrong == errc::unauthenticated || wrong == errc::owner_unreachable));
   // The run's key: a link is made, to that process.

@@ -40,9 +40,9 @@ caf::error unsendable(const caf::error& err, caf::actor_system& sys) {
   if (!type.empty())
     return make_error(errc::not_registered,
                       "a message holding type " + type
-                        + " cannot cross a process boundary: the type is "
-                          "not registered (actor_system_config::"
-                          "add_message_type)");
+                          + " cannot cross a process boundary: the type is "
+                            "not registered (actor_system_config::"
+                            "add_message_type)");
   return make_error(errc::invalid_argument,
                     "a message cannot be serialized: " + sys.render(err));
 }
@@ -65,7 +65,7 @@ caf::error describe_end(pid_t pid) {
   if (pid > 0
       && ::waitid(P_PID, static_cast<id_t>(pid), &info,
                   WEXITED | WNOHANG | WNOWAIT)
-           == 0) {
+             == 0) {
     if (info.si_pid != pid) {
       auto fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
       if (fd >= 0) {
@@ -82,7 +82,7 @@ caf::error describe_end(pid_t pid) {
   }
   return make_error(errc::process_died,
                     "process " + std::to_string(pid)
-                      + " ended (its link closed without a reason)");
+                        + " ended (its link closed without a reason)");
 }
 
 } // namespace actors::detail::links

@@ -20,7 +20,7 @@ class checked_deserializer final : public caf::deserializer {
 public:
   checked_deserializer(caf::execution_unit* ctx, const char* data,
                        std::size_t size)
-    : caf::deserializer(ctx), inner_(ctx, data, size) {
+      : caf::deserializer(ctx), inner_(ctx, data, size) {
     // nop
   }
 
@@ -160,8 +160,8 @@ frame_reader::result frame_reader::next(frame& out) {
   return result::frame;
 }
 
-bool read_message(const frame& f, caf::execution_unit* ctx,
-                  message_parts& out, caf::error& content_error) {
+bool read_message(const frame& f, caf::execution_unit* ctx, message_parts& out,
+                  caf::error& content_error) {
   message_fixed fixed;
   if (f.kind != frame_kind::message || f.size < sizeof(fixed))
     return false;

@@ -86,8 +86,8 @@ struct message_parts {
 /// error). Otherwise true, and `content_error` says whether the content
 /// could not be read (a type this process does not know, named in the
 /// error): the sender and mid are valid then, so a request can be answered.
-bool read_message(const frame& f, caf::execution_unit* ctx,
-                  message_parts& out, caf::error& content_error);
+bool read_message(const frame& f, caf::execution_unit* ctx, message_parts& out,
+                  caf::error& content_error);
 
 /// Reads the reason of a `down` or `close` frame. False if malformed.
 bool read_reason(const frame& f, caf::execution_unit* ctx, caf::error& out);

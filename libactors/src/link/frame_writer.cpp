@@ -23,7 +23,7 @@ caf::error write_frame(buffer& buf, caf::execution_unit* ctx, frame_kind kind,
   if (!err && size > default_max_body)
     err = caf::make_error(caf::sec::invalid_argument,
                           "a message of " + std::to_string(size)
-                            + " bytes is larger than a link carries (1 GiB)");
+                              + " bytes is larger than a link carries (1 GiB)");
   if (err) {
     buf.resize(start);
     return err;
@@ -40,29 +40,27 @@ caf::error write_message(buffer& buf, caf::execution_unit* ctx,
                          const caf::strong_actor_ptr& sender,
                          const std::vector<caf::strong_actor_ptr>& stages,
                          const caf::message& content) {
-  return write_frame(buf, ctx, frame_kind::message, dest,
-                     [&](caf::binary_serializer& sink) {
-                       message_fixed fixed{mid.integer_value()};
-                       auto at = buf.size();
-                       buf.resize(at + sizeof(fixed));
-                       std::memcpy(buf.data() + at, &fixed, sizeof(fixed));
-                       sink.seek(buf.size());
-                       // CAF's inspectors take mutable references.
-                       auto& s = const_cast<caf::strong_actor_ptr&>(sender);
-                       auto& st = const_cast<std::vector<caf::strong_actor_ptr>&>(
-                         stages);
-                       if (auto err = sink(s, st))
-                         return err;
-                       // Not sink(content): CAF 0.17 drops the error of
-                       // message::save there (a type not registered) and
-                       // writes nothing.
-                       return content.save(sink);
-                     });
+  return write_frame(
+      buf, ctx, frame_kind::message, dest, [&](caf::binary_serializer& sink) {
+        message_fixed fixed{mid.integer_value()};
+        auto at = buf.size();
+        buf.resize(at + sizeof(fixed));
+        std::memcpy(buf.data() + at, &fixed, sizeof(fixed));
+        sink.seek(buf.size());
+        // CAF's inspectors take mutable references.
+        auto& s = const_cast<caf::strong_actor_ptr&>(sender);
+        auto& st = const_cast<std::vector<caf::strong_actor_ptr>&>(stages);
+        if (auto err = sink(s, st))
+          return err;
+        // Not sink(content): CAF 0.17 drops the error of
+        // message::save there (a type not registered) and
+        // writes nothing.
+        return content.save(sink);
+      });
 }
 
-caf::error write_reason(buffer& buf, caf::execution_unit* ctx,
-                        frame_kind kind, std::uint64_t dest,
-                        const caf::error& reason) {
+caf::error write_reason(buffer& buf, caf::execution_unit* ctx, frame_kind kind,
+                        std::uint64_t dest, const caf::error& reason) {
   return write_frame(buf, ctx, kind, dest, [&](caf::binary_serializer& sink) {
     return sink(const_cast<caf::error&>(reason));
   });

@@ -30,9 +30,8 @@ caf::error write_message(buffer& buf, caf::execution_unit* ctx,
                          const caf::message& content);
 
 /// Appends a `down` or `close` frame.
-caf::error write_reason(buffer& buf, caf::execution_unit* ctx,
-                        frame_kind kind, std::uint64_t dest,
-                        const caf::error& reason);
+caf::error write_reason(buffer& buf, caf::execution_unit* ctx, frame_kind kind,
+                        std::uint64_t dest, const caf::error& reason);
 
 /// Appends a `link` or `unlink` frame.
 caf::error write_actor(buffer& buf, caf::execution_unit* ctx, frame_kind kind,

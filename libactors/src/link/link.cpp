@@ -26,7 +26,7 @@ link_handler::~link_handler() {
 }
 
 link::link(link_handler& handler, caf::node_id peer, std::uint64_t id)
-  : handler_(handler), peer_(std::move(peer)), id_(id) {
+    : handler_(handler), peer_(std::move(peer)), id_(id) {
   // nop
 }
 
@@ -40,7 +40,8 @@ bool link::on_receiver_thread() noexcept {
   return t_receiver;
 }
 
-// -- life cycle ----------------------------------------------------------------
+// -- life cycle
+// ----------------------------------------------------------------
 
 void link::start(connection c) {
   std::uint64_t last = 0;
@@ -169,13 +170,14 @@ void link::wake_all() {
   cv_.notify_all();
 }
 
-// -- writing -------------------------------------------------------------------
+// -- writing
+// -------------------------------------------------------------------
 
 bool link::flush_locked(std::uint64_t& last_dest, bool& wrote) {
   while (!pending_.empty()) {
     auto& c = pending_.front();
-    auto n = out_.write_some(c.bytes.data() + c.offset,
-                             c.bytes.size() - c.offset);
+    auto n
+        = out_.write_some(c.bytes.data() + c.offset, c.bytes.size() - c.offset);
     if (n < 0)
       return false;
     if (n > 0)
@@ -284,7 +286,8 @@ link::write_result link::write(buffer& bytes, std::uint64_t dest,
   }
 }
 
-// -- reading -------------------------------------------------------------------
+// -- reading
+// -------------------------------------------------------------------
 
 void link::spawn_receiver() {
   std::lock_guard<std::mutex> guard{threads_mtx_};

@@ -74,7 +74,7 @@ public:
   /// error (the link closes, naming `what`).
   virtual bool on_frame(link& l, context& ctx, const frame& f,
                         std::string& what)
-    = 0;
+      = 0;
 
   /// After a batch of frames, the reader lock released: run what the
   /// frames made runnable.
@@ -144,7 +144,8 @@ public:
   /// True on a receiver thread of any link.
   static bool on_receiver_thread() noexcept;
 
-  // -- properties ---------------------------------------------------------------
+  // -- properties
+  // ---------------------------------------------------------------
 
   const caf::node_id& peer() const noexcept {
     return peer_;
@@ -221,16 +222,17 @@ private:
   ring out_;
   int fd_ = -1;
   std::uint64_t peer_root_ = 0;
-  caf::error reason_;       // why it ended
-  caf::error peer_reason_;  // from the peer's `close`
+  caf::error reason_;      // why it ended
+  caf::error peer_reason_; // from the peer's `close`
   std::atomic<bool> closed_{false};
   bool closing_sent_ = false;
 
-  // -- reading (reader_mtx_) ----------------------------------------------------
+  // -- reading (reader_mtx_)
+  // ----------------------------------------------------
   std::mutex reader_mtx_;
   ring in_;
   frame_reader reader_;
-  bool finished_ = false; // on_closed ran
+  bool finished_ = false;         // on_closed ran
   std::atomic<bool> gone_{false}; // no more bytes will come
 
   std::atomic<int> inline_{0};

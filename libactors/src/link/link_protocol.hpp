@@ -117,8 +117,8 @@ struct hello_fixed {
   std::uint64_t root;
 };
 
-constexpr std::uint8_t protocol_magic[8] = {'A', 'C', 'T', 'L',
-                                            'I', 'N', 'K', '1'};
+constexpr std::uint8_t protocol_magic[8]
+    = {'A', 'C', 'T', 'L', 'I', 'N', 'K', '1'};
 constexpr std::uint32_t protocol_version = 1;
 
 /// A hello's node id is a few dozen bytes; more is a protocol error.

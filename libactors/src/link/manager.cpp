@@ -38,11 +38,8 @@ std::shared_ptr<manager> manager::make(caf::actor_system& sys, secret key,
 }
 
 manager::manager(caf::actor_system& sys, secret key, options opts)
-  : sys_(sys),
-    key_(key),
-    opts_(std::move(opts)),
-    registry_(sys, *this),
-    unit_(&sys) {
+    : sys_(sys), key_(key), opts_(std::move(opts)), registry_(sys, *this),
+      unit_(&sys) {
   unit_.proxy_registry_ptr(&registry_);
 }
 
@@ -54,17 +51,17 @@ void manager::init() {
   // Writes link and unlink frames that no later frame has written yet.
   helper_ = sys_.spawn<caf::hidden>([weak](caf::event_based_actor*) {
     return caf::behavior{
-      [weak](caf::link_atom, const caf::strong_actor_ptr& target) {
-        auto* ptr = caf::actor_cast<caf::abstract_actor*>(target);
-        auto p = static_cast<proxy*>(ptr)->get_peer();
-        if (auto m = weak.lock(); m && p)
-          m->flush_link_ops(*p);
-      },
-      [](caf::exit_msg& x, const caf::strong_actor_ptr& target,
-         caf::strong_actor_ptr& sender) {
-        target->enqueue(std::move(sender), caf::make_message_id(),
-                        caf::make_message(std::move(x)), nullptr);
-      },
+        [weak](caf::link_atom, const caf::strong_actor_ptr& target) {
+          auto* ptr = caf::actor_cast<caf::abstract_actor*>(target);
+          auto p = static_cast<proxy*>(ptr)->get_peer();
+          if (auto m = weak.lock(); m && p)
+            m->flush_link_ops(*p);
+        },
+        [](caf::exit_msg& x, const caf::strong_actor_ptr& target,
+           caf::strong_actor_ptr& sender) {
+          target->enqueue(std::move(sender), caf::make_message_id(),
+                          caf::make_message(std::move(x)), nullptr);
+        },
     };
   });
   epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
@@ -164,17 +161,19 @@ identity manager::me() const {
                   opts_.ring_size};
 }
 
-// -- proxies ---------------------------------------------------------------------
+// -- proxies
+// ---------------------------------------------------------------------
 
 caf::strong_actor_ptr manager::make_proxy(caf::node_id nid, caf::actor_id aid) {
   if (!nid || aid == caf::invalid_actor_id)
     return nullptr;
   auto p = peer_for(nid);
   caf::actor_config cfg;
-  auto result = caf::make_actor<proxy, caf::strong_actor_ptr>(aid, nid, &sys_,
-                                                              cfg, p);
+  auto result
+      = caf::make_actor<proxy, caf::strong_actor_ptr>(aid, nid, &sys_, cfg, p);
   if (p->lnk->closed()) {
-    auto* ptr = static_cast<proxy*>(caf::actor_cast<caf::abstract_actor*>(result));
+    auto* ptr
+        = static_cast<proxy*>(caf::actor_cast<caf::abstract_actor*>(result));
     ptr->kill_proxy(nullptr, p->lnk->reason());
     return result;
   }
@@ -224,8 +223,7 @@ void manager::send(peer& p, caf::actor_id dest, caf::mailbox_element_ptr what) {
         write_to(p, bytes, dest);
     } else {
       report("a message to actor " + std::to_string(dest) + " in process "
-             + std::to_string(p.pid)
-             + " was not sent: " + sys_.render(why));
+             + std::to_string(p.pid) + " was not sent: " + sys_.render(why));
     }
     return;
   }
@@ -234,7 +232,8 @@ void manager::send(peer& p, caf::actor_id dest, caf::mailbox_element_ptr what) {
                             mid.request_id().integer_value());
   if (tracked) {
     std::lock_guard<std::mutex> guard{p.mtx};
-    p.requests.emplace(key, std::make_pair(caf::actor_cast<caf::weak_actor_ptr>(sender), mid));
+    p.requests.emplace(
+        key, std::make_pair(caf::actor_cast<caf::weak_actor_ptr>(sender), mid));
   }
   if (p.has_ops.load())
     flush_link_ops(p);
@@ -257,9 +256,9 @@ void manager::send(peer& p, caf::actor_id dest, caf::mailbox_element_ptr what) {
   if (r == link::write_result::full)
     why = make_error(errc::timeout,
                      "the link to process " + std::to_string(p.pid)
-                       + " stayed full for "
-                       + std::to_string(opts_.full_wait.count())
-                       + " ms: the message was not sent");
+                         + " stayed full for "
+                         + std::to_string(opts_.full_wait.count())
+                         + " ms: the message was not sent");
   if (tracked)
     bounce(&p, sender, mid, why);
   else if (r == link::write_result::full)
@@ -270,13 +269,12 @@ void manager::queue_link_op(peer& p, bool on, caf::abstract_actor* who,
                             caf::actor_control_block* target) {
   {
     std::lock_guard<std::mutex> guard{p.ops_mtx};
-    p.ops.push_back(peer::link_op{on, caf::strong_actor_ptr{who->ctrl()},
-                                  target->id()});
+    p.ops.push_back(
+        peer::link_op{on, caf::strong_actor_ptr{who->ctrl()}, target->id()});
     p.has_ops = true;
   }
   // Enqueueing to the helper takes no actor's lock.
-  caf::anon_send(helper_, caf::link_atom::value,
-                 caf::strong_actor_ptr{target});
+  caf::anon_send(helper_, caf::link_atom::value, caf::strong_actor_ptr{target});
 }
 
 void manager::defer_exit(caf::strong_actor_ptr target,

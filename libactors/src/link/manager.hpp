@@ -69,10 +69,10 @@ class proxy;
 
 /// A caller waiting for its answer on its own bell (manager::call).
 struct waiter {
-  caf::message_id mid;        // the response it waits for
+  caf::message_id mid; // the response it waits for
   std::atomic<std::uint32_t>* bell = nullptr;
-  int slot = -1;              // in the incoming ring, or -1
-  bool done = false;          // guarded by peer::mtx
+  int slot = -1;     // in the incoming ring, or -1
+  bool done = false; // guarded by peer::mtx
   caf::message result;
 };
 
@@ -88,7 +88,7 @@ struct peer {
   /// request id): answered with the link's end reason if it ends.
   std::map<std::pair<caf::actor_id, std::uint64_t>,
            std::pair<caf::weak_actor_ptr, caf::message_id>>
-    requests;
+      requests;
   std::unordered_map<caf::actor_id, waiter*> waiters;
   std::atomic<int> waiting{0};
   bool ended = false; // link_ended ran: `reason` is final
@@ -102,7 +102,7 @@ struct peer {
     caf::strong_actor_ptr who;
     caf::actor_id target;
   };
-  std::mutex ops_mtx;   // ops (short, nothing else taken inside)
+  std::mutex ops_mtx; // ops (short, nothing else taken inside)
   std::vector<link_op> ops;
   std::mutex flush_mtx; // held while ops are written
   std::atomic<bool> has_ops{false};
@@ -185,7 +185,8 @@ public:
   /// (default: a line on stderr).
   void set_report(std::function<void(const std::string&)> fn);
 
-  // -- used by proxies ----------------------------------------------------------
+  // -- used by proxies
+  // ----------------------------------------------------------
 
   void send(peer& p, caf::actor_id dest, caf::mailbox_element_ptr what);
 
@@ -213,12 +214,15 @@ public:
   void bounce(peer* p, const caf::strong_actor_ptr& sender, caf::message_id mid,
               const caf::error& err);
 
-  // -- proxy_registry::backend --------------------------------------------------
+  // -- proxy_registry::backend
+  // --------------------------------------------------
 
-  caf::strong_actor_ptr make_proxy(caf::node_id nid, caf::actor_id aid) override;
+  caf::strong_actor_ptr make_proxy(caf::node_id nid,
+                                   caf::actor_id aid) override;
   void set_last_hop(caf::node_id*) override;
 
-  // -- link_handler -------------------------------------------------------------
+  // -- link_handler
+  // -------------------------------------------------------------
 
   std::unique_ptr<context> make_context(link& l) override;
   bool on_frame(link& l, context& ctx, const frame& f,
@@ -270,7 +274,7 @@ private:
   std::mutex mtx_;
   bool stopping_ = false;
   std::uint64_t next_link_id_ = 1;
-  std::unordered_map<caf::node_id, std::shared_ptr<peer>> peers_; // sends
+  std::unordered_map<caf::node_id, std::shared_ptr<peer>> peers_;  // sends
   std::unordered_map<std::uint64_t, std::shared_ptr<peer>> links_; // all
   std::deque<job> jobs_;
   std::condition_variable jobs_cv_;
@@ -280,7 +284,7 @@ private:
 
   std::mutex callers_mtx_;
   std::unordered_map<std::thread::id, std::unique_ptr<caf::scoped_actor>>
-    callers_;
+      callers_;
 
   std::thread watcher_;
   std::thread setup_;

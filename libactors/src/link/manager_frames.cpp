@@ -38,7 +38,7 @@ class unit final : public caf::execution_unit, public link_handler::context {
 public:
   unit(caf::actor_system& sys, caf::proxy_registry& reg,
        std::shared_ptr<peer> p, bool collect)
-    : caf::execution_unit(&sys), from(std::move(p)), collect_(collect) {
+      : caf::execution_unit(&sys), from(std::move(p)), collect_(collect) {
     proxy_registry_ptr(&reg);
   }
 
@@ -63,7 +63,8 @@ bool manager::in_link_frame() noexcept {
   return t_in_link_frame;
 }
 
-// -- frames ------------------------------------------------------------------------
+// -- frames
+// ------------------------------------------------------------------------
 
 std::unique_ptr<link_handler::context> manager::make_context(link& l) {
   std::shared_ptr<peer> p;
@@ -95,112 +96,112 @@ bool manager::on_frame(link& l, context& ctx, const frame& f,
   auto& u = static_cast<unit&>(ctx);
   auto* p = u.from.get();
   switch (f.kind) {
-    case frame_kind::message: {
-      message_parts parts;
-      caf::error content_error;
-      if (!read_message(f, &u, parts, content_error)) {
-        what = "a malformed message frame";
-        return false;
-      }
-      if (parts.mid.is_response() && p != nullptr) {
-        std::lock_guard<std::mutex> guard{p->mtx};
-        p->requests.erase(
-          std::make_pair(f.dest, parts.mid.request_id().integer_value()));
-      }
-      if (content_error) {
-        auto type = unknown_type_name(content_error);
-        auto why =
-          type.empty()
-            ? make_error(errc::invalid_argument,
-                         "process " + std::to_string(::getpid())
-                           + " cannot read a message: "
-                           + sys_.render(content_error))
-            : make_error(errc::not_registered,
-                         "process " + std::to_string(::getpid())
-                           + " cannot read a message holding type " + type
-                           + ": the type is not registered there");
-        if (parts.mid.is_request())
-          bounce(nullptr, parts.sender, parts.mid, why);
-        else
-          report(sys_.render(why));
-        return true;
-      }
-      if (p != nullptr && p->waiting.load() > 0
-          && deliver_to_waiter(*p, f.dest, parts.mid, parts.content))
-        return true;
-      auto dst = sys_.registry().get(f.dest);
-      if (!dst) {
-        if (parts.mid.is_request())
-          bounce(nullptr, parts.sender, parts.mid,
-                 caf::sec::request_receiver_down);
-        return true;
-      }
-      dst->enqueue(caf::make_mailbox_element(std::move(parts.sender), parts.mid,
-                                             std::move(parts.stages),
-                                             std::move(parts.content)),
-                   &u);
-      return true;
-    }
-    case frame_kind::down: {
-      caf::error reason;
-      if (!read_reason(f, &u, reason)) {
-        what = "a malformed down frame";
-        return false;
-      }
-      registry_.erase(l.peer(), f.dest, std::move(reason));
-      return true;
-    }
-    case frame_kind::monitor: {
-      if (f.size != 0) {
-        what = "a malformed monitor frame";
-        return false;
-      }
-      auto dst = sys_.registry().get(f.dest);
-      std::weak_ptr<peer> weak = u.from;
-      auto aid = f.dest;
-      if (!dst) {
-        if (u.from)
-          send_down(u.from, aid, caf::exit_reason::unknown);
-        return true;
-      }
-      dst->get()->attach_functor([weak, aid](const caf::error& reason) {
-        if (auto q = weak.lock())
-          if (auto m = q->mgr)
-            m->send_down(q, aid, reason);
-      });
-      return true;
-    }
-    case frame_kind::link:
-    case frame_kind::unlink: {
-      caf::strong_actor_ptr who;
-      if (!read_actor(f, &u, who)) {
-        what = "a malformed link frame";
-        return false;
-      }
-      // `who` is our proxy of the linking actor: linking it here links
-      // both ways, as CAF's own remote links do.
-      if (auto dst = sys_.registry().get(f.dest)) {
-        t_in_link_frame = true;
-        if (f.kind == frame_kind::link)
-          who->get()->add_link(dst->get());
-        else
-          who->get()->remove_link(dst->get());
-        t_in_link_frame = false;
-      }
-      return true;
-    }
-    case frame_kind::close: {
-      caf::error reason;
-      if (!read_reason(f, &u, reason)) {
-        what = "a malformed close frame";
-        return false;
-      }
-      l.peer_closing(std::move(reason));
-      return true;
-    }
-    default:
-      what = "a frame of an unknown kind";
+  case frame_kind::message: {
+    message_parts parts;
+    caf::error content_error;
+    if (!read_message(f, &u, parts, content_error)) {
+      what = "a malformed message frame";
       return false;
+    }
+    if (parts.mid.is_response() && p != nullptr) {
+      std::lock_guard<std::mutex> guard{p->mtx};
+      p->requests.erase(
+          std::make_pair(f.dest, parts.mid.request_id().integer_value()));
+    }
+    if (content_error) {
+      auto type = unknown_type_name(content_error);
+      auto why
+          = type.empty()
+                ? make_error(errc::invalid_argument,
+                             "process " + std::to_string(::getpid())
+                                 + " cannot read a message: "
+                                 + sys_.render(content_error))
+                : make_error(errc::not_registered,
+                             "process " + std::to_string(::getpid())
+                                 + " cannot read a message holding type " + type
+                                 + ": the type is not registered there");
+      if (parts.mid.is_request())
+        bounce(nullptr, parts.sender, parts.mid, why);
+      else
+        report(sys_.render(why));
+      return true;
+    }
+    if (p != nullptr && p->waiting.load() > 0
+        && deliver_to_waiter(*p, f.dest, parts.mid, parts.content))
+      return true;
+    auto dst = sys_.registry().get(f.dest);
+    if (!dst) {
+      if (parts.mid.is_request())
+        bounce(nullptr, parts.sender, parts.mid,
+               caf::sec::request_receiver_down);
+      return true;
+    }
+    dst->enqueue(caf::make_mailbox_element(std::move(parts.sender), parts.mid,
+                                           std::move(parts.stages),
+                                           std::move(parts.content)),
+                 &u);
+    return true;
+  }
+  case frame_kind::down: {
+    caf::error reason;
+    if (!read_reason(f, &u, reason)) {
+      what = "a malformed down frame";
+      return false;
+    }
+    registry_.erase(l.peer(), f.dest, std::move(reason));
+    return true;
+  }
+  case frame_kind::monitor: {
+    if (f.size != 0) {
+      what = "a malformed monitor frame";
+      return false;
+    }
+    auto dst = sys_.registry().get(f.dest);
+    std::weak_ptr<peer> weak = u.from;
+    auto aid = f.dest;
+    if (!dst) {
+      if (u.from)
+        send_down(u.from, aid, caf::exit_reason::unknown);
+      return true;
+    }
+    dst->get()->attach_functor([weak, aid](const caf::error& reason) {
+      if (auto q = weak.lock())
+        if (auto m = q->mgr)
+          m->send_down(q, aid, reason);
+    });
+    return true;
+  }
+  case frame_kind::link:
+  case frame_kind::unlink: {
+    caf::strong_actor_ptr who;
+    if (!read_actor(f, &u, who)) {
+      what = "a malformed link frame";
+      return false;
+    }
+    // `who` is our proxy of the linking actor: linking it here links
+    // both ways, as CAF's own remote links do.
+    if (auto dst = sys_.registry().get(f.dest)) {
+      t_in_link_frame = true;
+      if (f.kind == frame_kind::link)
+        who->get()->add_link(dst->get());
+      else
+        who->get()->remove_link(dst->get());
+      t_in_link_frame = false;
+    }
+    return true;
+  }
+  case frame_kind::close: {
+    caf::error reason;
+    if (!read_reason(f, &u, reason)) {
+      what = "a malformed close frame";
+      return false;
+    }
+    l.peer_closing(std::move(reason));
+    return true;
+  }
+  default:
+    what = "a frame of an unknown kind";
+    return false;
   }
 }
 
@@ -219,11 +220,11 @@ void manager::after_frames(link& l, context& ctx) {
   if (here) {
     auto* job = *first;
     switch (job->resume(&u, inline_throughput)) {
-      case caf::resumable::resume_later:
-        sys_.scheduler().enqueue(job); // keeps the reference
-        break;
-      default:
-        caf::intrusive_ptr_release(job);
+    case caf::resumable::resume_later:
+      sys_.scheduler().enqueue(job); // keeps the reference
+      break;
+    default:
+      caf::intrusive_ptr_release(job);
     }
     l.end_inline();
   }
@@ -268,7 +269,8 @@ void manager::link_ended(peer& p, const caf::error& reason) {
   bool primary = false;
   {
     std::lock_guard<std::mutex> guard{mtx_};
-    if (auto i = peers_.find(p.node); i != peers_.end() && i->second.get() == &p) {
+    if (auto i = peers_.find(p.node);
+        i != peers_.end() && i->second.get() == &p) {
       peers_.erase(i);
       primary = true;
     }
@@ -304,12 +306,14 @@ void manager::link_ended(peer& p, const caf::error& reason) {
   }
 }
 
-// -- blocking calls ------------------------------------------------------------------
+// -- blocking calls
+// ------------------------------------------------------------------
 
 caf::expected<caf::message> manager::call(const caf::actor& dest,
                                           caf::message msg, duration timeout) {
   auto deadline = clock::now() + timeout;
-  auto* target = dynamic_cast<proxy*>(caf::actor_cast<caf::abstract_actor*>(dest));
+  auto* target
+      = dynamic_cast<proxy*>(caf::actor_cast<caf::abstract_actor*>(dest));
   if (target == nullptr)
     return make_error(errc::invalid_argument,
                       "call: the actor is not in another process of this host");
@@ -317,8 +321,9 @@ caf::expected<caf::message> manager::call(const caf::actor& dest,
   if (!p)
     return target->fail_state();
   if (!p->lnk->await_open(deadline))
-    return p->lnk->closed() ? p->lnk->reason()
-                            : make_error(errc::timeout, "call: no link in time");
+    return p->lnk->closed()
+               ? p->lnk->reason()
+               : make_error(errc::timeout, "call: no link in time");
   caf::scoped_actor* self = nullptr;
   {
     std::lock_guard<std::mutex> guard{callers_mtx_};
@@ -340,9 +345,9 @@ caf::expected<caf::message> manager::call(const caf::actor& dest,
     p->waiters[aid] = &w;
   }
   p->waiting.fetch_add(1);
-  target->enqueue(caf::make_mailbox_element((*self)->ctrl(), req, {},
-                                            std::move(msg)),
-                  nullptr);
+  target->enqueue(
+      caf::make_mailbox_element((*self)->ctrl(), req, {}, std::move(msg)),
+      nullptr);
   unit reader{sys_, registry_, p, false};
   std::string ignored;
   auto done = [&] {

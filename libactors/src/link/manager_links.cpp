@@ -40,7 +40,8 @@ pid_t local_pid(const caf::node_id& node, const caf::node_id& here) {
   return static_cast<pid_t>(theirs.process_id());
 }
 
-// -- making links ----------------------------------------------------------------
+// -- making links
+// ----------------------------------------------------------------
 
 std::shared_ptr<peer> manager::add_link(connection c) {
   auto p = std::make_shared<peer>();
@@ -71,8 +72,8 @@ std::shared_ptr<peer> manager::add_link(connection c) {
 }
 
 caf::actor manager::adopt(int fd) {
-  auto c = setup_inherited(fd, me(), &unit_,
-                           clock::now() + opts_.setup_timeout);
+  auto c
+      = setup_inherited(fd, me(), &unit_, clock::now() + opts_.setup_timeout);
   auto node = c.node;
   auto root = c.root;
   add_link(std::move(c));
@@ -107,10 +108,10 @@ std::shared_ptr<peer> manager::peer_for(const caf::node_id& node) {
   }
   if (p->pid == 0) {
     // Links reach processes of this host (and network namespace) only.
-    p->lnk->fail(make_error(errc::owner_unreachable,
-                            "no link can reach actor node "
-                              + caf::to_string(node)
-                              + ": it runs on another host"));
+    p->lnk->fail(
+        make_error(errc::owner_unreachable, "no link can reach actor node "
+                                                + caf::to_string(node)
+                                                + ": it runs on another host"));
     return p;
   }
   links_.emplace(p->lnk->id(), p);
@@ -148,7 +149,7 @@ void manager::setup_loop() {
         ::close(c.fd);
         throw error(errc::owner_unreachable,
                     "process " + std::to_string(p.pid)
-                      + " is not the actor node it should be");
+                        + " is not the actor node it should be");
       }
       auto fd = c.fd;
       auto id = p.lnk->id();
@@ -162,7 +163,7 @@ void manager::setup_loop() {
     } catch (const error& e) {
       auto reason = make_error(static_cast<errc>(e.code().value()),
                                "no link to process " + std::to_string(p.pid)
-                                 + ": " + e.what());
+                                   + ": " + e.what());
       p.lnk->fail(reason);
       link_ended(p, reason);
     }

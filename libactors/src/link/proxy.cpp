@@ -8,7 +8,7 @@
 namespace actors::detail::links {
 
 proxy::proxy(caf::actor_config& cfg, std::shared_ptr<peer> p)
-  : caf::actor_proxy(cfg), peer_(std::move(p)) {
+    : caf::actor_proxy(cfg), peer_(std::move(p)) {
   // nop
 }
 

@@ -19,7 +19,8 @@
 
 namespace actors::detail::links {
 
-// -- futex ---------------------------------------------------------------------
+// -- futex
+// ---------------------------------------------------------------------
 
 void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t seen,
                 std::chrono::steady_clock::time_point deadline) {
@@ -44,7 +45,8 @@ void futex_wake(std::atomic<std::uint32_t>& word, int n) {
             nullptr, nullptr, 0);
 }
 
-// -- setup ---------------------------------------------------------------------
+// -- setup
+// ---------------------------------------------------------------------
 
 ring::ring(ring&& other) noexcept {
   *this = std::move(other);
@@ -83,7 +85,7 @@ ring ring::create(std::size_t capacity) {
     cap <<= 1;
   auto fail = [](const char* what) {
     throw error(errc::spawn_failed, std::string{"cannot make a link ring: "}
-                                      + what + ": " + std::strerror(errno));
+                                        + what + ": " + std::strerror(errno));
   };
   int fd = ::memfd_create("actors-link-ring", MFD_CLOEXEC | MFD_ALLOW_SEALING);
   if (fd < 0)
@@ -95,8 +97,8 @@ ring ring::create(std::size_t capacity) {
     fail("ftruncate");
   if (::fcntl(fd, F_ADD_SEALS, required_seals) != 0)
     fail("sealing");
-  auto p = ::mmap(nullptr, result.map_size_, PROT_READ | PROT_WRITE,
-                  MAP_SHARED, fd, 0);
+  auto p = ::mmap(nullptr, result.map_size_, PROT_READ | PROT_WRITE, MAP_SHARED,
+                  fd, 0);
   if (p == MAP_FAILED)
     fail("mmap");
   // A fresh memfd reads as zeros: every atomic starts at 0.
@@ -115,8 +117,8 @@ ring ring::attach(int fd) {
     return result;
   auto seals = ::fcntl(fd, F_GET_SEALS);
   struct stat st {};
-  if (seals < 0 || (static_cast<unsigned>(seals) & required_seals)
-                     != required_seals
+  if (seals < 0
+      || (static_cast<unsigned>(seals) & required_seals) != required_seals
       || ::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)
       || st.st_size <= static_cast<off_t>(header_size)
       || st.st_size > static_cast<off_t>(header_size + (std::size_t{1} << 30)))
@@ -140,7 +142,8 @@ ring ring::attach(int fd) {
   return result;
 }
 
-// -- producer ------------------------------------------------------------------
+// -- producer
+// ------------------------------------------------------------------
 
 std::ptrdiff_t ring::write_some(const char* data, std::size_t size) {
   auto& h = *hdr_;
@@ -196,7 +199,8 @@ void ring::wait_room(std::size_t want, time_point deadline) {
   h.room_waiters.fetch_sub(1, std::memory_order_seq_cst);
 }
 
-// -- consumer ------------------------------------------------------------------
+// -- consumer
+// ------------------------------------------------------------------
 
 std::int64_t ring::readable() const noexcept {
   auto& h = *hdr_;

@@ -108,7 +108,8 @@ public:
     return *hdr_;
   }
 
-  // -- producer side -----------------------------------------------------------
+  // -- producer side
+  // -----------------------------------------------------------
 
   /// Copies as much of [data, data + size) as fits and publishes it;
   /// returns the bytes written, or -1 if the consumer broke the ring.
@@ -126,7 +127,8 @@ public:
   /// unless there is room for `want` bytes already.
   void wait_room(std::size_t want, time_point deadline);
 
-  // -- consumer side -----------------------------------------------------------
+  // -- consumer side
+  // -----------------------------------------------------------
 
   /// Bytes available to read; -1 if the producer broke the ring.
   std::int64_t readable() const noexcept;

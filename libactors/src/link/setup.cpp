@@ -40,7 +40,7 @@ struct fd_guard {
 void await(int fd, short events, time_point deadline) {
   for (;;) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-      deadline - std::chrono::steady_clock::now());
+        deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0)
       fail(errc::timeout, "the peer did not answer in time");
     pollfd p{fd, events, 0};
@@ -189,11 +189,10 @@ int listen_on(const std::string& name) {
   fd_guard fd{::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)};
   socklen_t len = 0;
   auto addr = abstract_address(name, len);
-  if (fd.fd < 0
-      || ::bind(fd.fd, reinterpret_cast<sockaddr*>(&addr), len) != 0
+  if (fd.fd < 0 || ::bind(fd.fd, reinterpret_cast<sockaddr*>(&addr), len) != 0
       || ::listen(fd.fd, 128) != 0)
     throw error(errc::invalid_argument, "cannot listen for links on " + name
-                                          + ": " + std::strerror(errno));
+                                            + ": " + std::strerror(errno));
   return fd.release();
 }
 
@@ -207,8 +206,8 @@ connection setup_inherited(int fd, const identity& me, caf::execution_unit* ctx,
 connection setup_connect(const std::string& name, const secret& key,
                          const identity& me, caf::execution_unit* ctx,
                          time_point deadline) {
-  fd_guard sock{::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
-                         0)};
+  fd_guard sock{
+      ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)};
   if (sock.fd < 0)
     fail(errc::owner_unreachable, std::string{"socket: "} + strerror(errno));
   socklen_t len = 0;
@@ -224,8 +223,8 @@ connection setup_connect(const std::string& name, const secret& key,
       ::usleep(1000);
       continue;
     }
-    fail(errc::owner_unreachable, "no process listens at " + name + " ("
-                                    + std::strerror(errno) + ")");
+    fail(errc::owner_unreachable,
+         "no process listens at " + name + " (" + std::strerror(errno) + ")");
   }
   check_uid(sock.fd);
   challenge ch;

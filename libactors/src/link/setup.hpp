@@ -26,7 +26,7 @@ using time_point = std::chrono::steady_clock::time_point;
 /// Who this process is, as a hello says it.
 struct identity {
   caf::node_id node;
-  std::uint64_t root = 0;   // the root actor's id, or 0
+  std::uint64_t root = 0;    // the root actor's id, or 0
   std::size_t ring_size = 0; // of the outgoing ring this side makes
 };
 
