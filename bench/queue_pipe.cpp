@@ -1,6 +1,8 @@
 // Queue and pipe between two processes: small-message and 1 MiB throughput
-// through a queue, ping-pong round trip and 1 MiB one-way throughput through
-// a pipe. Peer: peers/queue_pipe.py. Processes are not pinned.
+// through a queue, one 256 MiB item through a queue (from the producer's
+// start until get returns: what bad_input.cpp checks), ping-pong round trip
+// and 1 MiB one-way throughput through a pipe. Peer: peers/queue_pipe.py.
+// Processes are not pinned.
 // Usage: bench_queue_pipe [small_count]
 
 #include <chrono>
@@ -23,6 +25,10 @@ void queue_big_producer(actors::queue<std::string> q, int n) {
   std::string mib(1 << 20, 'x');
   for (int i = 0; i < n; ++i)
     q.put(mib);
+}
+
+void queue_huge_producer(actors::queue<std::string> q) {
+  q.put(std::string(std::size_t{256} << 20, 'x'));
 }
 
 void pong(actors::connection<int> c, int n) {
@@ -63,6 +69,18 @@ int main(int argc, char** argv) {
     auto s = seconds_since(t0);
     p.join();
     std::printf("libactors queue 1 MiB: %.2f GB/s\n", n * 1048576.0 / s / 1e9);
+  }
+  {
+    actors::queue<std::string> q{actors::unbounded};
+    actors::process p{queue_huge_producer, q};
+    auto t0 = clock_type::now();
+    p.start();
+    auto item = q.get();
+    auto s = seconds_since(t0);
+    p.join();
+    if (item.size() != std::size_t{256} << 20)
+      return 1;
+    std::printf("libactors queue 256 MiB item: %.0f ms\n", s * 1e3);
   }
   {
     constexpr int n = 2000;

@@ -24,7 +24,7 @@ ending the run.
 Processes are not pinned: the scheduler places them.
 --quick runs one round (CI runs it to keep the benchmarks working; it
 asserts nothing, the machines are noisy). --markdown also writes the results
-as the README's table, with the machine and the date.
+as docs/performance.md's tables, with the machine and the date.
 """
 
 import argparse

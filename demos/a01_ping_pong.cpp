@@ -14,8 +14,6 @@
 #include <cstdio>
 #include <unistd.h>
 
-#include <caf/all.hpp>
-
 #include "actors/all.hpp"
 
 // readme: begin ping_pong

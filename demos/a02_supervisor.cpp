@@ -17,8 +17,6 @@
 #include <stdexcept>
 #include <unistd.h>
 
-#include <caf/all.hpp>
-
 #include "actors/all.hpp"
 
 using namespace std::chrono_literals;

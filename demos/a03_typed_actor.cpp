@@ -15,8 +15,6 @@
 #include <cstdio>
 #include <unistd.h>
 
-#include <caf/all.hpp>
-
 #include "actors/all.hpp"
 
 using namespace std::chrono_literals;

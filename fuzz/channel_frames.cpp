@@ -2,7 +2,8 @@
 // its stream, frames [u32 size][u8 kind][body], with fill() and next(), and
 // the bodies the pool reads from them with channel::get (pool.cpp): in a
 // worker, a task (u64 id, closure); in the owner, an outcome (outcome, u32
-// microseconds) or an initializer's failure (a string). Bodies are read
+// microseconds) or an initializer's failure (a string); other kinds (a
+// remote worker's empty alive frame among them) are skipped. Bodies are read
 // with the library's own inspect functions (closure, value, outcome), as
 // CAF-serialized values, without an actor system (as a worker does before
 // its node starts).
@@ -49,6 +50,7 @@
 #include "actors/detail/value.hpp"
 #include "channel.hpp"
 #include "seeds.hpp"
+#include "worker.hpp" // the kinds of frames on a pool worker's channel
 
 using namespace actors::detail;
 using fuzz::bytes;
@@ -56,8 +58,6 @@ using fuzz::fail;
 
 namespace {
 
-// The kinds of frames on a pool worker's channel, as in pool.cpp.
-enum : std::uint8_t { task_frame = 1, outcome_frame, init_failed_frame };
 
 constexpr std::uint32_t max_frame = 1 << 20;
 
@@ -293,7 +293,8 @@ void make_seeds(std::vector<bytes>& seeds) {
     std::uint32_t micros = 3;
     ch.put(outcome_frame, o, micros);
     std::string junk = "ignored";
-    ch.put(9, junk);
+    ch.put(200, junk);
+    ch.put(alive_frame); // a remote worker's proof of life: empty
     std::string what = "x";
     ch.put(init_failed_frame, what);
   }));

@@ -5,8 +5,18 @@
 #include <doctest/doctest.h>
 
 #include <csignal>
+#include <cstdint>
+#include <deque>
+#include <list>
+#include <map>
+#include <optional>
+#include <set>
 #include <stdexcept>
 #include <string>
+#include <typeinfo>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -168,6 +178,24 @@ caf::behavior seeker(caf::event_based_actor* self) {
     self->request(target, 5s, 1).then([rp](int x) mutable { rp.deliver(x); });
     return rp;
   }};
+}
+
+using give_atom = caf::atom_constant<caf::atom("give")>;
+using stranger_atom = caf::atom_constant<caf::atom("stranger")>;
+
+// Answers every message with itself; `give n` with n int64s, `stranger`
+// with a type that was never registered.
+caf::behavior echo(caf::event_based_actor* self) {
+  self->set_default_handler(caf::reflect);
+  return {
+    [](give_atom, int n) {
+      return std::vector<std::int64_t>(static_cast<size_t>(n), 7);
+    },
+    [](stranger_atom) { return stranger{7}; },
+    [](fail_atom) -> caf::result<int> {
+      return actors::make_error(actors::errc::invalid_argument, "refused");
+    },
+  };
 }
 
 caf::actor_system& sys() {
@@ -399,6 +427,85 @@ TEST_CASE("types that cannot cross: reported at spawn, or by the request") {
   CHECK(actors::errc_of(err) == actors::errc::not_registered);
   CHECK(context(err).find("stranger") != std::string::npos);
   CHECK(ask_int(p.handle(), 1) == 1); // still serving
+}
+
+TEST_CASE("standard containers of builtins cross unregistered, in requests "
+          "and replies") {
+  auto p = actors::spawn(echo);
+  caf::scoped_actor self{sys()};
+  // The actor's own reply of a vector<int64_t> (issue 18: dropped).
+  std::vector<std::int64_t> got;
+  self->request(p.handle(), 10s, give_atom::value, 3)
+    .receive([&](std::vector<std::int64_t>& xs) { got = std::move(xs); },
+             [](caf::error& err) { FAIL_CHECK(sys().render(err)); });
+  CHECK(got == std::vector<std::int64_t>{7, 7, 7});
+  // Each of these goes there and back: the request and its reply hold it.
+  auto round_trip = [&](auto x) {
+    using type = decltype(x);
+    std::optional<type> back;
+    self->request(p.handle(), 10s, x)
+      .receive([&](type& y) { back = std::move(y); },
+               [&](caf::error& err) {
+                 FAIL_CHECK(typeid(type).name() << ": " << sys().render(err));
+               });
+    CHECK_MESSAGE(back == x, typeid(type).name());
+  };
+  round_trip(std::vector<std::int64_t>{1, -2, std::int64_t{1} << 40});
+  round_trip(std::vector<long long>{3, -4});
+  round_trip(std::vector<int>{5, 6});
+  round_trip(std::vector<std::uint8_t>{8, 9});
+  round_trip(std::vector<std::uint64_t>{10});
+  round_trip(std::vector<float>{1.5f});
+  round_trip(std::vector<double>{0.5, -1.25});
+  round_trip(std::vector<bool>{true, false, true});
+  round_trip(std::vector<caf::atom_value>{caf::atom("x")});
+  round_trip(std::vector<std::vector<int>>{{1}, {2, 3}});
+  round_trip(std::vector<std::vector<std::string>>{{"a"}, {}});
+  round_trip(std::list<std::string>{"a", "b"});
+  round_trip(std::deque<double>{1.5});
+  round_trip(std::set<int>{3, 1, 2});
+  round_trip(std::set<std::int64_t>{-7});
+  round_trip(std::unordered_set<std::string>{"x", "y"});
+  round_trip(std::map<std::string, std::int64_t>{{"a", 1}, {"b", -2}});
+  round_trip(std::map<int, double>{{1, 0.25}});
+  round_trip(std::map<std::int64_t, std::string>{{-1, "minus one"}});
+  round_trip(std::unordered_map<std::string, int>{{"nine", 9}});
+  CHECK(ask_int(p.handle(), 1) == 1);
+}
+
+TEST_CASE("an answer that is an error reaches the requester, and so do the "
+          "answers after it") {
+  auto p = actors::spawn(echo);
+  caf::scoped_actor self{sys()};
+  for (int i = 0; i < 3; ++i) {
+    caf::error err;
+    self->request(p.handle(), 10s, fail_atom::value)
+      .receive([](int) { FAIL_CHECK("no error"); },
+               [&](caf::error& e) { err = std::move(e); });
+    CHECK(actors::errc_of(err) == actors::errc::invalid_argument);
+    CHECK(context(err) == "refused");
+    CHECK(ask_int(p.handle(), i) == i);
+  }
+}
+
+TEST_CASE("a reply holding an unregistered type fails its request with "
+          "not_registered, at once") {
+  auto p = actors::spawn(echo);
+  caf::scoped_actor self{sys()};
+  caf::error err;
+  auto t0 = std::chrono::steady_clock::now();
+  self->request(p.handle(), 20s, stranger_atom::value)
+    .receive([](stranger) { FAIL_CHECK("delivered"); },
+             [&](caf::error& e) { err = std::move(e); });
+  auto took = std::chrono::steady_clock::now() - t0;
+  CHECK(actors::errc_of(err) == actors::errc::not_registered);
+  MESSAGE(actors::describe(err));
+  CHECK(context(err).find("stranger") != std::string::npos);
+  CHECK(context(err).find(p.name()) != std::string::npos);
+  CHECK(took < 5s); // not the request's timeout
+  CHECK(ask_int(p.handle(), 1) == 1); // still serving
+  CHECK(p.stop(10s));
+  CHECK(p.exitcode() == 0);
 }
 
 TEST_CASE("a spawn that fails says why, and leaves no process") {

@@ -102,6 +102,41 @@ void uses_lock(actors::lock l) {
   }
 }
 
+// What the holder of `l` is told when it asks again, one digit per way of
+// asking: 1 false (or acquired::no), 2 would_deadlock, 3 anything else.
+int holder_asks_again(actors::lock& l) {
+  auto bounded = [](auto fn) {
+    try {
+      return fn() ? 3 : 1;
+    } catch (const actors::error&) {
+      return 3;
+    }
+  };
+  int out = 0;
+  out = out * 10 + bounded([&] { return l.try_lock(); });
+  out = out * 10 + bounded([&] {
+          return l.acquire(0s) != actors::lock::acquired::no;
+        });
+  out = out * 10 + bounded([&] { return l.try_lock_for(2s); });
+  out = out * 10 + bounded([&] {
+          return l.acquire(-1s) != actors::lock::acquired::no;
+        });
+  out = out * 10
+        + (code_of([&] { l.lock(); }) == actors::errc::would_deadlock ? 2 : 3);
+  return out;
+}
+
+// Takes the lock, says so, asks again as its holder, says what it was told,
+// and releases it when told.
+void holds_and_asks_again(actors::lock l, actors::queue<int> said,
+                          actors::queue<int> go) {
+  l.lock();
+  said.put(0);
+  said.put(holder_asks_again(l));
+  go.get(std::chrono::seconds{10});
+  l.unlock();
+}
+
 } // namespace
 
 TEST_CASE("lock, unlock, try_lock, try_lock_for and misuse") {
@@ -119,18 +154,52 @@ TEST_CASE("lock, unlock, try_lock, try_lock_for and misuse") {
   other.join();
   l.unlock();
   CHECK(code_of([&] { l.unlock(); }) == actors::errc::not_owner);
-  CHECK(code_of([&] { l.acquire(-1ms); }) == actors::errc::invalid_argument);
   {
     std::unique_lock<actors::lock> guard{l, std::defer_lock};
     CHECK(guard.try_lock_for(1s));
   }
-  std::scoped_lock guard{l};
-  // Its holder cannot take it again: an error, not a wait for itself.
-  CHECK(code_of([&] { l.lock(); }) == actors::errc::would_deadlock);
-  CHECK(code_of([&] { l.try_lock_for(1s); })
-        == actors::errc::would_deadlock);
   actors::lock empty;
   CHECK(code_of([&] { empty.lock(); }) == actors::errc::invalid_argument);
+}
+
+TEST_CASE("its holder asking again: try_lock, acquire(0s) and try_lock_for are "
+          "false at once, lock() is would_deadlock") {
+  auto l = actors::make_lock();
+  l.lock();
+  auto t0 = std::chrono::steady_clock::now();
+  // try_lock, acquire(0s), try_lock_for(2s), acquire(-1s): false (1);
+  // lock(): would_deadlock (2).
+  CHECK(holder_asks_again(l) == 11112);
+  // Nothing can release it while its holder waits: no wait at all.
+  CHECK(std::chrono::steady_clock::now() - t0 < 1s);
+  {
+    std::unique_lock<actors::lock> again{l, std::try_to_lock};
+    CHECK_FALSE(again.owns_lock());
+  }
+  l.unlock();
+  CHECK(code_of([&] { l.unlock(); }) == actors::errc::not_owner);
+  // A negative timeout is zero: free, the lock is taken at once.
+  CHECK(l.acquire(-1s) == actors::lock::acquired::yes);
+  l.unlock();
+  CHECK(l.try_lock_for(-5ms));
+  l.unlock();
+}
+
+TEST_CASE("a holder in another process asking again: false, lock() is "
+          "would_deadlock") {
+  auto l = actors::make_lock();
+  actors::queue<int> said{actors::unbounded};
+  actors::queue<int> go{actors::unbounded};
+  actors::process holder{holds_and_asks_again, l, said, go};
+  holder.start();
+  REQUIRE(said.get(10s) == 0);
+  CHECK(said.get(10s) == 11112);
+  CHECK_FALSE(l.try_lock()); // held there
+  go.put(1);
+  REQUIRE(holder.join(10s));
+  CHECK(holder.exitcode() == 0);
+  CHECK(l.acquire(5s) == actors::lock::acquired::yes);
+  l.unlock();
 }
 
 TEST_CASE("8 threads contending never overlap") {

@@ -3,6 +3,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <csignal>
 #include <cstdlib>
@@ -59,6 +60,17 @@ int sleeps_forever(int) {
 }
 
 int parent_pid(int) {
+  return static_cast<int>(::getppid());
+}
+
+// Keeps a core busy for `ms` milliseconds (no sleep, no system call to
+// speak of), then names the worker's parent.
+int spins(int ms) {
+  auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds{ms};
+  volatile long x = 0;
+  while (std::chrono::steady_clock::now() < until)
+    for (int i = 0; i < 1000; ++i)
+      x = x + i;
   return static_cast<int>(::getppid());
 }
 
@@ -273,6 +285,48 @@ TEST_CASE("loopback: terminate ends remote tasks, and hosts end with the pool") 
   CHECK(code == 0);
 }
 
+TEST_CASE("loopback: a worker host busy with long tasks is not lost "
+          "(lost_after 300 ms)") {
+  actors::pool_options opts;
+  opts.lost_after = 300ms;
+  loopback_pool lp{1, opts};
+  auto& p = lp.pool;
+  auto a = worker_host(p.port(), lp.key, 2);
+  REQUIRE(p.wait_for_remote_workers(2, 20s));
+  // One task of 1.5 s per worker: three busy cores' worth on this machine,
+  // each over lost_after five times; the remote workers still say they
+  // are alive (from a thread of their own).
+  auto parents = p.map(spins, std::vector<int>(3, 1500), 1);
+  CHECK(std::count(parents.begin(), parents.end(), a.pid()) == 2);
+  CHECK(p.remote_workers() == 2);
+  p.close();
+  p.join();
+  auto code = a.wait(10s);
+  INFO(a.read_all(1s));
+  CHECK(code == 0);
+}
+
+TEST_CASE("loopback: a worker host given a name that does not resolve says "
+          "so") {
+  auto key = fresh_key_file();
+  {
+    std::ofstream out{key, std::ios::binary};
+    out << std::string(32, 'k');
+  }
+  ::chmod(key.c_str(), 0600);
+  support::subprocess host{self_exe(),
+                           {"--actors-worker", "no-such-host.invalid:7000",
+                            "--actors-key-file", key, "--actors-processes",
+                            "1", "--actors-connect-timeout", "1"},
+                           true};
+  CHECK(host.wait(30s) == 3);
+  auto said = host.read_all(5s);
+  MESSAGE(said);
+  CHECK(said.find("no-such-host.invalid did not resolve") != std::string::npos);
+  CHECK(said.find("No route to host") == std::string::npos);
+  ::unlink(key.c_str());
+}
+
 TEST_CASE("loopback: bad listen settings are typed errors") {
   actors::pool_options opts;
   opts.listen = "127.0.0.1:0";
@@ -421,7 +475,8 @@ int lab_owner(int argc, char** argv) {
       ++by_host[rs[i].second];
     }
   } else {
-    // "kill" or "cut": worker host h2 is lost in the middle of a map.
+    // "kill", "cut" or "stop": worker host h2 is lost in the middle of a
+    // map.
     std::vector<int> xs(3000);
     for (int i = 0; i < 3000; ++i)
       xs[i] = i;
@@ -446,9 +501,9 @@ int lab_owner(int argc, char** argv) {
     for (int i = 0; exact && i < 3000; ++i)
       exact = seen.count(static_cast<long>(i) * i) == 1;
     exact = exact && seen.size() == 3000;
-    if (scenario == "cut") {
-      // The test restores the link: h2's host starts fresh workers, which
-      // join again.
+    if (scenario == "cut" || scenario == "stop") {
+      // The test restores the link, or resumes h2: its host starts fresh
+      // workers, which join again.
       std::printf("restore h2 now\n");
       std::fflush(stdout);
       auto t0 = steady::now();
@@ -584,6 +639,80 @@ TEST_CASE("netns: a worker host whose link is cut is lost within lost_after, "
   CHECK(run.owner.wait(20s) == 0);
   for (auto& h : run.hosts)
     CHECK(h.wait(30s) == 0);
+}
+
+TEST_CASE("netns: a stopped worker host (SIGSTOP) is lost within lost_after, "
+          "and joins again once resumed") {
+  support::netlab::skip_if_unavailable();
+  lab_run run{"stop"};
+  REQUIRE(run.next("joined ") == "4");
+  REQUIRE(run.next("lose h2 now").empty());
+  // The host's process and its workers (its process group): its kernel
+  // still answers, so TCP alone sees nothing wrong.
+  auto h2 = run.hosts[1].pid();
+  struct resume {
+    pid_t group;
+    ~resume() {
+      ::kill(-group, SIGCONT);
+    }
+  } resumed{h2};
+  auto t0 = steady::now();
+  REQUIRE(::kill(-h2, SIGSTOP) == 0);
+  auto lost = run.next("lost h2 after ");
+  auto seen_after = ms_since(t0);
+  INFO(run.transcript());
+  REQUIRE(!lost.empty());
+  MESSAGE("a stopped host was noticed "
+          << seen_after << " ms after SIGSTOP (lost_after 2000 ms)");
+  CHECK(seen_after < 2000 + 1000);
+  CHECK(run.next("restore h2 now").empty());
+  REQUIRE(::kill(-h2, SIGCONT) == 0);
+  CHECK(!run.next("h2 rejoined after ").empty());
+  CHECK(run.next("exact ") == "1");
+  CHECK(run.owner.wait(20s) == 0);
+  for (auto& h : run.hosts)
+    CHECK(h.wait(30s) == 0);
+}
+
+TEST_CASE("loopback: a stopped idle worker host is lost within lost_after, "
+          "and the pool's join does not wait for it") {
+  actors::pool_options opts;
+  opts.lost_after = 500ms;
+  loopback_pool lp{1, opts};
+  auto& p = lp.pool;
+  support::subprocess::options own;
+  own.with_stderr = true;
+  own.own_group = true; // the host and its workers, stopped together
+  support::subprocess a{self_exe(),
+                        {"--actors-worker",
+                         "127.0.0.1:" + std::to_string(p.port()),
+                         "--actors-key-file", lp.key, "--actors-processes",
+                         "1"},
+                        own};
+  REQUIRE(p.wait_for_remote_workers(1, 20s));
+  struct resume {
+    pid_t group;
+    ~resume() {
+      ::kill(-group, SIGCONT);
+    }
+  } resumed{a.pid()};
+  auto t0 = steady::now();
+  REQUIRE(::kill(-a.pid(), SIGSTOP) == 0);
+  CHECK(remote_workers_become(p, 0, 5s));
+  auto lost = ms_since(t0);
+  MESSAGE("a stopped idle host was lost after " << lost
+                                                << " ms (lost_after 500 ms)");
+  CHECK(lost < 500 + 1000);
+  CHECK(p.map(parent_pid, std::vector<int>{1, 2, 3})
+        == std::vector<int>(3, static_cast<int>(::getpid())));
+  p.close();
+  p.join();
+  // Resumed, its worker reads that it was let go (told to retire; a fresh
+  // one finds the door shut) and the host ends.
+  REQUIRE(::kill(-a.pid(), SIGCONT) == 0);
+  auto code = a.wait(20s);
+  INFO(a.read_all(1s));
+  CHECK(code == 0);
 }
 
 TEST_CASE("netns: a host without the key is refused, the others serve") {

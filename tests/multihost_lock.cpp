@@ -206,8 +206,14 @@ std::vector<int> misuse_and_recursion(actors::lock l, actors::rlock r,
   out.push_back(code([&] { l.unlock(); }));          // not_owner
   out.push_back(code([&] { l.lock(); }));            // 0
   out.push_back(code([&] { l.lock(); }));            // would_deadlock
-  out.push_back(code([&] { l.try_lock(); }));        // would_deadlock
-  out.push_back(code([&] { l.try_lock_for(50ms); })); // would_deadlock
+  // Asking again without waiting forever: false, at once (-1: true).
+  auto t0 = clock_type::now();
+  out.push_back(code([&] { out.push_back(l.try_lock() ? -1 : 0); }));
+  out.push_back(code([&] { out.push_back(l.try_lock_for(5s) ? -1 : 0); }));
+  out.push_back(code([&] {
+    out.push_back(l.acquire(0s) == actors::lock::acquired::no ? 0 : -1);
+  }));
+  out.push_back(clock_type::now() - t0 < 2s ? 0 : -1);
   out.push_back(code([&] { l.unlock(); }));          // 0
   out.push_back(code([&] { l.unlock(); }));          // not_owner
   r.lock();
@@ -258,9 +264,10 @@ std::pair<int, std::string> wait_for_lock(actors::lock held, actors::lock l,
 }
 
 // Holds `l`, then forks: the copy must not speak on this thread's
-// connection (there it would be the holder: would_deadlock), it gets one
-// of its own (so the lock is busy); then this thread's connection still
-// works. The copy's exit code: 0 busy, 1 taken, 2 would_deadlock, 3 other.
+// connection (there it would be the holder, and release the lock), it gets
+// one of its own (so it does not hold the lock); then this thread's
+// connection still works. The copy's exit code: 0 not_owner, 1 released,
+// 3 other.
 std::vector<int> fork_while_holding(actors::lock l) {
   l.lock();
   std::fflush(nullptr);
@@ -268,9 +275,10 @@ std::vector<int> fork_while_holding(actors::lock l) {
   if (pid == 0) {
     int rc = 3;
     try {
-      rc = l.try_lock() ? 1 : 0;
+      l.unlock();
+      rc = 1;
     } catch (const actors::error& e) {
-      rc = e.code() == actors::errc::would_deadlock ? 2 : 3;
+      rc = e.code() == actors::errc::not_owner ? 0 : 3;
     }
     ::_exit(rc);
   }
@@ -499,8 +507,13 @@ TEST_CASE("remotely: an rlock is re-entrant and exclusive, and misuse is typed "
   std::vector<int> expected{as_int(actors::errc::not_owner),
                             0,
                             as_int(actors::errc::would_deadlock),
-                            as_int(actors::errc::would_deadlock),
-                            as_int(actors::errc::would_deadlock),
+                            0, // try_lock: false
+                            0,
+                            0, // try_lock_for: false
+                            0,
+                            0, // acquire(0s): no
+                            0,
+                            0, // at once
                             0,
                             as_int(actors::errc::not_owner),
                             1,

@@ -74,6 +74,54 @@ void use_end_from_queue(actors::queue<actors::connection<int>> q) {
   conn.send(conn.recv() + 1);
 }
 
+// -- pipe ends handed on and closed at once by whoever handed them on -------
+
+using ends = std::vector<actors::connection<std::string>>;
+
+// Receives ends on `conn` (acknowledging them with an empty message when
+// `ack`), then sends on the first.
+void send_on_received_end(actors::connection<ends> conn, bool ack) {
+  auto got = conn.recv(30s);
+  if (ack)
+    conn.send({});
+  got.at(0).send("through a passed end");
+}
+
+void send_on_end(actors::connection<std::string> end) {
+  end.send("through a passed end");
+}
+
+int send_on_end_task(actors::connection<std::string> end) {
+  end.send("through a passed end");
+  end.close();
+  return 1;
+}
+
+void send_on_end_from_queue(actors::queue<actors::connection<std::string>> q) {
+  q.get(30s).send("through a passed end");
+}
+
+// Makes a one-way pipe, hands both ends to the parent, closes its own
+// copies and waits to be killed: the pipe lives in this process.
+void own_a_pipe(actors::queue<ends> back) {
+  auto [r, w] = actors::pipe<std::string>(false);
+  back.put({r, w});
+  r.close();
+  w.close();
+  for (;;)
+    ::pause();
+}
+
+// Puts the end it was given into `q` and closes its copy at once; waits to
+// be killed (its hold on what it sent lasts while it lives).
+void pass_end_on(actors::connection<std::string> end,
+                 actors::queue<actors::connection<std::string>> q) {
+  q.put(end);
+  end.close();
+  for (;;)
+    ::pause();
+}
+
 } // namespace
 
 TEST_CASE("a duplex pipe carries messages both ways, in order") {
@@ -217,10 +265,19 @@ TEST_CASE("wait returns the ends that can receive, or none on timeout") {
   b2.send(1);
   auto ready = actors::wait<int>({a1, a2}, 5s);
   REQUIRE(ready.size() == 1);
+  // The ready end compares equal to the one given, as Python returns it.
+  CHECK(ready[0] == a2);
+  CHECK(ready[0] != a1);
   CHECK(ready[0].recv() == 1);
   b1.send(2);
   b2.send(3);
-  CHECK(actors::wait<int>({a1, a2}, 5s).size() == 2);
+  auto both = actors::wait<int>({a2, a1}, 5s);
+  CHECK(both == std::vector<actors::connection<int>>{a2, a1});
+  // Ends of one pipe differ; a copy, even closed, is the same end.
+  CHECK(a1 != b1);
+  auto copy = a1;
+  copy.close();
+  CHECK(copy == a1);
 }
 
 TEST_CASE("many small messages keep their order across processes") {
@@ -257,6 +314,127 @@ TEST_CASE("pipe ends travel through queues") {
   CHECK(a.recv(10s) == 42);
   REQUIRE(child.join(10s));
   CHECK(child.exitcode() == 0);
+}
+
+// An end in flight stays held until its receiver holds it (Python dups the
+// descriptor when it pickles it): its sender may close its copy at once,
+// and what the receiver sends on it arrives, then the end of the pipe
+// once the receiver is gone.
+
+namespace {
+
+// What `r` receives after the one message: the end of the pipe.
+void expect_message_then_end(actors::connection<std::string>& r) {
+  CHECK(r.recv(10s) == "through a passed end");
+  CHECK(code_of([&] { r.recv(10s); }) == actors::errc::end_of_pipe);
+}
+
+} // namespace
+
+TEST_CASE("an end sent in a message and closed at once by its sender: what "
+          "the receiver sends on it arrives") {
+  for (int round = 0; round < 5; ++round) {
+    CAPTURE(round);
+    auto [r, w] = actors::pipe<std::string>(false);
+    auto [mine, theirs] = actors::pipe<ends>();
+    actors::process child{send_on_received_end, theirs, false};
+    child.start();
+    theirs.close();
+    mine.send({w});
+    w.close();
+    expect_message_then_end(r);
+    REQUIRE(child.join(10s));
+    CHECK(child.exitcode() == 0);
+  }
+}
+
+TEST_CASE("an end sent in a message, closed by its sender once the receiver "
+          "said it has it: what the receiver sends on it arrives") {
+  for (int round = 0; round < 5; ++round) {
+    CAPTURE(round);
+    auto [r, w] = actors::pipe<std::string>(false);
+    auto [mine, theirs] = actors::pipe<ends>();
+    actors::process child{send_on_received_end, theirs, true};
+    child.start();
+    theirs.close();
+    mine.send({w});
+    CHECK(mine.recv(10s).empty()); // the child has it
+    w.close();
+    expect_message_then_end(r);
+    REQUIRE(child.join(10s));
+    CHECK(child.exitcode() == 0);
+  }
+}
+
+TEST_CASE("an end put into a queue and closed at once by its sender: what "
+          "its getter sends on it arrives") {
+  for (int round = 0; round < 3; ++round) {
+    CAPTURE(round);
+    auto [r, w] = actors::pipe<std::string>(false);
+    actors::queue<actors::connection<std::string>> q{actors::unbounded};
+    q.put(w);
+    w.close();
+    actors::process child{send_on_end_from_queue, q};
+    child.start();
+    expect_message_then_end(r);
+    REQUIRE(child.join(10s));
+  }
+}
+
+TEST_CASE("an end passed through a queue between two children: the queue's "
+          "process does not hold it, its getter does") {
+  auto [r, w] = actors::pipe<std::string>(false);
+  actors::queue<actors::connection<std::string>> q{actors::unbounded};
+  actors::process passer{pass_end_on, w, q};
+  passer.start();
+  w.close(); // the passer holds it now
+  actors::process user{send_on_end_from_queue, q};
+  user.start();
+  CHECK(r.recv(10s) == "through a passed end");
+  REQUIRE(user.join(10s));
+  // The passer handed its end on and closed its copy; the user is gone:
+  // nobody holds the write end (this process only carried it in its queue).
+  CHECK(code_of([&] { r.recv(10s); }) == actors::errc::end_of_pipe);
+  passer.kill();
+  REQUIRE(passer.join(10s));
+}
+
+TEST_CASE("an end of a pipe owned by a third process, passed to a child as "
+          "its argument and closed at once: what the child sends arrives") {
+  actors::queue<ends> back{actors::unbounded};
+  actors::process owner{own_a_pipe, back};
+  owner.start();
+  auto got = back.get(10s);
+  auto r = got.at(0);
+  auto w = got.at(1);
+  for (int round = 0; round < 3; ++round) {
+    CAPTURE(round);
+    auto extra = w; // this process still holds it after the last round
+    actors::process child{send_on_end, extra};
+    child.start();
+    if (round == 2)
+      w.close();
+    CHECK(r.recv(10s) == "through a passed end");
+    REQUIRE(child.join(10s));
+  }
+  CHECK(code_of([&] { r.recv(10s); }) == actors::errc::end_of_pipe);
+  owner.kill();
+  REQUIRE(owner.join(10s));
+}
+
+TEST_CASE("an end passed as a pool task's argument and closed at once: what "
+          "the task sends arrives") {
+  actors::pool p{1};
+  for (int round = 0; round < 3; ++round) {
+    CAPTURE(round);
+    auto [r, w] = actors::pipe<std::string>(false);
+    auto result = p.apply_async(send_on_end_task, w);
+    w.close();
+    CHECK(r.recv(10s) == "through a passed end");
+    CHECK(result.get(10s) == 1);
+    // The worker closed its copy; nobody holds the write end any more.
+    CHECK(code_of([&] { r.recv(10s); }) == actors::errc::end_of_pipe);
+  }
 }
 
 TEST_CASE("a writer killed right after its sends: every message, then end of pipe") {

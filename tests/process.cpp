@@ -3,6 +3,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -12,14 +13,19 @@
 #include <sched.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <future>
 #include <map>
+#include <set>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <unistd.h>
 #include <vector>
 
 #include "actors/all.hpp"
+#include "fork_server.hpp" // libactors/src: the server's pid
 #include "support/error_code.hpp"
+#include "support/proc_stats.hpp"
 #include "support/subprocess.hpp"
 
 using namespace std::chrono_literals;
@@ -498,6 +504,16 @@ void starts_light() {
   std::exit(code);
 }
 
+// The fork server: a child of this process (0 if none). Asked of the
+// library: the server names itself actors-fork-srv only once it runs.
+pid_t find_fork_server() {
+  return std::max<pid_t>(0, actors::detail::fork_server::pid());
+}
+
+int own_pid(int) {
+  return static_cast<int>(::getpid());
+}
+
 } // namespace
 
 TEST_CASE("at exit, daemon children are terminated and the others joined") {
@@ -578,19 +594,7 @@ TEST_CASE("a child whose arguments hold no handle starts without an actor system
 }
 
 TEST_CASE("a killed fork server is replaced by exec: children still start") {
-  // The server is this process's child named actors-fork-srv.
-  pid_t server = 0;
-  for (auto pid : support::list_children()) {
-    std::string comm;
-    if (std::FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/comm").c_str(), "r")) {
-      char buf[64] = {};
-      if (std::fgets(buf, sizeof(buf), f))
-        comm = buf;
-      std::fclose(f);
-    }
-    if (comm == "actors-fork-srv\n")
-      server = pid;
-  }
+  auto server = find_fork_server();
   REQUIRE(server > 0);
   ::kill(server, SIGKILL);
   REQUIRE(::waitpid(server, nullptr, 0) == server);
@@ -610,4 +614,63 @@ TEST_CASE("in a child the thread API acts on the calling thread") {
   p.start();
   REQUIRE(p.join(10s));
   CHECK(p.exitcode() == 0);
+}
+
+TEST_CASE("a stopped fork server: start keeps its promise, a pool replaces a "
+          "killed worker, and no child comes twice") {
+  auto server = find_fork_server();
+  REQUIRE(server > 0);
+  CHECK(parent_of(server) == ::getpid());
+  actors::pool pool{1};
+  auto worker = pool.map(own_pid, std::vector<int>{0}).at(0);
+  REQUIRE(::kill(server, SIGSTOP) == 0);
+  // Resumed however the case ends.
+  struct resume {
+    pid_t pid;
+    ~resume() {
+      ::kill(pid, SIGCONT);
+    }
+  } resumed{server};
+  REQUIRE(support::eventually(
+    [&] { return support::process_state(server) == 'T'; }, 5s));
+  // The pool's feeder asks the server for a fresh worker, and so does
+  // start: each must get one within process.hpp's promise (10 s).
+  REQUIRE(::kill(worker, SIGKILL) == 0);
+  actors::process p{blocks};
+  auto t0 = std::chrono::steady_clock::now();
+  auto started = std::async(std::launch::async, [&] { p.start(); });
+  auto in_time = started.wait_for(10s) == std::future_status::ready;
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+    std::chrono::steady_clock::now() - t0);
+  MESSAGE("start returned after " << took.count() << " ms");
+  CHECK(in_time);
+  auto replaced = pool.map_async(own_pid, std::vector<int>{1});
+  int fresh = 0;
+  CHECK_NOTHROW(fresh = replaced.get(10s).at(0));
+  CHECK(fresh != worker);
+  CHECK(fresh > 0);
+  // Given up on (and said so on stderr): children are exec'd from now on.
+  CHECK(actors::detail::fork_server::pid() == -1);
+  // A server that resumes must not fork a child for a request it was
+  // given up on: it is gone, and the only children running are the pool's
+  // worker and p.
+  ::kill(server, SIGCONT);
+  started.get();
+  CHECK(support::wait_ended(server, 5s));
+  std::set<pid_t> running;
+  for (auto pid : support::list_children())
+    if (support::process_running(pid))
+      running.insert(pid);
+  auto listed = [](const std::set<pid_t>& pids) {
+    std::string text;
+    for (auto pid : pids)
+      text += std::to_string(pid) + " ";
+    return text;
+  };
+  CHECK(listed(running)
+        == listed(std::set<pid_t>{*p.pid(), static_cast<pid_t>(fresh)}));
+  p.kill();
+  p.join();
+  pool.close();
+  pool.join();
 }

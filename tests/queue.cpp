@@ -14,6 +14,8 @@
 #include <unistd.h>
 #include <vector>
 
+#include <fcntl.h>
+#include <poll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -106,6 +108,25 @@ void put_until_refused(actors::queue<int> q,
   }
 }
 
+// Puts "data" into `q` and reports 0, or the code of the put's error.
+void put_once_reporting(actors::queue<std::string> q,
+                        actors::queue<int> report) {
+  try {
+    q.put("data");
+    report.put(0);
+  } catch (const actors::error& e) {
+    report.put(e.code().value());
+  }
+}
+
+// Puts once and reports; waits for `go`, then does the same again.
+void put_twice_reporting(actors::queue<std::string> q, actors::queue<int> go,
+                         actors::queue<int> report) {
+  put_once_reporting(q, report);
+  go.get(30s);
+  put_once_reporting(q, report);
+}
+
 void put_big(actors::queue<std::string> q, std::size_t size) {
   std::string s(size, 'x');
   s.front() = 'a';
@@ -146,7 +167,7 @@ TEST_CASE("bad arguments are clear errors") {
   CHECK(code_of([] { actors::queue<int> q{-1}; })
         == actors::errc::invalid_argument);
   actors::queue<int> q{actors::unbounded};
-  CHECK(code_of([&] { q.get(-1ms); }) == actors::errc::invalid_argument);
+  CHECK(code_of([&] { q.get(-1ms); }) == actors::errc::queue_empty); // zero
   actors::queue<int> empty;
   CHECK(code_of([&] { empty.put(1); }) == actors::errc::invalid_argument);
 }
@@ -394,6 +415,41 @@ TEST_CASE("puts racing a close: the producer is refused soon, nothing is lost") 
   REQUIRE(producer.join(10s));
 }
 
+TEST_CASE("a queue closed before a producer process existed refuses its "
+          "put") {
+  for (long maxsize : {actors::unbounded, 4L}) {
+    CAPTURE(maxsize);
+    actors::queue<std::string> q{maxsize};
+    actors::queue<int> report{actors::unbounded};
+    q.close();
+    actors::process producer{put_once_reporting, q, report};
+    producer.start();
+    CHECK(static_cast<actors::errc>(report.get(10s)) == actors::errc::closed);
+    REQUIRE(producer.join(10s));
+    // Nothing landed: drained and closed.
+    CHECK(code_of([&] { q.get_nowait(); }) == actors::errc::closed);
+  }
+}
+
+TEST_CASE("a put that begins after the close returned is refused, also by a "
+          "producer that put before") {
+  for (int round = 0; round < 5; ++round) {
+    CAPTURE(round);
+    actors::queue<std::string> q{actors::unbounded};
+    actors::queue<int> go{actors::unbounded};
+    actors::queue<int> report{actors::unbounded};
+    actors::process producer{put_twice_reporting, q, go, report};
+    producer.start();
+    REQUIRE(report.get(10s) == 0);
+    CHECK(q.get(10s) == "data");
+    q.close();
+    go.put(1); // the producer's second put begins after this
+    CHECK(static_cast<actors::errc>(report.get(10s)) == actors::errc::closed);
+    REQUIRE(producer.join(10s));
+    CHECK(code_of([&] { q.get_nowait(); }) == actors::errc::closed);
+  }
+}
+
 namespace {
 
 // A connection to this process's hub, as a stranger would make one.
@@ -523,6 +579,183 @@ TEST_CASE("the hub hangs up on a stranger and serves its queues meanwhile") {
   REQUIRE(producer.join(10s));
 }
 
+namespace {
+
+// Whether the hub has hung up on `fd` already (not waiting).
+bool hung_up_now(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  if (::poll(&p, 1, 0) <= 0)
+    return false;
+  char byte;
+  auto n = ::recv(fd, &byte, 1, MSG_DONTWAIT | MSG_PEEK);
+  return n == 0 || (n < 0 && errno == ECONNRESET);
+}
+
+std::size_t hung_up_among(const std::vector<int>& fds, std::size_t first,
+                          std::size_t last) {
+  std::size_t n = 0;
+  for (auto i = first; i < last; ++i)
+    n += hung_up_now(fds[i]) ? 1 : 0;
+  return n;
+}
+
+// Raises the soft limit on open files to `needed`; false if the hard limit
+// does not allow it.
+bool allow_open_files(rlim_t needed) {
+  rlimit lim;
+  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0)
+    return false;
+  if (lim.rlim_cur >= needed)
+    return true;
+  if (lim.rlim_max != RLIM_INFINITY && lim.rlim_max < needed)
+    return false;
+  lim.rlim_cur = needed;
+  return ::setrlimit(RLIMIT_NOFILE, &lim) == 0;
+}
+
+std::chrono::nanoseconds cpu_used() {
+  rusage u{};
+  ::getrusage(RUSAGE_SELF, &u);
+  return std::chrono::seconds{u.ru_utime.tv_sec + u.ru_stime.tv_sec}
+         + std::chrono::microseconds{u.ru_utime.tv_usec + u.ru_stime.tv_usec};
+}
+
+} // namespace
+
+TEST_CASE("the hub drops a local connection that never says hello at its "
+          "deadline") {
+  using actors::detail::queue_hub;
+  actors::queue<int> q{actors::unbounded};
+  auto& hub = actors::detail::runtime::get().hub();
+  auto t0 = std::chrono::steady_clock::now();
+  auto fd = connect_to_hub(hub.address());
+  REQUIRE(fd >= 0);
+  CHECK(hung_up(fd, 10s));
+  auto took = std::chrono::steady_clock::now() - t0;
+  ::close(fd);
+  CHECK(took >= queue_hub::hello_deadline - 100ms);
+  CHECK(took < queue_hub::hello_deadline + 2s);
+  MESSAGE("silent connection dropped after "
+          << std::chrono::duration_cast<std::chrono::milliseconds>(took)
+               .count()
+          << " ms");
+}
+
+TEST_CASE("a flood of silent connections: the oldest beyond the bound go at "
+          "once, the rest at the deadline, and clients are served "
+          "meanwhile") {
+  using actors::detail::queue_hub;
+  constexpr std::size_t extra = 300;
+  constexpr std::size_t flood = queue_hub::max_pending + extra;
+  // This process holds both ends of each connection.
+  if (!allow_open_files(2 * flood + 256)) {
+    MESSAGE("skipped: the hard limit on open files is too low");
+    return;
+  }
+  actors::queue<int> q{actors::unbounded};
+  auto& hub = actors::detail::runtime::get().hub();
+  std::vector<int> fds;
+  auto t0 = std::chrono::steady_clock::now();
+  for (std::size_t i = 0; i < flood; ++i) {
+    fds.push_back(connect_to_hub(hub.address()));
+    REQUIRE(fds.back() >= 0);
+  }
+  // The oldest beyond the bound are dropped as the newest are accepted.
+  CHECK(support::eventually(
+    [&] { return hung_up_among(fds, 0, extra) == extra; }, 10s));
+  CHECK(hub.pending() <= queue_hub::max_pending);
+  auto early = std::chrono::steady_clock::now() - t0;
+  if (early < queue_hub::hello_deadline - 500ms)
+    CHECK(hung_up_among(fds, extra, flood) == 0); // before their deadline
+  else
+    MESSAGE("not checked that the newest wait: the flood took "
+            << std::chrono::duration_cast<std::chrono::milliseconds>(early)
+                 .count()
+            << " ms");
+  // A client is served while they wait.
+  actors::process producer{produce, q, 0, 10};
+  producer.start();
+  for (int i = 0; i < 10; ++i)
+    CHECK(q.get(10s) == i);
+  REQUIRE(producer.join(10s));
+  // The rest go at their deadline.
+  CHECK(support::eventually(
+    [&] { return hung_up_among(fds, 0, flood) == flood; }, 10s));
+  auto all = std::chrono::steady_clock::now() - t0;
+  CHECK(all < queue_hub::hello_deadline + 3s);
+  CHECK(hub.pending() == 0);
+  for (auto fd : fds)
+    ::close(fd);
+  MESSAGE(flood << " silent connections all dropped after "
+                << std::chrono::duration_cast<std::chrono::milliseconds>(all)
+                     .count()
+                << " ms");
+}
+
+TEST_CASE("out of descriptors with strangers waiting, the hub does not spin "
+          "and serves again once it has descriptors") {
+  using actors::detail::queue_hub;
+  actors::queue<int> q{actors::unbounded};
+  auto& hub = actors::detail::runtime::get().hub();
+  auto name = hub.address();
+  rlimit before;
+  REQUIRE(::getrlimit(RLIMIT_NOFILE, &before) == 0);
+  // A stranger (a forked child: system calls only, this process has
+  // threads) connects 64 times once told, and waits to be killed.
+  int go[2];
+  REQUIRE(::pipe2(go, O_CLOEXEC) == 0);
+  auto child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    char byte;
+    if (::read(go[0], &byte, 1) != 1)
+      ::_exit(3);
+    for (int i = 0; i < 64; ++i)
+      if (connect_to_hub(name) < 0)
+        ::_exit(4);
+    for (;;)
+      ::pause();
+  }
+  ::close(go[0]);
+  // This process may open only a few more descriptors: the hub accepts a
+  // few strangers, then runs out, with more waiting in its backlog.
+  auto open_now = [] {
+    std::size_t n = 0;
+    for (int fd = 0; fd < 4096; ++fd)
+      n += ::fcntl(fd, F_GETFD) != -1 ? 1 : 0;
+    return n;
+  };
+  rlimit low = before;
+  low.rlim_cur = open_now() + 8;
+  REQUIRE(::setrlimit(RLIMIT_NOFILE, &low) == 0);
+  REQUIRE(::write(go[1], "g", 1) == 1);
+  // The stranger is connected (in the backlog or accepted) once its
+  // connections are all made: wait for the hub to have taken some.
+  CHECK(support::eventually([&] { return hub.pending() > 0; }, 5s));
+  auto cpu0 = cpu_used();
+  // A window to measure in, not a synchronization.
+  std::this_thread::sleep_for(500ms);
+  auto used = cpu_used() - cpu0;
+  REQUIRE(::setrlimit(RLIMIT_NOFILE, &before) == 0);
+  MESSAGE("CPU used by the whole process over 500 ms out of descriptors: "
+          << std::chrono::duration_cast<std::chrono::microseconds>(used)
+               .count()
+          << " us");
+  CHECK(used < 50ms);
+  // With descriptors again, a producer is served.
+  actors::process producer{produce, q, 0, 10};
+  producer.start();
+  for (int i = 0; i < 10; ++i)
+    CHECK(q.get(10s) == i);
+  REQUIRE(producer.join(10s));
+  ::kill(child, SIGKILL);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  ::close(go[1]);
+  // The stranger's connections are gone with it or at their deadline.
+  CHECK(support::eventually([&] { return hub.pending() == 0; }, 10s));
+}
+
 TEST_CASE("at rest after traffic, the hub uses no CPU") {
   // The hub's thread and a waiting thread spin for at most 50 us before
   // they sleep: with nothing to do, the process must be idle.
@@ -625,6 +858,12 @@ void join_over_stream(int port, actors::joinable_queue<int> q,
   r.push_back(q.join(10s));
   r.push_back(static_cast<int>(code_of([&] { q.task_done(); })));
   report.put(r);
+}
+
+void put_once_over_stream(int port, actors::queue<std::string> q,
+                          actors::queue<int> report) {
+  support::use_door(port);
+  put_once_reporting(q, report);
 }
 
 // Waits in get until the queue closes, then puts until refused; reports
@@ -834,6 +1073,19 @@ TEST_CASE("over a stream: join and task_done") {
                                 actors::errc::too_many_task_done)});
   REQUIRE(child.join(10s));
   CHECK(child.exitcode() == 0);
+}
+
+TEST_CASE("over a stream: a queue closed before the producer existed "
+          "refuses its put") {
+  support::stream_door door;
+  actors::queue<std::string> q{actors::unbounded};
+  actors::queue<int> report{actors::unbounded};
+  q.close();
+  actors::process child{put_once_over_stream, door.port(), q, report};
+  child.start();
+  CHECK(static_cast<actors::errc>(report.get(30s)) == actors::errc::closed);
+  REQUIRE(child.join(10s));
+  CHECK(code_of([&] { q.get_nowait(); }) == actors::errc::closed);
 }
 
 TEST_CASE("over a stream: close is seen by a waiting get and by puts") {

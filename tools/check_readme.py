@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Checks that every fenced code block of README.md is a file of this
-repository, or a marked region of one, character for character.
+"""Checks that every fenced code block of README.md and docs/*.md is a file
+of this repository, or a marked region of one, character for character.
 
 A block names its source in the paragraph just before it, with a Markdown
 link to the file (the paragraph's last link into the repository):
@@ -10,10 +10,12 @@ link to the file (the paragraph's last link into the repository):
     ...
     ```
 
+A link is relative to the page that holds it (`../demos/...` in docs/).
 The block must equal the whole file, or with `#NAME` the lines between the
 comment lines `readme: begin NAME` and `readme: end NAME` (`//` or `#`
 comments). A block that names no file, a missing file or region, or any
-difference fails the check. Besides, every Python file shown must compile,
+difference fails the check, as does a local link (outside code blocks)
+to a missing file, or to a missing heading of a page. Besides, every Python file shown must compile,
 every shell script shown must parse (sh -n), and with
 
   --build DIR  every C++ source shown must be compiled by the Ninja build
@@ -24,11 +26,13 @@ every shell script shown must parse (sh -n), and with
                of the Python blocks of the seed document FILE (trailing
                blanks aside).
 
-usage: tools/check_readme.py [--build DIR] [--seed FILE] [README]
+usage: tools/check_readme.py [--build DIR] [--seed FILE] [PAGE...]
+       (default: README.md and every docs/*.md)
 """
 
 import argparse
 import difflib
+import glob
 import os
 import re
 import subprocess
@@ -76,10 +80,12 @@ def blocks(text):
             l + "\n" for l in body)
 
 
-def source(link):
-    """The text a link names: a whole file, or a region of it."""
+def source(link, page_dir):
+    """The text a link names: a whole file, or a region of it; the path
+    returned is relative to the top of the repository."""
     path, _, region = link.partition("#")
-    full = os.path.join(ROOT, path)
+    full = os.path.normpath(os.path.join(page_dir, path))
+    path = os.path.relpath(full, ROOT)
     if not os.path.isfile(full):
         raise LookupError(f"{path}: no such file")
     with open(full, encoding="utf-8") as f:
@@ -103,6 +109,47 @@ def source(link):
     return path, "".join(out)
 
 
+def anchors(path):
+    """The anchors of a Markdown page's headings, as GitHub makes them."""
+    out, fence = set(), None
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            m = FENCE.match(line.rstrip("\n"))
+            if m:
+                fence = None if fence else m.group(2)[0]
+                continue
+            h = re.match(r"^#{1,6} (.*)$", line)
+            if h and fence is None:
+                a = re.sub(r"[^\w\- ]", "", h.group(1).strip().lower())
+                out.add(a.replace(" ", "-"))
+    return out
+
+
+def dead_links(text, page, page_dir):
+    """Local links (outside code blocks) whose file or heading is missing."""
+    errors, fence = [], None
+    for n, line in enumerate(text.split("\n"), 1):
+        m = FENCE.match(line)
+        if m:
+            fence = None if fence else m.group(2)[0]
+            continue
+        if fence:
+            continue
+        for target in LINK.findall(line):
+            if "://" in target or target.startswith("mailto:"):
+                continue
+            path, _, frag = target.partition("#")
+            full = (os.path.normpath(os.path.join(page_dir, path)) if path
+                    else page)
+            if not os.path.exists(full):
+                errors.append(f"{os.path.relpath(page)}:{n}: link to "
+                              f"{target}: no such file")
+            elif frag and full.endswith(".md") and frag not in anchors(full):
+                errors.append(f"{os.path.relpath(page)}:{n}: link to "
+                              f"{target}: no such heading")
+    return errors
+
+
 def python_blocks(seed):
     with open(seed, encoding="utf-8") as f:
         text = f.read()
@@ -119,8 +166,10 @@ def main():
                                     "every C++ source shown")
     ap.add_argument("--seed", help="the seed document the seed scenarios' "
                                    "Python comes from")
-    ap.add_argument("readme", nargs="?", default=os.path.join(ROOT, "README.md"))
+    ap.add_argument("pages", nargs="*")
     args = ap.parse_args()
+    pages = args.pages or [os.path.join(ROOT, "README.md")] + sorted(
+        glob.glob(os.path.join(ROOT, "docs", "*.md")))
 
     compiled = None
     if args.build:
@@ -129,10 +178,19 @@ def main():
         compiled = set(re.findall(r" -c (\S+)", out))
     seed = python_blocks(args.seed) if args.seed else None
 
-    with open(args.readme, encoding="utf-8") as f:
+    failed = 0
+    for page in pages:
+        failed += check(page, compiled, seed, args)
+    return 1 if failed else 0
+
+
+def check(page, compiled, seed, args):
+    """Checks one page; returns 1 when a block fails."""
+    with open(page, encoding="utf-8") as f:
         readme = f.read()
-    name = os.path.relpath(args.readme)
-    errors = []
+    name = os.path.relpath(page)
+    page_dir = os.path.dirname(os.path.abspath(page))
+    errors = dead_links(readme, os.path.abspath(page), page_dir)
     count = 0
     for line, link, body in blocks(readme):
         count += 1
@@ -142,7 +200,7 @@ def main():
                           "paragraph before it with a link to its file)")
             continue
         try:
-            path, text = source(link)
+            path, text = source(link, page_dir)
         except LookupError as e:
             errors.append(f"{where}: {e}")
             continue

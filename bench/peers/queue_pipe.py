@@ -15,6 +15,10 @@ def queue_big_producer(q, n):
         q.put(mib)
 
 
+def queue_huge_producer(q):
+    q.put(b"x" * (256 << 20))
+
+
 def pong(c, n):
     for _ in range(n):
         c.send(c.recv())
@@ -49,6 +53,17 @@ if __name__ == "__main__":
     s = time.perf_counter() - t0
     p.join()
     print(f"python queue 1 MiB: {n * 1048576 / s / 1e9:.2f} GB/s")
+
+    q = mp.Queue()
+    p = mp.Process(target=queue_huge_producer, args=(q,))
+    t0 = time.perf_counter()
+    p.start()
+    item = q.get()
+    s = time.perf_counter() - t0
+    p.join()
+    assert len(item) == 256 << 20
+    del item
+    print(f"python queue 256 MiB item: {s * 1e3:.0f} ms")
 
     n = 2000
     a, b = mp.Pipe()

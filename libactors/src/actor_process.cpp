@@ -8,11 +8,18 @@
 // exit status from the runtime's reaper. A down message saying the link is
 // gone is only a symptom; the exit status names the cause.
 //
-//   child  -> guardian  ready(actor) | failed(what)  once, at start
+//   child  -> guardian  ready(actor, checker) | failed(what)  once, at start
 //   reaper -> guardian  exited(code)                 when the process ended
 //   guardian: down(actor)     normal/error: ends with that reason
 //                             link lost: waits for exited (lost_grace)
 //             exit_msg        forwarded to the actor; killed if overdue
+//
+// A request reaches the actor with the child's reply checker as the next
+// stage of its forwarding stack: the actor's answer goes there first, in
+// the child, where a type that cannot cross is found before BASP would
+// drop the answer (CAF 0.17 drops, silently for the requester); the
+// checker then answers the requester as the actor, or with
+// errc::not_registered naming the type.
 
 #include "actors/actor_process.hpp"
 
@@ -21,6 +28,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
+
+#include <unistd.h>
 
 #include <caf/event_based_actor.hpp>
 #include <caf/scoped_actor.hpp>
@@ -59,6 +68,7 @@ using failed_atom = caf::atom_constant<caf::atom("a_failed")>;
 using exited_atom = caf::atom_constant<caf::atom("a_exited")>;
 using lost_atom = caf::atom_constant<caf::atom("a_lost")>;
 using overdue_atom = caf::atom_constant<caf::atom("a_overdue")>;
+using checker_atom = caf::atom_constant<caf::atom("a_checker")>;
 
 // How long a guardian waits for the exit status of a process whose link
 // broke before it concludes that the process lives on without a link.
@@ -126,6 +136,7 @@ namespace {
 
 struct guardian_state {
   caf::actor actor; // the actor, once it runs
+  caf::actor checker; // the reply checker in its process
   std::vector<caf::response_promise> waiting; // spawners waiting for it
   caf::error failure;                         // why it never ran
   std::optional<int> exitcode;                // of the process
@@ -145,6 +156,62 @@ std::string unregistered(caf::actor_system& sys, const caf::message& msg) {
       missing += (missing.empty() ? "" : ", ") + demangle(type.second->name());
   }
   return missing;
+}
+
+// In the child: the answers of its actor to requests, on their way back.
+// An answer that can cross goes on as the actor's own (`actor` its
+// sender); one that cannot fails the request with errc::not_registered.
+caf::behavior reply_checker(caf::event_based_actor* self,
+                            caf::actor_addr actor) {
+  // On to the next stage, or back to the requester, as the actor's answer
+  // (what caf::response_promise::deliver does).
+  auto pass_on = [=](caf::message msg) {
+    auto* e = self->current_mailbox_element();
+    auto& stages = e->stages;
+    if (!stages.empty()) {
+      auto next = std::move(stages.back());
+      stages.pop_back();
+      next->enqueue(caf::make_mailbox_element(std::move(e->sender), e->mid,
+                                              std::move(stages),
+                                              std::move(msg)),
+                    self->context());
+    } else if (e->sender) {
+      e->sender->enqueue(
+        caf::make_mailbox_element(caf::actor_cast<caf::strong_actor_ptr>(
+                                    actor),
+                                  e->mid.response_id(), {}, std::move(msg)),
+        self->context());
+    }
+  };
+  // An answer that is one error, down or exit message is a system message
+  // to CAF: given to these handlers, not the default handler.
+  self->set_error_handler(
+    [=](caf::error& x) { pass_on(caf::make_message(std::move(x))); });
+  self->set_down_handler(
+    [=](caf::down_msg& x) { pass_on(caf::make_message(std::move(x))); });
+  self->set_exit_handler(
+    [=](caf::exit_msg& x) { pass_on(caf::make_message(std::move(x))); });
+  self->set_default_handler(
+    [=](caf::scheduled_actor*,
+        caf::message_view& x) -> caf::result<caf::message> {
+      auto msg = x.move_content_to_message();
+      auto missing = unregistered(self->system(), msg);
+      if (missing.empty()) {
+        pass_on(std::move(msg));
+        return caf::delegated<caf::message>{};
+      }
+      auto text = "the answer of actor process " + std::to_string(::getpid())
+                  + " (" + current_process_name() + ") holds " + missing
+                  + ", not registered: add it to actors::message_types in "
+                    "actors::init";
+      if (self->current_mailbox_element()->mid.is_async()) {
+        std::fprintf(stderr, "libactors: dropped %s\n", text.c_str());
+        return caf::message{};
+      }
+      return make_error(errc::not_registered, std::move(text));
+    });
+  // Never sent: every answer is for the handlers.
+  return {[](checker_atom) {}};
 }
 
 caf::behavior guardian(caf::stateful_actor<guardian_state>* self,
@@ -223,6 +290,18 @@ caf::behavior guardian(caf::stateful_actor<guardian_state>* self,
           std::fprintf(stderr, "libactors: dropped %s\n", text.c_str());
         return make_error(errc::not_registered, std::move(text));
       }
+      auto* e = self->current_mailbox_element();
+      if (e->mid.is_request() && self->state.checker) {
+        // Delegated, with the reply checker as the answer's next stage.
+        auto stages = std::move(e->stages);
+        stages.emplace_back(
+          caf::actor_cast<caf::strong_actor_ptr>(self->state.checker));
+        self->state.actor->enqueue(
+          caf::make_mailbox_element(std::move(e->sender), e->mid,
+                                    std::move(stages), std::move(msg)),
+          self->context());
+        return caf::delegated<caf::message>{};
+      }
       auto rp = self->make_response_promise();
       rp.delegate(self->state.actor, std::move(msg));
       return rp;
@@ -237,8 +316,9 @@ caf::behavior guardian(caf::stateful_actor<guardian_state>* self,
       self->state.waiting.push_back(rp);
       return rp;
     },
-    [=](ready_atom, caf::actor& actor) {
+    [=](ready_atom, caf::actor& actor, caf::actor& checker) {
       self->state.actor = std::move(actor);
+      self->state.checker = std::move(checker);
       self->monitor(self->state.actor);
       for (auto& rp : self->state.waiting)
         rp.deliver(true);
@@ -381,11 +461,14 @@ void serve_actor(const caf::actor& guardian,
     caf::anon_send(guardian, failed_atom::value, std::move(text));
     std::exit(1);
   }
+  // Hidden: the actor system does not wait for it at exit.
+  auto checker = sys.spawn<caf::hidden>(reply_checker, actor.address());
   caf::scoped_actor self{sys};
   self->monitor(actor);
-  caf::anon_send(guardian, ready_atom::value, actor);
+  caf::anon_send(guardian, ready_atom::value, actor, checker);
   caf::error reason;
   self->receive([&](caf::down_msg& dm) { reason = std::move(dm.reason); });
+  caf::anon_send_exit(checker, caf::exit_reason::kill);
   if (!reason || is_exit(reason, caf::exit_reason::user_shutdown))
     return;
   if (errc_of(reason) != errc::actor_failed) // printed by the handler

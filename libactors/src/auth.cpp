@@ -216,17 +216,24 @@ void client_handshake(int fd, const secret& key,
 namespace {
 
 // Connects before `deadline`: the socket (non-blocking, close-on-exec), or
-// -1 with the reason in `err`.
+// -1 with the reason in `err` (an errno) and, for a name that did not
+// resolve, in `text` (getaddrinfo's).
 int tcp_connect(const std::string& host, std::uint16_t port,
-                std::chrono::steady_clock::time_point deadline, int& err) {
+                std::chrono::steady_clock::time_point deadline, int& err,
+                std::string& text) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* found = nullptr;
   auto service = std::to_string(port);
   err = EHOSTUNREACH;
-  if (::getaddrinfo(host.c_str(), service.c_str(), &hints, &found) != 0)
+  if (auto rc = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &found);
+      rc != 0) {
+    text = "the name " + host + " did not resolve ("
+           + (rc == EAI_SYSTEM ? std::strerror(errno) : ::gai_strerror(rc))
+           + ")";
     return -1;
+  }
   int fd = -1;
   for (auto* ai = found; ai != nullptr && fd < 0; ai = ai->ai_next) {
     // Non-blocking, so that an unresponsive host costs the deadline at most.
@@ -265,13 +272,14 @@ int connect_authenticated(const std::string& host, std::uint16_t port,
                           std::chrono::milliseconds timeout, int* why) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   int err = 0;
-  auto fd = tcp_connect(host, port, deadline, err);
+  std::string text;
+  auto fd = tcp_connect(host, port, deadline, err, text);
   if (why)
     *why = err;
   if (fd < 0)
     throw error(errc::owner_unreachable,
                 "cannot connect to " + host + ":" + std::to_string(port)
-                  + ": " + std::strerror(err));
+                  + ": " + (text.empty() ? std::strerror(err) : text));
   try {
     client_handshake(fd, key, deadline, p);
   } catch (...) {

@@ -79,7 +79,8 @@ void client_handshake(int fd, const secret& key,
 /// Connects to `host:port` (a name or address) and runs the client side of
 /// the handshake for `p` within `timeout`; returns the socket (blocking,
 /// close-on-exec). Throws `errc::owner_unreachable` when no connection
-/// could be made (its errno in `*why`, if given), `errc::unauthenticated`
+/// could be made (its errno in `*why`, if given; a name that does not
+/// resolve says so, with the resolver's reason), `errc::unauthenticated`
 /// when the peer refused the key.
 int connect_authenticated(const std::string& host, std::uint16_t port,
                           const secret& key, purpose p,

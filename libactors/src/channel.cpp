@@ -33,15 +33,19 @@ caf::execution_unit& channel::context() {
 }
 
 bool channel::flush(bool block) {
+  std::lock_guard<std::mutex> guard{writing_};
+  midframe_ = false;
   while (sent_ < out_.size()) {
     auto n = ::send(fd_, out_.data() + sent_, out_.size() - sent_,
                     MSG_NOSIGNAL | (block ? 0 : MSG_DONTWAIT));
     if (n < 0) {
       if (errno == EINTR)
         continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK)
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        midframe_ = sent_ > 0;
         return true;
-      failure_ = errno;
+      }
+      failure_ = failure_ != 0 ? failure_ : errno;
       return false;
     }
     sent_ += static_cast<std::size_t>(n);
@@ -81,10 +85,11 @@ bool channel::fill(bool block) {
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
       return true;
     if (n < 0)
-      failure_ = errno;
+      failure_ = failure_ != 0 ? failure_ : errno;
     if (n <= 0)
       return false;
     in_len_ += static_cast<std::size_t>(n);
+    heard_ = std::chrono::steady_clock::now();
     return true;
   }
 }
@@ -135,6 +140,28 @@ std::optional<std::uint32_t> channel::next_size() const {
 
 void channel::shutdown_write() {
   ::shutdown(fd_, SHUT_WR);
+}
+
+bool channel::beat(std::uint8_t kind) {
+  std::unique_lock<std::mutex> guard{writing_, std::try_to_lock};
+  if (!guard.owns_lock() || midframe_)
+    return true;
+  char frame[header_size] = {0, 0, 0, 0, static_cast<char>(kind)};
+  // Whole, so that the next frame starts where it should.
+  for (std::size_t sent = 0; sent < header_size;) {
+    auto n = ::send(fd_, frame + sent, header_size - sent, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      return false;
+    sent += static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+void channel::abandon(int err) {
+  failure_ = failure_ != 0 ? failure_ : err;
+  ::shutdown(fd_, SHUT_RDWR);
 }
 
 } // namespace actors::detail

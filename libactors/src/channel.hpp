@@ -8,10 +8,12 @@
 // Actor handles inside a body still become working proxies: bodies are
 // read against the BASP broker's proxy registry, as the broker would.
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <utility>
@@ -112,8 +114,27 @@ public:
   /// Tells the peer that nothing more will come (it reads the end).
   void shutdown_write();
 
-  /// The error (an errno) that ended the stream, if one did: 0 while it
-  /// works and after an orderly end.
+  /// When bytes last arrived (or the channel was made): a peer that keeps
+  /// its channel alive (beat) and stays silent longer than it should is
+  /// stopped, hung or cut off, even if its kernel still answers.
+  std::chrono::steady_clock::time_point heard() const noexcept {
+    return heard_;
+  }
+
+  /// Sends an empty frame of `kind` from a thread other than the one
+  /// that puts and flushes: a proof of life while that one is busy (a
+  /// task). Skipped while that thread hands output to the kernel, which
+  /// proves as much, or stopped halfway through a frame. False once the
+  /// peer is gone.
+  bool beat(std::uint8_t kind);
+
+  /// Ends the channel for a peer that stopped answering: records `err` as
+  /// the failure (ETIMEDOUT) and shuts the socket both ways; fill() then
+  /// reads the end.
+  void abandon(int err);
+
+  /// The error (an errno) that ended the stream, the first one if several
+  /// did: 0 while it works and after an orderly end.
   int failure() const noexcept {
     return failure_;
   }
@@ -148,6 +169,10 @@ private:
   std::size_t in_len_ = 0;
   std::size_t read_ = 0; // consumed by next()
   int failure_ = 0;
+  std::chrono::steady_clock::time_point heard_ =
+    std::chrono::steady_clock::now();
+  std::mutex writing_; // flush() and beat(), of two threads
+  bool midframe_ = false; // flush() left part of a frame unsent
 };
 
 } // namespace actors::detail

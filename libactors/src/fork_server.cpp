@@ -1,6 +1,7 @@
 #include "fork_server.hpp"
 
 #include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -10,6 +11,7 @@
 #include <thread>
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -41,6 +43,23 @@ struct request {
   std::uint8_t channel;
 };
 
+// The answer to a request: the child's pid, sent by the child itself
+// before it does anything else (so a server stopped right after the fork
+// still answers), or -1, sent by the server when it could not fork. A
+// child whose answer cannot be sent (the owner gave up on the server and
+// shut its end) exits at once: an abandoned request never runs.
+struct reply {
+  std::uint64_t token;
+  std::int32_t pid;
+  std::int32_t unused;
+};
+
+// How long the owner waits for an answer: a healthy server answers in
+// about a millisecond; one that is stopped (SIGSTOP) or starved does not,
+// and start() must still keep its promise (a child within 10 s), so the
+// owner gives up on it and starts children by exec from then on.
+constexpr auto answer_bound = std::chrono::seconds{2};
+
 constexpr std::size_t max_name = 1024;
 
 constexpr int max_fds = 7;
@@ -48,6 +67,49 @@ constexpr int max_fds = 7;
 std::mutex mtx;      // one request at a time
 int server_fd = -1;  // our end; -1 without a server
 int server_pidfd = -1; // no pid-reuse race when ending it
+pid_t server_pid = -1;
+
+// Kills the server and collects it (waiting 1 s at most: a SIGKILLed
+// process, even a stopped one, ends at once), under `mtx`.
+void kill_server() {
+  if (server_pidfd < 0)
+    return;
+  ::syscall(SYS_pidfd_send_signal, server_pidfd, SIGKILL, nullptr, 0);
+  pollfd p{server_pidfd, POLLIN, 0};
+  while (::poll(&p, 1, 1000) < 0 && errno == EINTR) {
+  }
+  siginfo_t info;
+  ::waitid(P_PIDFD, static_cast<id_t>(server_pidfd), &info, WEXITED | WNOHANG);
+  ::close(server_pidfd);
+  server_pidfd = -1;
+}
+
+// Forgets the server, which is gone or failed us: children are spawned
+// from now on. Under `mtx`.
+void end_server() {
+  ::close(server_fd);
+  server_fd = -1;
+  kill_server();
+}
+
+// Gives up on a server that did not answer the request `token`: ends it,
+// shuts our end (a child it forked that has not answered yet then fails to
+// and exits), and returns the pid of a child that did answer meanwhile, or
+// -1. Under `mtx`.
+pid_t abandon_server(std::uint64_t token) {
+  kill_server();
+  ::shutdown(server_fd, SHUT_RD);
+  pid_t result = -1;
+  reply answer{};
+  ssize_t n;
+  while ((n = ::recv(server_fd, &answer, sizeof(answer), MSG_DONTWAIT)) > 0
+         || (n < 0 && errno == EINTR))
+    if (n == static_cast<ssize_t>(sizeof(answer)) && answer.token == token)
+      result = answer.pid;
+  ::close(server_fd);
+  server_fd = -1;
+  return result;
+}
 
 // The signals the server blocks, so that ^C or a hangup meant for the
 // program does not take the server down before the program. Blocked, not
@@ -70,6 +132,13 @@ char program_name[16];
 
 [[noreturn]] void become_child(int sock, const request& req, const char* name,
                                const char* task, int* fds, int nfds) {
+  reply answer{req.token, static_cast<std::int32_t>(::syscall(SYS_getpid)), 0};
+  ssize_t sent;
+  while ((sent = ::send(sock, &answer, sizeof(answer), MSG_NOSIGNAL)) < 0
+         && errno == EINTR) {
+  }
+  if (sent != static_cast<ssize_t>(sizeof(answer)))
+    ::_exit(0); // the owner gave up on this request
   ::close(sock);
   ::prctl(PR_SET_NAME, program_name);
   // Out of the way of 3..5 first, then onto them.
@@ -151,7 +220,7 @@ char program_name[16];
     auto expected = sizeof(req) + req.name_size + req.task_size;
     if (static_cast<std::size_t>(n) == expected && (msg.msg_flags & MSG_TRUNC) == 0
         && nfds == (req.channel != 0 ? 7 : 6)) {
-      // A child of the owner, not of this server.
+      // A child of the owner, not of this server; it answers by itself.
       pid = static_cast<pid_t>(
         ::syscall(SYS_clone, CLONE_PARENT | SIGCHLD, nullptr, nullptr, nullptr,
                   0));
@@ -161,7 +230,11 @@ char program_name[16];
     }
     for (int i = 0; i < nfds; ++i)
       ::close(fds[i]);
-    while (::send(sock, &pid, sizeof(pid), MSG_NOSIGNAL) < 0 && errno == EINTR) {
+    if (pid > 0)
+      continue;
+    reply failed{req.token, -1, 0};
+    while (::send(sock, &failed, sizeof(failed), MSG_NOSIGNAL) < 0
+           && errno == EINTR) {
     }
   }
 }
@@ -191,8 +264,14 @@ void start() {
     return;
   }
   server_fd = sv[0];
+  server_pid = pid;
   server_pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
 #endif
+}
+
+pid_t pid() {
+  std::lock_guard<std::mutex> guard{mtx};
+  return server_fd >= 0 ? server_pid : -1;
 }
 
 pid_t spawn(std::uint64_t token, int socket, int lifeline, int channel,
@@ -233,29 +312,50 @@ pid_t spawn(std::uint64_t token, int socket, int lifeline, int channel,
   c->cmsg_type = SCM_RIGHTS;
   c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
   std::memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+  // Never blocks: one request at a time leaves the socket's buffer free.
   ssize_t n;
-  while ((n = ::sendmsg(server_fd, &msg, MSG_NOSIGNAL)) < 0 && errno == EINTR) {
+  while ((n = ::sendmsg(server_fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT)) < 0
+         && errno == EINTR) {
   }
   ::close(cwd);
-  pid_t pid = -1;
-  if (n == static_cast<ssize_t>(sizeof(req) + req.name_size + req.task_size)) {
-    while ((n = ::recv(server_fd, &pid, sizeof(pid), 0)) < 0 && errno == EINTR) {
-    }
-  }
-  if (n != sizeof(pid)) {
-    // The server is gone, or failed us: spawn from now on; end and collect it.
-    ::close(server_fd);
-    server_fd = -1;
-    if (server_pidfd >= 0) {
-      ::syscall(SYS_pidfd_send_signal, server_pidfd, SIGKILL, nullptr, 0);
-      siginfo_t info;
-      ::waitid(P_PIDFD, static_cast<id_t>(server_pidfd), &info, WEXITED);
-      ::close(server_pidfd);
-      server_pidfd = -1;
-    }
+  if (n != static_cast<ssize_t>(sizeof(req) + req.name_size + req.task_size)) {
+    // The server is gone: spawn from now on.
+    end_server();
     return -1;
   }
-  return pid;
+  auto deadline = std::chrono::steady_clock::now() + answer_bound;
+  for (;;) {
+    reply answer{};
+    n = ::recv(server_fd, &answer, sizeof(answer), MSG_DONTWAIT);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n == static_cast<ssize_t>(sizeof(answer)) && answer.token == token)
+      return answer.pid;
+    if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+      // The server is gone (or failed us): spawn from now on.
+      end_server();
+      return -1;
+    }
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - std::chrono::steady_clock::now());
+    pollfd p{server_fd, POLLIN, 0};
+    if (left.count() > 0
+        && ::poll(&p, 1, static_cast<int>(left.count()) + 1) != 0)
+      continue;
+    if (std::chrono::steady_clock::now() < deadline)
+      continue;
+    // No answer in time: the server is stopped or starved. It is ended
+    // first, so that it forks nothing more; then our end is shut, so that
+    // a child it forked already but that has not answered yet fails to,
+    // and exits without running; an answer that came meanwhile is used.
+    auto late = abandon_server(token);
+    std::fprintf(stderr,
+                 "libactors: the fork server did not answer within %d s "
+                 "(stopped?): it was ended, and children are started by exec "
+                 "from now on\n",
+                 static_cast<int>(answer_bound.count()));
+    return late;
+  }
 }
 
 } // namespace actors::detail::fork_server

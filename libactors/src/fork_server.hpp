@@ -7,7 +7,9 @@
 // owner (CLONE_PARENT): the owner waits for it and reads its exit status
 // as for any other; it runs on a fresh thread, as glibc's record of the
 // cloned thread is the server's. Where there is no server, children are
-// started with posix_spawn of the same binary instead.
+// started with posix_spawn of the same binary instead; so they are once
+// the server died, or did not answer a request within 2 s (stopped,
+// starved: it is then ended, and says so on stderr).
 //
 // A child made by the server sees the program as it was at actors::init:
 // its environment is the one of that moment (the working directory is
@@ -27,6 +29,11 @@ namespace actors::detail::fork_server {
 /// (ACTORS_FORK_SERVER=0 in the environment).
 void start();
 
+/// The server's pid, or -1 while there is none: never started, or given
+/// up on by a spawn that found it dead or unanswering. Waits for a spawn
+/// in progress (2 s at most).
+pid_t pid();
+
 /// The largest serialized task sent along with a request.
 constexpr std::size_t max_inline_task = 64 * 1024;
 
@@ -35,7 +42,11 @@ constexpr std::size_t max_inline_task = 64 * 1024;
 /// `task` (a serialized closure without actor handles, at most
 /// max_inline_task bytes) the child runs it, named `name`, without asking
 /// the owner, and starts its actor system only if it needs one. Returns its
-/// pid, or -1 if there is no server.
+/// pid, or -1 if there is no server (the caller then execs the child).
+/// Blocks 2 s at most: a server that does not answer within that (stopped,
+/// starved) is ended, with a line on stderr, and there is no server from
+/// then on; a child it forked for the request either answered (its pid is
+/// returned) or exits without running.
 pid_t spawn(std::uint64_t token, int socket, int lifeline, int channel,
             const std::vector<char>* task, const std::string& name);
 

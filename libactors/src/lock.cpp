@@ -216,8 +216,8 @@ int take_native(pthread_mutex_t* m, bool once, const timespec* deadline) {
   int rc;
   if (once) {
     rc = pthread_mutex_trylock(m);
-    // Its holder asking again is an error, as for lock() (glibc records the
-    // holder's thread id).
+    // Its holder asking again: EDEADLK, as for a wait (glibc records the
+    // holder's thread id); the caller says what that means.
     if (rc == EBUSY && m->__data.__owner == ::gettid())
       rc = EDEADLK;
   } else if (deadline == nullptr) {
@@ -455,7 +455,7 @@ pthread_mutex_t* lock_handle::native() const {
 
 lock_handle::acquired lock_handle::acquire(std::optional<duration> timeout) {
   if (timeout && *timeout < duration::zero())
-    throw error(errc::invalid_argument, "a timeout must not be negative");
+    timeout = duration::zero(); // as Python: a negative timeout is zero
   if (ref_.slot == 0)
     throw error(errc::invalid_argument, "the lock handle is empty");
   if (auto* owner = route(ref_)) {
@@ -493,6 +493,10 @@ lock_handle::acquired lock_handle::acquire(std::optional<duration> timeout) {
     case EBUSY:
       return acquired::no;
     case EDEADLK:
+      // Held by this thread: a bounded call cannot get it, an unbounded
+      // one would wait for itself forever.
+      if (timeout)
+        return acquired::no;
       throw error(errc::would_deadlock,
                   "this thread holds the lock already (use an rlock to "
                   "acquire it again)");

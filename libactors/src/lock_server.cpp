@@ -204,6 +204,10 @@ void serve(int fd) {
             a.outcome = lock_protocol::not_acquired;
             break;
           case EDEADLK:
+            if (timeout_ns >= 0) { // bounded: not acquired, as here
+              a.outcome = lock_protocol::not_acquired;
+              break;
+            }
             a = failure(errc::would_deadlock,
                         "this thread holds the lock already (use an rlock "
                         "to acquire it again)");

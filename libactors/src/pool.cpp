@@ -33,6 +33,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cerrno>
+#include <climits>
 #include <csignal>
 #include <cstring>
 #include <deque>
@@ -107,7 +108,8 @@ std::string render(const caf::error& err) {
 } // namespace
 
 worker_end serve_tasks(channel& ch, const closure& initializer,
-                       std::atomic<bool>* running) {
+                       std::atomic<bool>* running,
+                       const std::atomic<bool>* dropped) {
   if (initializer) {
     try {
       initializer();
@@ -147,6 +149,13 @@ worker_end serve_tasks(channel& ch, const closure& initializer,
         auto start = clock::now();
         if (running)
           running->store(true);
+        // Both seq_cst: either this sees `dropped`, or the thread that
+        // sets it sees `running` (and ends the process).
+        if (dropped != nullptr && dropped->load()) {
+          if (running)
+            running->store(false);
+          continue; // the pool dropped us: its tasks are others' now
+        }
         o = run_task(id, call);
         if (running)
           running->store(false);
@@ -579,9 +588,18 @@ public:
       }
       if (!busy && !shut && !ch.pending())
         continue; // every task failed to serialize
+      auto silence = silence_left(w, ch);
+      if (silence >= 0 && (wait_ms < 0 || silence < wait_ms))
+        wait_ms = silence;
       auto n = ::poll(&p, 1, wait_ms);
       if (n < 0)
         continue; // EINTR
+      if (n == 0 && silent(w, ch)) {
+        std::lock_guard<std::mutex> lock{mtx};
+        return shut || w.retiring;
+      }
+      if (n == 0 && clock::now() < deadline)
+        continue;
       if (n == 0) {
         // The task overran: it fails, and its worker is replaced (the only
         // way to stop a running function), without counting as a death.
@@ -641,7 +659,15 @@ public:
   bool wait_idle(worker& w, channel& ch, std::vector<outcome>& arrived,
                  std::size_t& window) {
     pollfd p[2] = {{w.bell, POLLIN, 0}, {ch.fd(), POLLIN, 0}};
-    while (::poll(p, 2, -1) < 0) {
+    bool lost = false;
+    for (;;) {
+      auto n = ::poll(p, 2, silence_left(w, ch));
+      if (n > 0)
+        break;
+      if (n == 0 && silent(w, ch)) {
+        lost = true;
+        break;
+      }
     }
     std::uint64_t rung;
     [[maybe_unused]] auto n = ::read(w.bell, &rung, sizeof(rung));
@@ -650,12 +676,40 @@ public:
       w.idle = false;
       w.rung = false;
     }
+    if (lost)
+      return false;
     if (p[1].revents == 0)
       return true;
     auto open = ch.fill(false);
     while (auto f = ch.next())
       read_frame(*f, ch, arrived, window);
     return open;
+  }
+
+  // Milliseconds until the remote worker of `w` counts as lost if nothing
+  // arrives from it (it sends alive frames, worker.hpp); -1 for a local
+  // one, whose death the end of its channel tells at once.
+  int silence_left(const worker& w, const channel& ch) const {
+    if (!w.remote)
+      return -1;
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(
+      ch.heard() + opts.lost_after - clock::now());
+    return static_cast<int>(
+      std::clamp<std::int64_t>(left.count(), 0, INT_MAX));
+  }
+
+  // Whether the remote worker of `w` said nothing for lost_after: its host
+  // is stopped or hung, or the link is cut, even if its kernel answers
+  // TCP's keepalives. Then it is told to retire (a fresh process takes its
+  // place should the host resume) and its connection is dropped, as a
+  // cut one (ETIMEDOUT).
+  bool silent(const worker& w, channel& ch) {
+    if (!w.remote || clock::now() < ch.heard() + opts.lost_after)
+      return false;
+    if (!ch.put(retire_frame))
+      ch.flush(false);
+    ch.abandon(ETIMEDOUT);
+    return true;
   }
 
   // Workers serving now: the local ones and the remote ones joined.
@@ -816,7 +870,7 @@ public:
     if (err == ETIMEDOUT)
       return "was lost: no answer from its host for "
              + std::to_string(opts.lost_after.count())
-             + " ms (the host is down or the link is cut)";
+             + " ms (the host is down, stopped or hung, or the link is cut)";
     if (err != 0)
       return std::string{"was lost: "} + std::strerror(err);
     return "disconnected (its process or host ended)";

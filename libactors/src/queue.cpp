@@ -7,17 +7,26 @@
 // connector: set_remote_hub). The
 // queue's actor is its identity in handles and serves what needs CAF:
 //   (q_poll, id, timeout_ns)  -> ok(bool ready)   for wait_any
-//   (q_attach, role, root)    the process of `root` holds the end that
-//                             reads or writes this queue
+//   (q_attach, role, root, flight, sender)
+//                             the process of `root` holds the end that
+//                             reads or writes this queue; with a flight
+//                             (not 0), it received it from `sender`
+//   (q_depart, role, flight, sender)
+//                             the process of `sender` handed the end over:
+//                             it holds it until the receiver's attach
 //   (q_detach, id, role, root) ... no longer (-> ok()); when the last reader or the
 //                             last writer is gone (detached, or dead and
-//                             everything it sent read), the queue closes
-// Attach and detach go through the actor so that they stay in the order
-// they were sent in, from every process.
+//                             everything it sent read) and none is on its
+//                             way, the queue closes
+// Attach, depart and detach go through the actor so that they stay in the
+// order they were sent in, from each process. A receiver's attach may
+// overtake its sender's depart (they come from two processes): the core
+// matches them in either order.
 
 #include "actors/detail/queue_ref.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <map>
 #include <set>
 
@@ -39,7 +48,9 @@ namespace {
 using q_poll = caf::atom_constant<caf::atom("q_poll")>;
 using q_expire = caf::atom_constant<caf::atom("q_expire")>;
 using q_attach = caf::atom_constant<caf::atom("q_attach")>;
+using q_depart = caf::atom_constant<caf::atom("q_depart")>;
 using q_detach = caf::atom_constant<caf::atom("q_detach")>;
+using q_gone = caf::atom_constant<caf::atom("q_gone")>;
 using ok_atom = caf::ok_atom;
 
 struct queue_state {
@@ -55,26 +66,38 @@ using queue_actor_ptr = caf::stateful_actor<queue_state>*;
 caf::behavior queue_actor(queue_actor_ptr self,
                           std::shared_ptr<queue_core> core) {
   self->state.core = core;
-  auto watch = [self](const caf::actor& who) {
-    if (self->state.watched.insert(who.address()).second)
-      self->monitor(who);
-  };
-  self->set_down_handler([self, core](caf::down_msg& dm) {
+  // A process has ended (its actor `who` is down): what it waited for is
+  // cancelled, and what it held it holds no more.
+  auto forget = [self, core](const caf::actor_addr& who) {
     auto& s = self->state;
-    s.watched.erase(dm.source);
-    auto polls = s.polls.equal_range(dm.source);
+    s.watched.erase(who);
+    auto polls = s.polls.equal_range(who);
     for (auto i = polls.first; i != polls.second; ++i)
       core->cancel(i->second);
     s.polls.erase(polls.first, polls.second);
-    if (s.holders.erase(dm.source) > 0) {
+    if (s.holders.erase(who) > 0) {
       // Its process ended; what it sent before may still be on its way
       // through the hub: read that first, like a pipe's buffer.
-      auto gone = dm.source;
-      runtime::get().hub().when_drained(gone.node(), [core, gone] {
-        core->holder_gone(gone);
+      runtime::get().hub().when_drained(who.node(), [core, who] {
+        core->holder_gone(who);
       });
     }
-  });
+  };
+  auto watch = [self](const caf::actor& who) {
+    if (!self->state.watched.insert(who.address()).second)
+      return;
+    self->monitor(who);
+    // CAF tells the death of a process only to those connected to it (or
+    // that it tells itself as it ends): on this host, its pid tells the
+    // others, as a grandchild's to its grandparent.
+    auto me = caf::actor_cast<caf::actor_addr>(self);
+    runtime::get().hub().when_exited(who.node(), [me, who = who.address()] {
+      if (auto hdl = caf::actor_cast<caf::actor>(me))
+        caf::anon_send(hdl, q_gone::value, who);
+    });
+  };
+  self->set_down_handler(
+    [forget](caf::down_msg& dm) { forget(dm.source); });
   return {
     [=](q_poll, std::uint64_t id, std::int64_t ns) {
       auto who = caf::actor_cast<caf::actor>(self->current_sender());
@@ -94,11 +117,25 @@ caf::behavior queue_actor(queue_actor_ptr self,
                            serial);
     },
     [=](q_expire, std::uint64_t serial) { core->expire(serial); },
-    [=](q_attach, std::uint8_t role, const caf::actor& root) {
-      if (core->attach(static_cast<holder_role>(role), root.address())) {
-        self->state.holders.insert(root.address());
-        watch(root);
-      }
+    [=](q_gone, const caf::actor_addr& who) { forget(who); },
+    [=](q_attach, std::uint8_t role, const caf::actor& root,
+        std::uint64_t flight, const caf::actor& sender) {
+      auto hold = [&](const caf::actor& who) {
+        self->state.holders.insert(who.address());
+        watch(who);
+      };
+      if (core->attach(static_cast<holder_role>(role), root.address(),
+                       sender.address(), flight))
+        hold(root);
+      // Its death forgets what is noted of its flights.
+      if (flight != 0 && sender)
+        hold(sender);
+    },
+    [=](q_depart, std::uint8_t role, std::uint64_t flight,
+        const caf::actor& sender) {
+      core->depart(static_cast<holder_role>(role), sender.address(), flight);
+      self->state.holders.insert(sender.address());
+      watch(sender);
     },
     [=](q_detach, std::uint64_t id, std::uint8_t role,
         const caf::actor& root) {
@@ -109,11 +146,13 @@ caf::behavior queue_actor(queue_actor_ptr self,
   };
 }
 
-std::int64_t to_ns(std::optional<duration> timeout) {
+// A timeout in ns (-1: none); a negative one becomes zero, in `timeout`
+// too (as in Python).
+std::int64_t to_ns(std::optional<duration>& timeout) {
   if (!timeout)
     return -1;
   if (*timeout < duration::zero())
-    throw error(errc::invalid_argument, "a timeout must not be negative");
+    timeout = duration::zero();
   return std::chrono::duration_cast<std::chrono::nanoseconds>(*timeout)
     .count();
 }
@@ -130,6 +169,99 @@ std::int64_t to_ns(std::optional<duration> timeout) {
 }
 
 } // namespace
+
+// -- pipe ends on their way ---------------------------------------------------
+
+namespace {
+
+thread_local end_pass this_pass = end_pass::hand_over;
+thread_local std::uint64_t ends_seen = 0;
+
+// Calls `fn(queue, role)` for each side of an end that this handle uses.
+template <class F>
+void each_side(const queue_ref& inbox, const queue_ref& outbox, bool readable,
+               bool writable, F fn) {
+  if (readable && inbox.actor())
+    fn(inbox, holder_role::reader);
+  if (writable && outbox.actor())
+    fn(outbox, holder_role::writer);
+}
+
+// This process holds the end now; its flight, if any, ends.
+void arrive(const queue_ref& inbox, const queue_ref& outbox, bool readable,
+            bool writable, end_flight& flight) {
+  auto& root = runtime::get().root();
+  each_side(inbox, outbox, readable, writable,
+            [&](const queue_ref& q, holder_role role) {
+              caf::anon_send(q.actor(), q_attach::value,
+                             static_cast<std::uint8_t>(role), root,
+                             flight.id, flight.sender);
+            });
+  flight = end_flight{};
+}
+
+} // namespace
+
+end_pass_scope::end_pass_scope(end_pass pass)
+  : prev_(this_pass), seen_(ends_seen) {
+  this_pass = pass;
+}
+
+end_pass_scope::~end_pass_scope() {
+  this_pass = prev_;
+}
+
+bool end_pass_scope::saw_ends() const noexcept {
+  return ends_seen != seen_;
+}
+
+void end_saved(const queue_ref& inbox, const queue_ref& outbox, bool readable,
+               bool writable, bool closed, end_flight& flight) {
+  if (closed || (!readable && !writable))
+    return;
+  ++ends_seen;
+  if (this_pass == end_pass::take) {
+    arrive(inbox, outbox, readable, writable, flight);
+    return;
+  }
+  if (flight.id != 0)
+    return; // handed over already: this is the same hand-over
+  // Sent first, so before anything this process sends later (its close).
+  static std::atomic<std::uint64_t> next_flight{1};
+  flight.id = next_flight.fetch_add(1, std::memory_order_relaxed);
+  flight.sender = runtime::get().root();
+  each_side(inbox, outbox, readable, writable,
+            [&](const queue_ref& q, holder_role role) {
+              caf::anon_send(q.actor(), q_depart::value,
+                             static_cast<std::uint8_t>(role), flight.id,
+                             flight.sender);
+            });
+}
+
+void end_loaded(const queue_ref& inbox, const queue_ref& outbox,
+                bool readable, bool writable, bool closed,
+                end_flight& flight) {
+  if (closed || (!readable && !writable))
+    return;
+  ++ends_seen;
+  // Also on the middleman's thread while CAF deserializes a message: an
+  // anonymous message, ordered before anything this process sends later.
+  if (this_pass != end_pass::carry)
+    arrive(inbox, outbox, readable, writable, flight);
+}
+
+void hand_over(closure& x) {
+  end_pass_scope scope{end_pass::hand_over};
+  serializable(x); // walks the arguments: each end departs (end_saved)
+}
+
+void take_ends(value& item) {
+  if (!item.carries_ends())
+    return;
+  item.carries_ends(false);
+  end_pass_scope scope{end_pass::take};
+  serializable(item); // walks the item: each end arrives (end_saved)
+}
 
 queue_ref queue_ref::make(long maxsize, bool buffered) {
   if (maxsize < 0)
@@ -187,10 +319,13 @@ void queue_ref::put(value item, std::optional<duration> timeout,
       // Whoever takes it may be another process: an item that could not get
       // there fails here, not there. (Sent to another process, it is
       // serialized anyway, and fails the same way.)
+      // Walking it also hands over the pipe ends it holds (end_saved).
+      end_pass_scope scope{end_pass::hand_over};
       if (auto err = serializable(item))
         throw error(errc::invalid_argument,
                     "the item cannot be serialized: "
                       + runtime::get().system().render(err));
+      item.carries_ends(scope.saw_ends());
       check(core->put_here(std::move(item), timeout));
       return;
     }
@@ -222,6 +357,7 @@ value queue_ref::get(std::optional<duration> timeout, error_names names) const {
       result = hub.call(hub_frame::get, ns, id, ns);
     }
     check(result);
+    take_ends(result.item);
     return std::move(result.item);
   } catch (const error& e) {
     rethrow(e, names.when_closed_on_get, names.when_empty);
@@ -267,10 +403,9 @@ void queue_ref::close() const {
 }
 
 void queue_ref::attach(holder_role role) const {
-  // Also called while CAF deserializes a handle, on the middleman's thread:
-  // an anonymous message, ordered before anything this process sends later.
+  // An anonymous message, ordered before anything this process sends later.
   caf::anon_send(actor_, q_attach::value, static_cast<std::uint8_t>(role),
-                 runtime::get().root());
+                 runtime::get().root(), std::uint64_t{0}, caf::actor{});
 }
 
 void queue_ref::detach(holder_role role) const {

@@ -98,10 +98,21 @@ q_outcome queue_core::task_done() {
   return q_outcome{};
 }
 
-void queue_core::close() {
-  std::lock_guard<std::mutex> guard{mtx_};
+bool queue_core::close_locked() {
+  if (closed_)
+    return false;
   closed_ = true;
   settle();
+  return true;
+}
+
+void queue_core::close() {
+  bool now = false;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    now = close_locked();
+  }
+  closed_now(now);
 }
 
 queue_ref::stats queue_core::snapshot() {
@@ -187,29 +198,60 @@ void queue_core::requeue(value item) {
   settle();
 }
 
-bool queue_core::attach(holder_role role, const caf::actor_addr& holder) {
+bool queue_core::attach(holder_role role, const caf::actor_addr& holder,
+                        const caf::actor_addr& sender, std::uint64_t id) {
   std::lock_guard<std::mutex> guard{mtx_};
-  auto& holders = role == holder_role::reader ? readers_ : writers_;
-  return holders.insert(holder).second;
+  auto& h = side(role);
+  auto fresh = h.processes.insert(holder).second;
+  // The receiver holds it now: the flight ends (or will as it departs).
+  if (id != 0 && h.flights.erase({sender, id}) == 0)
+    h.landed.emplace(sender, id);
+  return fresh;
+}
+
+void queue_core::depart(holder_role role, const caf::actor_addr& sender,
+                        std::uint64_t id) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto& h = side(role);
+  if (h.landed.erase({sender, id}) == 0)
+    h.flights.emplace(sender, id);
 }
 
 void queue_core::detach(holder_role role, const caf::actor_addr& holder) {
-  std::lock_guard<std::mutex> guard{mtx_};
-  auto& holders = role == holder_role::reader ? readers_ : writers_;
-  if (holders.erase(holder) > 0 && holders.empty()) {
-    closed_ = true;
-    settle();
+  bool now = false;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    auto& h = side(role);
+    if (h.processes.erase(holder) > 0 && h.none())
+      now = close_locked();
   }
+  closed_now(now);
 }
 
 void queue_core::holder_gone(const caf::actor_addr& holder) {
-  std::lock_guard<std::mutex> guard{mtx_};
-  // Like a pipe whose every descriptor of one side was closed.
-  if ((readers_.erase(holder) > 0 && readers_.empty())
-      || (writers_.erase(holder) > 0 && writers_.empty())) {
-    closed_ = true;
-    settle();
+  bool now = false;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    // Like a pipe whose every descriptor of one side was closed; a
+    // descriptor it was sending dies with it, as with Python's.
+    for (auto* h : {&readers_, &writers_}) {
+      auto held = h->processes.erase(holder) > 0;
+      auto from = [&](std::set<holders::flight>& xs) {
+        auto first = xs.lower_bound({holder, 0});
+        auto last = first;
+        while (last != xs.end() && last->first == holder)
+          ++last;
+        auto any = first != last;
+        xs.erase(first, last);
+        return any;
+      };
+      held = from(h->flights) || held;
+      from(h->landed);
+      if (held && h->none())
+        now = close_locked() || now;
+    }
   }
+  closed_now(now);
 }
 
 template <class Op>

@@ -51,6 +51,33 @@ struct q_outcome {
 /// Throws the error an outcome holds, if any.
 void check(const q_outcome& x);
 
+/// What a pipe end serialized or deserialized on this thread means (see
+/// end_saved and end_loaded in queue_ref.hpp): handed over to another
+/// process and received from one (the default); or, serialized, taken
+/// from a queue of this process (this process holds it now); or,
+/// deserialized, only carried into a queue of this process for its getter.
+enum class end_pass : std::uint8_t { hand_over, take, carry };
+
+/// Sets this thread's end_pass for its life, and tells whether a pipe end
+/// that is not closed was serialized or deserialized meanwhile.
+class end_pass_scope {
+public:
+  explicit end_pass_scope(end_pass pass);
+  ~end_pass_scope();
+  end_pass_scope(const end_pass_scope&) = delete;
+  end_pass_scope& operator=(const end_pass_scope&) = delete;
+  bool saw_ends() const noexcept;
+
+private:
+  end_pass prev_;
+  std::uint64_t seen_;
+};
+
+/// Makes this process the holder of the pipe ends in `item`, which a
+/// thread of this process takes from one of its queues (no-op unless the
+/// item carries ends).
+void take_ends(value& item);
+
 /// How long a waiting thread looks for its answer before it sleeps (a
 /// wake-up costs tens of microseconds across cores).
 constexpr auto spin_time = std::chrono::microseconds{50};
@@ -110,13 +137,28 @@ public:
   void requeue(value item);
 
   ///@{
-  /// Processes holding a pipe end that reads or writes this queue. When the
-  /// last reader or the last writer is gone, the queue closes.
-  bool attach(holder_role role, const caf::actor_addr& holder);
+  /// Processes holding a pipe end that reads or writes this queue, and the
+  /// ends on their way to another process (end_flight: `sender`, `id`).
+  /// When the last reader or the last writer is gone, and none is on its
+  /// way, the queue closes. `attach` with a flight ends it (the receiver
+  /// holds the end now); it may come before the flight's `depart`, from
+  /// another process: the two then cancel out. `attach` says whether
+  /// `holder` is new.
+  bool attach(holder_role role, const caf::actor_addr& holder,
+              const caf::actor_addr& sender = {}, std::uint64_t id = 0);
+  void depart(holder_role role, const caf::actor_addr& sender,
+              std::uint64_t id);
   void detach(holder_role role, const caf::actor_addr& holder);
-  /// The holder's process ended: it holds nothing any more.
+  /// The holder's process ended: it holds nothing any more, and the ends it
+  /// sent that have not arrived are no longer held on their way.
   void holder_gone(const caf::actor_addr& holder);
   ///@}
+
+  /// Runs `fn` (without the queue's lock) whenever the queue closes, once:
+  /// the hub tells its clients (set by the hub before the queue is used).
+  void on_close(std::function<void()> fn) {
+    on_close_ = std::move(fn);
+  }
 
   ///@{
   /// The blocking forms for a thread of this process: park, then wait on
@@ -147,6 +189,30 @@ private:
     return maxsize_ == 0 || items_.size() < maxsize_;
   }
 
+  // Closes the queue (mtx_ held); true if it was open.
+  bool close_locked();
+
+  // Tells on_close_ once close_locked() said so (mtx_ not held).
+  void closed_now(bool yes) {
+    if (yes && on_close_)
+      on_close_();
+  }
+
+  // The holders of one side of a pipe.
+  struct holders {
+    using flight = std::pair<caf::actor_addr, std::uint64_t>;
+    std::set<caf::actor_addr> processes;
+    std::set<flight> flights;
+    std::set<flight> landed; // arrived before their departure
+    bool none() const noexcept {
+      return processes.empty() && flights.empty();
+    }
+  };
+
+  holders& side(holder_role role) noexcept {
+    return role == holder_role::reader ? readers_ : writers_;
+  }
+
   template <class Op>
   q_outcome wait_here(Op op, std::optional<duration> timeout);
 
@@ -161,8 +227,9 @@ private:
   bool closed_ = false;
   std::uint64_t unfinished_ = 0;
   std::uint64_t next_serial_ = 1;
-  std::set<caf::actor_addr> readers_;
-  std::set<caf::actor_addr> writers_;
+  holders readers_;
+  holders writers_;
+  std::function<void()> on_close_;
 };
 
 } // namespace actors::detail

@@ -19,6 +19,7 @@
 #include <sys/eventfd.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -34,6 +35,8 @@ using clock_type = std::chrono::steady_clock;
 constexpr std::uint64_t wake_tag = ~std::uint64_t{0};
 constexpr std::uint32_t max_hello = 64; // body bytes
 constexpr std::uint64_t listen_tag = ~std::uint64_t{0} - 1;
+// A pidfd's: exit_tag | pid (a connection's tag is its descriptor).
+constexpr std::uint64_t exit_tag = std::uint64_t{1} << 62;
 
 sockaddr_un abstract_address(const std::string& name, socklen_t& len) {
   sockaddr_un addr{};
@@ -104,6 +107,8 @@ struct queue_hub::conn {
   bool want_out = false;
   std::shared_ptr<queue_core> parked_core;
   std::uint64_t parked_serial = 0;
+  // A local peer's hello falls due then (guarded by reader_).
+  clock_type::time_point hello_by;
   std::shared_ptr<queue_core> flight_core;
   value flight;
   std::uint64_t flight_seq = 0;
@@ -118,6 +123,33 @@ struct queue_hub::conn {
     if (area != nullptr)
       ::munmap(area, sizeof(*area));
   }
+};
+
+// The clients to tell when a queue closes: the local ones that said their
+// hello (counted in their areas) and the streams (sent `closed`). Its lock
+// is taken last (a queue may close on any thread, amid anything), before
+// a connection's `out` only.
+struct queue_hub::watchers {
+  std::mutex mtx;
+  int epoll_fd = -1;
+  std::vector<std::shared_ptr<conn>> conns;
+
+  void add(const std::shared_ptr<conn>& c) {
+    std::lock_guard<std::mutex> guard{mtx};
+    conns.push_back(c);
+  }
+
+  void remove(const std::shared_ptr<conn>& c) {
+    std::lock_guard<std::mutex> guard{mtx};
+    conns.erase(std::remove(conns.begin(), conns.end(), c), conns.end());
+  }
+
+  void clear() {
+    std::lock_guard<std::mutex> guard{mtx};
+    conns.clear();
+  }
+
+  void closed(std::uint64_t qid);
 };
 
 namespace {
@@ -172,6 +204,20 @@ bool answer(Conn& c, int epoll_fd, std::uint64_t req, q_outcome&& x,
 
 } // namespace
 
+void queue_hub::watchers::closed(std::uint64_t qid) {
+  std::lock_guard<std::mutex> guard{mtx};
+  for (auto& c : conns) {
+    if (c->area != nullptr) {
+      // Seen by the client's next put before it trusts that qid is open.
+      c->area->closes.fetch_add(1, std::memory_order_seq_cst);
+      continue;
+    }
+    std::lock_guard<std::mutex> out{c->out};
+    if (!c->dead)
+      emit(*c, epoll_fd, hub_frame::closed, qid);
+  }
+}
+
 queue_hub::queue_hub() {
   key0_ = random64();
   key1_ = random64();
@@ -219,6 +265,8 @@ queue_hub::queue_hub() {
   ev.data.u64 = listen_tag;
   if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, listen_fd_, &ev) != 0)
     fail("epoll_ctl");
+  watchers_ = std::make_shared<watchers>();
+  watchers_->epoll_fd = epoll_fd_;
   try {
     thread_ = std::thread{[this] { run(); }};
   } catch (const std::system_error& e) {
@@ -243,11 +291,18 @@ void queue_hub::stop() {
     std::lock_guard<std::mutex> guard{c->out};
     c->dead = true;
   }
+  watchers_->clear();
   conns_.clear();
+  rings_.clear();
+  pending_.clear();
+  pending_count_ = 0;
   std::lock_guard<std::mutex> streams_guard{mtx_};
   for (auto fd : streams_)
     ::close(fd);
   streams_.clear();
+  for (auto& [pid, w] : exits_)
+    ::close(w.fd);
+  exits_.clear();
 }
 
 queue_hub::~queue_hub() {
@@ -258,6 +313,7 @@ queue_hub::~queue_hub() {
 }
 
 void queue_hub::add(std::uint64_t id, std::shared_ptr<queue_core> core) {
+  core->on_close([w = watchers_, id] { w->closed(id); });
   std::lock_guard<std::mutex> guard{mtx_};
   cores_.emplace(id, std::move(core));
   note_self();
@@ -326,6 +382,33 @@ void queue_hub::when_drained(const caf::node_id& node,
   [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof(one));
 }
 
+bool queue_hub::when_exited(const caf::node_id& node,
+                            std::function<void()> fn) {
+  std::unique_lock<std::mutex> guard{mtx_};
+  note_self();
+  auto pid = local_pid(node, self_);
+  if (pid <= 0 || pid == ::getpid() || stop_)
+    return false;
+  auto& w = exits_[pid];
+  if (w.fd < 0) {
+    w.fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+    if (w.fd < 0) {
+      auto ended = errno == ESRCH;
+      exits_.erase(pid);
+      guard.unlock();
+      if (ended)
+        fn();
+      return ended;
+    }
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = exit_tag | static_cast<std::uint64_t>(pid);
+    ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, w.fd, &ev);
+  }
+  w.fns.push_back(std::move(fn));
+  return true;
+}
+
 void queue_hub::run_drained() {
   std::vector<std::function<void()>> ready;
   {
@@ -359,14 +442,24 @@ void queue_hub::accept_all() {
     ev.events = EPOLLIN;
     ev.data.u64 = static_cast<std::uint64_t>(fd);
     ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
+    watchers_->add(c);
     conns_.emplace(fd, std::move(c));
   }
-  for (;;) {
+  while (!accept_paused_) {
     auto fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED)
         continue;
-      return; // EAGAIN, or out of descriptors: try again on the next event
+      if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        // Out of descriptors (or memory): the waiting connection keeps the
+        // socket readable, and epoll would wake the hub in a loop. Pause
+        // accepting for a while instead (run() resumes it).
+        epoll_event ev{};
+        ev.data.u64 = listen_tag;
+        ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, listen_fd_, &ev);
+        accept_paused_ = clock_type::now() + std::chrono::milliseconds{100};
+      }
+      break;
     }
     ucred cred{};
     socklen_t len = sizeof(cred);
@@ -375,15 +468,47 @@ void queue_hub::accept_all() {
       ::close(fd);
       continue;
     }
+    // At the bound, the oldest waiting goes at once.
+    if (pending_.size() >= max_pending) {
+      auto oldest = pending_.front();
+      drop(oldest);
+    }
     auto c = std::make_shared<conn>(fd, cred.pid, false);
+    c->hello_by = clock_type::now() + hello_deadline;
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.u64 = static_cast<std::uint64_t>(fd);
     ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
+    pending_.push_back(c);
+    ++pending_count_;
     conns_.emplace(fd, std::move(c));
     std::lock_guard<std::mutex> guard{mtx_};
     ++open_[cred.pid];
   }
+}
+
+void queue_hub::resume_accepting() {
+  if (!accept_paused_ || clock_type::now() < *accept_paused_)
+    return;
+  accept_paused_.reset();
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = listen_tag;
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, listen_fd_, &ev);
+}
+
+std::chrono::steady_clock::time_point queue_hub::expire_pending() {
+  auto now = clock_type::now();
+  while (!pending_.empty() && pending_.front()->hello_by <= now) {
+    auto overdue = pending_.front();
+    drop(overdue);
+  }
+  return pending_.empty() ? clock_type::time_point::max()
+                          : pending_.front()->hello_by;
+}
+
+std::size_t queue_hub::pending() const {
+  return pending_count_.load();
 }
 
 void queue_hub::drop(const std::shared_ptr<conn>& c) {
@@ -397,6 +522,13 @@ void queue_hub::drop(const std::shared_ptr<conn>& c) {
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c->ch.fd(), nullptr);
   if (c->deadline)
     timers_.erase(*c->deadline);
+  if (auto i = std::find(pending_.begin(), pending_.end(), c);
+      i != pending_.end()) {
+    pending_.erase(i);
+    --pending_count_;
+  }
+  rings_.erase(std::remove(rings_.begin(), rings_.end(), c), rings_.end());
+  watchers_->remove(c);
   std::shared_ptr<queue_core> parked;
   std::uint64_t serial = 0;
   std::shared_ptr<queue_core> flight_core;
@@ -466,6 +598,13 @@ bool queue_hub::serve(const std::shared_ptr<conn>& c,
     c->area = map_area(c->pid, word_fd);
     c->authenticated = c->area != nullptr;
     if (c->authenticated) {
+      if (auto i = std::find(pending_.begin(), pending_.end(), c);
+          i != pending_.end()) {
+        pending_.erase(i);
+        --pending_count_;
+      }
+      rings_.push_back(c);
+      watchers_->add(c);
       // The hub's thread may be asleep (a waiting thread may be serving
       // this): ask for the bell until it wakes.
       c->area->doorbell.store(1, std::memory_order_seq_cst);
@@ -519,8 +658,11 @@ bool queue_hub::serve(const std::shared_ptr<conn>& c,
   value item;
   switch (f.kind) {
     case k::put_buffered: {
+      // The pipe ends in it are on their way to its getter (end_loaded).
+      end_pass_scope carry{end_pass::carry};
       if (ch.get(f, qid, item))
         return false;
+      item.carries_ends(carry.saw_ends());
       if (qid != batch_qid_ || !batch_core_) {
         land(c);
         batch_core_ = find(qid);
@@ -545,8 +687,13 @@ bool queue_hub::serve(const std::shared_ptr<conn>& c,
     case k::get:
     case k::poll:
     case k::join: {
-      auto err = f.kind == k::put ? ch.get(f, req, qid, ns, item)
-                                  : ch.get(f, req, qid, ns);
+      caf::error err;
+      {
+        end_pass_scope carry{end_pass::carry};
+        err = f.kind == k::put ? ch.get(f, req, qid, ns, item)
+                               : ch.get(f, req, qid, ns);
+        item.carries_ends(carry.saw_ends());
+      }
       if (err)
         return false;
       auto core = queue_for(req, qid);
@@ -750,9 +897,8 @@ bool queue_hub::pull_all() {
   // A copy: pull() may drop a connection. Empty (no allocation) when no
   // ring has anything, the usual case for a waiting thread's poll.
   std::vector<std::shared_ptr<conn>> ready;
-  for (auto& [fd, c] : conns_)
-    if (c->area != nullptr
-        && c->area->head.load(std::memory_order_acquire) != c->consumed)
+  for (auto& c : rings_)
+    if (c->area->head.load(std::memory_order_acquire) != c->consumed)
       ready.push_back(c);
   for (auto& c : ready)
     if (!pull(c))
@@ -762,9 +908,7 @@ bool queue_hub::pull_all() {
 
 bool queue_hub::ask_doorbells(bool on) {
   bool pending = false;
-  for (auto& [fd, c] : conns_) {
-    if (c->area == nullptr)
-      continue;
+  for (auto& c : rings_) {
     c->area->doorbell.store(on ? 1 : 0, std::memory_order_seq_cst);
     // Seen after the store: either this sees the client's write, or the
     // client sees the request and rings.
@@ -816,6 +960,23 @@ void queue_hub::handle(const epoll_event& ev) {
     accept_all();
     return;
   }
+  if (tag != wake_tag && (tag & exit_tag) != 0) {
+    // A process that when_exited waits for has ended.
+    std::vector<std::function<void()>> fns;
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      auto i = exits_.find(static_cast<pid_t>(tag & ~exit_tag));
+      if (i == exits_.end())
+        return;
+      ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, i->second.fd, nullptr);
+      ::close(i->second.fd);
+      fns = std::move(i->second.fns);
+      exits_.erase(i);
+    }
+    for (auto& fn : fns)
+      fn();
+    return;
+  }
   auto found = conns_.find(static_cast<int>(tag));
   if (found == conns_.end())
     return;
@@ -861,8 +1022,14 @@ void queue_hub::run() {
     int wait_ms = -1;
     {
       std::lock_guard<std::mutex> guard{reader_};
-      if (!timers_.empty()) {
-        auto left = timers_.begin()->first - clock_type::now();
+      // The next deadline: a parked call's, a hello's, accepting's again.
+      auto next = expire_pending();
+      if (!timers_.empty())
+        next = std::min(next, timers_.begin()->first);
+      if (accept_paused_)
+        next = std::min(next, *accept_paused_);
+      if (next != clock_type::time_point::max()) {
+        auto left = next - clock_type::now();
         auto ms = std::chrono::ceil<std::chrono::milliseconds>(left).count();
         wait_ms = static_cast<int>(std::clamp<long long>(ms, 0, 1 << 30));
       }
@@ -913,6 +1080,8 @@ void queue_hub::run() {
         handle(events[i]);
       }
     }
+    resume_accepting();
+    expire_pending();
     auto now = clock_type::now();
     while (!timers_.empty() && timers_.begin()->first <= now) {
       auto t = timers_.begin()->second;
@@ -1233,6 +1402,20 @@ void hub_client::put_buffered(std::uint64_t qid, value& item) {
   }
   if (closed_.count(qid) > 0)
     throw error(errc::closed, "put on a closed queue");
+  // Unanswered only into a queue the hub has said is open since the last
+  // close of one of its queues (see the top of queue_hub.hpp).
+  auto closes = area_ != nullptr
+                  ? area_->closes.load(std::memory_order_seq_cst)
+                  : 0;
+  if (auto i = vouched_.find(qid); i == vouched_.end() || i->second != closes) {
+    std::int64_t ns = -1;
+    auto result = call(hub_frame::put, ns, qid, ns, item);
+    if (!result.ok && result.code == errc::closed)
+      closed_.insert(qid);
+    check(result);
+    vouched_[qid] = closes;
+    return;
+  }
   if (auto err = ch_.put(hub_frame::put_buffered, qid, item))
     throw error(errc::invalid_argument,
                 "the item cannot be serialized: " + render(err));

@@ -22,7 +22,20 @@
 //
 // Connecting requires the same user (SO_PEERCRED) and the hub's 128-bit key,
 // which only a queue handle carries (handles travel between the processes
-// of a run, over authenticated connections).
+// of a run, over authenticated connections). A connection that has not
+// said its hello within hello_deadline is dropped, and so is the oldest
+// one waiting for its hello whenever more than max_pending wait: a flood
+// of silent connections costs the hub at most that many descriptors, and
+// the clients that did say hello nothing.
+//
+// A put that is not answered must not land in a queue that was closed
+// before the put began. Every close of a queue of this hub counts in each
+// connected client's area (`closes`) before the close returns; a client
+// sends a put unanswered only into a queue that the hub has said is open
+// (by answering a put) since the count last changed, and answered
+// otherwise: the first put of a connection into a queue, and the first
+// after any close, cost a round trip. A stream is told `closed` for each
+// queue that closes; its first put into a queue is answered.
 //
 // An item handed to a remote getter stays in flight until the getter has
 // taken it. The getter says so without a syscall: it stores the item's
@@ -68,12 +81,15 @@
 // pid of another host means nothing here), and one that named no node
 // counts for none.
 
-#include <cstdint>
 #include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -129,11 +145,21 @@ struct shared_area {
   std::atomic<std::uint32_t> doorbell{0};
   /// Set by a client waiting for room: the hub should send `room`.
   std::atomic<std::uint32_t> waiting{0};
+  /// How many queues of the hub have closed since the client connected
+  /// (counted before each close returns).
+  std::atomic<std::uint64_t> closes{0};
   alignas(64) char ring[ring_size];
 };
 
 class queue_hub {
 public:
+  /// How long a local connection may take to say its hello.
+  static constexpr std::chrono::seconds hello_deadline{2};
+
+  /// How many local connections may wait for their hello at once; beyond,
+  /// the oldest is dropped.
+  static constexpr std::size_t max_pending = 256;
+
   queue_hub();
   ~queue_hub();
 
@@ -174,6 +200,12 @@ public:
   /// none (a remote pid means nothing here).
   void when_drained(const caf::node_id& node, std::function<void()> fn);
 
+  /// Runs `fn` once the process of `node` has ended, if it runs on this
+  /// host (its pid tells): on the thread that serves the hub then, or at
+  /// once on this one if it has ended already. False if it runs elsewhere,
+  /// or is this process. Callable from any thread.
+  bool when_exited(const caf::node_id& node, std::function<void()> fn);
+
   /// Reads and lands everything that is in the hub's sockets now: a put
   /// another process has returned from is then in its queue. For answers
   /// that would otherwise say "empty" too soon (get and poll without
@@ -186,10 +218,19 @@ public:
   /// it without waking the hub's thread first.
   bool poll_once();
 
+  /// Local connections accepted that have not said their hello yet.
+  std::size_t pending() const;
+
 private:
   struct conn;
+  struct watchers;
   void run();
   void accept_all();
+  // Drops the connections whose hello is overdue; returns when the next
+  // hello falls due.
+  std::chrono::steady_clock::time_point expire_pending();
+  // Accepts again once the pause (out of descriptors) is over.
+  void resume_accepting();
   void drop(const std::shared_ptr<conn>& c);
   bool serve(const std::shared_ptr<conn>& c, const channel::frame& f);
   // Reads what `c` has sent and serves it; false if `c` was dropped.
@@ -225,7 +266,7 @@ private:
   // called while it goes). Guarded by mtx_.
   caf::node_id self_;
 
-  std::mutex mtx_; // cores_, drained_, stop_, streams_, open_, open_nodes_
+  std::mutex mtx_; // cores_, drained_, exits_, stop_, streams_, open_, ...
   std::unordered_map<std::uint64_t, std::shared_ptr<queue_core>> cores_;
   struct drain_wait {
     pid_t pid; // of a process on this host, or 0
@@ -233,6 +274,13 @@ private:
     std::function<void()> fn;
   };
   std::vector<drain_wait> drained_;
+  // Processes of this host whose end when_exited waits for: a pidfd each
+  // (in epoll under exit_tag | pid) and what to run.
+  struct exit_wait {
+    int fd = -1;
+    std::vector<std::function<void()>> fns;
+  };
+  std::map<pid_t, exit_wait> exits_;
   bool stop_ = false;
   // Streams handed over by serve_stream, not yet served by the hub.
   std::vector<int> streams_;
@@ -242,6 +290,16 @@ private:
   std::mutex reader_;
   bool stopped_ = false;
   std::map<int, std::shared_ptr<conn>> conns_;
+  // The local connections that said their hello (whose rings to read), and
+  // those that have not yet, oldest first (guarded by reader_, as conns_).
+  std::vector<std::shared_ptr<conn>> rings_;
+  std::deque<std::shared_ptr<conn>> pending_;
+  std::atomic<std::size_t> pending_count_{0};
+  // Accepting paused until then, out of descriptors (the listening socket
+  // would wake the hub in a loop); guarded by reader_.
+  std::optional<std::chrono::steady_clock::time_point> accept_paused_;
+  // Whom to tell when a queue closes (shared with the queues' cores).
+  std::shared_ptr<watchers> watchers_;
   struct timer {
     std::shared_ptr<queue_core> core;
     std::uint64_t serial;
@@ -307,8 +365,9 @@ public:
   /// The calling thread's stream to `owner` if it has one.
   static hub_client* existing(const caf::node_id& owner);
 
-  /// A put that is not answered; fails once the hub has said that the
-  /// queue is closed (it says so in answer to a put that found it closed;
+  /// A put that is not answered, once the hub has vouched for the queue
+  /// (see the top of this file; else it is answered); fails once the hub
+  /// has said that the queue is closed (in answer to a put, or unasked:
   /// this thread reads that at its next put, or within 100 us of puts).
   void put_buffered(std::uint64_t qid, value& item);
 
@@ -359,6 +418,9 @@ private:
   std::string address_;
   std::uint64_t next_req_ = 1;
   std::set<std::uint64_t> closed_;
+  // Queues the hub said were open, and the area's `closes` count before it
+  // said so (a stream: 0).
+  std::unordered_map<std::uint64_t, std::uint64_t> vouched_;
   std::chrono::steady_clock::time_point next_check_;
   queue_ref::stats stats_;
 };

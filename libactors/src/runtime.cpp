@@ -115,6 +115,7 @@ std::unique_ptr<caf::actor_system_config> make_config() {
   cfg->load<caf::io::middleman>();
   cfg->add_message_type<closure>("actors::closure");
   cfg->add_message_type<value>("actors::value");
+  add_builtin_message_types(*cfg); // after the program's: its names win
   // The stealing scheduler polls every 10 ms when idle and doubles
   // cross-process latency on small machines; sharing idles at 0% CPU.
   cfg->set("scheduler.policy", caf::atom("sharing"));
@@ -706,6 +707,9 @@ void runtime::start_reaper() {
 std::shared_ptr<child> runtime::spawn(const closure& target,
                                       const std::string& name, bool daemon,
                                       int* channel) {
+  // The child holds its arguments within bootstrap_timeout of this call,
+  // whatever the fork server took (at most 2 s: see fork_server::spawn).
+  auto started_by = std::chrono::steady_clock::now() + bootstrap_timeout;
   std::uint64_t token;
   {
     std::lock_guard<std::mutex> guard{children_mtx_};
@@ -850,7 +854,9 @@ std::shared_ptr<child> runtime::spawn(const closure& target,
   }
   // Return once the child holds its arguments, as a forked child would: the
   // caller may then close its own copies of the handles it passed.
-  if (!result->wait_started(bootstrap_timeout)) {
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+    started_by - std::chrono::steady_clock::now());
+  if (!result->wait_started(std::max(left, std::chrono::milliseconds{0}))) {
     close_channel();
     result->signal(SIGKILL);
     result->wait(std::nullopt);

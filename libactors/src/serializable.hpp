@@ -6,6 +6,7 @@
 // error for its caller.
 
 #include <caf/error.hpp>
+#include <caf/fwd.hpp>
 
 #include "actors/detail/closure.hpp"
 #include "actors/detail/value.hpp"
@@ -16,5 +17,11 @@ namespace actors::detail {
 /// writing a byte.
 caf::error serializable(value& x);
 caf::error serializable(closure& x);
+
+/// Registers the standard containers of builtins (vectors, lists, deques,
+/// sets and unordered sets of numbers, strings and atoms, and maps and
+/// unordered maps from integers or strings to them) with `cfg`, so that
+/// actor messages holding them cross processes unregistered.
+void add_builtin_message_types(caf::actor_system_config& cfg);
 
 } // namespace actors::detail

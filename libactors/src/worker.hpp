@@ -11,6 +11,12 @@
 //   worker -> pool   hello(program id, host name, pid)
 //   pool -> worker   welcome(initializer, lost_after ms) | refused(why)
 //                    | closed (the pool is stopping: the worker just ends)
+// Once welcomed, a remote worker also sends an empty `alive` frame every
+// lost_after/4 from a thread of its own, while it runs a task too; the pool
+// counts a worker from which nothing at all arrived for lost_after as lost
+// (its host is stopped or hung, or the link is cut: its kernel may still
+// answer TCP's keepalives), tells it to retire (read if it ever resumes)
+// and drops its connection.
 // The program id (the executable's GNU build id) must be the pool's own:
 // tasks travel as code addresses of that program (closure.hpp).
 
@@ -34,6 +40,7 @@ enum : std::uint8_t {
   refused_frame,     ///< pool -> remote worker: why it may not join
   retire_frame,      ///< pool -> remote worker: make way for a fresh one
   closed_frame,      ///< pool -> remote worker: the pool takes no workers
+  alive_frame,       ///< remote worker -> pool: nothing; it is alive
 };
 
 /// How a worker's service ended.
@@ -44,9 +51,13 @@ enum class worker_end {
 };
 
 /// Runs the initializer, then the tasks the channel brings, in order, until
-/// it ends. While a task runs, `*running` (if given) is true.
+/// it ends. While a task runs, `*running` (if given) is true. Once
+/// `*dropped` (if given) is true, the pool has dropped the connection
+/// (shut its side): the tasks still read are skipped, as the pool gave
+/// them to other workers.
 worker_end serve_tasks(channel& ch, const closure& initializer,
-                       std::atomic<bool>* running = nullptr);
+                       std::atomic<bool>* running = nullptr,
+                       const std::atomic<bool>* dropped = nullptr);
 
 /// What identifies this program's code: its GNU build id (hex), or, for an
 /// executable without one, a SHA-256 of the executable file.

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <climits>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -112,18 +113,34 @@ std::string host_name() {
   return buf;
 }
 
-// Ends this worker at once when its connection ends while a task runs: the
-// pool gave up on the task (timeout, cancel, terminate) or the link is
-// lost. A local worker would be SIGKILLed; this is the same from afar.
-void watch_while_running(int fd, std::atomic<bool>& running) {
-  std::thread{[fd, &running] {
+// While this worker serves, on a thread of its own: sends the pool an
+// alive frame every lost_after/4, also while a task runs (the pool counts
+// a worker silent for lost_after as lost); and ends this worker at once
+// when its connection ends while a task runs: the pool gave up on the task
+// (timeout, cancel, terminate) or on the worker (lost). A local worker
+// would be SIGKILLed; this is the same from afar. When the connection
+// ends while no task runs, the worker reads the end itself, and skips the
+// tasks still before it (`dropped`).
+void keep_alive(channel& ch, std::chrono::milliseconds lost_after,
+                std::atomic<bool>& running, std::atomic<bool>& dropped) {
+  auto every = static_cast<int>(
+    std::clamp<std::int64_t>(lost_after.count() / 4, 1, INT_MAX));
+  std::thread{[&ch, every, &running, &dropped] {
     for (;;) {
-      pollfd p{fd, POLLRDHUP, 0};
-      if (::poll(&p, 1, -1) < 0)
+      pollfd p{ch.fd(), POLLRDHUP, 0};
+      auto n = ::poll(&p, 1, every);
+      if (n < 0)
         continue;
+      if (n == 0) {
+        ch.beat(alive_frame); // a failure shows at the next poll
+        continue;
+      }
+      // Both seq_cst: either this sees `running`, or serve_tasks sees
+      // `dropped` before it runs a task.
+      dropped.store(true);
       if (running.load())
         ::_exit(exit_again);
-      return; // idle: the worker reads the end itself
+      return;
     }
   }}.detach();
 }
@@ -211,11 +228,12 @@ void watch_while_running(int fd, std::atomic<bool>& running) {
   watch_link(fd, bound);
   runtime::join_later({host, port, key, bound});
   std::atomic<bool> running{false};
-  watch_while_running(fd, running);
+  std::atomic<bool> dropped{false};
+  keep_alive(ch, bound, running, dropped);
   // A task that calls exit() ends this worker as a crash would: its host
   // starts a fresh one (exit code 0 would mean the pool let it go).
   ::on_exit([](int, void*) { runtime::finish(exit_again); }, nullptr);
-  switch (serve_tasks(ch, initializer, &running)) {
+  switch (serve_tasks(ch, initializer, &running, &dropped)) {
     case worker_end::retired:
       runtime::finish(exit_again);
     case worker_end::init_failed:

@@ -11,6 +11,10 @@
 
 #include <sys/types.h>
 
+// Everything an actor program uses (caf::behavior, caf::event_based_actor,
+// caf::scoped_actor, atoms, ...): a program includes <actors/all.hpp> only.
+#include <caf/all.hpp>
+
 #include <caf/actor.hpp>
 #include <caf/actor_cast.hpp>
 #include <caf/actor_system.hpp>
@@ -43,9 +47,15 @@ namespace actors {
 ///   actors::init(argc, argv, actors::message_types<ping, pong>{});
 /// @endcode
 /// A message crossing a process boundary needs its types registered (CAF
-/// serializes by name); builtins (numbers, strings, atoms, standard
-/// containers of them) need not be. What is not registered is reported:
-/// by `spawn` for a typed actor's interface, by a failed request otherwise.
+/// serializes by name). Builtins need not be: numbers, strings, atoms,
+/// `std::vector`s of them, and vectors of vectors, lists, deques, sets,
+/// unordered sets of `int`, `std::int64_t`, `double` or `std::string`, and
+/// maps and unordered maps from `int`, `std::int64_t` or `std::string` to
+/// one of those four (libactors registers these in every process). What is
+/// not registered is reported, naming the type: by `spawn` for a typed
+/// actor's interface; otherwise a request holding one, or answered with
+/// one, fails with `errc::not_registered` (an asynchronous message holding
+/// one is dropped with a line on stderr).
 template <class... Ts>
 struct message_types {};
 
@@ -262,7 +272,78 @@ constexpr bool starts_with_options<First, Args...> =
 template <class R, class Self, class... Ps>
 struct self_of<R (*)(Self, Ps...)> {
   using type = Self;
+  using result = R;
 };
+
+template <class R>
+struct self_of<R (*)()> {
+  using type = void;
+  using result = R;
+};
+
+/// What is wrong with the signature of an actor function, if anything.
+enum class actor_fn_problem {
+  none,
+  no_self,         ///< no parameter at all
+  self_of_handle,  ///< caf::stateful_actor<S, calculator>*: a handle type
+  not_a_pointer,   ///< the first parameter is not a pointer
+  not_event_based, ///< a pointer to something else than an event-based actor
+  result_type,     ///< returns neither a behavior nor void
+  untyped_self,    ///< returns a typed behavior, takes an untyped self
+  typed_self,      ///< takes a typed self, returns no typed behavior
+  other_interface, ///< the typed behavior of another interface
+};
+
+template <class T>
+constexpr bool is_typed_behavior = false;
+
+template <class... Sigs>
+constexpr bool is_typed_behavior<caf::typed_behavior<Sigs...>> = true;
+
+// caf::stateful_actor<S, H>* with a handle type H (CAF wants an actor class
+// there: calculator::base, caf::event_based_actor); matched without
+// instantiating it, which fails.
+template <class T>
+constexpr bool is_stateful_of_handle = false;
+
+template <class S, class... Sigs>
+constexpr bool
+  is_stateful_of_handle<caf::stateful_actor<S, caf::typed_actor<Sigs...>>*> =
+    true;
+
+template <class S>
+constexpr bool is_stateful_of_handle<caf::stateful_actor<S, caf::actor>*> =
+  true;
+
+/// The problem of the actor function type `Fn` (a function pointer).
+template <class Fn>
+constexpr actor_fn_problem actor_fn_check() {
+  using self = typename self_of<Fn>::type;
+  using result = typename self_of<Fn>::result;
+  using impl = std::remove_pointer_t<self>;
+  if constexpr (std::is_void_v<self>)
+    return actor_fn_problem::no_self;
+  else if constexpr (is_stateful_of_handle<self>)
+    return actor_fn_problem::self_of_handle;
+  else if constexpr (!std::is_pointer_v<self>)
+    return actor_fn_problem::not_a_pointer;
+  else if constexpr (!std::is_class_v<impl>
+                     || !std::is_base_of_v<caf::scheduled_actor, impl>)
+    return actor_fn_problem::not_event_based;
+  else if constexpr (!std::is_void_v<result>
+                     && !std::is_same_v<result, caf::behavior>
+                     && !is_typed_behavior<result>)
+    return actor_fn_problem::result_type;
+  else if constexpr (!is_typed_behavior<typename impl::behavior_type>)
+    return is_typed_behavior<result> ? actor_fn_problem::untyped_self
+                                     : actor_fn_problem::none;
+  else if constexpr (!is_typed_behavior<result>)
+    return actor_fn_problem::typed_self;
+  else if constexpr (!std::is_same_v<result, typename impl::behavior_type>)
+    return actor_fn_problem::other_interface;
+  else
+    return actor_fn_problem::none;
+}
 
 } // namespace detail
 
@@ -397,18 +478,54 @@ template <class F, class... Args,
 auto spawn(const actor_options& opts, F&& fn, Args&&... args) {
   auto f = detail::as_function_pointer(std::forward<F>(fn));
   using fn_type = decltype(f);
-  using self = typename detail::self_of<fn_type>::type;
-  static_assert(std::is_pointer_v<self>
-                  && std::is_base_of_v<caf::scheduled_actor,
-                                       std::remove_pointer_t<self>>,
-                "the first parameter of an actor function is its self pointer "
-                "(caf::event_based_actor*, a stateful or typed actor pointer)");
-  using handle = caf::infer_handle_from_fun_t<fn_type>;
-  detail::check_interface<handle>(opts);
-  auto target = [&](const caf::actor& guardian) {
-    return detail::bind_actor_fn(f, guardian, std::forward<Args>(args)...);
-  };
-  return actor_process<handle>{detail::start_actor_process(target, opts)};
+  using problem = detail::actor_fn_problem;
+  constexpr auto found = detail::actor_fn_check<fn_type>();
+  static_assert(found != problem::no_self,
+                "an actor function takes its self pointer first "
+                "(caf::event_based_actor*, caf::stateful_actor<S>*, or a "
+                "typed actor's pointer or stateful_pointer<S>)");
+  static_assert(found != problem::self_of_handle,
+                "caf::stateful_actor<S, X>* takes an actor class as X, not a "
+                "handle type: a typed stateful actor's self pointer is "
+                "its_interface::stateful_pointer<S> (caf::stateful_actor<S, "
+                "its_interface::base>*), an untyped one caf::stateful_actor<S>*");
+  static_assert(found != problem::not_a_pointer,
+                "the first parameter of an actor function is its self "
+                "pointer, and it must be a pointer (caf::event_based_actor*, "
+                "caf::stateful_actor<S>*, a typed actor's pointer or "
+                "stateful_pointer<S>), not a reference, a value or another "
+                "argument");
+  static_assert(found != problem::not_event_based,
+                "an actor process runs an event-based actor: the self "
+                "pointer must point to caf::event_based_actor, "
+                "caf::stateful_actor<S>, or a typed actor's base or "
+                "stateful_base<S> (a blocking actor cannot be spawned)");
+  static_assert(found != problem::result_type,
+                "an actor function returns its behavior: caf::behavior (or "
+                "void) for an untyped actor, the interface's behavior_type "
+                "for a typed one");
+  static_assert(found != problem::untyped_self,
+                "this actor function returns a typed behavior, so its self "
+                "pointer must be the typed actor's: its_interface::pointer "
+                "or its_interface::stateful_pointer<S>, not an untyped one");
+  static_assert(found != problem::typed_self,
+                "this actor function takes a typed actor's self pointer, so "
+                "it must return that interface's behavior_type "
+                "(caf::typed_behavior<...>), not caf::behavior or void");
+  static_assert(found != problem::other_interface,
+                "this actor function returns the behavior_type of another "
+                "interface than that of its self pointer");
+  if constexpr (found == problem::none) {
+    using handle = caf::infer_handle_from_fun_t<fn_type>;
+    detail::check_interface<handle>(opts);
+    auto target = [&](const caf::actor& guardian) {
+      return detail::bind_actor_fn(f, guardian, std::forward<Args>(args)...);
+    };
+    return actor_process<handle>{detail::start_actor_process(target, opts)};
+  } else {
+    // Not compiled (a static_assert above failed): no further errors.
+    return actor_process<caf::actor>{nullptr};
+  }
 }
 
 /// `spawn(actor_options{}, fn, args...)`.
@@ -416,8 +533,10 @@ template <class F, class... Args,
           class = std::enable_if_t<!std::is_same_v<std::decay_t<F>,
                                                    actor_options>>>
 auto spawn(F&& fn, Args&&... args) {
-  return spawn(actor_options{}, std::forward<F>(fn),
-               std::forward<Args>(args)...);
+  // Qualified: a lookup by argument would instantiate the self pointer's
+  // class, before spawn can say what is wrong with it.
+  return actors::spawn(actor_options{}, std::forward<F>(fn),
+                       std::forward<Args>(args)...);
 }
 
 /// Spawns the class-based actor `T` (derived from `caf::event_based_actor`

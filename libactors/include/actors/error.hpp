@@ -25,6 +25,11 @@ enum class errc {
   /// A property that is fixed once started, changed after `start()`.
   already_running,
   /// A bounded wait ran out.
+  ///
+  /// Timeouts, for every blocking call of libactors: none (`std::nullopt`,
+  /// the default) waits without bound, zero does not wait, and a negative
+  /// one is zero, as in Python. (Durations in options structs are settings,
+  /// not waits: each says what it accepts.)
   timeout,
   /// The OS refused what a new process, pool or actor system needs: a
   /// process (fork/exec), a thread, a file descriptor, memory.

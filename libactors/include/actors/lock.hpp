@@ -34,7 +34,8 @@ public:
   enum class acquired { no, yes, previous_owner_died };
 
   /// Waits for the lock at most `timeout` (forever when empty, not at all
-  /// when zero).
+  /// when zero or negative). The thread holding it asking again gets `no`
+  /// at once with a timeout, and `errc::would_deadlock` without one.
   acquired acquire(std::optional<duration> timeout = std::nullopt);
 
   /// Releases it; `errc::not_owner` unless this thread holds it.
@@ -42,7 +43,9 @@ public:
 
   ///@{
   /// The standard Lockable and TimedLockable requirements, so that
-  /// `std::lock_guard`, `std::unique_lock` and `std::scoped_lock` work.
+  /// `std::lock_guard`, `std::unique_lock` and `std::scoped_lock` work:
+  /// `try_lock` and `try_lock_for` by the thread holding the lock are false,
+  /// `lock` is `errc::would_deadlock`.
   void lock() {
     remember(acquire());
   }
@@ -116,7 +119,10 @@ Handle make_lock_of_type(int type);
 /// **Errors.** `unlock()` by a thread that does not hold the lock is
 /// `errc::not_owner`; `lock()` by the thread that holds it is
 /// `errc::would_deadlock` (Python would wait forever; use `rlock` to
-/// acquire again); a negative timeout is `errc::invalid_argument`. A
+/// acquire again), while a call with a timeout (`try_lock`, `try_lock_for`,
+/// `acquire(t)`) by that thread returns false at once, as Python's
+/// `acquire(timeout=t)` returns False (after waiting); a negative timeout
+/// is zero. A
 /// process that receives a handle maps the lock's memory through the
 /// process that made it: if that one has ended by then, the first call
 /// fails with `errc::owner_unreachable` (processes that already used the

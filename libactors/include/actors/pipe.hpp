@@ -7,6 +7,7 @@
 #include <vector>
 
 #include <caf/meta/load_callback.hpp>
+#include <caf/meta/save_callback.hpp>
 
 #include "actors/detail/queue_ref.hpp"
 #include "actors/error.hpp"
@@ -56,8 +57,14 @@ std::pair<connection<T>, connection<T>> pipe(bool duplex = true);
 /// pipe's creator it returns once the kernel holds the message.
 ///
 /// **End of pipe.** As with Python's descriptors, a process holds an end from
-/// the moment it creates or receives it (as an argument or through a queue)
-/// until it calls `close()` or dies. Once no process holds an end any more,
+/// the moment it creates or receives it (as an argument, a pool task's
+/// argument, in a message or through a queue) until it calls `close()` or
+/// dies. An end it hands over (sends, puts into a queue, passes to a process
+/// or a pool task) it goes on holding on the receiver's behalf until the
+/// receiver holds it, as Python duplicates a descriptor when it pickles it:
+/// it may close its own copy at once; if it dies first, that hold ends with
+/// it. (A queue's process only carries the ends in its items; their getter
+/// holds them.) Once no process holds an end any more,
 /// the other end receives what was already sent, then `errc::end_of_pipe`
 /// (Python's `EOFError`), and its `send` fails with `errc::broken_pipe`. So,
 /// as in Python, the creator should close its copy of an end it handed to a
@@ -130,6 +137,20 @@ public:
   }
   ///@}
 
+  ///@{
+  /// Whether two handles are the same end of the same pipe (copies of one
+  /// another, closed or not): how a caller tells which of the ends it gave
+  /// `wait` are ready.
+  friend bool operator==(const connection& x, const connection& y) noexcept {
+    return x.inbox_.actor() == y.inbox_.actor()
+           && x.outbox_.actor() == y.outbox_.actor()
+           && x.readable_ == y.readable_ && x.writable_ == y.writable_;
+  }
+  friend bool operator!=(const connection& x, const connection& y) noexcept {
+    return !(x == y);
+  }
+  ///@}
+
   /// The queue this end receives from (for `wait` and libactors itself).
   const detail::queue_ref& inbox() const noexcept {
     return inbox_;
@@ -138,14 +159,22 @@ public:
   template <class Inspector>
   friend typename Inspector::result_type inspect(Inspector& f,
                                                  connection& x) {
-    // A process that receives an end holds it from then on, as one that
+    // Serializing an end hands it over: this process holds it on the
+    // receiver's behalf until the receiver does (see detail::end_flight),
+    // and a process that receives an end holds it from then on, as one that
     // inherits a descriptor does.
-    auto held = caf::meta::load_callback([&x]() -> caf::error {
-      if (!x.closed_)
-        x.hold(true);
+    auto handed = caf::meta::save_callback([&x]() -> caf::error {
+      detail::end_saved(x.inbox_, x.outbox_, x.readable_, x.writable_,
+                        x.closed_, x.flight_);
       return caf::none;
     });
-    return f(x.inbox_, x.outbox_, x.readable_, x.writable_, x.closed_, held);
+    auto held = caf::meta::load_callback([&x]() -> caf::error {
+      detail::end_loaded(x.inbox_, x.outbox_, x.readable_, x.writable_,
+                         x.closed_, x.flight_);
+      return caf::none;
+    });
+    return f(handed, x.inbox_, x.outbox_, x.readable_, x.writable_,
+             x.closed_, x.flight_, held);
   }
 
 private:
@@ -194,6 +223,8 @@ private:
   bool readable_ = false;
   bool writable_ = false;
   bool closed_ = false;
+  // Set while this copy is on its way to another process.
+  detail::end_flight flight_;
 };
 
 /// Creates a pipe: two connected ends, both usable for sending and
@@ -224,8 +255,11 @@ std::pair<connection<T>, connection<T>> pipe(bool duplex) {
 }
 
 /// Waits until at least one of `conns` can `recv` without blocking (a
-/// message or the end of the pipe), at most `timeout`; returns those, empty
-/// on timeout. Python's `multiprocessing.connection.wait`.
+/// message or the end of the pipe), at most `timeout`; returns those, in
+/// the order given, empty on timeout. Python's
+/// `multiprocessing.connection.wait`: as Python returns the same objects,
+/// each returned end compares equal (`==`) to the one given, so
+/// `std::find(conns.begin(), conns.end(), ready[0])` tells which it is.
 template <class T>
 std::vector<connection<T>>
 wait(const std::vector<connection<T>>& conns,

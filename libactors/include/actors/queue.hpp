@@ -33,14 +33,14 @@ inline constexpr long unbounded = 0;
 /// as that process; a `queue` is a cheap handle to it that can be copied,
 /// passed to processes as an argument, and put into other queues. Threads
 /// of the owning process use it directly; other processes through the
-/// owner's queue hub (see the README, Architecture).
+/// owner's queue hub (see docs/architecture.md).
 ///
 /// **Semantics.** Items of any serializable `T` (including other handles);
 /// per-producer FIFO order; each item goes to exactly one `get`. `put` blocks
 /// while the queue is full, `get` while it is empty, each at most `timeout`,
 /// then they throw `errc::queue_full` / `errc::queue_empty` (Python's
 /// `queue.Full` / `queue.Empty`). A timeout of zero does not wait (the
-/// `_nowait` forms); a negative one is `errc::invalid_argument`. Into an
+/// `_nowait` forms), nor does a negative one. Into an
 /// unbounded queue, a `put` from another process returns once the kernel
 /// holds the item, as Python's returns once its feeder thread has it (a
 /// bounded or joinable queue answers each put).
@@ -56,9 +56,12 @@ inline constexpr long unbounded = 0;
 ///
 /// **Closing.** After `close()`, `put` fails with `errc::closed`, and `get`
 /// fails with `errc::closed` once the queue is drained (Python would block).
-/// A producer in another process that keeps putting into an unbounded queue
-/// is refused soon after (its puts that returned meanwhile are in the
-/// queue, for whoever drains it).
+/// A put that begins after `close()` returned fails, from any process of the
+/// queue's host, also one that did not exist yet at the close; a put into an
+/// unbounded queue that races the close may land (it returned: it is in the
+/// queue, for whoever drains it). From another host, a producer is refused
+/// once the close has reached it over its stream (its first put into a
+/// queue is answered).
 ///
 /// `qsize`, `empty` and `full` are snapshots, as in Python.
 ///

@@ -9,6 +9,7 @@
 #include <tuple>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include <caf/deserializer.hpp>
 #include <caf/detail/stringification_inspector.hpp>
@@ -134,6 +135,44 @@ auto as_function_pointer(F&& f) {
   }
 }
 
+template <class Signature>
+class function_ref;
+
+/// Whether a `T` may hold a pipe end: false only for types known to hold
+/// none, so that only a task that may carry ends is walked for them.
+template <class T, class = void>
+struct may_hold_ends : std::true_type {};
+
+template <class T>
+struct may_hold_ends<
+  T, std::enable_if_t<std::is_arithmetic_v<T> || std::is_enum_v<T>>>
+  : std::false_type {};
+
+template <class C, class Tr, class A>
+struct may_hold_ends<std::basic_string<C, Tr, A>> : std::false_type {};
+
+template <class S>
+struct may_hold_ends<function_ref<S>> : std::false_type {};
+
+template <class T, class A>
+struct may_hold_ends<std::vector<T, A>> : may_hold_ends<T> {};
+
+template <class A, class B>
+struct may_hold_ends<std::pair<A, B>>
+  : std::disjunction<may_hold_ends<A>, may_hold_ends<B>> {};
+
+template <class... Ts>
+struct may_hold_ends<std::tuple<Ts...>>
+  : std::disjunction<may_hold_ends<Ts>...> {};
+
+class closure;
+
+/// Hands over the pipe ends among the arguments of `x` (a task bound now
+/// and sent later): from now on this process holds them on behalf of the
+/// worker that runs it, as if it had sent them (queue_ref.hpp,
+/// end_flight), so that the caller may close its copies at once.
+void hand_over(closure& x);
+
 template <bool Collect, class R>
 constexpr bool result_serializable() {
   if constexpr (!Collect || std::is_void_v<R>)
@@ -221,6 +260,11 @@ private:
     result.fn_ = to_code_ref(reinterpret_cast<const void*>(fn));
     result.call_ = std::make_shared<call>(
       fn, typename call::args_type{std::forward<Args>(args)...});
+    // A pool's task is serialized later, on another thread: what it
+    // carries is handed over now. (A process's arguments are by start().)
+    if constexpr (Collect
+                  && std::disjunction_v<may_hold_ends<std::decay_t<Params>>...>)
+      hand_over(result);
     return result;
   }
 

@@ -28,15 +28,48 @@ struct error_names {
 /// How a process uses a queue that serves as one direction of a pipe.
 enum class holder_role : std::uint8_t { reader, writer };
 
+/// A pipe end on its way to another process. The process that hands it
+/// over (puts it into a queue or a pipe, passes it to a process or a pool
+/// task) goes on holding it on the receiver's behalf, as Python duplicates
+/// a descriptor when it pickles it: from the moment it hands it over until
+/// the receiver holds it, or until the sender's process ends. `id` names
+/// the hand-over among the sender's (0: none yet).
+struct end_flight {
+  std::uint64_t id = 0;
+  caf::actor sender; // the root actor of the sending process
+
+  template <class Inspector>
+  friend typename Inspector::result_type inspect(Inspector& f,
+                                                 end_flight& x) {
+    return f(x.id, x.sender);
+  }
+};
+
+class queue_ref;
+
+///@{
+/// What serializing and deserializing a pipe end means (pipe.hpp calls
+/// them from its `inspect`; the queue's reader is `inbox` if `readable`,
+/// its writer `outbox` if `writable`). Serializing a handle that is not
+/// closed hands it over: it gets a flight (once: a copy serialized again,
+/// as an item handed out anew, keeps it). Deserializing it makes this
+/// process a holder and ends the flight, unless this thread only carries
+/// it (a hub landing an item in its queue: the getter will hold it).
+void end_saved(const queue_ref& inbox, const queue_ref& outbox, bool readable,
+               bool writable, bool closed, end_flight& flight);
+void end_loaded(const queue_ref& inbox, const queue_ref& outbox,
+                bool readable, bool writable, bool closed, end_flight& flight);
+///@}
+
 class queue_ref {
 public:
   queue_ref() = default;
 
   /// Makes a queue owned by this process; `maxsize` 0 means unbounded.
   /// With `buffered` (unbounded queues only), a put from another process
-  /// is not answered: it returns once the kernel holds the item, and a
-  /// failure (the queue closed) shows at the next put, as with Python's
-  /// feeder thread.
+  /// is not answered once the hub has said the queue is open (and nothing
+  /// of its hub has closed since): it returns once the kernel holds the
+  /// item (queue_hub.hpp).
   static queue_ref make(long maxsize, bool buffered = false);
 
   /// Blocks while full, at most `timeout`: `errc::queue_full` then.

@@ -121,12 +121,25 @@ public:
     return ptr_ != nullptr;
   }
 
+  ///@{
+  /// Whether the value holds pipe ends that are on their way to whoever
+  /// takes it (noted by a queue when an item enters it): taking it in the
+  /// queue's own process makes that process their holder (queue.cpp).
+  bool carries_ends() const noexcept {
+    return carries_ends_;
+  }
+  void carries_ends(bool yes) noexcept {
+    carries_ends_ = yes;
+  }
+  ///@}
+
   friend caf::error inspect(caf::serializer& f, value& x);
   friend caf::error inspect(caf::deserializer& f, value& x);
   friend void inspect(caf::detail::stringification_inspector& f, value& x);
 
 private:
   std::shared_ptr<value_base> ptr_;
+  bool carries_ends_ = false;
 };
 
 } // namespace actors::detail
