@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstddef>
 #include <deque>
+#include <exception>
 #include <functional>
 #include <iterator>
 #include <memory>
@@ -14,6 +15,7 @@
 #include <thread>
 #include <tuple>
 #include <type_traits>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -27,55 +29,44 @@ namespace actors {
 namespace detail {
 
 // Where a result waits for its reader: a value or an error, once. It is
-// also the sink of the task that produces it.
+// also the sink of the task that produces it. The callbacks attached before
+// the result arrives run before it counts as done (before wait() and get()
+// return), as Python's: on the callback thread of the pool delivering it
+// (see callback_runner), or at once when no pool delivers it.
 template <class T>
-class result_slot final : public result_sink {
+class result_slot final : public result_sink,
+                          public std::enable_shared_from_this<result_slot<T>> {
 public:
   using stored = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
   using on_value = std::function<void(const stored&)>;
   using on_error = std::function<void(errc, const std::string&)>;
 
   void set(stored x) {
-    {
-      std::lock_guard<std::mutex> guard{mtx_};
-      if (done_)
-        return;
-      value_ = std::move(x);
-      done_ = true;
-      cv_.notify_all();
-    }
-    run_callbacks();
+    settle([&] { value_ = std::move(x); });
   }
 
   void fail(errc code, std::string what) {
-    {
-      std::lock_guard<std::mutex> guard{mtx_};
-      if (done_)
-        return;
-      error_ = std::make_pair(code, std::move(what));
-      done_ = true;
-      cv_.notify_all();
-    }
-    run_callbacks();
+    settle([&] { error_ = std::make_pair(code, std::move(what)); });
   }
 
   bool wait(std::optional<std::chrono::steady_clock::duration> timeout) {
     std::unique_lock<std::mutex> guard{mtx_};
+    auto ready = [this] { return ready_here(); };
     if (!timeout) {
-      cv_.wait(guard, [this] { return done_; });
+      cv_.wait(guard, ready);
       return true;
     }
-    return cv_.wait_for(guard, *timeout, [this] { return done_; });
+    return cv_.wait_for(guard, *timeout, ready);
   }
 
   bool ready() const {
     std::lock_guard<std::mutex> guard{mtx_};
-    return done_;
+    return ready_here();
   }
 
   bool successful() const {
     std::lock_guard<std::mutex> guard{mtx_};
-    if (!done_)
+    if (!ready_here())
       throw error(errc::invalid_argument, "the result is not ready yet");
     return !error_;
   }
@@ -99,15 +90,18 @@ public:
     }
   }
 
+  // Attached before the result arrives: replaces earlier callbacks, runs
+  // before the result is done. Attached later: runs at once, here.
   void then(on_value ok, on_error err) {
     {
       std::lock_guard<std::mutex> guard{mtx_};
-      ok_ = std::move(ok);
-      err_ = std::move(err);
-      if (!done_)
+      if (!settled_) {
+        ok_ = std::move(ok);
+        err_ = std::move(err);
         return;
+      }
     }
-    run_callbacks();
+    invoke(ok, err);
   }
 
   // The task to cancel on `cancel()`: `task` of `pool`.
@@ -121,7 +115,7 @@ public:
     std::shared_ptr<pool_core> pool;
     {
       std::lock_guard<std::mutex> guard{mtx_};
-      if (done_)
+      if (settled_)
         return false;
       pool = pool_.lock();
     }
@@ -142,8 +136,48 @@ public:
   }
 
 private:
-  // Runs the callbacks once, outside the lock; a callback that throws is
-  // reported and harms nothing else.
+  // Done for this thread (under the lock): done, or settled and this is the
+  // thread that runs (or will run) its callbacks, so that a callback may
+  // read its own result and those queued behind it.
+  bool ready_here() const {
+    if (done_)
+      return true;
+    if (!settled_)
+      return false;
+    return runs_on_ == std::this_thread::get_id()
+           || (runner_ != nullptr && runs_callbacks_of(runner_));
+  }
+
+  // Stores the outcome once; runs the callbacks (here, or queued on the
+  // pool's callback thread), then marks the result done.
+  template <class Store>
+  void settle(Store store) {
+    auto* runner = delivering_callbacks_to();
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      if (settled_)
+        return;
+      store();
+      settled_ = true;
+      if (!ok_ && !err_) {
+        done_ = true;
+        cv_.notify_all();
+        return;
+      }
+      runner_ = runner;
+    }
+    std::function<void()> job = [self = this->shared_from_this()] {
+      self->run_callbacks();
+    };
+    if (runner == nullptr || !post_callback(runner, job)) {
+      {
+        std::lock_guard<std::mutex> guard{mtx_};
+        runner_ = nullptr;
+      }
+      job();
+    }
+  }
+
   void run_callbacks() {
     on_value ok;
     on_error err;
@@ -153,7 +187,18 @@ private:
       err = std::move(err_);
       ok_ = nullptr;
       err_ = nullptr;
+      runs_on_ = std::this_thread::get_id();
     }
+    invoke(ok, err);
+    std::lock_guard<std::mutex> guard{mtx_};
+    done_ = true;
+    cv_.notify_all();
+  }
+
+  // Calls the callback the outcome (settled, so no longer written) asks
+  // for, outside the lock; one that throws is reported and harms nothing
+  // else.
+  void invoke(const on_value& ok, const on_error& err) {
     try {
       if (error_ && err)
         err(error_->first, error_->second);
@@ -168,23 +213,32 @@ private:
 
   mutable std::mutex mtx_;
   std::condition_variable cv_;
-  bool done_ = false;
+  bool settled_ = false; // the value or error is there
+  bool done_ = false;    // ... and the callbacks attached before have run
   bool taken_ = false;
   std::optional<stored> value_;
   std::optional<std::pair<errc, std::string>> error_;
   on_value ok_;
   on_error err_;
+  callback_runner* runner_ = nullptr; // where the callbacks were queued
+  std::thread::id runs_on_;           // the thread running them
   std::weak_ptr<pool_core> pool_;
   std::uint64_t task_ = 0;
 };
 
+// A chunk of a map or a stream, run in a worker process. It shows the pool
+// which input runs (running_input), so that a death charges that one.
 template <class R, class P>
 std::vector<R> run_chunk(function_ref<R(P)> fn,
                          std::vector<std::decay_t<P>> items) {
   std::vector<R> out;
   out.reserve(items.size());
-  for (auto& x : items)
-    out.push_back(fn(std::move(x)));
+  auto* at = running_input();
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (at)
+      at->store(i, std::memory_order_relaxed);
+    out.push_back(fn(std::move(items[i])));
+  }
   return out;
 }
 
@@ -193,9 +247,13 @@ std::vector<R> run_star_chunk(function_ref<R(Ps...)> fn,
                               std::vector<std::tuple<std::decay_t<Ps>...>> items) {
   std::vector<R> out;
   out.reserve(items.size());
-  for (auto& x : items)
+  auto* at = running_input();
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (at)
+      at->store(i, std::memory_order_relaxed);
     out.push_back(std::apply(
-      [&](auto&... args) { return fn(std::move(args)...); }, x));
+      [&](auto&... args) { return fn(std::move(args)...); }, items[i]));
+  }
   return out;
 }
 
@@ -317,11 +375,25 @@ public:
   }
 
   /// Calls `on_value(result)` or `on_error(code, message)` once the result
-  /// is there: on the thread that delivers it (one of the pool's feeder
-  /// threads for a process pool, a worker for a thread pool), or at once on this
-  /// thread if it already is (Python's `callback` / `error_callback`). A callback that
-  /// throws is reported on stderr and harms nothing else. For `void` results
-  /// `on_value` takes a `std::monostate`.
+  /// is there (Python's `callback` / `error_callback`). For `void` results
+  /// `on_value` takes a `std::monostate`. One pair per result: a later
+  /// `then` before the result arrives replaces the earlier one.
+  ///
+  /// **Order.** As in Python, a callback attached before the result arrives
+  /// runs before the result counts as ready: once `wait()` or `get()`
+  /// returned, or `ready()` said true, its callback has run (an error's
+  /// too). Attached after the result arrived, it runs at once, on this
+  /// thread, and `wait()` makes no promise about it.
+  ///
+  /// **Thread.** Callbacks run on a thread of the pool kept for them (one
+  /// per pool, started with the first callback), one at a time in the order
+  /// the results arrived; never on the threads that feed workers or run
+  /// tasks, so a slow callback delays only the callbacks after it, and a
+  /// callback may wait for (`get`) another result of the same pool: that
+  /// result is there for it as soon as its value arrived, even though that
+  /// result's own callback runs after this one. `join()` returns once every
+  /// callback ran. A callback that throws is reported on stderr and harms
+  /// nothing else.
   template <class OnValue, class OnError>
   void then(OnValue on_value, OnError on_error) const {
     slot_->then(std::move(on_value), std::move(on_error));
@@ -356,6 +428,7 @@ struct stream_state {
   std::size_t window = 1;
   bool ordered = true;
   bool exhausted = false;
+  std::exception_ptr input_error; // reading the input threw this
   std::size_t submitted = 0;
   std::mutex mtx;
   std::condition_variable cv;
@@ -405,6 +478,16 @@ struct stream_state {
 /// (usable in a range-for) and `next(timeout)`. Input is taken lazily, a
 /// bounded window of chunks ahead, so an endless input runs in bounded memory.
 /// A task's error is thrown at its position; iteration may continue after it.
+///
+/// **An input that throws** (its iterator's `*`, `++` or comparison, on the
+/// thread calling `next`): as Python's `imap`, the stream first yields the
+/// results of every chunk read before, then throws that exception itself,
+/// as thrown, and ends (the next `next` returns nothing). The chunk being
+/// filled when it happened is dropped, its inputs never run (chunks of 2,
+/// the 8th input throws: six results, then the error). Unordered streams
+/// too end with the error after every earlier result. (`map` and
+/// `map_async` read their whole input at the call, so its error is thrown
+/// there and nothing runs.)
 /// A stream does not keep its pool alive: once the pool is destroyed, the
 /// results in flight fail with `errc::terminated` and reading further
 /// inputs with `errc::pool_not_running`.
@@ -427,8 +510,9 @@ public:
     st_->ordered = ordered;
   }
 
-  /// The next result, or nothing at the end; throws the task's error, or
-  /// `errc::timeout` when none arrived within `timeout`.
+  /// The next result, or nothing at the end; throws the task's error, the
+  /// input's (once, then the stream ends), or `errc::timeout` when none
+  /// arrived within `timeout`.
   std::optional<R> next(std::optional<duration> timeout = std::nullopt) {
     auto& s = *st_;
     for (;;) {
@@ -436,8 +520,12 @@ public:
         return std::move(s.current[s.pos++]);
       top_up();
       std::unique_lock<std::mutex> guard{s.mtx};
-      if (s.in_flight == 0 && s.exhausted)
+      if (s.in_flight == 0 && s.exhausted) {
+        // Every result before the input's error is out: now the error, once.
+        if (auto err = std::exchange(s.input_error, nullptr))
+          std::rethrow_exception(err);
         return std::nullopt;
+      }
       auto has_next = [&] {
         return !s.arrived.empty() && s.arrived.front().has_value();
       };
@@ -529,9 +617,17 @@ private:
     std::vector<detail::pool_core::job> jobs;
     for (; jobs.size() < room; ++s.submitted) {
       detail::pool_core::job job;
-      if (!s.pull(s.submitted, st_, job)) {
+      std::exception_ptr failed;
+      bool more = false;
+      try {
+        more = s.pull(s.submitted, st_, job);
+      } catch (...) {
+        failed = std::current_exception(); // the input's: thrown in turn
+      }
+      if (!more) {
         std::lock_guard<std::mutex> guard{s.mtx};
         s.exhausted = true;
+        s.input_error = failed;
         break;
       }
       jobs.push_back(std::move(job));
@@ -666,14 +762,21 @@ result_stream<R> open_stream(std::shared_ptr<pool_core> core,
     chunksize = 1;
   auto it = std::make_shared<decltype(std::begin(inputs))>(std::begin(inputs));
   auto end = std::end(inputs);
-  auto pull = [make_job, it, end, chunksize](
+  auto pull = [make_job, it, end, chunksize, read = false](
                 std::size_t index,
                 const std::shared_ptr<stream_state<R>>& state,
                 pool_core::job& job) mutable {
     std::vector<P> chunk;
-    while (chunk.size() < chunksize && *it != end) {
+    while (chunk.size() < chunksize) {
+      // Past an input only to read the next (as Python's next()): an error
+      // there belongs to that next input, and drops this chunk.
+      if (read)
+        ++*it;
+      read = false;
+      if (!(*it != end))
+        break;
       chunk.push_back(**it);
-      ++*it;
+      read = true;
     }
     if (chunk.empty())
       return false;
