@@ -22,10 +22,17 @@
 // complete task left to run, or 32 at a time. The feeder stops a worker by
 // shutting its side of the channel (the worker reads the end and exits),
 // and learns of its death when the channel ends: the tasks it held are
-// retried on others (up to `retries` times, then they fail with
-// errc::worker_lost naming the signal or exit code) and a new process takes
-// its place, unless deaths exceed the restart budget, which breaks the pool
-// (errc::pool_broken for everything outstanding and later).
+// retried on others, and a new process takes its place, unless deaths
+// exceed the restart budget, which breaks the pool (errc::pool_broken for
+// everything outstanding and later). A local worker shows in a page of
+// memory shared with the pool which task, and which input of its chunk, it
+// runs (progress_page): the death is charged to that input only (after
+// `retries` charges its task fails with errc::worker_lost naming the signal
+// or exit code); the other tasks it held are rerun uncharged.
+//
+// Callbacks of results run on one more thread per pool (callback_runner),
+// before the result counts as done, so that they neither hold up a feeder
+// nor run after a waiter woke.
 
 #include "actors/detail/pool_core.hpp"
 
@@ -61,6 +68,10 @@ namespace actors::detail {
 
 result_sink::~result_sink() {
   // nop
+}
+
+void result_sink::deliver_from(outcome&& x, std::shared_ptr<result_sink>&) {
+  deliver(std::move(x));
 }
 
 namespace {
@@ -264,17 +275,138 @@ struct task_entry {
   closure call;
   std::shared_ptr<result_sink> sink;
   // The worker deaths charged to it, per input of its chunk (one entry for
-  // a plain task, or for a death that cannot say which input ran).
-  std::vector<std::pair<std::uint64_t, int>> charges;
+  // a plain task, or for a death that cannot say which input ran); made
+  // with the first (a pointer keeps the entries of the task table small).
+  std::unique_ptr<std::vector<std::pair<std::uint64_t, int>>> charges;
 
   // Charges a death to `input`; returns how many that input has now.
   int charge(std::uint64_t input) {
-    for (auto& [x, n] : charges)
+    if (!charges)
+      charges = std::make_unique<std::vector<std::pair<std::uint64_t, int>>>();
+    for (auto& [x, n] : *charges)
       if (x == input)
         return ++n;
-    charges.emplace_back(input, 1);
+    charges->emplace_back(input, 1);
     return 1;
   }
+};
+
+// A double-ended queue of tasks in one ring buffer that grows and never
+// shrinks: unlike std::deque, which allocates and frees a block every few
+// entries, a queue that fills and drains all the time (the task table, on
+// several threads) keeps its memory. Slots outside the queue hold empty
+// (moved-from) entries.
+class task_ring {
+public:
+  class iterator {
+  public:
+    using iterator_category = std::bidirectional_iterator_tag;
+    using value_type = task_entry;
+    using difference_type = std::ptrdiff_t;
+    using pointer = task_entry*;
+    using reference = task_entry&;
+
+    iterator(task_ring* r, std::size_t i) : r_(r), i_(i) {
+    }
+    task_entry& operator*() const {
+      return (*r_)[i_];
+    }
+    task_entry* operator->() const {
+      return &(*r_)[i_];
+    }
+    iterator& operator++() {
+      ++i_;
+      return *this;
+    }
+    iterator& operator--() {
+      --i_;
+      return *this;
+    }
+    bool operator==(const iterator& other) const {
+      return i_ == other.i_;
+    }
+    bool operator!=(const iterator& other) const {
+      return i_ != other.i_;
+    }
+    std::size_t index() const {
+      return i_;
+    }
+
+  private:
+    task_ring* r_;
+    std::size_t i_;
+  };
+
+  bool empty() const {
+    return size_ == 0;
+  }
+  std::size_t size() const {
+    return size_;
+  }
+  task_entry& operator[](std::size_t i) {
+    return buf_[(head_ + i) & (buf_.size() - 1)];
+  }
+  task_entry& front() {
+    return (*this)[0];
+  }
+  task_entry& back() {
+    return (*this)[size_ - 1];
+  }
+  iterator begin() {
+    return {this, 0};
+  }
+  iterator end() {
+    return {this, size_};
+  }
+  void push_back(task_entry&& x) {
+    grow();
+    (*this)[size_++] = std::move(x);
+  }
+  void push_front(task_entry&& x) {
+    grow();
+    head_ = (head_ + buf_.size() - 1) & (buf_.size() - 1);
+    ++size_;
+    front() = std::move(x);
+  }
+  void pop_front() {
+    front() = task_entry{};
+    head_ = (head_ + 1) & (buf_.size() - 1);
+    --size_;
+  }
+  void pop_back() {
+    back() = task_entry{};
+    --size_;
+  }
+  void clear() {
+    while (size_ > 0)
+      pop_back();
+    head_ = 0;
+  }
+  // Removes the entry at `pos` (at the front: at once, else by moving the
+  // entries after it).
+  void erase(iterator pos) {
+    if (pos.index() == 0)
+      return pop_front();
+    for (auto i = pos.index(); i + 1 < size_; ++i)
+      (*this)[i] = std::move((*this)[i + 1]);
+    pop_back();
+  }
+
+private:
+  // Makes room for one more entry (the capacity stays a power of 2).
+  void grow() {
+    if (size_ < buf_.size())
+      return;
+    std::vector<task_entry> bigger(std::max<std::size_t>(16, 2 * buf_.size()));
+    for (std::size_t i = 0; i < size_; ++i)
+      bigger[i] = std::move((*this)[i]);
+    buf_ = std::move(bigger);
+    head_ = 0;
+  }
+
+  std::vector<task_entry> buf_;
+  std::size_t head_ = 0;
+  std::size_t size_ = 0;
 };
 
 // What a dead local worker process showed it ran (its progress_page).
@@ -384,7 +516,7 @@ class pool_state : public std::enable_shared_from_this<pool_state> {
 public:
   struct worker {
     std::thread thread; // the worker thread, or the process's feeder
-    std::deque<task_entry> taken; // tasks taken and not settled, in order
+    task_ring taken; // tasks taken and not settled, in order
     std::shared_ptr<child> proc;  // the worker process, while it runs
     int bell = -1;         // a feeder's eventfd, rung when it should look
     bool idle = false;     // the feeder waits for its bell
@@ -413,7 +545,7 @@ public:
   std::condition_variable idle; // no task queued or taken, or ended
   std::condition_variable work; // thread workers: a task, or time to stop
   pool_core::options opts;
-  std::deque<task_entry> queued;
+  task_ring queued;
   std::deque<worker> workers; // grows as hosts join: references stay valid
   std::size_t remote_workers = 0; // serving now
   std::condition_variable joined; // remote_workers grew
@@ -1144,7 +1276,7 @@ public:
     auto* before = delivering;
     delivering = callbacks.get();
     for (auto& [sink, o] : xs)
-      sink->deliver(std::move(o));
+      sink->deliver_from(std::move(o), sink);
     delivering = before;
   }
 };

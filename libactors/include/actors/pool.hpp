@@ -412,7 +412,11 @@ private:
 
 namespace detail {
 
-// What a result_stream and its chunks in flight share.
+// What a result_stream and its chunks in flight share. The threads that
+// deliver chunks (a thread pool's workers, a process pool's feeders) push
+// them on `ready` without a lock; the thread reading the stream takes all
+// of them at once and owns everything else. It sleeps on `cv` only after
+// saying so in `waiting`, and only then do deliverers take `mtx` to wake it.
 template <class R>
 struct stream_state {
   using part = std::variant<std::vector<R>, std::pair<errc, std::string>>;
@@ -421,55 +425,136 @@ struct stream_state {
     std::size_t index, const std::shared_ptr<stream_state>& self,
     pool_core::job& job)>;
 
+  // A chunk's results on their way to the reader. A thread pool's chunk
+  // holds its own node and is its `owner`: the reader drops it, on the
+  // thread that made it; other nodes are made by `arrive` (owner null).
+  struct arrival {
+    std::size_t index = 0;
+    part results;
+    std::shared_ptr<void> owner;
+    arrival* next = nullptr;
+  };
+
+  stream_state(std::size_t window_size, bool in_order)
+    : window(window_size), ordered(in_order), ring(window_size) {
+    // nop
+  }
+
+  ~stream_state() {
+    release(ready.exchange(nullptr));
+    for (auto* x : ring)
+      release(x);
+  }
+
+  // -- the reader's ---------------------------------------------------------
+
   // Not owned: the pool's owner decides when it ends (the tasks in flight
   // hold this state, and a pool should not end on one of its own threads).
   std::weak_ptr<pool_core> pool;
   pull_fn pull;
-  std::size_t window = 1;
-  bool ordered = true;
+  const std::size_t window; // chunks submitted and not yet taken, at most
+  const bool ordered;
   bool exhausted = false;
   std::exception_ptr input_error; // reading the input threw this
   std::size_t submitted = 0;
+  std::size_t in_flight = 0; // submitted, not yet taken
+  // Arrived, not yet taken. Ordered: chunk i in slot i % window; unordered:
+  // the n-th arrival in slot n % window.
+  std::vector<arrival*> ring;
+  std::size_t head = 0; // the next to take (ordered: the chunk index)
+  std::size_t tail = 0; // unordered: arrivals moved to the ring so far
+  std::vector<R> current; // the chunk being yielded
+  std::size_t pos = 0;
+
+  // -- shared ---------------------------------------------------------------
+
+  std::atomic<arrival*> ready{nullptr}; // pushed by deliverers, newest first
+  std::atomic<bool> waiting{false};     // the reader sleeps (or is about to)
   std::mutex mtx;
   std::condition_variable cv;
-  // Ordered: the chunks from next_index on, those not yet arrived empty;
-  // unordered: the arrived chunks in their order of arrival.
-  std::deque<std::optional<part>> arrived;
-  std::size_t in_flight = 0;
-  std::size_t next_index = 0; // ordered: the next chunk to yield
-  std::vector<R> current;
-  std::size_t pos = 0;
 
   // The outcome of chunk `index` (a sink: see chunk_sink).
   void arrive(std::size_t index, outcome&& x) {
-    part p;
+    auto* n = new arrival;
+    n->index = index;
     if (!x.ok) {
-      p = std::make_pair(static_cast<errc>(x.code), std::move(x.what));
+      n->results = std::make_pair(static_cast<errc>(x.code), std::move(x.what));
     } else {
       try {
-        p = x.result.template take<std::vector<R>>();
+        n->results = x.result.template take<std::vector<R>>();
       } catch (const error& e) {
-        p = std::make_pair(static_cast<errc>(e.code().value()),
-                           std::string{e.what()});
+        n->results = std::make_pair(static_cast<errc>(e.code().value()),
+                                    std::string{e.what()});
       }
     }
-    arrive(index, std::move(p));
+    arrive(n);
   }
 
-  void arrive(std::size_t index, part p) {
-    std::lock_guard<std::mutex> guard{mtx};
-    if (ordered) {
-      auto at = index - next_index;
-      if (arrived.size() <= at)
-        arrived.resize(at + 1);
-      arrived[at] = std::move(p);
-    } else {
-      arrived.emplace_back(std::move(p));
+  // Hands `n` to the reader (any thread).
+  void arrive(arrival* n) {
+    auto* top = ready.load(std::memory_order_relaxed);
+    do {
+      n->next = top;
+    } while (!ready.compare_exchange_weak(top, n, std::memory_order_seq_cst,
+                                          std::memory_order_relaxed));
+    if (waiting.load(std::memory_order_seq_cst)) {
+      std::lock_guard<std::mutex> guard{mtx};
+      cv.notify_all();
     }
-    arrivals.fetch_add(1, std::memory_order_relaxed);
-    cv.notify_all();
   }
-  std::atomic<std::size_t> arrivals{0};
+
+  // Whether anything arrived that the reader has not collected.
+  bool pending() const {
+    return ready.load(std::memory_order_seq_cst) != nullptr;
+  }
+
+  // Moves what arrived into the ring (the reader).
+  void collect() {
+    auto* list = ready.exchange(nullptr, std::memory_order_acquire);
+    if (list == nullptr)
+      return;
+    if (ordered) {
+      for (; list != nullptr; list = list->next)
+        ring[list->index % window] = list;
+      return;
+    }
+    // Newest first: reversed, they go to the ring in order of arrival.
+    arrival* oldest = nullptr;
+    while (list != nullptr) {
+      auto* next = list->next;
+      list->next = oldest;
+      oldest = list;
+      list = next;
+    }
+    for (; oldest != nullptr; oldest = oldest->next)
+      ring[tail++ % window] = oldest;
+  }
+
+  // The next arrival to yield, taken from the ring; null if not there yet
+  // (the reader).
+  arrival* take() {
+    auto& slot = ring[head % window];
+    auto* x = slot;
+    if (x == nullptr)
+      return nullptr;
+    slot = nullptr;
+    ++head;
+    --in_flight;
+    return x;
+  }
+
+  // Frees an arrival (and a list of them after it) once read.
+  static void release(arrival* x) {
+    while (x != nullptr) {
+      auto* next = x->next;
+      if (x->owner) {
+        auto keep = std::move(x->owner); // frees x with its chunk
+      } else {
+        delete x;
+      }
+      x = next;
+    }
+  }
 };
 
 } // namespace detail
@@ -503,11 +588,9 @@ public:
   result_stream(std::shared_ptr<detail::pool_core> pool,
                 typename state::pull_fn pull, std::size_t window,
                 bool ordered)
-    : st_(std::make_shared<state>()) {
+    : st_(std::make_shared<state>(window, ordered)) {
     st_->pool = std::move(pool);
     st_->pull = std::move(pull);
-    st_->window = window;
-    st_->ordered = ordered;
   }
 
   /// The next result, or nothing at the end; throws the task's error, the
@@ -518,41 +601,31 @@ public:
     for (;;) {
       if (s.pos < s.current.size())
         return std::move(s.current[s.pos++]);
-      top_up();
-      std::unique_lock<std::mutex> guard{s.mtx};
-      if (s.in_flight == 0 && s.exhausted) {
-        // Every result before the input's error is out: now the error, once.
-        if (auto err = std::exchange(s.input_error, nullptr))
-          std::rethrow_exception(err);
-        return std::nullopt;
+      auto* got = s.take();
+      if (got == nullptr) {
+        top_up();
+        if (s.in_flight == 0 && s.exhausted) {
+          // Every result before the input's error is out: now the error,
+          // once.
+          if (auto err = std::exchange(s.input_error, nullptr))
+            std::rethrow_exception(err);
+          return std::nullopt;
+        }
+        s.collect();
+        got = s.take();
       }
-      auto has_next = [&] {
-        return !s.arrived.empty() && s.arrived.front().has_value();
-      };
-      if (!has_next()) {
-        // Yield a little first: a result arriving meanwhile is then taken
-        // without a wake-up through the kernel.
-        auto seen = s.arrivals.load(std::memory_order_relaxed);
-        guard.unlock();
-        for (int i = 0;
-             i < 64 && s.arrivals.load(std::memory_order_relaxed) == seen; ++i)
-          std::this_thread::yield();
-        guard.lock();
+      if (got == nullptr) {
+        wait_for_arrival(timeout);
+        continue;
       }
-      if (!timeout)
-        s.cv.wait(guard, has_next);
-      else if (!s.cv.wait_for(guard, *timeout, has_next))
-        throw error(errc::timeout, "no result arrived in time");
-      auto part = std::move(*s.arrived.front());
-      s.arrived.pop_front();
-      ++s.next_index;
-      --s.in_flight;
-      guard.unlock();
       s.current.clear();
       s.pos = 0;
-      if (auto* err = std::get_if<std::pair<errc, std::string>>(&part))
+      got->next = nullptr;
+      auto results = std::move(got->results);
+      state::release(got); // here, on this thread: the chunk came from it
+      if (auto* err = std::get_if<std::pair<errc, std::string>>(&results))
         throw error(err->first, err->second);
-      s.current = std::move(std::get<std::vector<R>>(part));
+      s.current = std::move(std::get<std::vector<R>>(results));
     }
   }
 
@@ -599,22 +672,47 @@ public:
   }
 
 private:
-  // Once half the window is free, submits chunks until it is full or the
-  // input ends, in one batch.
+  // Waits until something arrives; `errc::timeout` after `timeout`.
+  void wait_for_arrival(std::optional<duration> timeout) {
+    auto& s = *st_;
+    // Yield a little first: a result arriving meanwhile is then taken
+    // without a wake-up through the kernel.
+    for (int i = 0; i < 64 && !s.pending(); ++i)
+      std::this_thread::yield();
+    if (s.pending()) {
+      s.collect();
+      return;
+    }
+    std::unique_lock<std::mutex> guard{s.mtx};
+    s.waiting.store(true, std::memory_order_seq_cst);
+    auto arrived = [&] { return s.pending(); };
+    bool ok = true;
+    if (!timeout)
+      s.cv.wait(guard, arrived);
+    else
+      ok = s.cv.wait_for(guard, *timeout, arrived);
+    s.waiting.store(false, std::memory_order_relaxed);
+    guard.unlock();
+    if (!ok)
+      throw error(errc::timeout, "no result arrived in time");
+    s.collect();
+  }
+
+  // Once 16 slots of the window are free, submits chunks until it is
+  // full or the input ends, in one batch. Small batches keep the workers
+  // fed without pause (between two batches they do not fall asleep), and
+  // what this thread makes it soon frees, in its allocator's cache.
   void top_up() {
     auto& s = *st_;
-    std::size_t room;
-    {
-      std::lock_guard<std::mutex> guard{s.mtx};
-      if (s.exhausted || s.in_flight > s.window / 2)
-        return;
-      room = s.window - s.in_flight;
-    }
+    if (s.exhausted || s.in_flight + 16 > s.window)
+      return;
+    auto room = s.window - s.in_flight;
     auto pool = s.pool.lock();
     if (!pool)
       throw error(errc::pool_not_running,
                   "the pool of this stream was destroyed");
     std::vector<detail::pool_core::job> jobs;
+    jobs.reserve(room);
     for (; jobs.size() < room; ++s.submitted) {
       detail::pool_core::job job;
       std::exception_ptr failed;
@@ -625,7 +723,6 @@ private:
         failed = std::current_exception(); // the input's: thrown in turn
       }
       if (!more) {
-        std::lock_guard<std::mutex> guard{s.mtx};
         s.exhausted = true;
         s.input_error = failed;
         break;
@@ -636,7 +733,6 @@ private:
       return;
     auto n = jobs.size();
     pool->submit(std::move(jobs)); // throws if the pool stopped: none went
-    std::lock_guard<std::mutex> guard{s.mtx};
     s.in_flight += n;
   }
 
@@ -865,7 +961,9 @@ private:
 
 /// How a pool sets up its workers and handles failures.
 struct pool_options {
-  /// How often a task lost with its worker is run again.
+  /// How often a task is run again after its worker died while running it
+  /// (counted per input of a map's chunk; tasks a dead worker held but did
+  /// not run are rerun without counting).
   int retries = 1;
   /// Replace a worker after this many tasks (0: never), as Python's
   /// `maxtasksperchild`.
@@ -929,10 +1027,15 @@ struct pool_options {
 /// socket pair made when the worker is started), which keeps a few tasks in
 /// flight when they are short and one when they are long, so an idle worker
 /// is never starved.
-/// When a worker process dies (SIGKILL, a segfault, `exit()`), only the tasks
-/// it held are rerun on other workers, `retries` times (default 1), then
-/// fail with `errc::worker_lost` naming the signal or exit code; a new
-/// process takes its place and the pool stays usable. An exception thrown by
+/// When a worker process dies (SIGKILL, a segfault, `exit()`), the tasks it
+/// held are rerun on other workers; only the task it was running is charged
+/// with the death, and for a chunk of a map or a stream only the input that
+/// ran (the chunk is rerun whole: its finished inputs run again). An input
+/// charged more than `retries` times (default 1) fails its task with
+/// `errc::worker_lost` naming the signal or exit code (for a map, the whole
+/// map). A new process takes the dead one's place and the pool stays usable.
+/// (A worker of another host cannot show what it ran: its loss charges
+/// every task it held.) An exception thrown by
 /// a task fails that task only (`errc::task_failed`, "type: message").
 ///
 /// **Lifetime.** `close()` stops new work; `join()` (after `close` or

@@ -97,7 +97,10 @@ private:
 };
 
 // One chunk of a thread pool's stream: its task and its sink in one
-// allocation; its results reach the stream without a type-erased box.
+// allocation; its results reach the stream without a type-erased box. The
+// thread reading the stream makes it (with room for its results) and, as
+// the chunk goes to the stream with its results, frees it: memory made and
+// freed on one thread stays in that thread's cache of the allocator.
 template <class R, class P, class F>
 class stream_chunk final : public callable, public result_sink {
 public:
@@ -105,11 +108,10 @@ public:
                std::shared_ptr<stream_state<R>> stream, std::size_t index)
     : fn_(std::move(fn)), inputs_(std::move(inputs)),
       stream_(std::move(stream)), index_(index) {
-    // nop
+    results_.reserve(inputs_.size());
   }
 
   value operator()() override {
-    results_.reserve(inputs_.size());
     for (auto& x : inputs_)
       results_.push_back((*fn_)(std::move(x)));
     return {};
@@ -120,10 +122,24 @@ public:
   }
 
   void deliver(outcome&& x) override {
-    if (x.ok)
-      stream_->arrive(index_, std::move(results_));
+    std::shared_ptr<result_sink> self;
+    deliver_from(std::move(x), self);
+  }
+
+  void deliver_from(outcome&& x, std::shared_ptr<result_sink>& self) override {
+    // The stream does not keep this chunk's reference to it (no cycle).
+    auto stream = std::move(stream_);
+    if (!x.ok)
+      return stream->arrive(index_, std::move(x));
+    // The chunk travels as its own node, which owns it.
+    auto* node = &node_;
+    if (self)
+      node_.owner = std::move(self);
     else
-      stream_->arrive(index_, std::move(x));
+      node = new typename stream_state<R>::arrival;
+    node->index = index_;
+    node->results = std::move(results_);
+    stream->arrive(node);
   }
 
 private:
@@ -132,6 +148,7 @@ private:
   std::vector<R> results_;
   std::shared_ptr<stream_state<R>> stream_;
   std::size_t index_;
+  typename stream_state<R>::arrival node_;
 };
 
 } // namespace detail

@@ -46,6 +46,10 @@ class result_sink {
 public:
   virtual ~result_sink();
   virtual void deliver(outcome&& x) = 0;
+
+  /// As `deliver(x)`, from the pool's reference to this sink (`self`),
+  /// which the sink may take over.
+  virtual void deliver_from(outcome&& x, std::shared_ptr<result_sink>& self);
 };
 
 /// Where the thread that runs a task of a worker process shows which input
