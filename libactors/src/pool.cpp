@@ -409,6 +409,71 @@ private:
   std::size_t size_ = 0;
 };
 
+// The blocks of a std::deque of tasks that drained, kept for the next ones
+// (up to `max`), where it allocates them. The queue of a pool is filled on
+// one thread and drained on others: without the cache, each block freed on
+// another thread than made it waits on the allocator's lock, in glibc.
+// Used under the pool's lock, as the queue.
+struct block_cache {
+  static constexpr std::size_t max = 256;
+  std::vector<void*> blocks;
+  block_cache() {
+    blocks.reserve(max);
+  }
+  ~block_cache() {
+    for (auto* p : blocks)
+      ::operator delete(p);
+  }
+};
+
+template <class T>
+class recycling_allocator {
+public:
+  using value_type = T;
+
+  explicit recycling_allocator(block_cache* cache) noexcept : cache_(cache) {
+    // nop
+  }
+  template <class U>
+  recycling_allocator(const recycling_allocator<U>& other) noexcept
+    : cache_(other.cache_) {
+    // nop
+  }
+
+  // The deque's blocks are its only allocations of T (all of one size);
+  // its map of them is recycled by nobody.
+  T* allocate(std::size_t n) {
+    if constexpr (std::is_same_v<T, task_entry>) {
+      if (!cache_->blocks.empty()) {
+        auto* p = cache_->blocks.back();
+        cache_->blocks.pop_back();
+        return static_cast<T*>(p);
+      }
+    }
+    return static_cast<T*>(::operator new(n * sizeof(T)));
+  }
+  void deallocate(T* p, std::size_t) noexcept {
+    if constexpr (std::is_same_v<T, task_entry>) {
+      if (cache_->blocks.size() < block_cache::max) {
+        cache_->blocks.push_back(p); // reserved: never allocates
+        return;
+      }
+    }
+    ::operator delete(p);
+  }
+
+  template <class U>
+  bool operator==(const recycling_allocator<U>& other) const noexcept {
+    return cache_ == other.cache_;
+  }
+  template <class U>
+  bool operator!=(const recycling_allocator<U>& other) const noexcept {
+    return cache_ != other.cache_;
+  }
+
+  block_cache* cache_;
+};
+
 // What a dead local worker process showed it ran (its progress_page).
 struct last_run {
   std::uint64_t task = 0; // 0: none (it died between tasks)
@@ -545,7 +610,9 @@ public:
   std::condition_variable idle; // no task queued or taken, or ended
   std::condition_variable work; // thread workers: a task, or time to stop
   pool_core::options opts;
-  task_ring queued;
+  block_cache queue_blocks; // before queued: it outlives it
+  std::deque<task_entry, recycling_allocator<task_entry>> queued{
+    recycling_allocator<task_entry>{&queue_blocks}};
   std::deque<worker> workers; // grows as hosts join: references stay valid
   std::size_t remote_workers = 0; // serving now
   std::condition_variable joined; // remote_workers grew
