@@ -431,6 +431,7 @@ struct stream_state {
   struct arrival {
     std::size_t index = 0;
     part results;
+    std::optional<R> single; // the result of a chunk of one (results unused)
     std::shared_ptr<void> owner;
     arrival* next = nullptr;
   };
@@ -621,6 +622,12 @@ public:
       s.current.clear();
       s.pos = 0;
       got->next = nullptr;
+      if (got->single) {
+        // In the memory `current` kept: a chunk of one allocates nothing.
+        s.current.push_back(std::move(*got->single));
+        state::release(got);
+        continue;
+      }
       auto results = std::move(got->results);
       state::release(got); // here, on this thread: the chunk came from it
       if (auto* err = std::get_if<std::pair<errc, std::string>>(&results))
@@ -849,7 +856,8 @@ async_result<std::vector<R>> submit_map(pool_core& core, const Range& inputs,
 }
 
 // `make_job(chunk, index, state)` turns a chunk of inputs into the job
-// that delivers its results to `state->arrive(index, ...)`.
+// that delivers its results to `state->arrive(index, ...)`; it takes the
+// inputs out of `chunk`, a buffer it may leave its memory in for the next.
 template <class R, class P, class Range, class MakeJob>
 result_stream<R> open_stream(std::shared_ptr<pool_core> core,
                              const Range& inputs, std::size_t chunksize,
@@ -858,11 +866,12 @@ result_stream<R> open_stream(std::shared_ptr<pool_core> core,
     chunksize = 1;
   auto it = std::make_shared<decltype(std::begin(inputs))>(std::begin(inputs));
   auto end = std::end(inputs);
-  auto pull = [make_job, it, end, chunksize, read = false](
+  auto pull = [make_job, it, end, chunksize, read = false,
+               chunk = std::vector<P>{}](
                 std::size_t index,
                 const std::shared_ptr<stream_state<R>>& state,
                 pool_core::job& job) mutable {
-    std::vector<P> chunk;
+    chunk.clear();
     while (chunk.size() < chunksize) {
       // Past an input only to read the next (as Python's next()): an error
       // there belongs to that next input, and drops this chunk.
@@ -876,7 +885,7 @@ result_stream<R> open_stream(std::shared_ptr<pool_core> core,
     }
     if (chunk.empty())
       return false;
-    job = make_job(std::move(chunk), index, state);
+    job = make_job(chunk, index, state);
     return true;
   };
   auto window = 128 * core->workers();
@@ -1153,7 +1162,7 @@ private:
     using state = detail::stream_state<R>;
     return detail::open_stream<R, P>(
       core_, inputs, chunksize, ordered,
-      [ptr](std::vector<P> chunk, std::size_t index,
+      [ptr](std::vector<P>& chunk, std::size_t index,
             const std::shared_ptr<state>& st) {
         return detail::pool_core::job{
           chunk_task(ptr, std::move(chunk)),
