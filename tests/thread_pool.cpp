@@ -437,3 +437,16 @@ TEST_CASE("a callback may wait for another result of the same pool") {
   CHECK(answer.get() == 25);
   CHECK(a.get(10s) == 1);
 }
+
+TEST_CASE("a stream dropped with results it did not read frees each once") {
+  actors::thread_pool tp{2};
+  std::vector<int> xs(1000, 1);
+  {
+    auto s = tp.imap([](int x) { return x; }, xs);
+    CHECK(*s.next(10s) == 1); // a window of chunks went to the workers
+    tp.close();
+    tp.join(); // ... and every one of them has arrived
+    CHECK(*s.next(10s) == 1); // taken in, all at once; one is yielded
+  } // the others go with the stream
+  CHECK_THROWS_AS(tp.apply_async([] { return 1; }), actors::error);
+}

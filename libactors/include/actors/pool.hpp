@@ -515,8 +515,11 @@ struct stream_state {
     if (list == nullptr)
       return;
     if (ordered) {
-      for (; list != nullptr; list = list->next)
+      while (list != nullptr) {
+        auto* next = std::exchange(list->next, nullptr);
         ring[list->index % window] = list;
+        list = next;
+      }
       return;
     }
     // Newest first: reversed, they go to the ring in order of arrival.
@@ -527,8 +530,11 @@ struct stream_state {
       oldest = list;
       list = next;
     }
-    for (; oldest != nullptr; oldest = oldest->next)
+    while (oldest != nullptr) {
+      auto* next = std::exchange(oldest->next, nullptr);
       ring[tail++ % window] = oldest;
+      oldest = next;
+    }
   }
 
   // The next arrival to yield, taken from the ring; null if not there yet
@@ -544,7 +550,8 @@ struct stream_state {
     return x;
   }
 
-  // Frees an arrival (and a list of them after it) once read.
+  // Frees an arrival and those linked after it (in `ready`; those in the
+  // ring are linked to none).
   static void release(arrival* x) {
     while (x != nullptr) {
       auto* next = x->next;
@@ -621,7 +628,6 @@ public:
       }
       s.current.clear();
       s.pos = 0;
-      got->next = nullptr;
       if (got->single) {
         // In the memory `current` kept: a chunk of one allocates nothing.
         s.current.push_back(std::move(*got->single));
