@@ -1,0 +1,88 @@
+#include "link/errors.hpp"
+
+#include <cstdlib>
+#include <cstring>
+
+#include <cxxabi.h>
+#include <poll.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <caf/sec.hpp>
+
+#include "call.hpp"
+
+namespace actors::detail::links {
+
+namespace {
+
+std::string demangled(const std::string& name) {
+  int status = 0;
+  char* p = abi::__cxa_demangle(name.c_str(), nullptr, nullptr, &status);
+  std::string result = status == 0 && p != nullptr ? p : name;
+  std::free(p);
+  return result;
+}
+
+} // namespace
+
+std::string unknown_type_name(const caf::error& err) {
+  if (err != caf::sec::unknown_type)
+    return {};
+  if (err.context().match_elements<std::string>())
+    return demangled(err.context().get_as<std::string>(0));
+  return "?";
+}
+
+caf::error unsendable(const caf::error& err, caf::actor_system& sys) {
+  auto type = unknown_type_name(err);
+  if (!type.empty())
+    return make_error(errc::not_registered,
+                      "a message holding type " + type
+                          + " cannot cross a process boundary: the type is "
+                            "not registered (actor_system_config::"
+                            "add_message_type)");
+  return make_error(errc::invalid_argument,
+                    "a message cannot be serialized: " + sys.render(err));
+}
+
+std::string describe_status(pid_t pid, const siginfo_t& info) {
+  auto who = "process " + std::to_string(pid);
+  if (info.si_code == CLD_EXITED)
+    return who + " exited with code " + std::to_string(info.si_status);
+  auto sig = info.si_status;
+  const char* name = sigabbrev_np(sig);
+  return who + " was killed by signal " + std::to_string(sig) + " (SIG"
+         + (name != nullptr ? name : "?") + ")";
+}
+
+caf::error describe_end(pid_t pid) {
+  // A child of ours: its exit status, left for whoever reaps it (WNOWAIT).
+  // Its socket closes as it exits, a moment before it is a zombie: wait for
+  // that on a pidfd, at most 100 ms.
+  siginfo_t info{};
+  if (pid > 0
+      && ::waitid(P_PID, static_cast<id_t>(pid), &info,
+                  WEXITED | WNOHANG | WNOWAIT)
+             == 0) {
+    if (info.si_pid != pid) {
+      auto fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+      if (fd >= 0) {
+        pollfd pfd{fd, POLLIN, 0};
+        ::poll(&pfd, 1, 100);
+        ::close(fd);
+      }
+      info = siginfo_t{};
+      ::waitid(P_PID, static_cast<id_t>(pid), &info,
+               WEXITED | WNOHANG | WNOWAIT);
+    }
+    if (info.si_pid == pid)
+      return make_error(errc::process_died, describe_status(pid, info));
+  }
+  return make_error(errc::process_died,
+                    "process " + std::to_string(pid)
+                        + " ended (its link closed without a reason)");
+}
+
+} // namespace actors::detail::links

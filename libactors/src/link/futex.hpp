@@ -1,0 +1,23 @@
+#pragma once
+
+// The two futex calls of the link layer, on 32-bit words in memory shared
+// between processes (so never FUTEX_PRIVATE_FLAG). A waiter passes the
+// value it last saw; the kernel puts it to sleep only if the word still
+// holds that value, so a bump between the check and the sleep is not lost.
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+
+namespace actors::detail::links {
+
+/// Sleeps while `*word == seen`, at most until `deadline` (a time_point of
+/// steady_clock; max() = no bound). Returns on a wake, a changed word, a
+/// signal or the deadline: callers re-check their condition.
+void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t seen,
+                std::chrono::steady_clock::time_point deadline);
+
+/// Wakes up to `n` threads (of any process) sleeping on `word`.
+void futex_wake(std::atomic<std::uint32_t>& word, int n);
+
+} // namespace actors::detail::links

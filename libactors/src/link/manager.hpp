@@ -1,0 +1,296 @@
+#pragma once
+
+// The CAF side of the links of one process: one link per peer process,
+// proxies for the peers' actors, and the threads that make links and
+// notice their end.
+//
+// Protocol: actor messages, downs, monitors, links and unlinks as frames
+// (link_protocol.hpp). A proxy made for a peer's actor sends `monitor`; the
+// peer attaches a functor to the actor that sends `down` with the real exit
+// reason when it ends. Request ids travel unchanged; one ring per direction
+// keeps messages from one sender to one receiver in order (link and unlink
+// go through a helper actor and may overtake or follow them).
+//
+// Threads: a receiver thread per link deserializes with a proxy registry of
+// its own (so every actor handle read becomes a proxy or the local actor)
+// and runs the receiving actor itself through a custom execution unit, so
+// that its answer is written by the same thread (link.hpp: a second
+// receiver thread reads while the first runs an actor). A watcher thread
+// sees the sockets end; a setup thread makes the links that are not made by
+// the caller (a handle of a third process: a link to it is made on first
+// sight, by name; accepted connections).
+//
+// Failures: a peer's death (its socket ends) kills all of its proxies with
+// the reason (its exit status when it was this process's child) and answers
+// every request in flight through the link with it. A request to a dead
+// actor is answered with sec::request_receiver_down by the peer. A message
+// holding a type CAF cannot serialize fails in the sender: a request gets
+// errc::not_registered naming the type, also in replies; a one-way message
+// is reported (report()). A handle of a process that no link can reach
+// (another host) gives a proxy that is dead from the start, with
+// errc::owner_unreachable saying why.
+//
+// Back-pressure: a sending thread waits while the ring is full, at most
+// options::full_wait; then its request fails with errc::timeout (a one-way
+// message is reported), nothing of it sent. Receiver threads never wait
+// (their frames queue in the link); CAF scheduler threads wait at most
+// full_wait.
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+
+#include <sys/types.h>
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/expected.hpp>
+#include <caf/mailbox_element.hpp>
+#include <caf/proxy_registry.hpp>
+#include <caf/scoped_execution_unit.hpp>
+#include <caf/system_messages.hpp>
+
+#include "auth.hpp"
+#include "link/link.hpp"
+
+namespace actors::detail::links {
+
+class manager;
+class proxy;
+
+/// A caller waiting for its answer on its own bell (manager::call).
+struct waiter {
+  caf::message_id mid; // the response it waits for
+  std::atomic<std::uint32_t>* bell = nullptr;
+  int slot = -1;     // in the incoming ring, or -1
+  bool done = false; // guarded by peer::mtx
+  caf::message result;
+};
+
+/// The CAF side of one link.
+struct peer {
+  std::shared_ptr<link> lnk;
+  std::shared_ptr<manager> mgr; // until the link ends (then reset)
+  caf::node_id node;
+  pid_t pid = 0;
+
+  std::mutex mtx;
+  /// Requests sent through this link and not answered yet, by (sender id,
+  /// request id): answered with the link's end reason if it ends.
+  std::map<std::pair<caf::actor_id, std::uint64_t>,
+           std::pair<caf::weak_actor_ptr, caf::message_id>>
+      requests;
+  std::unordered_map<caf::actor_id, waiter*> waiters;
+  std::atomic<int> waiting{0};
+  bool ended = false; // link_ended ran: `reason` is final
+  caf::error reason;
+
+  /// Link and unlink frames still to write (queued where CAF holds both
+  /// actors' locks; written before any later frame to this link, so a
+  /// message sent after link_to() arrives after the link).
+  struct link_op {
+    bool on;
+    caf::strong_actor_ptr who;
+    caf::actor_id target;
+  };
+  std::mutex ops_mtx; // ops (short, nothing else taken inside)
+  std::vector<link_op> ops;
+  std::mutex flush_mtx; // held while ops are written
+  std::atomic<bool> has_ops{false};
+
+  /// The reason the link ended with, once known (else none).
+  caf::error end_reason() {
+    std::lock_guard<std::mutex> guard{mtx};
+    return reason;
+  }
+};
+
+class manager final : public caf::proxy_registry::backend,
+                      public link_handler,
+                      public std::enable_shared_from_this<manager> {
+public:
+  using duration = std::chrono::steady_clock::duration;
+
+  struct options {
+    /// Bytes of each ring (one per direction).
+    std::size_t ring_size = 256 * 1024;
+    /// How long a sending thread waits for room in a full ring.
+    std::chrono::milliseconds full_wait{5000};
+    /// How long making a link may take.
+    std::chrono::milliseconds setup_timeout{2000};
+    /// Accept links by name (abstract socket link_address(key, getpid())).
+    bool listen = true;
+    /// The actor a peer gets first (hello): the process's service actor.
+    caf::actor root;
+  };
+
+  /// Starts the links of this process in `sys`, which must outlive the
+  /// manager's shutdown() and have a node id (CAF 0.17 gives one with the
+  /// middleman). Throws actors::error if it cannot listen.
+  static std::shared_ptr<manager> make(caf::actor_system& sys, secret key,
+                                       options opts);
+
+  ~manager() override;
+
+  /// Ends every link (peers see `reason`), waits for the threads, kills
+  /// every proxy. Call before the actor system ends, and not from an actor
+  /// (it may run on a link's receiver thread, which this waits for);
+  /// idempotent.
+  void shutdown(const caf::error& reason);
+
+  /// Makes a link over `fd`, a connected socket shared with a parent or
+  /// child (this takes ownership); returns the peer's root actor (empty if
+  /// it has none). Throws actors::error (setup.hpp).
+  caf::actor adopt(int fd);
+
+  /// Makes a link to process `pid` of this run, by name; returns its root
+  /// actor. Throws actors::error (setup.hpp).
+  caf::actor connect(pid_t pid);
+
+  /// A blocking request from a plain thread, answered on the caller's own
+  /// bell: the peer's writer wakes this thread directly (the addressed
+  /// doorbell), and it reads its answer itself. `dest` must be an actor of
+  /// another process (a proxy); at most `timeout`. Errors: errc::timeout,
+  /// the link's end reason, the peer's answer.
+  caf::expected<caf::message> call(const caf::actor& dest, caf::message msg,
+                                   duration timeout);
+
+  /// The abstract name this process listens at (empty without listen).
+  const std::string& address() const noexcept {
+    return address_;
+  }
+
+  caf::proxy_registry& registry() noexcept {
+    return registry_;
+  }
+
+  caf::actor_system& system() noexcept {
+    return sys_;
+  }
+
+  /// Replaces how a peer's end is described when it sent no `close`
+  /// (default: its exit status if it is this process's child).
+  void set_death_reason(std::function<caf::error(pid_t)> fn);
+
+  /// Replaces where one-way messages that could not be sent are reported
+  /// (default: a line on stderr).
+  void set_report(std::function<void(const std::string&)> fn);
+
+  // -- used by proxies
+  // ----------------------------------------------------------
+
+  void send(peer& p, caf::actor_id dest, caf::mailbox_element_ptr what);
+
+  /// Queues a link (`on`) or unlink frame from local actor `who` to the
+  /// proxy `target` of `p`; called with both actors' locks held, so it
+  /// only queues, and asks the helper actor to write it soon.
+  void queue_link_op(peer& p, bool on, caf::abstract_actor* who,
+                     caf::actor_control_block* target);
+
+  /// Writes the queued link and unlink frames of `p`.
+  void flush_link_ops(peer& p);
+
+  /// True while this thread links a proxy to a local actor for a `link`
+  /// frame: CAF may then enqueue an exit_msg to the proxy with both actors'
+  /// locks held (the local actor has ended), which must not be sent there.
+  static bool in_link_frame() noexcept;
+
+  /// Sends exit message `x` from `sender` to proxy `target` later, on the
+  /// helper actor (see in_link_frame).
+  void defer_exit(caf::strong_actor_ptr target, caf::strong_actor_ptr sender,
+                  caf::exit_msg x);
+
+  /// Answers request `mid` of `sender` with `err` (its waiter, if it waits
+  /// in call(), else its mailbox).
+  void bounce(peer* p, const caf::strong_actor_ptr& sender, caf::message_id mid,
+              const caf::error& err);
+
+  // -- proxy_registry::backend
+  // --------------------------------------------------
+
+  caf::strong_actor_ptr make_proxy(caf::node_id nid,
+                                   caf::actor_id aid) override;
+  void set_last_hop(caf::node_id*) override;
+
+  // -- link_handler
+  // -------------------------------------------------------------
+
+  std::unique_ptr<context> make_context(link& l) override;
+  bool on_frame(link& l, context& ctx, const frame& f,
+                std::string& what) override;
+  void after_frames(link& l, context& ctx) override;
+  void on_closed(link& l, context& ctx, const caf::error& reason) override;
+
+private:
+  manager(caf::actor_system& sys, secret key, options opts);
+  void init();
+
+  struct job {
+    std::shared_ptr<peer> target; // connect to it, or
+    int fd = -1;                  // accept this
+  };
+
+  identity me() const;
+  std::shared_ptr<peer> peer_for(const caf::node_id& node);
+  std::shared_ptr<peer> add_link(connection c);
+  void link_ended(peer& p, const caf::error& reason);
+  void write_to(peer& p, buffer& bytes, std::uint64_t dest);
+  void send_down(const std::shared_ptr<peer>& p, caf::actor_id aid,
+                 const caf::error& reason);
+  bool deliver_to_waiter(peer& p, caf::actor_id dest, caf::message_id mid,
+                         caf::message& content);
+  // How the peer `pid` ended: death_reason_, else errors.hpp's.
+  caf::error end_of(pid_t pid);
+  void report(const std::string& what);
+  void watch_loop();
+  void setup_loop();
+  void post(std::function<void()> fn); // run on the watcher thread
+  void write_frame(peer& p, buffer& bytes, std::uint64_t dest);
+
+  // Tags of the watcher's epoll besides the links' ids.
+  static constexpr std::uint64_t wake_tag = ~std::uint64_t{0};
+  static constexpr std::uint64_t listen_tag = ~std::uint64_t{0} - 1;
+
+  caf::actor_system& sys_;
+  const secret key_;
+  const options opts_;
+  caf::proxy_registry registry_;
+  caf::scoped_execution_unit unit_; // serializing, any thread
+  caf::actor helper_;
+  std::string address_;
+  int listen_fd_ = -1;
+  int epoll_fd_ = -1;
+  int wake_fd_ = -1;
+
+  std::mutex mtx_;
+  bool stopping_ = false;
+  std::uint64_t next_link_id_ = 1;
+  std::unordered_map<caf::node_id, std::shared_ptr<peer>> peers_;  // sends
+  std::unordered_map<std::uint64_t, std::shared_ptr<peer>> links_; // all
+  std::deque<job> jobs_;
+  std::condition_variable jobs_cv_;
+  std::vector<std::function<void()>> posted_;
+  std::function<caf::error(pid_t)> death_reason_;
+  std::function<void(const std::string&)> report_;
+
+  std::mutex callers_mtx_;
+  std::unordered_map<std::thread::id, std::unique_ptr<caf::scoped_actor>>
+      callers_;
+
+  std::thread watcher_;
+  std::thread setup_;
+};
+
+/// The pid of `node` if it runs on the host of `here`, else 0.
+pid_t local_pid(const caf::node_id& node, const caf::node_id& here);
+
+} // namespace actors::detail::links

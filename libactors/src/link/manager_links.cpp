@@ -1,0 +1,241 @@
+// The manager's links themselves: made over an inherited socket, by name
+// (on the caller's thread, or on the setup thread for a handle of a process
+// not linked yet, and for connections accepted), and watched for their end
+// (the watcher thread: a link's socket ends when its peer does).
+
+#include "link/manager.hpp"
+
+#include <cerrno>
+
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <caf/exit_reason.hpp>
+#include <caf/sec.hpp>
+
+#include "call.hpp"
+
+namespace actors::detail::links {
+
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+} // namespace
+
+pid_t local_pid(const caf::node_id& node, const caf::node_id& here) {
+  using data = caf::node_id::default_data;
+  if (!node || node->implementation_id() != data::class_id || !here
+      || here->implementation_id() != data::class_id)
+    return 0;
+  auto& theirs = static_cast<const data&>(*node);
+  auto& ours = static_cast<const data&>(*here);
+  // CAF 0.17 numbers the actor systems of one process in the host id's
+  // last byte (node_id.cpp, default_data::local): the host is the rest.
+  auto x = theirs.host_id();
+  auto y = ours.host_id();
+  if (!std::equal(x.begin(), x.end() - 1, y.begin()))
+    return 0;
+  return static_cast<pid_t>(theirs.process_id());
+}
+
+// -- making links
+// ----------------------------------------------------------------
+
+std::shared_ptr<peer> manager::add_link(connection c) {
+  auto p = std::make_shared<peer>();
+  p->node = c.node;
+  p->pid = local_pid(c.node, sys_.node());
+  p->mgr = shared_from_this();
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (stopping_) {
+      ::close(c.fd);
+      throw error(errc::owner_unreachable, "the links are shut down");
+    }
+    p->lnk = std::make_shared<link>(*this, c.node, next_link_id_++);
+    links_.emplace(p->lnk->id(), p);
+    // The first link to a process carries what this side sends to it.
+    peers_.emplace(c.node, p);
+  }
+  auto fd = c.fd;
+  auto id = p->lnk->id();
+  p->lnk->start(std::move(c));
+  post([this, fd, id] {
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLRDHUP;
+    ev.data.u64 = id;
+    ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
+  });
+  return p;
+}
+
+caf::actor manager::adopt(int fd) {
+  auto c
+      = setup_inherited(fd, me(), &unit_, clock::now() + opts_.setup_timeout);
+  auto node = c.node;
+  auto root = c.root;
+  add_link(std::move(c));
+  if (root == 0)
+    return {};
+  return caf::actor_cast<caf::actor>(registry_.get_or_put(node, root));
+}
+
+caf::actor manager::connect(pid_t pid) {
+  auto c = setup_connect(link_address(key_, pid), key_, me(), &unit_,
+                         clock::now() + opts_.setup_timeout);
+  auto node = c.node;
+  auto root = c.root;
+  add_link(std::move(c));
+  if (root == 0)
+    return {};
+  return caf::actor_cast<caf::actor>(registry_.get_or_put(node, root));
+}
+
+std::shared_ptr<peer> manager::peer_for(const caf::node_id& node) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (auto i = peers_.find(node); i != peers_.end())
+    return i->second;
+  auto p = std::make_shared<peer>();
+  p->node = node;
+  p->pid = local_pid(node, sys_.node());
+  p->mgr = shared_from_this();
+  p->lnk = std::make_shared<link>(*this, node, next_link_id_++);
+  if (stopping_) {
+    p->lnk->fail(caf::exit_reason::remote_link_unreachable);
+    return p;
+  }
+  if (p->pid == 0) {
+    // Links reach processes of this host (and network namespace) only.
+    p->lnk->fail(
+        make_error(errc::owner_unreachable, "no link can reach actor node "
+                                                + caf::to_string(node)
+                                                + ": it runs on another host"));
+    return p;
+  }
+  links_.emplace(p->lnk->id(), p);
+  peers_.emplace(node, p);
+  jobs_.push_back(job{p, -1});
+  jobs_cv_.notify_one();
+  return p;
+}
+
+void manager::setup_loop() {
+  for (;;) {
+    job j;
+    {
+      std::unique_lock<std::mutex> guard{mtx_};
+      jobs_cv_.wait(guard, [&] { return stopping_ || !jobs_.empty(); });
+      if (stopping_)
+        return;
+      j = std::move(jobs_.front());
+      jobs_.pop_front();
+    }
+    auto deadline = clock::now() + opts_.setup_timeout;
+    if (j.fd >= 0) {
+      try {
+        add_link(setup_accept(j.fd, key_, me(), &unit_, deadline));
+      } catch (const error&) {
+        // A stranger, or a peer that gave up: nothing was made.
+      }
+      continue;
+    }
+    auto& p = *j.target;
+    try {
+      auto c = setup_connect(link_address(key_, p.pid), key_, me(), &unit_,
+                             deadline);
+      if (c.node != p.node) {
+        ::close(c.fd);
+        throw error(errc::owner_unreachable,
+                    "process " + std::to_string(p.pid)
+                        + " is not the actor node it should be");
+      }
+      auto fd = c.fd;
+      auto id = p.lnk->id();
+      p.lnk->start(std::move(c));
+      post([this, fd, id] {
+        epoll_event ev{};
+        ev.events = EPOLLIN | EPOLLRDHUP;
+        ev.data.u64 = id;
+        ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
+      });
+    } catch (const error& e) {
+      auto reason = make_error(static_cast<errc>(e.code().value()),
+                               "no link to process " + std::to_string(p.pid)
+                                   + ": " + e.what());
+      p.lnk->fail(reason);
+      link_ended(p, reason);
+    }
+  }
+}
+
+void manager::post(std::function<void()> fn) {
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    posted_.push_back(std::move(fn));
+  }
+  std::uint64_t one = 1;
+  [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof(one));
+}
+
+void manager::watch_loop() {
+  epoll_event events[32];
+  for (;;) {
+    auto n = ::epoll_wait(epoll_fd_, events, 32, -1);
+    if (n < 0 && errno != EINTR)
+      return;
+    for (int i = 0; i < n; ++i) {
+      auto tag = events[i].data.u64;
+      if (tag == wake_tag) {
+        std::uint64_t count = 0;
+        [[maybe_unused]] auto r = ::read(wake_fd_, &count, sizeof(count));
+        std::vector<std::function<void()>> todo;
+        {
+          std::lock_guard<std::mutex> guard{mtx_};
+          if (stopping_)
+            return;
+          todo.swap(posted_);
+        }
+        for (auto& fn : todo)
+          fn();
+        continue;
+      }
+      if (tag == listen_tag) {
+        for (;;) {
+          auto fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+          if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+              continue;
+            break;
+          }
+          std::lock_guard<std::mutex> guard{mtx_};
+          jobs_.push_back(job{nullptr, fd});
+          jobs_cv_.notify_one();
+        }
+        continue;
+      }
+      std::shared_ptr<peer> p;
+      {
+        std::lock_guard<std::mutex> guard{mtx_};
+        if (auto j = links_.find(tag); j != links_.end())
+          p = j->second;
+      }
+      if (!p)
+        continue;
+      char byte;
+      auto r = ::recv(p->lnk->fd(), &byte, 1, MSG_DONTWAIT);
+      if (r < 0 && (errno == EAGAIN || errno == EINTR))
+        continue;
+      ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, p->lnk->fd(), nullptr);
+      if (r > 0)
+        p->lnk->close(caf::make_error(caf::sec::malformed_basp_message,
+                                      "link protocol error: bytes on the "
+                                      "socket after the setup"));
+      else
+        p->lnk->peer_gone(caf::error{}); // the reason: on_closed
+    }
+  }
+}
+
+} // namespace actors::detail::links

@@ -1,0 +1,70 @@
+#pragma once
+
+// Making a link's connection (link_protocol.hpp, "Setup"): over a socket
+// inherited from the parent, or by name (an abstract Unix socket per
+// process, named from the run's key and the pid) with both sides proving
+// the run's key and checking the peer's uid. Each side creates its
+// outgoing ring and passes its memfd; what comes back is the connected
+// socket and both rings, ready for a link. Every step has the deadline.
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include <sys/types.h>
+
+#include <caf/fwd.hpp>
+#include <caf/node_id.hpp>
+
+#include "auth.hpp"
+#include "link/ring.hpp"
+
+namespace actors::detail::links {
+
+using time_point = std::chrono::steady_clock::time_point;
+
+/// Who this process is, as a hello says it.
+struct identity {
+  caf::node_id node;
+  std::uint64_t root = 0;    // the root actor's id, or 0
+  std::size_t ring_size = 0; // of the outgoing ring this side makes
+};
+
+/// A connection made, before it becomes a link.
+struct connection {
+  int fd = -1;
+  caf::node_id node;      // the peer's
+  std::uint64_t root = 0; // the peer's root actor id
+  ring out;               // this side writes
+  ring in;                // the peer writes
+};
+
+/// The abstract socket name of process `pid` in the run whose key is
+/// `key` (a tag derived from the key, never the key itself).
+std::string link_address(const secret& key, pid_t pid);
+
+/// Listens on the abstract socket `name` (non-blocking, close-on-exec).
+/// Throws actors::error when the name is taken or the socket fails.
+int listen_on(const std::string& name);
+
+/// Exchanges hellos over `fd`, a connected socket inherited from the
+/// parent (or passed to the child): no key, the socket is the authority.
+/// Takes ownership of `fd`. Throws actors::error (errc::timeout,
+/// errc::owner_unreachable, errc::invalid_argument for a bad hello).
+connection setup_inherited(int fd, const identity& me, caf::execution_unit* ctx,
+                           time_point deadline);
+
+/// Connects to the process listening at `name`, checks its uid, proves
+/// `key` and checks its proof, then exchanges hellos. Throws actors::error
+/// (errc::owner_unreachable when nobody listens there, errc::unauthenticated
+/// for a wrong proof or uid, errc::timeout).
+connection setup_connect(const std::string& name, const secret& key,
+                         const identity& me, caf::execution_unit* ctx,
+                         time_point deadline);
+
+/// The accepting side of setup_connect on `fd`, an accepted socket (this
+/// takes ownership). Throws as setup_connect does.
+connection setup_accept(int fd, const secret& key, const identity& me,
+                        caf::execution_unit* ctx, time_point deadline);
+
+} // namespace actors::detail::links
