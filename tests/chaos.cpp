@@ -228,6 +228,54 @@ TEST_CASE("pool workers SIGKILLed during a 100k map and an imap_unordered") {
                           << support::count_fds() << " after");
 }
 
+TEST_CASE("workers SIGKILLed repeatedly during a map of default chunks, "
+          "retries=1: every result arrives") {
+  // Each chunk runs long (thousands of inputs), so kills fall inside chunks
+  // and a chunk is often hit more than once. Only the input running when
+  // its worker died is charged: with retries=1 the map still succeeds.
+  CHAOS_SEED(rng, 0x9012);
+  constexpr long long n = 100'000;
+  constexpr int max_kills = 10;
+  std::vector<long long> xs(n);
+  for (long long i = 0; i < n; ++i)
+    xs[static_cast<size_t>(i)] = i;
+  std::vector<std::pair<long long, long long>> expected;
+  expected.reserve(n);
+  for (auto x : xs)
+    expected.push_back(serial_square(x));
+  {
+    actors::pool warm_up{1};
+    CHECK(warm_up.apply(serial_square, 2LL).second == 5);
+    warm_up.close();
+    warm_up.join();
+  }
+  auto spared = children_now(); // the fork server
+  actors::pool_options opts;
+  opts.retries = 1;
+  opts.max_restarts = 4 * max_kills; // the kills are not a crash loop
+  actors::pool p{4, opts};
+  auto t0 = clock_type::now();
+  auto r = p.map_async(spin_square, xs); // chunks of n / 16
+  int kills = 0;
+  {
+    random_killer killer{rng(), spared, max_kills, 60ms};
+    REQUIRE(r.wait(60s));
+    kills = killer.kills();
+  }
+  std::vector<std::pair<long long, long long>> got;
+  auto code = code_of([&] { got = r.get(0s); });
+  MESSAGE("map: " << n << " tasks in chunks of " << n / 16 << ", "
+                  << ms_since(t0) << " ms, " << kills
+                  << " workers SIGKILLed meanwhile");
+  CHECK(kills > 0);
+  CHECK(code == actors::errc{});
+  REQUIRE(got.size() == expected.size());
+  CHECK(got == expected);
+  p.close();
+  p.join();
+  CHECK(support::eventually([&] { return children_now() == spared; }, 5s));
+}
+
 // -- queue --------------------------------------------------------------------
 
 namespace {

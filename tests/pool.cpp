@@ -3,20 +3,27 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <csignal>
+#include <future>
+#include <memory>
 #include <mutex>
 #include <cstdio>
 #include <numeric>
 #include <set>
 #include <string>
 #include <thread>
-#include <unistd.h>
 #include <vector>
+
+#include <fcntl.h>
+#include <unistd.h>
 
 #include "actors/all.hpp"
 #include "support/error_code.hpp"
 #include "support/picky.hpp"
+#include "support/throwing_range.hpp"
 
 using namespace std::chrono_literals;
 using support::code_of;
@@ -557,4 +564,220 @@ TEST_CASE("tasks submitted one by one go to idle workers, none waits behind "
       sum += r.get(10s);
     CHECK(sum == 3);
   }
+}
+
+namespace {
+
+// What reading a stream to its end gave: the values before an error of the
+// input, that error's message (empty if none), and whether the next read
+// after the error ended the stream.
+struct stream_read {
+  std::vector<int> values;
+  std::string error;
+  bool ended_after_error = false;
+};
+
+template <class Stream>
+stream_read read_all(Stream& s) {
+  stream_read out;
+  for (;;) {
+    try {
+      auto x = s.next(30s);
+      if (!x)
+        return out;
+      out.values.push_back(*x);
+    } catch (const support::bad_input& e) {
+      out.error = e.what();
+      out.ended_after_error = !s.next(30s).has_value();
+      return out;
+    }
+  }
+}
+
+} // namespace
+
+TEST_CASE("imap over an input that throws: the results before it, its "
+          "error, then the end") {
+  actors::pool p{2};
+  for (auto mode : {support::throwing_range::on_dereference,
+                    support::throwing_range::on_advance}) {
+    INFO("mode " << mode);
+    // The 4th element throws: three results, the input's own error, the end.
+    support::throwing_range fourth{3, 10, mode};
+    auto s1 = p.imap(square, fourth, 1);
+    auto r1 = read_all(s1);
+    CHECK(r1.values == std::vector<int>{0, 1, 4});
+    CHECK(r1.error == "bad input 3");
+    CHECK(r1.ended_after_error);
+    // Chunks of 2, the 8th throws: the chunk it was in is dropped (as
+    // Python's), the three before it give six results.
+    support::throwing_range eighth{7, 20, mode};
+    auto s2 = p.imap(square, eighth, 2);
+    auto r2 = read_all(s2);
+    CHECK(r2.values == std::vector<int>{0, 1, 4, 9, 16, 25});
+    CHECK(r2.error == "bad input 7");
+    CHECK(r2.ended_after_error);
+    // Unordered: every result of what was read first, then the error.
+    auto s3 = p.imap_unordered(square, fourth, 1);
+    auto r3 = read_all(s3);
+    std::sort(r3.values.begin(), r3.values.end());
+    CHECK(r3.values == std::vector<int>{0, 1, 4});
+    CHECK(r3.error == "bad input 3");
+    CHECK(r3.ended_after_error);
+    // map reads its whole input at the call: the error comes from there.
+    CHECK_THROWS_AS(p.map_async(square, fourth), support::bad_input);
+  }
+  // An input error fails nothing else: the pool serves on.
+  CHECK(p.map(square, std::vector<int>{1, 2, 3}) == std::vector<int>{1, 4, 9});
+  p.close();
+  p.join();
+}
+
+TEST_CASE("a callback has run when wait() or get() returns") {
+  actors::pool p{2};
+  int late = 0;
+  for (int i = 0; i < 200; ++i) {
+    auto ran = std::make_shared<std::atomic<int>>(0);
+    auto r = p.apply_async(square, i);
+    r.then([ran](int) { ran->store(1); },
+           [ran](actors::errc, const std::string&) { ran->store(2); });
+    REQUIRE(r.wait(10s));
+    late += ran->load() != 1;
+  }
+  CHECK(late == 0);
+  // The error callback too, and a map's callback, before get() returns.
+  auto failed = std::make_shared<std::atomic<int>>(0);
+  auto f = p.apply_async(fails, 3);
+  f.then([failed](int) { failed->store(1); },
+         [failed](actors::errc, const std::string&) { failed->store(2); });
+  CHECK(code_of([&] { f.get(10s); }) == actors::errc::task_failed);
+  CHECK(failed->load() == 2);
+  auto mapped = std::make_shared<std::atomic<int>>(0);
+  auto m = p.map_async(square, std::vector<int>{1, 2, 3});
+  m.then([mapped](const std::vector<int>& xs) { mapped->store(xs[2]); },
+         [](actors::errc, const std::string&) {});
+  CHECK(m.get(10s) == std::vector<int>{1, 4, 9});
+  CHECK(mapped->load() == 9);
+  // A callback may read its own result: it is there for it.
+  std::promise<int> own;
+  auto r = p.apply_async(square, 6);
+  r.then([r, &own](int) { own.set_value(r.get(5s)); },
+         [&own](actors::errc, const std::string&) { own.set_value(-1); });
+  r.wait(10s);
+  CHECK(own.get_future().get() == 36);
+  p.close();
+  p.join();
+}
+
+namespace {
+
+int waits_for_go(actors::queue<int> go) {
+  return go.get(30s);
+}
+
+} // namespace
+
+TEST_CASE("a callback may wait for another result of the same pool") {
+  // One worker: the result waited for needs the very feeder that delivered
+  // the callback's result.
+  actors::pool p{1};
+  actors::queue<int> go{0};
+  auto a = p.apply_async(waits_for_go, go);
+  auto b = p.apply_async(square, 5);
+  std::promise<int> seen;
+  a.then(
+    [b, &seen](int) {
+      try {
+        seen.set_value(b.get(3s));
+      } catch (...) {
+        seen.set_exception(std::current_exception());
+      }
+    },
+    [&seen](actors::errc, const std::string& what) {
+      seen.set_exception(std::make_exception_ptr(std::runtime_error(what)));
+    });
+  go.put(1);
+  auto answer = seen.get_future();
+  REQUIRE(answer.wait_for(20s) == std::future_status::ready);
+  CHECK(answer.get() == 25);
+  CHECK(a.get(10s) == 1);
+  p.close();
+  p.join();
+}
+
+namespace {
+
+std::string marker_dir;
+
+void set_marker_dir(std::string dir) {
+  marker_dir = std::move(dir);
+}
+
+// Kills its worker the first time it meets 50, and the first time it meets
+// 150 (each marked by a file in marker_dir); returns x otherwise.
+int dies_at_50_and_150(int x) {
+  if (x == 50 || x == 150) {
+    auto path = marker_dir + "/" + std::to_string(x);
+    auto fd = ::open(path.c_str(), O_CREAT | O_EXCL | O_WRONLY, 0600);
+    if (fd >= 0) {
+      ::close(fd);
+      std::raise(SIGKILL);
+    }
+  }
+  return x;
+}
+
+} // namespace
+
+TEST_CASE("a chunk whose worker dies twice, at different inputs, still "
+          "succeeds with retries=1") {
+  char dir[] = "/tmp/actors-chunk-deaths-XXXXXX";
+  REQUIRE(::mkdtemp(dir) != nullptr);
+  actors::pool_options opts;
+  opts.retries = 1;
+  opts.initializer(set_marker_dir, std::string{dir});
+  actors::pool p{1, opts};
+  std::vector<int> xs(200);
+  std::iota(xs.begin(), xs.end(), 0);
+  // One chunk of 200: its worker dies at input 50, its successor at 150.
+  // Each death charges the input that ran, once: none is over its retry.
+  CHECK(p.map(dies_at_50_and_150, xs, 200) == xs);
+  p.close();
+  p.join();
+  for (auto x : {"/50", "/150"})
+    ::unlink((std::string{dir} + x).c_str());
+  ::rmdir(dir);
+}
+
+TEST_CASE("only the task running when its worker dies spends a retry") {
+  // retries 0: a task charged with the death fails. The worker holds many
+  // trivial tasks around the one that kills it (its window): those done
+  // and those not started yet must all succeed.
+  actors::pool_options opts;
+  opts.retries = 0;
+  actors::pool p{1, opts};
+  for (int round = 0; round < 3; ++round) {
+    std::vector<actors::async_result<int>> before, after;
+    for (int i = 0; i < 300; ++i)
+      before.push_back(p.apply_async(square, i));
+    auto killer = p.apply_async(always_segfaults);
+    for (int i = 0; i < 300; ++i)
+      after.push_back(p.apply_async(square, i));
+    CHECK(code_of([&] { killer.get(30s); }) == actors::errc::worker_lost);
+    int lost = 0;
+    int wrong = 0;
+    for (int i = 0; i < 300; ++i) {
+      for (auto* rs : {&before, &after}) {
+        try {
+          wrong += (*rs)[i].get(30s) != i * i;
+        } catch (const actors::error&) {
+          ++lost;
+        }
+      }
+    }
+    CHECK(lost == 0);
+    CHECK(wrong == 0);
+  }
+  p.close();
+  p.join();
 }

@@ -3,8 +3,10 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <numeric>
@@ -18,6 +20,7 @@
 
 #include "actors/all.hpp"
 #include "support/error_code.hpp"
+#include "support/throwing_range.hpp"
 
 using namespace std::chrono_literals;
 using support::code_of;
@@ -329,4 +332,121 @@ TEST_CASE("a stream outliving its pool fails instead of hanging") {
   });
   CHECK((code == actors::errc::terminated
          || code == actors::errc::pool_not_running));
+}
+
+namespace {
+
+// The values a stream gave before an error of its input, that error's
+// message, and whether the next read after it ended the stream.
+struct stream_read {
+  std::vector<int> values;
+  std::string error;
+  bool ended_after_error = false;
+};
+
+template <class Stream>
+stream_read read_all(Stream& s) {
+  stream_read out;
+  for (;;) {
+    try {
+      auto x = s.next(30s);
+      if (!x)
+        return out;
+      out.values.push_back(*x);
+    } catch (const support::bad_input& e) {
+      out.error = e.what();
+      out.ended_after_error = !s.next(30s).has_value();
+      return out;
+    }
+  }
+}
+
+} // namespace
+
+TEST_CASE("imap over an input that throws: the results before it, its "
+          "error, then the end") {
+  actors::thread_pool tp{2};
+  int offset = 1;
+  auto f = [offset](int x) { return x * 10 + offset; };
+  for (auto mode : {support::throwing_range::on_dereference,
+                    support::throwing_range::on_advance}) {
+    INFO("mode " << mode);
+    support::throwing_range fourth{3, 10, mode};
+    auto s1 = tp.imap(f, fourth, 1);
+    auto r1 = read_all(s1);
+    CHECK(r1.values == std::vector<int>{1, 11, 21});
+    CHECK(r1.error == "bad input 3");
+    CHECK(r1.ended_after_error);
+    support::throwing_range eighth{7, 20, mode};
+    auto s2 = tp.imap(f, eighth, 2);
+    auto r2 = read_all(s2);
+    CHECK(r2.values == std::vector<int>{1, 11, 21, 31, 41, 51});
+    CHECK(r2.error == "bad input 7");
+    CHECK(r2.ended_after_error);
+    auto s3 = tp.imap_unordered(f, fourth, 1);
+    auto r3 = read_all(s3);
+    std::sort(r3.values.begin(), r3.values.end());
+    CHECK(r3.values == std::vector<int>{1, 11, 21});
+    CHECK(r3.error == "bad input 3");
+    CHECK(r3.ended_after_error);
+    CHECK_THROWS_AS(tp.map_async(f, fourth), support::bad_input);
+  }
+  CHECK(tp.map(f, std::vector<int>{1, 2}) == std::vector<int>{11, 21});
+}
+
+TEST_CASE("a callback has run when wait() or get() returns") {
+  actors::thread_pool tp{2};
+  int late = 0;
+  for (int i = 0; i < 200; ++i) {
+    auto ran = std::make_shared<std::atomic<int>>(0);
+    auto r = tp.apply_async([i] { return i; });
+    r.then([ran](int) { ran->store(1); },
+           [ran](actors::errc, const std::string&) { ran->store(2); });
+    REQUIRE(r.wait(10s));
+    late += ran->load() != 1;
+  }
+  CHECK(late == 0);
+  auto failed = std::make_shared<std::atomic<int>>(0);
+  auto f = tp.apply_async([]() -> int { throw std::runtime_error("no"); });
+  f.then([failed](int) { failed->store(1); },
+         [failed](actors::errc, const std::string&) { failed->store(2); });
+  CHECK(code_of([&] { f.get(10s); }) == actors::errc::task_failed);
+  CHECK(failed->load() == 2);
+}
+
+TEST_CASE("a callback may wait for another result of the same pool") {
+  actors::thread_pool tp{1};
+  gate go;
+  auto a = tp.apply_async([&go] { return go.wait(30s) ? 1 : 0; });
+  auto b = tp.apply_async([] { return 25; });
+  std::promise<int> seen;
+  a.then(
+    [b, &seen](int) {
+      try {
+        seen.set_value(b.get(3s));
+      } catch (...) {
+        seen.set_exception(std::current_exception());
+      }
+    },
+    [&seen](actors::errc, const std::string& what) {
+      seen.set_exception(std::make_exception_ptr(std::runtime_error(what)));
+    });
+  go.open();
+  auto answer = seen.get_future();
+  REQUIRE(answer.wait_for(20s) == std::future_status::ready);
+  CHECK(answer.get() == 25);
+  CHECK(a.get(10s) == 1);
+}
+
+TEST_CASE("a stream dropped with results it did not read frees each once") {
+  actors::thread_pool tp{2};
+  std::vector<int> xs(1000, 1);
+  {
+    auto s = tp.imap([](int x) { return x; }, xs);
+    CHECK(*s.next(10s) == 1); // a window of chunks went to the workers
+    tp.close();
+    tp.join(); // ... and every one of them has arrived
+    CHECK(*s.next(10s) == 1); // taken in, all at once; one is yielded
+  } // the others go with the stream
+  CHECK_THROWS_AS(tp.apply_async([] { return 1; }), actors::error);
 }

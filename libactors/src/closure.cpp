@@ -102,7 +102,10 @@ caf::error inspect(caf::serializer& f, closure& x) {
   bool present = x.call_ != nullptr;
   if (auto err = f(present); err || !present)
     return err;
-  if (auto err = f(x.loader_, x.fn_))
+  auto* origin = x.call_->origin();
+  if (origin == nullptr) // a call of this process only (a thread pool's)
+    return caf::sec::state_not_serializable;
+  if (auto err = f(origin->loader, origin->fn))
     return err;
   return x.call_->save(f);
 }
@@ -113,22 +116,26 @@ caf::error inspect(caf::deserializer& f, closure& x) {
     x.call_.reset();
     return err;
   }
-  if (auto err = f(x.loader_, x.fn_))
+  call_origin origin;
+  if (auto err = f(origin.loader, origin.fn))
     return err;
-  auto loader = from_code_ref(x.loader_);
-  auto fn = from_code_ref(x.fn_);
+  auto loader = from_code_ref(origin.loader);
+  auto fn = from_code_ref(origin.fn);
   if (loader == nullptr || fn == nullptr)
     return caf::sec::runtime_error;
   std::unique_ptr<callable> call;
   auto load = reinterpret_cast<call_loader>(const_cast<void*>(loader));
-  if (auto err = load(f, fn, call))
+  if (auto err = load(f, fn, std::move(origin), call))
     return err;
   x.call_ = std::move(call);
   return caf::none;
 }
 
 void inspect(caf::detail::stringification_inspector& f, closure& x) {
-  f(caf::meta::type_name("closure"), x.fn_.module, x.fn_.offset);
+  auto* origin = x.call_ ? x.call_->origin() : nullptr;
+  code_ref none;
+  auto& fn = origin ? origin->fn : none;
+  f(caf::meta::type_name("closure"), fn.module, fn.offset);
 }
 
 } // namespace actors::detail

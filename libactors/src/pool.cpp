@@ -22,10 +22,17 @@
 // complete task left to run, or 32 at a time. The feeder stops a worker by
 // shutting its side of the channel (the worker reads the end and exits),
 // and learns of its death when the channel ends: the tasks it held are
-// retried on others (up to `retries` times, then they fail with
-// errc::worker_lost naming the signal or exit code) and a new process takes
-// its place, unless deaths exceed the restart budget, which breaks the pool
-// (errc::pool_broken for everything outstanding and later).
+// retried on others, and a new process takes its place, unless deaths
+// exceed the restart budget, which breaks the pool (errc::pool_broken for
+// everything outstanding and later). A local worker shows in a page of
+// memory shared with the pool which task, and which input of its chunk, it
+// runs (progress_page): the death is charged to that input only (after
+// `retries` charges its task fails with errc::worker_lost naming the signal
+// or exit code); the other tasks it held are rerun uncharged.
+//
+// Callbacks of results run on one more thread per pool (callback_runner),
+// before the result counts as done, so that they neither hold up a feeder
+// nor run after a waiter woke.
 
 #include "actors/detail/pool_core.hpp"
 
@@ -41,8 +48,10 @@
 #include <thread>
 #include <vector>
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -59,6 +68,10 @@ namespace actors::detail {
 
 result_sink::~result_sink() {
   // nop
+}
+
+void result_sink::deliver_from(outcome&& x, std::shared_ptr<result_sink>&) {
+  deliver(std::move(x));
 }
 
 namespace {
@@ -105,11 +118,42 @@ std::string render(const caf::error& err) {
   return runtime::get().system().render(err);
 }
 
+// What a local worker process shows its pool, in a page of memory they
+// share (one page per worker slot of a memfd of the pool's, which the
+// worker maps through /proc): which task, and which input of its chunk,
+// runs now. Written by the worker with plain stores, read by the pool only
+// once the worker is dead, so that its death is charged to the task (and
+// input) that ran, not to every task it held.
+struct progress_page {
+  std::atomic<std::uint32_t> phase; // see below
+  std::atomic<std::uint64_t> task;  // the task running; 0 between tasks
+  std::atomic<std::uint64_t> input; // the input of its chunk running
+};
+
+enum : std::uint32_t {
+  not_attached = 0,  // the worker has not mapped the page (yet)
+  initializing = 1,  // it runs the initializer
+  serving_tasks = 2, // it serves tasks: `task` tells
+};
+
+constexpr std::size_t page_size = 4096;
+
+// The page of the thread serving tasks in this worker process (null in
+// other processes and threads).
+thread_local progress_page* shown_progress = nullptr;
+
 } // namespace
+
+std::atomic<std::uint64_t>* running_input() noexcept {
+  return shown_progress ? &shown_progress->input : nullptr;
+}
 
 worker_end serve_tasks(channel& ch, const closure& initializer,
                        std::atomic<bool>* running,
                        const std::atomic<bool>* dropped) {
+  auto* page = shown_progress;
+  if (page)
+    page->phase.store(initializing, std::memory_order_relaxed);
   if (initializer) {
     try {
       initializer();
@@ -120,6 +164,8 @@ worker_end serve_tasks(channel& ch, const closure& initializer,
       return worker_end::init_failed;
     }
   }
+  if (page)
+    page->phase.store(serving_tasks, std::memory_order_relaxed);
   for (int unsent = 0;;) {
     auto f = ch.next();
     if (f && f->kind == retire_frame) {
@@ -128,6 +174,12 @@ worker_end serve_tasks(channel& ch, const closure& initializer,
     }
     if (f) {
       std::uint64_t id = 0;
+      if (page) {
+        // From reading the task to dropping its result, a death is its.
+        ch.get(*f, id);
+        page->input.store(0, std::memory_order_relaxed);
+        page->task.store(id, std::memory_order_relaxed);
+      }
       closure call;
       outcome o;
       std::uint32_t micros = 0;
@@ -171,6 +223,10 @@ worker_end serve_tasks(channel& ch, const closure& initializer,
                    "the task's result cannot be sent back: " + render(err));
         ch.put(outcome_frame, o, micros);
       }
+      if (page) {
+        o = outcome{}; // the result's destructor is the task's too
+        page->task.store(0, std::memory_order_relaxed);
+      }
       if (++unsent < 32)
         continue;
     }
@@ -184,12 +240,33 @@ worker_end serve_tasks(channel& ch, const closure& initializer,
 
 namespace {
 
-// The body of a local worker process.
-void worker_main(closure initializer) {
+// Maps page `slot` of the memfd `fd` of process `owner` (the pool's
+// progress pages); null if that fails (the pool then charges a death to
+// every task the worker held, as it must when it cannot know).
+progress_page* attach_progress(std::int32_t owner, std::int32_t fd,
+                               std::uint32_t slot) {
+  if (fd < 0)
+    return nullptr;
+  auto path = "/proc/" + std::to_string(owner) + "/fd/" + std::to_string(fd);
+  auto local = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (local < 0)
+    return nullptr;
+  auto* p = ::mmap(nullptr, page_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+                   local, static_cast<off_t>(slot * page_size));
+  ::close(local);
+  return p == MAP_FAILED ? nullptr : static_cast<progress_page*>(p);
+}
+
+// The body of a local worker process: serves the pool over its channel,
+// showing its progress in page `slot` of the memfd `progress_fd` of the
+// pool's process `owner`.
+void worker_main(closure initializer, std::int32_t owner,
+                 std::int32_t progress_fd, std::uint32_t slot) {
   auto fd = runtime::take_channel();
   if (fd < 0)
     return; // not started by a pool
   channel ch{fd};
+  shown_progress = attach_progress(owner, progress_fd, slot);
   serve_tasks(ch, initializer);
 }
 
@@ -197,7 +274,210 @@ struct task_entry {
   std::uint64_t id = 0;
   closure call;
   std::shared_ptr<result_sink> sink;
-  int attempts = 0;
+  // The worker deaths charged to it, per input of its chunk (one entry for
+  // a plain task, or for a death that cannot say which input ran); made
+  // with the first (a pointer keeps the entries of the task table small).
+  std::unique_ptr<std::vector<std::pair<std::uint64_t, int>>> charges;
+
+  // Charges a death to `input`; returns how many that input has now.
+  int charge(std::uint64_t input) {
+    if (!charges)
+      charges = std::make_unique<std::vector<std::pair<std::uint64_t, int>>>();
+    for (auto& [x, n] : *charges)
+      if (x == input)
+        return ++n;
+    charges->emplace_back(input, 1);
+    return 1;
+  }
+};
+
+// A double-ended queue of tasks in one ring buffer that grows and never
+// shrinks: unlike std::deque, which allocates and frees a block every few
+// entries, a queue that fills and drains all the time (the task table, on
+// several threads) keeps its memory. Slots outside the queue hold empty
+// (moved-from) entries.
+class task_ring {
+public:
+  class iterator {
+  public:
+    using iterator_category = std::bidirectional_iterator_tag;
+    using value_type = task_entry;
+    using difference_type = std::ptrdiff_t;
+    using pointer = task_entry*;
+    using reference = task_entry&;
+
+    iterator(task_ring* r, std::size_t i) : r_(r), i_(i) {
+    }
+    task_entry& operator*() const {
+      return (*r_)[i_];
+    }
+    task_entry* operator->() const {
+      return &(*r_)[i_];
+    }
+    iterator& operator++() {
+      ++i_;
+      return *this;
+    }
+    iterator& operator--() {
+      --i_;
+      return *this;
+    }
+    bool operator==(const iterator& other) const {
+      return i_ == other.i_;
+    }
+    bool operator!=(const iterator& other) const {
+      return i_ != other.i_;
+    }
+    std::size_t index() const {
+      return i_;
+    }
+
+  private:
+    task_ring* r_;
+    std::size_t i_;
+  };
+
+  bool empty() const {
+    return size_ == 0;
+  }
+  std::size_t size() const {
+    return size_;
+  }
+  task_entry& operator[](std::size_t i) {
+    return buf_[(head_ + i) & (buf_.size() - 1)];
+  }
+  task_entry& front() {
+    return (*this)[0];
+  }
+  task_entry& back() {
+    return (*this)[size_ - 1];
+  }
+  iterator begin() {
+    return {this, 0};
+  }
+  iterator end() {
+    return {this, size_};
+  }
+  void push_back(task_entry&& x) {
+    grow();
+    (*this)[size_++] = std::move(x);
+  }
+  void push_front(task_entry&& x) {
+    grow();
+    head_ = (head_ + buf_.size() - 1) & (buf_.size() - 1);
+    ++size_;
+    front() = std::move(x);
+  }
+  void pop_front() {
+    front() = task_entry{};
+    head_ = (head_ + 1) & (buf_.size() - 1);
+    --size_;
+  }
+  void pop_back() {
+    back() = task_entry{};
+    --size_;
+  }
+  void clear() {
+    while (size_ > 0)
+      pop_back();
+    head_ = 0;
+  }
+  // Removes the entry at `pos` (at the front: at once, else by moving the
+  // entries after it).
+  void erase(iterator pos) {
+    if (pos.index() == 0)
+      return pop_front();
+    for (auto i = pos.index(); i + 1 < size_; ++i)
+      (*this)[i] = std::move((*this)[i + 1]);
+    pop_back();
+  }
+
+private:
+  // Makes room for one more entry (the capacity stays a power of 2).
+  void grow() {
+    if (size_ < buf_.size())
+      return;
+    std::vector<task_entry> bigger(std::max<std::size_t>(16, 2 * buf_.size()));
+    for (std::size_t i = 0; i < size_; ++i)
+      bigger[i] = std::move((*this)[i]);
+    buf_ = std::move(bigger);
+    head_ = 0;
+  }
+
+  std::vector<task_entry> buf_;
+  std::size_t head_ = 0;
+  std::size_t size_ = 0;
+};
+
+// The blocks of a std::deque of tasks that drained, kept for the next ones
+// (up to `max`), where it allocates them. The queue of a pool is filled on
+// one thread and drained on others: without the cache, each block freed on
+// another thread than made it waits on the allocator's lock, in glibc.
+// Used under the pool's lock, as the queue.
+struct block_cache {
+  static constexpr std::size_t max = 256;
+  std::vector<void*> blocks;
+  block_cache() {
+    blocks.reserve(max);
+  }
+  ~block_cache() {
+    for (auto* p : blocks)
+      ::operator delete(p);
+  }
+};
+
+template <class T>
+class recycling_allocator {
+public:
+  using value_type = T;
+
+  explicit recycling_allocator(block_cache* cache) noexcept : cache_(cache) {
+    // nop
+  }
+  template <class U>
+  recycling_allocator(const recycling_allocator<U>& other) noexcept
+    : cache_(other.cache_) {
+    // nop
+  }
+
+  // The deque's blocks are its only allocations of T (all of one size);
+  // its map of them is recycled by nobody.
+  T* allocate(std::size_t n) {
+    if constexpr (std::is_same_v<T, task_entry>) {
+      if (!cache_->blocks.empty()) {
+        auto* p = cache_->blocks.back();
+        cache_->blocks.pop_back();
+        return static_cast<T*>(p);
+      }
+    }
+    return static_cast<T*>(::operator new(n * sizeof(T)));
+  }
+  void deallocate(T* p, std::size_t) noexcept {
+    if constexpr (std::is_same_v<T, task_entry>) {
+      if (cache_->blocks.size() < block_cache::max) {
+        cache_->blocks.push_back(p); // reserved: never allocates
+        return;
+      }
+    }
+    ::operator delete(p);
+  }
+
+  template <class U>
+  bool operator==(const recycling_allocator<U>& other) const noexcept {
+    return cache_ == other.cache_;
+  }
+  template <class U>
+  bool operator!=(const recycling_allocator<U>& other) const noexcept {
+    return cache_ != other.cache_;
+  }
+
+  block_cache* cache_;
+};
+
+// What a dead local worker process showed it ran (its progress_page).
+struct last_run {
+  std::uint64_t task = 0; // 0: none (it died between tasks)
+  std::uint64_t input = 0;
 };
 
 using delivery = std::pair<std::shared_ptr<result_sink>, outcome>;
@@ -209,12 +489,99 @@ delivery failure(task_entry&& task, errc code, std::string what) {
 
 } // namespace
 
+// Runs result callbacks off the threads that deliver results (see
+// pool_core.hpp), on a thread started with the first callback.
+class callback_runner : public std::enable_shared_from_this<callback_runner> {
+public:
+  // Queues `fn`; false if it runs on the caller instead (stopped, or no
+  // thread could be made).
+  bool post(std::function<void()>& fn) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (stopped_)
+      return false;
+    if (!thread_.joinable()) {
+      try {
+        thread_ = std::thread{[self = shared_from_this()] { self->run(); }};
+      } catch (const std::system_error&) {
+        return false;
+      }
+    }
+    jobs_.push_back(std::move(fn));
+    if (jobs_.size() == 1)
+      cv_.notify_one();
+    return true;
+  }
+
+  // Runs what is queued, then ends the thread: joined, or let go if this
+  // is that thread (a callback that ended the pool).
+  void stop() {
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      stopped_ = true;
+      cv_.notify_one();
+    }
+    if (!thread_.joinable())
+      return;
+    if (thread_.get_id() == std::this_thread::get_id())
+      thread_.detach();
+    else
+      thread_.join();
+  }
+
+  // The runner whose thread this is (null on other threads).
+  static thread_local const callback_runner* current;
+
+private:
+  void run() {
+    current = this;
+    std::unique_lock<std::mutex> guard{mtx_};
+    for (;;) {
+      cv_.wait(guard, [this] { return !jobs_.empty() || stopped_; });
+      if (jobs_.empty())
+        return;
+      auto fn = std::move(jobs_.front());
+      jobs_.pop_front();
+      guard.unlock();
+      fn(); // the result catches what its callbacks throw
+      fn = nullptr;
+      guard.lock();
+    }
+  }
+
+  std::mutex mtx_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> jobs_;
+  bool stopped_ = false;
+  std::thread thread_;
+};
+
+thread_local const callback_runner* callback_runner::current = nullptr;
+
+namespace {
+
+// The runner of the pool delivering results on this thread now.
+thread_local callback_runner* delivering = nullptr;
+
+} // namespace
+
+callback_runner* delivering_callbacks_to() noexcept {
+  return delivering;
+}
+
+bool post_callback(callback_runner* runner, std::function<void()>& fn) {
+  return runner->post(fn);
+}
+
+bool runs_callbacks_of(const callback_runner* runner) noexcept {
+  return callback_runner::current == runner;
+}
+
 // Shared by the users' threads and the workers, under `mtx`.
 class pool_state : public std::enable_shared_from_this<pool_state> {
 public:
   struct worker {
     std::thread thread; // the worker thread, or the process's feeder
-    std::deque<task_entry> taken; // tasks taken and not settled, in order
+    task_ring taken; // tasks taken and not settled, in order
     std::shared_ptr<child> proc;  // the worker process, while it runs
     int bell = -1;         // a feeder's eventfd, rung when it should look
     bool idle = false;     // the feeder waits for its bell
@@ -231,6 +598,11 @@ public:
     for (auto& w : workers)
       if (w.bell >= 0)
         ::close(w.bell);
+    callbacks->stop();
+    if (progress_map != nullptr)
+      ::munmap(progress_map, progress_size);
+    if (progress_fd >= 0)
+      ::close(progress_fd);
   }
 
   std::mutex mtx;
@@ -238,7 +610,9 @@ public:
   std::condition_variable idle; // no task queued or taken, or ended
   std::condition_variable work; // thread workers: a task, or time to stop
   pool_core::options opts;
-  std::deque<task_entry> queued;
+  block_cache queue_blocks; // before queued: it outlives it
+  std::deque<task_entry, recycling_allocator<task_entry>> queued{
+    recycling_allocator<task_entry>{&queue_blocks}};
   std::deque<worker> workers; // grows as hosts join: references stay valid
   std::size_t remote_workers = 0; // serving now
   std::condition_variable joined; // remote_workers grew
@@ -252,6 +626,15 @@ public:
   bool terminated = false;
   bool stopping = false; // workers are told to stop once idle
   std::string broken;    // why the pool gave up; empty while it works
+  // Where results run their callbacks.
+  std::shared_ptr<callback_runner> callbacks
+    = std::make_shared<callback_runner>();
+  // The progress pages of the local worker processes (a memfd, one page
+  // per slot, made with the first worker; none if that failed).
+  std::once_flag progress_made;
+  int progress_fd = -1;
+  char* progress_map = nullptr;
+  std::size_t progress_size = 0;
 
   bool ended() const {
     return terminated || !broken.empty();
@@ -449,9 +832,13 @@ public:
       std::vector<delivery> out;
       int fd = -1;
       std::shared_ptr<child> proc;
+      auto* page = progress_of(slot);
       try {
-        proc = runtime::get().spawn(closure::bind(worker_main, opts.initializer),
-                                    name, true, &fd);
+        proc = runtime::get().spawn(
+          closure::bind(worker_main, opts.initializer,
+                        static_cast<std::int32_t>(::getpid()),
+                        page ? progress_fd : -1, slot),
+          name, true, &fd);
       } catch (const error& e) {
         {
           std::lock_guard<std::mutex> guard{mtx};
@@ -486,13 +873,51 @@ public:
           buried(w,
                  "worker process " + std::to_string(proc->pid) + " died ("
                    + describe_exit(proc->exitcode()) + ")",
-                 true, out);
+                 true, out, last_run_of(page));
         again = !ended() && !(stopping && queued.empty());
       }
       deliver(out);
       if (!again)
         return;
     }
+  }
+
+  // The progress page of local worker slot `slot`, cleared for a new
+  // process; null if the pages cannot be made (deaths are then charged to
+  // every task a worker held).
+  progress_page* progress_of(std::uint32_t slot) {
+    std::call_once(progress_made, [this] {
+      auto size = static_cast<std::size_t>(opts.processes) * page_size;
+      auto fd = ::memfd_create("actors-pool-progress", MFD_CLOEXEC);
+      if (fd < 0)
+        return;
+      void* p = MAP_FAILED;
+      if (::ftruncate(fd, static_cast<off_t>(size)) == 0)
+        p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+      if (p == MAP_FAILED) {
+        ::close(fd);
+        return;
+      }
+      progress_fd = fd;
+      progress_map = static_cast<char*>(p);
+      progress_size = size;
+    });
+    if (progress_map == nullptr
+        || slot >= static_cast<std::uint32_t>(opts.processes))
+      return nullptr;
+    auto* page = reinterpret_cast<progress_page*>(progress_map
+                                                  + slot * page_size);
+    page->phase.store(not_attached);
+    page->task.store(0);
+    page->input.store(0);
+    return page;
+  }
+
+  // What the dead worker process of `page` ran, if it could show it.
+  static std::optional<last_run> last_run_of(const progress_page* page) {
+    if (page == nullptr || page->phase.load() != serving_tasks)
+      return std::nullopt;
+    return last_run{page->task.load(), page->input.load()};
   }
 
   // Feeds the worker process of `w` over `ch` until the channel ends; true
@@ -721,13 +1146,19 @@ public:
   // lock): they are retried first, in their order, or fail; the death
   // counts against the restart budget if `counts` (a local process that
   // the pool replaces) unless it was planned.
+  // Only the task that ran (`ran`, when the worker could show it) spends a
+  // retry, on the input of its chunk that ran; the others it held, done or
+  // not started, are rerun uncharged. Without `ran` (a worker of another
+  // host) every task it held is charged.
   void buried(worker& w, const std::string& why, bool counts,
-              std::vector<delivery>& out) {
+              std::vector<delivery>& out,
+              std::optional<last_run> ran = std::nullopt) {
     while (!w.taken.empty()) {
       auto task = std::move(w.taken.back());
       w.taken.pop_back();
       --taken;
-      if (!w.retiring && ++task.attempts > opts.retries)
+      auto charged = !w.retiring && (!ran || ran->task == task.id);
+      if (charged && task.charge(ran ? ran->input : 0) > opts.retries)
         out.push_back(failure(std::move(task), errc::worker_lost,
                               why + " while running the task"));
       else
@@ -905,9 +1336,16 @@ public:
     }
   }
 
-  static void deliver(std::vector<delivery>& xs) {
+  // Delivers outcomes (outside the lock); the callbacks of their results
+  // go to this pool's callback thread.
+  void deliver(std::vector<delivery>& xs) {
+    if (xs.empty())
+      return;
+    auto* before = delivering;
+    delivering = callbacks.get();
     for (auto& [sink, o] : xs)
-      sink->deliver(std::move(o));
+      sink->deliver_from(std::move(o), sink);
+    delivering = before;
   }
 };
 
@@ -1091,7 +1529,7 @@ std::uint64_t pool_core::enqueue(job* jobs, std::size_t n) {
     for (std::size_t i = 0; i < n; ++i)
       state_->queued.push_back(task_entry{state_->next_task++,
                                           std::move(jobs[i].first),
-                                          std::move(jobs[i].second), 0});
+                                          std::move(jobs[i].second), {}});
     state_->queued_hint.store(state_->queued.size(), std::memory_order_relaxed);
     if (!state_->opts.threads)
       state_->ring(n);
@@ -1121,7 +1559,7 @@ bool pool_core::cancel(std::uint64_t task) {
                         "the task was cancelled while it ran", out);
     }
   }
-  pool_state::deliver(out);
+  state_->deliver(out);
   return !out.empty();
 }
 
@@ -1141,7 +1579,7 @@ void pool_core::terminate() {
     state_->kill_workers();
     state_->idle.notify_all();
   }
-  pool_state::deliver(out);
+  state_->deliver(out);
   state_->wake();
 }
 
@@ -1172,6 +1610,8 @@ void pool_core::join() {
     else
       w.thread.join();
   }
+  // Every result is delivered: once their callbacks ran, so has join.
+  state_->callbacks->stop();
 }
 
 } // namespace actors::detail

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstddef>
 #include <deque>
+#include <exception>
 #include <functional>
 #include <iterator>
 #include <memory>
@@ -14,6 +15,7 @@
 #include <thread>
 #include <tuple>
 #include <type_traits>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -27,55 +29,44 @@ namespace actors {
 namespace detail {
 
 // Where a result waits for its reader: a value or an error, once. It is
-// also the sink of the task that produces it.
+// also the sink of the task that produces it. The callbacks attached before
+// the result arrives run before it counts as done (before wait() and get()
+// return), as Python's: on the callback thread of the pool delivering it
+// (see callback_runner), or at once when no pool delivers it.
 template <class T>
-class result_slot final : public result_sink {
+class result_slot final : public result_sink,
+                          public std::enable_shared_from_this<result_slot<T>> {
 public:
   using stored = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
   using on_value = std::function<void(const stored&)>;
   using on_error = std::function<void(errc, const std::string&)>;
 
   void set(stored x) {
-    {
-      std::lock_guard<std::mutex> guard{mtx_};
-      if (done_)
-        return;
-      value_ = std::move(x);
-      done_ = true;
-      cv_.notify_all();
-    }
-    run_callbacks();
+    settle([&] { value_ = std::move(x); });
   }
 
   void fail(errc code, std::string what) {
-    {
-      std::lock_guard<std::mutex> guard{mtx_};
-      if (done_)
-        return;
-      error_ = std::make_pair(code, std::move(what));
-      done_ = true;
-      cv_.notify_all();
-    }
-    run_callbacks();
+    settle([&] { error_ = std::make_pair(code, std::move(what)); });
   }
 
   bool wait(std::optional<std::chrono::steady_clock::duration> timeout) {
     std::unique_lock<std::mutex> guard{mtx_};
+    auto ready = [this] { return ready_here(); };
     if (!timeout) {
-      cv_.wait(guard, [this] { return done_; });
+      cv_.wait(guard, ready);
       return true;
     }
-    return cv_.wait_for(guard, *timeout, [this] { return done_; });
+    return cv_.wait_for(guard, *timeout, ready);
   }
 
   bool ready() const {
     std::lock_guard<std::mutex> guard{mtx_};
-    return done_;
+    return ready_here();
   }
 
   bool successful() const {
     std::lock_guard<std::mutex> guard{mtx_};
-    if (!done_)
+    if (!ready_here())
       throw error(errc::invalid_argument, "the result is not ready yet");
     return !error_;
   }
@@ -99,15 +90,18 @@ public:
     }
   }
 
+  // Attached before the result arrives: replaces earlier callbacks, runs
+  // before the result is done. Attached later: runs at once, here.
   void then(on_value ok, on_error err) {
     {
       std::lock_guard<std::mutex> guard{mtx_};
-      ok_ = std::move(ok);
-      err_ = std::move(err);
-      if (!done_)
+      if (!settled_) {
+        ok_ = std::move(ok);
+        err_ = std::move(err);
         return;
+      }
     }
-    run_callbacks();
+    invoke(ok, err);
   }
 
   // The task to cancel on `cancel()`: `task` of `pool`.
@@ -121,7 +115,7 @@ public:
     std::shared_ptr<pool_core> pool;
     {
       std::lock_guard<std::mutex> guard{mtx_};
-      if (done_)
+      if (settled_)
         return false;
       pool = pool_.lock();
     }
@@ -142,8 +136,48 @@ public:
   }
 
 private:
-  // Runs the callbacks once, outside the lock; a callback that throws is
-  // reported and harms nothing else.
+  // Done for this thread (under the lock): done, or settled and this is the
+  // thread that runs (or will run) its callbacks, so that a callback may
+  // read its own result and those queued behind it.
+  bool ready_here() const {
+    if (done_)
+      return true;
+    if (!settled_)
+      return false;
+    return runs_on_ == std::this_thread::get_id()
+           || (runner_ != nullptr && runs_callbacks_of(runner_));
+  }
+
+  // Stores the outcome once; runs the callbacks (here, or queued on the
+  // pool's callback thread), then marks the result done.
+  template <class Store>
+  void settle(Store store) {
+    auto* runner = delivering_callbacks_to();
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      if (settled_)
+        return;
+      store();
+      settled_ = true;
+      if (!ok_ && !err_) {
+        done_ = true;
+        cv_.notify_all();
+        return;
+      }
+      runner_ = runner;
+    }
+    std::function<void()> job = [self = this->shared_from_this()] {
+      self->run_callbacks();
+    };
+    if (runner == nullptr || !post_callback(runner, job)) {
+      {
+        std::lock_guard<std::mutex> guard{mtx_};
+        runner_ = nullptr;
+      }
+      job();
+    }
+  }
+
   void run_callbacks() {
     on_value ok;
     on_error err;
@@ -153,7 +187,18 @@ private:
       err = std::move(err_);
       ok_ = nullptr;
       err_ = nullptr;
+      runs_on_ = std::this_thread::get_id();
     }
+    invoke(ok, err);
+    std::lock_guard<std::mutex> guard{mtx_};
+    done_ = true;
+    cv_.notify_all();
+  }
+
+  // Calls the callback the outcome (settled, so no longer written) asks
+  // for, outside the lock; one that throws is reported and harms nothing
+  // else.
+  void invoke(const on_value& ok, const on_error& err) {
     try {
       if (error_ && err)
         err(error_->first, error_->second);
@@ -168,23 +213,32 @@ private:
 
   mutable std::mutex mtx_;
   std::condition_variable cv_;
-  bool done_ = false;
+  bool settled_ = false; // the value or error is there
+  bool done_ = false;    // ... and the callbacks attached before have run
   bool taken_ = false;
   std::optional<stored> value_;
   std::optional<std::pair<errc, std::string>> error_;
   on_value ok_;
   on_error err_;
+  callback_runner* runner_ = nullptr; // where the callbacks were queued
+  std::thread::id runs_on_;           // the thread running them
   std::weak_ptr<pool_core> pool_;
   std::uint64_t task_ = 0;
 };
 
+// A chunk of a map or a stream, run in a worker process. It shows the pool
+// which input runs (running_input), so that a death charges that one.
 template <class R, class P>
 std::vector<R> run_chunk(function_ref<R(P)> fn,
                          std::vector<std::decay_t<P>> items) {
   std::vector<R> out;
   out.reserve(items.size());
-  for (auto& x : items)
-    out.push_back(fn(std::move(x)));
+  auto* at = running_input();
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (at)
+      at->store(i, std::memory_order_relaxed);
+    out.push_back(fn(std::move(items[i])));
+  }
   return out;
 }
 
@@ -193,9 +247,13 @@ std::vector<R> run_star_chunk(function_ref<R(Ps...)> fn,
                               std::vector<std::tuple<std::decay_t<Ps>...>> items) {
   std::vector<R> out;
   out.reserve(items.size());
-  for (auto& x : items)
+  auto* at = running_input();
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (at)
+      at->store(i, std::memory_order_relaxed);
     out.push_back(std::apply(
-      [&](auto&... args) { return fn(std::move(args)...); }, x));
+      [&](auto&... args) { return fn(std::move(args)...); }, items[i]));
+  }
   return out;
 }
 
@@ -317,11 +375,25 @@ public:
   }
 
   /// Calls `on_value(result)` or `on_error(code, message)` once the result
-  /// is there: on the thread that delivers it (one of the pool's feeder
-  /// threads for a process pool, a worker for a thread pool), or at once on this
-  /// thread if it already is (Python's `callback` / `error_callback`). A callback that
-  /// throws is reported on stderr and harms nothing else. For `void` results
-  /// `on_value` takes a `std::monostate`.
+  /// is there (Python's `callback` / `error_callback`). For `void` results
+  /// `on_value` takes a `std::monostate`. One pair per result: a later
+  /// `then` before the result arrives replaces the earlier one.
+  ///
+  /// **Order.** As in Python, a callback attached before the result arrives
+  /// runs before the result counts as ready: once `wait()` or `get()`
+  /// returned, or `ready()` said true, its callback has run (an error's
+  /// too). Attached after the result arrived, it runs at once, on this
+  /// thread, and `wait()` makes no promise about it.
+  ///
+  /// **Thread.** Callbacks run on a thread of the pool kept for them (one
+  /// per pool, started with the first callback), one at a time in the order
+  /// the results arrived; never on the threads that feed workers or run
+  /// tasks, so a slow callback delays only the callbacks after it, and a
+  /// callback may wait for (`get`) another result of the same pool: that
+  /// result is there for it as soon as its value arrived, even though that
+  /// result's own callback runs after this one. `join()` returns once every
+  /// callback ran. A callback that throws is reported on stderr and harms
+  /// nothing else.
   template <class OnValue, class OnError>
   void then(OnValue on_value, OnError on_error) const {
     slot_->then(std::move(on_value), std::move(on_error));
@@ -340,7 +412,11 @@ private:
 
 namespace detail {
 
-// What a result_stream and its chunks in flight share.
+// What a result_stream and its chunks in flight share. The threads that
+// deliver chunks (a thread pool's workers, a process pool's feeders) push
+// them on `ready` without a lock; the thread reading the stream takes all
+// of them at once and owns everything else. It sleeps on `cv` only after
+// saying so in `waiting`, and only then do deliverers take `mtx` to wake it.
 template <class R>
 struct stream_state {
   using part = std::variant<std::vector<R>, std::pair<errc, std::string>>;
@@ -349,54 +425,144 @@ struct stream_state {
     std::size_t index, const std::shared_ptr<stream_state>& self,
     pool_core::job& job)>;
 
+  // A chunk's results on their way to the reader. A thread pool's chunk
+  // holds its own node and is its `owner`: the reader drops it, on the
+  // thread that made it; other nodes are made by `arrive` (owner null).
+  struct arrival {
+    std::size_t index = 0;
+    part results;
+    std::optional<R> single; // the result of a chunk of one (results unused)
+    std::shared_ptr<void> owner;
+    arrival* next = nullptr;
+  };
+
+  stream_state(std::size_t window_size, bool in_order)
+    : window(window_size), ordered(in_order), ring(window_size) {
+    // nop
+  }
+
+  ~stream_state() {
+    release(ready.exchange(nullptr));
+    for (auto* x : ring)
+      release(x);
+  }
+
+  // -- the reader's ---------------------------------------------------------
+
   // Not owned: the pool's owner decides when it ends (the tasks in flight
   // hold this state, and a pool should not end on one of its own threads).
   std::weak_ptr<pool_core> pool;
   pull_fn pull;
-  std::size_t window = 1;
-  bool ordered = true;
+  const std::size_t window; // chunks submitted and not yet taken, at most
+  const bool ordered;
   bool exhausted = false;
+  std::exception_ptr input_error; // reading the input threw this
   std::size_t submitted = 0;
+  std::size_t in_flight = 0; // submitted, not yet taken
+  // Arrived, not yet taken. Ordered: chunk i in slot i % window; unordered:
+  // the n-th arrival in slot n % window.
+  std::vector<arrival*> ring;
+  std::size_t head = 0; // the next to take (ordered: the chunk index)
+  std::size_t tail = 0; // unordered: arrivals moved to the ring so far
+  std::vector<R> current; // the chunk being yielded
+  std::size_t pos = 0;
+
+  // -- shared ---------------------------------------------------------------
+
+  std::atomic<arrival*> ready{nullptr}; // pushed by deliverers, newest first
+  std::atomic<bool> waiting{false};     // the reader sleeps (or is about to)
   std::mutex mtx;
   std::condition_variable cv;
-  // Ordered: the chunks from next_index on, those not yet arrived empty;
-  // unordered: the arrived chunks in their order of arrival.
-  std::deque<std::optional<part>> arrived;
-  std::size_t in_flight = 0;
-  std::size_t next_index = 0; // ordered: the next chunk to yield
-  std::vector<R> current;
-  std::size_t pos = 0;
 
   // The outcome of chunk `index` (a sink: see chunk_sink).
   void arrive(std::size_t index, outcome&& x) {
-    part p;
+    auto* n = new arrival;
+    n->index = index;
     if (!x.ok) {
-      p = std::make_pair(static_cast<errc>(x.code), std::move(x.what));
+      n->results = std::make_pair(static_cast<errc>(x.code), std::move(x.what));
     } else {
       try {
-        p = x.result.template take<std::vector<R>>();
+        n->results = x.result.template take<std::vector<R>>();
       } catch (const error& e) {
-        p = std::make_pair(static_cast<errc>(e.code().value()),
-                           std::string{e.what()});
+        n->results = std::make_pair(static_cast<errc>(e.code().value()),
+                                    std::string{e.what()});
       }
     }
-    arrive(index, std::move(p));
+    arrive(n);
   }
 
-  void arrive(std::size_t index, part p) {
-    std::lock_guard<std::mutex> guard{mtx};
-    if (ordered) {
-      auto at = index - next_index;
-      if (arrived.size() <= at)
-        arrived.resize(at + 1);
-      arrived[at] = std::move(p);
-    } else {
-      arrived.emplace_back(std::move(p));
+  // Hands `n` to the reader (any thread).
+  void arrive(arrival* n) {
+    auto* top = ready.load(std::memory_order_relaxed);
+    do {
+      n->next = top;
+    } while (!ready.compare_exchange_weak(top, n, std::memory_order_seq_cst,
+                                          std::memory_order_relaxed));
+    if (waiting.load(std::memory_order_seq_cst)) {
+      std::lock_guard<std::mutex> guard{mtx};
+      cv.notify_all();
     }
-    arrivals.fetch_add(1, std::memory_order_relaxed);
-    cv.notify_all();
   }
-  std::atomic<std::size_t> arrivals{0};
+
+  // Whether anything arrived that the reader has not collected.
+  bool pending() const {
+    return ready.load(std::memory_order_seq_cst) != nullptr;
+  }
+
+  // Moves what arrived into the ring (the reader).
+  void collect() {
+    auto* list = ready.exchange(nullptr, std::memory_order_acquire);
+    if (list == nullptr)
+      return;
+    if (ordered) {
+      while (list != nullptr) {
+        auto* next = std::exchange(list->next, nullptr);
+        ring[list->index % window] = list;
+        list = next;
+      }
+      return;
+    }
+    // Newest first: reversed, they go to the ring in order of arrival.
+    arrival* oldest = nullptr;
+    while (list != nullptr) {
+      auto* next = list->next;
+      list->next = oldest;
+      oldest = list;
+      list = next;
+    }
+    while (oldest != nullptr) {
+      auto* next = std::exchange(oldest->next, nullptr);
+      ring[tail++ % window] = oldest;
+      oldest = next;
+    }
+  }
+
+  // The next arrival to yield, taken from the ring; null if not there yet
+  // (the reader).
+  arrival* take() {
+    auto& slot = ring[head % window];
+    auto* x = slot;
+    if (x == nullptr)
+      return nullptr;
+    slot = nullptr;
+    ++head;
+    --in_flight;
+    return x;
+  }
+
+  // Frees an arrival and those linked after it (in `ready`; those in the
+  // ring are linked to none).
+  static void release(arrival* x) {
+    while (x != nullptr) {
+      auto* next = x->next;
+      if (x->owner) {
+        auto keep = std::move(x->owner); // frees x with its chunk
+      } else {
+        delete x;
+      }
+      x = next;
+    }
+  }
 };
 
 } // namespace detail
@@ -405,6 +571,16 @@ struct stream_state {
 /// (usable in a range-for) and `next(timeout)`. Input is taken lazily, a
 /// bounded window of chunks ahead, so an endless input runs in bounded memory.
 /// A task's error is thrown at its position; iteration may continue after it.
+///
+/// **An input that throws** (its iterator's `*`, `++` or comparison, on the
+/// thread calling `next`): as Python's `imap`, the stream first yields the
+/// results of every chunk read before, then throws that exception itself,
+/// as thrown, and ends (the next `next` returns nothing). The chunk being
+/// filled when it happened is dropped, its inputs never run (chunks of 2,
+/// the 8th input throws: six results, then the error). Unordered streams
+/// too end with the error after every earlier result. (`map` and
+/// `map_async` read their whole input at the call, so its error is thrown
+/// there and nothing runs.)
 /// A stream does not keep its pool alive: once the pool is destroyed, the
 /// results in flight fail with `errc::terminated` and reading further
 /// inputs with `errc::pool_not_running`.
@@ -420,51 +596,49 @@ public:
   result_stream(std::shared_ptr<detail::pool_core> pool,
                 typename state::pull_fn pull, std::size_t window,
                 bool ordered)
-    : st_(std::make_shared<state>()) {
+    : st_(std::make_shared<state>(window, ordered)) {
     st_->pool = std::move(pool);
     st_->pull = std::move(pull);
-    st_->window = window;
-    st_->ordered = ordered;
   }
 
-  /// The next result, or nothing at the end; throws the task's error, or
-  /// `errc::timeout` when none arrived within `timeout`.
+  /// The next result, or nothing at the end; throws the task's error, the
+  /// input's (once, then the stream ends), or `errc::timeout` when none
+  /// arrived within `timeout`.
   std::optional<R> next(std::optional<duration> timeout = std::nullopt) {
     auto& s = *st_;
     for (;;) {
       if (s.pos < s.current.size())
         return std::move(s.current[s.pos++]);
-      top_up();
-      std::unique_lock<std::mutex> guard{s.mtx};
-      if (s.in_flight == 0 && s.exhausted)
-        return std::nullopt;
-      auto has_next = [&] {
-        return !s.arrived.empty() && s.arrived.front().has_value();
-      };
-      if (!has_next()) {
-        // Yield a little first: a result arriving meanwhile is then taken
-        // without a wake-up through the kernel.
-        auto seen = s.arrivals.load(std::memory_order_relaxed);
-        guard.unlock();
-        for (int i = 0;
-             i < 64 && s.arrivals.load(std::memory_order_relaxed) == seen; ++i)
-          std::this_thread::yield();
-        guard.lock();
+      auto* got = s.take();
+      if (got == nullptr) {
+        top_up();
+        if (s.in_flight == 0 && s.exhausted) {
+          // Every result before the input's error is out: now the error,
+          // once.
+          if (auto err = std::exchange(s.input_error, nullptr))
+            std::rethrow_exception(err);
+          return std::nullopt;
+        }
+        s.collect();
+        got = s.take();
       }
-      if (!timeout)
-        s.cv.wait(guard, has_next);
-      else if (!s.cv.wait_for(guard, *timeout, has_next))
-        throw error(errc::timeout, "no result arrived in time");
-      auto part = std::move(*s.arrived.front());
-      s.arrived.pop_front();
-      ++s.next_index;
-      --s.in_flight;
-      guard.unlock();
+      if (got == nullptr) {
+        wait_for_arrival(timeout);
+        continue;
+      }
       s.current.clear();
       s.pos = 0;
-      if (auto* err = std::get_if<std::pair<errc, std::string>>(&part))
+      if (got->single) {
+        // In the memory `current` kept: a chunk of one allocates nothing.
+        s.current.push_back(std::move(*got->single));
+        state::release(got);
+        continue;
+      }
+      auto results = std::move(got->results);
+      state::release(got); // here, on this thread: the chunk came from it
+      if (auto* err = std::get_if<std::pair<errc, std::string>>(&results))
         throw error(err->first, err->second);
-      s.current = std::move(std::get<std::vector<R>>(part));
+      s.current = std::move(std::get<std::vector<R>>(results));
     }
   }
 
@@ -511,27 +685,59 @@ public:
   }
 
 private:
-  // Once half the window is free, submits chunks until it is full or the
-  // input ends, in one batch.
+  // Waits until something arrives; `errc::timeout` after `timeout`.
+  void wait_for_arrival(std::optional<duration> timeout) {
+    auto& s = *st_;
+    // Yield a little first: a result arriving meanwhile is then taken
+    // without a wake-up through the kernel.
+    for (int i = 0; i < 64 && !s.pending(); ++i)
+      std::this_thread::yield();
+    if (s.pending()) {
+      s.collect();
+      return;
+    }
+    std::unique_lock<std::mutex> guard{s.mtx};
+    s.waiting.store(true, std::memory_order_seq_cst);
+    auto arrived = [&] { return s.pending(); };
+    bool ok = true;
+    if (!timeout)
+      s.cv.wait(guard, arrived);
+    else
+      ok = s.cv.wait_for(guard, *timeout, arrived);
+    s.waiting.store(false, std::memory_order_relaxed);
+    guard.unlock();
+    if (!ok)
+      throw error(errc::timeout, "no result arrived in time");
+    s.collect();
+  }
+
+  // Once 16 slots of the window are free, submits chunks until it is
+  // full or the input ends, in one batch. Small batches keep the workers
+  // fed without pause (between two batches they do not fall asleep), and
+  // what this thread makes it soon frees, in its allocator's cache.
   void top_up() {
     auto& s = *st_;
-    std::size_t room;
-    {
-      std::lock_guard<std::mutex> guard{s.mtx};
-      if (s.exhausted || s.in_flight > s.window / 2)
-        return;
-      room = s.window - s.in_flight;
-    }
+    if (s.exhausted || s.in_flight + 16 > s.window)
+      return;
+    auto room = s.window - s.in_flight;
     auto pool = s.pool.lock();
     if (!pool)
       throw error(errc::pool_not_running,
                   "the pool of this stream was destroyed");
     std::vector<detail::pool_core::job> jobs;
+    jobs.reserve(room);
     for (; jobs.size() < room; ++s.submitted) {
       detail::pool_core::job job;
-      if (!s.pull(s.submitted, st_, job)) {
-        std::lock_guard<std::mutex> guard{s.mtx};
+      std::exception_ptr failed;
+      bool more = false;
+      try {
+        more = s.pull(s.submitted, st_, job);
+      } catch (...) {
+        failed = std::current_exception(); // the input's: thrown in turn
+      }
+      if (!more) {
         s.exhausted = true;
+        s.input_error = failed;
         break;
       }
       jobs.push_back(std::move(job));
@@ -540,7 +746,6 @@ private:
       return;
     auto n = jobs.size();
     pool->submit(std::move(jobs)); // throws if the pool stopped: none went
-    std::lock_guard<std::mutex> guard{s.mtx};
     s.in_flight += n;
   }
 
@@ -657,7 +862,8 @@ async_result<std::vector<R>> submit_map(pool_core& core, const Range& inputs,
 }
 
 // `make_job(chunk, index, state)` turns a chunk of inputs into the job
-// that delivers its results to `state->arrive(index, ...)`.
+// that delivers its results to `state->arrive(index, ...)`; it takes the
+// inputs out of `chunk`, a buffer it may leave its memory in for the next.
 template <class R, class P, class Range, class MakeJob>
 result_stream<R> open_stream(std::shared_ptr<pool_core> core,
                              const Range& inputs, std::size_t chunksize,
@@ -666,18 +872,26 @@ result_stream<R> open_stream(std::shared_ptr<pool_core> core,
     chunksize = 1;
   auto it = std::make_shared<decltype(std::begin(inputs))>(std::begin(inputs));
   auto end = std::end(inputs);
-  auto pull = [make_job, it, end, chunksize](
+  auto pull = [make_job, it, end, chunksize, read = false,
+               chunk = std::vector<P>{}](
                 std::size_t index,
                 const std::shared_ptr<stream_state<R>>& state,
                 pool_core::job& job) mutable {
-    std::vector<P> chunk;
-    while (chunk.size() < chunksize && *it != end) {
+    chunk.clear();
+    while (chunk.size() < chunksize) {
+      // Past an input only to read the next (as Python's next()): an error
+      // there belongs to that next input, and drops this chunk.
+      if (read)
+        ++*it;
+      read = false;
+      if (!(*it != end))
+        break;
       chunk.push_back(**it);
-      ++*it;
+      read = true;
     }
     if (chunk.empty())
       return false;
-    job = make_job(std::move(chunk), index, state);
+    job = make_job(chunk, index, state);
     return true;
   };
   auto window = 128 * core->workers();
@@ -762,7 +976,9 @@ private:
 
 /// How a pool sets up its workers and handles failures.
 struct pool_options {
-  /// How often a task lost with its worker is run again.
+  /// How often a task is run again after its worker died while running it
+  /// (counted per input of a map's chunk; tasks a dead worker held but did
+  /// not run are rerun without counting).
   int retries = 1;
   /// Replace a worker after this many tasks (0: never), as Python's
   /// `maxtasksperchild`.
@@ -826,10 +1042,15 @@ struct pool_options {
 /// socket pair made when the worker is started), which keeps a few tasks in
 /// flight when they are short and one when they are long, so an idle worker
 /// is never starved.
-/// When a worker process dies (SIGKILL, a segfault, `exit()`), only the tasks
-/// it held are rerun on other workers, `retries` times (default 1), then
-/// fail with `errc::worker_lost` naming the signal or exit code; a new
-/// process takes its place and the pool stays usable. An exception thrown by
+/// When a worker process dies (SIGKILL, a segfault, `exit()`), the tasks it
+/// held are rerun on other workers; only the task it was running is charged
+/// with the death, and for a chunk of a map or a stream only the input that
+/// ran (the chunk is rerun whole: its finished inputs run again). An input
+/// charged more than `retries` times (default 1) fails its task with
+/// `errc::worker_lost` naming the signal or exit code (for a map, the whole
+/// map). A new process takes the dead one's place and the pool stays usable.
+/// (A worker of another host cannot show what it ran: its loss charges
+/// every task it held.) An exception thrown by
 /// a task fails that task only (`errc::task_failed`, "type: message").
 ///
 /// **Lifetime.** `close()` stops new work; `join()` (after `close` or
@@ -947,7 +1168,7 @@ private:
     using state = detail::stream_state<R>;
     return detail::open_stream<R, P>(
       core_, inputs, chunksize, ordered,
-      [ptr](std::vector<P> chunk, std::size_t index,
+      [ptr](std::vector<P>& chunk, std::size_t index,
             const std::shared_ptr<state>& st) {
         return detail::pool_core::job{
           chunk_task(ptr, std::move(chunk)),

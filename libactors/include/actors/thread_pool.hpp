@@ -97,19 +97,33 @@ private:
 };
 
 // One chunk of a thread pool's stream: its task and its sink in one
-// allocation; its results reach the stream without a type-erased box.
+// allocation; its results reach the stream without a type-erased box. The
+// thread reading the stream makes it and, as the chunk goes to the stream
+// with its results, frees it: memory made and freed on one thread stays in
+// that thread's cache of the allocator. A chunk of one input (imap's
+// default) holds its input and result in place: one allocation in all.
 template <class R, class P, class F>
 class stream_chunk final : public callable, public result_sink {
 public:
-  stream_chunk(std::shared_ptr<F> fn, std::vector<P> inputs,
+  using arrival = typename stream_state<R>::arrival;
+
+  // Takes the inputs out of `inputs`.
+  stream_chunk(std::shared_ptr<F> fn, std::vector<P>& inputs,
                std::shared_ptr<stream_state<R>> stream, std::size_t index)
-    : fn_(std::move(fn)), inputs_(std::move(inputs)),
-      stream_(std::move(stream)), index_(index) {
-    // nop
+    : fn_(std::move(fn)), stream_(std::move(stream)), index_(index) {
+    if (inputs.size() == 1) {
+      one_.emplace(std::move(inputs.front()));
+    } else {
+      inputs_ = std::move(inputs);
+      results_.reserve(inputs_.size());
+    }
   }
 
   value operator()() override {
-    results_.reserve(inputs_.size());
+    if (one_) {
+      node_.single.emplace((*fn_)(std::move(*one_)));
+      return {};
+    }
     for (auto& x : inputs_)
       results_.push_back((*fn_)(std::move(x)));
     return {};
@@ -120,18 +134,37 @@ public:
   }
 
   void deliver(outcome&& x) override {
-    if (x.ok)
-      stream_->arrive(index_, std::move(results_));
-    else
-      stream_->arrive(index_, std::move(x));
+    std::shared_ptr<result_sink> self;
+    deliver_from(std::move(x), self);
+  }
+
+  void deliver_from(outcome&& x, std::shared_ptr<result_sink>& self) override {
+    // The stream does not keep this chunk's reference to it (no cycle).
+    auto stream = std::move(stream_);
+    if (!x.ok)
+      return stream->arrive(index_, std::move(x));
+    // The chunk travels as its own node, which owns it.
+    auto* node = &node_;
+    if (self) {
+      node_.owner = std::move(self);
+    } else {
+      node = new arrival;
+      node->single = std::move(node_.single);
+    }
+    node->index = index_;
+    if (!node->single)
+      node->results = std::move(results_);
+    stream->arrive(node);
   }
 
 private:
   std::shared_ptr<F> fn_;
-  std::vector<P> inputs_;
-  std::vector<R> results_;
+  std::optional<P> one_;   // the input of a chunk of one
+  std::vector<P> inputs_;  // ... or the inputs of a larger one
+  std::vector<R> results_; // and their results
   std::shared_ptr<stream_state<R>> stream_;
   std::size_t index_;
+  arrival node_; // holds the result of a chunk of one
 };
 
 } // namespace detail
@@ -278,9 +311,9 @@ private:
     auto shared = std::make_shared<std::decay_t<F>>(std::forward<F>(fn));
     return detail::open_stream<R, P>(
       core_, inputs, chunksize, ordered,
-      [shared](std::vector<P> inputs, std::size_t index,
+      [shared](std::vector<P>& inputs, std::size_t index,
                const std::shared_ptr<detail::stream_state<R>>& st) {
-        auto c = std::make_shared<chunk>(shared, std::move(inputs), st, index);
+        auto c = std::make_shared<chunk>(shared, inputs, st, index);
         return detail::pool_core::job{detail::closure::wrap(c), std::move(c)};
       });
   }

@@ -22,6 +22,13 @@
 
 namespace actors::detail {
 
+/// What identifies a call bound to a plain function in every process
+/// running the binary: the code that loads its arguments, and the function.
+struct call_origin {
+  code_ref loader;
+  code_ref fn;
+};
+
 /// A bound call, type-erased. Calling it returns the function's result as a
 /// value when the call was bound to collect it, an empty value otherwise.
 class callable {
@@ -30,10 +37,15 @@ public:
   virtual value operator()() = 0;
   /// Writes the arguments (the closure writes what identifies the call).
   virtual caf::error save(caf::serializer& sink) = 0;
+  /// Where the call comes from; null for a call that stays in its process.
+  virtual call_origin* origin() noexcept {
+    return nullptr;
+  }
 };
 
 /// Rebuilds a `callable` of a known signature from serialized arguments.
 using call_loader = caf::error (*)(caf::deserializer&, const void* fn,
+                                   call_origin origin,
                                    std::unique_ptr<callable>&);
 
 template <bool Collect, class R, class... Params>
@@ -42,7 +54,8 @@ public:
   using fn_type = R (*)(Params...);
   using args_type = std::tuple<std::decay_t<Params>...>;
 
-  bound_call(fn_type fn, args_type args) : fn_(fn), args_(std::move(args)) {
+  bound_call(fn_type fn, args_type args, call_origin origin)
+    : fn_(fn), args_(std::move(args)), origin_(std::move(origin)) {
     // nop
   }
 
@@ -59,15 +72,19 @@ public:
     return std::apply([&](auto&... xs) { return sink(xs...); }, args_);
   }
 
+  call_origin* origin() noexcept override {
+    return &origin_;
+  }
+
   static caf::error load(caf::deserializer& source, const void* fn,
-                         std::unique_ptr<callable>& out) {
+                         call_origin origin, std::unique_ptr<callable>& out) {
     args_type args;
     if (auto err = std::apply([&](auto&... xs) { return source(xs...); },
                               args))
       return err;
     out = std::make_unique<bound_call>(reinterpret_cast<fn_type>(
                                          const_cast<void*>(fn)),
-                                       std::move(args));
+                                       std::move(args), std::move(origin));
     return caf::none;
   }
 
@@ -80,6 +97,7 @@ private:
 
   fn_type fn_;
   args_type args_;
+  call_origin origin_;
 };
 
 /// A call of any callable that stays in this process (a thread pool's task);
@@ -256,10 +274,10 @@ private:
                   "deserialized in the child");
     using call = bound_call<Collect, R, Params...>;
     closure result;
-    result.loader_ = to_code_ref(reinterpret_cast<const void*>(&call::load));
-    result.fn_ = to_code_ref(reinterpret_cast<const void*>(fn));
     result.call_ = std::make_shared<call>(
-      fn, typename call::args_type{std::forward<Args>(args)...});
+      fn, typename call::args_type{std::forward<Args>(args)...},
+      call_origin{to_code_ref(reinterpret_cast<const void*>(&call::load)),
+                  to_code_ref(reinterpret_cast<const void*>(fn))});
     // A pool's task is serialized later, on another thread: what it
     // carries is handed over now. (A process's arguments are by start().)
     if constexpr (Collect
@@ -268,8 +286,8 @@ private:
     return result;
   }
 
-  code_ref loader_;
-  code_ref fn_;
+  // The call (its origin travels with it: a closure is as small as a
+  // pointer, cheap to move through a pool's task table).
   std::shared_ptr<callable> call_;
 };
 

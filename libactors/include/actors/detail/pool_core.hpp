@@ -4,8 +4,10 @@
 // back as a value; outcomes are delivered to sinks. Public templates need
 // it; users never name it.
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -44,7 +46,34 @@ class result_sink {
 public:
   virtual ~result_sink();
   virtual void deliver(outcome&& x) = 0;
+
+  /// As `deliver(x)`, from the pool's reference to this sink (`self`),
+  /// which the sink may take over.
+  virtual void deliver_from(outcome&& x, std::shared_ptr<result_sink>& self);
 };
+
+/// Where the thread that runs a task of a worker process shows which input
+/// of the task's chunk it runs (a word shared with the pool, which charges
+/// a worker's death to that input only); null elsewhere: in the owner, on
+/// other threads, in a worker of another host.
+std::atomic<std::uint64_t>* running_input() noexcept;
+
+/// Runs the callbacks of a pool's results (`async_result::then`) on a
+/// thread of the pool kept for them, one at a time in the order the
+/// results arrived, so that a callback never holds up the delivery of
+/// other results and may wait for them.
+class callback_runner;
+
+/// The runner of the pool delivering results on this thread now; null when
+/// no pool delivers here (then callbacks run at once, on this thread).
+callback_runner* delivering_callbacks_to() noexcept;
+
+/// Queues `fn` on `runner`; false if it cannot take it (the pool has ended,
+/// or no thread could be made): the caller runs `fn` itself.
+bool post_callback(callback_runner* runner, std::function<void()>& fn);
+
+/// Whether this thread is the one that runs the callbacks of `runner`.
+bool runs_callbacks_of(const callback_runner* runner) noexcept;
 
 class pool_state;
 
