@@ -41,7 +41,7 @@
 #include <caf/all.hpp>
 #include <caf/io/middleman.hpp>
 
-#include "auth.hpp"
+#include "net/auth.hpp"
 #include "link/futex.hpp"
 #include "link/manager.hpp"
 #include "link/ring.hpp"

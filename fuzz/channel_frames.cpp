@@ -1,4 +1,4 @@
-// libFuzzer target: a direct channel (libactors/src/channel.cpp) reading
+// libFuzzer target: a direct channel (libactors/src/wire/channel.cpp) reading
 // its stream, frames [u32 size][u8 kind][body], with fill() and next(), and
 // the bodies the pool reads from them with channel::get (pool.cpp): in a
 // worker, a task (u64 id, closure); in the owner, an outcome (outcome, u32
@@ -48,9 +48,9 @@
 #include "actors/detail/closure.hpp"
 #include "actors/detail/pool_core.hpp"
 #include "actors/detail/value.hpp"
-#include "channel.hpp"
+#include "wire/channel.hpp"
 #include "seeds.hpp"
-#include "worker.hpp" // the kinds of frames on a pool worker's channel
+#include "pool/worker.hpp" // the kinds of frames on a pool worker's channel
 
 using namespace actors::detail;
 using fuzz::bytes;

@@ -1,5 +1,5 @@
 // libFuzzer target: the client side of the key handshake
-// (libactors/src/auth.cpp, client_handshake), as a node joining the owner
+// (libactors/src/net/auth.cpp, client_handshake), as a node joining the owner
 // runs it on its connection.
 //
 // Each input plays the server on the other end of a socket pair, from a
@@ -25,7 +25,7 @@
 #include <unistd.h>
 
 #include "actors/error.hpp"
-#include "auth.hpp"
+#include "net/auth.hpp"
 #include "io.hpp"
 #include "seeds.hpp"
 

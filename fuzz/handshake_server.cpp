@@ -1,5 +1,5 @@
 // libFuzzer target: the server side of the key handshake, as the owner's
-// listener (libactors/src/listener.cpp) runs it on each connection to its
+// listener (libactors/src/net/listener.cpp) runs it on each connection to its
 // port: the real listener, on loopback.
 //
 // One listener with a fixed key serves the whole run; each input is one
@@ -27,8 +27,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "auth.hpp"
-#include "listener.hpp"
+#include "net/auth.hpp"
+#include "net/listener.hpp"
 #include "io.hpp"
 #include "seeds.hpp"
 

@@ -34,7 +34,7 @@
 #include <caf/proxy_registry.hpp>
 #include <caf/scoped_execution_unit.hpp>
 
-#include "call.hpp"
+#include "base/error.hpp"
 #include "link/frame_reader.hpp"
 #include "link/frame_writer.hpp"
 #include "link/ring.hpp"
@@ -124,11 +124,11 @@ void make_seeds(std::vector<bytes>& seeds) {
                 {w.someone}, caf::make_message(std::vector<char>(100, 'a')));
   write_message(b, ctx, 8, caf::make_message_id(5), w.someone, {},
                 caf::make_message(
-                    actors::detail::make_error(actors::errc::timeout, "t")));
+                    actors::make_error(actors::errc::timeout, "t")));
   add(b);
   b.push_back(64);
   write_reason(b, ctx, frame_kind::down, 9,
-               actors::detail::make_error(actors::errc::actor_failed, "boom"));
+               actors::make_error(actors::errc::actor_failed, "boom"));
   write_empty(b, frame_kind::monitor, 9);
   write_actor(b, ctx, frame_kind::link, 9, w.someone);
   write_actor(b, ctx, frame_kind::unlink, 9, w.someone);

@@ -24,7 +24,7 @@
 #include <caf/all.hpp>
 #include <caf/io/middleman.hpp>
 
-#include "call.hpp"
+#include "base/error.hpp"
 #include "error_code.hpp"
 #include "link/manager.hpp"
 #include "subprocess.hpp"
@@ -399,7 +399,7 @@ TEST_CASE("an actor's exit reaches its monitors with the real reason, and a "
   auto w = ask<caf::actor>(self, c.root, worker_atom::value);
   REQUIRE(w);
   self->monitor(*w);
-  auto reason = actors::detail::make_error(errc::actor_failed, "boom");
+  auto reason = actors::make_error(errc::actor_failed, "boom");
   self->send(*w, quit_atom::value, reason);
   caf::error got;
   self->receive([&](caf::down_msg& dm) { got = dm.reason; },
@@ -447,7 +447,7 @@ TEST_CASE("links work in both directions with the real exit reason") {
   self->monitor(mine);
   // The link is made before this message from another actor?  Only what
   // `mine` sends is ordered after its link: ask it to tell us.
-  auto reason = actors::detail::make_error(errc::actor_failed, "theirs");
+  auto reason = actors::make_error(errc::actor_failed, "theirs");
   caf::anon_send(mine, 0); // let it run its link_to first
   self->send(*w, quit_atom::value, reason);
   caf::error got;
@@ -465,7 +465,7 @@ TEST_CASE("links work in both directions with the real exit reason") {
   auto linked = ask<bool>(self, *w2, linkto_atom::value, ours);
   REQUIRE(linked);
   self->monitor(*w2);
-  auto reason2 = actors::detail::make_error(errc::actor_failed, "ours");
+  auto reason2 = actors::make_error(errc::actor_failed, "ours");
   self->send(ours, quit_atom::value, reason2);
   got = caf::error{};
   self->receive([&](caf::down_msg& dm) { got = dm.reason; },
@@ -485,7 +485,7 @@ TEST_CASE("a link to an actor that is ending gets its exit at once and "
   auto w = ask<caf::actor>(self, c.root, worker_atom::value);
   REQUIRE(w);
   REQUIRE(ask<bool>(self, c.root, slow_atom::value, *w));
-  auto reason = actors::detail::make_error(errc::actor_failed, "ending");
+  auto reason = actors::make_error(errc::actor_failed, "ending");
   self->send(*w, quit_atom::value, reason);
   auto target = *w;
   auto mine = p.sys.spawn([target](caf::event_based_actor* me) {
@@ -577,7 +577,7 @@ TEST_CASE("a process that shuts its links down gives its reason to its "
   child c{p};
   caf::scoped_actor self{p.sys};
   self->monitor(c.root);
-  auto why = actors::detail::make_error(errc::actor_failed, "leaving");
+  auto why = actors::make_error(errc::actor_failed, "leaving");
   self->send(c.root, bye_atom::value, why);
   caf::error got;
   self->receive([&](caf::down_msg& dm) { got = dm.reason; },

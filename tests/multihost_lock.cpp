@@ -31,8 +31,8 @@
 #include <unistd.h>
 
 #include "actors/all.hpp"
-#include "lock_server.hpp"
-#include "runtime.hpp"
+#include "lock/lock_server.hpp"
+#include "node/runtime.hpp"
 #include "support/error_code.hpp"
 #include "support/subprocess.hpp"
 

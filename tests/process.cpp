@@ -23,7 +23,7 @@
 #include <vector>
 
 #include "actors/all.hpp"
-#include "fork_server.hpp" // libactors/src: the server's pid
+#include "process/fork_server.hpp" // libactors/src: the server's pid
 #include "support/error_code.hpp"
 #include "support/proc_stats.hpp"
 #include "support/subprocess.hpp"

@@ -22,9 +22,9 @@
 #include <sys/wait.h>
 
 #include "actors/all.hpp"
-#include "channel.hpp"
-#include "queue_hub.hpp"
-#include "runtime.hpp"
+#include "wire/channel.hpp"
+#include "queue/queue_hub.hpp"
+#include "node/runtime.hpp"
 #include "support/error_code.hpp"
 #include "support/stream_door.hpp"
 #include "support/subprocess.hpp"

@@ -28,9 +28,9 @@
 #include <caf/scoped_actor.hpp>
 
 #include "actors/all.hpp"
-#include "auth.hpp"
-#include "listener.hpp"
-#include "runtime.hpp"
+#include "net/auth.hpp"
+#include "net/listener.hpp"
+#include "node/runtime.hpp"
 #include "support/subprocess.hpp"
 
 using namespace std::chrono_literals;

@@ -26,8 +26,8 @@
 #include <unistd.h>
 
 #include "actors/error.hpp"
-#include "queue_hub.hpp"
-#include "runtime.hpp"
+#include "queue/queue_hub.hpp"
+#include "node/runtime.hpp"
 
 namespace support {
 

@@ -1,4 +1,7 @@
-#include "actors/error.hpp"
+#include "base/error.hpp"
+
+#include <caf/atom.hpp>
+#include <caf/make_message.hpp>
 
 namespace actors {
 
@@ -97,6 +100,17 @@ std::error_code make_error_code(errc code) noexcept {
 error::error(errc code, const std::string& what)
   : std::system_error(make_error_code(code), what) {
   // nop
+}
+
+caf::error make_error(errc code, std::string what) {
+  return caf::error{static_cast<std::uint8_t>(code), caf::atom("actors"),
+                    caf::make_message(std::move(what))};
+}
+
+std::optional<errc> errc_of(const caf::error& err) {
+  if (!err || err.category() != caf::atom("actors"))
+    return std::nullopt;
+  return static_cast<errc>(err.code());
 }
 
 } // namespace actors

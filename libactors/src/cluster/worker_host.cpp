@@ -9,7 +9,7 @@
 // (PR_SET_PDEATHSIG). The host ends once every worker has ended for good:
 // exit code 0 when the pool let them go, else the worst failure's code.
 
-#include "worker.hpp"
+#include "pool/worker.hpp"
 
 #include <algorithm>
 #include <array>
@@ -34,9 +34,9 @@
 #include <openssl/evp.h>
 
 #include "actors/error.hpp"
-#include "auth.hpp"
-#include "runtime.hpp"
-#include "supervision.hpp"
+#include "net/auth.hpp"
+#include "node/runtime.hpp"
+#include "process/supervision.hpp"
 
 namespace actors::detail {
 

@@ -11,7 +11,7 @@
 
 #include <caf/sec.hpp>
 
-#include "call.hpp"
+#include "base/error.hpp"
 
 namespace actors::detail::links {
 

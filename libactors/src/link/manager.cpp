@@ -13,7 +13,9 @@
 #include <caf/sec.hpp>
 #include <caf/send.hpp>
 
-#include "call.hpp"
+#include <caf/scoped_actor.hpp>
+
+#include "base/error.hpp"
 #include "link/errors.hpp"
 #include "link/proxy.hpp"
 

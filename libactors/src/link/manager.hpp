@@ -59,7 +59,7 @@
 #include <caf/scoped_execution_unit.hpp>
 #include <caf/system_messages.hpp>
 
-#include "auth.hpp"
+#include "net/auth.hpp"
 #include "link/link.hpp"
 
 namespace actors::detail::links {

@@ -13,7 +13,7 @@
 #include <caf/scoped_actor.hpp>
 #include <caf/sec.hpp>
 
-#include "call.hpp"
+#include "base/error.hpp"
 #include "link/errors.hpp"
 #include "link/futex.hpp"
 #include "link/proxy.hpp"

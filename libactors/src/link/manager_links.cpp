@@ -14,7 +14,7 @@
 #include <caf/exit_reason.hpp>
 #include <caf/sec.hpp>
 
-#include "call.hpp"
+#include "base/error.hpp"
 
 namespace actors::detail::links {
 

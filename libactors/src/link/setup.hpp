@@ -16,7 +16,7 @@
 #include <caf/fwd.hpp>
 #include <caf/node_id.hpp>
 
-#include "auth.hpp"
+#include "net/auth.hpp"
 #include "link/ring.hpp"
 
 namespace actors::detail::links {

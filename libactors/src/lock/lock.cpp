@@ -20,7 +20,7 @@
 
 #include "actors/lock.hpp"
 
-#include "lock_server.hpp"
+#include "lock/lock_server.hpp"
 
 #include <atomic>
 #include <cerrno>
@@ -44,9 +44,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "auth.hpp"
-#include "channel.hpp"
-#include "runtime.hpp"
+#include "net/auth.hpp"
+#include "wire/channel.hpp"
+#include "node/runtime.hpp"
 
 namespace actors {
 

@@ -1,7 +1,7 @@
 // The lock server of a pool's process: serves the lock operations of
 // threads of other hosts (lock_server.hpp has the protocol).
 
-#include "lock_server.hpp"
+#include "lock/lock_server.hpp"
 
 #include <cerrno>
 #include <chrono>
@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "actors/error.hpp"
-#include "channel.hpp"
+#include "wire/channel.hpp"
 
 namespace actors::detail {
 

@@ -1,4 +1,4 @@
-#include "auth.hpp"
+#include "net/auth.hpp"
 
 #include <cerrno>
 #include <algorithm>

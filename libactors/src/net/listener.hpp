@@ -7,7 +7,7 @@
 #include <string>
 #include <thread>
 
-#include "auth.hpp"
+#include "net/auth.hpp"
 
 namespace actors::detail {
 

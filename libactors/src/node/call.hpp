@@ -19,14 +19,11 @@
 #include <caf/error.hpp>
 #include <caf/scoped_actor.hpp>
 
-#include "actors/error.hpp"
+#include "base/error.hpp"
 
 namespace actors::detail {
 
 using fail_atom = caf::atom_constant<caf::atom("a_fail")>;
-
-/// A `caf::error` carrying an `actors::errc` across processes.
-caf::error make_error(errc code, std::string what);
 
 /// Throws the `actors::error` a reply error stands for.
 [[noreturn]] void raise(const caf::error& err);

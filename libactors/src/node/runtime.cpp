@@ -1,4 +1,4 @@
-#include "runtime.hpp"
+#include "node/runtime.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -39,11 +39,12 @@
 #include "actors/detail/pool_core.hpp"
 #include "actors/detail/value.hpp"
 #include "actors/runtime.hpp"
-#include "fork_server.hpp"
-#include "serializable.hpp"
-#include "listener.hpp"
-#include "queue_hub.hpp"
-#include "worker.hpp"
+#include "process/fork_server.hpp"
+#include "wire/node_context.hpp"
+#include "wire/serializable.hpp"
+#include "net/listener.hpp"
+#include "queue/queue_hub.hpp"
+#include "pool/worker.hpp"
 
 extern char** environ;
 
@@ -1036,6 +1037,22 @@ void add_config_step(void (*step)(caf::actor_system_config&)) {
                 "anything of libactors runs");
   config_steps().push_back(step);
 }
+
+namespace node_context {
+
+bool started() noexcept {
+  return runtime::started();
+}
+
+caf::actor_system& system() {
+  return runtime::get().system();
+}
+
+caf::proxy_registry* proxies() {
+  return runtime::get().proxies();
+}
+
+} // namespace node_context
 
 } // namespace actors::detail
 

@@ -24,7 +24,7 @@
 #include <caf/proxy_registry.hpp>
 
 #include "actors/detail/closure.hpp"
-#include "auth.hpp"
+#include "net/auth.hpp"
 
 namespace actors::detail {
 

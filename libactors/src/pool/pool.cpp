@@ -55,15 +55,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "auth.hpp"
-#include "channel.hpp"
-#include "listener.hpp"
-#include "lock_server.hpp"
-#include "queue_core.hpp" // relax()
-#include "queue_hub.hpp"
-#include "runtime.hpp"
-#include "supervision.hpp"
-#include "worker.hpp"
+#include "net/auth.hpp"
+#include "wire/channel.hpp"
+#include "net/listener.hpp"
+#include "lock/lock_server.hpp"
+#include "queue/queue_core.hpp" // relax()
+#include "queue/queue_hub.hpp"
+#include "node/runtime.hpp"
+#include "process/supervision.hpp"
+#include "pool/worker.hpp"
 
 namespace actors::detail {
 

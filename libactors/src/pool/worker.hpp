@@ -26,7 +26,7 @@
 #include <string>
 
 #include "actors/detail/closure.hpp"
-#include "channel.hpp"
+#include "wire/channel.hpp"
 
 namespace actors::detail {
 

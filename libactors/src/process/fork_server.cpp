@@ -1,4 +1,4 @@
-#include "fork_server.hpp"
+#include "process/fork_server.hpp"
 
 #include <cerrno>
 #include <chrono>
@@ -19,7 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "runtime.hpp"
+#include "node/runtime.hpp"
 
 #if defined(__SANITIZE_THREAD__)
 #  define ACTORS_NO_FORK_SERVER 1

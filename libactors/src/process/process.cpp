@@ -4,7 +4,7 @@
 #include <csignal>
 
 #include "actors/runtime.hpp"
-#include "runtime.hpp"
+#include "node/runtime.hpp"
 
 namespace actors {
 

@@ -28,8 +28,8 @@
 
 #include <caf/event_based_actor.hpp>
 
-#include "call.hpp"
-#include "runtime.hpp"
+#include "node/call.hpp"
+#include "node/runtime.hpp"
 
 namespace actors {
 

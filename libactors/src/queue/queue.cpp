@@ -35,11 +35,11 @@
 #include <caf/stateful_actor.hpp>
 
 #include "actors/pipe.hpp"
-#include "call.hpp"
-#include "queue_core.hpp"
-#include "queue_hub.hpp"
-#include "runtime.hpp"
-#include "serializable.hpp"
+#include "node/call.hpp"
+#include "queue/queue_core.hpp"
+#include "queue/queue_hub.hpp"
+#include "node/runtime.hpp"
+#include "wire/serializable.hpp"
 
 namespace actors::detail {
 

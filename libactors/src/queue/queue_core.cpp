@@ -1,4 +1,4 @@
-#include "queue_core.hpp"
+#include "queue/queue_core.hpp"
 
 #include <algorithm>
 #include <atomic>

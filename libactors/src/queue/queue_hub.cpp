@@ -1,4 +1,4 @@
-#include "queue_hub.hpp"
+#include "queue/queue_hub.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -23,8 +23,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "call.hpp"
-#include "runtime.hpp"
+#include "node/call.hpp"
+#include "node/runtime.hpp"
 
 namespace actors::detail {
 

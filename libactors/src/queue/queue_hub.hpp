@@ -102,8 +102,8 @@
 #include <caf/node_id.hpp>
 
 #include "actors/detail/queue_ref.hpp"
-#include "channel.hpp"
-#include "queue_core.hpp"
+#include "wire/channel.hpp"
+#include "queue/queue_core.hpp"
 
 namespace actors::detail {
 

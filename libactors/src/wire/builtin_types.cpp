@@ -19,7 +19,7 @@
 // registered by the program (actors::message_types), or its send fails
 // with errc::not_registered naming it (actor_process.cpp).
 
-#include "serializable.hpp"
+#include "wire/serializable.hpp"
 
 #include <cstdint>
 #include <deque>

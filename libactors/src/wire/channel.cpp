@@ -1,4 +1,4 @@
-#include "channel.hpp"
+#include "wire/channel.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -6,7 +6,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "runtime.hpp"
+#include <caf/scoped_execution_unit.hpp>
+
+#include "wire/node_context.hpp"
 
 namespace actors::detail {
 
@@ -19,14 +21,14 @@ channel::~channel() {
 }
 
 bool channel::runtime_ready() noexcept {
-  return runtime::started();
+  return node_context::started();
 }
 
 caf::execution_unit& channel::context() {
-  thread_local caf::scoped_execution_unit unit{&runtime::get().system()};
+  thread_local caf::scoped_execution_unit unit{&node_context::system()};
   thread_local bool ready = false;
   if (!ready) {
-    unit.proxy_registry_ptr(runtime::get().proxies());
+    unit.proxy_registry_ptr(node_context::proxies());
     ready = true;
   }
   return unit;

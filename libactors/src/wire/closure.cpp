@@ -12,8 +12,8 @@
 #include <caf/sec.hpp>
 
 #include "actors/error.hpp"
-#include "runtime.hpp"
-#include "serializable.hpp"
+#include "wire/node_context.hpp"
+#include "wire/serializable.hpp"
 
 namespace actors::detail {
 
@@ -255,7 +255,7 @@ protected:
 
 template <class T>
 caf::error check(T& x) {
-  discard sink{runtime::get().system()};
+  discard sink{node_context::system()};
   return sink(x);
 }
 

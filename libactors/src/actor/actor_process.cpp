@@ -37,21 +37,10 @@
 
 #include "actors/process.hpp"
 
-#include "runtime.hpp"
-#include "supervision.hpp"
+#include "node/runtime.hpp"
+#include "process/supervision.hpp"
 
 namespace actors {
-
-caf::error make_error(errc code, std::string what) {
-  return caf::error{static_cast<std::uint8_t>(code), caf::atom("actors"),
-                    caf::make_message(std::move(what))};
-}
-
-std::optional<errc> errc_of(const caf::error& err) {
-  if (!err || err.category() != caf::atom("actors"))
-    return std::nullopt;
-  return static_cast<errc>(err.code());
-}
 
 std::string describe(const caf::error& err) {
   if (!err)

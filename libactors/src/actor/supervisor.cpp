@@ -15,24 +15,12 @@
 #include <caf/stateful_actor.hpp>
 
 #include "actors/actor_process.hpp"
-#include "runtime.hpp"
-#include "supervision.hpp"
+#include "node/runtime.hpp"
+#include "process/supervision.hpp"
 
 namespace actors {
 
 namespace detail {
-
-std::string describe_exit(const std::optional<int>& code) {
-  if (!code)
-    return "it is still ending";
-  if (*code < 0) {
-    auto text = "killed by signal " + std::to_string(-*code);
-    if (auto* name = ::sigabbrev_np(-*code))
-      text += std::string{" (SIG"} + name + ")";
-    return text;
-  }
-  return "exit code " + std::to_string(*code);
-}
 
 namespace {
 
