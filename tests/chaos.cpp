@@ -137,6 +137,13 @@ std::set<pid_t> children_now() {
   return {v.begin(), v.end()};
 }
 
+// Whether no child is left but those of `spared` (the fork server, unless a
+// busy machine made it miss its 2 s answer and it was ended: then none).
+bool only_spared_left(const std::set<pid_t>& spared) {
+  auto now = children_now();
+  return std::includes(spared.begin(), spared.end(), now.begin(), now.end());
+}
+
 } // namespace
 
 TEST_CASE("pool workers SIGKILLed during a 100k map and an imap_unordered") {
@@ -219,7 +226,7 @@ TEST_CASE("pool workers SIGKILLed during a 100k map and an imap_unordered") {
   MESSAGE("pool survived " << total_kills << " kills, " << 2 * n
                            << " results checked");
   // No zombie, no stray worker, no leaked descriptor.
-  CHECK(support::eventually([&] { return children_now() == spared; }, 5s));
+  CHECK(support::eventually([&] { return only_spared_left(spared); }, 5s));
   for (auto pid : support::list_children())
     CHECK(support::process_running(pid));
   CHECK(support::eventually(
@@ -273,7 +280,7 @@ TEST_CASE("workers SIGKILLed repeatedly during a map of default chunks, "
   CHECK(got == expected);
   p.close();
   p.join();
-  CHECK(support::eventually([&] { return children_now() == spared; }, 5s));
+  CHECK(support::eventually([&] { return only_spared_left(spared); }, 5s));
 }
 
 // -- queue --------------------------------------------------------------------

@@ -20,6 +20,7 @@
 
 #include "actors/lock.hpp"
 
+#include "base/random.hpp"
 #include "lock/lock_server.hpp"
 
 #include <atomic>
@@ -40,7 +41,6 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/mman.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -91,8 +91,7 @@ public:
                       + std::strerror(errno));
       auto* base = map(fd);
       auto* head = new (base) header;
-      if (::getrandom(&head->id, sizeof(head->id), 0) != sizeof(head->id))
-        head->id = static_cast<std::uint64_t>(pid) << 32 ^ ::time(nullptr);
+      head->id = detail::random_value<std::uint64_t>();
       head->next = 0;
       own_ = {pid, fd};
       own_id_ = head->id;

@@ -1,5 +1,7 @@
 #include "net/auth.hpp"
 
+#include "base/random.hpp"
+
 #include <cerrno>
 #include <algorithm>
 #include <cstdlib>
@@ -11,7 +13,6 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/stat.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -24,19 +25,6 @@
 namespace actors::detail {
 
 namespace {
-
-template <class Array>
-void fill_random(Array& xs) {
-  size_t done = 0;
-  while (done < xs.size()) {
-    auto n = getrandom(xs.data() + done, xs.size() - done, 0);
-    if (n < 0 && errno != EINTR)
-      throw error(errc::invalid_argument,
-                  std::string{"getrandom failed: "} + std::strerror(errno));
-    if (n > 0)
-      done += static_cast<size_t>(n);
-  }
-}
 
 // Waits until `fd` is ready for `events` or the deadline passed.
 void await(int fd, short events,
@@ -89,13 +77,13 @@ void read_all(int fd, std::uint8_t* buf, size_t len,
 
 secret make_secret() {
   secret result;
-  fill_random(result);
+  fill_random(result.data(), result.size());
   return result;
 }
 
 nonce make_nonce() {
   nonce result;
-  fill_random(result);
+  fill_random(result.data(), result.size());
   return result;
 }
 

@@ -55,11 +55,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "base/relax.hpp"
 #include "net/auth.hpp"
 #include "wire/channel.hpp"
 #include "net/listener.hpp"
 #include "lock/lock_server.hpp"
-#include "queue/queue_core.hpp" // relax()
 #include "queue/queue_hub.hpp"
 #include "node/runtime.hpp"
 #include "process/supervision.hpp"

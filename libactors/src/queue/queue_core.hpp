@@ -28,6 +28,7 @@
 #include "actors/detail/queue_ref.hpp"
 #include "actors/detail/value.hpp"
 #include "actors/error.hpp"
+#include "base/relax.hpp"
 
 namespace actors::detail {
 
@@ -82,13 +83,6 @@ void take_ends(value& item);
 /// wake-up costs tens of microseconds across cores).
 constexpr auto spin_time = std::chrono::microseconds{50};
 
-/// One step of such a wait: a hint to the core, not a yield (a thread that
-/// yields on a busy machine waits out someone else's time slice).
-inline void relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#endif
-}
 
 class queue_core {
 public:

@@ -1,5 +1,7 @@
 #include "queue/queue_hub.hpp"
 
+#include "base/random.hpp"
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -17,7 +19,6 @@
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/eventfd.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
@@ -47,14 +48,6 @@ sockaddr_un abstract_address(const std::string& name, socklen_t& len) {
   len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1
                                + name.size());
   return addr;
-}
-
-std::uint64_t random64() {
-  std::uint64_t x = 0;
-  while (::getrandom(&x, sizeof(x), 0) != static_cast<ssize_t>(sizeof(x)))
-    if (errno != EINTR)
-      throw error(errc::invalid_argument, "getrandom failed");
-  return x;
 }
 
 // Maps the area process `pid` shares as its descriptor `fd` (a memfd of
@@ -219,12 +212,12 @@ void queue_hub::watchers::closed(std::uint64_t qid) {
 }
 
 queue_hub::queue_hub() {
-  key0_ = random64();
-  key1_ = random64();
+  key0_ = random_value<std::uint64_t>();
+  key1_ = random_value<std::uint64_t>();
   char name[64];
   std::snprintf(name, sizeof(name), "actors-hub-%d-%016llx",
                 static_cast<int>(::getpid()),
-                static_cast<unsigned long long>(random64()));
+                static_cast<unsigned long long>(random_value<std::uint64_t>()));
   address_ = name;
   listen_fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
                         0);
