@@ -1,8 +1,12 @@
 // Actor processes: actors::spawn until the first reply, request/response
-// round trips between this program and an actor process, and between actors
-// in two actor processes; and, as the limits, the same with a CAF actor in
+// round trips between this program and an actor process (with the CPU time
+// of both processes per round trip, and again while two other processes
+// burn both cores), and between actors in two actor processes; small
+// messages one way from an actor in one process to an actor in another,
+// counted at the receiver; and, as the limits, the same with a CAF actor in
 // this process. Medians over several runs. Peer: peers/actors.py (Python
-// multiprocessing, Pipe, fork start method). Processes are not pinned.
+// multiprocessing, Pipe and Queue, fork start method). Processes are not
+// pinned.
 // Usage: bench_actors [round_trips]
 
 #include <algorithm>
@@ -17,6 +21,7 @@
 #include "measure.hpp"
 
 using run_atom = caf::atom_constant<caf::atom("run")>;
+using expect_atom = caf::atom_constant<caf::atom("expect")>;
 
 namespace {
 
@@ -48,6 +53,40 @@ caf::behavior caller(caf::event_based_actor* self, caf::actor target) {
   }};
 }
 
+// Counts the messages it receives: on "expect n", answers once n have
+// arrived with the messages per second from the first to the last.
+caf::behavior counter(caf::event_based_actor* self) {
+  struct state {
+    int expected = 0;
+    int left = 0;
+    clock_type::time_point first;
+    caf::response_promise done;
+  };
+  auto st = std::make_shared<state>();
+  return {
+    [=](expect_atom, int n) -> caf::result<double> {
+      st->expected = st->left = n;
+      st->done = self->make_response_promise();
+      return st->done;
+    },
+    [=](int) {
+      if (st->left == st->expected)
+        st->first = clock_type::now();
+      if (--st->left == 0)
+        st->done.deliver((st->expected - 1) / seconds_since(st->first));
+    },
+  };
+}
+
+// On "run n", sends n small messages to `target`, one after the other.
+caf::behavior sender(caf::event_based_actor* self, caf::actor target) {
+  return {[=](run_atom, int n) {
+    for (int i = 0; i < n; ++i)
+      self->send(target, i);
+    return n;
+  }};
+}
+
 // Waits for the answer to a request to `h`, of type T.
 template <class T, class... Ts>
 T ask_and_wait(caf::scoped_actor& self, const caf::actor& h, Ts... xs) {
@@ -68,6 +107,25 @@ double round_trip(caf::scoped_actor& self, const caf::actor& h, int n) {
   for (int i = 0; i < n; ++i)
     ask_and_wait<int>(self, h, i);
   return seconds_since(t0) / n * 1e6;
+}
+
+// Prints the median round trip to actor process `p` (as WORKLOAD) and the
+// CPU time of both processes per round trip (as "WORKLOAD CPU").
+template <class ActorProcess>
+void report_round_trip(caf::scoped_actor& self, ActorProcess& p, int n,
+                       const char* workload) {
+  round_trip(self, p.handle(), 100); // warm-up
+  std::vector<double> cpu;
+  auto us = median_of(5, [&] {
+    auto c0 = cpu_seconds_self() + cpu_seconds(p.pid());
+    auto x = round_trip(self, p.handle(), n);
+    cpu.push_back((cpu_seconds_self() + cpu_seconds(p.pid()) - c0) / n * 1e6);
+    return x;
+  });
+  std::sort(cpu.begin(), cpu.end());
+  std::printf("libactors %s: median %.1f us\n", workload, us);
+  std::printf("libactors %s CPU: median %.1f us\n", workload,
+              cpu[cpu.size() / 2]);
 }
 
 } // namespace
@@ -103,11 +161,14 @@ int main(int argc, char** argv) {
   }
   {
     auto p = actors::spawn(echo);
-    round_trip(self, p.handle(), 100); // warm-up
-    auto us = median_of(5, [&] { return round_trip(self, p.handle(), n); });
-    std::printf("libactors actor round trip: median %.1f us\n", us);
+    report_round_trip(self, p, n, "actor round trip");
+    {
+      cores_busy burn{2};
+      report_round_trip(self, p, n / 4, "actor round trip, cores busy");
+    }
     p.stop();
     auto a = actors::system().spawn(echo);
+    double us;
     round_trip(self, a, 100);
     us = median_of(5, [&] { return round_trip(self, a, n); });
     std::printf("limit in-process actor round trip: median %.2f us\n", us);
@@ -126,6 +187,31 @@ int main(int argc, char** argv) {
     std::printf("libactors actor round trip between processes: median %.1f "
                 "us\n",
                 us);
+    a.stop();
+    b.stop();
+  }
+  {
+    // Small messages one way, actor to actor in another process, counted
+    // at the receiver from the first to the last.
+    constexpr int messages = 20000;
+    auto b = actors::spawn(counter);
+    auto a = actors::spawn(sender, b.handle());
+    auto rate = median_of(3, [&] {
+      caf::scoped_actor waiter{actors::system()};
+      auto done = waiter->request(b.handle(), std::chrono::seconds{60},
+                                  expect_atom::value, messages);
+      ask_and_wait<int>(self, a.handle(), run_atom::value, messages);
+      double x = 0;
+      std::move(done).receive([&](double r) { x = r; },
+                              [&](caf::error& err) {
+                                std::fprintf(stderr, "bench_actors: %s\n",
+                                             actors::describe(err).c_str());
+                                std::exit(1);
+                              });
+      return x;
+    });
+    std::printf("libactors actor messages one-way: median %.0f msgs/s\n",
+                rate);
     a.stop();
     b.stop();
   }

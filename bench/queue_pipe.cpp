@@ -1,7 +1,8 @@
 // Queue and pipe between two processes: small-message and 1 MiB throughput
 // through a queue, one 256 MiB item through a queue (from the producer's
 // start until get returns: what bad_input.cpp checks), ping-pong round trip
-// and 1 MiB one-way throughput through a pipe. Peer: peers/queue_pipe.py.
+// (also while two other processes burn both cores) and 1 MiB one-way
+// throughput through a pipe. Peer: peers/queue_pipe.py.
 // Processes are not pinned.
 // Usage: bench_queue_pipe [small_count]
 
@@ -40,6 +41,24 @@ void pipe_big_sender(actors::connection<int> c, int n) {
   std::vector<char> mib(1 << 20, 'x');
   for (int i = 0; i < n; ++i)
     c.send_bytes(mib);
+}
+
+// Round trips through a pipe to a child that sends each message back.
+void pipe_ping_pong(int n, const char* workload) {
+  auto [a, b] = actors::pipe<int>();
+  actors::process p{pong, b, n};
+  p.start();
+  a.send(0); // warm-up round trip, includes the child's start
+  a.recv();
+  auto t0 = clock_type::now();
+  for (int i = 1; i < n; ++i) {
+    a.send(i);
+    a.recv();
+  }
+  auto s = seconds_since(t0);
+  p.join();
+  std::printf("libactors %s: %.1f us per round trip\n", workload,
+              s / (n - 1) * 1e6);
 }
 
 } // namespace
@@ -82,22 +101,10 @@ int main(int argc, char** argv) {
       return 1;
     std::printf("libactors queue 256 MiB item: %.0f ms\n", s * 1e3);
   }
+  pipe_ping_pong(2000, "pipe ping-pong");
   {
-    constexpr int n = 2000;
-    auto [a, b] = actors::pipe<int>();
-    actors::process p{pong, b, n};
-    p.start();
-    a.send(0); // warm-up round trip, includes the child's start
-    a.recv();
-    auto t0 = clock_type::now();
-    for (int i = 1; i < n; ++i) {
-      a.send(i);
-      a.recv();
-    }
-    auto s = seconds_since(t0);
-    p.join();
-    std::printf("libactors pipe ping-pong: %.1f us per round trip\n",
-                s / (n - 1) * 1e6);
+    cores_busy burn{2};
+    pipe_ping_pong(500, "pipe ping-pong, cores busy");
   }
   {
     constexpr int n = 200;

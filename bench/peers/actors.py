@@ -1,7 +1,12 @@
-# Peer of bench/actors.cpp: a process started until its first message, and
-# Pipe ping-pong between this process and a child, and between two
-# children (timed in one of them), with the fork start method.
+# Peer of bench/actors.cpp: a process started until its first message,
+# Pipe ping-pong between this process and a child (with the CPU time of both
+# per round trip, and again while two other processes burn both cores), and
+# between two children (timed in one of them); small items one way through
+# a Queue from one child to another, counted by the receiver from the first
+# to the last; with the fork start method.
 import multiprocessing as mp
+import os
+import resource
 import statistics
 import sys
 import time
@@ -23,6 +28,52 @@ def round_trip(c, n):
         c.send(i)
         c.recv()
     return (time.perf_counter() - t0) / n * 1e6
+
+
+def cpu_seconds(pid):
+    """CPU seconds (user + system) process pid has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_self():
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def burn():
+    while True:
+        pass
+
+
+def report_round_trip(n, runs, workload):
+    """Median round trip to a ponging child, and CPU of both per trip."""
+    a, b = mp.Pipe()
+    p = mp.Process(target=pong, args=(b, 100 + runs * n))
+    p.start()
+    round_trip(a, 100)
+    us, cpu = [], []
+    for _ in range(runs):
+        c0 = cpu_self() + cpu_seconds(p.pid)
+        us.append(round_trip(a, n))
+        cpu.append((cpu_self() + cpu_seconds(p.pid) - c0) / n * 1e6)
+    p.join()
+    print(f"python {workload}: median {statistics.median(us):.1f} us")
+    print(f"python {workload} CPU: median {statistics.median(cpu):.1f} us")
+
+
+def count(q, n, out):
+    q.get()
+    t0 = time.perf_counter()
+    for _ in range(n - 1):
+        q.get()
+    out.send((n - 1) / (time.perf_counter() - t0))
+
+
+def produce(q, n):
+    for i in range(n):
+        q.put(i)
 
 
 def ping(c, n, runs, out):
@@ -47,13 +98,14 @@ if __name__ == "__main__":
     print(f"python actor spawn+first reply: median "
           f"{statistics.median(ms):.3f} ms")
 
-    a, b = mp.Pipe()
-    p = mp.Process(target=pong, args=(b, 100 + runs * n))
-    p.start()
-    round_trip(a, 100)
-    us = statistics.median(round_trip(a, n) for _ in range(runs))
-    p.join()
-    print(f"python actor round trip: median {us:.1f} us")
+    report_round_trip(n, runs, "actor round trip")
+    burners = [mp.Process(target=burn, daemon=True) for _ in range(2)]
+    for b in burners:
+        b.start()
+    report_round_trip(n // 4, runs, "actor round trip, cores busy")
+    for b in burners:
+        b.kill()
+        b.join()
 
     a, b = mp.Pipe()
     r, w = mp.Pipe(duplex=False)
@@ -65,3 +117,18 @@ if __name__ == "__main__":
     pinger.join()
     ponger.join()
     print(f"python actor round trip between processes: median {us:.1f} us")
+
+    messages = 20000
+    rates = []
+    for _ in range(3):
+        q = mp.Queue()
+        r, w = mp.Pipe(duplex=False)
+        consumer = mp.Process(target=count, args=(q, messages, w))
+        producer = mp.Process(target=produce, args=(q, messages))
+        consumer.start()
+        producer.start()
+        rates.append(r.recv())
+        producer.join()
+        consumer.join()
+    print(f"python actor messages one-way: median "
+          f"{statistics.median(rates):.0f} msgs/s")

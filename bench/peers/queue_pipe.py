@@ -30,6 +30,26 @@ def pipe_big_sender(c, n):
         c.send_bytes(mib)
 
 
+def burn():
+    while True:
+        pass
+
+
+def pipe_ping_pong(n, workload):
+    a, b = mp.Pipe()
+    p = mp.Process(target=pong, args=(b, n))
+    p.start()
+    a.send(0)
+    a.recv()
+    t0 = time.perf_counter()
+    for i in range(1, n):
+        a.send(i)
+        a.recv()
+    s = time.perf_counter() - t0
+    p.join()
+    print(f"python {workload}: {s / (n - 1) * 1e6:.1f} us per round trip")
+
+
 if __name__ == "__main__":
     mp.set_start_method("fork")
     small = int(sys.argv[1]) if len(sys.argv) > 1 else 20000
@@ -65,19 +85,14 @@ if __name__ == "__main__":
     del item
     print(f"python queue 256 MiB item: {s * 1e3:.0f} ms")
 
-    n = 2000
-    a, b = mp.Pipe()
-    p = mp.Process(target=pong, args=(b, n))
-    p.start()
-    a.send(0)
-    a.recv()
-    t0 = time.perf_counter()
-    for i in range(1, n):
-        a.send(i)
-        a.recv()
-    s = time.perf_counter() - t0
-    p.join()
-    print(f"python pipe ping-pong: {s / (n - 1) * 1e6:.1f} us per round trip")
+    pipe_ping_pong(2000, "pipe ping-pong")
+    burners = [mp.Process(target=burn, daemon=True) for _ in range(2)]
+    for b in burners:
+        b.start()
+    pipe_ping_pong(500, "pipe ping-pong, cores busy")
+    for b in burners:
+        b.kill()
+        b.join()
 
     n = 200
     r, w = mp.Pipe(duplex=False)
