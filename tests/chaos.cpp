@@ -137,6 +137,32 @@ std::set<pid_t> children_now() {
   return {v.begin(), v.end()};
 }
 
+// The inputs 0 .. n-1, and what serial_square makes of them.
+std::vector<long long> inputs(long long n) {
+  std::vector<long long> xs(static_cast<size_t>(n));
+  for (long long i = 0; i < n; ++i)
+    xs[static_cast<size_t>(i)] = i;
+  return xs;
+}
+
+std::vector<std::pair<long long, long long>>
+expected_squares(const std::vector<long long>& xs) {
+  std::vector<std::pair<long long, long long>> expected;
+  expected.reserve(xs.size());
+  for (auto x : xs)
+    expected.push_back(serial_square(x));
+  return expected;
+}
+
+// Brings the runtime's fixed parts up (actor system, listener, reaper, the
+// fork server) with a first pool, so that a test's baseline counts them.
+void warm_up() {
+  actors::pool first{1};
+  CHECK(first.apply(serial_square, 2LL).second == 5);
+  first.close();
+  first.join();
+}
+
 // Whether no child is left but those of `spared` (the fork server, unless a
 // busy machine made it miss its 2 s answer and it was ended: then none).
 bool only_spared_left(const std::set<pid_t>& spared) {
@@ -150,22 +176,12 @@ TEST_CASE("pool workers SIGKILLed during a 100k map and an imap_unordered") {
   CHAOS_SEED(rng, 0x9001);
   constexpr long long n = 100'000;
   constexpr int max_kills = 10;
-  std::vector<long long> xs(n);
-  for (long long i = 0; i < n; ++i)
-    xs[static_cast<size_t>(i)] = i;
-  std::vector<std::pair<long long, long long>> expected;
-  expected.reserve(n);
-  for (auto x : xs)
-    expected.push_back(serial_square(x));
+  auto xs = inputs(n);
+  auto expected = expected_squares(xs);
 
   // The runtime's fixed costs (actor system, listener, reaper) come with
   // the first pool: counted before the baseline.
-  {
-    actors::pool warm_up{1};
-    CHECK(warm_up.apply(serial_square, 2LL).second == 5);
-    warm_up.close();
-    warm_up.join();
-  }
+  warm_up();
   auto fds_before = support::count_fds();
   auto spared = children_now(); // the fork server
   int total_kills = 0;
@@ -243,19 +259,9 @@ TEST_CASE("workers SIGKILLed repeatedly during a map of default chunks, "
   CHAOS_SEED(rng, 0x9012);
   constexpr long long n = 100'000;
   constexpr int max_kills = 10;
-  std::vector<long long> xs(n);
-  for (long long i = 0; i < n; ++i)
-    xs[static_cast<size_t>(i)] = i;
-  std::vector<std::pair<long long, long long>> expected;
-  expected.reserve(n);
-  for (auto x : xs)
-    expected.push_back(serial_square(x));
-  {
-    actors::pool warm_up{1};
-    CHECK(warm_up.apply(serial_square, 2LL).second == 5);
-    warm_up.close();
-    warm_up.join();
-  }
+  auto xs = inputs(n);
+  auto expected = expected_squares(xs);
+  warm_up();
   auto spared = children_now(); // the fork server
   actors::pool_options opts;
   opts.retries = 1;

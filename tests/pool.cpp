@@ -566,36 +566,6 @@ TEST_CASE("tasks submitted one by one go to idle workers, none waits behind "
   }
 }
 
-namespace {
-
-// What reading a stream to its end gave: the values before an error of the
-// input, that error's message (empty if none), and whether the next read
-// after the error ended the stream.
-struct stream_read {
-  std::vector<int> values;
-  std::string error;
-  bool ended_after_error = false;
-};
-
-template <class Stream>
-stream_read read_all(Stream& s) {
-  stream_read out;
-  for (;;) {
-    try {
-      auto x = s.next(30s);
-      if (!x)
-        return out;
-      out.values.push_back(*x);
-    } catch (const support::bad_input& e) {
-      out.error = e.what();
-      out.ended_after_error = !s.next(30s).has_value();
-      return out;
-    }
-  }
-}
-
-} // namespace
-
 TEST_CASE("imap over an input that throws: the results before it, its "
           "error, then the end") {
   actors::pool p{2};
@@ -605,7 +575,7 @@ TEST_CASE("imap over an input that throws: the results before it, its "
     // The 4th element throws: three results, the input's own error, the end.
     support::throwing_range fourth{3, 10, mode};
     auto s1 = p.imap(square, fourth, 1);
-    auto r1 = read_all(s1);
+    auto r1 = support::read_all(s1);
     CHECK(r1.values == std::vector<int>{0, 1, 4});
     CHECK(r1.error == "bad input 3");
     CHECK(r1.ended_after_error);
@@ -613,13 +583,13 @@ TEST_CASE("imap over an input that throws: the results before it, its "
     // Python's), the three before it give six results.
     support::throwing_range eighth{7, 20, mode};
     auto s2 = p.imap(square, eighth, 2);
-    auto r2 = read_all(s2);
+    auto r2 = support::read_all(s2);
     CHECK(r2.values == std::vector<int>{0, 1, 4, 9, 16, 25});
     CHECK(r2.error == "bad input 7");
     CHECK(r2.ended_after_error);
     // Unordered: every result of what was read first, then the error.
     auto s3 = p.imap_unordered(square, fourth, 1);
-    auto r3 = read_all(s3);
+    auto r3 = support::read_all(s3);
     std::sort(r3.values.begin(), r3.values.end());
     CHECK(r3.values == std::vector<int>{0, 1, 4});
     CHECK(r3.error == "bad input 3");

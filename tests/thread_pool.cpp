@@ -334,35 +334,6 @@ TEST_CASE("a stream outliving its pool fails instead of hanging") {
          || code == actors::errc::pool_not_running));
 }
 
-namespace {
-
-// The values a stream gave before an error of its input, that error's
-// message, and whether the next read after it ended the stream.
-struct stream_read {
-  std::vector<int> values;
-  std::string error;
-  bool ended_after_error = false;
-};
-
-template <class Stream>
-stream_read read_all(Stream& s) {
-  stream_read out;
-  for (;;) {
-    try {
-      auto x = s.next(30s);
-      if (!x)
-        return out;
-      out.values.push_back(*x);
-    } catch (const support::bad_input& e) {
-      out.error = e.what();
-      out.ended_after_error = !s.next(30s).has_value();
-      return out;
-    }
-  }
-}
-
-} // namespace
-
 TEST_CASE("imap over an input that throws: the results before it, its "
           "error, then the end") {
   actors::thread_pool tp{2};
@@ -373,18 +344,18 @@ TEST_CASE("imap over an input that throws: the results before it, its "
     INFO("mode " << mode);
     support::throwing_range fourth{3, 10, mode};
     auto s1 = tp.imap(f, fourth, 1);
-    auto r1 = read_all(s1);
+    auto r1 = support::read_all(s1);
     CHECK(r1.values == std::vector<int>{1, 11, 21});
     CHECK(r1.error == "bad input 3");
     CHECK(r1.ended_after_error);
     support::throwing_range eighth{7, 20, mode};
     auto s2 = tp.imap(f, eighth, 2);
-    auto r2 = read_all(s2);
+    auto r2 = support::read_all(s2);
     CHECK(r2.values == std::vector<int>{1, 11, 21, 31, 41, 51});
     CHECK(r2.error == "bad input 7");
     CHECK(r2.ended_after_error);
     auto s3 = tp.imap_unordered(f, fourth, 1);
-    auto r3 = read_all(s3);
+    auto r3 = support::read_all(s3);
     std::sort(r3.values.begin(), r3.values.end());
     CHECK(r3.values == std::vector<int>{1, 11, 21});
     CHECK(r3.error == "bad input 3");

@@ -6,10 +6,12 @@
 // std::istream_iterator reads in ++). Past `bad`, the range would go on to
 // `size`, so a reader that ignores the error sees more elements.
 
+#include <chrono>
 #include <cstddef>
 #include <iterator>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace support {
 
@@ -68,5 +70,32 @@ private:
   int size_;
   mode mode_;
 };
+
+// What reading a stream (imap's) to its end gave: the values before an
+// error of the input, that error's message (empty if none), and whether the
+// next read after the error ended the stream.
+struct stream_read {
+  std::vector<int> values;
+  std::string error;
+  bool ended_after_error = false;
+};
+
+template <class Stream>
+stream_read read_all(Stream& s) {
+  using namespace std::chrono_literals;
+  stream_read out;
+  for (;;) {
+    try {
+      auto x = s.next(30s);
+      if (!x)
+        return out;
+      out.values.push_back(*x);
+    } catch (const bad_input& e) {
+      out.error = e.what();
+      out.ended_after_error = !s.next(30s).has_value();
+      return out;
+    }
+  }
+}
 
 } // namespace support
