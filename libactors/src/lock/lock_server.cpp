@@ -3,6 +3,9 @@
 
 #include "lock/lock_server.hpp"
 
+#include "base/deadline.hpp"
+#include "lock/arena.hpp"
+
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
@@ -102,12 +105,6 @@ bool client_gone(int fd) {
   return n != 0;
 }
 
-std::int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-           std::chrono::steady_clock::now().time_since_epoch())
-    .count();
-}
-
 // Acquires `m` for the client within `timeout_ns` (-1: forever), in slices
 // between which it looks whether the client is still there; `gone` tells
 // that it is not (then the result is ETIMEDOUT).
@@ -115,16 +112,18 @@ int acquire_for(pthread_mutex_t* m, std::int64_t timeout_ns, int fd,
                 bool& gone) {
   if (timeout_ns == 0)
     return take_native(m, true, nullptr);
-  auto start = now_ns();
-  auto end = timeout_ns < 0 || timeout_ns > INT64_MAX - start
-               ? INT64_MAX
-               : start + timeout_ns;
+  // A bound of decades is none (and the clock's sum cannot overflow).
+  constexpr std::int64_t forever = std::int64_t{1} << 60;
+  deadline until;
+  if (timeout_ns > 0 && timeout_ns < forever)
+    until = deadline{std::chrono::nanoseconds{timeout_ns}};
   for (;;) {
-    auto left = end - now_ns();
-    if (left <= 0)
+    if (until.passed())
       return ETIMEDOUT;
-    auto deadline = monotonic_after(left < slice_ns ? left : slice_ns);
-    auto rc = take_native(m, false, &deadline);
+    deadline slice{std::chrono::nanoseconds{slice_ns}};
+    auto next = until.bounded() && until.when() < slice.when() ? until : slice;
+    auto at = next.monotonic();
+    auto rc = take_native(m, false, &at);
     if (rc != ETIMEDOUT)
       return rc;
     if (client_gone(fd)) {

@@ -23,10 +23,8 @@
 
 #include <chrono>
 #include <cstdint>
-#include <ctime>
 #include <functional>
 
-#include <pthread.h>
 
 #include "actors/lock.hpp"
 
@@ -73,23 +71,5 @@ bool lock_server_await(const std::function<bool(const lock_server_stats&)>& pred
 /// Cuts every connection being served (both directions), as a lost link
 /// would: for tests of what clients see.
 void lock_server_cut_all();
-
-// What lock.cpp shares with the server.
-
-/// The mutex of `ref`, mapped into this process on first use. Throws
-/// `errc::invalid_argument` for an empty handle or a slot that was never
-/// made, `errc::owner_unreachable` when the lock's memory is not (or no
-/// longer) reachable from this host.
-pthread_mutex_t* map_lock(const lock_handle_ref& ref);
-
-/// One attempt to acquire `m` for the calling thread: a single try when
-/// `once`, else waiting until `deadline` (CLOCK_MONOTONIC; forever when
-/// null). The pthread result: 0, EOWNERDEAD (already made consistent),
-/// ETIMEDOUT or EBUSY (not acquired), EDEADLK (this thread holds it), or
-/// another error.
-int take_native(pthread_mutex_t* m, bool once, const timespec* deadline);
-
-/// The CLOCK_MONOTONIC time `ns` nanoseconds from now.
-timespec monotonic_after(std::int64_t ns);
 
 } // namespace actors::detail

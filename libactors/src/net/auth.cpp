@@ -1,5 +1,6 @@
 #include "net/auth.hpp"
 
+#include "base/fd.hpp"
 #include "base/random.hpp"
 
 #include <cerrno>
@@ -88,33 +89,32 @@ nonce make_nonce() {
 }
 
 void write_secret(const std::string& path, const secret& key) {
-  auto fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0)
+  unique_fd fd{
+    ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)};
+  if (!fd)
     throw error(errc::invalid_argument, "cannot create key file " + path + ": "
                                           + std::strerror(errno));
-  auto n = ::write(fd, key.data(), key.size());
-  ::close(fd);
+  auto n = ::write(fd.get(), key.data(), key.size());
+  fd.reset();
   if (n != static_cast<ssize_t>(key.size()))
     throw error(errc::invalid_argument, "cannot write key file " + path);
 }
 
 secret read_secret(const std::string& path) {
-  auto fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
+  unique_fd fd{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
+  if (!fd)
     throw error(errc::invalid_argument, "cannot open key file " + path + ": "
                                           + std::strerror(errno));
   struct stat st {};
-  if (::fstat(fd, &st) == 0 && (st.st_mode & 077) != 0) {
-    ::close(fd);
+  if (::fstat(fd.get(), &st) == 0 && (st.st_mode & 077) != 0)
     throw error(errc::invalid_argument,
                 "key file " + path
                   + " may be read by other users: chmod 600 it");
-  }
   secret key;
   std::uint8_t extra;
-  auto n = ::read(fd, key.data(), key.size());
-  auto m = ::read(fd, &extra, 1);
-  ::close(fd);
+  auto n = ::read(fd.get(), key.data(), key.size());
+  auto m = ::read(fd.get(), &extra, 1);
+  fd.reset();
   if (n != static_cast<ssize_t>(key.size()) || m != 0)
     throw error(errc::invalid_argument,
                 "key file " + path + " does not hold exactly 32 bytes");
@@ -204,9 +204,9 @@ void client_handshake(int fd, const secret& key,
 namespace {
 
 // Connects before `deadline`: the socket (non-blocking, close-on-exec), or
-// -1 with the reason in `err` (an errno) and, for a name that did not
+// none with the reason in `err` (an errno) and, for a name that did not
 // resolve, in `text` (getaddrinfo's).
-int tcp_connect(const std::string& host, std::uint16_t port,
+unique_fd tcp_connect(const std::string& host, std::uint16_t port,
                 std::chrono::steady_clock::time_point deadline, int& err,
                 std::string& text) {
   addrinfo hints{};
@@ -220,35 +220,33 @@ int tcp_connect(const std::string& host, std::uint16_t port,
     text = "the name " + host + " did not resolve ("
            + (rc == EAI_SYSTEM ? std::strerror(errno) : ::gai_strerror(rc))
            + ")";
-    return -1;
+    return {};
   }
-  int fd = -1;
-  for (auto* ai = found; ai != nullptr && fd < 0; ai = ai->ai_next) {
+  unique_fd fd;
+  for (auto* ai = found; ai != nullptr && !fd; ai = ai->ai_next) {
     // Non-blocking, so that an unresponsive host costs the deadline at most.
-    fd = ::socket(ai->ai_family,
-                  ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0)
+    fd.reset(::socket(ai->ai_family,
+                      ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    if (!fd)
       continue;
-    if (::connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+    if (::connect(fd.get(), ai->ai_addr, ai->ai_addrlen) != 0) {
       err = errno;
       if (err == EINPROGRESS) {
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
           deadline - std::chrono::steady_clock::now());
-        pollfd pfd{fd, POLLOUT, 0};
+        pollfd pfd{fd.get(), POLLOUT, 0};
         socklen_t len = sizeof(err);
         if (left.count() <= 0
             || ::poll(&pfd, 1, static_cast<int>(left.count())) != 1
-            || ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+            || ::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len) != 0)
           err = ETIMEDOUT;
       }
-      if (err != 0) {
-        ::close(fd);
-        fd = -1;
-      }
+      if (err != 0)
+        fd.reset();
     }
   }
   ::freeaddrinfo(found);
-  if (fd >= 0)
+  if (fd)
     err = 0;
   return fd;
 }
@@ -264,21 +262,16 @@ int connect_authenticated(const std::string& host, std::uint16_t port,
   auto fd = tcp_connect(host, port, deadline, err, text);
   if (why)
     *why = err;
-  if (fd < 0)
+  if (!fd)
     throw error(errc::owner_unreachable,
                 "cannot connect to " + host + ":" + std::to_string(port)
                   + ": " + (text.empty() ? std::strerror(err) : text));
-  try {
-    client_handshake(fd, key, deadline, p);
-  } catch (...) {
-    ::close(fd);
-    throw;
-  }
-  int flags = ::fcntl(fd, F_GETFL);
-  ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+  client_handshake(fd.get(), key, deadline, p); // closed if it throws
+  int flags = ::fcntl(fd.get(), F_GETFL);
+  ::fcntl(fd.get(), F_SETFL, flags & ~O_NONBLOCK);
   int one = 1;
-  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  return fd;
+  ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  return fd.release();
 }
 
 std::pair<std::string, std::uint16_t> split_address(const std::string& text) {

@@ -19,16 +19,17 @@
 #include <openssl/crypto.h>
 
 #include "actors/error.hpp"
+#include "base/deadline.hpp"
 
 namespace actors::detail {
 
 namespace {
 
 struct pending {
-  int fd;
+  unique_fd fd;
   std::chrono::steady_clock::time_point deadline;
-  nonce server_nonce;
-  std::array<std::uint8_t, client_proof_size> buf;
+  nonce server_nonce{};
+  std::array<std::uint8_t, client_proof_size> buf{};
   size_t got = 0;
 };
 
@@ -52,18 +53,17 @@ listener::listener(const secret& key, callback on_authenticated,
   if (::getaddrinfo(address.c_str(), service.c_str(), &hints, &found) != 0)
     throw error(errc::invalid_argument, "cannot listen on " + where
                                           + ": not an address of this host");
-  listen_fd_ = ::socket(found->ai_family,
-                        SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  listen_fd_.reset(::socket(found->ai_family,
+                            SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   int one = 1;
-  if (listen_fd_ >= 0)
-    ::setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  if (listen_fd_ < 0
-      || ::bind(listen_fd_, found->ai_addr, found->ai_addrlen) != 0
-      || ::listen(listen_fd_, SOMAXCONN) != 0) {
+  if (listen_fd_)
+    ::setsockopt(listen_fd_.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (!listen_fd_
+      || ::bind(listen_fd_.get(), found->ai_addr, found->ai_addrlen) != 0
+      || ::listen(listen_fd_.get(), SOMAXCONN) != 0) {
     auto err = errno;
     ::freeaddrinfo(found);
-    if (listen_fd_ >= 0)
-      ::close(listen_fd_);
+    listen_fd_.reset();
     // Out of descriptors or memory is no fault of the address.
     auto code = err == EMFILE || err == ENFILE || err == ENOBUFS
                     || err == ENOMEM
@@ -74,21 +74,21 @@ listener::listener(const secret& key, callback on_authenticated,
   ::freeaddrinfo(found);
   sockaddr_storage addr{};
   socklen_t len = sizeof(addr);
-  ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::getsockname(listen_fd_.get(), reinterpret_cast<sockaddr*>(&addr), &len);
   port_ = addr.ss_family == AF_INET6
             ? ntohs(reinterpret_cast<sockaddr_in6&>(addr).sin6_port)
             : ntohs(reinterpret_cast<sockaddr_in&>(addr).sin_port);
-  wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (wake_fd_ < 0) {
+  wake_fd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!wake_fd_) {
     auto reason = std::string{"eventfd: "} + std::strerror(errno);
-    ::close(listen_fd_);
+    listen_fd_.reset();
     throw error(errc::spawn_failed, "cannot listen on " + where + ": " + reason);
   }
   try {
     thread_ = std::thread{[this] { run(); }};
   } catch (const std::system_error& e) {
-    ::close(listen_fd_);
-    ::close(wake_fd_);
+    listen_fd_.reset();
+    wake_fd_.reset();
     throw error(errc::spawn_failed, "cannot listen on " + where
                                       + ": no thread: " + e.code().message());
   }
@@ -96,10 +96,8 @@ listener::listener(const secret& key, callback on_authenticated,
 
 listener::~listener() {
   std::uint64_t one = 1;
-  [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof(one));
+  [[maybe_unused]] auto n = ::write(wake_fd_.get(), &one, sizeof(one));
   thread_.join();
-  ::close(listen_fd_);
-  ::close(wake_fd_);
 }
 
 listener::counters listener::stats() const noexcept {
@@ -111,7 +109,7 @@ void listener::run() {
   std::vector<pollfd> fds;
   auto reject = [&](size_t i) {
     ++rejected_; // counted before the peer can observe the close
-    ::close(waiting[i].fd);
+    waiting[i].fd.reset();
     waiting.erase(waiting.begin() + static_cast<std::ptrdiff_t>(i));
   };
   for (;;) {
@@ -120,22 +118,19 @@ void listener::run() {
     for (size_t i = waiting.size(); i-- > 0;)
       if (waiting[i].deadline <= now)
         reject(i);
-    int timeout = -1;
+    deadline next;
     if (!waiting.empty()) {
-      auto next = waiting.front().deadline;
+      auto first = waiting.front().deadline;
       for (auto& p : waiting)
-        next = std::min(next, p.deadline);
-      timeout = static_cast<int>(
-        std::chrono::duration_cast<std::chrono::milliseconds>(next - now)
-          .count()
-        + 1);
+        first = std::min(first, p.deadline);
+      next = deadline::at(first);
     }
     fds.clear();
-    fds.push_back({wake_fd_, POLLIN, 0});
-    fds.push_back({listen_fd_, POLLIN, 0});
+    fds.push_back({wake_fd_.get(), POLLIN, 0});
+    fds.push_back({listen_fd_.get(), POLLIN, 0});
     for (auto& p : waiting)
-      fds.push_back({p.fd, POLLIN, 0});
-    auto n = ::poll(fds.data(), fds.size(), timeout);
+      fds.push_back({p.fd.get(), POLLIN, 0});
+    auto n = ::poll(fds.data(), fds.size(), next.poll_ms());
     if (n < 0 && errno != EINTR)
       break;
     if (n <= 0)
@@ -148,7 +143,7 @@ void listener::run() {
         continue;
       auto i = k - 2;
       auto& p = waiting[i];
-      auto got = ::recv(p.fd, p.buf.data() + p.got, p.buf.size() - p.got, 0);
+      auto got = ::recv(p.fd.get(), p.buf.data() + p.got, p.buf.size() - p.got, 0);
       if (got < 0 && (errno == EAGAIN || errno == EINTR))
         continue;
       if (got <= 0) {
@@ -174,12 +169,12 @@ void listener::run() {
       }
       auto answer = compute_mac(key_, server_label(*kind), client_nonce,
                                 p.server_nonce);
-      if (::send(p.fd, answer.data(), answer.size(), MSG_NOSIGNAL)
+      if (::send(p.fd.get(), answer.data(), answer.size(), MSG_NOSIGNAL)
           != static_cast<ssize_t>(answer.size())) {
         reject(i);
         continue;
       }
-      auto fd = p.fd;
+      auto fd = p.fd.release();
       waiting.erase(waiting.begin() + static_cast<std::ptrdiff_t>(i));
       ++authenticated_;
       int flags = ::fcntl(fd, F_GETFL);
@@ -190,13 +185,12 @@ void listener::run() {
     }
     if (fds[1].revents != 0) {
       for (;;) {
-        auto fd = ::accept4(listen_fd_, nullptr, nullptr,
-                            SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0)
+        unique_fd fd{::accept4(listen_fd_.get(), nullptr, nullptr,
+                               SOCK_NONBLOCK | SOCK_CLOEXEC)};
+        if (!fd)
           break;
         ++accepted_;
         pending p;
-        p.fd = fd;
         p.deadline = std::chrono::steady_clock::now() + deadline_;
         p.server_nonce = make_nonce();
         std::array<std::uint8_t, server_hello_size> hello;
@@ -204,20 +198,19 @@ void listener::run() {
                     handshake_magic.size());
         std::memcpy(hello.data() + handshake_magic.size(),
                     p.server_nonce.data(), nonce_size);
-        if (::send(fd, hello.data(), hello.size(), MSG_NOSIGNAL)
+        if (::send(fd.get(), hello.data(), hello.size(), MSG_NOSIGNAL)
             != static_cast<ssize_t>(hello.size())) {
-          ++rejected_;
-          ::close(fd);
+          ++rejected_; // closed as it goes
           continue;
         }
+        p.fd = std::move(fd);
         if (waiting.size() >= max_pending)
           reject(0);
-        waiting.push_back(p);
+        waiting.push_back(std::move(p));
       }
     }
   }
-  for (auto& p : waiting)
-    ::close(p.fd);
+  waiting.clear(); // closes them
   // Frees OpenSSL's per-thread state of this thread (HMAC uses it).
   OPENSSL_thread_stop();
 }

@@ -1,5 +1,10 @@
 #pragma once
 
+// The listener of a node: accepts TCP connections on one address and runs
+// the server side of the key handshake (net/auth.hpp) on each in one poll
+// thread; only authenticated sockets reach its callback, with their
+// purpose.
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -7,6 +12,7 @@
 #include <string>
 #include <thread>
 
+#include "base/fd.hpp"
 #include "net/auth.hpp"
 
 namespace actors::detail {
@@ -15,8 +21,8 @@ namespace actors::detail {
 /// key handshake (auth.hpp) on each, all in one thread with a poll loop.
 /// Only a connection that proves the key reaches `on_authenticated`, with
 /// the purpose it was opened for; the callback takes ownership of the
-/// socket (blocking, close-on-exec, TCP_NODELAY). Every other one is closed: a wrong or
-/// garbled answer at once, a silent or slow one at its deadline, and the
+/// socket (blocking, close-on-exec, TCP_NODELAY). Every other one is
+/// closed: a wrong or garbled answer at once, a silent or slow one at its deadline, and the
 /// oldest pending one when more than `max_pending` wait, so a flood cannot
 /// crowd out a legitimate node.
 class listener {
@@ -55,8 +61,8 @@ private:
   secret key_;
   callback on_authenticated_;
   std::chrono::milliseconds deadline_;
-  int listen_fd_ = -1;
-  int wake_fd_ = -1;
+  unique_fd listen_fd_;
+  unique_fd wake_fd_; // written to stop the thread
   std::uint16_t port_ = 0;
   std::atomic<std::uint64_t> accepted_{0};
   std::atomic<std::uint64_t> authenticated_{0};

@@ -12,7 +12,8 @@
 #include <vector>
 
 #include <caf/deserializer.hpp>
-#include <caf/detail/stringification_inspector.hpp>
+// caf::detail::is_serializable: CAF's own test of what it can serialize,
+// which the compile-time checks of the templates below need.
 #include <caf/detail/type_traits.hpp>
 #include <caf/sec.hpp>
 #include <caf/serializer.hpp>

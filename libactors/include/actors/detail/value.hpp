@@ -10,13 +10,20 @@
 #include <utility>
 
 #include <caf/deserializer.hpp>
-#include <caf/detail/stringification_inspector.hpp>
+// caf::detail::is_serializable: CAF's own test of what it can serialize,
+// which the compile-time checks of the templates below need.
 #include <caf/detail/type_traits.hpp>
 #include <caf/sec.hpp>
 #include <caf/serializer.hpp>
 
 #include "actors/detail/code_ref.hpp"
 #include "actors/error.hpp"
+
+namespace caf::detail {
+// Declared only: CAF's to_string inspector, for which inspect() below is
+// defined in the library (src/wire/closure.cpp).
+class stringification_inspector;
+} // namespace caf::detail
 
 namespace actors::detail {
 
