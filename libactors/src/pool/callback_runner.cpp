@@ -1,8 +1,10 @@
 // The thread of a pool that runs its results' callbacks (pool_core.hpp's
-// callback_runner), one at a time in the order the results arrived; and the
-// base of result sinks.
+// callback_runner), one at a time in the order the results arrived; the
+// report of a callback that threw (result_slot.hpp); and the base of result
+// sinks.
 
 #include <condition_variable>
+#include <cstdio>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -10,6 +12,7 @@
 #include <system_error>
 #include <thread>
 
+#include "actors/detail/result_slot.hpp"
 #include "pool/pool_state.hpp"
 
 namespace actors::detail {
@@ -107,6 +110,13 @@ bool post_callback(callback_runner* runner, std::function<void()>& fn) {
 
 bool runs_callbacks_of(const callback_runner* runner) noexcept {
   return callback_runner::current == runner;
+}
+
+void report_callback_threw(const char* what) noexcept {
+  if (what != nullptr)
+    std::fprintf(stderr, "actors: a result callback threw: %s\n", what);
+  else
+    std::fprintf(stderr, "actors: a result callback threw\n");
 }
 
 std::shared_ptr<callback_runner> make_callback_runner() {

@@ -230,7 +230,8 @@ pool_core::pool_core(options opts) {
     // Before any worker: a pool that cannot listen fails as a whole.
     auto [host, port] = split_address(st->opts.listen);
     st->key = load_or_make_secret(st->opts.key_file);
-    auto* raw = st.get(); // the listener closes (in join) before the state goes
+    // The listener closes (in join) before the state goes.
+    auto* raw = st.get();
     st->hosts_listener = std::make_unique<listener>(
       st->key, [raw](int fd, purpose p) { raw->on_connection(fd, p); },
       std::chrono::seconds{2}, host, port);
