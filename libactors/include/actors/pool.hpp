@@ -1,9 +1,13 @@
 #pragma once
 
+// actors::pool, a pool of worker processes (Python's multiprocessing.Pool):
+// its options, its results (async_result, result_stream) and range. The
+// machinery under them is in detail/ (pool_core, result_slot,
+// result_stream, pool_tasks).
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <cstdio>
 #include <cstddef>
 #include <deque>
 #include <exception>
@@ -22,314 +26,12 @@
 #include "actors/detail/closure.hpp"
 #include "actors/detail/function_ref.hpp"
 #include "actors/detail/pool_core.hpp"
+#include "actors/detail/pool_tasks.hpp"
+#include "actors/detail/result_slot.hpp"
+#include "actors/detail/result_stream.hpp"
 #include "actors/error.hpp"
 
 namespace actors {
-
-namespace detail {
-
-// Where a result waits for its reader: a value or an error, once. It is
-// also the sink of the task that produces it. The callbacks attached before
-// the result arrives run before it counts as done (before wait() and get()
-// return), as Python's: on the callback thread of the pool delivering it
-// (see callback_runner), or at once when no pool delivers it.
-template <class T>
-class result_slot final : public result_sink,
-                          public std::enable_shared_from_this<result_slot<T>> {
-public:
-  using stored = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
-  using on_value = std::function<void(const stored&)>;
-  using on_error = std::function<void(errc, const std::string&)>;
-
-  void set(stored x) {
-    settle([&] { value_ = std::move(x); });
-  }
-
-  void fail(errc code, std::string what) {
-    settle([&] { error_ = std::make_pair(code, std::move(what)); });
-  }
-
-  bool wait(std::optional<std::chrono::steady_clock::duration> timeout) {
-    std::unique_lock<std::mutex> guard{mtx_};
-    auto ready = [this] { return ready_here(); };
-    if (!timeout) {
-      cv_.wait(guard, ready);
-      return true;
-    }
-    return cv_.wait_for(guard, *timeout, ready);
-  }
-
-  bool ready() const {
-    std::lock_guard<std::mutex> guard{mtx_};
-    return ready_here();
-  }
-
-  bool successful() const {
-    std::lock_guard<std::mutex> guard{mtx_};
-    if (!ready_here())
-      throw error(errc::invalid_argument, "the result is not ready yet");
-    return !error_;
-  }
-
-  // A copy, or for a move-only type (a thread pool's result) the value
-  // itself, once.
-  stored get(std::optional<std::chrono::steady_clock::duration> timeout) {
-    if (!wait(timeout))
-      throw error(errc::timeout, "the result was not ready in time");
-    std::lock_guard<std::mutex> guard{mtx_};
-    if (error_)
-      throw error(error_->first, error_->second);
-    if constexpr (std::is_copy_constructible_v<stored>) {
-      return *value_;
-    } else {
-      if (taken_)
-        throw error(errc::invalid_argument,
-                    "a move-only result can be taken once");
-      taken_ = true;
-      return std::move(*value_);
-    }
-  }
-
-  // Attached before the result arrives: replaces earlier callbacks, runs
-  // before the result is done. Attached later: runs at once, here.
-  void then(on_value ok, on_error err) {
-    {
-      std::lock_guard<std::mutex> guard{mtx_};
-      if (!settled_) {
-        ok_ = std::move(ok);
-        err_ = std::move(err);
-        return;
-      }
-    }
-    invoke(ok, err);
-  }
-
-  // The task to cancel on `cancel()`: `task` of `pool`.
-  void cancels(std::weak_ptr<pool_core> pool, std::uint64_t task) {
-    std::lock_guard<std::mutex> guard{mtx_};
-    pool_ = std::move(pool);
-    task_ = task;
-  }
-
-  bool cancel() {
-    std::shared_ptr<pool_core> pool;
-    {
-      std::lock_guard<std::mutex> guard{mtx_};
-      if (settled_)
-        return false;
-      pool = pool_.lock();
-    }
-    return pool && pool->cancel(task_);
-  }
-
-  void deliver(outcome&& x) override {
-    if (!x.ok)
-      return fail(static_cast<errc>(x.code), std::move(x.what));
-    try {
-      if constexpr (std::is_void_v<T>)
-        set(std::monostate{});
-      else
-        set(x.result.template take<T>());
-    } catch (const error& e) {
-      fail(static_cast<errc>(e.code().value()), e.what());
-    }
-  }
-
-private:
-  // Done for this thread (under the lock): done, or settled and this is the
-  // thread that runs (or will run) its callbacks, so that a callback may
-  // read its own result and those queued behind it.
-  bool ready_here() const {
-    if (done_)
-      return true;
-    if (!settled_)
-      return false;
-    return runs_on_ == std::this_thread::get_id()
-           || (runner_ != nullptr && runs_callbacks_of(runner_));
-  }
-
-  // Stores the outcome once; runs the callbacks (here, or queued on the
-  // pool's callback thread), then marks the result done.
-  template <class Store>
-  void settle(Store store) {
-    auto* runner = delivering_callbacks_to();
-    {
-      std::lock_guard<std::mutex> guard{mtx_};
-      if (settled_)
-        return;
-      store();
-      settled_ = true;
-      if (!ok_ && !err_) {
-        done_ = true;
-        cv_.notify_all();
-        return;
-      }
-      runner_ = runner;
-    }
-    std::function<void()> job = [self = this->shared_from_this()] {
-      self->run_callbacks();
-    };
-    if (runner == nullptr || !post_callback(runner, job)) {
-      {
-        std::lock_guard<std::mutex> guard{mtx_};
-        runner_ = nullptr;
-      }
-      job();
-    }
-  }
-
-  void run_callbacks() {
-    on_value ok;
-    on_error err;
-    {
-      std::lock_guard<std::mutex> guard{mtx_};
-      ok = std::move(ok_);
-      err = std::move(err_);
-      ok_ = nullptr;
-      err_ = nullptr;
-      runs_on_ = std::this_thread::get_id();
-    }
-    invoke(ok, err);
-    std::lock_guard<std::mutex> guard{mtx_};
-    done_ = true;
-    cv_.notify_all();
-  }
-
-  // Calls the callback the outcome (settled, so no longer written) asks
-  // for, outside the lock; one that throws is reported and harms nothing
-  // else.
-  void invoke(const on_value& ok, const on_error& err) {
-    try {
-      if (error_ && err)
-        err(error_->first, error_->second);
-      else if (value_ && ok)
-        ok(*value_);
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "actors: a result callback threw: %s\n", e.what());
-    } catch (...) {
-      std::fprintf(stderr, "actors: a result callback threw\n");
-    }
-  }
-
-  mutable std::mutex mtx_;
-  std::condition_variable cv_;
-  bool settled_ = false; // the value or error is there
-  bool done_ = false;    // ... and the callbacks attached before have run
-  bool taken_ = false;
-  std::optional<stored> value_;
-  std::optional<std::pair<errc, std::string>> error_;
-  on_value ok_;
-  on_error err_;
-  callback_runner* runner_ = nullptr; // where the callbacks were queued
-  std::thread::id runs_on_;           // the thread running them
-  std::weak_ptr<pool_core> pool_;
-  std::uint64_t task_ = 0;
-};
-
-// A chunk of a map or a stream, run in a worker process. It shows the pool
-// which input runs (running_input), so that a death charges that one.
-template <class R, class P>
-std::vector<R> run_chunk(function_ref<R(P)> fn,
-                         std::vector<std::decay_t<P>> items) {
-  std::vector<R> out;
-  out.reserve(items.size());
-  auto* at = running_input();
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    if (at)
-      at->store(i, std::memory_order_relaxed);
-    out.push_back(fn(std::move(items[i])));
-  }
-  return out;
-}
-
-template <class R, class... Ps>
-std::vector<R> run_star_chunk(function_ref<R(Ps...)> fn,
-                              std::vector<std::tuple<std::decay_t<Ps>...>> items) {
-  std::vector<R> out;
-  out.reserve(items.size());
-  auto* at = running_input();
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    if (at)
-      at->store(i, std::memory_order_relaxed);
-    out.push_back(std::apply(
-      [&](auto&... args) { return fn(std::move(args)...); }, items[i]));
-  }
-  return out;
-}
-
-// Collects the chunks of a map: the whole result, or the error of the first
-// failed chunk in input order.
-template <class R>
-class map_collector {
-public:
-  map_collector(std::size_t chunks, std::shared_ptr<result_slot<std::vector<R>>> slot)
-    : parts_(chunks), slot_(std::move(slot)), missing_(chunks) {
-    if (chunks == 0)
-      slot_->set({});
-  }
-
-  void arrive(std::size_t index, outcome&& x) {
-    std::lock_guard<std::mutex> guard{mtx_};
-    if (x.ok) {
-      try {
-        parts_[index] = x.result.template take<std::vector<R>>();
-      } catch (const error& e) {
-        parts_[index] = std::make_pair(static_cast<errc>(e.code().value()),
-                                       std::string{e.what()});
-      }
-    } else {
-      parts_[index] = std::make_pair(static_cast<errc>(x.code), std::move(x.what));
-    }
-    if (--missing_ > 0)
-      return;
-    std::vector<R> all;
-    for (auto& part : parts_) {
-      if (auto* err = std::get_if<std::pair<errc, std::string>>(&part))
-        return slot_->fail(err->first, std::move(err->second));
-      auto& xs = std::get<std::vector<R>>(part);
-      std::move(xs.begin(), xs.end(), std::back_inserter(all));
-    }
-    slot_->set(std::move(all));
-  }
-
-private:
-  std::mutex mtx_;
-  std::vector<std::variant<std::vector<R>, std::pair<errc, std::string>>> parts_;
-  std::shared_ptr<result_slot<std::vector<R>>> slot_;
-  std::size_t missing_;
-};
-
-template <class Collector>
-class chunk_sink final : public result_sink {
-public:
-  chunk_sink(std::shared_ptr<Collector> c, std::size_t index)
-    : c_(std::move(c)), index_(index) {
-    // nop
-  }
-  void deliver(outcome&& x) override {
-    c_->arrive(index_, std::move(x));
-  }
-
-private:
-  std::shared_ptr<Collector> c_;
-  std::size_t index_;
-};
-
-template <class F>
-using fn_ptr_t = decltype(as_function_pointer(std::declval<F>()));
-
-template <class Fn>
-struct fn_traits;
-
-template <class R, class... Ps>
-struct fn_traits<R (*)(Ps...)> {
-  using result = R;
-  using signature = R(Ps...);
-  using args = std::tuple<std::decay_t<Ps>...>;
-  static constexpr std::size_t arity = sizeof...(Ps);
-};
-
-} // namespace detail
 
 /// The result of a task that may still be running: Python's `AsyncResult`.
 /// `get` returns the value or throws the task's error (`errc::task_failed`
@@ -410,163 +112,6 @@ private:
   std::shared_ptr<detail::result_slot<T>> slot_;
 };
 
-namespace detail {
-
-// What a result_stream and its chunks in flight share. The threads that
-// deliver chunks (a thread pool's workers, a process pool's feeders) push
-// them on `ready` without a lock; the thread reading the stream takes all
-// of them at once and owns everything else. It sleeps on `cv` only after
-// saying so in `waiting`, and only then do deliverers take `mtx` to wake it.
-template <class R>
-struct stream_state {
-  using part = std::variant<std::vector<R>, std::pair<errc, std::string>>;
-  // Makes the job of chunk `index` (false at the end of the input).
-  using pull_fn = std::function<bool(
-    std::size_t index, const std::shared_ptr<stream_state>& self,
-    pool_core::job& job)>;
-
-  // A chunk's results on their way to the reader. A thread pool's chunk
-  // holds its own node and is its `owner`: the reader drops it, on the
-  // thread that made it; other nodes are made by `arrive` (owner null).
-  struct arrival {
-    std::size_t index = 0;
-    part results;
-    std::optional<R> single; // the result of a chunk of one (results unused)
-    std::shared_ptr<void> owner;
-    arrival* next = nullptr;
-  };
-
-  stream_state(std::size_t window_size, bool in_order)
-    : window(window_size), ordered(in_order), ring(window_size) {
-    // nop
-  }
-
-  ~stream_state() {
-    release(ready.exchange(nullptr));
-    for (auto* x : ring)
-      release(x);
-  }
-
-  // -- the reader's ---------------------------------------------------------
-
-  // Not owned: the pool's owner decides when it ends (the tasks in flight
-  // hold this state, and a pool should not end on one of its own threads).
-  std::weak_ptr<pool_core> pool;
-  pull_fn pull;
-  const std::size_t window; // chunks submitted and not yet taken, at most
-  const bool ordered;
-  bool exhausted = false;
-  std::exception_ptr input_error; // reading the input threw this
-  std::size_t submitted = 0;
-  std::size_t in_flight = 0; // submitted, not yet taken
-  // Arrived, not yet taken. Ordered: chunk i in slot i % window; unordered:
-  // the n-th arrival in slot n % window.
-  std::vector<arrival*> ring;
-  std::size_t head = 0; // the next to take (ordered: the chunk index)
-  std::size_t tail = 0; // unordered: arrivals moved to the ring so far
-  std::vector<R> current; // the chunk being yielded
-  std::size_t pos = 0;
-
-  // -- shared ---------------------------------------------------------------
-
-  std::atomic<arrival*> ready{nullptr}; // pushed by deliverers, newest first
-  std::atomic<bool> waiting{false};     // the reader sleeps (or is about to)
-  std::mutex mtx;
-  std::condition_variable cv;
-
-  // The outcome of chunk `index` (a sink: see chunk_sink).
-  void arrive(std::size_t index, outcome&& x) {
-    auto* n = new arrival;
-    n->index = index;
-    if (!x.ok) {
-      n->results = std::make_pair(static_cast<errc>(x.code), std::move(x.what));
-    } else {
-      try {
-        n->results = x.result.template take<std::vector<R>>();
-      } catch (const error& e) {
-        n->results = std::make_pair(static_cast<errc>(e.code().value()),
-                                    std::string{e.what()});
-      }
-    }
-    arrive(n);
-  }
-
-  // Hands `n` to the reader (any thread).
-  void arrive(arrival* n) {
-    auto* top = ready.load(std::memory_order_relaxed);
-    do {
-      n->next = top;
-    } while (!ready.compare_exchange_weak(top, n, std::memory_order_seq_cst,
-                                          std::memory_order_relaxed));
-    if (waiting.load(std::memory_order_seq_cst)) {
-      std::lock_guard<std::mutex> guard{mtx};
-      cv.notify_all();
-    }
-  }
-
-  // Whether anything arrived that the reader has not collected.
-  bool pending() const {
-    return ready.load(std::memory_order_seq_cst) != nullptr;
-  }
-
-  // Moves what arrived into the ring (the reader).
-  void collect() {
-    auto* list = ready.exchange(nullptr, std::memory_order_acquire);
-    if (list == nullptr)
-      return;
-    if (ordered) {
-      while (list != nullptr) {
-        auto* next = std::exchange(list->next, nullptr);
-        ring[list->index % window] = list;
-        list = next;
-      }
-      return;
-    }
-    // Newest first: reversed, they go to the ring in order of arrival.
-    arrival* oldest = nullptr;
-    while (list != nullptr) {
-      auto* next = list->next;
-      list->next = oldest;
-      oldest = list;
-      list = next;
-    }
-    while (oldest != nullptr) {
-      auto* next = std::exchange(oldest->next, nullptr);
-      ring[tail++ % window] = oldest;
-      oldest = next;
-    }
-  }
-
-  // The next arrival to yield, taken from the ring; null if not there yet
-  // (the reader).
-  arrival* take() {
-    auto& slot = ring[head % window];
-    auto* x = slot;
-    if (x == nullptr)
-      return nullptr;
-    slot = nullptr;
-    ++head;
-    --in_flight;
-    return x;
-  }
-
-  // Frees an arrival and those linked after it (in `ready`; those in the
-  // ring are linked to none).
-  static void release(arrival* x) {
-    while (x != nullptr) {
-      auto* next = x->next;
-      if (x->owner) {
-        auto keep = std::move(x->owner); // frees x with its chunk
-      } else {
-        delete x;
-      }
-      x = next;
-    }
-  }
-};
-
-} // namespace detail
-
 /// The results of `imap` / `imap_unordered` as they arrive: an input range
 /// (usable in a range-for) and `next(timeout)`. Input is taken lazily, a
 /// bounded window of chunks ahead, so an endless input runs in bounded memory.
@@ -623,7 +168,7 @@ public:
         got = s.take();
       }
       if (got == nullptr) {
-        wait_for_arrival(timeout);
+        wait_for_results(timeout);
         continue;
       }
       s.current.clear();
@@ -686,7 +231,7 @@ public:
 
 private:
   // Waits until something arrives; `errc::timeout` after `timeout`.
-  void wait_for_arrival(std::optional<duration> timeout) {
+  void wait_for_results(std::optional<duration> timeout) {
     auto& s = *st_;
     // No spin or yield first: on busy cores a yielding reader hands its
     // core to another program for a whole time slice (measured: imap
@@ -697,12 +242,12 @@ private:
     }
     std::unique_lock<std::mutex> guard{s.mtx};
     s.waiting.store(true, std::memory_order_seq_cst);
-    auto arrived = [&] { return s.pending(); };
+    auto has_results = [&] { return s.pending(); };
     bool ok = true;
     if (!timeout)
-      s.cv.wait(guard, arrived);
+      s.cv.wait(guard, has_results);
     else
-      ok = s.cv.wait_for(guard, *timeout, arrived);
+      ok = s.cv.wait_for(guard, *timeout, has_results);
     s.waiting.store(false, std::memory_order_relaxed);
     guard.unlock();
     if (!ok)
@@ -808,96 +353,6 @@ private:
   long long first_;
   long long last_;
 };
-
-namespace detail {
-
-inline std::size_t default_chunksize(std::size_t n, int workers) {
-  auto per = static_cast<std::size_t>(workers) * 4;
-  auto size = n / per + (n % per != 0 ? 1 : 0);
-  return size == 0 ? 1 : size;
-}
-
-// What both pool kinds share above pool_core: how results are collected.
-// `make_task(std::vector<P>)` turns a chunk of inputs into a closure that
-// returns the `std::vector<R>` of their results.
-
-template <class R>
-async_result<R> submit_one(const std::shared_ptr<pool_core>& core,
-                           closure task) {
-  auto slot = std::make_shared<result_slot<R>>();
-  slot->cancels(core, core->submit(std::move(task), slot));
-  return async_result<R>{slot};
-}
-
-template <class R, class P, class Range, class MakeTask>
-async_result<std::vector<R>> submit_map(pool_core& core, const Range& inputs,
-                                        std::size_t chunksize,
-                                        MakeTask make_task) {
-  std::vector<P> all(std::begin(inputs), std::end(inputs));
-  if (chunksize == 0)
-    chunksize = default_chunksize(all.size(), core.workers());
-  auto chunks = (all.size() + chunksize - 1) / chunksize;
-  auto slot = std::make_shared<result_slot<std::vector<R>>>();
-  auto collector = std::make_shared<map_collector<R>>(chunks, slot);
-  // Submitted in batches, so that the workers start while the rest is cut.
-  constexpr std::size_t batch = 256;
-  std::vector<pool_core::job> jobs;
-  jobs.reserve(std::min(chunks, batch));
-  for (std::size_t c = 0; c < chunks; ++c) {
-    auto first = all.begin() + static_cast<std::ptrdiff_t>(c * chunksize);
-    auto last = all.begin()
-                + static_cast<std::ptrdiff_t>(
-                  std::min(all.size(), (c + 1) * chunksize));
-    jobs.emplace_back(make_task(std::vector<P>(std::make_move_iterator(first),
-                                               std::make_move_iterator(last))),
-                      std::make_shared<chunk_sink<map_collector<R>>>(collector,
-                                                                     c));
-    if (jobs.size() == batch || c + 1 == chunks) {
-      core.submit(std::move(jobs));
-      jobs.clear();
-    }
-  }
-  return async_result<std::vector<R>>{slot};
-}
-
-// `make_job(chunk, index, state)` turns a chunk of inputs into the job
-// that delivers its results to `state->arrive(index, ...)`; it takes the
-// inputs out of `chunk`, a buffer it may leave its memory in for the next.
-template <class R, class P, class Range, class MakeJob>
-result_stream<R> open_stream(std::shared_ptr<pool_core> core,
-                             const Range& inputs, std::size_t chunksize,
-                             bool ordered, MakeJob make_job) {
-  if (chunksize == 0)
-    chunksize = 1;
-  auto it = std::make_shared<decltype(std::begin(inputs))>(std::begin(inputs));
-  auto end = std::end(inputs);
-  auto pull = [make_job, it, end, chunksize, read = false,
-               chunk = std::vector<P>{}](
-                std::size_t index,
-                const std::shared_ptr<stream_state<R>>& state,
-                pool_core::job& job) mutable {
-    chunk.clear();
-    while (chunk.size() < chunksize) {
-      // Past an input only to read the next (as Python's next()): an error
-      // there belongs to that next input, and drops this chunk.
-      if (read)
-        ++*it;
-      read = false;
-      if (!(*it != end))
-        break;
-      chunk.push_back(**it);
-      read = true;
-    }
-    if (chunk.empty())
-      return false;
-    job = make_job(chunk, index, state);
-    return true;
-  };
-  auto window = 128 * core->workers();
-  return result_stream<R>{std::move(core), std::move(pull), window, ordered};
-}
-
-} // namespace detail
 
 namespace detail {
 
@@ -1009,13 +464,16 @@ struct pool_options {
   /// `initializer` and `initargs`). If it throws, the pool is broken.
   template <class F, class... Args>
   pool_options& initializer(F&& fn, Args&&... args) {
-    init = detail::closure::bind(std::forward<F>(fn),
-                                 std::forward<Args>(args)...);
+    init_ = detail::closure::bind(std::forward<F>(fn),
+                                  std::forward<Args>(args)...);
     return *this;
   }
 
-  /// The initializer set by `initializer()` (empty: none).
-  detail::closure init;
+private:
+  friend class pool;
+
+  // The initializer set by `initializer()` (empty: none).
+  detail::closure init_;
 };
 
 /// A pool of worker processes: the counterpart of Python's
@@ -1071,7 +529,7 @@ public:
   /// `errc::invalid_argument`).
   explicit pool(int processes = 0, pool_options opts = pool_options{})
     : pool_api(std::make_shared<detail::pool_core>(detail::pool_core::options{
-      false, processes, opts.retries, std::move(opts.init), opts.maxtasksperchild,
+      false, processes, opts.retries, std::move(opts.init_), opts.maxtasksperchild,
       opts.task_timeout, opts.max_restarts, opts.restart_window,
       std::move(opts.listen), std::move(opts.key_file), opts.lost_after})) {
     // nop

@@ -26,6 +26,7 @@
 #include <string>
 
 #include "actors/detail/closure.hpp"
+#include "actors/detail/pool_core.hpp"
 #include "wire/channel.hpp"
 
 namespace actors::detail {
@@ -58,6 +59,18 @@ enum class worker_end {
 worker_end serve_tasks(channel& ch, const closure& initializer,
                        std::atomic<bool>* running = nullptr,
                        const std::atomic<bool>* dropped = nullptr);
+
+/// The body of a local worker process (started by its pool's feeder):
+/// serves the pool over its channel, showing its progress in page `slot`
+/// of the memfd `progress_fd` of the pool's process `owner`.
+void worker_main(closure initializer, std::int32_t owner,
+                 std::int32_t progress_fd, std::uint32_t slot);
+
+/// Runs task `id`: its result, or what it threw.
+outcome run_task(std::uint64_t id, const closure& call);
+
+/// An error as text (through the actor system).
+std::string render(const caf::error& err);
 
 /// What identifies this program's code: its GNU build id (hex), or, for an
 /// executable without one, a SHA-256 of the executable file.
