@@ -485,7 +485,7 @@ bool hung_up(int fd, std::chrono::milliseconds bound) {
 TEST_CASE("the hub hangs up on a stranger and serves its queues meanwhile") {
   namespace k = actors::detail::hub_frame;
   actors::queue<int> q{actors::unbounded};
-  auto& hub = actors::detail::runtime::get().hub();
+  auto& hub = actors::detail::queue_hub::local();
   auto dial_hub = [name = hub.address()] {
     auto fd = connect_to_hub(name);
     REQUIRE(fd >= 0);
@@ -626,7 +626,7 @@ TEST_CASE("the hub drops a local connection that never says hello at its "
           "deadline") {
   using actors::detail::queue_hub;
   actors::queue<int> q{actors::unbounded};
-  auto& hub = actors::detail::runtime::get().hub();
+  auto& hub = actors::detail::queue_hub::local();
   auto t0 = std::chrono::steady_clock::now();
   auto fd = connect_to_hub(hub.address());
   REQUIRE(fd >= 0);
@@ -653,7 +653,7 @@ TEST_CASE("a flood of silent connections: the oldest beyond the bound go at "
     return;
   }
   actors::queue<int> q{actors::unbounded};
-  auto& hub = actors::detail::runtime::get().hub();
+  auto& hub = actors::detail::queue_hub::local();
   std::vector<int> fds;
   auto t0 = std::chrono::steady_clock::now();
   for (std::size_t i = 0; i < flood; ++i) {
@@ -696,7 +696,7 @@ TEST_CASE("out of descriptors with strangers waiting, the hub does not spin "
           "and serves again once it has descriptors") {
   using actors::detail::queue_hub;
   actors::queue<int> q{actors::unbounded};
-  auto& hub = actors::detail::runtime::get().hub();
+  auto& hub = actors::detail::queue_hub::local();
   auto name = hub.address();
   rlimit before;
   REQUIRE(::getrlimit(RLIMIT_NOFILE, &before) == 0);
@@ -1232,7 +1232,7 @@ TEST_CASE("over a stream: the hub drops a stream that sends garbage and "
   }
   SUBCASE("a local client's hello") {
     actors::detail::channel ch{dial_door()};
-    auto& hub = actors::detail::runtime::get().hub();
+    auto& hub = actors::detail::queue_hub::local();
     std::uint64_t k0 = hub.key0();
     std::uint64_t k1 = hub.key1();
     std::int32_t area = -1;
@@ -1287,7 +1287,7 @@ TEST_CASE("over a stream: when_drained waits for the streams that named a "
           "node, and for no pid of another host") {
   namespace d = actors::detail;
   support::stream_door door;
-  auto& hub = d::runtime::get().hub();
+  auto& hub = d::queue_hub::local();
   // A child of this host waits in get: its local connection stays open.
   actors::queue<int> hold{actors::unbounded};
   actors::process local{consume_forever, hold};

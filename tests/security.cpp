@@ -370,7 +370,7 @@ TEST_CASE("a stock CAF node cannot connect, spawn, or reach an actor by "
   auto bird = sys.spawn(canary, got);
   // The guesses cover the canary's id and the service actor's id.
   auto guesses = std::max<caf::actor_id>(
-    {caf::actor_id{100}, bird.id(), runtime::get().root().id()});
+    {caf::actor_id{100}, bird.id(), runtime::get().service_actor().id()});
   auto running = sys.registry().running();
   auto before = stats();
   auto node = support::subprocess::helper(

@@ -80,7 +80,7 @@ public:
                                + std::strerror(errno));
     port_ = ntohs(addr.sin_port);
     stop_fd_ = ::eventfd(0, EFD_CLOEXEC);
-    auto& hub = actors::detail::runtime::get().hub();
+    auto& hub = actors::detail::queue_hub::local();
     thread_ = std::thread{[this, &hub] {
       for (;;) {
         pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {stop_fd_, POLLIN, 0}};

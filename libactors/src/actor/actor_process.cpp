@@ -25,7 +25,9 @@
 
 #include "actors/process.hpp"
 
+#include "node/exception_text.hpp"
 #include "node/runtime.hpp"
+#include "process/children.hpp"
 
 namespace actors {
 
@@ -155,7 +157,7 @@ start_actor_process(const std::function<closure(const caf::actor&)>& target,
   std::shared_ptr<child> proc;
   try {
     // A daemon: its actor may run forever, so this program stops it at exit.
-    proc = rt.spawn(target(host->guardian), slot->name, true);
+    proc = children::local().spawn(target(host->guardian), slot->name, true);
   } catch (...) {
     abandon();
     throw;
@@ -249,7 +251,7 @@ void register_name(const std::string& name, const caf::actor& who,
   caf::scoped_actor self{rt.system()};
   caf::error failure;
   self
-    ->request(rt.root(), std::chrono::seconds{5}, name_atom::value, name, who,
+    ->request(rt.service_actor(), std::chrono::seconds{5}, name_atom::value, name, who,
               replace)
     .receive([](bool) {}, [&](caf::error& err) { failure = std::move(err); });
   if (!failure)
@@ -273,7 +275,7 @@ caf::actor whereis(const std::string& name) {
   caf::actor result;
   caf::error failure;
   self
-    ->request(rt.root(), std::chrono::seconds{5}, detail::whereis_atom::value,
+    ->request(rt.service_actor(), std::chrono::seconds{5}, detail::whereis_atom::value,
               name)
     .receive([&](caf::actor& found) { result = std::move(found); },
              [&](caf::error& err) { failure = std::move(err); });

@@ -34,6 +34,7 @@
 #include "actors/process.hpp"
 
 #include "node/runtime.hpp"
+#include "process/children.hpp"
 
 namespace actors::detail {
 

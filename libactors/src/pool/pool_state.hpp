@@ -37,6 +37,7 @@
 #include "pool/progress_page.hpp"
 #include "pool/task_table.hpp"
 #include "node/runtime.hpp"
+#include "process/children.hpp"
 #include "wire/channel.hpp"
 
 namespace actors::detail {

@@ -30,6 +30,7 @@
 #include "node/runtime.hpp"
 #include "pool/pool_state.hpp"
 #include "pool/worker.hpp"
+#include "process/children.hpp"
 #include "process/supervision.hpp"
 
 namespace actors::detail {
@@ -53,7 +54,7 @@ void pool_state::feeder_loop(worker& w, std::uint32_t slot) {
     std::shared_ptr<child> proc;
     auto* page = progress_of(slot);
     try {
-      proc = runtime::get().spawn(
+      proc = children::local().spawn(
         closure::bind(worker_main, opts.initializer,
                       static_cast<std::int32_t>(::getpid()),
                       page ? progress_fd.get() : -1, slot),

@@ -34,7 +34,7 @@ void pool_state::on_connection(int fd, purpose p) {
     return;
   }
   if (p == purpose::hub) {
-    runtime::get().hub().serve_stream(fd); // queues and pipes
+    queue_hub::local().serve_stream(fd); // queues and pipes
     return;
   }
   if (p == purpose::lock) {

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "base/fd.hpp"
+#include "node/exception_text.hpp"
 #include "node/runtime.hpp"
 #include "pool/progress_page.hpp"
 #include "pool/task_table.hpp"

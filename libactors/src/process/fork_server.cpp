@@ -19,7 +19,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "node/runtime.hpp"
+#include "base/deadline.hpp"
+#include "base/fd.hpp"
+#include "process/child_main.hpp"
 
 #if defined(__SANITIZE_THREAD__)
 #  define ACTORS_NO_FORK_SERVER 1
@@ -167,9 +169,9 @@ char program_name[16];
   try {
     std::thread{[&req, name, task] {
       if (req.task_size > 0)
-        runtime::enter_lazy_child(req.channel != 0, task, req.task_size,
-                                  std::string(name, req.name_size));
-      runtime::enter_child(req.token, req.channel != 0);
+        enter_lazy_child(req.channel != 0, task, req.task_size,
+                         std::string(name, req.name_size));
+      enter_child(req.token, req.channel != 0);
     }}.join();
   } catch (const std::system_error& e) {
     std::fprintf(stderr, "libactors child %d: cannot start its thread: %s\n",
@@ -252,18 +254,18 @@ void start() {
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
     return;
+  unique_fd ours{sv[0]};
+  unique_fd theirs{sv[1]};
   auto owner = ::getpid();
   auto pid = ::fork();
   if (pid == 0) {
-    ::close(sv[0]);
-    serve(sv[1], owner);
+    ours.reset();
+    serve(theirs.release(), owner);
   }
-  ::close(sv[1]);
-  if (pid < 0) {
-    ::close(sv[0]);
+  theirs.reset();
+  if (pid < 0)
     return;
-  }
-  server_fd = sv[0];
+  server_fd = ours.release();
   server_pid = pid;
   server_pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
 #endif
@@ -282,8 +284,8 @@ pid_t spawn(std::uint64_t token, int socket, int lifeline, int channel,
   for (int fd = 0; fd < 3; ++fd)
     if (::fcntl(fd, F_GETFD) < 0)
       return -1; // a closed standard descriptor cannot be passed on
-  auto cwd = ::open(".", O_PATH | O_CLOEXEC);
-  if (cwd < 0)
+  unique_fd cwd{::open(".", O_PATH | O_CLOEXEC)};
+  if (!cwd)
     return -1;
   if (task != nullptr
       && (task->size() > max_inline_task || name.size() > max_name))
@@ -295,7 +297,7 @@ pid_t spawn(std::uint64_t token, int socket, int lifeline, int channel,
     req.name_size = static_cast<std::uint32_t>(name.size());
     req.task_size = static_cast<std::uint32_t>(task->size());
   }
-  int fds[max_fds] = {0, 1, 2, socket, lifeline, cwd, channel};
+  int fds[max_fds] = {0, 1, 2, socket, lifeline, cwd.get(), channel};
   int nfds = channel >= 0 ? 7 : 6;
   iovec iov[3] = {{&req, sizeof(req)},
                   {const_cast<char*>(name.data()), req.name_size},
@@ -317,13 +319,13 @@ pid_t spawn(std::uint64_t token, int socket, int lifeline, int channel,
   while ((n = ::sendmsg(server_fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT)) < 0
          && errno == EINTR) {
   }
-  ::close(cwd);
+  cwd.reset();
   if (n != static_cast<ssize_t>(sizeof(req) + req.name_size + req.task_size)) {
     // The server is gone: spawn from now on.
     end_server();
     return -1;
   }
-  auto deadline = std::chrono::steady_clock::now() + answer_bound;
+  deadline answer_by{answer_bound};
   for (;;) {
     reply answer{};
     n = ::recv(server_fd, &answer, sizeof(answer), MSG_DONTWAIT);
@@ -336,13 +338,10 @@ pid_t spawn(std::uint64_t token, int socket, int lifeline, int channel,
       end_server();
       return -1;
     }
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-      deadline - std::chrono::steady_clock::now());
     pollfd p{server_fd, POLLIN, 0};
-    if (left.count() > 0
-        && ::poll(&p, 1, static_cast<int>(left.count()) + 1) != 0)
+    if (!answer_by.passed() && ::poll(&p, 1, answer_by.poll_ms()) != 0)
       continue;
-    if (std::chrono::steady_clock::now() < deadline)
+    if (!answer_by.passed())
       continue;
     // No answer in time: the server is stopped or starved. It is ended
     // first, so that it forks nothing more; then our end is shut, so that

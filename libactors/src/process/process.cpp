@@ -5,6 +5,7 @@
 
 #include "actors/runtime.hpp"
 #include "node/runtime.hpp"
+#include "process/children.hpp"
 
 namespace actors {
 
@@ -30,7 +31,7 @@ void process::start() {
                 "call actors::init(argc, argv) as the first statement of main "
                 "before starting process "
                   + name_);
-  child_ = detail::runtime::get().spawn(target_, name_, daemon_);
+  child_ = detail::children::local().spawn(target_, name_, daemon_);
 }
 
 bool process::join(std::optional<duration> timeout) {

@@ -78,7 +78,7 @@ caf::behavior queue_actor(queue_actor_ptr self,
     if (s.holders.erase(who) > 0) {
       // Its process ended; what it sent before may still be on its way
       // through the hub: read that first, like a pipe's buffer.
-      runtime::get().hub().when_drained(who.node(), [core, who] {
+      queue_hub::local().when_drained(who.node(), [core, who] {
         core->holder_gone(who);
       });
     }
@@ -91,7 +91,7 @@ caf::behavior queue_actor(queue_actor_ptr self,
     // that it tells itself as it ends): on this host, its pid tells the
     // others, as a grandchild's to its grandparent.
     auto me = caf::actor_cast<caf::actor_addr>(self);
-    runtime::get().hub().when_exited(who.node(), [me, who = who.address()] {
+    queue_hub::local().when_exited(who.node(), [me, who = who.address()] {
       if (auto hdl = caf::actor_cast<caf::actor>(me))
         caf::anon_send(hdl, q_gone::value, who);
     });
@@ -190,7 +190,7 @@ void each_side(const queue_ref& inbox, const queue_ref& outbox, bool readable,
 // This process holds the end now; its flight, if any, ends.
 void arrive(const queue_ref& inbox, const queue_ref& outbox, bool readable,
             bool writable, end_flight& flight) {
-  auto& root = runtime::get().root();
+  auto& root = runtime::get().service_actor();
   each_side(inbox, outbox, readable, writable,
             [&](const queue_ref& q, holder_role role) {
               caf::anon_send(q.actor(), q_attach::value,
@@ -229,7 +229,7 @@ void end_saved(const queue_ref& inbox, const queue_ref& outbox, bool readable,
   // Sent first, so before anything this process sends later (its close).
   static std::atomic<std::uint64_t> next_flight{1};
   flight.id = next_flight.fetch_add(1, std::memory_order_relaxed);
-  flight.sender = runtime::get().root();
+  flight.sender = runtime::get().service_actor();
   each_side(inbox, outbox, readable, writable,
             [&](const queue_ref& q, holder_role role) {
               caf::anon_send(q.actor(), q_depart::value,
@@ -267,7 +267,7 @@ queue_ref queue_ref::make(long maxsize, bool buffered) {
   if (maxsize < 0)
     throw error(errc::invalid_argument, "maxsize must not be negative");
   auto& rt = runtime::get();
-  auto& hub = rt.hub();
+  auto& hub = queue_hub::local();
   auto core = std::make_shared<queue_core>(static_cast<std::size_t>(maxsize),
                                            [&hub] { return hub.poll_once(); });
   queue_ref result;
@@ -303,7 +303,7 @@ std::shared_ptr<queue_core> here(const caf::actor& ref) {
   auto& rt = runtime::get();
   if (ref->node() != rt.system().node())
     return nullptr;
-  auto core = rt.hub().find(ref->id());
+  auto core = queue_hub::local().find(ref->id());
   if (!core)
     throw error(errc::invalid_argument, "no such queue in this process");
   return core;
@@ -348,7 +348,7 @@ value queue_ref::get(std::optional<duration> timeout, error_names names) const {
       result = core->get_here(timeout);
       if (ns == 0 && !result.ok && result.code == errc::queue_empty) {
         // What other processes have put may still be in the hub's sockets.
-        runtime::get().hub().drain();
+        queue_hub::local().drain();
         result = core->get_here(timeout);
       }
     } else {
@@ -371,7 +371,7 @@ bool queue_ref::poll(std::optional<duration> timeout) const {
       return true;
     if (ns != 0)
       return false;
-    runtime::get().hub().drain();
+    queue_hub::local().drain();
     return core->poll_here(timeout).flag;
   }
   auto id = actor_->id();
@@ -383,7 +383,7 @@ bool queue_ref::poll(std::optional<duration> timeout) const {
 
 queue_ref::stats queue_ref::snapshot() const {
   if (auto core = here(actor_)) {
-    runtime::get().hub().drain(); // count what others have put
+    queue_hub::local().drain(); // count what others have put
     return core->snapshot();
   }
   auto id = actor_->id();
@@ -405,7 +405,7 @@ void queue_ref::close() const {
 void queue_ref::attach(holder_role role) const {
   // An anonymous message, ordered before anything this process sends later.
   caf::anon_send(actor_, q_attach::value, static_cast<std::uint8_t>(role),
-                 runtime::get().root(), std::uint64_t{0}, caf::actor{});
+                 runtime::get().service_actor(), std::uint64_t{0}, caf::actor{});
 }
 
 void queue_ref::detach(holder_role role) const {
@@ -417,7 +417,7 @@ void queue_ref::detach(holder_role role) const {
   // Answered: once close() returns, the other end sees it.
   caller::of_this_thread().call(actor_, std::nullopt, q_detach::value,
                                 static_cast<std::uint8_t>(role),
-                                runtime::get().root());
+                                runtime::get().service_actor());
 }
 
 void queue_ref::task_done() const {

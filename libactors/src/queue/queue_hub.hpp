@@ -160,6 +160,9 @@ public:
   /// the oldest is dropped.
   static constexpr std::size_t max_pending = 256;
 
+  /// This process's hub, started by the first call (queue_hub_local.cpp).
+  static queue_hub& local();
+
   queue_hub();
   ~queue_hub();
 

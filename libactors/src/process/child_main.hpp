@@ -1,0 +1,24 @@
+#pragma once
+
+// The child's side of a start (children::spawn): the child role, entered
+// by actors::init (exec'd children, "--actors-child TOKEN") or by the fork
+// server, with the connection to the parent node, the lifeline and maybe a
+// channel on descriptors 3, 4 and 5 (process_role.hpp). The child watches
+// its lifeline, gets its task, runs it and ends with runtime::finish.
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace actors::detail {
+
+/// Runs the child role: connects to the parent node, asks it for the task
+/// of `token` and runs it (never returns).
+[[noreturn]] void enter_child(std::uint64_t token, bool channel);
+
+/// Runs the child role with the task serialized in `task` (it holds no
+/// actor handle): the runtime starts only when something needs it.
+[[noreturn]] void enter_lazy_child(bool channel, const char* task,
+                                   std::size_t size, std::string name);
+
+} // namespace actors::detail

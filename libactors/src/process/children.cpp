@@ -1,0 +1,230 @@
+#include "process/children.hpp"
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <caf/send.hpp>
+
+#include "actors/error.hpp"
+#include "node/runtime.hpp"
+
+namespace actors::detail {
+
+// -- child --------------------------------------------------------------------
+
+child::child(pid_t pid, unique_fd pidfd, unique_fd lifeline,
+             std::uint64_t token, bool daemon)
+  : pid(pid), token(token), daemon(daemon), pidfd_(std::move(pidfd)),
+    lifeline_(std::move(lifeline)) {
+  // nop
+}
+
+bool child::wait(std::optional<std::chrono::steady_clock::duration> timeout) {
+  std::unique_lock<std::mutex> guard{mtx_};
+  auto done = [this] { return exitcode_.has_value(); };
+  if (!timeout) {
+    cv_.wait(guard, done);
+    return true;
+  }
+  if (*timeout <= std::chrono::steady_clock::duration::zero())
+    return done();
+  return cv_.wait_for(guard, *timeout, done);
+}
+
+std::optional<int> child::exitcode() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return exitcode_;
+}
+
+void child::signal(int signo) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (exitcode_ || !pidfd_)
+    return;
+  ::syscall(SYS_pidfd_send_signal, pidfd_.get(), signo, nullptr, 0);
+}
+
+bool child::wait_started(std::chrono::steady_clock::duration timeout) {
+  std::unique_lock<std::mutex> guard{mtx_};
+  return cv_.wait_for(guard, timeout,
+                      [this] { return started_ || exitcode_.has_value(); });
+}
+
+void child::mark_started() {
+  std::lock_guard<std::mutex> guard{mtx_};
+  started_ = true;
+  cv_.notify_all();
+}
+
+void child::on_exit(std::function<void(int)> fn) {
+  std::unique_lock<std::mutex> guard{mtx_};
+  if (!exitcode_) {
+    on_exit_.push_back(std::move(fn));
+    return;
+  }
+  auto code = *exitcode_;
+  guard.unlock();
+  fn(code);
+}
+
+bool child::try_reap() {
+  std::vector<std::function<void(int)>> hooks;
+  int code = 0;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (exitcode_)
+      return true;
+    if (!reap_locked())
+      return false;
+    hooks.swap(on_exit_);
+    code = *exitcode_;
+  }
+  for (auto& hook : hooks)
+    hook(code);
+  return true;
+}
+
+bool child::reap_locked() {
+  int status = 0;
+  auto res = ::waitpid(pid, &status, WNOHANG);
+  if (res == 0)
+    return false;
+  if (res < 0) {
+    // Someone else reaped it (waitpid(-1) in user code, SIGCHLD ignored):
+    // the status is lost, report it as a failure rather than waiting forever.
+    exitcode_ = 255;
+  } else if (WIFEXITED(status)) {
+    exitcode_ = WEXITSTATUS(status);
+  } else if (WIFSIGNALED(status)) {
+    exitcode_ = -WTERMSIG(status);
+  } else {
+    return false;
+  }
+  pidfd_.reset();
+  // Closing the lifeline is harmless now and frees the descriptor.
+  lifeline_.reset();
+  cv_.notify_all();
+  return true;
+}
+
+// -- children -----------------------------------------------------------------
+
+children& children::local() {
+  // Never destroyed, as the runtime: the exit sequence ends the children.
+  static children* table = new children{runtime::get()};
+  return *table;
+}
+
+children::children(runtime& rt) : rt_(rt) {
+  rt_.on_child_started([this](std::uint64_t token) { child_started(token); });
+  rt_.at_shutdown(shutdown_step::end_children, [this] { end_all(); });
+}
+
+void children::child_started(std::uint64_t token) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  for (auto& c : running_)
+    if (c->token == token)
+      return c->mark_started();
+  early_started_.insert(token);
+}
+
+void children::end_children() {
+  // Python's exit sequence: terminate daemon children, join the others.
+  std::vector<std::shared_ptr<child>> running;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    running = running_;
+  }
+  for (auto& c : running)
+    if (c->daemon)
+      c->signal(SIGTERM);
+  for (auto& c : running) {
+    if (c->daemon && !c->wait(std::chrono::seconds{1}))
+      c->signal(SIGKILL);
+    c->wait(std::nullopt);
+  }
+}
+
+void children::end_all() {
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    ended_ = true; // no child after this one
+  }
+  end_children();
+  if (reaper_.joinable() && reaper_.get_id() != std::this_thread::get_id()) {
+    std::uint64_t one = 1;
+    [[maybe_unused]] auto n = ::write(wake_fd_.get(), &one, sizeof(one));
+    reaper_.join();
+    epoll_fd_.reset();
+    wake_fd_.reset();
+  }
+}
+
+void children::reap_loop() {
+  epoll_event events[16];
+  for (;;) {
+    auto n = ::epoll_wait(epoll_fd_.get(), events, 16, -1);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      return;
+    for (int i = 0; i < n; ++i) {
+      auto* c = static_cast<child*>(events[i].data.ptr);
+      if (c == nullptr)
+        return; // woken to stop
+      // Deregister before try_reap closes the descriptor.
+      std::shared_ptr<child> self;
+      {
+        std::lock_guard<std::mutex> guard{mtx_};
+        for (auto j = running_.begin(); j != running_.end(); ++j) {
+          if (j->get() == c) {
+            ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, c->pidfd_.get(),
+                        nullptr);
+            self = std::move(*j);
+            running_.erase(j);
+            break;
+          }
+        }
+      }
+      if (self) {
+        self->try_reap();
+        caf::anon_send(rt_.service_actor(), forget_atom::value, self->token);
+      }
+    }
+  }
+}
+
+void children::start_reaper() {
+  auto fail = [this](const std::string& what) {
+    auto text = what + ": " + std::strerror(errno);
+    epoll_fd_.reset();
+    wake_fd_.reset();
+    throw error(errc::spawn_failed,
+                "cannot watch child processes: " + text);
+  };
+  epoll_fd_.reset(::epoll_create1(EPOLL_CLOEXEC));
+  if (!epoll_fd_)
+    fail("epoll_create1");
+  wake_fd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!wake_fd_)
+    fail("eventfd");
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.ptr = nullptr; // the stop signal
+  if (::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, wake_fd_.get(), &ev) != 0)
+    fail("epoll_ctl");
+  try {
+    reaper_ = std::thread{[this] { reap_loop(); }};
+  } catch (const std::system_error& e) {
+    errno = e.code().value();
+    fail("a thread");
+  }
+}
+
+} // namespace actors::detail

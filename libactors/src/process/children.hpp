@@ -1,0 +1,114 @@
+#pragma once
+
+// This process's children: each child OS process (class child) and the
+// table of the running ones, whose reaper thread collects each exit status
+// the moment the process ends (pidfds in an epoll set). spawn starts a
+// child (spawn.cpp: by the fork server, or posix_spawn of this binary); the
+// child's side is child_main.hpp. The table joins the node's exit sequence
+// (runtime::at_shutdown): daemon children terminated, the others joined.
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <sys/types.h>
+
+#include "actors/detail/closure.hpp"
+#include "base/fd.hpp"
+
+namespace actors::detail {
+
+class runtime;
+
+/// One child OS process. Its exit status is collected by the reaper the
+/// moment it ends; handles only observe.
+class child {
+public:
+  child(pid_t pid, unique_fd pidfd, unique_fd lifeline, std::uint64_t token,
+        bool daemon);
+
+  const pid_t pid;
+  const std::uint64_t token;
+  const bool daemon;
+
+  /// Waits for the end of the process; false when `timeout` ran out first.
+  bool wait(std::optional<std::chrono::steady_clock::duration> timeout);
+
+  std::optional<int> exitcode() const;
+
+  /// Waits until the child has its task and arguments (or has ended); false
+  /// if neither happened within `timeout`.
+  bool wait_started(std::chrono::steady_clock::duration timeout);
+
+  /// Signals the process unless it has ended (no pid-reuse race: pidfd).
+  void signal(int signo);
+
+  /// Calls `fn(exitcode)` once the process has ended, on the reaper's
+  /// thread (or at once, here, when it has ended already).
+  void on_exit(std::function<void(int)> fn);
+
+private:
+  friend class children;
+
+  /// Collects the exit status if the process has ended and runs the
+  /// `on_exit` hooks; true if it has ended.
+  bool try_reap();
+  bool reap_locked();
+
+  void mark_started();
+
+  unique_fd pidfd_;
+  unique_fd lifeline_; // the write end of a pipe whose closing tells the child to go
+  bool started_ = false;
+  mutable std::mutex mtx_;
+  std::condition_variable cv_;
+  std::optional<int> exitcode_;
+  std::vector<std::function<void(int)>> on_exit_;
+};
+
+class children {
+public:
+  /// This process's table, made on first use (it starts the runtime).
+  static children& local();
+
+  /// Starts `target` in a new child process. With `channel`, the child also
+  /// gets one end of a socket pair (its `runtime::take_channel()`), and
+  /// `*channel` the other: a direct channel (channel.hpp) to this process.
+  /// Returns once the child holds its arguments.
+  std::shared_ptr<child> spawn(const closure& target, const std::string& name,
+                               bool daemon, int* channel = nullptr);
+
+  /// Python's exit sequence for this process's children: terminates the
+  /// daemon ones (SIGTERM, SIGKILL after 1 s) and joins the others.
+  void end_children();
+
+private:
+  explicit children(runtime& rt);
+
+  /// At exit: no child starts after this; the children end, the reaper too.
+  void end_all();
+
+  void child_started(std::uint64_t token);
+  void start_reaper();
+  void reap_loop();
+
+  runtime& rt_;
+  std::mutex mtx_;
+  std::vector<std::shared_ptr<child>> running_;
+  unique_fd epoll_fd_; // the reaper's: the pidfds and wake_fd_
+  unique_fd wake_fd_;  // written to stop the reaper
+  std::thread reaper_;
+  std::uint64_t next_token_ = 1;
+  std::set<std::uint64_t> early_started_; // started before being registered
+  bool ended_ = false; // shutdown began: no new child
+};
+
+} // namespace actors::detail
