@@ -167,6 +167,7 @@ void runtime::run_shutdown_step(shutdown_step step) {
 void runtime::shutdown() {
   // Python's exit sequence: live pools are terminated (their feeders would
   // start new workers), daemon children terminated, the others joined.
+  exiting_ = true;
   pool_core::end_all();
   run_shutdown_step(shutdown_step::end_children);
   listener_.reset();

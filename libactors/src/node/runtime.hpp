@@ -8,6 +8,7 @@
 // (owner, child, peer) is in process_role.hpp. Private: users see
 // actors/runtime.hpp.
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -136,6 +137,11 @@ public:
   /// output and what it sent to its parent node, then exits with `code`.
   [[noreturn]] static void finish(int code);
 
+  /// True once the exit sequence began (shutdown).
+  bool exiting() const noexcept {
+    return exiting_.load();
+  }
+
   /// The owner's exit sequence, at exit: terminates the live process pools,
   /// runs the end_children step, stops the listener, runs the stop_servers
   /// step, and ends the service actors. The actor system stays: handles
@@ -161,6 +167,7 @@ private:
   std::mutex hooks_mtx_;
   std::vector<std::pair<shutdown_step, std::function<void()>>> at_shutdown_;
   std::function<void(std::uint64_t)> on_child_started_;
+  std::atomic<bool> exiting_{false};
 };
 
 } // namespace actors::detail

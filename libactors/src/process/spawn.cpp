@@ -127,7 +127,7 @@ std::shared_ptr<child> children::spawn(const closure& target,
   std::uint64_t token;
   {
     std::lock_guard<std::mutex> guard{mtx_};
-    if (ended_)
+    if (ended_ || rt_.exiting()) // exiting: before this table existed
       throw error(errc::spawn_failed, "process " + name
                                         + " not started: the program is "
                                           "exiting");
