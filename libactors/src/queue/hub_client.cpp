@@ -1,4 +1,6 @@
-// CLIENT-INTRO
+// hub_client's local connection (a socket and a ring in a shared area)
+// and what both kinds of connection share: sending requests, reading and
+// waiting for answers, buffered puts.
 
 #include "queue/hub_client.hpp"
 
@@ -26,6 +28,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "base/deadline.hpp"
+#include "base/fd.hpp"
 #include "node/call.hpp"
 #include "node/runtime.hpp"
 
@@ -45,23 +49,21 @@ hub_client* hub_client::existing(const std::string& address) {
   return i == clients.end() ? nullptr : i->second.get();
 }
 
-hub_client& hub_client::of(const std::string& address, std::uint64_t key0,
+hub_client& hub_client::local(const std::string& address, std::uint64_t key0,
                            std::uint64_t key1) {
   if (auto* known = existing(address))
     return *known;
   if (address.empty())
     throw error(errc::invalid_argument, "the handle is empty");
-  auto fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  unique_fd fd{::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)};
   socklen_t len = 0;
   auto addr = abstract_address(address, len);
-  if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0) {
-    auto what = std::string{"the process that owns this object is gone ("}
-                + std::strerror(errno) + ")";
-    if (fd >= 0)
-      ::close(fd);
-    throw error(errc::owner_unreachable, what);
-  }
-  std::unique_ptr<hub_client> fresh{new hub_client(fd, address)};
+  if (!fd
+      || ::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), len) != 0)
+    throw error(errc::owner_unreachable,
+                std::string{"the process that owns this object is gone ("}
+                  + std::strerror(errno) + ")");
+  std::unique_ptr<hub_client> fresh{new hub_client(fd.release(), address)};
   std::int32_t area_fd = fresh->area_fd_;
   fresh->ch_.put(hub_frame::hello, key0, key1, area_fd);
   // Welcomed (request 0) once the hub has mapped the area: from then on
@@ -99,14 +101,14 @@ hub_client::~hub_client() {
   ::close(area_fd_);
 }
 
-void hub_client::ring_doorbell() {
-  // Rung after every write while asked: the hub clears the request when it
-  // wakes (a bell that a waiting thread of the hub's process takes instead
-  // leaves the hub's thread asleep, and it must be rung again).
-  if (area_->doorbell.load(std::memory_order_seq_cst) != 0) {
-    char bell = 0;
-    // A full socket holds bells enough; a gone hub shows at the next read.
-    [[maybe_unused]] auto n = ::send(ch_.fd(), &bell, 1,
+void hub_client::send_wakeup() {
+  // Sent after every write while asked: the hub clears the request when it
+  // wakes (a wake-up byte that a waiting thread of the hub's process reads
+  // instead leaves the hub's thread asleep, and it must be sent again).
+  if (area_->wakeup_wanted.load(std::memory_order_seq_cst) != 0) {
+    char byte = 0;
+    // A full socket holds wake-ups enough; a gone hub shows at the next read.
+    [[maybe_unused]] auto n = ::send(ch_.fd(), &byte, 1,
                                      MSG_NOSIGNAL | MSG_DONTWAIT);
   }
 }
@@ -117,7 +119,7 @@ void hub_client::wait_for_room() {
     return area_->tail.load(std::memory_order_seq_cst) + shared_area::ring_size
            > head_;
   };
-  ring_doorbell();
+  send_wakeup();
   while (!room()) {
     // The hub answers `waiting` with a `room` frame (or reads the ring
     // anyway); the bounded wait is a safety net, not the signal.
@@ -127,10 +129,10 @@ void hub_client::wait_for_room() {
         broken("gone");
       std::optional<q_outcome> none;
       while (auto f = ch_.next())
-        if (!absorb(*f, 0, none))
+        if (!handle_frame(*f, 0, none))
           broken("gone");
     }
-    ring_doorbell();
+    send_wakeup();
   }
   area_->waiting.store(0, std::memory_order_relaxed);
 }
@@ -156,7 +158,7 @@ void hub_client::send() {
     std::memcpy(area_->ring, data + first, n - first);
     head_ += n;
     area_->head.store(head_, std::memory_order_seq_cst);
-    ring_doorbell();
+    send_wakeup();
     data += n;
     size -= n;
   }
@@ -195,7 +197,7 @@ void hub_client::broken(const char* what, int err) {
   throw error(code, text);
 }
 
-bool hub_client::absorb(const channel::frame& f, std::uint64_t req,
+bool hub_client::handle_frame(const channel::frame& f, std::uint64_t req,
                         std::optional<q_outcome>& result) {
   namespace k = hub_frame;
   std::uint64_t id = 0;
@@ -268,7 +270,7 @@ void hub_client::put_buffered(std::uint64_t qid, value& item) {
     std::optional<q_outcome> none;
     fill(false);
     while (auto f = ch_.next())
-      if (!absorb(*f, 0, none))
+      if (!handle_frame(*f, 0, none))
         broken("garbled");
   }
   if (closed_.count(qid) > 0)
@@ -294,17 +296,16 @@ void hub_client::put_buffered(std::uint64_t qid, value& item) {
 }
 
 q_outcome hub_client::await(std::uint64_t req, std::int64_t ns) {
-  auto deadline = ns >= 0 ? clock_type::now() + std::chrono::nanoseconds{ns}
-                              + call_grace
-                          : clock_type::time_point::max();
+  auto limit = ns >= 0 ? deadline{std::chrono::nanoseconds{ns} + call_grace}
+                       : deadline{};
   // (Not on a stream: an answer from another host takes longer.)
   auto spin_until = area_ != nullptr
-                      ? std::min(clock_type::now() + spin_time, deadline)
+                      ? std::min(clock_type::now() + spin_time, limit.when())
                       : clock_type::now();
   std::optional<q_outcome> result;
   for (;;) {
     while (auto f = ch_.next())
-      if (!absorb(*f, req, result))
+      if (!handle_frame(*f, req, result))
         broken("garbled");
     if (result)
       break;
@@ -315,12 +316,10 @@ q_outcome hub_client::await(std::uint64_t req, std::int64_t ns) {
       relax();
       continue;
     }
-    if (deadline != clock_type::time_point::max()) {
-      auto left = std::chrono::ceil<std::chrono::milliseconds>(
-                    deadline - clock_type::now())
-                    .count();
+    if (limit.bounded()) {
+      auto left = limit.poll_ms();
       pollfd p{ch_.fd(), POLLIN, 0};
-      if (left <= 0 || ::poll(&p, 1, static_cast<int>(left)) == 0)
+      if (left <= 0 || ::poll(&p, 1, left) == 0)
         broken("timeout");
     }
     fill(true);

@@ -1,6 +1,11 @@
 #pragma once
 
-// CLIENT-INTRO
+// hub_client: one thread's connection to the hub of a queue's owner, local
+// (a socket and a ring in a shared area) or a stream to another host
+// (set_remote_hub). API: local()/over_stream() get or make the calling
+// thread's connection, call() sends a request and waits for its answer,
+// put_buffered() sends an unanswered put when the hub has vouched for the
+// queue. The frames are in hub_protocol.hpp.
 
 #include <chrono>
 #include <cstdint>
@@ -49,12 +54,12 @@ public:
   /// The calling thread's connection to the hub at `address`, made (and
   /// authenticated with the key) on first use. Throws
   /// `errc::owner_unreachable` when the hub cannot be reached.
-  static hub_client& of(const std::string& address, std::uint64_t key0,
+  static hub_client& local(const std::string& address, std::uint64_t key0,
                         std::uint64_t key1);
 
   /// The calling thread's stream to the hub of node `owner`, made by the
   /// connector of set_remote_hub() on first use; null if the connector
-  /// says that `owner` is on this host (then use of()). Throws what the
+  /// says that `owner` is on this host (then use local()). Throws what the
   /// connector throws.
   static hub_client* over_stream(const caf::node_id& owner);
 
@@ -94,15 +99,16 @@ private:
   hub_client(int fd, const caf::node_id& owner);
   q_outcome await(std::uint64_t req, std::int64_t ns);
   // Moves the serialized output into the ring (waiting for room if needed)
-  // and rings the doorbell if the hub asked for it; on a stream, writes it.
+  // and sends a wake-up byte if the hub asked for one; on a stream, writes it.
   void send();
   // Reads what has arrived (waiting for something if `block`); a stream's
   // end throws, naming what happened.
   void fill(bool block);
   void wait_for_room();
-  void ring_doorbell();
-  // Reads whatever is there; returns false at the end of the stream.
-  bool absorb(const channel::frame& f, std::uint64_t req,
+  void send_wakeup();
+  // Takes one frame from the hub: notes `closed`, acknowledges an item,
+  // and sets `result` if it answers `req`; false if it is garbled.
+  bool handle_frame(const channel::frame& f, std::uint64_t req,
               std::optional<q_outcome>& result);
   // Forgets this connection and throws: errc::timeout for "timeout", else
   // errc::owner_unreachable (on a stream, with `err` or the end as reason).

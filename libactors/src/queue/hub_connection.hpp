@@ -1,6 +1,10 @@
 #pragma once
 
-// CONNECTION-INTRO
+// The hub's side of one connection (queue_hub::conn), the list of
+// clients to tell when a queue closes (queue_hub::watchers), and how the
+// hub writes to a connection: emit() a frame, answer() a request. Private
+// to the hub's sources (hub_server.cpp, hub_requests.cpp,
+// hub_event_loop.cpp, hub_stream.cpp).
 
 #include <algorithm>
 #include <chrono>
@@ -19,10 +23,10 @@ namespace actors::detail {
 
 using clock_type = std::chrono::steady_clock;
 
+// Tags of the hub's epoll: its wake-up eventfd, its listening socket, a
+// pidfd (exit_tag | pid); a connection's tag is its descriptor.
 constexpr std::uint64_t wake_tag = ~std::uint64_t{0};
-constexpr std::uint32_t max_hello = 64; // body bytes
 constexpr std::uint64_t listen_tag = ~std::uint64_t{0} - 1;
-// A pidfd's: exit_tag | pid (a connection's tag is its descriptor).
 constexpr std::uint64_t exit_tag = std::uint64_t{1} << 62;
 
 struct queue_hub::conn {
@@ -38,7 +42,7 @@ struct queue_hub::conn {
   bool authenticated = false;
   bool fresh = true;  // nothing served yet (a stream may name its node)
   caf::node_id node; // the node a stream named
-  std::optional<decltype(timers_)::iterator> deadline;
+  std::optional<decltype(timers_)::iterator> parked_timer;
   // Guarded by out: the output side of ch and what the connection holds.
   std::mutex out;
   bool dead = false;

@@ -1,4 +1,7 @@
-// LOOP-INTRO
+// The hub's thread and what it reads: run() (spin on the rings, then sleep
+// in epoll until a socket, a deadline or a wake-up), handling one epoll
+// event, reading a local client's socket and ring, and the reads that a
+// waiting thread of this process does itself (poll_once, drain).
 
 #include "queue/hub_server.hpp"
 
@@ -26,6 +29,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "base/deadline.hpp"
 #include "node/call.hpp"
 #include "node/runtime.hpp"
 #include "queue/hub_connection.hpp"
@@ -36,11 +40,11 @@ bool queue_hub::read_from(const std::shared_ptr<conn>& c) {
   if (c->stream)
     return read_stream(c);
   if (c->authenticated) {
-    // The socket carries only doorbells now: take them, then the ring.
-    char bells[256];
+    // The socket carries only wake-up bytes now: take them, then the ring.
+    char wakeups[256];
     bool ended = false;
     for (;;) {
-      auto n = ::recv(c->ch.fd(), bells, sizeof(bells), MSG_DONTWAIT);
+      auto n = ::recv(c->ch.fd(), wakeups, sizeof(wakeups), MSG_DONTWAIT);
       if (n > 0)
         continue;
       if (n < 0 && errno == EINTR)
@@ -97,7 +101,7 @@ bool queue_hub::pull(const std::shared_ptr<conn>& c) {
   if (area.waiting.load(std::memory_order_seq_cst) != 0
       && area.waiting.exchange(0) != 0) {
     std::lock_guard<std::mutex> guard{c->out};
-    emit(*c, epoll_fd_, hub_frame::room);
+    emit(*c, epoll_fd_.get(), hub_frame::room);
   }
   bool fine = true;
   while (fine)
@@ -105,7 +109,7 @@ bool queue_hub::pull(const std::shared_ptr<conn>& c) {
       fine = serve(c, *f);
     else
       break;
-  land(c);
+  put_batch(c);
   return fine;
 }
 
@@ -122,10 +126,10 @@ bool queue_hub::pull_all() {
   return !ready.empty();
 }
 
-bool queue_hub::ask_doorbells(bool on) {
+bool queue_hub::want_wakeups(bool on) {
   bool pending = false;
   for (auto& c : rings_) {
-    c->area->doorbell.store(on ? 1 : 0, std::memory_order_seq_cst);
+    c->area->wakeup_wanted.store(on ? 1 : 0, std::memory_order_seq_cst);
     // Seen after the store: either this sees the client's write, or the
     // client sees the request and rings.
     if (on && c->area->head.load(std::memory_order_seq_cst) != c->consumed)
@@ -184,8 +188,7 @@ void queue_hub::handle(const epoll_event& ev) {
       auto i = exits_.find(static_cast<pid_t>(tag & ~exit_tag));
       if (i == exits_.end())
         return;
-      ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, i->second.fd, nullptr);
-      ::close(i->second.fd);
+      ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, i->second.fd.get(), nullptr);
       fns = std::move(i->second.fns);
       exits_.erase(i);
     }
@@ -204,7 +207,7 @@ void queue_hub::handle(const epoll_event& ev) {
       epoll_event again{};
       again.events = EPOLLIN;
       again.data.u64 = tag;
-      ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, c->ch.fd(), &again);
+      ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_MOD, c->ch.fd(), &again);
       c->want_out = false;
     }
   }
@@ -220,14 +223,14 @@ bool queue_hub::poll_once() {
                                : timers_.begin()->first;
   auto any = pull_all();
   epoll_event events[32];
-  auto n = ::epoll_wait(epoll_fd_, events, 32, 0);
+  auto n = ::epoll_wait(epoll_fd_.get(), events, 32, 0);
   for (int i = 0; i < n; ++i)
     if (events[i].data.u64 != wake_tag) // the hub thread's
       handle(events[i]);
   // A deadline earlier than the one the hub thread sleeps towards: tell it.
   if (!timers_.empty() && timers_.begin()->first < first) {
     std::uint64_t one = 1;
-    [[maybe_unused]] auto w = ::write(wake_fd_, &one, sizeof(one));
+    [[maybe_unused]] auto w = ::write(wake_fd_.get(), &one, sizeof(one));
   }
   return any || n > 0;
 }
@@ -244,13 +247,10 @@ void queue_hub::run() {
         next = std::min(next, timers_.begin()->first);
       if (accept_paused_)
         next = std::min(next, *accept_paused_);
-      if (next != clock_type::time_point::max()) {
-        auto left = next - clock_type::now();
-        auto ms = std::chrono::ceil<std::chrono::milliseconds>(left).count();
-        wait_ms = static_cast<int>(std::clamp<long long>(ms, 0, 1 << 30));
-      }
+      if (next != clock_type::time_point::max())
+        wait_ms = deadline::at(next).poll_ms();
     }
-    // Serve the rings while they keep filling, then ask for doorbells and
+    // Serve the rings while they keep filling, then ask for wake-ups and
     // sleep (unless something came meanwhile).
     for (auto until = clock_type::now() + spin_time;
          clock_type::now() < until && wait_ms != 0;) {
@@ -265,10 +265,10 @@ void queue_hub::run() {
     }
     {
       std::lock_guard<std::mutex> guard{reader_};
-      if (ask_doorbells(true))
+      if (want_wakeups(true))
         wait_ms = 0;
     }
-    auto n = ::epoll_wait(epoll_fd_, events, 32, wait_ms);
+    auto n = ::epoll_wait(epoll_fd_.get(), events, 32, wait_ms);
     if (n < 0 && errno != EINTR)
       return;
     {
@@ -277,12 +277,12 @@ void queue_hub::run() {
         return;
     }
     std::lock_guard<std::mutex> guard{reader_};
-    ask_doorbells(false);
+    want_wakeups(false);
     pull_all();
     for (int i = 0; i < n; ++i) {
       if (events[i].data.u64 == wake_tag) {
         std::uint64_t count;
-        [[maybe_unused]] auto r = ::read(wake_fd_, &count, sizeof(count));
+        [[maybe_unused]] auto r = ::read(wake_fd_.get(), &count, sizeof(count));
         {
           // The count just read may include stop()'s wake-up, which came
           // after the look at stop_ above: look again, or sleep forever.
@@ -302,7 +302,7 @@ void queue_hub::run() {
     while (!timers_.empty() && timers_.begin()->first <= now) {
       auto t = timers_.begin()->second;
       if (auto i = conns_.find(t.fd); i != conns_.end())
-        i->second->deadline.reset();
+        i->second->parked_timer.reset();
       timers_.erase(timers_.begin());
       t.core->expire(t.serial);
     }

@@ -1,4 +1,5 @@
-// REQUESTS-INTRO
+// queue_hub::serve: one frame from a client (the hello, a stream's `peer`,
+// a request on a queue), and putting the batch of buffered puts read.
 
 #include "queue/hub_server.hpp"
 
@@ -55,12 +56,12 @@ shared_area* map_area(pid_t pid, std::int32_t fd) {
 
 } // namespace
 
-void queue_hub::land(const std::shared_ptr<conn>& c) {
+void queue_hub::put_batch(const std::shared_ptr<conn>& c) {
   if (batch_.empty())
     return;
   if (!batch_core_->put_buffered(batch_)) {
     std::lock_guard<std::mutex> guard{c->out};
-    emit(*c, epoll_fd_, hub_frame::closed, batch_qid_);
+    emit(*c, epoll_fd_.get(), hub_frame::closed, batch_qid_);
   }
 }
 
@@ -88,14 +89,14 @@ bool queue_hub::serve(const std::shared_ptr<conn>& c,
       rings_.push_back(c);
       watchers_->add(c);
       // The hub's thread may be asleep (a waiting thread may be serving
-      // this): ask for the bell until it wakes.
-      c->area->doorbell.store(1, std::memory_order_seq_cst);
+      // this): ask for wake-ups until it wakes.
+      c->area->wakeup_wanted.store(1, std::memory_order_seq_cst);
       // The area is mapped: what the client writes there from now on
       // outlives it. Only now may it rely on that.
       std::lock_guard<std::mutex> guard{c->out};
       std::uint64_t req = 0;
       bool flag = true;
-      emit(*c, epoll_fd_, k::ok, req, flag);
+      emit(*c, epoll_fd_.get(), k::ok, req, flag);
     }
     return c->authenticated;
   }
@@ -111,7 +112,7 @@ bool queue_hub::serve(const std::shared_ptr<conn>& c,
       std::lock_guard<std::mutex> guard{mtx_};
       ++open_nodes_[c->node];
     }
-    answer(*c, epoll_fd_, req, q_outcome{}, nullptr);
+    answer(*c, epoll_fd_.get(), req, q_outcome{}, nullptr);
     return true;
   }
   {
@@ -121,10 +122,10 @@ bool queue_hub::serve(const std::shared_ptr<conn>& c,
     c->flight = value{};
   }
   if (f.kind != k::put_buffered)
-    land(c); // what this connection put before comes first
+    put_batch(c); // what this connection put before comes first
   auto reply = [&](std::uint64_t req, q_outcome&& x,
                    const std::shared_ptr<queue_core>& core) {
-    answer(*c, epoll_fd_, req, std::move(x), core);
+    answer(*c, epoll_fd_.get(), req, std::move(x), core);
   };
   // The queue a request names, or nothing (and the request is answered).
   auto queue_for = [&](std::uint64_t req, std::uint64_t qid) {
@@ -146,7 +147,7 @@ bool queue_hub::serve(const std::shared_ptr<conn>& c,
         return false;
       item.carries_ends(carry.saw_ends());
       if (qid != batch_qid_ || !batch_core_) {
-        land(c);
+        put_batch(c);
         batch_core_ = find(qid);
         batch_qid_ = qid;
         if (!batch_core_)
@@ -181,12 +182,12 @@ bool queue_hub::serve(const std::shared_ptr<conn>& c,
       auto core = queue_for(req, qid);
       if (!core)
         return true;
-      if (c->deadline) {
-        timers_.erase(*c->deadline);
-        c->deadline.reset();
+      if (c->parked_timer) {
+        timers_.erase(*c->parked_timer);
+        c->parked_timer.reset();
       }
       std::weak_ptr<conn> weak = c;
-      auto epoll_fd = epoll_fd_;
+      auto epoll_fd = epoll_fd_.get();
       queue_core::answer_fn later = [weak, epoll_fd, req,
                                      core](q_outcome&& x) {
         auto target = weak.lock();
@@ -206,7 +207,7 @@ bool queue_hub::serve(const std::shared_ptr<conn>& c,
         }
       };
       auto r = attempt();
-      // Not waiting and nothing there: first land what others have sent.
+      // Not waiting and nothing there: first serve what others have sent.
       if (auto* now = std::get_if<q_outcome>(&r);
           now != nullptr && !wait && f.kind != k::put
           && ((f.kind == k::get && now->code == errc::queue_empty)
@@ -216,7 +217,7 @@ bool queue_hub::serve(const std::shared_ptr<conn>& c,
       }
       if (auto* now = std::get_if<q_outcome>(&r)) {
         std::shared_ptr<queue_core> holder = core;
-        if (!answer(*c, epoll_fd_, req, std::move(*now), holder)
+        if (!answer(*c, epoll_fd_.get(), req, std::move(*now), holder)
             && now->item)
           core->requeue(std::move(now->item));
         return true;
@@ -228,7 +229,7 @@ bool queue_hub::serve(const std::shared_ptr<conn>& c,
         c->parked_serial = serial;
       }
       if (ns > 0)
-        c->deadline = timers_.emplace(clock_type::now()
+        c->parked_timer = timers_.emplace(clock_type::now()
                                      + std::chrono::nanoseconds{ns},
                                    timer{core, serial, c->ch.fd()});
       return true;
@@ -250,7 +251,7 @@ bool queue_hub::serve(const std::shared_ptr<conn>& c,
         read_all(c.get());
         auto s = core->snapshot();
         std::lock_guard<std::mutex> guard{c->out};
-        emit(*c, epoll_fd_, k::stats, req, s.size, s.maxsize, s.getters,
+        emit(*c, epoll_fd_.get(), k::stats, req, s.size, s.maxsize, s.getters,
              s.putters);
       }
       return true;

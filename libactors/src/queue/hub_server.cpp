@@ -1,7 +1,11 @@
-// SERVERCPP-INTRO
+// queue_hub's life and connections: making the socket and the thread,
+// stopping, the queues it serves, accepting local clients (and dropping
+// those whose hello is late), dropping a connection (what it held goes
+// back), and the waits for a peer's end (when_drained, when_exited).
 
 #include "queue/hub_server.hpp"
 
+#include "base/fd.hpp"
 #include "base/random.hpp"
 
 #include <algorithm>
@@ -54,16 +58,14 @@ queue_hub::queue_hub() {
                 static_cast<int>(::getpid()),
                 static_cast<unsigned long long>(random_value<std::uint64_t>()));
   address_ = name;
-  listen_fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
-                        0);
+  listen_fd_.reset(
+    ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   socklen_t len = 0;
   auto addr = abstract_address(address_, len);
-  if (listen_fd_ < 0
-      || ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), len) != 0
-      || ::listen(listen_fd_, 128) != 0) {
+  if (!listen_fd_
+      || ::bind(listen_fd_.get(), reinterpret_cast<sockaddr*>(&addr), len) != 0
+      || ::listen(listen_fd_.get(), 128) != 0) {
     auto err = errno;
-    if (listen_fd_ >= 0)
-      ::close(listen_fd_);
     // Out of descriptors or memory: what a new thing of the OS needs.
     auto code = err == EMFILE || err == ENFILE || err == ENOBUFS
                     || err == ENOMEM
@@ -72,29 +74,27 @@ queue_hub::queue_hub() {
     throw error(code, std::string{"cannot serve queues: "}
                         + std::strerror(err));
   }
-  auto fail = [this](const std::string& what) {
+  // (The descriptors made so far close as the members go.)
+  auto fail = [](const std::string& what) {
     auto text = what + ": " + std::strerror(errno);
-    for (int fd : {listen_fd_, epoll_fd_, wake_fd_})
-      if (fd >= 0)
-        ::close(fd);
     throw error(errc::spawn_failed, "cannot serve queues: " + text);
   };
-  epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
-  if (epoll_fd_ < 0)
+  epoll_fd_.reset(::epoll_create1(EPOLL_CLOEXEC));
+  if (!epoll_fd_)
     fail("epoll_create1");
-  wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (wake_fd_ < 0)
+  wake_fd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!wake_fd_)
     fail("eventfd");
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.u64 = wake_tag;
-  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev) != 0)
+  if (::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, wake_fd_.get(), &ev) != 0)
     fail("epoll_ctl");
   ev.data.u64 = listen_tag;
-  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, listen_fd_, &ev) != 0)
+  if (::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, listen_fd_.get(), &ev) != 0)
     fail("epoll_ctl");
   watchers_ = std::make_shared<watchers>();
-  watchers_->epoll_fd = epoll_fd_;
+  watchers_->epoll_fd = epoll_fd_.get();
   try {
     thread_ = std::thread{[this] { run(); }};
   } catch (const std::system_error& e) {
@@ -111,7 +111,7 @@ void queue_hub::stop() {
     stop_ = true;
   }
   std::uint64_t one = 1;
-  [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof(one));
+  [[maybe_unused]] auto n = ::write(wake_fd_.get(), &one, sizeof(one));
   thread_.join();
   std::lock_guard<std::mutex> guard{reader_};
   stopped_ = true;
@@ -125,19 +125,12 @@ void queue_hub::stop() {
   pending_.clear();
   pending_count_ = 0;
   std::lock_guard<std::mutex> streams_guard{mtx_};
-  for (auto fd : streams_)
-    ::close(fd);
   streams_.clear();
-  for (auto& [pid, w] : exits_)
-    ::close(w.fd);
   exits_.clear();
 }
 
 queue_hub::~queue_hub() {
   stop();
-  ::close(listen_fd_);
-  ::close(epoll_fd_);
-  ::close(wake_fd_);
 }
 
 void queue_hub::add(std::uint64_t id, std::shared_ptr<queue_core> core) {
@@ -162,15 +155,15 @@ std::shared_ptr<queue_core> queue_hub::find(std::uint64_t id) {
 
 namespace {
 
-// The OS process of `node` if it runs on the host of node `here`, else 0
+// The OS process of `node` if it runs on the host of node `self`, else 0
 // (a pid of another host means nothing there).
-pid_t local_pid(const caf::node_id& node, const caf::node_id& here) {
+pid_t local_pid(const caf::node_id& node, const caf::node_id& self) {
   using data = caf::node_id::default_data;
-  if (!node || node->implementation_id() != data::class_id || !here
-      || here->implementation_id() != data::class_id)
+  if (!node || node->implementation_id() != data::class_id || !self
+      || self->implementation_id() != data::class_id)
     return 0;
   auto& theirs = static_cast<const data&>(*node);
-  auto& ours = static_cast<const data&>(*here);
+  auto& ours = static_cast<const data&>(*self);
   if (theirs.host_id() != ours.host_id())
     return 0;
   return static_cast<pid_t>(theirs.process_id());
@@ -188,7 +181,7 @@ void queue_hub::when_drained(const caf::node_id& node,
   // The hub thread first accepts what is waiting, so a connection the
   // process made just before it ended counts too.
   std::uint64_t one = 1;
-  [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof(one));
+  [[maybe_unused]] auto n = ::write(wake_fd_.get(), &one, sizeof(one));
 }
 
 bool queue_hub::when_exited(const caf::node_id& node,
@@ -199,9 +192,9 @@ bool queue_hub::when_exited(const caf::node_id& node,
   if (pid <= 0 || pid == ::getpid() || stop_)
     return false;
   auto& w = exits_[pid];
-  if (w.fd < 0) {
-    w.fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-    if (w.fd < 0) {
+  if (!w.fd) {
+    w.fd.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+    if (!w.fd) {
       auto ended = errno == ESRCH;
       exits_.erase(pid);
       guard.unlock();
@@ -212,7 +205,7 @@ bool queue_hub::when_exited(const caf::node_id& node,
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.u64 = exit_tag | static_cast<std::uint64_t>(pid);
-    ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, w.fd, &ev);
+    ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, w.fd.get(), &ev);
   }
   w.fns.push_back(std::move(fn));
   return true;
@@ -238,25 +231,27 @@ void queue_hub::run_drained() {
 }
 
 void queue_hub::accept_all() {
-  std::vector<int> handed;
+  std::vector<unique_fd> handed;
   {
     std::lock_guard<std::mutex> guard{mtx_};
     handed.swap(streams_);
   }
-  for (auto fd : handed) {
+  for (auto& stream : handed) {
     // Authenticated by whoever handed it over: it may send requests now.
+    auto fd = stream.release();
     auto c = std::make_shared<conn>(fd, 0, true);
     c->authenticated = true;
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.u64 = static_cast<std::uint64_t>(fd);
-    ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
+    ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, fd, &ev);
     watchers_->add(c);
     conns_.emplace(fd, std::move(c));
   }
   while (!accept_paused_) {
-    auto fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd < 0) {
+    unique_fd accepted{
+      ::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC)};
+    if (!accepted) {
       if (errno == EINTR || errno == ECONNABORTED)
         continue;
       if (errno != EAGAIN && errno != EWOULDBLOCK) {
@@ -265,29 +260,29 @@ void queue_hub::accept_all() {
         // accepting for a while instead (run() resumes it).
         epoll_event ev{};
         ev.data.u64 = listen_tag;
-        ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, listen_fd_, &ev);
+        ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_MOD, listen_fd_.get(), &ev);
         accept_paused_ = clock_type::now() + std::chrono::milliseconds{100};
       }
       break;
     }
     ucred cred{};
     socklen_t len = sizeof(cred);
-    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0
-        || cred.uid != ::geteuid()) {
-      ::close(fd);
+    if (::getsockopt(accepted.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len)
+          != 0
+        || cred.uid != ::geteuid())
       continue;
-    }
     // At the bound, the oldest waiting goes at once.
     if (pending_.size() >= max_pending) {
       auto oldest = pending_.front();
       drop(oldest);
     }
+    auto fd = accepted.release();
     auto c = std::make_shared<conn>(fd, cred.pid, false);
     c->hello_by = clock_type::now() + hello_deadline;
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.u64 = static_cast<std::uint64_t>(fd);
-    ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
+    ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, fd, &ev);
     pending_.push_back(c);
     ++pending_count_;
     conns_.emplace(fd, std::move(c));
@@ -303,7 +298,7 @@ void queue_hub::resume_accepting() {
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.u64 = listen_tag;
-  ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, listen_fd_, &ev);
+  ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_MOD, listen_fd_.get(), &ev);
 }
 
 std::chrono::steady_clock::time_point queue_hub::expire_pending() {
@@ -328,9 +323,9 @@ void queue_hub::drop(const std::shared_ptr<conn>& c) {
     c->dead_end = true;
     pull(c);
   }
-  ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c->ch.fd(), nullptr);
-  if (c->deadline)
-    timers_.erase(*c->deadline);
+  ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, c->ch.fd(), nullptr);
+  if (c->parked_timer)
+    timers_.erase(*c->parked_timer);
   if (auto i = std::find(pending_.begin(), pending_.end(), c);
       i != pending_.end()) {
     pending_.erase(i);

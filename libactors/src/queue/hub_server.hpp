@@ -1,6 +1,14 @@
 #pragma once
 
-// SERVER-INTRO
+// queue_hub: serves the queues of this process to other processes, without
+// CAF's middleman. A thread waits (epoll) on an abstract Unix socket for
+// local clients (same user, the hub's key: hub_protocol.hpp), on streams
+// from other hosts that serve_stream() adopts, and on the rings of local
+// clients' shared areas, and serves their requests on the queues' cores.
+// Threads of this process may serve meanwhile (poll_once, drain). API:
+// add/find a queue, serve_stream, when_drained/when_exited (a peer's end),
+// drain, poll_once, stop. The design (ordering of puts and closes, items in
+// flight, delivery across hosts) is in docs/architecture.md.
 
 #include <atomic>
 #include <chrono>
@@ -24,6 +32,7 @@
 
 
 #include "actors/detail/queue_ref.hpp"
+#include "base/fd.hpp"
 #include "wire/channel.hpp"
 #include "queue/hub_protocol.hpp"
 #include "queue/queue_core.hpp"
@@ -85,13 +94,13 @@ public:
   /// or is this process. Callable from any thread.
   bool when_exited(const caf::node_id& node, std::function<void()> fn);
 
-  /// Reads and lands everything that is in the hub's sockets now: a put
+  /// Reads and serves everything that is in the hub's sockets now: a put
   /// another process has returned from is then in its queue. For answers
   /// that would otherwise say "empty" too soon (get and poll without
   /// waiting, qsize).
   void drain();
 
-  /// Serves what has arrived, on the calling thread, unless another thread
+  /// Serves what clients have sent, on the calling thread, unless another thread
   /// is serving; true if there was something. A thread of this process
   /// that waits for an item calls it while it spins: the item then reaches
   /// it without waking the hub's thread first.
@@ -121,14 +130,14 @@ private:
   bool pull(const std::shared_ptr<conn>& c);
   // pull() on every connection; true if any had something.
   bool pull_all();
-  // Asks every client for a doorbell (or no longer); with `on`, true if a
-  // ring has something after all (then do not sleep).
-  bool ask_doorbells(bool on);
+  // Asks every client for a wake-up byte after its writes (or no longer);
+  // with `on`, true if a ring has something after all (then do not sleep).
+  bool want_wakeups(bool on);
   // Accepts and reads everything waiting (except from `skip`): see drain.
   void read_all(const conn* skip);
-  // Lands the buffered puts read so far from `c` (one lock, one wake-up
-  // for a whole read's worth).
-  void land(const std::shared_ptr<conn>& c);
+  // Puts the buffered puts read so far from `c` into their queue (one
+  // lock, one wake-up for a whole read's worth).
+  void put_batch(const std::shared_ptr<conn>& c);
   void run_drained();
   void handle(const epoll_event& ev);
   // Notes this node in self_ if the runtime is there (mtx_ held).
@@ -137,9 +146,9 @@ private:
   std::string address_;
   std::uint64_t key0_ = 0;
   std::uint64_t key1_ = 0;
-  int listen_fd_ = -1;
-  int epoll_fd_ = -1;
-  int wake_fd_ = -1;
+  unique_fd listen_fd_;
+  unique_fd epoll_fd_;
+  unique_fd wake_fd_;
 
   // This node, noted while the actor system is there (when_drained may be
   // called while it goes). Guarded by mtx_.
@@ -156,13 +165,13 @@ private:
   // Processes of this host whose end when_exited waits for: a pidfd each
   // (in epoll under exit_tag | pid) and what to run.
   struct exit_wait {
-    int fd = -1;
+    unique_fd fd;
     std::vector<std::function<void()>> fns;
   };
   std::map<pid_t, exit_wait> exits_;
   bool stop_ = false;
   // Streams handed over by serve_stream, not yet served by the hub.
-  std::vector<int> streams_;
+  std::vector<unique_fd> streams_;
 
   // Whoever serves the connections holds reader_: the hub's thread, or a
   // waiting thread in poll_once or drain.

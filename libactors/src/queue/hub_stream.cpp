@@ -1,4 +1,6 @@
-// STREAM-INTRO
+// The paths to other hosts: on the hub's side, adopting an authenticated
+// stream (serve_stream) and reading it; on the client's side, the
+// connector (set_remote_hub) and each thread's streams to owners' nodes.
 
 #include "queue/hub_client.hpp"
 #include "queue/hub_server.hpp"
@@ -55,20 +57,19 @@ std::shared_ptr<const hub_connector> remote_connect;
 void queue_hub::serve_stream(int fd) {
   if (fd < 0)
     throw error(errc::invalid_argument, "serve_stream: no socket");
+  unique_fd stream{fd};
   ::fcntl(fd, F_SETFD, FD_CLOEXEC);
   no_delay(fd);
   {
     std::lock_guard<std::mutex> guard{mtx_};
-    if (stop_) {
-      ::close(fd);
+    if (stop_)
       return;
-    }
-    streams_.push_back(fd);
+    streams_.push_back(std::move(stream));
     note_self();
   }
   // The hub's thread adopts it (accept_all).
   std::uint64_t one = 1;
-  [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof(one));
+  [[maybe_unused]] auto n = ::write(wake_fd_.get(), &one, sizeof(one));
 }
 
 bool queue_hub::read_stream(const std::shared_ptr<conn>& c) {
@@ -89,15 +90,15 @@ bool queue_hub::read_stream(const std::shared_ptr<conn>& c) {
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
       break;
     if (n <= 0) {
-      // Its end: what it sent before is served (and lands) first.
-      land(c);
+      // Its end: what it sent before is served (and put) first.
+      put_batch(c);
       drop(c);
       return false;
     }
     c->ch.feed(scratch_.get(), static_cast<std::size_t>(n));
     while (auto f = c->ch.next()) {
       if (!serve(c, *f)) {
-        land(c);
+        put_batch(c);
         drop(c);
         return false;
       }
@@ -105,7 +106,7 @@ bool queue_hub::read_stream(const std::shared_ptr<conn>& c) {
     if (static_cast<std::size_t>(n) < chunk)
       break;
   }
-  land(c);
+  put_batch(c);
   return true;
 }
 

@@ -35,6 +35,7 @@
 #include <caf/stateful_actor.hpp>
 
 #include "actors/pipe.hpp"
+#include "base/deadline.hpp"
 #include "node/call.hpp"
 #include "queue/queue_core.hpp"
 #include "queue/queue_hub.hpp"
@@ -146,17 +147,6 @@ caf::behavior queue_actor(queue_actor_ptr self,
   };
 }
 
-// A timeout in ns (-1: none); a negative one becomes zero, in `timeout`
-// too (as in Python).
-std::int64_t to_ns(std::optional<duration>& timeout) {
-  if (!timeout)
-    return -1;
-  if (*timeout < duration::zero())
-    timeout = duration::zero();
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(*timeout)
-    .count();
-}
-
 // Renames a queue error for pipes (closed becomes end-of-pipe or broken-pipe,
 // empty becomes a timeout).
 [[noreturn]] void rethrow(const error& e, errc closed_as,
@@ -187,8 +177,9 @@ void each_side(const queue_ref& inbox, const queue_ref& outbox, bool readable,
     fn(outbox, holder_role::writer);
 }
 
-// This process holds the end now; its flight, if any, ends.
-void arrive(const queue_ref& inbox, const queue_ref& outbox, bool readable,
+// This process holds the end now (attaches to the queues of its sides);
+// its flight, if any, ends.
+void take_hold(const queue_ref& inbox, const queue_ref& outbox, bool readable,
             bool writable, end_flight& flight) {
   auto& root = runtime::get().root();
   each_side(inbox, outbox, readable, writable,
@@ -221,7 +212,7 @@ void end_saved(const queue_ref& inbox, const queue_ref& outbox, bool readable,
     return;
   ++ends_seen;
   if (this_pass == end_pass::take) {
-    arrive(inbox, outbox, readable, writable, flight);
+    take_hold(inbox, outbox, readable, writable, flight);
     return;
   }
   if (flight.id != 0)
@@ -247,7 +238,7 @@ void end_loaded(const queue_ref& inbox, const queue_ref& outbox,
   // Also on the middleman's thread while CAF deserializes a message: an
   // anonymous message, ordered before anything this process sends later.
   if (this_pass != end_pass::carry)
-    arrive(inbox, outbox, readable, writable, flight);
+    take_hold(inbox, outbox, readable, writable, flight);
 }
 
 void hand_over(closure& x) {
@@ -260,7 +251,7 @@ void take_ends(value& item) {
     return;
   item.carries_ends(false);
   end_pass_scope scope{end_pass::take};
-  serializable(item); // walks the item: each end arrives (end_saved)
+  serializable(item); // walks the item: this process holds each end (end_saved)
 }
 
 queue_ref queue_ref::make(long maxsize, bool buffered) {
@@ -288,16 +279,17 @@ namespace {
 // own: a stream to the owner's node once this process has a connector for
 // remote hubs (unless it says the node is on this host), else the local
 // socket and ring.
-hub_client& client_of(const caf::actor& ref, const std::string& hub,
+hub_client& client_for(const caf::actor& ref, const std::string& hub,
                       std::uint64_t key0, std::uint64_t key1) {
   if (remote_hub_set())
     if (auto* stream = hub_client::over_stream(ref->node()))
       return *stream;
-  return hub_client::of(hub, key0, key1);
+  return hub_client::local(hub, key0, key1);
 }
 
-// The state of the queue `ref` names if this process owns it, else null.
-std::shared_ptr<queue_core> here(const caf::actor& ref) {
+// The state of the queue `ref` names if this process owns it, else null
+// (then go through its owner's hub).
+std::shared_ptr<queue_core> local_core(const caf::actor& ref) {
   if (!ref)
     throw error(errc::invalid_argument, "the handle is empty");
   auto& rt = runtime::get();
@@ -313,9 +305,9 @@ std::shared_ptr<queue_core> here(const caf::actor& ref) {
 
 void queue_ref::put(value item, std::optional<duration> timeout,
                     error_names names) const {
-  auto ns = to_ns(timeout);
+  auto ns = timeout_ns(timeout);
   try {
-    if (auto core = here(actor_)) {
+    if (auto core = local_core(actor_)) {
       // Whoever takes it may be another process: an item that could not get
       // there fails here, not there. (Sent to another process, it is
       // serialized anyway, and fails the same way.)
@@ -326,10 +318,10 @@ void queue_ref::put(value item, std::optional<duration> timeout,
                     "the item cannot be serialized: "
                       + runtime::get().system().render(err));
       item.carries_ends(scope.saw_ends());
-      check(core->put_here(std::move(item), timeout));
+      check(core->put_blocking(std::move(item), timeout));
       return;
     }
-    auto& hub = client_of(actor_, hub_, key0_, key1_);
+    auto& hub = client_for(actor_, hub_, key0_, key1_);
     auto id = actor_->id();
     if (buffered_)
       hub.put_buffered(id, item);
@@ -341,19 +333,19 @@ void queue_ref::put(value item, std::optional<duration> timeout,
 }
 
 value queue_ref::get(std::optional<duration> timeout, error_names names) const {
-  auto ns = to_ns(timeout);
+  auto ns = timeout_ns(timeout);
   try {
     q_outcome result;
-    if (auto core = here(actor_)) {
-      result = core->get_here(timeout);
+    if (auto core = local_core(actor_)) {
+      result = core->get_blocking(timeout);
       if (ns == 0 && !result.ok && result.code == errc::queue_empty) {
         // What other processes have put may still be in the hub's sockets.
         runtime::get().hub().drain();
-        result = core->get_here(timeout);
+        result = core->get_blocking(timeout);
       }
     } else {
       auto id = actor_->id();
-      auto& hub = client_of(actor_, hub_, key0_, key1_);
+      auto& hub = client_for(actor_, hub_, key0_, key1_);
       result = hub.call(hub_frame::get, ns, id, ns);
     }
     check(result);
@@ -365,41 +357,41 @@ value queue_ref::get(std::optional<duration> timeout, error_names names) const {
 }
 
 bool queue_ref::poll(std::optional<duration> timeout) const {
-  auto ns = to_ns(timeout);
-  if (auto core = here(actor_)) {
-    if (core->poll_here(timeout).flag)
+  auto ns = timeout_ns(timeout);
+  if (auto core = local_core(actor_)) {
+    if (core->poll_blocking(timeout).flag)
       return true;
     if (ns != 0)
       return false;
     runtime::get().hub().drain();
-    return core->poll_here(timeout).flag;
+    return core->poll_blocking(timeout).flag;
   }
   auto id = actor_->id();
-  auto& hub = client_of(actor_, hub_, key0_, key1_);
+  auto& hub = client_for(actor_, hub_, key0_, key1_);
   auto result = hub.call(hub_frame::poll, ns, id, ns);
   check(result);
   return result.flag;
 }
 
 queue_ref::stats queue_ref::snapshot() const {
-  if (auto core = here(actor_)) {
+  if (auto core = local_core(actor_)) {
     runtime::get().hub().drain(); // count what others have put
     return core->snapshot();
   }
   auto id = actor_->id();
-  auto& hub = client_of(actor_, hub_, key0_, key1_);
+  auto& hub = client_for(actor_, hub_, key0_, key1_);
   check(hub.call(hub_frame::size, -1, id));
   return hub.last_stats();
 }
 
 void queue_ref::close() const {
-  if (auto core = here(actor_)) {
+  if (auto core = local_core(actor_)) {
     core->close();
     return;
   }
   // On this thread's connection: after every put it sent.
   auto id = actor_->id();
-  check(client_of(actor_, hub_, key0_, key1_).call(hub_frame::close, -1, id));
+  check(client_for(actor_, hub_, key0_, key1_).call(hub_frame::close, -1, id));
 }
 
 void queue_ref::attach(holder_role role) const {
@@ -421,19 +413,19 @@ void queue_ref::detach(holder_role role) const {
 }
 
 void queue_ref::task_done() const {
-  if (auto core = here(actor_)) {
+  if (auto core = local_core(actor_)) {
     check(core->task_done());
     return;
   }
   auto id = actor_->id();
-  check(client_of(actor_, hub_, key0_, key1_).call(hub_frame::done, -1, id));
+  check(client_for(actor_, hub_, key0_, key1_).call(hub_frame::done, -1, id));
 }
 
 std::vector<std::size_t> wait_any(const std::vector<queue_ref>& inboxes,
                                   std::optional<duration> timeout) {
   // One poll after another would wait for each in turn; instead ask all at
   // once from a dedicated actor and take the first that is ready.
-  auto ns = to_ns(timeout);
+  auto ns = timeout_ns(timeout);
   caf::scoped_actor self{runtime::get().system()};
   for (std::size_t i = 0; i < inboxes.size(); ++i) {
     self->monitor(inboxes[i].actor());
@@ -452,7 +444,7 @@ std::vector<std::size_t> wait_any(const std::vector<queue_ref>& inboxes,
     auto on_down = [&](caf::down_msg&) { down = true; };
     if (timeout)
       self->receive(on_ok, on_down,
-                    caf::after(*timeout + call_grace) >> [&] { silent = true; });
+                    caf::after(std::max(*timeout, duration::zero()) + call_grace) >> [&] { silent = true; });
     else
       self->receive(on_ok, on_down);
   }
@@ -468,13 +460,13 @@ std::vector<std::size_t> wait_any(const std::vector<queue_ref>& inboxes,
 }
 
 bool queue_ref::join(std::optional<duration> timeout) const {
-  auto ns = to_ns(timeout);
+  auto ns = timeout_ns(timeout);
   q_outcome result;
-  if (auto core = here(actor_)) {
-    result = core->join_here(timeout);
+  if (auto core = local_core(actor_)) {
+    result = core->join_blocking(timeout);
   } else {
     auto id = actor_->id();
-    auto& hub = client_of(actor_, hub_, key0_, key1_);
+    auto& hub = client_for(actor_, hub_, key0_, key1_);
     result = hub.call(hub_frame::join, ns, id, ns);
   }
   if (!result.ok && result.code == errc::timeout)
