@@ -26,7 +26,11 @@ namespace {
 template <class T>
 bool support_eventually_waiting(const actors::connection<T>& conn) {
   return support::eventually(
-    [&] { return conn.inbox().snapshot().getters == 1; }, 10s);
+    [&] {
+      return actors::detail::queue_access::inbox(conn).snapshot().getters
+             == 1;
+    },
+    10s);
 }
 
 // -- functions run in children ------------------------------------------------
