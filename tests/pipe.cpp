@@ -458,7 +458,7 @@ TEST_CASE("a writer killed right after its sends: every message, then end of pip
 }
 
 // -- from another host: the child's calls go through a stream to the hub
-// (queue_hub.hpp, "Other hosts"; support/stream_door.hpp) --------------------
+// (docs/architecture.md, "Other hosts"; support/stream_door.hpp) ------------
 
 namespace {
 

@@ -786,7 +786,7 @@ TEST_CASE("at rest after traffic, the hub uses no CPU") {
   CHECK(used < 25ms);
 }
 
-// -- from another host: a stream to the hub (queue_hub.hpp, "Other hosts") --
+// -- from another host: a stream to the hub (hub_stream.cpp) -----------------
 //
 // A child that calls support::use_door is a client of remote hubs: every
 // call on a queue of this process goes through its stream (TCP on

@@ -276,7 +276,7 @@ void hub_client::put_buffered(std::uint64_t qid, value& item) {
   if (closed_.count(qid) > 0)
     throw error(errc::closed, "put on a closed queue");
   // Unanswered only into a queue the hub has said is open since the last
-  // close of one of its queues (see the top of queue_hub.hpp).
+  // close of one of its queues (hub_protocol.hpp: put_buffered).
   auto closes = area_ != nullptr
                   ? area_->closes.load(std::memory_order_seq_cst)
                   : 0;

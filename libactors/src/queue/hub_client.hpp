@@ -70,7 +70,7 @@ public:
   static hub_client* existing(const caf::node_id& owner);
 
   /// A put that is not answered, once the hub has vouched for the queue
-  /// (see the top of this file; else it is answered); fails once the hub
+  /// (hub_protocol.hpp: put_buffered; else it is answered); fails once the hub
   /// has said that the queue is closed (in answer to a put, or unasked:
   /// this thread reads that at its next put, or within 100 us of puts).
   void put_buffered(std::uint64_t qid, value& item);

@@ -78,7 +78,8 @@ public:
   /// Serves the requests that arrive on `fd`, a connected stream socket
   /// (TCP from another host) whose peer the caller has authenticated
   /// already; the hub owns `fd` from now on (closes it at once if the hub
-  /// has stopped). Callable from any thread. See the top of this file.
+  /// has stopped). Callable from any thread. See docs/architecture.md (the
+  /// queue hub, other hosts).
   void serve_stream(int fd);
 
   /// Runs `fn` once the hub has read everything node `node` sent, that is,
@@ -100,8 +101,8 @@ public:
   /// waiting, qsize).
   void drain();
 
-  /// Serves what clients have sent, on the calling thread, unless another thread
-  /// is serving; true if there was something. A thread of this process
+  /// Serves what clients have sent, on the calling thread, unless another
+  /// thread is serving; true if there was something. A thread of this process
   /// that waits for an item calls it while it spins: the item then reaches
   /// it without waking the hub's thread first.
   bool poll_once();

@@ -110,7 +110,7 @@ bool queue_hub::read_stream(const std::shared_ptr<conn>& c) {
   return true;
 }
 
-// -- client ---------------------------------------------------------------------
+// -- client -----------------------------------------------------------------
 
 void set_remote_hub(hub_connector connect) {
   std::shared_ptr<const hub_connector> fresh;

@@ -444,7 +444,9 @@ std::vector<std::size_t> wait_any(const std::vector<queue_ref>& inboxes,
     auto on_down = [&](caf::down_msg&) { down = true; };
     if (timeout)
       self->receive(on_ok, on_down,
-                    caf::after(std::max(*timeout, duration::zero()) + call_grace) >> [&] { silent = true; });
+                    caf::after(std::max(*timeout, duration::zero())
+                               + call_grace)
+                      >> [&] { silent = true; });
     else
       self->receive(on_ok, on_down);
   }

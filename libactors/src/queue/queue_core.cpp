@@ -300,7 +300,8 @@ q_outcome queue_core::wait_blocking(Op op, std::optional<duration> timeout) {
   return std::move(s.result);
 }
 
-q_outcome queue_core::put_blocking(value item, std::optional<duration> timeout) {
+q_outcome queue_core::put_blocking(value item,
+                                   std::optional<duration> timeout) {
   return wait_blocking(
     [&](bool wait, answer_fn answer) {
       return put(std::move(item), wait, std::move(answer));

@@ -111,7 +111,7 @@ public:
   ///@}
 
   /// Puts whose callers do not wait for the answer: they always land, even
-  /// on a closed queue (its caller believes it attached_early, so it must be there
+  /// on a closed queue (its caller believes it landed, so it must be there
   /// for whoever drains the queue). Returns false if the queue is closed, so
   /// the caller can tell its sender.
   bool put_buffered(std::vector<value>& items);
