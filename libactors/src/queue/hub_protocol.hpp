@@ -10,6 +10,7 @@
 // hello and no area. The design (ordering of puts and closes, items in
 // flight, delivery across hosts) is in docs/architecture.md.
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -108,6 +109,8 @@ struct shared_area {
   alignas(64) char ring[ring_size];
 };
 
+/// The address of the hub socket `name` in the abstract namespace, and
+/// its length in `len`.
 inline sockaddr_un abstract_address(const std::string& name, socklen_t& len) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
@@ -118,7 +121,5 @@ inline sockaddr_un abstract_address(const std::string& name, socklen_t& len) {
                                + name.size());
   return addr;
 }
-
-// Maps the area process `pid` shares as its descriptor `fd` (a memfd of
 
 } // namespace actors::detail
