@@ -1,4 +1,4 @@
-// libFuzzer target: a queue hub (libactors/src/queue/queue_hub.cpp) reached by a
+// libFuzzer target: a queue hub (libactors/src/queue/hub_*.cpp) reached by a
 // stranger. The hub serves an abstract Unix socket whose name any local
 // process can read in /proc/net/unix; until a connection has sent a hello
 // with the hub's 128-bit key and a one-word memfd of its own, the hub reads

@@ -26,7 +26,11 @@ namespace {
 template <class T>
 bool support_eventually_waiting(const actors::connection<T>& conn) {
   return support::eventually(
-    [&] { return conn.inbox().snapshot().getters == 1; }, 10s);
+    [&] {
+      return actors::detail::queue_access::inbox(conn).snapshot().getters
+             == 1;
+    },
+    10s);
 }
 
 // -- functions run in children ------------------------------------------------
@@ -454,7 +458,7 @@ TEST_CASE("a writer killed right after its sends: every message, then end of pip
 }
 
 // -- from another host: the child's calls go through a stream to the hub
-// (queue_hub.hpp, "Other hosts"; support/stream_door.hpp) --------------------
+// (docs/architecture.md, "Other hosts"; support/stream_door.hpp) ------------
 
 namespace {
 

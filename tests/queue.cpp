@@ -30,6 +30,7 @@
 #include "support/subprocess.hpp"
 
 using namespace std::chrono_literals;
+using actors::detail::queue_access;
 using support::code_of;
 
 namespace {
@@ -37,7 +38,8 @@ namespace {
 // Waits (bounded) until `pred(stats)` holds for the queue behind `q`.
 template <class Q, class Pred>
 bool queue_reaches(const Q& q, Pred pred) {
-  return support::eventually([&] { return pred(q.ref().snapshot()); }, 10s);
+  return support::eventually(
+    [&] { return pred(queue_access::ref(q).snapshot()); }, 10s);
 }
 
 // -- functions run in children ------------------------------------------------
@@ -193,7 +195,8 @@ TEST_CASE("timeouts: get on empty and put on full give up on time") {
 TEST_CASE("a blocked get is woken by a put from another thread") {
   actors::queue<int> q{actors::unbounded};
   std::thread producer{[q] {
-    q.ref().snapshot(); // any call: proves the thread can use the handle
+    // Any call: proves the thread can use the handle.
+    queue_access::ref(q).snapshot();
     q.put(42);
   }};
   CHECK(q.get(10s) == 42);
@@ -510,7 +513,7 @@ TEST_CASE("the hub hangs up on a stranger and serves its queues meanwhile") {
     auto fd = dial_hub();
     actors::detail::channel ch{fd};
     std::uint64_t req = 1;
-    std::uint64_t qid = q.ref().actor()->id();
+    std::uint64_t qid = queue_access::ref(q).actor()->id();
     std::int64_t ns = 0;
     REQUIRE_FALSE(ch.put(k::get, req, qid, ns));
     REQUIRE(ch.flush(true));
@@ -783,7 +786,7 @@ TEST_CASE("at rest after traffic, the hub uses no CPU") {
   CHECK(used < 25ms);
 }
 
-// -- from another host: a stream to the hub (queue_hub.hpp, "Other hosts") --
+// -- from another host: a stream to the hub (hub_stream.cpp) -----------------
 //
 // A child that calls support::use_door is a client of remote hubs: every
 // call on a queue of this process goes through its stream (TCP on
@@ -904,7 +907,7 @@ void take_and_die(int port, actors::queue<int> q) {
     ::_exit(3);
   actors::detail::channel ch{fd};
   std::uint64_t req = 1;
-  std::uint64_t qid = q.ref().actor()->id();
+  std::uint64_t qid = queue_access::ref(q).actor()->id();
   std::int64_t ns = -1;
   if (ch.put(hub_frame::get, req, qid, ns) || !ch.flush(true))
     ::_exit(4);
@@ -1216,7 +1219,7 @@ TEST_CASE("over a stream: the hub drops a stream that sends garbage and "
     return fd;
   };
   std::uint64_t req = 1;
-  std::uint64_t qid = q.ref().actor()->id();
+  std::uint64_t qid = queue_access::ref(q).actor()->id();
   SUBCASE("an unknown kind") {
     auto fd = dial_door();
     char frame[9] = {4, 0, 0, 0, 99, 1, 2, 3, 4};
@@ -1309,7 +1312,7 @@ TEST_CASE("over a stream: when_drained waits for the streams that named a "
   REQUIRE_FALSE(ch.put(hub_frame::peer, req, remote));
   REQUIRE(ch.flush(true));
   REQUIRE(next_kind(ch) == hub_frame::ok); // the name was read
-  std::uint64_t qid = q.ref().actor()->id();
+  std::uint64_t qid = queue_access::ref(q).actor()->id();
   std::atomic<long> landed{-1};
   hub.when_drained(remote, [&] {
     landed = static_cast<long>(hub.find(qid)->snapshot().size);

@@ -1,7 +1,7 @@
 #pragma once
 
 // A stream into this process's queue hub for the tests of queues and pipes
-// used from another host (queue_hub.hpp, "Other hosts"). The run's
+// used from another host (queue/hub_stream.cpp). The run's
 // authenticated listener is not the hub's: here a plain TCP socket on
 // 127.0.0.1 stands in for it, every connection it accepts going to
 // queue_hub::serve_stream as it is. A child started with the door's port

@@ -151,11 +151,6 @@ public:
   }
   ///@}
 
-  /// The queue this end receives from (for `wait` and libactors itself).
-  const detail::queue_ref& inbox() const noexcept {
-    return inbox_;
-  }
-
   template <class Inspector>
   friend typename Inspector::result_type inspect(Inspector& f,
                                                  connection& x) {
@@ -179,6 +174,7 @@ public:
 
 private:
   friend std::pair<connection, connection> pipe<T>(bool);
+  friend struct detail::queue_access;
 
   void check_open() const {
     if (closed_)
@@ -269,7 +265,7 @@ wait(const std::vector<connection<T>>& conns,
   for (auto& c : conns) {
     if (!c.readable())
       throw error(errc::wrong_direction, "wait on the write end of a pipe");
-    inboxes.push_back(c.inbox());
+    inboxes.push_back(detail::queue_access::inbox(c));
   }
   std::vector<connection<T>> ready;
   for (auto i : detail::wait_any(inboxes, timeout))

@@ -162,12 +162,9 @@ public:
     return f(x.ref_);
   }
 
-  /// The untyped handle underneath (for libactors itself and its tests).
-  const detail::queue_ref& ref() const noexcept {
-    return ref_;
-  }
-
 protected:
+  friend struct detail::queue_access;
+
   /// A queue whose every put is answered (`joinable_queue`: `join` must
   /// count each item the moment its put returns).
   queue(long maxsize, bool buffered)

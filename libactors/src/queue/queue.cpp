@@ -1,161 +1,29 @@
-// The blocking calls on a queue, and the queue's actor.
+// The blocking calls on a queue (queue_ref), and wait_any.
 //
 // A queue's state (queue_core.hpp) lives in the process that made it.
 // Threads of that process operate on it directly; threads of other
 // processes through its hub (queue_hub.hpp), one connection each: local,
 // or a stream to its node from a process on another host (one that has a
-// connector: set_remote_hub). The
-// queue's actor is its identity in handles and serves what needs CAF:
-//   (q_poll, id, timeout_ns)  -> ok(bool ready)   for wait_any
-//   (q_attach, role, root, flight, sender)
-//                             the process of `root` holds the end that
-//                             reads or writes this queue; with a flight
-//                             (not 0), it received it from `sender`
-//   (q_depart, role, flight, sender)
-//                             the process of `sender` handed the end over:
-//                             it holds it until the receiver's attach
-//   (q_detach, id, role, root) ... no longer (-> ok()); when the last reader or the
-//                             last writer is gone (detached, or dead and
-//                             everything it sent read) and none is on its
-//                             way, the queue closes
-// Attach, depart and detach go through the actor so that they stay in the
-// order they were sent in, from each process. A receiver's attach may
-// overtake its sender's depart (they come from two processes): the core
-// matches them in either order.
+// connector: set_remote_hub). The queue's actor (queue_actor.hpp) is its
+// identity in handles and serves what needs CAF.
 
 #include "actors/detail/queue_ref.hpp"
 
 #include <algorithm>
-#include <atomic>
-#include <map>
-#include <set>
 
-#include <caf/event_based_actor.hpp>
 #include <caf/scoped_actor.hpp>
-#include <caf/stateful_actor.hpp>
 
-#include "actors/pipe.hpp"
+#include "base/deadline.hpp"
 #include "node/call.hpp"
+#include "node/runtime.hpp"
+#include "queue/queue_actor.hpp"
 #include "queue/queue_core.hpp"
 #include "queue/queue_hub.hpp"
-#include "node/runtime.hpp"
 #include "wire/serializable.hpp"
 
 namespace actors::detail {
 
 namespace {
-
-using q_poll = caf::atom_constant<caf::atom("q_poll")>;
-using q_expire = caf::atom_constant<caf::atom("q_expire")>;
-using q_attach = caf::atom_constant<caf::atom("q_attach")>;
-using q_depart = caf::atom_constant<caf::atom("q_depart")>;
-using q_detach = caf::atom_constant<caf::atom("q_detach")>;
-using q_gone = caf::atom_constant<caf::atom("q_gone")>;
-using ok_atom = caf::ok_atom;
-
-struct queue_state {
-  std::shared_ptr<queue_core> core;
-  std::set<caf::actor_addr> watched;
-  std::set<caf::actor_addr> holders;
-  std::multimap<caf::actor_addr, std::uint64_t> polls; // parked, by caller
-  static constexpr const char* name = "actors.queue";
-};
-
-using queue_actor_ptr = caf::stateful_actor<queue_state>*;
-
-caf::behavior queue_actor(queue_actor_ptr self,
-                          std::shared_ptr<queue_core> core) {
-  self->state.core = core;
-  // A process has ended (its actor `who` is down): what it waited for is
-  // cancelled, and what it held it holds no more.
-  auto forget = [self, core](const caf::actor_addr& who) {
-    auto& s = self->state;
-    s.watched.erase(who);
-    auto polls = s.polls.equal_range(who);
-    for (auto i = polls.first; i != polls.second; ++i)
-      core->cancel(i->second);
-    s.polls.erase(polls.first, polls.second);
-    if (s.holders.erase(who) > 0) {
-      // Its process ended; what it sent before may still be on its way
-      // through the hub: read that first, like a pipe's buffer.
-      queue_hub::local().when_drained(who.node(), [core, who] {
-        core->holder_gone(who);
-      });
-    }
-  };
-  auto watch = [self](const caf::actor& who) {
-    if (!self->state.watched.insert(who.address()).second)
-      return;
-    self->monitor(who);
-    // CAF tells the death of a process only to those connected to it (or
-    // that it tells itself as it ends): on this host, its pid tells the
-    // others, as a grandchild's to its grandparent.
-    auto me = caf::actor_cast<caf::actor_addr>(self);
-    queue_hub::local().when_exited(who.node(), [me, who = who.address()] {
-      if (auto hdl = caf::actor_cast<caf::actor>(me))
-        caf::anon_send(hdl, q_gone::value, who);
-    });
-  };
-  self->set_down_handler(
-    [forget](caf::down_msg& dm) { forget(dm.source); });
-  return {
-    [=](q_poll, std::uint64_t id, std::int64_t ns) {
-      auto who = caf::actor_cast<caf::actor>(self->current_sender());
-      auto r = core->poll(ns != 0, [who, id](q_outcome&& x) {
-        caf::anon_send(who, ok_atom::value, id, caf::make_message(x.flag));
-        return true;
-      });
-      if (auto* now = std::get_if<q_outcome>(&r)) {
-        self->send(who, ok_atom::value, id, caf::make_message(now->flag));
-        return;
-      }
-      auto serial = std::get<std::uint64_t>(r);
-      watch(who);
-      self->state.polls.emplace(who.address(), serial);
-      if (ns > 0)
-        self->delayed_send(self, std::chrono::nanoseconds{ns}, q_expire::value,
-                           serial);
-    },
-    [=](q_expire, std::uint64_t serial) { core->expire(serial); },
-    [=](q_gone, const caf::actor_addr& who) { forget(who); },
-    [=](q_attach, std::uint8_t role, const caf::actor& root,
-        std::uint64_t flight, const caf::actor& sender) {
-      auto hold = [&](const caf::actor& who) {
-        self->state.holders.insert(who.address());
-        watch(who);
-      };
-      if (core->attach(static_cast<holder_role>(role), root.address(),
-                       sender.address(), flight))
-        hold(root);
-      // Its death forgets what is noted of its flights.
-      if (flight != 0 && sender)
-        hold(sender);
-    },
-    [=](q_depart, std::uint8_t role, std::uint64_t flight,
-        const caf::actor& sender) {
-      core->depart(static_cast<holder_role>(role), sender.address(), flight);
-      self->state.holders.insert(sender.address());
-      watch(sender);
-    },
-    [=](q_detach, std::uint64_t id, std::uint8_t role,
-        const caf::actor& root) {
-      core->detach(static_cast<holder_role>(role), root.address());
-      self->send(caf::actor_cast<caf::actor>(self->current_sender()),
-                 ok_atom::value, id, caf::message{});
-    },
-  };
-}
-
-// A timeout in ns (-1: none); a negative one becomes zero, in `timeout`
-// too (as in Python).
-std::int64_t to_ns(std::optional<duration>& timeout) {
-  if (!timeout)
-    return -1;
-  if (*timeout < duration::zero())
-    timeout = duration::zero();
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(*timeout)
-    .count();
-}
 
 // Renames a queue error for pipes (closed becomes end-of-pipe or broken-pipe,
 // empty becomes a timeout).
@@ -170,98 +38,6 @@ std::int64_t to_ns(std::optional<duration>& timeout) {
 
 } // namespace
 
-// -- pipe ends on their way ---------------------------------------------------
-
-namespace {
-
-thread_local end_pass this_pass = end_pass::hand_over;
-thread_local std::uint64_t ends_seen = 0;
-
-// Calls `fn(queue, role)` for each side of an end that this handle uses.
-template <class F>
-void each_side(const queue_ref& inbox, const queue_ref& outbox, bool readable,
-               bool writable, F fn) {
-  if (readable && inbox.actor())
-    fn(inbox, holder_role::reader);
-  if (writable && outbox.actor())
-    fn(outbox, holder_role::writer);
-}
-
-// This process holds the end now; its flight, if any, ends.
-void arrive(const queue_ref& inbox, const queue_ref& outbox, bool readable,
-            bool writable, end_flight& flight) {
-  auto& root = runtime::get().service_actor();
-  each_side(inbox, outbox, readable, writable,
-            [&](const queue_ref& q, holder_role role) {
-              caf::anon_send(q.actor(), q_attach::value,
-                             static_cast<std::uint8_t>(role), root,
-                             flight.id, flight.sender);
-            });
-  flight = end_flight{};
-}
-
-} // namespace
-
-end_pass_scope::end_pass_scope(end_pass pass)
-  : prev_(this_pass), seen_(ends_seen) {
-  this_pass = pass;
-}
-
-end_pass_scope::~end_pass_scope() {
-  this_pass = prev_;
-}
-
-bool end_pass_scope::saw_ends() const noexcept {
-  return ends_seen != seen_;
-}
-
-void end_saved(const queue_ref& inbox, const queue_ref& outbox, bool readable,
-               bool writable, bool closed, end_flight& flight) {
-  if (closed || (!readable && !writable))
-    return;
-  ++ends_seen;
-  if (this_pass == end_pass::take) {
-    arrive(inbox, outbox, readable, writable, flight);
-    return;
-  }
-  if (flight.id != 0)
-    return; // handed over already: this is the same hand-over
-  // Sent first, so before anything this process sends later (its close).
-  static std::atomic<std::uint64_t> next_flight{1};
-  flight.id = next_flight.fetch_add(1, std::memory_order_relaxed);
-  flight.sender = runtime::get().service_actor();
-  each_side(inbox, outbox, readable, writable,
-            [&](const queue_ref& q, holder_role role) {
-              caf::anon_send(q.actor(), q_depart::value,
-                             static_cast<std::uint8_t>(role), flight.id,
-                             flight.sender);
-            });
-}
-
-void end_loaded(const queue_ref& inbox, const queue_ref& outbox,
-                bool readable, bool writable, bool closed,
-                end_flight& flight) {
-  if (closed || (!readable && !writable))
-    return;
-  ++ends_seen;
-  // Also on the middleman's thread while CAF deserializes a message: an
-  // anonymous message, ordered before anything this process sends later.
-  if (this_pass != end_pass::carry)
-    arrive(inbox, outbox, readable, writable, flight);
-}
-
-void hand_over(closure& x) {
-  end_pass_scope scope{end_pass::hand_over};
-  serializable(x); // walks the arguments: each end departs (end_saved)
-}
-
-void take_ends(value& item) {
-  if (!item.carries_ends())
-    return;
-  item.carries_ends(false);
-  end_pass_scope scope{end_pass::take};
-  serializable(item); // walks the item: each end arrives (end_saved)
-}
 
 queue_ref queue_ref::make(long maxsize, bool buffered) {
   if (maxsize < 0)
@@ -272,7 +48,7 @@ queue_ref queue_ref::make(long maxsize, bool buffered) {
                                            [&hub] { return hub.poll_once(); });
   queue_ref result;
   result.actor_ = rt.spawn_service([core](caf::actor_system& sys) {
-    return sys.spawn(queue_actor, core);
+    return spawn_queue_actor(sys, core);
   });
   hub.add(result.actor_->id(), core);
   result.hub_ = hub.address();
@@ -288,16 +64,17 @@ namespace {
 // own: a stream to the owner's node once this process has a connector for
 // remote hubs (unless it says the node is on this host), else the local
 // socket and ring.
-hub_client& client_of(const caf::actor& ref, const std::string& hub,
+hub_client& client_for(const caf::actor& ref, const std::string& hub,
                       std::uint64_t key0, std::uint64_t key1) {
   if (remote_hub_set())
     if (auto* stream = hub_client::over_stream(ref->node()))
       return *stream;
-  return hub_client::of(hub, key0, key1);
+  return hub_client::local(hub, key0, key1);
 }
 
-// The state of the queue `ref` names if this process owns it, else null.
-std::shared_ptr<queue_core> here(const caf::actor& ref) {
+// The state of the queue `ref` names if this process owns it, else null
+// (then go through its owner's hub).
+std::shared_ptr<queue_core> local_core(const caf::actor& ref) {
   if (!ref)
     throw error(errc::invalid_argument, "the handle is empty");
   auto& rt = runtime::get();
@@ -313,9 +90,9 @@ std::shared_ptr<queue_core> here(const caf::actor& ref) {
 
 void queue_ref::put(value item, std::optional<duration> timeout,
                     error_names names) const {
-  auto ns = to_ns(timeout);
+  auto ns = timeout_ns(timeout);
   try {
-    if (auto core = here(actor_)) {
+    if (auto core = local_core(actor_)) {
       // Whoever takes it may be another process: an item that could not get
       // there fails here, not there. (Sent to another process, it is
       // serialized anyway, and fails the same way.)
@@ -326,10 +103,10 @@ void queue_ref::put(value item, std::optional<duration> timeout,
                     "the item cannot be serialized: "
                       + runtime::get().system().render(err));
       item.carries_ends(scope.saw_ends());
-      check(core->put_here(std::move(item), timeout));
+      check(core->put_blocking(std::move(item), timeout));
       return;
     }
-    auto& hub = client_of(actor_, hub_, key0_, key1_);
+    auto& hub = client_for(actor_, hub_, key0_, key1_);
     auto id = actor_->id();
     if (buffered_)
       hub.put_buffered(id, item);
@@ -341,19 +118,19 @@ void queue_ref::put(value item, std::optional<duration> timeout,
 }
 
 value queue_ref::get(std::optional<duration> timeout, error_names names) const {
-  auto ns = to_ns(timeout);
+  auto ns = timeout_ns(timeout);
   try {
     q_outcome result;
-    if (auto core = here(actor_)) {
-      result = core->get_here(timeout);
+    if (auto core = local_core(actor_)) {
+      result = core->get_blocking(timeout);
       if (ns == 0 && !result.ok && result.code == errc::queue_empty) {
         // What other processes have put may still be in the hub's sockets.
         queue_hub::local().drain();
-        result = core->get_here(timeout);
+        result = core->get_blocking(timeout);
       }
     } else {
       auto id = actor_->id();
-      auto& hub = client_of(actor_, hub_, key0_, key1_);
+      auto& hub = client_for(actor_, hub_, key0_, key1_);
       result = hub.call(hub_frame::get, ns, id, ns);
     }
     check(result);
@@ -365,41 +142,41 @@ value queue_ref::get(std::optional<duration> timeout, error_names names) const {
 }
 
 bool queue_ref::poll(std::optional<duration> timeout) const {
-  auto ns = to_ns(timeout);
-  if (auto core = here(actor_)) {
-    if (core->poll_here(timeout).flag)
+  auto ns = timeout_ns(timeout);
+  if (auto core = local_core(actor_)) {
+    if (core->poll_blocking(timeout).flag)
       return true;
     if (ns != 0)
       return false;
     queue_hub::local().drain();
-    return core->poll_here(timeout).flag;
+    return core->poll_blocking(timeout).flag;
   }
   auto id = actor_->id();
-  auto& hub = client_of(actor_, hub_, key0_, key1_);
+  auto& hub = client_for(actor_, hub_, key0_, key1_);
   auto result = hub.call(hub_frame::poll, ns, id, ns);
   check(result);
   return result.flag;
 }
 
 queue_ref::stats queue_ref::snapshot() const {
-  if (auto core = here(actor_)) {
+  if (auto core = local_core(actor_)) {
     queue_hub::local().drain(); // count what others have put
     return core->snapshot();
   }
   auto id = actor_->id();
-  auto& hub = client_of(actor_, hub_, key0_, key1_);
+  auto& hub = client_for(actor_, hub_, key0_, key1_);
   check(hub.call(hub_frame::size, -1, id));
   return hub.last_stats();
 }
 
 void queue_ref::close() const {
-  if (auto core = here(actor_)) {
+  if (auto core = local_core(actor_)) {
     core->close();
     return;
   }
   // On this thread's connection: after every put it sent.
   auto id = actor_->id();
-  check(client_of(actor_, hub_, key0_, key1_).call(hub_frame::close, -1, id));
+  check(client_for(actor_, hub_, key0_, key1_).call(hub_frame::close, -1, id));
 }
 
 void queue_ref::attach(holder_role role) const {
@@ -421,19 +198,19 @@ void queue_ref::detach(holder_role role) const {
 }
 
 void queue_ref::task_done() const {
-  if (auto core = here(actor_)) {
+  if (auto core = local_core(actor_)) {
     check(core->task_done());
     return;
   }
   auto id = actor_->id();
-  check(client_of(actor_, hub_, key0_, key1_).call(hub_frame::done, -1, id));
+  check(client_for(actor_, hub_, key0_, key1_).call(hub_frame::done, -1, id));
 }
 
 std::vector<std::size_t> wait_any(const std::vector<queue_ref>& inboxes,
                                   std::optional<duration> timeout) {
   // One poll after another would wait for each in turn; instead ask all at
   // once from a dedicated actor and take the first that is ready.
-  auto ns = to_ns(timeout);
+  auto ns = timeout_ns(timeout);
   caf::scoped_actor self{runtime::get().system()};
   for (std::size_t i = 0; i < inboxes.size(); ++i) {
     self->monitor(inboxes[i].actor());
@@ -452,7 +229,9 @@ std::vector<std::size_t> wait_any(const std::vector<queue_ref>& inboxes,
     auto on_down = [&](caf::down_msg&) { down = true; };
     if (timeout)
       self->receive(on_ok, on_down,
-                    caf::after(*timeout + call_grace) >> [&] { silent = true; });
+                    caf::after(std::max(*timeout, duration::zero())
+                               + call_grace)
+                      >> [&] { silent = true; });
     else
       self->receive(on_ok, on_down);
   }
@@ -468,13 +247,13 @@ std::vector<std::size_t> wait_any(const std::vector<queue_ref>& inboxes,
 }
 
 bool queue_ref::join(std::optional<duration> timeout) const {
-  auto ns = to_ns(timeout);
+  auto ns = timeout_ns(timeout);
   q_outcome result;
-  if (auto core = here(actor_)) {
-    result = core->join_here(timeout);
+  if (auto core = local_core(actor_)) {
+    result = core->join_blocking(timeout);
   } else {
     auto id = actor_->id();
-    auto& hub = client_of(actor_, hub_, key0_, key1_);
+    auto& hub = client_for(actor_, hub_, key0_, key1_);
     result = hub.call(hub_frame::join, ns, id, ns);
   }
   if (!result.ok && result.code == errc::timeout)

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <atomic>
 
+#include "base/deadline.hpp"
+
 namespace actors::detail {
 
 void check(const q_outcome& x) {
@@ -205,7 +207,7 @@ bool queue_core::attach(holder_role role, const caf::actor_addr& holder,
   auto fresh = h.processes.insert(holder).second;
   // The receiver holds it now: the flight ends (or will as it departs).
   if (id != 0 && h.flights.erase({sender, id}) == 0)
-    h.landed.emplace(sender, id);
+    h.attached_early.emplace(sender, id);
   return fresh;
 }
 
@@ -213,7 +215,7 @@ void queue_core::depart(holder_role role, const caf::actor_addr& sender,
                         std::uint64_t id) {
   std::lock_guard<std::mutex> guard{mtx_};
   auto& h = side(role);
-  if (h.landed.erase({sender, id}) == 0)
+  if (h.attached_early.erase({sender, id}) == 0)
     h.flights.emplace(sender, id);
 }
 
@@ -246,7 +248,7 @@ void queue_core::holder_gone(const caf::actor_addr& holder) {
         return any;
       };
       held = from(h->flights) || held;
-      from(h->landed);
+      from(h->attached_early);
       if (held && h->none())
         now = close_locked() || now;
     }
@@ -255,7 +257,7 @@ void queue_core::holder_gone(const caf::actor_addr& holder) {
 }
 
 template <class Op>
-q_outcome queue_core::wait_here(Op op, std::optional<duration> timeout) {
+q_outcome queue_core::wait_blocking(Op op, std::optional<duration> timeout) {
   struct slot {
     std::condition_variable cv;
     std::atomic<bool> done{false};
@@ -275,10 +277,9 @@ q_outcome queue_core::wait_here(Op op, std::optional<duration> timeout) {
   // replies): look for it briefly before sleeping, serving the hub
   // meanwhile, so that the answer need not wake the hub's thread and then
   // this one.
-  auto spin_until = std::chrono::steady_clock::now() + spin_time;
-  if (timeout)
-    spin_until = std::min(spin_until,
-                          std::chrono::steady_clock::now() + *timeout);
+  deadline limit{timeout};
+  auto spin_until =
+    std::min(std::chrono::steady_clock::now() + spin_time, limit.when());
   while (!s.done.load(std::memory_order_acquire)
          && std::chrono::steady_clock::now() < spin_until)
     if (!idle_ || !idle_())
@@ -286,10 +287,10 @@ q_outcome queue_core::wait_here(Op op, std::optional<duration> timeout) {
   {
     std::unique_lock<std::mutex> guard{mtx_};
     auto done = [&] { return s.done.load(std::memory_order_relaxed); };
-    if (!timeout)
+    if (!limit.bounded())
       s.cv.wait(guard, done);
     else
-      s.cv.wait_for(guard, *timeout, done);
+      s.cv.wait_until(guard, limit.when(), done);
     if (done())
       return std::move(s.result);
   }
@@ -299,28 +300,29 @@ q_outcome queue_core::wait_here(Op op, std::optional<duration> timeout) {
   return std::move(s.result);
 }
 
-q_outcome queue_core::put_here(value item, std::optional<duration> timeout) {
-  return wait_here(
+q_outcome queue_core::put_blocking(value item,
+                                   std::optional<duration> timeout) {
+  return wait_blocking(
     [&](bool wait, answer_fn answer) {
       return put(std::move(item), wait, std::move(answer));
     },
     timeout);
 }
 
-q_outcome queue_core::get_here(std::optional<duration> timeout) {
-  return wait_here(
+q_outcome queue_core::get_blocking(std::optional<duration> timeout) {
+  return wait_blocking(
     [&](bool wait, answer_fn answer) { return get(wait, std::move(answer)); },
     timeout);
 }
 
-q_outcome queue_core::poll_here(std::optional<duration> timeout) {
-  return wait_here(
+q_outcome queue_core::poll_blocking(std::optional<duration> timeout) {
+  return wait_blocking(
     [&](bool wait, answer_fn answer) { return poll(wait, std::move(answer)); },
     timeout);
 }
 
-q_outcome queue_core::join_here(std::optional<duration> timeout) {
-  return wait_here(
+q_outcome queue_core::join_blocking(std::optional<duration> timeout) {
+  return wait_blocking(
     [&](bool wait, answer_fn answer) { return join(wait, std::move(answer)); },
     timeout);
 }

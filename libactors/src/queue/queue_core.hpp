@@ -158,10 +158,10 @@ public:
   /// The blocking forms for a thread of this process: park, then wait on
   /// the queue's mutex at most `timeout` (nothing: forever).
   using duration = std::chrono::steady_clock::duration;
-  q_outcome put_here(value item, std::optional<duration> timeout);
-  q_outcome get_here(std::optional<duration> timeout);
-  q_outcome poll_here(std::optional<duration> timeout);
-  q_outcome join_here(std::optional<duration> timeout);
+  q_outcome put_blocking(value item, std::optional<duration> timeout);
+  q_outcome get_blocking(std::optional<duration> timeout);
+  q_outcome poll_blocking(std::optional<duration> timeout);
+  q_outcome join_blocking(std::optional<duration> timeout);
   ///@}
 
 private:
@@ -197,7 +197,7 @@ private:
     using flight = std::pair<caf::actor_addr, std::uint64_t>;
     std::set<caf::actor_addr> processes;
     std::set<flight> flights;
-    std::set<flight> landed; // arrived before their departure
+    std::set<flight> attached_early; // attached before their departure
     bool none() const noexcept {
       return processes.empty() && flights.empty();
     }
@@ -208,7 +208,7 @@ private:
   }
 
   template <class Op>
-  q_outcome wait_here(Op op, std::optional<duration> timeout);
+  q_outcome wait_blocking(Op op, std::optional<duration> timeout);
 
   std::mutex mtx_;
   const std::size_t maxsize_;

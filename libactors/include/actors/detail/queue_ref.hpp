@@ -124,4 +124,20 @@ private:
   bool buffered_ = false;
 };
 
+/// The untyped handles under the public queue and pipe types, for
+/// libactors itself and its tests (the public types befriend it).
+struct queue_access {
+  /// The queue under a `queue<T>` or `joinable_queue<T>`.
+  template <class Queue>
+  static const queue_ref& ref(const Queue& q) noexcept {
+    return q.ref_;
+  }
+
+  /// The queue a `connection<T>` receives from.
+  template <class Connection>
+  static const queue_ref& inbox(const Connection& c) noexcept {
+    return c.inbox_;
+  }
+};
+
 } // namespace actors::detail
