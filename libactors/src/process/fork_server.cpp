@@ -9,6 +9,7 @@
 #include <mutex>
 #include <system_error>
 #include <thread>
+#include <utility>
 
 #include <fcntl.h>
 #include <poll.h>
@@ -68,11 +69,17 @@ constexpr int max_fds = 7;
 
 std::mutex mtx;      // one request at a time
 int server_fd = -1;  // our end; -1 without a server
+// Our end of the orphans' socket: a child the server forked whose answer
+// could not be sent (we gave up on the server) sends its pid here before
+// it exits, so that it is reaped rather than left a zombie of ours (it is
+// our child: CLONE_PARENT). Read once the server is given up on.
+int orphans_fd = -1;
 int server_pidfd = -1; // no pid-reuse race when ending it
 pid_t server_pid = -1;
 
-// Kills the server and collects it (waiting 1 s at most: a SIGKILLed
-// process, even a stopped one, ends at once), under `mtx`.
+// Kills the server and collects it, waiting 1 s at most: a SIGKILLed
+// process ends at once, even a stopped one, but a starved one may need
+// longer; then reap_orphans collects it. Under `mtx`.
 void kill_server() {
   if (server_pidfd < 0)
     return;
@@ -80,10 +87,50 @@ void kill_server() {
   pollfd p{server_pidfd, POLLIN, 0};
   while (::poll(&p, 1, 1000) < 0 && errno == EINTR) {
   }
-  siginfo_t info;
-  ::waitid(P_PIDFD, static_cast<id_t>(server_pidfd), &info, WEXITED | WNOHANG);
-  ::close(server_pidfd);
-  server_pidfd = -1;
+  siginfo_t info{};
+  if (::waitid(P_PIDFD, static_cast<id_t>(server_pidfd), &info,
+               WEXITED | WNOHANG)
+        == 0
+      && info.si_pid != 0) {
+    ::close(server_pidfd);
+    server_pidfd = -1;
+  }
+}
+
+// Reaps, on a thread of its own, what is left of a server given up on: the
+// server itself if it has not ended yet, and the children it had forked
+// whose answers could not be sent: each sends its pid, then exits. The
+// thread ends when every holder of the socket's other end is gone (the
+// server, and its children: they close it once they have answered).
+// Without a thread (at the limit of threads), what came already is reaped.
+// Once, after the server was given up on; under `mtx`.
+void reap_orphans() {
+  auto server = std::exchange(server_pidfd, -1);
+  auto orphans = std::exchange(orphans_fd, -1);
+  auto reap = [](int pidfd, int fd, bool block) {
+    if (pidfd >= 0) {
+      siginfo_t info{};
+      ::waitid(P_PIDFD, static_cast<id_t>(pidfd), &info,
+               WEXITED | (block ? 0 : WNOHANG));
+      ::close(pidfd);
+    }
+    if (fd < 0)
+      return;
+    std::int32_t pid;
+    ssize_t n;
+    while ((n = ::recv(fd, &pid, sizeof(pid), block ? 0 : MSG_DONTWAIT)) > 0
+           || (n < 0 && errno == EINTR))
+      if (n == static_cast<ssize_t>(sizeof(pid)) && pid > 0)
+        ::waitpid(pid, nullptr, 0); // it exits right after it sent
+    ::close(fd);
+  };
+  if (server < 0 && orphans < 0)
+    return;
+  try {
+    std::thread{[=] { reap(server, orphans, true); }}.detach();
+  } catch (const std::system_error&) {
+    reap(server, orphans, false);
+  }
 }
 
 // Forgets the server, which is gone or failed us: children are spawned
@@ -92,6 +139,7 @@ void end_server() {
   ::close(server_fd);
   server_fd = -1;
   kill_server();
+  reap_orphans();
 }
 
 // Gives up on a server that did not answer the request `token`: ends it,
@@ -110,6 +158,7 @@ pid_t abandon_server(std::uint64_t token) {
       result = answer.pid;
   ::close(server_fd);
   server_fd = -1;
+  reap_orphans();
   return result;
 }
 
@@ -132,6 +181,9 @@ void place(int fd, int target) {
 // The program's name, which the server's children take back.
 char program_name[16];
 
+// The server's end of the orphans' socket (see orphans_fd).
+int orphans_end = -1;
+
 [[noreturn]] void become_child(int sock, const request& req, const char* name,
                                const char* task, int* fds, int nfds) {
   reply answer{req.token, static_cast<std::int32_t>(::syscall(SYS_getpid)), 0};
@@ -139,9 +191,16 @@ char program_name[16];
   while ((sent = ::send(sock, &answer, sizeof(answer), MSG_NOSIGNAL)) < 0
          && errno == EINTR) {
   }
-  if (sent != static_cast<ssize_t>(sizeof(answer)))
-    ::_exit(0); // the owner gave up on this request
+  if (sent != static_cast<ssize_t>(sizeof(answer))) {
+    // The owner gave up on this request: it reaps this process once told.
+    std::int32_t self = answer.pid;
+    while (::send(orphans_end, &self, sizeof(self), MSG_NOSIGNAL) < 0
+           && errno == EINTR) {
+    }
+    ::_exit(0);
+  }
   ::close(sock);
+  ::close(orphans_end);
   ::prctl(PR_SET_NAME, program_name);
   // Out of the way of 3..5 first, then onto them.
   for (int i = 0; i < nfds; ++i)
@@ -181,7 +240,8 @@ char program_name[16];
 }
 
 // (Unused where forking without exec is unsafe: see start().)
-[[noreturn, maybe_unused]] void serve(int sock, pid_t owner) {
+[[noreturn, maybe_unused]] void serve(int sock, int orphans, pid_t owner) {
+  orphans_end = orphans;
   // Goes when the owner goes (and reads the end of its socket then).
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (::getppid() != owner)
@@ -256,16 +316,23 @@ void start() {
     return;
   unique_fd ours{sv[0]};
   unique_fd theirs{sv[1]};
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+    return;
+  unique_fd orphans_ours{sv[0]};
+  unique_fd orphans_theirs{sv[1]};
   auto owner = ::getpid();
   auto pid = ::fork();
   if (pid == 0) {
     ours.reset();
-    serve(theirs.release(), owner);
+    orphans_ours.reset();
+    serve(theirs.release(), orphans_theirs.release(), owner);
   }
   theirs.reset();
+  orphans_theirs.reset();
   if (pid < 0)
     return;
   server_fd = ours.release();
+  orphans_fd = orphans_ours.release();
   server_pid = pid;
   server_pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
 #endif

@@ -11,6 +11,10 @@
 // the server died, or did not answer a request within 2 s (stopped,
 // starved: it is then ended, and says so on stderr).
 //
+// A child the server forked for a request the owner gave up on exits
+// without running, after sending its pid on a socket of its own, by which
+// the owner reaps it (it is the owner's child: no zombie is left).
+//
 // A child made by the server sees the program as it was at actors::init:
 // its environment is the one of that moment (the working directory is
 // passed along).

@@ -32,6 +32,7 @@
 #include "base/fd.hpp"
 #include "node/call.hpp"
 #include "node/runtime.hpp"
+#include "shm/shared_memory.hpp"
 
 namespace actors::detail {
 
@@ -79,19 +80,13 @@ hub_client& hub_client::local(const std::string& address, std::uint64_t key0,
 
 hub_client::hub_client(int fd, std::string address)
   : ch_(fd), address_(std::move(address)) {
-  area_fd_ = ::memfd_create("actors-hub-area", MFD_CLOEXEC);
-  void* p = MAP_FAILED;
-  if (area_fd_ >= 0 && ::ftruncate(area_fd_, sizeof(shared_area)) == 0)
-    p = ::mmap(nullptr, sizeof(shared_area), PROT_READ | PROT_WRITE,
-               MAP_SHARED, area_fd_, 0);
-  if (p == MAP_FAILED) {
-    if (area_fd_ >= 0)
-      ::close(area_fd_);
+  auto made = make_shared_memory("actors-hub-area", sizeof(shared_area));
+  if (!made.memory)
     throw error(errc::invalid_argument,
                 std::string{"cannot make a shared area: "}
                   + std::strerror(errno));
-  }
-  area_ = new (p) shared_area;
+  area_fd_ = made.fd.release();
+  area_ = new (made.memory.release()) shared_area;
 }
 
 hub_client::~hub_client() {

@@ -30,6 +30,7 @@
 #include "node/call.hpp"
 #include "node/runtime.hpp"
 #include "queue/hub_connection.hpp"
+#include "shm/shared_memory.hpp"
 
 namespace actors::detail {
 
@@ -40,18 +41,9 @@ namespace {
 shared_area* map_area(pid_t pid, std::int32_t fd) {
   if (fd < 0)
     return nullptr;
-  auto path = "/proc/" + std::to_string(pid) + "/fd/" + std::to_string(fd);
-  auto local = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
-  if (local < 0)
-    return nullptr;
-  struct stat st{};
-  void* p = MAP_FAILED;
-  if (::fstat(local, &st) == 0 && S_ISREG(st.st_mode)
-      && st.st_size == static_cast<off_t>(sizeof(shared_area)))
-    p = ::mmap(nullptr, sizeof(shared_area), PROT_READ | PROT_WRITE,
-               MAP_SHARED, local, 0);
-  ::close(local);
-  return p == MAP_FAILED ? nullptr : static_cast<shared_area*>(p);
+  std::string why;
+  return static_cast<shared_area*>(
+    map_peer_memory(pid, fd, sizeof(shared_area), why).release());
 }
 
 } // namespace
