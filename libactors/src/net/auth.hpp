@@ -47,8 +47,8 @@ using nonce = std::array<std::uint8_t, nonce_size>;
 /// What an authenticated connection carries once the handshake is done.
 enum class purpose : std::uint8_t {
   node,   ///< BASP: the connecting process joins as a node of the run
-  worker, ///< a pool worker on another host (pool.cpp's channel protocol)
-  hub,    ///< queue operations of another host (queue_hub.hpp's stream)
+  worker, ///< a pool worker on another host (pool/worker.hpp's frames)
+  hub,    ///< queue operations of another host (queue/hub_stream.cpp)
   lock,   ///< lock operations of another host
 };
 

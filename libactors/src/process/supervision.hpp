@@ -1,9 +1,10 @@
 #pragma once
 
 // What every supervisor of processes shares: the pool replacing its worker
-// processes (pool.cpp) and actors::supervisor restarting actor processes
-// (supervisor.cpp) both describe a death the same way and both give up when
-// deaths come faster than their restart intensity allows.
+// processes (pool/process_workers.cpp) and actors::supervisor restarting
+// actor processes (actor/supervisor.cpp) both describe a death the same
+// way and both give up when deaths come faster than their restart
+// intensity allows.
 
 #include <chrono>
 #include <cstddef>
