@@ -73,6 +73,11 @@ void send_then_die(actors::connection<int> conn, int count) {
   ::raise(SIGKILL);
 }
 
+void take_end_then_die(actors::queue<actors::connection<int>> q) {
+  auto conn = q.get();
+  ::raise(SIGKILL);
+}
+
 void use_end_from_queue(actors::queue<actors::connection<int>> q) {
   auto conn = q.get();
   conn.send(conn.recv() + 1);
@@ -441,6 +446,35 @@ TEST_CASE("an end passed as a pool task's argument and closed at once: what "
   }
 }
 
+TEST_CASE("an end passed to a pool task whose worker dies at once: end of "
+          "pipe") {
+  actors::pool p{1};
+  for (int round = 0; round < 5; ++round) {
+    CAPTURE(round);
+    auto [r, w] = actors::pipe<int>(false);
+    auto result = p.apply_async(send_then_die, w, 0);
+    w.close();
+    CHECK(code_of([&] { r.recv(10s); }) == actors::errc::end_of_pipe);
+    CHECK(code_of([&] { result.get(10s); }) == actors::errc::worker_lost);
+  }
+}
+
+TEST_CASE("an end taken from a queue by a process that dies at once: end of "
+          "pipe") {
+  for (int round = 0; round < 5; ++round) {
+    CAPTURE(round);
+    auto [r, w] = actors::pipe<int>(false);
+    actors::queue<actors::connection<int>> q{actors::unbounded};
+    actors::process p{take_end_then_die, q};
+    p.start();
+    q.put(w);
+    w.close();
+    CHECK(code_of([&] { r.recv(10s); }) == actors::errc::end_of_pipe);
+    REQUIRE(p.join(10s));
+    CHECK(p.exitcode() == -SIGKILL);
+  }
+}
+
 TEST_CASE("a writer killed right after its sends: every message, then end of pipe") {
   // Its death may be known before the hub has read what it sent; the end
   // of the pipe still comes only after the last message.
@@ -451,6 +485,22 @@ TEST_CASE("a writer killed right after its sends: every message, then end of pip
     writer.close();
     for (int i = 0; i < 2000; ++i)
       REQUIRE(reader.recv(10s) == i);
+    CHECK(code_of([&] { reader.recv(10s); }) == actors::errc::end_of_pipe);
+    REQUIRE(p.join(10s));
+    CHECK(p.exitcode() == -SIGKILL);
+  }
+}
+
+TEST_CASE("a writer killed as soon as it starts: end of pipe") {
+  // start() may return before the child holds the end it was passed (a
+  // child forked by the fork server loads its task itself); its death
+  // must still end the pipe, once the parent has closed its copy.
+  for (int round = 0; round < 20; ++round) {
+    CAPTURE(round);
+    auto [reader, writer] = actors::pipe<int>(false);
+    actors::process p{send_then_die, writer, 0};
+    p.start();
+    writer.close();
     CHECK(code_of([&] { reader.recv(10s); }) == actors::errc::end_of_pipe);
     REQUIRE(p.join(10s));
     CHECK(p.exitcode() == -SIGKILL);

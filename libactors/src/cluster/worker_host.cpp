@@ -227,6 +227,7 @@ void keep_alive(channel& ch, std::chrono::milliseconds lost_after,
   auto bound = std::chrono::milliseconds{lost_after};
   watch_link(fd, bound);
   runtime::join_later({host, port, key, bound});
+  take_ends(initializer); // joins the pool's node if it carries any
   std::atomic<bool> running{false};
   std::atomic<bool> dropped{false};
   keep_alive(ch, bound, running, dropped);

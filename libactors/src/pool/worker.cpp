@@ -106,6 +106,8 @@ worker_end serve_tasks(channel& ch, const closure& initializer,
       caf::error err;
       try {
         err = ch.get(*f, id, call);
+        if (!err)
+          take_ends(call); // its pipe ends are this process's now
       } catch (const error& e) {
         // Reading actor handles needs this node joined to the pool's (a
         // worker of another host joins then), which failed.

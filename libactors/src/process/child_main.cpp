@@ -86,8 +86,9 @@ void enter_child(std::uint64_t token, bool channel) {
     if (!target)
       throw error(errc::function_not_found,
                   "cannot load its task from the owner: " + failure);
-    // Deserializing the task registered this process as the holder of every
-    // pipe end among the arguments; only now may start() return.
+    // This process holds every pipe end among the arguments; only now may
+    // start() return (its caller may close its own copies then).
+    take_ends(target);
     caf::anon_send(role.parent, started_atom::value, token);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "libactors child %d: %s\n", static_cast<int>(getpid()),
@@ -112,6 +113,15 @@ void enter_lazy_child(bool channel, const char* task, std::size_t size,
     runtime::finish(1);
   }
   role.lazy_child = true;
+  try {
+    // start() has returned already: the sender holds the ends among the
+    // arguments until this process does.
+    take_ends(target);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "libactors child %d: %s\n", static_cast<int>(getpid()),
+                 e.what());
+    runtime::finish(1);
+  }
   run_target(target);
 }
 

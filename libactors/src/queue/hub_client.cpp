@@ -217,8 +217,13 @@ bool hub_client::handle_frame(const channel::frame& f, std::uint64_t req,
     case k::item: {
       q_outcome x;
       std::uint64_t seq = 0;
-      if (ch_.get(f, id, seq, x.item))
-        return false;
+      {
+        // Its pipe ends are taken by the getter (queue_ref::get).
+        end_pass_scope carry{end_pass::carry};
+        if (ch_.get(f, id, seq, x.item))
+          return false;
+        x.item.carries_ends(carry.saw_ends());
+      }
       // Taken: were this process to die now, the hub keeps it out of the
       // queue (a process that dies before this store gives it back). On a
       // stream, once `taken` is sent (not waiting for an answer; a failed

@@ -3,8 +3,13 @@
 // end while it travels, told to the queue's actor.
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
+#include <optional>
+#include <utility>
+#include <vector>
 
+#include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 
 #include "actors/detail/queue_ref.hpp"
@@ -30,6 +35,16 @@ void each_side(const queue_ref& inbox, const queue_ref& outbox, bool readable,
     fn(outbox, holder_role::writer);
 }
 
+// An attach taken on a thread walking a received item or call
+// (take_all), sent once the walk is done.
+struct pending_attach {
+  caf::actor queue;
+  std::uint8_t role;
+  end_flight flight;
+};
+
+thread_local std::vector<pending_attach>* pending = nullptr;
+
 // This process holds the end now (attaches to the queues of its sides);
 // its flight, if any, ends.
 void take_hold(const queue_ref& inbox, const queue_ref& outbox, bool readable,
@@ -37,11 +52,53 @@ void take_hold(const queue_ref& inbox, const queue_ref& outbox, bool readable,
   auto& root = runtime::get().service_actor();
   each_side(inbox, outbox, readable, writable,
             [&](const queue_ref& q, holder_role role) {
-              caf::anon_send(q.actor(), q_attach::value,
-                             static_cast<std::uint8_t>(role), root,
-                             flight.id, flight.sender);
+              auto r = static_cast<std::uint8_t>(role);
+              if (pending != nullptr)
+                pending->push_back({q.actor(), r, flight});
+              else
+                caf::anon_send(q.actor(), q_attach::value, r, root,
+                               flight.id, flight.sender);
             });
   flight = end_flight{};
+}
+
+// How long a taker waits for a queue's owner to note its hold; past it
+// the owner is as good as gone.
+constexpr auto hold_timeout = std::chrono::seconds{10};
+
+// Takes the ends in `x` (serialize: walk it with end_pass::take) and waits
+// until each queue's actor has noted the hold. A queue of this process
+// needs no wait: its actor's mailbox has the attach before anything else
+// this thread does, and it dies with this process.
+template <class T>
+void take_all(T& x) {
+  std::vector<pending_attach> attaches;
+  {
+    auto* prev = std::exchange(pending, &attaches);
+    end_pass_scope scope{end_pass::take};
+    serializable(x);
+    pending = prev;
+  }
+  if (attaches.empty())
+    return;
+  auto& rt = runtime::get();
+  auto& root = rt.service_actor();
+  std::optional<caf::scoped_actor> self;
+  for (auto& a : attaches) {
+    if (a.queue.node() == rt.system().node()) {
+      caf::anon_send(a.queue, q_attach::value, a.role, root, a.flight.id,
+                     a.flight.sender);
+      continue;
+    }
+    if (!self)
+      self.emplace(rt.system());
+    // An error (the owner is gone, or silent) leaves the end unheld: its
+    // queue is gone, or will be before anyone could wait on this process.
+    (*self)
+      ->request(a.queue, hold_timeout, q_attach::value, a.role, root,
+                a.flight.id, a.flight.sender)
+      .receive([](ok_atom) {}, [](const caf::error&) {});
+  }
 }
 
 } // namespace
@@ -103,8 +160,14 @@ void take_ends(value& item) {
   if (!item.carries_ends())
     return;
   item.carries_ends(false);
-  end_pass_scope scope{end_pass::take};
-  serializable(item); // walks the item: this process holds each end (end_saved)
+  take_all(item);
+}
+
+void take_ends(closure& x) {
+  if (!x.carries_ends())
+    return;
+  x.carries_ends(false);
+  take_all(x);
 }
 
 } // namespace actors::detail

@@ -82,7 +82,7 @@ caf::behavior queue_actor(queue_actor_ptr self,
     [=](q_expire, std::uint64_t serial) { core->expire(serial); },
     [=](q_gone, const caf::actor_addr& who) { forget(who); },
     [=](q_attach, std::uint8_t role, const caf::actor& root,
-        std::uint64_t flight, const caf::actor& sender) {
+        std::uint64_t flight, const caf::actor& sender) -> ok_atom {
       auto hold = [&](const caf::actor& who) {
         self->state.holders.insert(who.address());
         watch(who);
@@ -93,6 +93,7 @@ caf::behavior queue_actor(queue_actor_ptr self,
       // Its death forgets what is noted of its flights.
       if (flight != 0 && sender)
         hold(sender);
+      return ok_atom::value; // a taker waiting for its hold (take_ends)
     },
     [=](q_depart, std::uint8_t role, std::uint64_t flight,
         const caf::actor& sender) {

@@ -3,7 +3,7 @@
 // The queue's actor: its identity in handles, and what needs CAF. Its
 // messages (a protocol between the processes of a run):
 //   (q_poll, id, timeout_ns)  -> ok(id, bool ready)   for wait_any
-//   (q_attach, role, root, flight, sender)
+//   (q_attach, role, root, flight, sender) -> ok
 //                             the process of `root` holds the end that
 //                             reads or writes this queue; with a flight
 //                             (not 0), it received it from `sender`

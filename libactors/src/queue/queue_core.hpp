@@ -52,31 +52,9 @@ struct q_outcome {
 /// Throws the error an outcome holds, if any.
 void check(const q_outcome& x);
 
-/// What a pipe end serialized or deserialized on this thread means (see
-/// end_saved and end_loaded in queue_ref.hpp): handed over to another
-/// process and received from one (the default); or, serialized, taken
-/// from a queue of this process (this process holds it now); or,
-/// deserialized, only carried into a queue of this process for its getter.
-enum class end_pass : std::uint8_t { hand_over, take, carry };
-
-/// Sets this thread's end_pass for its life, and tells whether a pipe end
-/// that is not closed was serialized or deserialized meanwhile.
-class end_pass_scope {
-public:
-  explicit end_pass_scope(end_pass pass);
-  ~end_pass_scope();
-  end_pass_scope(const end_pass_scope&) = delete;
-  end_pass_scope& operator=(const end_pass_scope&) = delete;
-  bool saw_ends() const noexcept;
-
-private:
-  end_pass prev_;
-  std::uint64_t seen_;
-};
-
 /// Makes this process the holder of the pipe ends in `item`, which a
 /// thread of this process takes from one of its queues (no-op unless the
-/// item carries ends).
+/// item carries ends), as take_ends(closure&) does.
 void take_ends(value& item);
 
 /// How long a waiting thread looks for its answer before it sleeps (a

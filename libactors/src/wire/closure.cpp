@@ -2,6 +2,7 @@
 // data cross between processes running the same binary.
 
 #include "actors/detail/closure.hpp"
+#include "actors/detail/queue_ref.hpp"
 #include "actors/detail/value.hpp"
 
 #include <array>
@@ -125,9 +126,12 @@ caf::error inspect(caf::deserializer& f, closure& x) {
     return caf::sec::runtime_error;
   std::unique_ptr<callable> call;
   auto load = reinterpret_cast<call_loader>(const_cast<void*>(loader));
+  // Its pipe ends are taken by the thread that runs it (take_ends).
+  end_pass_scope carry{end_pass::carry};
   if (auto err = load(f, fn, std::move(origin), call))
     return err;
   x.call_ = std::move(call);
+  x.carries_ends_ = carry.saw_ends();
   return caf::none;
 }
 

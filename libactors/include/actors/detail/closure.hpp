@@ -192,6 +192,14 @@ class closure;
 /// end_flight), so that the caller may close its copies at once.
 void hand_over(closure& x);
 
+/// Makes this process the holder of the pipe ends among the arguments of
+/// `x`, a call received from another process (deserializing a call only
+/// carries them; no-op if it carries none), and returns once the queue of
+/// each has noted it (or is unreachable): whatever this process does next,
+/// by whatever path, reaches those queues after its hold, and so its death
+/// is seen to end its ends. Blocks; never on a thread of CAF's.
+void take_ends(closure& x);
+
 template <bool Collect, class R>
 constexpr bool result_serializable() {
   if constexpr (!Collect || std::is_void_v<R>)
@@ -249,6 +257,15 @@ public:
     return (*call_)();
   }
 
+  /// Whether deserializing it carried pipe ends that take_ends() has not
+  /// made this process's yet.
+  bool carries_ends() const noexcept {
+    return carries_ends_;
+  }
+  void carries_ends(bool yes) noexcept {
+    carries_ends_ = yes;
+  }
+
   friend caf::error inspect(caf::serializer& f, closure& x);
   friend caf::error inspect(caf::deserializer& f, closure& x);
   friend void inspect(caf::detail::stringification_inspector& f, closure& x);
@@ -290,6 +307,7 @@ private:
   // The call (its origin travels with it: a closure is as small as a
   // pointer, cheap to move through a pool's task table).
   std::shared_ptr<callable> call_;
+  bool carries_ends_ = false;
 };
 
 } // namespace actors::detail

@@ -61,6 +61,29 @@ void end_loaded(const queue_ref& inbox, const queue_ref& outbox,
                 bool readable, bool writable, bool closed, end_flight& flight);
 ///@}
 
+/// What a pipe end serialized or deserialized on this thread means (see
+/// end_saved and end_loaded in queue_ref.hpp): handed over to another
+/// process and received from one (the default); or, serialized, taken
+/// from a queue of this process (this process holds it now); or,
+/// deserialized, only carried: into a queue of this process for its
+/// getter, or inside a call for the thread that will run it (take_ends).
+enum class end_pass : std::uint8_t { hand_over, take, carry };
+
+/// Sets this thread's end_pass for its life, and tells whether a pipe end
+/// that is not closed was serialized or deserialized meanwhile.
+class end_pass_scope {
+public:
+  explicit end_pass_scope(end_pass pass);
+  ~end_pass_scope();
+  end_pass_scope(const end_pass_scope&) = delete;
+  end_pass_scope& operator=(const end_pass_scope&) = delete;
+  bool saw_ends() const noexcept;
+
+private:
+  end_pass prev_;
+  std::uint64_t seen_;
+};
+
 class queue_ref {
 public:
   queue_ref() = default;
