@@ -172,7 +172,7 @@ int child_main(int fd, const std::string& key) {
     return caf::behavior{[](int x) { return x + 1; }};
   });
   auto ctr = sys.spawn(counter);
-  auto root = sys.spawn([=](caf::event_based_actor*) {
+  auto service = sys.spawn([=](caf::event_based_actor*) {
     return caf::behavior{
         [](cpu_atom) { return std::make_tuple(cpu_us(), switches()); },
         [=](echo_atom) { return echo; },
@@ -180,11 +180,11 @@ int child_main(int fd, const std::string& key) {
     };
   });
   manager::options opts;
-  opts.root = root;
+  opts.service = service;
   opts.listen = false;
   auto mgr = manager::make(sys, unhex(key), opts);
   mgr->adopt(fd);
-  auto port = sys.middleman().publish(root, 0, "127.0.0.1");
+  auto port = sys.middleman().publish(service, 0, "127.0.0.1");
   std::printf("port %d\n", port ? static_cast<int>(*port) : 0);
   std::fflush(stdout);
   char c;
@@ -312,7 +312,7 @@ T ask_and_wait(caf::scoped_actor& self, const caf::actor& h, Ts... xs) {
 
 struct path {
   const char* name;
-  caf::actor root, echo, counter;
+  caf::actor service, echo, counter;
 };
 
 struct sample {
@@ -324,7 +324,7 @@ struct sample {
 // The child's CPU time and context switches.
 std::pair<double, double> theirs(caf::scoped_actor& self, const path& p) {
   std::pair<double, double> r;
-  self->request(p.root, timeout, cpu_atom::value)
+  self->request(p.service, timeout, cpu_atom::value)
       .receive(
           [&](double cpu, double csw) {
             r = {cpu, csw};
@@ -442,8 +442,8 @@ int main(int argc, char** argv) {
   path basp_path{"BASP", *basp_root, {}, {}};
   caf::scoped_actor self{sys};
   for (auto* p : {&link_path, &basp_path}) {
-    p->echo = ask_and_wait<caf::actor>(self, p->root, echo_atom::value);
-    p->counter = ask_and_wait<caf::actor>(self, p->root, counter_atom::value);
+    p->echo = ask_and_wait<caf::actor>(self, p->service, echo_atom::value);
+    p->counter = ask_and_wait<caf::actor>(self, p->service, counter_atom::value);
   }
   std::vector<sample> blocking[2], call, actor[2], oneway[2];
   std::vector<double> received[2];

@@ -173,8 +173,8 @@ calc::behavior_type calculator() {
   return {[](int x, int y) { return x + y; }};
 }
 
-// The root actor of a peer process: the tests' entry point.
-caf::behavior service(caf::event_based_actor* self) {
+// The service actor of a peer process: the tests' entry point.
+caf::behavior service_behavior(caf::event_based_actor* self) {
   return {
       [](echo_atom, int x) { return x; },
       [](echo_atom, const std::vector<char>& bytes) { return bytes; },
@@ -221,7 +221,7 @@ caf::behavior service(caf::event_based_actor* self) {
   };
 }
 
-// A peer process: its links manager with `service` as root, connected to
+// A peer process: its links manager with `service` as service, connected to
 // the parent over the inherited socket in argv[0]; it listens by name too
 // (for third-process links). It ends when the parent's link ends.
 int link_child(int argc, char** argv) {
@@ -233,7 +233,7 @@ int link_child(int argc, char** argv) {
   config cfg;
   caf::actor_system sys{cfg};
   manager::options opts;
-  opts.root = sys.spawn(service);
+  opts.service = sys.spawn(service_behavior);
   if (argc > 2)
     opts.ring_size = static_cast<std::size_t>(std::atol(argv[2]));
   auto mgr = manager::make(sys, key, opts);
@@ -269,19 +269,19 @@ struct parent {
   actors::detail::secret key = actors::detail::make_secret();
   std::shared_ptr<manager> mgr;
 
-  caf::actor root;
+  caf::actor service;
 
   explicit parent(manager::options opts = {}) {
     // The child's first handle of us: it watches it to end with us.
-    root = sys.spawn(
+    service = sys.spawn(
         [](caf::event_based_actor*) { return caf::behavior{[](int) {}}; });
-    opts.root = root;
+    opts.service = service;
     mgr = manager::make(sys, key, std::move(opts));
   }
 
   ~parent() {
     mgr->shutdown(caf::exit_reason::user_shutdown);
-    caf::anon_send_exit(root, caf::exit_reason::kill);
+    caf::anon_send_exit(service, caf::exit_reason::kill);
   }
 };
 
@@ -289,7 +289,7 @@ struct parent {
 struct child {
   int fd_ = -1; // before proc: start() sets it
   support::subprocess proc;
-  caf::actor root;
+  caf::actor service;
 
   static support::subprocess start(parent& p, int& mine,
                                    const std::vector<std::string>& extra) {
@@ -306,7 +306,7 @@ struct child {
 
   child(parent& p, const std::vector<std::string>& extra = {})
       : proc(start(p, fd_, extra)) {
-    root = p.mgr->adopt(fd_);
+    service = p.mgr->adopt(fd_);
     auto line = proc.read_line(10s);
     REQUIRE(line);
     REQUIRE(line->rfind("ready ", 0) == 0);
@@ -336,14 +336,14 @@ TEST_CASE("a request to an actor of another process is answered over the "
   parent p;
   child c{p};
   caf::scoped_actor self{p.sys};
-  auto x = ask<int>(self, c.root, echo_atom::value, 42);
+  auto x = ask<int>(self, c.service, echo_atom::value, 42);
   REQUIRE(x);
   CHECK(*x == 42);
-  auto q = ask<point>(self, c.root, echo_atom::value, point{1, 2});
+  auto q = ask<point>(self, c.service, echo_atom::value, point{1, 2});
   REQUIRE(q);
   CHECK(q->x == 2);
   CHECK(q->y == 1);
-  auto pid = ask<int>(self, c.root, pid_atom::value);
+  auto pid = ask<int>(self, c.service, pid_atom::value);
   REQUIRE(pid);
   CHECK(*pid == c.proc.pid());
 }
@@ -353,22 +353,22 @@ TEST_CASE("actor handles cross the link in both directions") {
   child c{p};
   caf::scoped_actor self{p.sys};
   // A handle of the child's: a proxy here, and a working one.
-  auto w = ask<caf::actor>(self, c.root, worker_atom::value);
+  auto w = ask<caf::actor>(self, c.service, worker_atom::value);
   REQUIRE(w);
   CHECK(w->node() != p.sys.node());
   auto x = ask<int>(self, *w, echo_atom::value, 7);
   REQUIRE(x);
   CHECK(*x == 7);
   // Sent back, it is the child's own actor again.
-  auto local = ask<bool>(self, c.root, local_atom::value, *w);
+  auto local = ask<bool>(self, c.service, local_atom::value, *w);
   REQUIRE(local);
   CHECK(*local);
   // A handle of ours: the child sends to it, with its own handle inside.
-  self->send(c.root, pingme_atom::value, caf::actor{self});
+  self->send(c.service, pingme_atom::value, caf::actor{self});
   bool got = false;
   self->receive(
       [&](hello_atom, const std::string& text, const caf::actor& from) {
-        got = text == "from the child" && from == c.root;
+        got = text == "from the child" && from == c.service;
       },
       caf::after(10s) >> [] {});
   CHECK(got);
@@ -378,7 +378,7 @@ TEST_CASE("20,000 messages arrive in order") {
   parent p;
   child c{p};
   caf::scoped_actor self{p.sys};
-  auto ctr = ask<caf::actor>(self, c.root, counter_atom::value);
+  auto ctr = ask<caf::actor>(self, c.service, counter_atom::value);
   REQUIRE(ctr);
   for (int i = 0; i < 20000; ++i)
     self->send(*ctr, seq_atom::value, i);
@@ -396,7 +396,7 @@ TEST_CASE("an actor's exit reaches its monitors with the real reason, and a "
   parent p;
   child c{p};
   caf::scoped_actor self{p.sys};
-  auto w = ask<caf::actor>(self, c.root, worker_atom::value);
+  auto w = ask<caf::actor>(self, c.service, worker_atom::value);
   REQUIRE(w);
   self->monitor(*w);
   auto reason = actors::make_error(errc::actor_failed, "boom");
@@ -418,7 +418,7 @@ TEST_CASE("a request to an actor that ended before the proxy was made fails "
   parent p;
   child c{p};
   caf::scoped_actor self{p.sys};
-  auto w = ask<caf::actor>(self, c.root, worker_atom::value);
+  auto w = ask<caf::actor>(self, c.service, worker_atom::value);
   REQUIRE(w);
   // The child's worker ends; a request races its down frame.
   self->send(*w, quit_atom::value, caf::error{caf::exit_reason::kill});
@@ -437,7 +437,7 @@ TEST_CASE("links work in both directions with the real exit reason") {
   child c{p};
   caf::scoped_actor self{p.sys};
   // Ours links to theirs: their exit kills ours, which a monitor sees.
-  auto w = ask<caf::actor>(self, c.root, worker_atom::value);
+  auto w = ask<caf::actor>(self, c.service, worker_atom::value);
   REQUIRE(w);
   auto target = *w;
   auto mine = p.sys.spawn([target](caf::event_based_actor* me) {
@@ -456,7 +456,7 @@ TEST_CASE("links work in both directions with the real exit reason") {
   CHECK(code_of(got) == errc::actor_failed);
   CHECK(text_of(got) == "theirs");
   // Theirs links to ours: our exit kills theirs.
-  auto w2 = ask<caf::actor>(self, c.root, worker_atom::value);
+  auto w2 = ask<caf::actor>(self, c.service, worker_atom::value);
   REQUIRE(w2);
   auto ours = p.sys.spawn([](caf::event_based_actor* me) {
     return caf::behavior{
@@ -482,9 +482,9 @@ TEST_CASE("a link to an actor that is ending gets its exit at once and "
   parent p;
   child c{p};
   caf::scoped_actor self{p.sys};
-  auto w = ask<caf::actor>(self, c.root, worker_atom::value);
+  auto w = ask<caf::actor>(self, c.service, worker_atom::value);
   REQUIRE(w);
-  REQUIRE(ask<bool>(self, c.root, slow_atom::value, *w));
+  REQUIRE(ask<bool>(self, c.service, slow_atom::value, *w));
   auto reason = actors::make_error(errc::actor_failed, "ending");
   self->send(*w, quit_atom::value, reason);
   auto target = *w;
@@ -498,7 +498,7 @@ TEST_CASE("a link to an actor that is ending gets its exit at once and "
                 caf::after(10s) >> [] {});
   CHECK(code_of(got) == errc::actor_failed);
   CHECK(text_of(got) == "ending");
-  auto x = ask<int>(self, c.root, echo_atom::value, 3);
+  auto x = ask<int>(self, c.service, echo_atom::value, 3);
   REQUIRE(x);
   CHECK(*x == 3);
 }
@@ -510,14 +510,14 @@ TEST_CASE("two blocking callers at once get their own answers") {
   auto caller = [&](int base) {
     caf::scoped_actor self{p.sys};
     for (int i = 0; i < 1000; ++i) {
-      auto x = ask<int>(self, c.root, echo_atom::value, base + i);
+      auto x = ask<int>(self, c.service, echo_atom::value, base + i);
       if (!x || *x != base + i)
         ++wrong;
     }
   };
   auto caller2 = [&](int base) {
     for (int i = 0; i < 1000; ++i) {
-      auto x = p.mgr->call(c.root,
+      auto x = p.mgr->call(c.service,
                            caf::make_message(echo_atom::value, base + i), 10s);
       if (!x || !x->match_elements<int>() || x->get_as<int>(0) != base + i)
         ++wrong;
@@ -539,9 +539,9 @@ TEST_CASE("the peer's SIGKILL is noticed within milliseconds, with the signal "
   parent p;
   child c{p};
   caf::scoped_actor self{p.sys};
-  auto blk = ask<caf::actor>(self, c.root, blocker_atom::value);
+  auto blk = ask<caf::actor>(self, c.service, blocker_atom::value);
   REQUIRE(blk);
-  self->monitor(c.root);
+  self->monitor(c.service);
   // A request in flight: its handler sleeps when the process dies.
   auto in_flight = self->request(*blk, caf::infinite, block_atom::value, 10000);
   auto killed = std::chrono::steady_clock::now();
@@ -562,11 +562,11 @@ TEST_CASE("the peer's SIGKILL is noticed within milliseconds, with the signal "
                                [&](caf::error& err) { failed = err; });
   CHECK(code_of(failed) == errc::process_died);
   auto start = std::chrono::steady_clock::now();
-  auto x = ask<int>(self, c.root, echo_atom::value, 1);
+  auto x = ask<int>(self, c.service, echo_atom::value, 1);
   REQUIRE(!x);
   CHECK(code_of(x.error()) == errc::process_died);
   CHECK(std::chrono::steady_clock::now() - start < 100ms);
-  auto y = p.mgr->call(c.root, caf::make_message(echo_atom::value, 1), 5s);
+  auto y = p.mgr->call(c.service, caf::make_message(echo_atom::value, 1), 5s);
   REQUIRE(!y);
   CHECK(code_of(y.error()) == errc::process_died);
 }
@@ -576,9 +576,9 @@ TEST_CASE("a process that shuts its links down gives its reason to its "
   parent p;
   child c{p};
   caf::scoped_actor self{p.sys};
-  self->monitor(c.root);
+  self->monitor(c.service);
   auto why = actors::make_error(errc::actor_failed, "leaving");
-  self->send(c.root, bye_atom::value, why);
+  self->send(c.service, bye_atom::value, why);
   caf::error got;
   self->receive([&](caf::down_msg& dm) { got = dm.reason; },
                 caf::after(10s) >> [] {});
@@ -597,13 +597,13 @@ TEST_CASE("a full link blocks the sender up to its bound, then fails the "
   p.mgr->set_report([&](const std::string&) { ++reports; });
   child c{p, {"4096"}};
   caf::scoped_actor self{p.sys};
-  auto ctr = ask<caf::actor>(self, c.root, counter_atom::value);
+  auto ctr = ask<caf::actor>(self, c.service, counter_atom::value);
   REQUIRE(ctr);
   // 1 MiB through rings of 4 KiB, both ways.
   std::vector<char> big(1 << 20);
   for (std::size_t i = 0; i < big.size(); ++i)
     big[i] = static_cast<char>(i * 7);
-  auto back = ask<std::vector<char>>(self, c.root, echo_atom::value, big);
+  auto back = ask<std::vector<char>>(self, c.service, echo_atom::value, big);
   REQUIRE(back);
   CHECK(*back == big);
   // A stopped peer reads nothing: the ring fills, and a send then waits
@@ -651,14 +651,14 @@ TEST_CASE("a handler that blocks does not stall other actors behind the "
   parent p;
   child c{p};
   caf::scoped_actor self{p.sys};
-  auto blk = ask<caf::actor>(self, c.root, blocker_atom::value);
+  auto blk = ask<caf::actor>(self, c.service, blocker_atom::value);
   REQUIRE(blk);
   auto start = std::chrono::steady_clock::now();
   self->send(*blk, block_atom::value, 3000);
   // The child's receiver thread runs the blocker; the echo is read and
   // answered by the link's second receiver thread meanwhile.
   for (int i = 0; i < 10; ++i) {
-    auto x = ask<int>(self, c.root, echo_atom::value, i);
+    auto x = ask<int>(self, c.service, echo_atom::value, i);
     REQUIRE(x);
   }
   auto took = std::chrono::steady_clock::now() - start;
@@ -674,10 +674,10 @@ TEST_CASE("a handle of a third process reaches it over a link made on first "
   child one{p};
   child two{p};
   caf::scoped_actor self{p.sys};
-  auto w = ask<caf::actor>(self, one.root, worker_atom::value);
+  auto w = ask<caf::actor>(self, one.service, worker_atom::value);
   REQUIRE(w);
   // `two` gets a handle of `one`'s worker and asks it directly.
-  auto x = ask<int>(self, two.root, relay_atom::value, *w, 5);
+  auto x = ask<int>(self, two.service, relay_atom::value, *w, 5);
   REQUIRE(x);
   CHECK(*x == 5);
 }
@@ -702,7 +702,7 @@ TEST_CASE("a typed actor works across the link") {
   parent p;
   child c{p};
   caf::scoped_actor self{p.sys};
-  auto t = ask<calc>(self, c.root, calc_atom::value);
+  auto t = ask<calc>(self, c.service, calc_atom::value);
   REQUIRE(t);
   int sum = 0;
   self->request(*t, 10s, 3, 4)
@@ -716,12 +716,12 @@ TEST_CASE("a message holding an unregistered type fails clearly, in a "
   child c{p};
   caf::scoped_actor self{p.sys};
   // The reply holds it: the child cannot serialize its answer.
-  auto r = ask<stranger>(self, c.root, secret_atom::value);
+  auto r = ask<stranger>(self, c.service, secret_atom::value);
   REQUIRE(!r);
   CHECK(code_of(r.error()) == errc::not_registered);
   CHECK(text_of(r.error()).find("stranger") != std::string::npos);
   // The request holds it: it fails here, at once.
-  auto q = ask<int>(self, c.root, echo_atom::value, stranger{1});
+  auto q = ask<int>(self, c.service, echo_atom::value, stranger{1});
   REQUIRE(!q);
   CHECK(code_of(q.error()) == errc::not_registered);
   CHECK(text_of(q.error()).find("stranger") != std::string::npos);

@@ -140,7 +140,7 @@ TEST_CASE("a worker's death charges only the task it ran") {
   REQUIRE(out.size() == 1);
   CHECK(out[0].second.task == 2);
   CHECK_FALSE(out[0].second.ok);
-  CHECK(out[0].second.code == static_cast<std::uint8_t>(errc::worker_lost));
+  CHECK(out[0].second.code == errc::worker_lost);
   CHECK(out[0].second.what
         == "worker process 8 died (signal 9) while running the task");
   // Task 1 was requeued uncharged, before the others.
@@ -234,7 +234,7 @@ TEST_CASE("a stopped task fails and its worker retires") {
   std::vector<delivery> out;
   t.stop_task(w, 2, errc::timeout, "too long", out);
   REQUIRE(out.size() == 1);
-  CHECK(out[0].second.code == static_cast<std::uint8_t>(errc::timeout));
+  CHECK(out[0].second.code == errc::timeout);
   CHECK(w.retiring);
   CHECK(ids(w) == std::vector<std::uint64_t>{1});
   // Its end then charges nothing: task 1 is rerun.
@@ -258,7 +258,7 @@ TEST_CASE("cancel removes a queued task; fail_all fails everything") {
   t.fail_all(errc::terminated, "terminated", out);
   CHECK(out.size() == 3);
   for (auto& d : out)
-    CHECK(d.second.code == static_cast<std::uint8_t>(errc::terminated));
+    CHECK(d.second.code == errc::terminated);
   CHECK(t.drained());
   CHECK(w.taken.empty());
 }

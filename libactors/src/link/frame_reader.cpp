@@ -196,7 +196,7 @@ bool read_actor(const frame& f, caf::execution_unit* ctx,
 }
 
 bool read_hello(const char* data, std::size_t size, caf::execution_unit* ctx,
-                caf::node_id& out, std::uint64_t& root) {
+                caf::node_id& out, std::uint64_t& service) {
   hello_fixed fixed;
   if (size < sizeof(fixed))
     return false;
@@ -205,7 +205,7 @@ bool read_hello(const char* data, std::size_t size, caf::execution_unit* ctx,
       || fixed.version != protocol_version || fixed.node_size > max_node_size
       || fixed.node_size != size - sizeof(fixed))
     return false;
-  root = fixed.root;
+  service = fixed.service;
   checked_deserializer source{ctx, data + sizeof(fixed), fixed.node_size};
   return !source(out) && source.remaining() == 0 && out != caf::none;
 }

@@ -96,9 +96,9 @@ bool read_reason(const frame& f, caf::execution_unit* ctx, caf::error& out);
 bool read_actor(const frame& f, caf::execution_unit* ctx,
                 caf::strong_actor_ptr& out);
 
-/// Reads a hello's bytes (after its u32 size): the peer's node and root
+/// Reads a hello's bytes (after its u32 size): the peer's node and service
 /// actor id. False if malformed.
 bool read_hello(const char* data, std::size_t size, caf::execution_unit* ctx,
-                caf::node_id& node, std::uint64_t& root);
+                caf::node_id& node, std::uint64_t& service);
 
 } // namespace actors::detail::links

@@ -81,12 +81,12 @@ void write_empty(buffer& buf, frame_kind kind, std::uint64_t dest) {
 }
 
 caf::error write_hello(buffer& buf, caf::execution_unit* ctx,
-                       const caf::node_id& node, std::uint64_t root) {
+                       const caf::node_id& node, std::uint64_t service) {
   auto start = buf.size();
   hello_fixed fixed{};
   std::memcpy(fixed.magic, protocol_magic, sizeof(fixed.magic));
   fixed.version = protocol_version;
-  fixed.root = root;
+  fixed.service = service;
   buf.resize(start + sizeof(std::uint32_t) + sizeof(fixed));
   caf::binary_serializer sink{ctx, buf};
   if (auto err = sink(const_cast<caf::node_id&>(node))) {

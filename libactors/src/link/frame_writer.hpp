@@ -42,6 +42,6 @@ void write_empty(buffer& buf, frame_kind kind, std::uint64_t dest);
 
 /// Appends a hello: [u32 size][hello_fixed][node id].
 caf::error write_hello(buffer& buf, caf::execution_unit* ctx,
-                       const caf::node_id& node, std::uint64_t root);
+                       const caf::node_id& node, std::uint64_t service);
 
 } // namespace actors::detail::links

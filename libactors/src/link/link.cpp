@@ -55,7 +55,7 @@ void link::start(connection c) {
     out_ = std::move(c.out);
     in_ = std::move(c.in);
     fd_ = c.fd;
-    peer_root_ = c.root;
+    peer_service_ = c.service;
     started_ = true;
     if (!flush_locked(last, wrote))
       wrote = false; // a broken ring: the receiver finds it too

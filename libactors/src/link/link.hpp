@@ -160,9 +160,9 @@ public:
     return fd_;
   }
 
-  /// The peer's root actor id from its hello (0 before start()).
-  std::uint64_t peer_root() const noexcept {
-    return peer_root_;
+  /// The peer's service actor id from its hello (0 before start()).
+  std::uint64_t peer_service() const noexcept {
+    return peer_service_;
   }
 
   /// Whether the link has ended (or is ending).
@@ -221,7 +221,7 @@ private:
   std::atomic<bool> has_pending_{false};
   ring out_;
   int fd_ = -1;
-  std::uint64_t peer_root_ = 0;
+  std::uint64_t peer_service_ = 0;
   caf::error reason_;      // why it ended
   caf::error peer_reason_; // from the peer's `close`
   std::atomic<bool> closed_{false};

@@ -111,10 +111,9 @@ struct hello_fixed {
   std::uint32_t version; // protocol_version
   /// Bytes of the CAF binary node id that follow.
   std::uint32_t node_size;
-  /// The id of the sender's root actor (the process's service actor,
-  /// which lives as long as the process), or 0: the first handle each
-  /// side gets of the other.
-  std::uint64_t root;
+  /// The id of the sender's service actor (it lives as long as the
+  /// process), or 0: the first handle each side gets of the other.
+  std::uint64_t service;
 };
 
 constexpr std::uint8_t protocol_magic[8]

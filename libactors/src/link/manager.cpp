@@ -3,7 +3,6 @@
 #include <cstdio>
 
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <caf/actor_registry.hpp>
@@ -46,9 +45,9 @@ manager::manager(caf::actor_system& sys, secret key, options opts)
 }
 
 void manager::init() {
-  if (opts_.root)
-    sys_.registry().put(opts_.root.id(),
-                        caf::actor_cast<caf::strong_actor_ptr>(opts_.root));
+  if (opts_.service)
+    sys_.registry().put(opts_.service.id(),
+                        caf::actor_cast<caf::strong_actor_ptr>(opts_.service));
   std::weak_ptr<manager> weak = shared_from_this();
   // Writes link and unlink frames that no later frame has written yet.
   helper_ = sys_.spawn<caf::hidden>([weak](caf::event_based_actor*) {
@@ -66,17 +65,10 @@ void manager::init() {
         },
     };
   });
-  epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
-  wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  epoll_event ev{};
-  ev.events = EPOLLIN;
-  ev.data.u64 = wake_tag;
-  ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
   if (opts_.listen) {
     address_ = link_address(key_, ::getpid());
-    listen_fd_ = listen_on(address_);
-    ev.data.u64 = listen_tag;
-    ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, listen_fd_, &ev);
+    listen_fd_.reset(listen_on(address_));
+    poller_.add(listen_fd_.get(), EPOLLIN, listen_tag);
   }
   watcher_ = std::thread{[this] { watch_loop(); }};
   setup_ = std::thread{[this] { setup_loop(); }};
@@ -108,8 +100,7 @@ void manager::shutdown(const caf::error& reason) {
   // Receivers end after they have handed over what was in the rings.
   for (auto& p : all)
     p->lnk->join();
-  std::uint64_t one = 1;
-  [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof(one));
+  poller_.wake();
   if (setup_.joinable())
     setup_.join();
   if (watcher_.joinable())
@@ -129,11 +120,7 @@ void manager::shutdown(const caf::error& reason) {
   jobs_.clear();
   peers_.clear();
   links_.clear();
-  if (listen_fd_ >= 0)
-    ::close(listen_fd_);
-  ::close(epoll_fd_);
-  ::close(wake_fd_);
-  listen_fd_ = epoll_fd_ = wake_fd_ = -1;
+  listen_fd_.reset();
 }
 
 void manager::set_death_reason(std::function<caf::error(pid_t)> fn) {
@@ -159,7 +146,7 @@ void manager::report(const std::string& what) {
 }
 
 identity manager::me() const {
-  return identity{sys_.node(), opts_.root ? opts_.root.id() : 0,
+  return identity{sys_.node(), opts_.service ? opts_.service.id() : 0,
                   opts_.ring_size};
 }
 

@@ -59,6 +59,8 @@
 #include <caf/scoped_execution_unit.hpp>
 #include <caf/system_messages.hpp>
 
+#include "base/fd.hpp"
+#include "base/poller.hpp"
 #include "net/auth.hpp"
 #include "link/link.hpp"
 
@@ -130,7 +132,7 @@ public:
     /// Accept links by name (abstract socket link_address(key, getpid())).
     bool listen = true;
     /// The actor a peer gets first (hello): the process's service actor.
-    caf::actor root;
+    caf::actor service;
   };
 
   /// Starts the links of this process in `sys`, which must outlive the
@@ -148,11 +150,11 @@ public:
   void shutdown(const caf::error& reason);
 
   /// Makes a link over `fd`, a connected socket shared with a parent or
-  /// child (this takes ownership); returns the peer's root actor (empty if
+  /// child (this takes ownership); returns the peer's service actor (empty if
   /// it has none). Throws actors::error (setup.hpp).
   caf::actor adopt(int fd);
 
-  /// Makes a link to process `pid` of this run, by name; returns its root
+  /// Makes a link to process `pid` of this run, by name; returns its service
   /// actor. Throws actors::error (setup.hpp).
   caf::actor connect(pid_t pid);
 
@@ -267,9 +269,8 @@ private:
   caf::scoped_execution_unit unit_; // serializing, any thread
   caf::actor helper_;
   std::string address_;
-  int listen_fd_ = -1;
-  int epoll_fd_ = -1;
-  int wake_fd_ = -1;
+  unique_fd listen_fd_;
+  poller poller_{"link processes", wake_tag}; // the links, listen_fd_
 
   std::mutex mtx_;
   bool stopping_ = false;
@@ -289,8 +290,5 @@ private:
   std::thread watcher_;
   std::thread setup_;
 };
-
-/// The pid of `node` if it runs on the host of `here`, else 0.
-pid_t local_pid(const caf::node_id& node, const caf::node_id& here);
 
 } // namespace actors::detail::links

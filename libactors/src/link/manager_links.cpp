@@ -15,6 +15,7 @@
 #include <caf/sec.hpp>
 
 #include "base/error.hpp"
+#include "wire/node_id.hpp"
 
 namespace actors::detail::links {
 
@@ -23,22 +24,6 @@ namespace {
 using clock = std::chrono::steady_clock;
 
 } // namespace
-
-pid_t local_pid(const caf::node_id& node, const caf::node_id& here) {
-  using data = caf::node_id::default_data;
-  if (!node || node->implementation_id() != data::class_id || !here
-      || here->implementation_id() != data::class_id)
-    return 0;
-  auto& theirs = static_cast<const data&>(*node);
-  auto& ours = static_cast<const data&>(*here);
-  // CAF 0.17 numbers the actor systems of one process in the host id's
-  // last byte (node_id.cpp, default_data::local): the host is the rest.
-  auto x = theirs.host_id();
-  auto y = ours.host_id();
-  if (!std::equal(x.begin(), x.end() - 1, y.begin()))
-    return 0;
-  return static_cast<pid_t>(theirs.process_id());
-}
 
 // -- making links
 // ----------------------------------------------------------------
@@ -66,7 +51,7 @@ std::shared_ptr<peer> manager::add_link(connection c) {
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLRDHUP;
     ev.data.u64 = id;
-    ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
+    ::epoll_ctl(poller_.fd(), EPOLL_CTL_ADD, fd, &ev);
   });
   return p;
 }
@@ -75,22 +60,22 @@ caf::actor manager::adopt(int fd) {
   auto c
       = setup_inherited(fd, me(), &unit_, clock::now() + opts_.setup_timeout);
   auto node = c.node;
-  auto root = c.root;
+  auto service = c.service;
   add_link(std::move(c));
-  if (root == 0)
+  if (service == 0)
     return {};
-  return caf::actor_cast<caf::actor>(registry_.get_or_put(node, root));
+  return caf::actor_cast<caf::actor>(registry_.get_or_put(node, service));
 }
 
 caf::actor manager::connect(pid_t pid) {
   auto c = setup_connect(link_address(key_, pid), key_, me(), &unit_,
                          clock::now() + opts_.setup_timeout);
   auto node = c.node;
-  auto root = c.root;
+  auto service = c.service;
   add_link(std::move(c));
-  if (root == 0)
+  if (service == 0)
     return {};
-  return caf::actor_cast<caf::actor>(registry_.get_or_put(node, root));
+  return caf::actor_cast<caf::actor>(registry_.get_or_put(node, service));
 }
 
 std::shared_ptr<peer> manager::peer_for(const caf::node_id& node) {
@@ -158,7 +143,7 @@ void manager::setup_loop() {
         epoll_event ev{};
         ev.events = EPOLLIN | EPOLLRDHUP;
         ev.data.u64 = id;
-        ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
+        ::epoll_ctl(poller_.fd(), EPOLL_CTL_ADD, fd, &ev);
       });
     } catch (const error& e) {
       auto reason = make_error(static_cast<errc>(e.code().value()),
@@ -175,21 +160,19 @@ void manager::post(std::function<void()> fn) {
     std::lock_guard<std::mutex> guard{mtx_};
     posted_.push_back(std::move(fn));
   }
-  std::uint64_t one = 1;
-  [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof(one));
+  poller_.wake();
 }
 
 void manager::watch_loop() {
   epoll_event events[32];
   for (;;) {
-    auto n = ::epoll_wait(epoll_fd_, events, 32, -1);
+    auto n = ::epoll_wait(poller_.fd(), events, 32, -1);
     if (n < 0 && errno != EINTR)
       return;
     for (int i = 0; i < n; ++i) {
       auto tag = events[i].data.u64;
       if (tag == wake_tag) {
-        std::uint64_t count = 0;
-        [[maybe_unused]] auto r = ::read(wake_fd_, &count, sizeof(count));
+        poller_.drain_wake();
         std::vector<std::function<void()>> todo;
         {
           std::lock_guard<std::mutex> guard{mtx_};
@@ -203,7 +186,7 @@ void manager::watch_loop() {
       }
       if (tag == listen_tag) {
         for (;;) {
-          auto fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+          auto fd = ::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC);
           if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
               continue;
@@ -227,7 +210,7 @@ void manager::watch_loop() {
       auto r = ::recv(p->lnk->fd(), &byte, 1, MSG_DONTWAIT);
       if (r < 0 && (errno == EAGAIN || errno == EINTR))
         continue;
-      ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, p->lnk->fd(), nullptr);
+      ::epoll_ctl(poller_.fd(), EPOLL_CTL_DEL, p->lnk->fd(), nullptr);
       if (r > 0)
         p->lnk->close(caf::make_error(caf::sec::malformed_basp_message,
                                       "link protocol error: bytes on the "

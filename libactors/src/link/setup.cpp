@@ -145,7 +145,7 @@ connection exchange_hellos(fd_guard& sock, const identity& me,
   connection c;
   c.out = ring::create(me.ring_size);
   buffer hello;
-  if (auto err = write_hello(hello, ctx, me.node, me.root))
+  if (auto err = write_hello(hello, ctx, me.node, me.service))
     fail(errc::invalid_argument, "cannot write this node's id");
   send_all(sock.fd, hello.data(), hello.size(), deadline, c.out.fd());
   int got = -1;
@@ -156,7 +156,7 @@ connection exchange_hellos(fd_guard& sock, const identity& me,
     fail(errc::invalid_argument, "the peer's hello is malformed");
   std::vector<char> body(size);
   recv_all(sock.fd, body.data(), size, deadline, &got_guard.fd);
-  if (!read_hello(body.data(), body.size(), ctx, c.node, c.root))
+  if (!read_hello(body.data(), body.size(), ctx, c.node, c.service))
     fail(errc::invalid_argument, "the peer's hello is malformed");
   if (c.node == me.node)
     fail(errc::invalid_argument, "the peer is this process");

@@ -26,7 +26,7 @@ using time_point = std::chrono::steady_clock::time_point;
 /// Who this process is, as a hello says it.
 struct identity {
   caf::node_id node;
-  std::uint64_t root = 0;    // the root actor's id, or 0
+  std::uint64_t service = 0;    // the service actor's id, or 0
   std::size_t ring_size = 0; // of the outgoing ring this side makes
 };
 
@@ -34,7 +34,7 @@ struct identity {
 struct connection {
   int fd = -1;
   caf::node_id node;      // the peer's
-  std::uint64_t root = 0; // the peer's root actor id
+  std::uint64_t service = 0; // the peer's service actor id
   ring out;               // this side writes
   ring in;                // the peer writes
 };

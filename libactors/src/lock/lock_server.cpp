@@ -133,16 +133,11 @@ int acquire_for(pthread_mutex_t* m, std::int64_t timeout_ns, int fd,
   }
 }
 
-struct answer {
-  std::uint8_t outcome = lock_protocol::failed;
-  std::int32_t code = 0;
-  std::string text;
-};
+using answer = lock_answer;
 
 answer failure(errc code, std::string text) {
   answer a;
-  a.code = static_cast<std::int32_t>(code);
-  a.text = std::move(text);
+  static_cast<status&>(a) = status::failure(code, std::move(text));
   return a;
 }
 
@@ -151,10 +146,12 @@ pthread_mutex_t* find(const lock_handle_ref& ref, answer& a) {
   try {
     return map_lock(ref);
   } catch (const error& e) {
-    if (e.code() == errc::owner_unreachable)
-      a = answer{lock_protocol::not_on_this_host, 0, e.what()};
-    else
+    if (e.code() == errc::owner_unreachable) {
+      a.outcome = lock_protocol::not_on_this_host;
+      a.what = e.what();
+    } else {
       a = failure(static_cast<errc>(e.code().value()), e.what());
+    }
     return nullptr;
   }
 }
@@ -234,8 +231,7 @@ void serve(int fd) {
     // asked for: it is released as if never taken. (Taken over from a dead
     // holder, it stays held, so that the next acquirer is told.)
     auto lost = (taken && client_gone(fd))
-                || ch.put(lock_protocol::answer_frame, a.outcome, a.code,
-                          a.text)
+                || ch.put(lock_protocol::answer_frame, a)
                 || !ch.flush(true);
     if (lost) {
       if (taken && !keep_on_loss)

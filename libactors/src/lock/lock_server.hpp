@@ -18,14 +18,14 @@
 //   acquire_frame  pid fd arena slot (the lock_handle_ref), timeout_ns
 //                  (i64: -1 forever, 0 a single try)
 //   release_frame  pid fd arena slot
-//   answer_frame   outcome (u8, below), code (i32: an errc when failed),
-//                  text (string: what failed)
+//   answer_frame   lock_answer (below): ok, code (an errc when not
+//                  ok), what, outcome (u8)
 
 #include <chrono>
 #include <cstdint>
 #include <functional>
 
-
+#include "actors/detail/status.hpp"
 #include "actors/lock.hpp"
 
 namespace actors::detail {
@@ -43,11 +43,21 @@ enum outcome : std::uint8_t {
   acquired = 1,            ///< the client's thread holds the lock now
   owner_died = 2,          ///< acquired, from a holder that died
   released = 3,            ///< the release is done
-  failed = 4,              ///< an error: code and text say which
   not_on_this_host = 5,    ///< the lock's memory is not on the server's host
+                           ///< (`what` says why)
 };
 
 } // namespace lock_protocol
+
+/// The body of an answer_frame: an error, or what the request came to.
+struct lock_answer : status {
+  std::uint8_t outcome = lock_protocol::not_acquired; // when ok
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, lock_answer& x) {
+  return f(static_cast<status&>(x), x.outcome);
+}
 
 /// Serves the lock operations of one thread of another host on `fd`, an
 /// authenticated connection of purpose::lock whose link the caller watches

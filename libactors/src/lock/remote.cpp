@@ -92,11 +92,7 @@ const owner_ref* route(const lock_handle_ref& ref) {
   return owner;
 }
 
-struct answer {
-  std::uint8_t outcome = lock_protocol::failed;
-  std::int32_t code = 0;
-  std::string text;
-};
+using answer = lock_answer;
 
 // Asks the lock server of `owner` (kind, ref[, timeout_ns]) and waits for
 // its answer; errc::owner_unreachable, naming what happened, when the
@@ -155,7 +151,7 @@ answer ask(const owner_ref& owner, std::uint8_t kind,
     if (auto f = ch.next()) {
       answer a;
       if (f->kind != lock_protocol::answer_frame
-          || ch.get(*f, a.outcome, a.code, a.text))
+          || ch.get(*f, a))
         throw lost("(a malformed answer)");
       return a;
     }
@@ -170,14 +166,13 @@ answer ask(const owner_ref& owner, std::uint8_t kind,
   }
 }
 
-// The error the lock server answered.
+// The error the lock server answered, or an answer not understood.
 [[noreturn]] void fail(const answer& a) {
-  if (a.outcome != lock_protocol::failed || a.code <= 0)
-    throw error(errc::owner_unreachable,
-                "the lock's host (the pool's) gave an answer not understood "
-                "here: "
-                  + std::to_string(a.outcome));
-  throw error(static_cast<errc>(a.code), a.text);
+  a.check();
+  throw error(errc::owner_unreachable,
+              "the lock's host (the pool's) gave an answer not understood "
+              "here: "
+                + std::to_string(a.outcome));
 }
 
 // The lock of `ref`, which the pool's host says is not its own
@@ -207,6 +202,7 @@ acquire_remote(const lock_handle_ref& ref,
   if (owner == nullptr)
     return std::nullopt;
   auto a = ask(*owner, lock_protocol::acquire_frame, ref, timeout_ns(timeout));
+  a.check();
   switch (a.outcome) {
     case lock_protocol::not_acquired:
       return lock_handle::acquired::no;
@@ -215,7 +211,7 @@ acquire_remote(const lock_handle_ref& ref,
     case lock_protocol::owner_died:
       return lock_handle::acquired::previous_owner_died;
     case lock_protocol::not_on_this_host:
-      local_after_all(ref, a.text);
+      local_after_all(ref, a.what);
       return std::nullopt; // one of this host
     default:
       fail(a);
@@ -227,11 +223,12 @@ bool release_remote(const lock_handle_ref& ref) {
   if (owner == nullptr)
     return false;
   auto a = ask(*owner, lock_protocol::release_frame, ref, 0);
+  a.check();
   if (a.outcome == lock_protocol::released)
     return true;
   if (a.outcome != lock_protocol::not_on_this_host)
     fail(a);
-  local_after_all(ref, a.text);
+  local_after_all(ref, a.what);
   return false;
 }
 

@@ -14,7 +14,6 @@
 #include <vector>
 
 #include <sys/eventfd.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -34,8 +33,6 @@ pool_state::pool_state(pool_core::options o)
 
 pool_state::~pool_state() {
   stop_callbacks(*callbacks);
-  if (progress_map != nullptr)
-    ::munmap(progress_map, progress_size);
 }
 
 pool_state::worker& pool_state::add_worker() {

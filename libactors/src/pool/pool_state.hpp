@@ -35,6 +35,7 @@
 #include "net/auth.hpp"
 #include "net/listener.hpp"
 #include "pool/progress_page.hpp"
+#include "shm/shared_memory.hpp"
 #include "pool/task_table.hpp"
 #include "node/runtime.hpp"
 #include "process/children.hpp"
@@ -185,9 +186,7 @@ public:
   /// The progress pages of the local worker processes (a memfd, one page
   /// per slot, made with the first worker; none if that failed).
   std::once_flag progress_made;
-  unique_fd progress_fd;
-  char* progress_map = nullptr;
-  std::size_t progress_size = 0;
+  shared_memory progress;
 
 private:
   // process_workers.cpp

@@ -23,7 +23,6 @@
 #include <vector>
 
 #include <poll.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include "base/deadline.hpp"
@@ -57,7 +56,8 @@ void pool_state::feeder_loop(worker& w, std::uint32_t slot) {
       proc = children::local().spawn(
         closure::bind(worker_main, opts.initializer,
                       static_cast<std::int32_t>(::getpid()),
-                      page ? progress_fd.get() : -1, slot),
+                      page ? progress.fd.get() : -1,
+                      static_cast<std::uint32_t>(opts.processes), slot),
         name, true, &fd);
     } catch (const error& e) {
       {
@@ -105,24 +105,12 @@ void pool_state::feeder_loop(worker& w, std::uint32_t slot) {
 progress_page* pool_state::progress_of(std::uint32_t slot) {
   std::call_once(progress_made, [this] {
     auto size = static_cast<std::size_t>(opts.processes) * progress_page_size;
-    unique_fd fd{::memfd_create("actors-pool-progress", MFD_CLOEXEC)};
-    if (!fd)
-      return;
-    void* p = MAP_FAILED;
-    if (::ftruncate(fd.get(), static_cast<off_t>(size)) == 0)
-      p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(),
-                 0);
-    if (p == MAP_FAILED)
-      return;
-    progress_fd = std::move(fd);
-    progress_map = static_cast<char*>(p);
-    progress_size = size;
+    progress = make_shared_memory("actors-pool-progress", size);
   });
-  if (progress_map == nullptr
-      || slot >= static_cast<std::uint32_t>(opts.processes))
+  if (!progress.memory || slot >= static_cast<std::uint32_t>(opts.processes))
     return nullptr;
-  auto* page = reinterpret_cast<progress_page*>(progress_map
-                                                + slot * progress_page_size);
+  auto* page = reinterpret_cast<progress_page*>(
+    static_cast<char*>(progress.memory.get()) + slot * progress_page_size);
   page->phase.store(not_attached);
   page->task.store(0);
   page->input.store(0);

@@ -34,9 +34,8 @@ void task_ring::grow() {
 
 outcome failed(std::uint64_t id, errc code, std::string what) {
   outcome result;
+  static_cast<status&>(result) = status::failure(code, std::move(what));
   result.task = id;
-  result.code = static_cast<std::uint8_t>(code);
-  result.what = std::move(what);
   return result;
 }
 

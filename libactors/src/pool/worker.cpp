@@ -8,14 +8,13 @@
 #include <climits>
 #include <string>
 
-#include <fcntl.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include "base/fd.hpp"
 #include "node/exception_text.hpp"
 #include "node/runtime.hpp"
 #include "pool/progress_page.hpp"
+#include "shm/shared_memory.hpp"
 #include "pool/task_table.hpp"
 
 namespace actors::detail {
@@ -28,21 +27,20 @@ using clock = std::chrono::steady_clock;
 // other processes and threads).
 thread_local progress_page* shown_progress = nullptr;
 
-// Maps page `slot` of the memfd `fd` of process `owner` (the pool's
-// progress pages); null if that fails (the pool then charges a death to
-// every task the worker held, as it must when it cannot know).
+// Maps page `slot` of the `pages` progress pages process `owner` shares as
+// its descriptor `fd` (for the life of this process); null if that fails
+// (the pool then charges a death to every task the worker held, as it
+// must when it cannot know).
 progress_page* attach_progress(std::int32_t owner, std::int32_t fd,
-                               std::uint32_t slot) {
-  if (fd < 0)
+                               std::uint32_t pages, std::uint32_t slot) {
+  if (fd < 0 || slot >= pages)
     return nullptr;
-  auto path = "/proc/" + std::to_string(owner) + "/fd/" + std::to_string(fd);
-  unique_fd local{::open(path.c_str(), O_RDWR | O_CLOEXEC)};
-  if (!local)
+  std::string why;
+  auto area = map_peer_memory(owner, fd, pages * progress_page_size, why);
+  if (!area)
     return nullptr;
-  auto* p = ::mmap(nullptr, progress_page_size, PROT_READ | PROT_WRITE,
-                   MAP_SHARED, local.get(),
-                   static_cast<off_t>(slot * progress_page_size));
-  return p == MAP_FAILED ? nullptr : static_cast<progress_page*>(p);
+  return reinterpret_cast<progress_page*>(static_cast<char*>(area.release())
+                                          + slot * progress_page_size);
 }
 
 } // namespace
@@ -52,10 +50,9 @@ outcome run_task(std::uint64_t id, const closure& call) {
   result.task = id;
   try {
     result.result = call();
-    result.ok = true;
   } catch (...) {
-    result.code = static_cast<std::uint8_t>(errc::task_failed);
-    result.what = current_exception_text();
+    static_cast<status&>(result) =
+      status::failure(errc::task_failed, current_exception_text());
   }
   return result;
 }
@@ -161,12 +158,13 @@ worker_end serve_tasks(channel& ch, const closure& initializer,
 }
 
 void worker_main(closure initializer, std::int32_t owner,
-                 std::int32_t progress_fd, std::uint32_t slot) {
+                 std::int32_t progress_fd, std::uint32_t pages,
+                 std::uint32_t slot) {
   auto fd = runtime::take_channel();
   if (fd < 0)
     return; // not started by a pool
   channel ch{fd};
-  shown_progress = attach_progress(owner, progress_fd, slot);
+  shown_progress = attach_progress(owner, progress_fd, pages, slot);
   serve_tasks(ch, initializer);
 }
 

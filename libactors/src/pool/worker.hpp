@@ -62,9 +62,11 @@ worker_end serve_tasks(channel& ch, const closure& initializer,
 
 /// The body of a local worker process (started by its pool's feeder):
 /// serves the pool over its channel, showing its progress in page `slot`
-/// of the memfd `progress_fd` of the pool's process `owner`.
+/// of the `pages` progress pages that the pool's process `owner` shares as
+/// its descriptor `progress_fd`.
 void worker_main(closure initializer, std::int32_t owner,
-                 std::int32_t progress_fd, std::uint32_t slot);
+                 std::int32_t progress_fd, std::uint32_t pages,
+                 std::uint32_t slot);
 
 /// Runs task `id`: its result, or what it threw.
 outcome run_task(std::uint64_t id, const closure& call);

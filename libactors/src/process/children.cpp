@@ -2,10 +2,8 @@
 
 #include <cerrno>
 #include <csignal>
-#include <cstring>
 
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -158,24 +156,22 @@ void children::end_all() {
   }
   end_children();
   if (reaper_.joinable() && reaper_.get_id() != std::this_thread::get_id()) {
-    std::uint64_t one = 1;
-    [[maybe_unused]] auto n = ::write(wake_fd_.get(), &one, sizeof(one));
+    poller_->wake();
     reaper_.join();
-    epoll_fd_.reset();
-    wake_fd_.reset();
+    poller_.reset();
   }
 }
 
 void children::reap_loop() {
   epoll_event events[16];
   for (;;) {
-    auto n = ::epoll_wait(epoll_fd_.get(), events, 16, -1);
+    auto n = ::epoll_wait(poller_->fd(), events, 16, -1);
     if (n < 0 && errno == EINTR)
       continue;
     if (n < 0)
       return;
     for (int i = 0; i < n; ++i) {
-      auto* c = static_cast<child*>(events[i].data.ptr);
+      auto* c = reinterpret_cast<child*>(events[i].data.u64);
       if (c == nullptr)
         return; // woken to stop
       // Deregister before try_reap closes the descriptor.
@@ -184,7 +180,7 @@ void children::reap_loop() {
         std::lock_guard<std::mutex> guard{mtx_};
         for (auto j = running_.begin(); j != running_.end(); ++j) {
           if (j->get() == c) {
-            ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, c->pidfd_.get(),
+            ::epoll_ctl(poller_->fd(), EPOLL_CTL_DEL, c->pidfd_.get(),
                         nullptr);
             self = std::move(*j);
             running_.erase(j);
@@ -201,29 +197,13 @@ void children::reap_loop() {
 }
 
 void children::start_reaper() {
-  auto fail = [this](const std::string& what) {
-    auto text = what + ": " + std::strerror(errno);
-    epoll_fd_.reset();
-    wake_fd_.reset();
-    throw error(errc::spawn_failed,
-                "cannot watch child processes: " + text);
-  };
-  epoll_fd_.reset(::epoll_create1(EPOLL_CLOEXEC));
-  if (!epoll_fd_)
-    fail("epoll_create1");
-  wake_fd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  if (!wake_fd_)
-    fail("eventfd");
-  epoll_event ev{};
-  ev.events = EPOLLIN;
-  ev.data.ptr = nullptr; // the stop signal
-  if (::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, wake_fd_.get(), &ev) != 0)
-    fail("epoll_ctl");
+  poller_.emplace("watch child processes", 0);
   try {
     reaper_ = std::thread{[this] { reap_loop(); }};
   } catch (const std::system_error& e) {
-    errno = e.code().value();
-    fail("a thread");
+    poller_.reset();
+    throw error(errc::spawn_failed, "cannot watch child processes: a thread: "
+                                      + e.code().message());
   }
 }
 

@@ -23,6 +23,7 @@
 
 #include "actors/detail/closure.hpp"
 #include "base/fd.hpp"
+#include "base/poller.hpp"
 
 namespace actors::detail {
 
@@ -103,8 +104,9 @@ private:
   runtime& rt_;
   std::mutex mtx_;
   std::vector<std::shared_ptr<child>> running_;
-  unique_fd epoll_fd_; // the reaper's: the pidfds and wake_fd_
-  unique_fd wake_fd_;  // written to stop the reaper
+  // The reaper's: the pidfds (their events carry the child), and a wake-up
+  // (carrying 0) to stop it.
+  std::optional<poller> poller_;
   std::thread reaper_;
   std::uint64_t next_token_ = 1;
   std::set<std::uint64_t> early_started_; // started before being registered

@@ -222,10 +222,7 @@ std::shared_ptr<child> children::spawn(const closure& target,
     // A child with its task inline holds its arguments from the start.
     if (early_started_.erase(token) > 0 || lazy)
       result->mark_started();
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.ptr = result.get();
-    ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, pidfd_num, &ev);
+    poller_->add(pidfd_num, EPOLLIN, reinterpret_cast<std::uint64_t>(result.get()));
   }
   // Return once the child holds its arguments, as a forked child would: the
   // caller may then close its own copies of the handles it passed.

@@ -22,7 +22,6 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/time.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
@@ -285,7 +284,7 @@ void hub_client::put_buffered(std::uint64_t qid, value& item) {
     auto result = call(hub_frame::put, ns, qid, ns, item);
     if (!result.ok && result.code == errc::closed)
       closed_.insert(qid);
-    check(result);
+    result.check();
     vouched_[qid] = closes;
     return;
   }

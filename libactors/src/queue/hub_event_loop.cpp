@@ -23,7 +23,6 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/time.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
@@ -101,7 +100,7 @@ bool queue_hub::pull(const std::shared_ptr<conn>& c) {
   if (area.waiting.load(std::memory_order_seq_cst) != 0
       && area.waiting.exchange(0) != 0) {
     std::lock_guard<std::mutex> guard{c->out};
-    emit(*c, epoll_fd_.get(), hub_frame::room);
+    emit(*c, poller_.fd(), hub_frame::room);
   }
   bool fine = true;
   while (fine)
@@ -188,7 +187,7 @@ void queue_hub::handle(const epoll_event& ev) {
       auto i = exits_.find(static_cast<pid_t>(tag & ~exit_tag));
       if (i == exits_.end())
         return;
-      ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, i->second.fd.get(), nullptr);
+      ::epoll_ctl(poller_.fd(), EPOLL_CTL_DEL, i->second.fd.get(), nullptr);
       fns = std::move(i->second.fns);
       exits_.erase(i);
     }
@@ -207,7 +206,7 @@ void queue_hub::handle(const epoll_event& ev) {
       epoll_event again{};
       again.events = EPOLLIN;
       again.data.u64 = tag;
-      ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_MOD, c->ch.fd(), &again);
+      ::epoll_ctl(poller_.fd(), EPOLL_CTL_MOD, c->ch.fd(), &again);
       c->want_out = false;
     }
   }
@@ -223,14 +222,13 @@ bool queue_hub::poll_once() {
                                : timers_.begin()->first;
   auto any = pull_all();
   epoll_event events[32];
-  auto n = ::epoll_wait(epoll_fd_.get(), events, 32, 0);
+  auto n = ::epoll_wait(poller_.fd(), events, 32, 0);
   for (int i = 0; i < n; ++i)
     if (events[i].data.u64 != wake_tag) // the hub thread's
       handle(events[i]);
   // A deadline earlier than the one the hub thread sleeps towards: tell it.
   if (!timers_.empty() && timers_.begin()->first < first) {
-    std::uint64_t one = 1;
-    [[maybe_unused]] auto w = ::write(wake_fd_.get(), &one, sizeof(one));
+    poller_.wake();
   }
   return any || n > 0;
 }
@@ -268,7 +266,7 @@ void queue_hub::run() {
       if (want_wakeups(true))
         wait_ms = 0;
     }
-    auto n = ::epoll_wait(epoll_fd_.get(), events, 32, wait_ms);
+    auto n = ::epoll_wait(poller_.fd(), events, 32, wait_ms);
     if (n < 0 && errno != EINTR)
       return;
     {
@@ -281,8 +279,7 @@ void queue_hub::run() {
     pull_all();
     for (int i = 0; i < n; ++i) {
       if (events[i].data.u64 == wake_tag) {
-        std::uint64_t count;
-        [[maybe_unused]] auto r = ::read(wake_fd_.get(), &count, sizeof(count));
+        poller_.drain_wake();
         {
           // The count just read may include stop()'s wake-up, which came
           // after the look at stop_ above: look again, or sleep forever.

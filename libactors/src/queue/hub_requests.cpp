@@ -21,7 +21,6 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/time.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
@@ -53,7 +52,7 @@ void queue_hub::put_batch(const std::shared_ptr<conn>& c) {
     return;
   if (!batch_core_->put_buffered(batch_)) {
     std::lock_guard<std::mutex> guard{c->out};
-    emit(*c, epoll_fd_.get(), hub_frame::closed, batch_qid_);
+    emit(*c, poller_.fd(), hub_frame::closed, batch_qid_);
   }
 }
 
@@ -88,7 +87,7 @@ bool queue_hub::serve(const std::shared_ptr<conn>& c,
       std::lock_guard<std::mutex> guard{c->out};
       std::uint64_t req = 0;
       bool flag = true;
-      emit(*c, epoll_fd_.get(), k::ok, req, flag);
+      emit(*c, poller_.fd(), k::ok, req, flag);
     }
     return c->authenticated;
   }
@@ -104,7 +103,7 @@ bool queue_hub::serve(const std::shared_ptr<conn>& c,
       std::lock_guard<std::mutex> guard{mtx_};
       ++open_nodes_[c->node];
     }
-    answer(*c, epoll_fd_.get(), req, q_outcome{}, nullptr);
+    answer(*c, poller_.fd(), req, q_outcome{}, nullptr);
     return true;
   }
   {
@@ -117,7 +116,7 @@ bool queue_hub::serve(const std::shared_ptr<conn>& c,
     put_batch(c); // what this connection put before comes first
   auto reply = [&](std::uint64_t req, q_outcome&& x,
                    const std::shared_ptr<queue_core>& core) {
-    answer(*c, epoll_fd_.get(), req, std::move(x), core);
+    answer(*c, poller_.fd(), req, std::move(x), core);
   };
   // The queue a request names, or nothing (and the request is answered).
   auto queue_for = [&](std::uint64_t req, std::uint64_t qid) {
@@ -179,7 +178,7 @@ bool queue_hub::serve(const std::shared_ptr<conn>& c,
         c->parked_timer.reset();
       }
       std::weak_ptr<conn> weak = c;
-      auto epoll_fd = epoll_fd_.get();
+      auto epoll_fd = poller_.fd();
       queue_core::answer_fn later = [weak, epoll_fd, req,
                                      core](q_outcome&& x) {
         auto target = weak.lock();
@@ -209,7 +208,7 @@ bool queue_hub::serve(const std::shared_ptr<conn>& c,
       }
       if (auto* now = std::get_if<q_outcome>(&r)) {
         std::shared_ptr<queue_core> holder = core;
-        if (!answer(*c, epoll_fd_.get(), req, std::move(*now), holder)
+        if (!answer(*c, poller_.fd(), req, std::move(*now), holder)
             && now->item)
           core->requeue(std::move(now->item));
         return true;
@@ -243,7 +242,7 @@ bool queue_hub::serve(const std::shared_ptr<conn>& c,
         read_all(c.get());
         auto s = core->snapshot();
         std::lock_guard<std::mutex> guard{c->out};
-        emit(*c, epoll_fd_.get(), k::stats, req, s.size, s.maxsize, s.getters,
+        emit(*c, poller_.fd(), k::stats, req, s.size, s.maxsize, s.getters,
              s.putters);
       }
       return true;

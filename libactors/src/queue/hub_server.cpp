@@ -24,7 +24,6 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/time.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
@@ -33,6 +32,7 @@
 #include "node/call.hpp"
 #include "node/runtime.hpp"
 #include "queue/hub_connection.hpp"
+#include "wire/node_id.hpp"
 
 namespace actors::detail {
 
@@ -50,7 +50,7 @@ void queue_hub::watchers::closed(std::uint64_t qid) {
   }
 }
 
-queue_hub::queue_hub() {
+queue_hub::queue_hub() : poller_{"serve queues", wake_tag} {
   key0_ = random_value<std::uint64_t>();
   key1_ = random_value<std::uint64_t>();
   char name[64];
@@ -79,22 +79,10 @@ queue_hub::queue_hub() {
     auto text = what + ": " + std::strerror(errno);
     throw error(errc::spawn_failed, "cannot serve queues: " + text);
   };
-  epoll_fd_.reset(::epoll_create1(EPOLL_CLOEXEC));
-  if (!epoll_fd_)
-    fail("epoll_create1");
-  wake_fd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  if (!wake_fd_)
-    fail("eventfd");
-  epoll_event ev{};
-  ev.events = EPOLLIN;
-  ev.data.u64 = wake_tag;
-  if (::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, wake_fd_.get(), &ev) != 0)
-    fail("epoll_ctl");
-  ev.data.u64 = listen_tag;
-  if (::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, listen_fd_.get(), &ev) != 0)
+  if (!poller_.add(listen_fd_.get(), EPOLLIN, listen_tag))
     fail("epoll_ctl");
   watchers_ = std::make_shared<watchers>();
-  watchers_->epoll_fd = epoll_fd_.get();
+  watchers_->epoll_fd = poller_.fd();
   try {
     thread_ = std::thread{[this] { run(); }};
   } catch (const std::system_error& e) {
@@ -110,8 +98,7 @@ void queue_hub::stop() {
       return;
     stop_ = true;
   }
-  std::uint64_t one = 1;
-  [[maybe_unused]] auto n = ::write(wake_fd_.get(), &one, sizeof(one));
+  poller_.wake();
   thread_.join();
   std::lock_guard<std::mutex> guard{reader_};
   stopped_ = true;
@@ -153,24 +140,6 @@ std::shared_ptr<queue_core> queue_hub::find(std::uint64_t id) {
   return i == cores_.end() ? nullptr : i->second;
 }
 
-namespace {
-
-// The OS process of `node` if it runs on the host of node `self`, else 0
-// (a pid of another host means nothing there).
-pid_t local_pid(const caf::node_id& node, const caf::node_id& self) {
-  using data = caf::node_id::default_data;
-  if (!node || node->implementation_id() != data::class_id || !self
-      || self->implementation_id() != data::class_id)
-    return 0;
-  auto& theirs = static_cast<const data&>(*node);
-  auto& ours = static_cast<const data&>(*self);
-  if (theirs.host_id() != ours.host_id())
-    return 0;
-  return static_cast<pid_t>(theirs.process_id());
-}
-
-} // namespace
-
 void queue_hub::when_drained(const caf::node_id& node,
                              std::function<void()> fn) {
   {
@@ -180,8 +149,7 @@ void queue_hub::when_drained(const caf::node_id& node,
   }
   // The hub thread first accepts what is waiting, so a connection the
   // process made just before it ended counts too.
-  std::uint64_t one = 1;
-  [[maybe_unused]] auto n = ::write(wake_fd_.get(), &one, sizeof(one));
+  poller_.wake();
 }
 
 bool queue_hub::when_exited(const caf::node_id& node,
@@ -205,7 +173,7 @@ bool queue_hub::when_exited(const caf::node_id& node,
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.u64 = exit_tag | static_cast<std::uint64_t>(pid);
-    ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, w.fd.get(), &ev);
+    ::epoll_ctl(poller_.fd(), EPOLL_CTL_ADD, w.fd.get(), &ev);
   }
   w.fns.push_back(std::move(fn));
   return true;
@@ -244,7 +212,7 @@ void queue_hub::accept_all() {
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.u64 = static_cast<std::uint64_t>(fd);
-    ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, fd, &ev);
+    ::epoll_ctl(poller_.fd(), EPOLL_CTL_ADD, fd, &ev);
     watchers_->add(c);
     conns_.emplace(fd, std::move(c));
   }
@@ -260,7 +228,7 @@ void queue_hub::accept_all() {
         // accepting for a while instead (run() resumes it).
         epoll_event ev{};
         ev.data.u64 = listen_tag;
-        ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_MOD, listen_fd_.get(), &ev);
+        ::epoll_ctl(poller_.fd(), EPOLL_CTL_MOD, listen_fd_.get(), &ev);
         accept_paused_ = clock_type::now() + std::chrono::milliseconds{100};
       }
       break;
@@ -282,7 +250,7 @@ void queue_hub::accept_all() {
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.u64 = static_cast<std::uint64_t>(fd);
-    ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, fd, &ev);
+    ::epoll_ctl(poller_.fd(), EPOLL_CTL_ADD, fd, &ev);
     pending_.push_back(c);
     ++pending_count_;
     conns_.emplace(fd, std::move(c));
@@ -298,7 +266,7 @@ void queue_hub::resume_accepting() {
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.u64 = listen_tag;
-  ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_MOD, listen_fd_.get(), &ev);
+  ::epoll_ctl(poller_.fd(), EPOLL_CTL_MOD, listen_fd_.get(), &ev);
 }
 
 std::chrono::steady_clock::time_point queue_hub::expire_pending() {
@@ -323,7 +291,7 @@ void queue_hub::drop(const std::shared_ptr<conn>& c) {
     c->dead_end = true;
     pull(c);
   }
-  ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, c->ch.fd(), nullptr);
+  ::epoll_ctl(poller_.fd(), EPOLL_CTL_DEL, c->ch.fd(), nullptr);
   if (c->parked_timer)
     timers_.erase(*c->parked_timer);
   if (auto i = std::find(pending_.begin(), pending_.end(), c);

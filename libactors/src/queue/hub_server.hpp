@@ -33,6 +33,7 @@
 
 #include "actors/detail/queue_ref.hpp"
 #include "base/fd.hpp"
+#include "base/poller.hpp"
 #include "wire/channel.hpp"
 #include "queue/hub_protocol.hpp"
 #include "queue/queue_core.hpp"
@@ -151,8 +152,7 @@ private:
   std::uint64_t key0_ = 0;
   std::uint64_t key1_ = 0;
   unique_fd listen_fd_;
-  unique_fd epoll_fd_;
-  unique_fd wake_fd_;
+  poller poller_; // listen_fd_, connections, exits (tags: hub_connection.hpp)
 
   // This node, noted while the actor system is there (when_drained may be
   // called while it goes). Guarded by mtx_.

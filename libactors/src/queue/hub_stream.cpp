@@ -23,7 +23,6 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/time.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
@@ -68,8 +67,7 @@ void queue_hub::serve_stream(int fd) {
     note_self();
   }
   // The hub's thread adopts it (accept_all).
-  std::uint64_t one = 1;
-  [[maybe_unused]] auto n = ::write(wake_fd_.get(), &one, sizeof(one));
+  poller_.wake();
 }
 
 bool queue_hub::read_stream(const std::shared_ptr<conn>& c) {

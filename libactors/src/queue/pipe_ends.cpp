@@ -49,14 +49,14 @@ thread_local std::vector<pending_attach>* pending = nullptr;
 // its flight, if any, ends.
 void take_hold(const queue_ref& inbox, const queue_ref& outbox, bool readable,
             bool writable, end_flight& flight) {
-  auto& root = runtime::get().service_actor();
+  auto& service = runtime::get().service_actor();
   each_side(inbox, outbox, readable, writable,
             [&](const queue_ref& q, holder_role role) {
               auto r = static_cast<std::uint8_t>(role);
               if (pending != nullptr)
                 pending->push_back({q.actor(), r, flight});
               else
-                caf::anon_send(q.actor(), q_attach::value, r, root,
+                caf::anon_send(q.actor(), q_attach::value, r, service,
                                flight.id, flight.sender);
             });
   flight = end_flight{};
@@ -82,11 +82,11 @@ void take_all(T& x) {
   if (attaches.empty())
     return;
   auto& rt = runtime::get();
-  auto& root = rt.service_actor();
+  auto& service = rt.service_actor();
   std::optional<caf::scoped_actor> self;
   for (auto& a : attaches) {
     if (a.queue.node() == rt.system().node()) {
-      caf::anon_send(a.queue, q_attach::value, a.role, root, a.flight.id,
+      caf::anon_send(a.queue, q_attach::value, a.role, service, a.flight.id,
                      a.flight.sender);
       continue;
     }
@@ -95,7 +95,7 @@ void take_all(T& x) {
     // An error (the owner is gone, or silent) leaves the end unheld: its
     // queue is gone, or will be before anyone could wait on this process.
     (*self)
-      ->request(a.queue, hold_timeout, q_attach::value, a.role, root,
+      ->request(a.queue, hold_timeout, q_attach::value, a.role, service,
                 a.flight.id, a.flight.sender)
       .receive([](ok_atom) {}, [](const caf::error&) {});
   }

@@ -103,7 +103,7 @@ void queue_ref::put(value item, std::optional<duration> timeout,
                     "the item cannot be serialized: "
                       + runtime::get().system().render(err));
       item.carries_ends(scope.saw_ends());
-      check(core->put_blocking(std::move(item), timeout));
+      core->put_blocking(std::move(item), timeout).check();
       return;
     }
     auto& hub = client_for(actor_, hub_, key0_, key1_);
@@ -111,7 +111,7 @@ void queue_ref::put(value item, std::optional<duration> timeout,
     if (buffered_)
       hub.put_buffered(id, item);
     else
-      check(hub.call(hub_frame::put, ns, id, ns, item));
+      hub.call(hub_frame::put, ns, id, ns, item).check();
   } catch (const error& e) {
     rethrow(e, names.when_closed_on_put);
   }
@@ -133,7 +133,7 @@ value queue_ref::get(std::optional<duration> timeout, error_names names) const {
       auto& hub = client_for(actor_, hub_, key0_, key1_);
       result = hub.call(hub_frame::get, ns, id, ns);
     }
-    check(result);
+    result.check();
     take_ends(result.item);
     return std::move(result.item);
   } catch (const error& e) {
@@ -154,7 +154,7 @@ bool queue_ref::poll(std::optional<duration> timeout) const {
   auto id = actor_->id();
   auto& hub = client_for(actor_, hub_, key0_, key1_);
   auto result = hub.call(hub_frame::poll, ns, id, ns);
-  check(result);
+  result.check();
   return result.flag;
 }
 
@@ -165,7 +165,7 @@ queue_ref::stats queue_ref::snapshot() const {
   }
   auto id = actor_->id();
   auto& hub = client_for(actor_, hub_, key0_, key1_);
-  check(hub.call(hub_frame::size, -1, id));
+  hub.call(hub_frame::size, -1, id).check();
   return hub.last_stats();
 }
 
@@ -176,7 +176,7 @@ void queue_ref::close() const {
   }
   // On this thread's connection: after every put it sent.
   auto id = actor_->id();
-  check(client_for(actor_, hub_, key0_, key1_).call(hub_frame::close, -1, id));
+  client_for(actor_, hub_, key0_, key1_).call(hub_frame::close, -1, id).check();
 }
 
 void queue_ref::attach(holder_role role) const {
@@ -188,9 +188,9 @@ void queue_ref::attach(holder_role role) const {
 void queue_ref::detach(holder_role role) const {
   // What this thread put through the hub lands before the end can close.
   if (auto* hub = hub_client::existing(hub_))
-    check(hub->call(hub_frame::sync, -1));
+    hub->call(hub_frame::sync, -1).check();
   if (auto* stream = actor_ ? hub_client::existing(actor_->node()) : nullptr)
-    check(stream->call(hub_frame::sync, -1));
+    stream->call(hub_frame::sync, -1).check();
   // Answered: once close() returns, the other end sees it.
   caller::of_this_thread().call(actor_, std::nullopt, q_detach::value,
                                 static_cast<std::uint8_t>(role),
@@ -199,11 +199,11 @@ void queue_ref::detach(holder_role role) const {
 
 void queue_ref::task_done() const {
   if (auto core = local_core(actor_)) {
-    check(core->task_done());
+    core->task_done().check();
     return;
   }
   auto id = actor_->id();
-  check(client_for(actor_, hub_, key0_, key1_).call(hub_frame::done, -1, id));
+  client_for(actor_, hub_, key0_, key1_).call(hub_frame::done, -1, id).check();
 }
 
 std::vector<std::size_t> wait_any(const std::vector<queue_ref>& inboxes,
@@ -258,7 +258,7 @@ bool queue_ref::join(std::optional<duration> timeout) const {
   }
   if (!result.ok && result.code == errc::timeout)
     return false;
-  check(result);
+  result.check();
   return true;
 }
 

@@ -81,15 +81,15 @@ caf::behavior queue_actor(queue_actor_ptr self,
     },
     [=](q_expire, std::uint64_t serial) { core->expire(serial); },
     [=](q_gone, const caf::actor_addr& who) { forget(who); },
-    [=](q_attach, std::uint8_t role, const caf::actor& root,
+    [=](q_attach, std::uint8_t role, const caf::actor& service,
         std::uint64_t flight, const caf::actor& sender) -> ok_atom {
       auto hold = [&](const caf::actor& who) {
         self->state.holders.insert(who.address());
         watch(who);
       };
-      if (core->attach(static_cast<holder_role>(role), root.address(),
+      if (core->attach(static_cast<holder_role>(role), service.address(),
                        sender.address(), flight))
-        hold(root);
+        hold(service);
       // Its death forgets what is noted of its flights.
       if (flight != 0 && sender)
         hold(sender);
@@ -102,8 +102,8 @@ caf::behavior queue_actor(queue_actor_ptr self,
       watch(sender);
     },
     [=](q_detach, std::uint64_t id, std::uint8_t role,
-        const caf::actor& root) {
-      core->detach(static_cast<holder_role>(role), root.address());
+        const caf::actor& service) {
+      core->detach(static_cast<holder_role>(role), service.address());
       self->send(caf::actor_cast<caf::actor>(self->current_sender()),
                  ok_atom::value, id, caf::message{});
     },

@@ -3,14 +3,14 @@
 // The queue's actor: its identity in handles, and what needs CAF. Its
 // messages (a protocol between the processes of a run):
 //   (q_poll, id, timeout_ns)  -> ok(id, bool ready)   for wait_any
-//   (q_attach, role, root, flight, sender) -> ok
-//                             the process of `root` holds the end that
+//   (q_attach, role, service, flight, sender) -> ok
+//                             the process of `service` holds the end that
 //                             reads or writes this queue; with a flight
 //                             (not 0), it received it from `sender`
 //   (q_depart, role, flight, sender)
 //                             the process of `sender` handed the end over:
 //                             it holds it until the receiver's attach
-//   (q_detach, id, role, root) ... no longer (-> ok(id)); when the last
+//   (q_detach, id, role, service) ... no longer (-> ok(id)); when the last
 //                             reader or the last writer is gone (detached,
 //                             or dead and everything it sent read) and
 //                             none is on its way, the queue closes

@@ -7,11 +7,6 @@
 
 namespace actors::detail {
 
-void check(const q_outcome& x) {
-  if (!x.ok)
-    throw error(x.code, x.what);
-}
-
 namespace {
 
 q_outcome closed_outcome(const char* what) {

@@ -26,6 +26,7 @@
 #include <caf/actor_addr.hpp>
 
 #include "actors/detail/queue_ref.hpp"
+#include "actors/detail/status.hpp"
 #include "actors/detail/value.hpp"
 #include "actors/error.hpp"
 #include "base/relax.hpp"
@@ -33,24 +34,16 @@
 namespace actors::detail {
 
 /// The answer to one queue operation (named apart from the pool's outcome).
-struct q_outcome {
-  bool ok = true;
-  errc code = errc::invalid_argument; // when !ok
-  std::string what;                   // when !ok
-  value item;                         // get
-  bool flag = false;                  // poll: ready
+struct q_outcome : status {
+  value item;        // get
+  bool flag = false; // poll: ready
 
   static q_outcome fail(errc code, std::string what) {
     q_outcome result;
-    result.ok = false;
-    result.code = code;
-    result.what = std::move(what);
+    static_cast<status&>(result) = status::failure(code, std::move(what));
     return result;
   }
 };
-
-/// Throws the error an outcome holds, if any.
-void check(const q_outcome& x);
 
 /// Makes this process the holder of the pipe ends in `item`, which a
 /// thread of this process takes from one of its queues (no-op unless the

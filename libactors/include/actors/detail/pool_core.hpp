@@ -15,28 +15,21 @@
 #include <vector>
 
 #include "actors/detail/closure.hpp"
+#include "actors/detail/status.hpp"
 #include "actors/detail/value.hpp"
 #include "actors/error.hpp"
 
 namespace actors::detail {
 
-/// What running one task produced.
-struct outcome {
+/// What running one task produced: its result when ok.
+struct outcome : status {
   std::uint64_t task = 0;
-  bool ok = false;
-  value result;            // when ok
-  std::uint8_t code = 0;   // an errc when not ok
-  std::string what;        // "exception type: message", or why the worker died
-
-  /// Throws the error this outcome stands for (when not ok).
-  [[noreturn]] void raise() const {
-    throw error(static_cast<errc>(code), what);
-  }
+  value result;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, outcome& x) {
-  return f(x.task, x.ok, x.result, x.code, x.what);
+  return f(x.task, static_cast<status&>(x), x.result);
 }
 
 /// Receives the outcome of a task, on one of the pool's threads (a worker

@@ -87,7 +87,7 @@ public:
                                        std::string{e.what()});
       }
     } else {
-      parts_[index] = std::make_pair(static_cast<errc>(x.code), std::move(x.what));
+      parts_[index] = std::make_pair(x.code, std::move(x.what));
     }
     if (--missing_ > 0)
       return;

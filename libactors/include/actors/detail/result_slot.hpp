@@ -123,7 +123,7 @@ public:
 
   void deliver(outcome&& x) override {
     if (!x.ok)
-      return fail(static_cast<errc>(x.code), std::move(x.what));
+      return fail(x.code, std::move(x.what));
     try {
       if constexpr (std::is_void_v<T>)
         set(std::monostate{});

@@ -90,7 +90,7 @@ struct stream_state {
     auto* n = new chunk_results;
     n->index = index;
     if (!x.ok) {
-      n->results = std::make_pair(static_cast<errc>(x.code), std::move(x.what));
+      n->results = std::make_pair(x.code, std::move(x.what));
     } else {
       try {
         n->results = x.result.template take<std::vector<R>>();

@@ -47,7 +47,7 @@ public:
   void add_chunk(std::size_t index, outcome&& x) {
     std::lock_guard<std::mutex> guard{mtx_};
     if (!x.ok)
-      errors_[index].emplace(static_cast<errc>(x.code), std::move(x.what));
+      errors_[index].emplace(x.code, std::move(x.what));
     if (--missing_ > 0)
       return;
     for (auto& err : errors_)
