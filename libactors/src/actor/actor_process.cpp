@@ -25,7 +25,7 @@
 
 #include "actors/process.hpp"
 
-#include "node/exception_text.hpp"
+#include "base/exception_text.hpp"
 #include "node/runtime.hpp"
 #include "process/children.hpp"
 

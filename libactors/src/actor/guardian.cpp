@@ -8,7 +8,7 @@
 
 #include <caf/stateful_actor.hpp>
 
-#include "node/exception_text.hpp"
+#include "base/exception_text.hpp"
 #include "node/runtime.hpp"
 #include "process/supervision.hpp"
 

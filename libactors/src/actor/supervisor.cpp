@@ -15,7 +15,7 @@
 #include <caf/stateful_actor.hpp>
 
 #include "actors/actor_process.hpp"
-#include "node/exception_text.hpp"
+#include "base/exception_text.hpp"
 #include "node/runtime.hpp"
 #include "process/supervision.hpp"
 

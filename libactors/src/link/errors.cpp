@@ -3,7 +3,6 @@
 #include <cstdlib>
 #include <cstring>
 
-#include <cxxabi.h>
 #include <poll.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -12,26 +11,15 @@
 #include <caf/sec.hpp>
 
 #include "base/error.hpp"
+#include "base/exception_text.hpp"
 
 namespace actors::detail::links {
-
-namespace {
-
-std::string demangled(const std::string& name) {
-  int status = 0;
-  char* p = abi::__cxa_demangle(name.c_str(), nullptr, nullptr, &status);
-  std::string result = status == 0 && p != nullptr ? p : name;
-  std::free(p);
-  return result;
-}
-
-} // namespace
 
 std::string unknown_type_name(const caf::error& err) {
   if (err != caf::sec::unknown_type)
     return {};
   if (err.context().match_elements<std::string>())
-    return demangled(err.context().get_as<std::string>(0));
+    return demangle(err.context().get_as<std::string>(0).c_str());
   return "?";
 }
 

@@ -18,7 +18,7 @@ void raise(const caf::error& err) {
               "request failed: " + runtime::get().system().render(err));
 }
 
-caller& caller::of_this_thread() {
+caller& caller::for_this_thread() {
   // Destroyed when the thread ends (before the runtime, for the main
   // thread), which tells every callee that this caller is gone.
   thread_local caller instance;

@@ -40,7 +40,7 @@ public:
   using duration = std::chrono::steady_clock::duration;
 
   /// The caller of the calling thread, created on its first call.
-  static caller& of_this_thread();
+  static caller& for_this_thread();
 
   /// Sends (atom, id, args...) to `target` and returns the payload of its
   /// answer. A failure answer is thrown as `actors::error`; the death of

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "base/relax.hpp"
-#include "node/exception_text.hpp"
+#include "base/exception_text.hpp"
 #include "node/runtime.hpp"
 #include "pool/pool_state.hpp"
 #include "pool/worker.hpp"

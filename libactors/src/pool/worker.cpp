@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "base/fd.hpp"
-#include "node/exception_text.hpp"
+#include "base/exception_text.hpp"
 #include "node/runtime.hpp"
 #include "pool/progress_page.hpp"
 #include "shm/shared_memory.hpp"

@@ -14,7 +14,7 @@
 
 #include "actors/detail/closure.hpp"
 #include "actors/error.hpp"
-#include "node/exception_text.hpp"
+#include "base/exception_text.hpp"
 #include "node/runtime.hpp"
 
 namespace actors::detail {

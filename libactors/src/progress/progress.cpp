@@ -242,7 +242,7 @@ const caf::actor& this_board() {
 }
 
 void close_bar(const caf::actor& board, std::uint64_t id) {
-  detail::caller::of_this_thread().call(board, std::chrono::seconds{1},
+  detail::caller::for_this_thread().call(board, std::chrono::seconds{1},
                                         p_close::value, id);
 }
 

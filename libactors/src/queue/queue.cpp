@@ -192,7 +192,7 @@ void queue_ref::detach(holder_role role) const {
   if (auto* stream = actor_ ? hub_client::existing(actor_->node()) : nullptr)
     stream->call(hub_frame::sync, -1).check();
   // Answered: once close() returns, the other end sees it.
-  caller::of_this_thread().call(actor_, std::nullopt, q_detach::value,
+  caller::for_this_thread().call(actor_, std::nullopt, q_detach::value,
                                 static_cast<std::uint8_t>(role),
                                 runtime::get().service_actor());
 }

@@ -1,4 +1,4 @@
-#include "node/exception_text.hpp"
+#include "base/exception_text.hpp"
 
 #include <cstdlib>
 #include <exception>
