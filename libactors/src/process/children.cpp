@@ -158,7 +158,9 @@ void children::end_all() {
   if (reaper_.joinable() && reaper_.get_id() != std::this_thread::get_id()) {
     poller_->wake();
     reaper_.join();
-    poller_.reset();
+    std::lock_guard<std::mutex> guard{mtx_};
+    poller_.reset(); // a spawn that got past ended_ before finds none
+
   }
 }
 

@@ -222,7 +222,9 @@ std::shared_ptr<child> children::spawn(const closure& target,
     // A child with its task inline holds its arguments from the start.
     if (early_started_.erase(token) > 0 || lazy)
       result->mark_started();
-    poller_->add(pidfd_num, EPOLLIN, reinterpret_cast<std::uint64_t>(result.get()));
+    if (poller_) // none once the reaper has ended (exiting)
+      poller_->add(pidfd_num, EPOLLIN,
+                   reinterpret_cast<std::uint64_t>(result.get()));
   }
   // Return once the child holds its arguments, as a forked child would: the
   // caller may then close its own copies of the handles it passed.
