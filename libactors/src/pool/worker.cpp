@@ -14,8 +14,8 @@
 #include "base/exception_text.hpp"
 #include "node/runtime.hpp"
 #include "pool/progress_page.hpp"
-#include "shm/shared_memory.hpp"
 #include "pool/task_table.hpp"
+#include "shm/shared_memory.hpp"
 
 namespace actors::detail {
 

@@ -45,6 +45,23 @@ struct pending_attach {
 
 thread_local std::vector<pending_attach>* pending = nullptr;
 
+// Collects this thread's attaches into `now` for its life.
+class pending_scope {
+public:
+  explicit pending_scope(std::vector<pending_attach>* now)
+    : prev_(std::exchange(pending, now)) {
+    // nop
+  }
+  ~pending_scope() {
+    pending = prev_;
+  }
+  pending_scope(const pending_scope&) = delete;
+  pending_scope& operator=(const pending_scope&) = delete;
+
+private:
+  std::vector<pending_attach>* prev_;
+};
+
 // This process holds the end now (attaches to the queues of its sides);
 // its flight, if any, ends.
 void take_hold(const queue_ref& inbox, const queue_ref& outbox, bool readable,
@@ -74,10 +91,9 @@ template <class T>
 void take_all(T& x) {
   std::vector<pending_attach> attaches;
   {
-    auto* prev = std::exchange(pending, &attaches);
+    pending_scope collect{&attaches};
     end_pass_scope scope{end_pass::take};
     serializable(x);
-    pending = prev;
   }
   if (attaches.empty())
     return;
