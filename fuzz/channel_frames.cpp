@@ -272,7 +272,8 @@ void make_seeds(std::vector<bytes>& seeds) {
   streams.push_back(frames([](channel& ch) {
     outcome o;
     o.task = 5;
-    o.code = 3;
+    o.ok = false;
+    o.code = actors::errc::task_failed;
     o.what = "std::runtime_error: boom";
     std::uint32_t micros = 0;
     ch.put(outcome_frame, o, micros);

@@ -27,9 +27,10 @@ struct outcome : status {
   value result;
 };
 
+// The result right after the flag, where fuzz/channel_frames.cpp looks.
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, outcome& x) {
-  return f(x.task, static_cast<status&>(x), x.result);
+  return f(x.task, x.ok, x.result, x.code, x.what);
 }
 
 /// Receives the outcome of a task, on one of the pool's threads (a worker
