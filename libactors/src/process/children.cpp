@@ -160,7 +160,6 @@ void children::end_all() {
     reaper_.join();
     std::lock_guard<std::mutex> guard{mtx_};
     poller_.reset(); // a spawn that got past ended_ before finds none
-
   }
 }
 
