@@ -82,7 +82,10 @@ caf::behavior guardian(caf::stateful_actor<guardian_state>* self,
   self->set_down_handler([=](caf::down_msg& dm) {
     if (dm.source != self->state.actor.address())
       return;
-    if (!is_exit(dm.reason, caf::exit_reason::remote_link_unreachable))
+    // The link's end (the process died, or the link broke): the exit
+    // status from the reaper decides, with this actor process's name.
+    if (!is_exit(dm.reason, caf::exit_reason::remote_link_unreachable)
+        && errc_of(dm.reason) != errc::process_died)
       return settle(std::move(dm.reason));
     self->state.link_lost = true;
     if (self->state.exitcode)

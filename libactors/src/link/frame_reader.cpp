@@ -15,7 +15,9 @@ namespace {
 // more elements than there are bytes left. CAF 0.17 resizes a byte vector
 // (std::vector<char>, "@charbuf") to the claimed size before it reads, so
 // five bytes could make it allocate 4 GiB (found by fuzz/link_frames.cpp).
-// Every element of a sequence takes at least a byte on the wire here.
+// Every element of a sequence takes at least a bit on the wire here
+// (std::vector<bool> travels as a bit per element), so a claim is at most
+// eight times the bytes that really arrived.
 class checked_deserializer final : public caf::deserializer {
 public:
   checked_deserializer(caf::execution_unit* ctx, const char* data,
@@ -39,7 +41,7 @@ public:
   caf::error begin_sequence(std::size_t& n) override {
     if (auto err = inner_.begin_sequence(n))
       return err;
-    if (n > inner_.remaining())
+    if (n / 8 > inner_.remaining())
       return caf::sec::end_of_stream;
     return caf::none;
   }

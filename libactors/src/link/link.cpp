@@ -7,6 +7,7 @@
 
 #include <caf/sec.hpp>
 
+#include "base/error.hpp"
 #include "link/futex.hpp"
 
 namespace actors::detail::links {
@@ -63,7 +64,12 @@ void link::start(connection c) {
   cv_.notify_all();
   if (wrote)
     out_.notify_data(last);
-  spawn_receiver();
+  if (!spawn_receiver()) {
+    // Nobody would read it: the link ends before it carried anything.
+    fail(make_error(errc::spawn_failed, "no thread to read the link"));
+    throw error(errc::spawn_failed,
+                "cannot make a link: no thread to read it");
+  }
 }
 
 void link::fail(caf::error reason) {
@@ -289,19 +295,29 @@ link::write_result link::write(buffer& bytes, std::uint64_t dest,
 // -- reading
 // -------------------------------------------------------------------
 
-void link::spawn_receiver() {
+bool link::spawn_receiver() {
   std::lock_guard<std::mutex> guard{threads_mtx_};
   if (joined_ || threads_.size() >= 2)
-    return;
+    return true;
   auto self = this;
-  threads_.emplace_back([self] { self->receive_loop(); });
+  try {
+    threads_.emplace_back([self] { self->receive_loop(); });
+  } catch (const std::system_error&) {
+    return false; // out of threads (RLIMIT_NPROC)
+  }
+  return true;
 }
 
 bool link::begin_inline() {
   int expected = 0;
   if (!inline_.compare_exchange_strong(expected, 1))
     return false;
-  spawn_receiver(); // the one that reads meanwhile, on first need
+  // The one that reads meanwhile, on first need; without it, the actor
+  // goes to CAF's scheduler.
+  if (!spawn_receiver()) {
+    inline_.store(0);
+    return false;
+  }
   return true;
 }
 

@@ -206,7 +206,7 @@ private:
   bool flush_locked(std::uint64_t& last_dest, bool& wrote);
   void flush();
   void wake_all();
-  void spawn_receiver();
+  bool spawn_receiver(); // false: no thread could be made
 
   link_handler& handler_;
   const caf::node_id peer_;

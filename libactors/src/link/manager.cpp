@@ -17,6 +17,7 @@
 #include "base/error.hpp"
 #include "link/errors.hpp"
 #include "link/proxy.hpp"
+#include "wire/node_id.hpp"
 
 namespace actors::detail::links {
 
@@ -70,8 +71,15 @@ void manager::init() {
     listen_fd_.reset(listen_on(address_));
     poller_.add(listen_fd_.get(), EPOLLIN, listen_tag);
   }
-  watcher_ = std::thread{[this] { watch_loop(); }};
-  setup_ = std::thread{[this] { setup_loop(); }};
+  try {
+    watcher_ = std::thread{[this] { watch_loop(); }};
+    setup_ = std::thread{[this] { setup_loop(); }};
+  } catch (const std::system_error& e) {
+    shutdown(caf::exit_reason::user_shutdown);
+    throw error(errc::spawn_failed,
+                std::string{"cannot start the links: a thread: "}
+                    + e.code().message());
+  }
 }
 
 manager::~manager() {
@@ -118,6 +126,9 @@ void manager::shutdown(const caf::error& reason) {
     if (j.fd >= 0)
       ::close(j.fd);
   jobs_.clear();
+  for (auto& [tag, fd] : silent_)
+    ::close(fd);
+  silent_.clear();
   peers_.clear();
   links_.clear();
   listen_fd_.reset();
@@ -156,6 +167,8 @@ identity manager::me() const {
 caf::strong_actor_ptr manager::make_proxy(caf::node_id nid, caf::actor_id aid) {
   if (!nid || aid == caf::invalid_actor_id)
     return nullptr;
+  if (opts_.elsewhere && local_pid(nid, sys_.node()) == 0)
+    return opts_.elsewhere(nid, aid);
   auto p = peer_for(nid);
   caf::actor_config cfg;
   auto result

@@ -133,6 +133,11 @@ public:
     bool listen = true;
     /// The actor a peer gets first (hello): the process's service actor.
     caf::actor service;
+    /// Makes the proxy for an actor of another host, which no link reaches
+    /// (CAF's BASP, over the connections to other hosts); without it such a
+    /// proxy is dead from the start.
+    std::function<caf::strong_actor_ptr(const caf::node_id&, caf::actor_id)>
+        elsewhere;
   };
 
   /// Starts the links of this process in `sys`, which must outlive the
@@ -153,6 +158,11 @@ public:
   /// child (this takes ownership); returns the peer's service actor (empty if
   /// it has none). Throws actors::error (setup.hpp).
   caf::actor adopt(int fd);
+
+  /// Makes a link over `fd`, a socket shared with a child that may not run
+  /// yet (this takes ownership): the setup starts when the child speaks, and
+  /// a child that ends without a word leaves nothing behind. Never blocks.
+  void adopt_later(int fd);
 
   /// Makes a link to process `pid` of this run, by name; returns its service
   /// actor. Throws actors::error (setup.hpp).
@@ -238,7 +248,8 @@ private:
 
   struct job {
     std::shared_ptr<peer> target; // connect to it, or
-    int fd = -1;                  // accept this
+    int fd = -1;                  // accept this,
+    bool inherited = false;       // or adopt it (a child's socket)
   };
 
   identity me() const;
@@ -277,6 +288,7 @@ private:
   std::uint64_t next_link_id_ = 1;
   std::unordered_map<caf::node_id, std::shared_ptr<peer>> peers_;  // sends
   std::unordered_map<std::uint64_t, std::shared_ptr<peer>> links_; // all
+  std::unordered_map<std::uint64_t, int> silent_; // children's, by tag
   std::deque<job> jobs_;
   std::condition_variable jobs_cv_;
   std::vector<std::function<void()>> posted_;

@@ -46,7 +46,14 @@ std::shared_ptr<peer> manager::add_link(connection c) {
   }
   auto fd = c.fd;
   auto id = p->lnk->id();
-  p->lnk->start(std::move(c));
+  try {
+    p->lnk->start(std::move(c));
+  } catch (const error&) {
+    link_ended(*p, p->lnk->reason());
+    std::lock_guard<std::mutex> guard{mtx_};
+    links_.erase(id);
+    throw;
+  }
   post([this, fd, id] {
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLRDHUP;
@@ -65,6 +72,23 @@ caf::actor manager::adopt(int fd) {
   if (service == 0)
     return {};
   return caf::actor_cast<caf::actor>(registry_.get_or_put(node, service));
+}
+
+void manager::adopt_later(int fd) {
+  std::uint64_t tag = 0;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (stopping_) {
+      ::close(fd);
+      return;
+    }
+    tag = next_link_id_++;
+    silent_.emplace(tag, fd);
+  }
+  // Added on the watcher's thread, as links are (it owns the set's
+  // registrations); the first event (the child's hello, or its end) hands
+  // the socket to the setup thread.
+  post([this, fd, tag] { poller_.add(fd, EPOLLIN | EPOLLRDHUP, tag); });
 }
 
 caf::actor manager::connect(pid_t pid) {
@@ -118,6 +142,14 @@ void manager::setup_loop() {
       jobs_.pop_front();
     }
     auto deadline = clock::now() + opts_.setup_timeout;
+    if (j.inherited) {
+      try {
+        add_link(setup_inherited(j.fd, me(), &unit_, deadline));
+      } catch (const error&) {
+        // The child ended, or never made its links: nothing was made.
+      }
+      continue;
+    }
     if (j.fd >= 0) {
       try {
         add_link(setup_accept(j.fd, key_, me(), &unit_, deadline));
@@ -201,8 +233,14 @@ void manager::watch_loop() {
       std::shared_ptr<peer> p;
       {
         std::lock_guard<std::mutex> guard{mtx_};
-        if (auto j = links_.find(tag); j != links_.end())
+        if (auto j = links_.find(tag); j != links_.end()) {
           p = j->second;
+        } else if (auto k = silent_.find(tag); k != silent_.end()) {
+          ::epoll_ctl(poller_.fd(), EPOLL_CTL_DEL, k->second, nullptr);
+          jobs_.push_back(job{nullptr, k->second, true});
+          silent_.erase(k);
+          jobs_cv_.notify_one();
+        }
       }
       if (!p)
         continue;

@@ -175,6 +175,20 @@ nonce to_nonce(const std::uint8_t* p) {
 
 } // namespace
 
+void send_run_key(int fd, const secret& key) {
+  auto n = ::send(fd, key.data(), key.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  if (n != static_cast<ssize_t>(key.size()))
+    fail(errc::spawn_failed,
+         std::string{"cannot hand the run's key to a child: "}
+             + std::strerror(errno));
+}
+
+secret read_run_key(int fd, time_point deadline) {
+  secret key{};
+  recv_all(fd, key.data(), key.size(), deadline);
+  return key;
+}
+
 std::string link_address(const secret& key, pid_t pid) {
   nonce zero{};
   auto tag = compute_mac(key, "link-address", zero, zero);

@@ -39,6 +39,16 @@ struct connection {
   ring in;                // the peer writes
 };
 
+/// The parent's first bytes on a socket it shares with a child: the run's
+/// key, so that the child can make and accept links by name (the socket is
+/// the authority, as for the hello). Written before the child runs; never
+/// blocks (the socket's buffer holds it).
+void send_run_key(int fd, const secret& key);
+
+/// The child's side of send_run_key: reads the key from `fd`, at most until
+/// `deadline`. Throws actors::error (errc::timeout, errc::owner_unreachable).
+secret read_run_key(int fd, time_point deadline);
+
 /// The abstract socket name of process `pid` in the run whose key is
 /// `key` (a tag derived from the key, never the key itself).
 std::string link_address(const secret& key, pid_t pid);

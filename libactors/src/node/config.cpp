@@ -156,10 +156,11 @@ std::unique_ptr<caf::actor_system_config> make_config() {
 void check_resources(const caf::actor_system_config& cfg) {
   check_descriptors(caf_descriptors);
   // The threads of its scheduler's workers, its clock, its printer actor,
-  // its multiplexer and its middleman actor.
+  // its multiplexer and its middleman actor; the links' watcher and setup
+  // threads, and the receiver of the first link.
   check_threads(caf::get_or(cfg, "scheduler.max-threads",
                             caf::defaults::scheduler::max_threads)
-                + 4);
+                + 7);
 }
 
 void add_config_step(void (*step)(caf::actor_system_config&)) {

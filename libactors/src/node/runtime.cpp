@@ -19,6 +19,8 @@
 #include "actors/error.hpp"
 #include "actors/runtime.hpp"
 #include "base/deadline.hpp"
+#include "link/manager.hpp"
+#include "link/setup.hpp"
 #include "net/listener.hpp"
 #include "node/config.hpp"
 #include "node/service_actor.hpp"
@@ -56,7 +58,7 @@ runtime& runtime::get() {
     static std::once_flag lazy_start;
     std::call_once(lazy_start, [&role] {
       auto* rt = new runtime(role::child);
-      role.parent = rt->connect_node(child_socket_fd, bootstrap_timeout);
+      role.parent = rt->link_to_parent(child_socket_fd);
       special_instance = rt;
     });
     return *special_instance.load();
@@ -110,6 +112,7 @@ runtime::runtime(role r) : role_(r), config_(make_config()) {
     if (role_ != role::owner)
       return;
     key_ = make_secret();
+    start_links();
     listener_ = std::make_unique<listener>(key_, [this](int fd, purpose p) {
       if (p == purpose::node)
         accept_node(fd);
@@ -119,6 +122,9 @@ runtime::runtime(role r) : role_(r), config_(make_config()) {
   } catch (...) {
     // The system ends with this attempt (it waits for its actors).
     listener_.reset();
+    if (links_)
+      links_->shutdown(caf::exit_reason::user_shutdown);
+    links_.reset();
     if (service_actor_)
       caf::anon_send_exit(service_actor_, caf::exit_reason::user_shutdown);
     service_actor_ = nullptr;
@@ -241,8 +247,56 @@ const listener& runtime::acceptor() const {
 }
 
 caf::proxy_registry* runtime::proxies() {
+  if (links_)
+    return &links_->registry();
   auto broker = caf::actor_cast<caf::abstract_actor*>(basp_);
   return static_cast<caf::io::basp_broker*>(broker)->proxy_registry_ptr();
+}
+
+void runtime::start_links() {
+  links::manager::options opts;
+  opts.service = service_actor_;
+  opts.setup_timeout = bootstrap_timeout;
+  // Actors of other hosts are BASP's.
+  auto broker = caf::actor_cast<caf::abstract_actor*>(basp_);
+  auto* basp = static_cast<caf::io::basp_broker*>(broker)->proxy_registry_ptr();
+  opts.elsewhere = [basp](const caf::node_id& nid, caf::actor_id aid) {
+    return basp->get_or_put(nid, aid);
+  };
+  links_ = links::manager::make(*system_, key_, std::move(opts));
+  std::lock_guard<std::mutex> guard{hooks_mtx_};
+  if (child_death_)
+    links_->set_death_reason(child_death_);
+}
+
+caf::actor runtime::link_to_parent(int fd) {
+  auto deadline = std::chrono::steady_clock::now() + bootstrap_timeout;
+  try {
+    key_ = links::read_run_key(fd, deadline);
+    start_links();
+    auto parent = links_->adopt(fd);
+    if (!parent)
+      throw error(errc::owner_unreachable, "the parent node has no service");
+    return parent;
+  } catch (const error& e) {
+    throw error(errc::owner_unreachable,
+                std::string{"cannot join the parent node: "} + e.what());
+  }
+}
+
+void runtime::hand_key(int fd) {
+  links::send_run_key(fd, key_);
+}
+
+void runtime::adopt_child(int fd) {
+  links_->adopt_later(fd);
+}
+
+void runtime::on_child_death(std::function<caf::error(pid_t)> fn) {
+  std::lock_guard<std::mutex> guard{hooks_mtx_};
+  child_death_ = fn;
+  if (links_)
+    links_->set_death_reason(std::move(fn));
 }
 
 void runtime::accept_node(int fd) {
@@ -275,7 +329,7 @@ caf::actor runtime::connect_node(int fd, std::chrono::milliseconds timeout) {
 runtime& runtime::start_child(int fd) {
   auto* rt = new runtime(role::child);
   special_instance = rt;
-  process_role::local().parent = rt->connect_node(fd, bootstrap_timeout);
+  process_role::local().parent = rt->link_to_parent(fd);
   return *rt;
 }
 

@@ -22,6 +22,8 @@
 #include <caf/actor_system.hpp>
 #include <caf/proxy_registry.hpp>
 
+#include <sys/types.h>
+
 #include "net/auth.hpp"
 #include "node/messages.hpp"
 #include "node/process_role.hpp"
@@ -29,6 +31,10 @@
 namespace actors::detail {
 
 class listener;
+
+namespace links {
+class manager;
+} // namespace links
 
 /// The steps of the exit sequence that other parts of libactors join
 /// (runtime::at_shutdown), in the order they run.
@@ -89,20 +95,41 @@ public:
     return result;
   }
 
-  /// The BASP broker's proxy registry: reading actor handles against it
-  /// makes proxies, as the broker does for messages.
+  /// The registry that reading actor handles against makes proxies: the
+  /// links' (link/manager.hpp: a handle of another process of this host
+  /// becomes a proxy on a link to it; one of another host, BASP's), or
+  /// BASP's alone in a peer of another host.
   caf::proxy_registry* proxies();
 
+  /// The links to the other processes of this host (none in a peer).
+  links::manager* links() noexcept {
+    return links_.get();
+  }
+
+  /// Writes the run's key into `fd`, this process's end of the socket pair
+  /// a child will inherit, before the child starts (it reads it first).
+  /// Throws errc::spawn_failed.
+  void hand_key(int fd);
+
+  /// Makes the link to a child over `fd`, the socket given to hand_key
+  /// (this takes ownership), when the child speaks (never blocks).
+  void adopt_child(int fd);
+
+  /// How the link of a child that ended describes its end: `fn(pid)` gives
+  /// errc::process_died with its exit status (set once, by the children
+  /// table), or none for a process that is not a child.
+  void on_child_death(std::function<caf::error(pid_t)> fn);
+
   /// Hands a connected socket to BASP as the accepting side, publishing the
-  /// service actor on it.
+  /// service actor on it (a peer of another host).
   void accept_node(int fd);
 
   /// Hands a connected socket to BASP as the connecting side; returns the
   /// peer's service actor. Throws `errc::owner_unreachable` on failure.
   caf::actor connect_node(int fd, std::chrono::milliseconds timeout);
 
-  /// Makes this process a child node: starts its runtime and connects it
-  /// to the parent node over `fd` (process_role::parent). Throws on failure.
+  /// Makes this process a child node: starts its runtime and links it to
+  /// the parent node over `fd` (process_role::parent). Throws on failure.
   static runtime& start_child(int fd);
 
   /// Turns this process into a peer node joined to the owner at
@@ -155,6 +182,12 @@ private:
 
   void run_shutdown_step(shutdown_step step);
 
+  // Starts the links with key_; a child first reads the key from its
+  // parent over `fd` and then links to it there (returns the parent's
+  // service actor).
+  void start_links();
+  caf::actor link_to_parent(int fd);
+
   role role_;
   secret key_{};
   std::unique_ptr<caf::actor_system_config> config_;
@@ -162,11 +195,13 @@ private:
   caf::actor service_actor_;
   caf::actor basp_;
   std::unique_ptr<listener> listener_;
+  std::shared_ptr<links::manager> links_;
   std::mutex services_mtx_;
   std::vector<caf::actor> services_;
   std::mutex hooks_mtx_;
   std::vector<std::pair<shutdown_step, std::function<void()>>> at_shutdown_;
   std::function<void(std::uint64_t)> on_child_started_;
+  std::function<caf::error(pid_t)> child_death_;
   std::atomic<bool> exiting_{false};
 };
 

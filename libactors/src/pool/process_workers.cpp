@@ -38,7 +38,14 @@ namespace {
 
 // What the dead worker process of `page` ran, if it could show it.
 std::optional<last_run> last_run_of(const progress_page* page) {
-  if (page == nullptr || page->phase.load() != serving_tasks)
+  if (page == nullptr)
+    return std::nullopt;
+  auto phase = page->phase.load();
+  // Died before it could map its page (no thread, no memory): it ran
+  // nothing, and what it held goes back to the queue (task 0 is none).
+  if (phase == not_attached)
+    return last_run{0, 0};
+  if (phase != serving_tasks)
     return std::nullopt;
   return last_run{page->task.load(), page->input.load()};
 }

@@ -11,7 +11,9 @@
 #include <caf/send.hpp>
 
 #include "actors/error.hpp"
+#include "base/error.hpp"
 #include "node/runtime.hpp"
+#include "process/supervision.hpp"
 
 namespace actors::detail {
 
@@ -122,6 +124,28 @@ children& children::local() {
 children::children(runtime& rt) : rt_(rt) {
   rt_.on_child_started([this](std::uint64_t token) { child_started(token); });
   rt_.at_shutdown(shutdown_step::end_children, [this] { end_all(); });
+  // A child's link ends as it dies: its proxies die with its exit status.
+  rt_.on_child_death([this](pid_t pid) {
+    return death_of(pid, std::chrono::milliseconds{200});
+  });
+}
+
+caf::error children::death_of(pid_t pid,
+                              std::chrono::steady_clock::duration timeout) {
+  std::shared_ptr<child> found;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    for (auto& c : running_)
+      if (c->pid == pid)
+        found = c;
+    for (auto& c : ended_recently_)
+      if (c->pid == pid)
+        found = c;
+  }
+  if (!found || !found->wait(timeout))
+    return {};
+  return make_error(errc::process_died, "process " + std::to_string(pid) + " "
+                                          + describe_exit(found->exitcode()));
 }
 
 void children::child_started(std::uint64_t token) {
@@ -185,6 +209,10 @@ void children::reap_loop() {
                         nullptr);
             self = std::move(*j);
             running_.erase(j);
+            // Kept a while: its link's end asks how it ended (death_of).
+            ended_recently_.push_back(self);
+            if (ended_recently_.size() > 64)
+              ended_recently_.pop_front();
             break;
           }
         }

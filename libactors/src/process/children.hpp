@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -20,6 +21,8 @@
 #include <vector>
 
 #include <sys/types.h>
+
+#include <caf/error.hpp>
 
 #include "actors/detail/closure.hpp"
 #include "base/fd.hpp"
@@ -98,12 +101,17 @@ private:
   void end_all();
 
   void child_started(std::uint64_t token);
+  /// How child `pid` ended (errc::process_died naming its exit code or
+  /// signal), waiting at most `timeout` for the reaper; none if `pid` is not
+  /// a child of this process, or still runs.
+  caf::error death_of(pid_t pid, std::chrono::steady_clock::duration timeout);
   void start_reaper();
   void reap_loop();
 
   runtime& rt_;
   std::mutex mtx_;
   std::vector<std::shared_ptr<child>> running_;
+  std::deque<std::shared_ptr<child>> ended_recently_; // the last few reaped
   // The reaper's: the pidfds (their events carry the child), and a wake-up
   // (carrying 0) to stop it.
   std::optional<poller> poller_;

@@ -157,6 +157,8 @@ std::shared_ptr<child> children::spawn(const closure& target,
   unique_fd node_end, child_node_end, life_read, life_write, channel_end,
     child_channel_end;
   make_socket_pair(node_end, child_node_end);
+  // The run's key waits in the socket for the child (its links by name).
+  rt_.hand_key(node_end.get());
   make_pipe(life_read, life_write);
   if (channel != nullptr)
     make_socket_pair(channel_end, child_channel_end);
@@ -215,7 +217,7 @@ std::shared_ptr<child> children::spawn(const closure& target,
   auto result = std::make_shared<child>(pid, std::move(pidfd),
                                         std::move(life_write), token, daemon);
   forget.dismiss(); // from now on, the reaper forgets it
-  rt_.accept_node(node_end.release());
+  rt_.adopt_child(node_end.release());
   {
     std::lock_guard<std::mutex> guard{mtx_};
     running_.push_back(result);
