@@ -80,8 +80,8 @@ caf::behavior subject(caf::event_based_actor* self, int base) {
     },
     [](stranger) {},
     [=](silent_atom) { return self->make_response_promise<int>(); },
-    // Cuts this process's connection to its owner (BASP runs on descriptor
-    // 3 in a child) while the process runs on.
+    // Cuts this process's connection to its owner (its link's socket is
+    // descriptor 3 in a child) while the process runs on.
     [](cut_atom) { ::shutdown(3, SHUT_RDWR); },
   };
 }
@@ -405,6 +405,30 @@ TEST_CASE("a local actor that fails ends the actor process linked to it") {
   REQUIRE(p.join(10s));
   CHECK(p.exitcode() == 1);
   CHECK(down_reason(p.handle()) == caf::sec::runtime_error);
+}
+
+TEST_CASE("a request in flight when the actor's process dies fails at once, "
+          "naming the signal") {
+  auto p = actors::spawn(subject, 0);
+  caf::scoped_actor self{sys()};
+  caf::error err;
+  auto t0 = std::chrono::steady_clock::now();
+  // The handler kills its own process: the request is never answered.
+  self->request(p.handle(), 60s, segv_atom::value)
+    .receive([] { FAIL_CHECK("answered"); }, [&](caf::error& e) { err = e; });
+  auto took = std::chrono::steady_clock::now() - t0;
+  MESSAGE("failed after "
+          << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+          << " ms: " << sys().render(err));
+  CHECK(actors::errc_of(err) == actors::errc::process_died);
+  CHECK(context(err).find("killed by signal 11 (SIGSEGV)") != std::string::npos);
+  CHECK(took < 10s); // not its 60 s timeout
+  // And a request after that fails at once too.
+  t0 = std::chrono::steady_clock::now();
+  self->request(p.handle(), 60s, 1)
+    .receive([](int) { FAIL_CHECK("answered"); }, [&](caf::error& e) { err = e; });
+  CHECK(std::chrono::steady_clock::now() - t0 < 10s);
+  CHECK(err);
 }
 
 TEST_CASE("types that cannot cross: reported at spawn, or by the request") {

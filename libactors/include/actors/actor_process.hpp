@@ -381,8 +381,9 @@ constexpr actor_fn_problem actor_fn_check() {
 /// message) until it ends or is stopped. Actor processes are daemons: they
 /// are stopped when this program exits, and they exit when it dies.
 ///
-/// **Requests in flight** when the process dies get no response; bound them
-/// with the request's timeout (a request to the ended handle fails at once).
+/// **Requests in flight** when the process dies fail at once with
+/// `errc::process_died` (naming the exit code or signal), as does a request
+/// to the ended handle; the request's timeout bounds only a slow answer.
 template <class Handle>
 class actor_process {
 public:
