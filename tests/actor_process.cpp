@@ -40,6 +40,8 @@ using down_atom = caf::atom_constant<caf::atom("down")>;
 using find_atom = caf::atom_constant<caf::atom("find")>;
 using silent_atom = caf::atom_constant<caf::atom("silent")>;
 using cut_atom = caf::atom_constant<caf::atom("cut")>;
+using expect_atom = caf::atom_constant<caf::atom("expect")>;
+using blast_atom = caf::atom_constant<caf::atom("blast")>;
 
 // A message type of this program, registered below.
 struct point {
@@ -574,6 +576,67 @@ TEST_CASE("named services: registered, found from another process, gone with the
                             5000ms));
   actors::register_name("adder", other.handle());
   CHECK(ask_int(s.handle(), find_atom::value, std::string{"adder"}) == 1);
+}
+
+namespace {
+
+// Takes numbered messages; on "expect n", answers once n have arrived with
+// how many came out of order (0..n-1 expected, each once).
+caf::behavior in_order(caf::event_based_actor* self) {
+  struct state {
+    int next = 0;
+    int wrong = 0;
+    int expected = -1;
+    caf::response_promise done;
+  };
+  auto st = std::make_shared<state>();
+  auto check = [st] {
+    if (st->expected >= 0 && st->next == st->expected) {
+      st->done.deliver(st->wrong);
+      st->expected = -1;
+    }
+  };
+  return {
+    [=](expect_atom, int n) -> caf::result<int> {
+      st->expected = n;
+      st->done = self->make_response_promise();
+      check();
+      return st->done;
+    },
+    [=](int i) {
+      if (i != st->next)
+        ++st->wrong;
+      ++st->next;
+      check();
+    },
+  };
+}
+
+// On "blast n", sends 0..n-1 to `target` from its handler, then answers.
+caf::behavior blaster(caf::event_based_actor* self, caf::actor target) {
+  return {[=](blast_atom, int n) {
+    for (int i = 0; i < n; ++i)
+      self->send(target, i);
+    return n;
+  }};
+}
+
+} // namespace
+
+TEST_CASE("20,000 messages from one actor process to another arrive in "
+          "order") {
+  for (int round = 0; round < 3; ++round) {
+    CAPTURE(round);
+    auto b = actors::spawn(in_order);
+    auto a = actors::spawn(blaster, b.handle());
+    caf::scoped_actor self{sys()};
+    auto done = self->request(b.handle(), 30s, expect_atom::value, 20000);
+    CHECK(ask_int(a.handle(), blast_atom::value, 20000) == 20000);
+    int wrong = -1;
+    std::move(done).receive([&](int w) { wrong = w; },
+                            [&](caf::error& e) { FAIL_CHECK(sys().render(e)); });
+    CHECK(wrong == 0);
+  }
 }
 
 TEST_CASE("ping-pong between two actor processes") {

@@ -132,6 +132,7 @@ start_actor_process(const std::function<closure(const caf::actor&)>& target,
                     const actor_options& opts);
 
 const caf::actor& guardian_of(const actor_host& host);
+caf::actor actor_of(const actor_host& host);
 const std::string& name_of(const actor_host& host);
 pid_t pid_of(const actor_host& host);
 bool join(const actor_host& host,
@@ -393,7 +394,7 @@ public:
   /// Made by `actors::spawn`.
   explicit actor_process(std::shared_ptr<detail::actor_host> host)
     : host_(std::move(host)),
-      handle_(caf::actor_cast<Handle>(detail::guardian_of(*host_))) {
+      handle_(caf::actor_cast<Handle>(detail::actor_of(*host_))) {
     // nop
   }
 
@@ -431,7 +432,8 @@ public:
   /// its process ended (after at most `stop_timeout` it is killed); false
   /// when `timeout` ran out first.
   bool stop(std::optional<duration> timeout = std::nullopt) const {
-    caf::anon_send_exit(handle_, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(detail::guardian_of(*host_),
+                        caf::exit_reason::user_shutdown);
     return join(timeout);
   }
 

@@ -48,6 +48,11 @@ const caf::actor& guardian_of(const actor_host& host) {
   return host.guardian;
 }
 
+caf::actor actor_of(const actor_host& host) {
+  std::lock_guard<std::mutex> guard{host.slot->mtx};
+  return host.slot->actor;
+}
+
 const std::string& name_of(const actor_host& host) {
   return host.slot->name;
 }
@@ -146,6 +151,9 @@ start_actor_process(const std::function<closure(const caf::actor&)>& target,
   slot->name = opts.name.empty() ? "Actor-" + std::to_string(++counter)
                                  : opts.name;
   auto& rt = runtime::get();
+  static std::once_flag hooked;
+  std::call_once(hooked,
+                 [&rt] { rt.on_exit_to_proxy(exit_to_guardian, has_guardian); });
   auto host = std::make_shared<actor_host>();
   host->slot = slot;
   host->guardian = spawn_guardian(rt.system(), slot);
@@ -157,7 +165,8 @@ start_actor_process(const std::function<closure(const caf::actor&)>& target,
   std::shared_ptr<child> proc;
   try {
     // A daemon: its actor may run forever, so this program stops it at exit.
-    proc = children::local().spawn(target(host->guardian), slot->name, true);
+    proc = children::local().spawn(target(host->guardian), slot->name, true,
+                                   nullptr, "actor process");
   } catch (...) {
     abandon();
     throw;

@@ -3,6 +3,8 @@
 #include "actor/guardian.hpp"
 
 #include <csignal>
+#include <map>
+#include <mutex>
 #include <optional>
 #include <vector>
 
@@ -15,6 +17,17 @@
 namespace actors::detail {
 
 namespace {
+
+// The guardian of each running actor process, by its actor (a proxy).
+struct guardians {
+  std::mutex mtx;
+  std::map<caf::actor_addr, caf::weak_actor_ptr> of;
+
+  static guardians& get() {
+    static auto* table = new guardians; // read until the process ends
+    return *table;
+  }
+};
 
 using lost_atom = caf::atom_constant<caf::atom("a_lost")>;
 using overdue_atom = caf::atom_constant<caf::atom("a_overdue")>;
@@ -45,6 +58,11 @@ caf::behavior guardian(caf::stateful_actor<guardian_state>* self,
   // Ends with `reason`: the actor and its process are done.
   auto settle = [=](caf::error reason) {
     slot->settled = true;
+    if (self->state.actor) {
+      auto& table = guardians::get();
+      std::lock_guard<std::mutex> guard{table.mtx};
+      table.of.erase(self->state.actor.address());
+    }
     if (self->state.failure) {
       // The spawner may ask only after the guardian ended.
       std::lock_guard<std::mutex> guard{slot->mtx};
@@ -140,6 +158,16 @@ caf::behavior guardian(caf::stateful_actor<guardian_state>* self,
       return rp;
     },
     [=](ready_atom, caf::actor& actor, caf::actor& checker) {
+      {
+        std::lock_guard<std::mutex> guard{slot->mtx};
+        slot->actor = actor;
+      }
+      {
+        auto& table = guardians::get();
+        std::lock_guard<std::mutex> guard{table.mtx};
+        table.of[actor.address()]
+          = caf::actor_cast<caf::weak_actor_ptr>(self->ctrl());
+      }
       self->state.actor = std::move(actor);
       self->state.checker = std::move(checker);
       self->monitor(self->state.actor);
@@ -181,12 +209,37 @@ caf::behavior guardian(caf::stateful_actor<guardian_state>* self,
     },
     [=](overdue_atom) {
       // Still running after an exit message and its stop timeout.
-      slot->kill();
+      slot->kill("it did not stop within its stop timeout");
     },
   };
 }
 
 } // namespace
+
+bool exit_to_guardian(const caf::strong_actor_ptr& target,
+                      const caf::strong_actor_ptr& sender,
+                      const caf::exit_msg& x) {
+  caf::strong_actor_ptr guardian;
+  {
+    auto& table = guardians::get();
+    std::lock_guard<std::mutex> guard{table.mtx};
+    auto i = table.of.find(target->address());
+    if (i == table.of.end())
+      return false;
+    guardian = i->second.lock();
+  }
+  if (!guardian || guardian == sender)
+    return false; // the guardian's own exit message goes to the actor
+  guardian->enqueue(sender, caf::make_message_id(), caf::make_message(x),
+                    nullptr);
+  return true;
+}
+
+bool has_guardian(const caf::actor_addr& actor) {
+  auto& table = guardians::get();
+  std::lock_guard<std::mutex> guard{table.mtx};
+  return table.of.count(actor) > 0;
+}
 
 bool is_exit(const caf::error& err, caf::exit_reason reason) {
   return err && err.category() == caf::atom("exit")

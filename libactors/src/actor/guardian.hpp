@@ -52,6 +52,7 @@ struct actor_slot {
   std::mutex mtx;
   std::shared_ptr<child> proc; // set once the process exists
   std::string failure; // why the actor never ran, for the spawner
+  caf::actor actor;    // the actor (a proxy on the link), once it runs
 
   std::shared_ptr<child> process() {
     std::lock_guard<std::mutex> guard{mtx};
@@ -62,7 +63,26 @@ struct actor_slot {
     if (auto p = process())
       p->signal(SIGKILL);
   }
+
+  /// Kills the process, saying why in its end's reason.
+  void kill(const std::string& why) {
+    if (auto p = process())
+      p->kill_because(why);
+  }
 };
+
+/// Takes an exit message to the actor of an actor process (its proxy) that
+/// does not come from its guardian, and hands it to the guardian: the
+/// guardian stops the actor and kills its process if it does not stop in
+/// time. The links' exit hook (runtime::on_exit_to_proxy).
+bool exit_to_guardian(const caf::strong_actor_ptr& target,
+                      const caf::strong_actor_ptr& sender,
+                      const caf::exit_msg& x);
+
+/// True for the actor of a running actor process of this process: links to
+/// it stay here (its guardian passes exits on; its process ends with this
+/// one).
+bool has_guardian(const caf::actor_addr& actor);
 
 /// Spawns the guardian of the actor process of `slot`.
 caf::actor spawn_guardian(caf::actor_system& sys,

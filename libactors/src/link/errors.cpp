@@ -23,16 +23,18 @@ std::string unknown_type_name(const caf::error& err) {
   return "?";
 }
 
-caf::error unsendable(const caf::error& err, caf::actor_system& sys) {
+caf::error unsendable(const caf::error& err, caf::actor_system& sys,
+                      const std::string& who) {
   auto type = unknown_type_name(err);
   if (!type.empty())
     return make_error(errc::not_registered,
-                      "a message holding type " + type
-                          + " cannot cross a process boundary: the type is "
-                            "not registered (actor_system_config::"
-                            "add_message_type)");
-  return make_error(errc::invalid_argument,
-                    "a message cannot be serialized: " + sys.render(err));
+                      "a message of " + who + " holds type " + type
+                          + ", which cannot cross a process boundary: it is "
+                            "not registered (add it to actors::message_types "
+                            "in actors::init)");
+  return make_error(errc::invalid_argument, "a message of " + who
+                                                + " cannot be serialized: "
+                                                + sys.render(err));
 }
 
 std::string describe_status(pid_t pid, const siginfo_t& info) {

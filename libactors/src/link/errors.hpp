@@ -18,9 +18,10 @@ namespace actors::detail::links {
 /// or "" for another error.
 std::string unknown_type_name(const caf::error& err);
 
-/// What a sender gets for a message that cannot be serialized:
-/// errc::not_registered naming the type, or errc::invalid_argument.
-caf::error unsendable(const caf::error& err, caf::actor_system& sys);
+/// What a sender gets for a message that cannot be serialized in process
+/// `who`: errc::not_registered naming the type, or errc::invalid_argument.
+caf::error unsendable(const caf::error& err, caf::actor_system& sys,
+                      const std::string& who);
 
 /// "process P exited with code C" or "... was killed by signal S (SIGX)".
 std::string describe_status(pid_t pid, const siginfo_t& info);

@@ -144,6 +144,41 @@ void manager::set_report(std::function<void(const std::string&)> fn) {
   report_ = std::move(fn);
 }
 
+void manager::set_exit_hook(exit_hook fn) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  exit_hook_ = std::move(fn);
+}
+
+bool manager::hook_exit(const caf::strong_actor_ptr& target,
+                        const caf::strong_actor_ptr& sender,
+                        const caf::exit_msg& x) {
+  exit_hook fn;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    fn = exit_hook_;
+  }
+  return fn && fn(target, sender, x);
+}
+
+void manager::set_guarded(std::function<bool(const caf::actor_addr&)> fn) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  guarded_ = std::move(fn);
+}
+
+bool manager::guarded(const caf::actor_addr& x) {
+  std::function<bool(const caf::actor_addr&)> fn;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    fn = guarded_;
+  }
+  return fn && fn(x);
+}
+
+void manager::set_self_name(std::function<std::string()> fn) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  self_name_ = std::move(fn);
+}
+
 void manager::report(const std::string& what) {
   std::function<void(const std::string&)> fn;
   {
@@ -214,7 +249,14 @@ void manager::send(peer& p, caf::actor_id dest, caf::mailbox_element_ptr what) {
   auto content = what->move_content_to_message();
   if (auto err = write_message(bytes, &unit_, dest, mid, sender, what->stages,
                                content)) {
-    auto why = unsendable(err, sys_);
+    std::function<std::string()> name;
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      name = self_name_;
+    }
+    auto why = unsendable(err, sys_,
+                          name ? name()
+                               : "process " + std::to_string(::getpid()));
     if (mid.is_request() && sender) {
       bounce(&p, sender, mid, why);
     } else if (mid.is_response()) {

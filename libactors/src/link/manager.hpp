@@ -197,6 +197,31 @@ public:
   /// (default: a line on stderr).
   void set_report(std::function<void(const std::string&)> fn);
 
+  /// An exit message to a proxy first goes to `fn(proxy, sender, msg)`;
+  /// when it returns true, it took the message (actor processes: their
+  /// guardian stops the actor, and kills its process if it does not stop).
+  using exit_hook = std::function<bool(const caf::strong_actor_ptr&,
+                                       const caf::strong_actor_ptr&,
+                                       const caf::exit_msg&)>;
+  void set_exit_hook(exit_hook fn);
+
+  /// Proxies of actors for which `fn(address)` is true write no link or
+  /// unlink frames: exit messages to them go to the exit hook, and their
+  /// processes end with this one anyway (actor processes).
+  void set_guarded(std::function<bool(const caf::actor_addr&)> fn);
+
+  /// True if the proxy of `x` writes no link frames (set_guarded).
+  bool guarded(const caf::actor_addr& x);
+
+  /// Passes `x`, an exit message from `sender` to `target`, to the exit
+  /// hook; true if it took it.
+  bool hook_exit(const caf::strong_actor_ptr& target,
+                 const caf::strong_actor_ptr& sender, const caf::exit_msg& x);
+
+  /// How this process names itself in errors ("process PID (name)"); the
+  /// default says "process PID".
+  void set_self_name(std::function<std::string()> fn);
+
   // -- used by proxies
   // ----------------------------------------------------------
 
@@ -294,6 +319,9 @@ private:
   std::vector<std::function<void()>> posted_;
   std::function<caf::error(pid_t)> death_reason_;
   std::function<void(const std::string&)> report_;
+  exit_hook exit_hook_;
+  std::function<bool(const caf::actor_addr&)> guarded_;
+  std::function<std::string()> self_name_;
 
   std::mutex callers_mtx_;
   std::unordered_map<std::thread::id, std::unique_ptr<caf::scoped_actor>>

@@ -33,6 +33,10 @@ void proxy::enqueue(caf::mailbox_element_ptr what, caf::execution_unit*) {
       }
     }
     unlink_from(content.get_as<caf::exit_msg>(0).source);
+    if (auto p = get_peer(); p && p->mgr
+        && p->mgr->hook_exit(caf::strong_actor_ptr{ctrl()}, what->sender,
+                             content.get_as<caf::exit_msg>(0)))
+      return;
   }
   std::shared_ptr<peer> p;
   caf::error reason;
@@ -64,7 +68,7 @@ bool proxy::add_backlink(caf::abstract_actor* x) {
   // Both actors' locks are held here: the frame is only queued.
   if (!monitorable_actor::add_backlink(x))
     return false;
-  if (auto p = get_peer(); p && p->mgr)
+  if (auto p = get_peer(); p && p->mgr && !p->mgr->guarded(address()))
     p->mgr->queue_link_op(*p, true, x, ctrl());
   return true;
 }
@@ -72,7 +76,7 @@ bool proxy::add_backlink(caf::abstract_actor* x) {
 bool proxy::remove_backlink(caf::abstract_actor* x) {
   if (!monitorable_actor::remove_backlink(x))
     return false;
-  if (auto p = get_peer(); p && p->mgr)
+  if (auto p = get_peer(); p && p->mgr && !p->mgr->guarded(address()))
     p->mgr->queue_link_op(*p, false, x, ctrl());
   return true;
 }

@@ -20,5 +20,6 @@ using pong_atom = caf::atom_constant<caf::atom("a_pong")>;
 using started_atom = caf::atom_constant<caf::atom("a_started")>;
 using name_atom = caf::atom_constant<caf::atom("a_name")>;
 using whereis_atom = caf::atom_constant<caf::atom("a_whereis")>;
+using ended_atom = caf::atom_constant<caf::atom("a_ended")>;
 
 } // namespace actors::detail

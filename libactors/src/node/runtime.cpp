@@ -25,6 +25,7 @@
 #include "node/config.hpp"
 #include "node/service_actor.hpp"
 #include "wire/node_context.hpp"
+#include "wire/node_id.hpp"
 
 namespace actors::detail {
 
@@ -264,9 +265,48 @@ void runtime::start_links() {
     return basp->get_or_put(nid, aid);
   };
   links_ = links::manager::make(*system_, key_, std::move(opts));
-  std::lock_guard<std::mutex> guard{hooks_mtx_};
-  if (child_death_)
-    links_->set_death_reason(child_death_);
+  links_->set_death_reason([this](pid_t pid) { return how_ended(pid, true); });
+  links_->set_self_name([] {
+    return "process " + std::to_string(::getpid()) + " ("
+           + process_role::local().name + ")";
+  });
+}
+
+caf::error runtime::how_ended(pid_t pid, bool kill) {
+  std::function<caf::error(pid_t, bool)> fn;
+  {
+    std::lock_guard<std::mutex> guard{hooks_mtx_};
+    fn = child_death_;
+  }
+  if (fn)
+    if (auto err = fn(pid, kill))
+      return err;
+  // A sibling or another relative: the parent (or its parent) reaped it.
+  auto& parent = process_role::local().parent;
+  if (!parent || local_pid(parent.node(), system_->node()) == pid)
+    return {};
+  caf::scoped_actor self{*system_};
+  caf::error result;
+  self
+    ->request(parent, std::chrono::seconds{2}, ended_atom::value,
+              static_cast<std::int32_t>(pid))
+    .receive([&](bool known, caf::error& err) {
+               if (known)
+                 result = std::move(err);
+             },
+             [](caf::error&) {});
+  return result;
+}
+
+void runtime::on_exit_to_proxy(
+  std::function<bool(const caf::strong_actor_ptr&, const caf::strong_actor_ptr&,
+                     const caf::exit_msg&)>
+    hook,
+  std::function<bool(const caf::actor_addr&)> guarded) {
+  if (!links_)
+    return;
+  links_->set_exit_hook(std::move(hook));
+  links_->set_guarded(std::move(guarded));
 }
 
 caf::actor runtime::link_to_parent(int fd) {
@@ -292,11 +332,9 @@ void runtime::adopt_child(int fd) {
   links_->adopt_later(fd);
 }
 
-void runtime::on_child_death(std::function<caf::error(pid_t)> fn) {
+void runtime::on_child_death(std::function<caf::error(pid_t, bool)> fn) {
   std::lock_guard<std::mutex> guard{hooks_mtx_};
-  child_death_ = fn;
-  if (links_)
-    links_->set_death_reason(std::move(fn));
+  child_death_ = std::move(fn);
 }
 
 void runtime::accept_node(int fd) {

@@ -21,6 +21,7 @@
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/proxy_registry.hpp>
+#include <caf/system_messages.hpp>
 
 #include <sys/types.h>
 
@@ -115,10 +116,26 @@ public:
   /// (this takes ownership), when the child speaks (never blocks).
   void adopt_child(int fd);
 
-  /// How the link of a child that ended describes its end: `fn(pid)` gives
-  /// errc::process_died with its exit status (set once, by the children
-  /// table), or none for a process that is not a child.
-  void on_child_death(std::function<caf::error(pid_t)> fn);
+  /// How the link of a child that ended describes its end: `fn(pid, kill)`
+  /// gives errc::process_died with its exit status, or, when it still runs
+  /// and `kill`, kills it and gives errc::connection_lost; none for a
+  /// process that is not a child (set once, by the children table).
+  void on_child_death(std::function<caf::error(pid_t, bool)> fn);
+
+  /// How process `pid` of this run ended, for the end of a link to it: its
+  /// exit status if it is a child of this process (`kill`: see
+  /// on_child_death), else what the parent node knows (asked, at most
+  /// 2 s); none if nobody knows.
+  caf::error how_ended(pid_t pid, bool kill);
+
+  /// Passes exit messages to proxies to `hook` first, and keeps the link
+  /// frames of the proxies for which `guarded` is true to this process
+  /// (links::manager::set_exit_hook and set_guarded), where there are links.
+  void on_exit_to_proxy(
+    std::function<bool(const caf::strong_actor_ptr&,
+                       const caf::strong_actor_ptr&, const caf::exit_msg&)>
+      hook,
+    std::function<bool(const caf::actor_addr&)> guarded);
 
   /// Hands a connected socket to BASP as the accepting side, publishing the
   /// service actor on it (a peer of another host).
@@ -201,7 +218,7 @@ private:
   std::mutex hooks_mtx_;
   std::vector<std::pair<shutdown_step, std::function<void()>>> at_shutdown_;
   std::function<void(std::uint64_t)> on_child_started_;
-  std::function<caf::error(pid_t)> child_death_;
+  std::function<caf::error(pid_t, bool)> child_death_;
   std::atomic<bool> exiting_{false};
 };
 

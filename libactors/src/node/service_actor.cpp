@@ -66,6 +66,27 @@ caf::behavior service_actor(caf::stateful_actor<service_state>* self,
       // The answer itself is the point: see runtime::finish().
     },
     [=](ping_atom) { return caf::make_message(pong_atom::value, getpid()); },
+    [=](ended_atom, std::int32_t pid) -> caf::result<bool, caf::error> {
+      // How a relative of the asker ended (runtime::how_ended): waiting for
+      // the reaper takes a moment, on a thread of its own.
+      caf::actor helper;
+      try {
+        helper = self->spawn<caf::detached + caf::hidden>(
+          [rt](caf::event_based_actor* h) -> caf::behavior {
+            return {[=](ended_atom, std::int32_t who) {
+              h->quit();
+              auto err = rt->how_ended(static_cast<pid_t>(who), false);
+              bool known = static_cast<bool>(err);
+              return caf::make_message(known, std::move(err));
+            }};
+          });
+      } catch (const std::system_error&) {
+        return {false, caf::error{}};
+      }
+      auto rp = self->make_response_promise();
+      rp.delegate(helper, ended_atom::value, pid);
+      return rp;
+    },
   };
 }
 

@@ -20,8 +20,9 @@ namespace actors::detail {
 // -- child --------------------------------------------------------------------
 
 child::child(pid_t pid, unique_fd pidfd, unique_fd lifeline,
-             std::uint64_t token, bool daemon)
-  : pid(pid), token(token), daemon(daemon), pidfd_(std::move(pidfd)),
+             std::uint64_t token, bool daemon, std::string name)
+  : pid(pid), token(token), daemon(daemon), name(std::move(name)),
+    pidfd_(std::move(pidfd)),
     lifeline_(std::move(lifeline)) {
   // nop
 }
@@ -48,6 +49,15 @@ void child::signal(int signo) {
   if (exitcode_ || !pidfd_)
     return;
   ::syscall(SYS_pidfd_send_signal, pidfd_.get(), signo, nullptr, 0);
+}
+
+void child::kill_because(const std::string& why) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (exitcode_ || !pidfd_)
+    return;
+  if (killed_because_.empty())
+    killed_because_ = why;
+  ::syscall(SYS_pidfd_send_signal, pidfd_.get(), SIGKILL, nullptr, 0);
 }
 
 bool child::wait_started(std::chrono::steady_clock::duration timeout) {
@@ -125,13 +135,14 @@ children::children(runtime& rt) : rt_(rt) {
   rt_.on_child_started([this](std::uint64_t token) { child_started(token); });
   rt_.at_shutdown(shutdown_step::end_children, [this] { end_all(); });
   // A child's link ends as it dies: its proxies die with its exit status.
-  rt_.on_child_death([this](pid_t pid) {
-    return death_of(pid, std::chrono::milliseconds{200});
+  rt_.on_child_death([this](pid_t pid, bool kill) {
+    return death_of(pid, std::chrono::milliseconds{200}, kill);
   });
 }
 
 caf::error children::death_of(pid_t pid,
-                              std::chrono::steady_clock::duration timeout) {
+                              std::chrono::steady_clock::duration timeout,
+                              bool kill) {
   std::shared_ptr<child> found;
   {
     std::lock_guard<std::mutex> guard{mtx_};
@@ -142,10 +153,24 @@ caf::error children::death_of(pid_t pid,
       if (c->pid == pid)
         found = c;
   }
-  if (!found || !found->wait(timeout))
+  if (!found)
     return {};
-  return make_error(errc::process_died, "process " + std::to_string(pid) + " "
-                                          + describe_exit(found->exitcode()));
+  const auto& who = found->name;
+  if (!found->wait(timeout)) {
+    if (!kill)
+      return {};
+    found->kill_because("its link broke");
+    return make_error(errc::connection_lost, "lost the link to " + who
+                                               + "; the process was killed");
+  }
+  std::string why;
+  {
+    std::lock_guard<std::mutex> guard{found->mtx_};
+    why = found->killed_because_;
+  }
+  return make_error(errc::process_died,
+                    who + " " + describe_exit(found->exitcode())
+                      + (why.empty() ? "" : " (" + why + ")"));
 }
 
 void children::child_started(std::uint64_t token) {

@@ -37,11 +37,13 @@ class runtime;
 class child {
 public:
   child(pid_t pid, unique_fd pidfd, unique_fd lifeline, std::uint64_t token,
-        bool daemon);
+        bool daemon, std::string name);
 
   const pid_t pid;
   const std::uint64_t token;
   const bool daemon;
+  const std::string name; // who it is in texts: "process 42 (name)"
+
 
   /// Waits for the end of the process; false when `timeout` ran out first.
   bool wait(std::optional<std::chrono::steady_clock::duration> timeout);
@@ -54,6 +56,9 @@ public:
 
   /// Signals the process unless it has ended (no pid-reuse race: pidfd).
   void signal(int signo);
+
+  /// Kills the process, saying why in how its end is told (death_of).
+  void kill_because(const std::string& why);
 
   /// Calls `fn(exitcode)` once the process has ended, on the reaper's
   /// thread (or at once, here, when it has ended already).
@@ -75,6 +80,7 @@ private:
   mutable std::mutex mtx_;
   std::condition_variable cv_;
   std::optional<int> exitcode_;
+  std::string killed_because_; // why this process killed it, if it did
   std::vector<std::function<void(int)>> on_exit_;
 };
 
@@ -87,8 +93,11 @@ public:
   /// gets one end of a socket pair (its `runtime::take_channel()`), and
   /// `*channel` the other: a direct channel (channel.hpp) to this process.
   /// Returns once the child holds its arguments.
+  /// `kind` names it in the reason of its end ("actor process 42 (name)
+  /// killed by signal 9 (SIGKILL)").
   std::shared_ptr<child> spawn(const closure& target, const std::string& name,
-                               bool daemon, int* channel = nullptr);
+                               bool daemon, int* channel = nullptr,
+                               const std::string& kind = "process");
 
   /// Python's exit sequence for this process's children: terminates the
   /// daemon ones (SIGTERM, SIGKILL after 1 s) and joins the others.
@@ -101,10 +110,13 @@ private:
   void end_all();
 
   void child_started(std::uint64_t token);
-  /// How child `pid` ended (errc::process_died naming its exit code or
-  /// signal), waiting at most `timeout` for the reaper; none if `pid` is not
-  /// a child of this process, or still runs.
-  caf::error death_of(pid_t pid, std::chrono::steady_clock::duration timeout);
+  /// How child `pid` ended, for the end of its link: errc::process_died
+  /// naming its exit code or signal (waiting at most `timeout` for the
+  /// reaper), or, if it still runs then and `kill`, errc::connection_lost,
+  /// and it is killed (a child cut off from its parent serves nobody). None
+  /// if `pid` is not a child of this process, or runs and is not killed.
+  caf::error death_of(pid_t pid, std::chrono::steady_clock::duration timeout,
+                      bool kill);
   void start_reaper();
   void reap_loop();
 
