@@ -354,10 +354,13 @@ constexpr actor_fn_problem actor_fn_check() {
 /// `handle()` is an ordinary CAF handle (`caf::actor` or the actor's
 /// `caf::typed_actor`): `send`, `request(...).receive/then` with timeouts,
 /// `monitor`, `link`, `send_exit`, and passing it in messages to actors in
-/// other processes all work as with a local actor. It refers to the actor's
-/// *guardian*, a small actor in the spawning process that forwards every
-/// message to the actor (responses go straight back) and ends exactly when
-/// the actor does, with an exit reason that says why:
+/// other processes all work as with a local actor. It refers to the actor
+/// itself, across a link between the two processes (shared-memory rings: a
+/// message is one frame, written by the sending thread). The actor's
+/// *guardian*, a small actor in the spawning process, watches its life:
+/// exit messages sent to the handle from this process reach the actor
+/// through it (so the stop timeout below holds), and the reason a monitor
+/// or a link sees says why the actor ended:
 ///
 /// | the actor ...                       | down_msg / exit_msg reason      |
 /// |-------------------------------------|---------------------------------|

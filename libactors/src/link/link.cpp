@@ -58,7 +58,9 @@ void link::start(connection c) {
     fd_ = c.fd;
     peer_service_ = c.service;
     started_ = true;
-    if (!flush_locked(last, wrote))
+    // Frames written before the start wait in pending_: as many as fit go
+    // now, and the nudge goes up for the rest.
+    if (!flush_locked(last, wrote) || !nudge_locked(last, wrote))
       wrote = false; // a broken ring: the receiver finds it too
   }
   cv_.notify_all();
@@ -201,6 +203,19 @@ bool link::flush_locked(std::uint64_t& last_dest, bool& wrote) {
   return true;
 }
 
+bool link::nudge_locked(std::uint64_t& last_dest, bool& wrote) {
+  if (pending_.empty())
+    return true;
+  // The nudge stays up while frames are pending (flush_locked lowers it).
+  // Raised here, it races with the reader, which makes room and then looks
+  // at the nudge (ring::notify_room): both are sequentially consistent, so
+  // either the reader sees it and rings, or this sees the room and writes
+  // into it. Without the second look, a reader that emptied the ring a
+  // moment before left the frames pending with nobody to ring.
+  out_.header().nudge.store(1);
+  return flush_locked(last_dest, wrote);
+}
+
 void link::flush() {
   std::uint64_t last = 0;
   bool wrote = false;
@@ -241,8 +256,16 @@ link::write_result link::write(buffer& bytes, std::uint64_t dest,
   auto ticket = next_ticket_++;
   pending_.push_back(chunk{std::move(bytes), offset, ticket, dest});
   has_pending_ = true;
-  if (started_)
-    out_.header().nudge.store(1);
+  if (started_) {
+    if (!nudge_locked(last, wrote))
+      return write_result::closed;
+    if (pending_.empty() || pending_.front().ticket > ticket) {
+      guard.unlock();
+      if (wrote)
+        out_.notify_data(last);
+      return write_result::ok;
+    }
+  }
   guard.unlock();
   if (wrote)
     out_.notify_data(0);

@@ -207,6 +207,9 @@ private:
   void flush();
   void wake_all();
   bool spawn_receiver(); // false: no thread could be made
+  // Raises the nudge for pending frames, then writes what fits (mtx_ held);
+  // false for a broken ring.
+  bool nudge_locked(std::uint64_t& last_dest, bool& wrote);
 
   link_handler& handler_;
   const caf::node_id peer_;
