@@ -166,7 +166,7 @@ start_actor_process(const std::function<closure(const caf::actor&)>& target,
   try {
     // A daemon: its actor may run forever, so this program stops it at exit.
     proc = children::local().spawn(target(host->guardian), slot->name, true,
-                                   nullptr, "actor process");
+                                   nullptr, child_kind::actor_process);
   } catch (...) {
     abandon();
     throw;

@@ -20,8 +20,9 @@ namespace actors::detail {
 // -- child --------------------------------------------------------------------
 
 child::child(pid_t pid, unique_fd pidfd, unique_fd lifeline,
-             std::uint64_t token, bool daemon, std::string name)
-  : pid(pid), token(token), daemon(daemon), name(std::move(name)),
+             std::uint64_t token, bool daemon, std::string name,
+             child_kind kind)
+  : pid(pid), token(token), daemon(daemon), name(std::move(name)), kind(kind),
     pidfd_(std::move(pidfd)),
     lifeline_(std::move(lifeline)) {
   // nop
@@ -157,7 +158,7 @@ caf::error children::death_of(pid_t pid,
     return {};
   const auto& who = found->name;
   if (!found->wait(timeout)) {
-    if (!kill)
+    if (!kill || found->kind != child_kind::actor_process)
       return {};
     found->kill_because("its link broke");
     return make_error(errc::connection_lost, "lost the link to " + who

@@ -32,17 +32,24 @@ namespace actors::detail {
 
 class runtime;
 
+/// What a child is, for the texts about it and what ends it.
+enum class child_kind {
+  process,      ///< actors::process, a pool worker
+  actor_process ///< lives by its link: cut off, it is killed
+};
+
 /// One child OS process. Its exit status is collected by the reaper the
 /// moment it ends; handles only observe.
 class child {
 public:
   child(pid_t pid, unique_fd pidfd, unique_fd lifeline, std::uint64_t token,
-        bool daemon, std::string name);
+        bool daemon, std::string name, child_kind kind);
 
   const pid_t pid;
   const std::uint64_t token;
   const bool daemon;
   const std::string name; // who it is in texts: "process 42 (name)"
+  const child_kind kind;
 
 
   /// Waits for the end of the process; false when `timeout` ran out first.
@@ -94,10 +101,11 @@ public:
   /// `*channel` the other: a direct channel (channel.hpp) to this process.
   /// Returns once the child holds its arguments.
   /// `kind` names it in the reason of its end ("actor process 42 (name)
-  /// killed by signal 9 (SIGKILL)").
+  /// killed by signal 9 (SIGKILL)"); an actor process is also killed when
+  /// its link breaks while it runs (death_of).
   std::shared_ptr<child> spawn(const closure& target, const std::string& name,
                                bool daemon, int* channel = nullptr,
-                               const std::string& kind = "process");
+                               child_kind kind = child_kind::process);
 
   /// Python's exit sequence for this process's children: terminates the
   /// daemon ones (SIGTERM, SIGKILL after 1 s) and joins the others.
@@ -112,9 +120,10 @@ private:
   void child_started(std::uint64_t token);
   /// How child `pid` ended, for the end of its link: errc::process_died
   /// naming its exit code or signal (waiting at most `timeout` for the
-  /// reaper), or, if it still runs then and `kill`, errc::connection_lost,
-  /// and it is killed (a child cut off from its parent serves nobody). None
-  /// if `pid` is not a child of this process, or runs and is not killed.
+  /// reaper), or, if an actor process still runs then and `kill`,
+  /// errc::connection_lost, and it is killed (cut off from its parent, it
+  /// serves nobody). None if `pid` is not a child of this process, or runs
+  /// and is not killed.
   caf::error death_of(pid_t pid, std::chrono::steady_clock::duration timeout,
                       bool kill);
   void start_reaper();

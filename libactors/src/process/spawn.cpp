@@ -120,7 +120,7 @@ public:
 
 std::shared_ptr<child> children::spawn(const closure& target,
                                        const std::string& name, bool daemon,
-                                       int* channel, const std::string& kind) {
+                                       int* channel, child_kind kind) {
   // The child holds its arguments within bootstrap_timeout of this call,
   // whatever the fork server took (at most 2 s: see fork_server::spawn).
   deadline started_by{bootstrap_timeout};
@@ -216,8 +216,12 @@ std::shared_ptr<child> children::spawn(const closure& target,
   auto pidfd_num = pidfd.get();
   auto result = std::make_shared<child>(pid, std::move(pidfd),
                                         std::move(life_write), token, daemon,
-                                        kind + " " + std::to_string(pid) + " ("
-                                          + name + ")");
+                                        std::string{kind == child_kind::process
+                                                      ? "process "
+                                                      : "actor process "}
+                                          + std::to_string(pid) + " (" + name
+                                          + ")",
+                                        kind);
   forget.dismiss(); // from now on, the reaper forgets it
   rt_.adopt_child(node_end.release());
   {
