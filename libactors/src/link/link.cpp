@@ -256,21 +256,13 @@ link::write_result link::write(buffer& bytes, std::uint64_t dest,
   auto ticket = next_ticket_++;
   pending_.push_back(chunk{std::move(bytes), offset, ticket, dest});
   has_pending_ = true;
-  if (started_) {
-    if (!nudge_locked(last, wrote))
-      return write_result::closed;
-    if (pending_.empty() || pending_.front().ticket > ticket) {
-      guard.unlock();
-      if (wrote)
-        out_.notify_data(last);
-      return write_result::ok;
-    }
-  }
+  if (started_ && !nudge_locked(last, wrote))
+    return write_result::closed;
   guard.unlock();
   if (wrote)
     out_.notify_data(0);
   if (wait_until == nullptr)
-    return write_result::ok;
+    return write_result::ok; // written, or pending (the nudge is up)
   for (;;) {
     guard.lock();
     if (closed_)
