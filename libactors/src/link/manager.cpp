@@ -242,8 +242,10 @@ void manager::write_frame(peer& p, buffer& bytes, std::uint64_t dest) {
 }
 
 void manager::send(peer& p, caf::actor_id dest, caf::mailbox_element_ptr what) {
-  thread_local buffer bytes;
-  bytes.clear();
+  // Not thread_local: a child's exit handlers send (runtime::finish) after
+  // this thread's thread-local objects are destroyed.
+  buffer bytes;
+  bytes.reserve(256);
   auto mid = what->mid;
   auto& sender = what->sender;
   auto content = what->move_content_to_message();

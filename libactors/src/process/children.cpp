@@ -147,10 +147,12 @@ caf::error children::death_of(pid_t pid,
   std::shared_ptr<child> found;
   {
     std::lock_guard<std::mutex> guard{mtx_};
-    for (auto& c : running_)
+    // The newest with that pid (pids are reused): the running one, else
+    // the one that ended last.
+    for (auto& c : ended_recently_)
       if (c->pid == pid)
         found = c;
-    for (auto& c : ended_recently_)
+    for (auto& c : running_)
       if (c->pid == pid)
         found = c;
   }
