@@ -51,7 +51,9 @@ void manager::init() {
                         caf::actor_cast<caf::strong_actor_ptr>(opts_.service));
   std::weak_ptr<manager> weak = shared_from_this();
   // Writes link and unlink frames that no later frame has written yet.
-  helper_ = sys_.spawn<caf::hidden>([weak](caf::event_based_actor*) {
+  // Made on its first message (rare): nothing of it runs at start.
+  helper_ = sys_.spawn<caf::hidden + caf::lazy_init>(
+    [weak](caf::event_based_actor*) {
     return caf::behavior{
         [weak](caf::link_atom, const caf::strong_actor_ptr& target) {
           auto* ptr = caf::actor_cast<caf::abstract_actor*>(target);
