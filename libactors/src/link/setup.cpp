@@ -205,8 +205,8 @@ int listen_on(const std::string& name) {
   auto addr = abstract_address(name, len);
   if (fd.fd < 0 || ::bind(fd.fd, reinterpret_cast<sockaddr*>(&addr), len) != 0
       || ::listen(fd.fd, 128) != 0)
-    throw error(errc::invalid_argument, "cannot listen for links on " + name
-                                            + ": " + std::strerror(errno));
+    throw error(errc::spawn_failed, "cannot listen for links on " + name
+                                        + ": " + std::strerror(errno));
   return fd.release();
 }
 

@@ -54,7 +54,8 @@ secret read_run_key(int fd, time_point deadline);
 std::string link_address(const secret& key, pid_t pid);
 
 /// Listens on the abstract socket `name` (non-blocking, close-on-exec).
-/// Throws actors::error when the name is taken or the socket fails.
+/// Throws actors::error (errc::spawn_failed) when the name is taken or the
+/// socket fails (out of descriptors).
 int listen_on(const std::string& name);
 
 /// Exchanges hellos over `fd`, a connected socket inherited from the
