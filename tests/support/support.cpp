@@ -197,6 +197,12 @@ subprocess::subprocess(const std::string& path,
         ::dup2(out[1], 2);
       if (opts.own_group)
         ::setpgid(0, 0);
+      // Only 0-2 stay open: a program under limits sees the same count of
+      // free descriptors wherever the test runs (CI's harness leaves fewer
+      // open than a shell).
+      if (!opts.limits.empty())
+        for (int fd = 3; fd < 1024; ++fd)
+          ::close(fd);
       for (auto& [resource, value] : opts.limits) {
         rlimit lim{static_cast<rlim_t>(value), static_cast<rlim_t>(value)};
         if (::setrlimit(resource, &lim) != 0)
