@@ -136,6 +136,10 @@ bool manager::on_frame(link& l, context& ctx, const frame& f,
                caf::sec::request_receiver_down);
       return true;
     }
+    // The answer is here: its timeout goes (CAF 0.17 never cancels one; it
+    // would fire into the mailbox later, for nothing).
+    if (parts.mid.is_response())
+      sys_.clock().cancel_request_timeout(dst->get(), parts.mid);
     dst->enqueue(caf::make_mailbox_element(std::move(parts.sender), parts.mid,
                                            std::move(parts.stages),
                                            std::move(parts.content)),

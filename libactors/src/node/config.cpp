@@ -22,6 +22,7 @@
 #include "actors/detail/value.hpp"
 #include "actors/error.hpp"
 #include "base/fd.hpp"
+#include "node/scheduler.hpp"
 #include "node/process_role.hpp"
 #include "wire/serializable.hpp"
 
@@ -143,9 +144,10 @@ std::unique_ptr<caf::actor_system_config> make_config() {
   cfg->add_message_type<closure>("actors::closure");
   cfg->add_message_type<value>("actors::value");
   add_builtin_message_types(*cfg); // after the program's: its names win
-  // The stealing scheduler polls every 10 ms when idle and doubles
-  // cross-process latency on small machines; sharing idles at 0% CPU.
-  cfg->set("scheduler.policy", caf::atom("sharing"));
+  // Work sharing (the stealing scheduler polls every 10 ms when idle and
+  // doubles cross-process latency on small machines; sharing idles at 0%
+  // CPU), with a clock that a timed request does not wake (scheduler.hpp).
+  cfg->load<scheduler>();
   cfg->set("middleman.workers", size_t{0});
   // Both ends of every connection are libactors nodes of the same run.
   cfg->set("middleman.app-identifiers",
@@ -155,12 +157,13 @@ std::unique_ptr<caf::actor_system_config> make_config() {
 
 void check_resources(const caf::actor_system_config& cfg) {
   check_descriptors(caf_descriptors);
-  // The threads of its scheduler's workers, its clock, its printer actor,
-  // its multiplexer and its middleman actor; the links' watcher and setup
-  // threads, and the receiver of the first link.
+  // The threads of its scheduler's workers, its two clocks (CAF's, idle,
+  // and ours), its printer actor, its multiplexer and its middleman actor;
+  // the links' watcher and setup threads, and the receiver of the first
+  // link.
   check_threads(caf::get_or(cfg, "scheduler.max-threads",
                             caf::defaults::scheduler::max_threads)
-                + 7);
+                + 8);
 }
 
 void add_config_step(void (*step)(caf::actor_system_config&)) {
