@@ -1,7 +1,8 @@
 // Actor processes: actors::spawn until the first reply, request/response
 // round trips between this program and an actor process (with the CPU time
 // of both processes per round trip, and again while two other processes
-// burn both cores), and between actors in two actor processes; small
+// burn both cores; by actors::ask, and by a caf::scoped_actor's request and
+// receive), and between actors in two actor processes; small
 // messages one way from an actor in one process to an actor in another,
 // counted at the receiver; and, as the limits, the same with a CAF actor in
 // this process. Medians over several runs. Peer: peers/actors.py (Python
@@ -115,18 +116,29 @@ T ask_and_wait(caf::scoped_actor& self, const caf::actor& h, Ts... xs) {
   return result;
 }
 
-// Microseconds per round trip of `n` requests from `self` to `h`.
-double round_trip(caf::scoped_actor& self, const caf::actor& h, int n) {
+// Microseconds per round trip of `n` requests to `h`: by actors::ask, or
+// from `self` (a scoped actor) when given.
+double round_trip(caf::scoped_actor* self, const caf::actor& h, int n) {
   auto t0 = clock_type::now();
-  for (int i = 0; i < n; ++i)
-    ask_and_wait<int>(self, h, i);
+  for (int i = 0; i < n; ++i) {
+    if (self != nullptr) {
+      ask_and_wait<int>(*self, h, i);
+      continue;
+    }
+    auto x = actors::ask<int>(h, timeout, i);
+    if (!x) {
+      std::fprintf(stderr, "bench_actors: %s\n",
+                   actors::describe(x.error()).c_str());
+      std::exit(1);
+    }
+  }
   return seconds_since(t0) / n * 1e6;
 }
 
 // Prints the median round trip to actor process `p` (as WORKLOAD) and the
 // CPU time of both processes per round trip (as "WORKLOAD CPU").
 template <class ActorProcess>
-void report_round_trip(caf::scoped_actor& self, ActorProcess& p, int n,
+void report_round_trip(caf::scoped_actor* self, ActorProcess& p, int n,
                        const char* workload) {
   round_trip(self, p.handle(), 100); // warm-up
   std::vector<double> cpu;
@@ -175,16 +187,19 @@ int main(int argc, char** argv) {
   }
   {
     auto p = actors::spawn(echo);
-    report_round_trip(self, p, n, "actor round trip");
+    report_round_trip(nullptr, p, n, "actor round trip");
+    report_round_trip(&self, p, n, "actor round trip, scoped_actor");
     {
       cores_busy burn{2};
-      report_round_trip(self, p, n / 4, "actor round trip, cores busy");
+      report_round_trip(nullptr, p, n / 4, "actor round trip, cores busy");
+      report_round_trip(&self, p, n / 4,
+                        "actor round trip, scoped_actor, cores busy");
     }
     p.stop();
     auto a = actors::system().spawn(echo);
     double us;
-    round_trip(self, a, 100);
-    us = median_of(5, [&] { return round_trip(self, a, n); });
+    round_trip(&self, a, 100);
+    us = median_of(5, [&] { return round_trip(&self, a, n); });
     std::printf("limit in-process actor round trip: median %.2f us\n", us);
     caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
   }

@@ -4,6 +4,7 @@
 
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <csignal>
 #include <cstdint>
 #include <deque>
@@ -13,6 +14,7 @@
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <typeinfo>
 #include <unordered_map>
 #include <unordered_set>
@@ -23,6 +25,7 @@
 #include <caf/all.hpp>
 
 #include "actors/actor_process.hpp"
+#include "actors/ask.hpp"
 #include "subprocess.hpp"
 
 using namespace std::chrono_literals;
@@ -431,6 +434,91 @@ TEST_CASE("a request in flight when the actor's process dies fails at once, "
     .receive([](int) { FAIL_CHECK("answered"); }, [&](caf::error& e) { err = e; });
   CHECK(std::chrono::steady_clock::now() - t0 < 10s);
   CHECK(err);
+}
+
+TEST_CASE("actors::ask answers on the calling thread, with every failure "
+          "as an error and every wait bounded") {
+  auto p = actors::spawn(subject, 40);
+  auto h = p.handle();
+  using actors::errc;
+  auto code = [](const caf::error& e) { return actors::errc_of(e); };
+  // Answers of each kind, from a dynamically typed and a typed actor.
+  auto sum = actors::ask<int>(h, 10s, 2);
+  REQUIRE(sum);
+  CHECK(*sum == 42);
+  auto swapped = actors::ask<point>(h, 10s, point{1, 2});
+  REQUIRE(swapped);
+  CHECK((swapped->x == 2 && swapped->y == 1));
+  auto c = actors::spawn(typed_adder);
+  auto three = actors::ask<int>(c.handle(), 10s, 1, 2);
+  REQUIRE(three);
+  CHECK(*three == 3);
+  // The wrong type, a message without a handler, an empty handle.
+  auto text = actors::ask<std::string>(h, 10s, 2);
+  REQUIRE(!text);
+  CHECK(code(text.error()) == errc::type_mismatch);
+  auto odd = actors::ask<int>(h, 10s, std::string{"odd"});
+  REQUIRE(!odd);
+  CHECK(odd.error() == caf::sec::unexpected_message);
+  CHECK(code(actors::ask<int>(caf::actor{}, 10s, 1).error())
+        == errc::invalid_argument);
+  // Timeouts: a silent actor, zero; a late answer is dropped, not taken
+  // for the next one.
+  auto t0 = std::chrono::steady_clock::now();
+  auto silent = actors::ask<int>(h, 100ms, silent_atom::value);
+  auto took = std::chrono::steady_clock::now() - t0;
+  REQUIRE(!silent);
+  CHECK(code(silent.error()) == errc::timeout);
+  CHECK(took >= 100ms);
+  CHECK(took < 5s);
+  CHECK(code(actors::ask<int>(h, 0s, 5).error()) == errc::timeout);
+  auto next = actors::ask<int>(h, 10s, 6);
+  REQUIRE(next);
+  CHECK(*next == 46);
+  // Threads asking at once get their own answers.
+  std::vector<std::thread> threads;
+  std::atomic<int> wrong{0};
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 300; ++i) {
+        auto x = actors::ask<int>(h, 10s, t * 1000 + i);
+        if (!x || *x != t * 1000 + i + 40)
+          ++wrong;
+      }
+    });
+  for (auto& t : threads)
+    t.join();
+  CHECK(wrong == 0);
+  // An actor of this process, through CAF's request.
+  auto local = sys().spawn(subject, 1);
+  auto two = actors::ask<int>(local, 10s, 1);
+  REQUIRE(two);
+  CHECK(*two == 2);
+  CHECK(code(actors::ask<int>(local, 50ms, silent_atom::value).error())
+        == errc::timeout);
+  CHECK(code(actors::ask<std::string>(local, 10s, 1).error())
+        == errc::type_mismatch);
+  caf::anon_send_exit(local, caf::exit_reason::user_shutdown);
+  // ask<void>: a handler that returns nothing; not one that answers.
+  CHECK(code(actors::ask<void>(c.handle(), 10s, 1, 2).error())
+        == errc::type_mismatch);
+  auto q = actors::spawn(subject, 0);
+  CHECK(actors::ask<void>(q.handle(), 10s, quit_atom::value));
+  CHECK(q.join(10s));
+  // The process dies while the request is in flight: at once, named.
+  t0 = std::chrono::steady_clock::now();
+  auto died = actors::ask<int>(h, 60s, segv_atom::value);
+  took = std::chrono::steady_clock::now() - t0;
+  REQUIRE(!died);
+  MESSAGE("failed after "
+          << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+          << " ms: " << sys().render(died.error()));
+  CHECK(code(died.error()) == errc::process_died);
+  CHECK(context(died.error()).find("SIGSEGV") != std::string::npos);
+  CHECK(took < 10s);
+  auto after = actors::ask<int>(h, 60s, 1);
+  REQUIRE(!after);
+  CHECK(code(after.error()) == errc::process_died);
 }
 
 TEST_CASE("types that cannot cross: reported at spawn, or by the request") {

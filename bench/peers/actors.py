@@ -47,8 +47,9 @@ def burn():
         pass
 
 
-def report_round_trip(n, runs, workload):
-    """Median round trip to a ponging child, and CPU of both per trip."""
+def report_round_trip(n, runs, workload, also=()):
+    """Median round trip to a ponging child, and CPU of both per trip
+    (printed for `workload` and the libactors variants `also` of it)."""
     a, b = mp.Pipe()
     p = mp.Process(target=pong, args=(b, 100 + runs * n))
     p.start()
@@ -59,8 +60,9 @@ def report_round_trip(n, runs, workload):
         us.append(round_trip(a, n))
         cpu.append((cpu_self() + cpu_seconds(p.pid) - c0) / n * 1e6)
     p.join()
-    print(f"python {workload}: median {statistics.median(us):.1f} us")
-    print(f"python {workload} CPU: median {statistics.median(cpu):.1f} us")
+    for name in (workload, *also):
+        print(f"python {name}: median {statistics.median(us):.1f} us")
+        print(f"python {name} CPU: median {statistics.median(cpu):.1f} us")
 
 
 def count(q, n, out):
@@ -98,11 +100,13 @@ if __name__ == "__main__":
     print(f"python actor spawn+first reply: median "
           f"{statistics.median(ms):.3f} ms")
 
-    report_round_trip(n, runs, "actor round trip")
+    report_round_trip(n, runs, "actor round trip",
+                      ["actor round trip, scoped_actor"])
     burners = [mp.Process(target=burn, daemon=True) for _ in range(2)]
     for b in burners:
         b.start()
-    report_round_trip(n // 4, runs, "actor round trip, cores busy")
+    report_round_trip(n // 4, runs, "actor round trip, cores busy",
+                      ["actor round trip, scoped_actor, cores busy"])
     for b in burners:
         b.kill()
         b.join()

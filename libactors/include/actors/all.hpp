@@ -12,6 +12,7 @@
 /// `actors::error` carrying an `actors::errc`.
 
 #include "actors/actor_process.hpp"
+#include "actors/ask.hpp"
 #include "actors/error.hpp"
 #include "actors/lock.hpp"
 #include "actors/pipe.hpp"

@@ -122,6 +122,8 @@ void manager::shutdown(const caf::error& reason) {
   {
     std::lock_guard<std::mutex> guard{callers_mtx_};
     callers_.clear();
+    caller_ids_.clear();
+    callers_count_ = 0;
   }
   std::lock_guard<std::mutex> guard{mtx_};
   for (auto& j : jobs_)

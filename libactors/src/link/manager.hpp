@@ -47,6 +47,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 
 #include <sys/types.h>
@@ -171,10 +172,20 @@ public:
   /// A blocking request from a plain thread, answered on the caller's own
   /// bell: the peer's writer wakes this thread directly (the addressed
   /// doorbell), and it reads its answer itself. `dest` must be an actor of
-  /// another process (a proxy); at most `timeout`. Errors: errc::timeout,
-  /// the link's end reason, the peer's answer.
+  /// another process (a proxy); at most `timeout` (duration::max(): no
+  /// bound; zero: sent, not waited for). Errors: errc::timeout, the link's
+  /// end reason, the peer's answer. The request comes from an actor of this
+  /// thread's own (made on its first call, gone with the thread); a late
+  /// answer to it is dropped.
   caf::expected<caf::message> call(const caf::actor& dest, caf::message msg,
                                    duration timeout);
+
+  /// True if `dest` is an actor of another process of this host that
+  /// call() can reach.
+  static bool callable(const caf::actor& dest);
+
+  /// Forgets the caller of thread `id` (called as that thread ends).
+  void forget_caller(std::thread::id id);
 
   /// The abstract name this process listens at (empty without listen).
   const std::string& address() const noexcept {
@@ -323,9 +334,16 @@ private:
   std::function<bool(const caf::actor_addr&)> guarded_;
   std::function<std::string()> self_name_;
 
+  // The actors that call() sends from, one per calling thread (removed when
+  // the thread ends), and their ids (answers to them that no waiter takes
+  // are late: dropped).
   std::mutex callers_mtx_;
   std::unordered_map<std::thread::id, std::unique_ptr<caf::scoped_actor>>
       callers_;
+  std::unordered_set<caf::actor_id> caller_ids_;
+  std::atomic<int> callers_count_{0};
+  caf::scoped_actor& caller_of_this_thread();
+  bool is_caller(caf::actor_id id);
 
   std::thread watcher_;
   std::thread setup_;

@@ -129,6 +129,8 @@ bool manager::on_frame(link& l, context& ctx, const frame& f,
     if (p != nullptr && p->waiting.load() > 0
         && deliver_to_waiter(*p, f.dest, parts.mid, parts.content))
       return true;
+    if (parts.mid.is_response() && is_caller(f.dest))
+      return true; // late: its call() gave up
     auto dst = sys_.registry().get(f.dest);
     if (!dst) {
       if (parts.mid.is_request())
@@ -313,9 +315,63 @@ void manager::link_ended(peer& p, const caf::error& reason) {
 // -- blocking calls
 // ------------------------------------------------------------------
 
+namespace {
+
+// Forgets this thread's callers when it ends.
+struct caller_cleanup {
+  std::vector<std::weak_ptr<manager>> used;
+  ~caller_cleanup() {
+    for (auto& w : used)
+      if (auto m = w.lock())
+        m->forget_caller(std::this_thread::get_id());
+  }
+};
+
+thread_local caller_cleanup t_callers;
+
+} // namespace
+
+caf::scoped_actor& manager::caller_of_this_thread() {
+  std::lock_guard<std::mutex> guard{callers_mtx_};
+  auto& entry = callers_[std::this_thread::get_id()];
+  if (!entry) {
+    entry = std::make_unique<caf::scoped_actor>(sys_, true);
+    caller_ids_.insert((*entry)->id());
+    ++callers_count_;
+    t_callers.used.push_back(weak_from_this());
+  }
+  return *entry;
+}
+
+bool manager::is_caller(caf::actor_id id) {
+  if (callers_count_.load() == 0)
+    return false;
+  std::lock_guard<std::mutex> guard{callers_mtx_};
+  return caller_ids_.count(id) > 0;
+}
+
+void manager::forget_caller(std::thread::id id) {
+  std::unique_ptr<caf::scoped_actor> gone;
+  std::lock_guard<std::mutex> guard{callers_mtx_};
+  if (auto i = callers_.find(id); i != callers_.end()) {
+    gone = std::move(i->second);
+    caller_ids_.erase((*gone)->id());
+    --callers_count_;
+    callers_.erase(i);
+  }
+}
+
+bool manager::callable(const caf::actor& dest) {
+  return dynamic_cast<proxy*>(caf::actor_cast<caf::abstract_actor*>(dest))
+         != nullptr;
+}
+
 caf::expected<caf::message> manager::call(const caf::actor& dest,
                                           caf::message msg, duration timeout) {
-  auto deadline = clock::now() + timeout;
+  auto now = clock::now();
+  auto deadline = timeout >= clock::time_point::max() - now
+                      ? clock::time_point::max()
+                      : now + std::max(timeout, duration::zero());
   auto* target
       = dynamic_cast<proxy*>(caf::actor_cast<caf::abstract_actor*>(dest));
   if (target == nullptr)
@@ -328,19 +384,12 @@ caf::expected<caf::message> manager::call(const caf::actor& dest,
     return p->lnk->closed()
                ? p->lnk->reason()
                : make_error(errc::timeout, "call: no link in time");
-  caf::scoped_actor* self = nullptr;
-  {
-    std::lock_guard<std::mutex> guard{callers_mtx_};
-    auto& entry = callers_[std::this_thread::get_id()];
-    if (!entry)
-      entry = std::make_unique<caf::scoped_actor>(sys_, true);
-    self = entry.get();
-  }
-  auto aid = (*self)->id();
+  auto& self = caller_of_this_thread();
+  auto aid = self->id();
   auto* in = p->lnk->incoming();
   std::atomic<std::uint32_t> own_bell{0};
   waiter w;
-  auto req = (*self)->new_request_id(caf::message_priority::normal);
+  auto req = self->new_request_id(caf::message_priority::normal);
   w.mid = req.response_id();
   w.slot = in->claim_slot(aid);
   w.bell = w.slot >= 0 ? &in->slot_bell(w.slot) : &own_bell;
@@ -350,10 +399,9 @@ caf::expected<caf::message> manager::call(const caf::actor& dest,
   }
   p->waiting.fetch_add(1);
   target->enqueue(
-      caf::make_mailbox_element((*self)->ctrl(), req, {}, std::move(msg)),
+      caf::make_mailbox_element(self->ctrl(), req, {}, std::move(msg)),
       nullptr);
   unit reader{sys_, registry_, p, false};
-  std::string ignored;
   auto done = [&] {
     std::lock_guard<std::mutex> guard{p->mtx};
     return w.done;
@@ -361,10 +409,15 @@ caf::expected<caf::message> manager::call(const caf::actor& dest,
   while (!done() && clock::now() < deadline) {
     auto seen = w.bell->load();
     // Read ourselves: the answer (or frames before it) may be there.
+    std::string bad;
     p->lnk->try_read([&](const frame& f) {
-      on_frame(*p->lnk, reader, f, ignored);
+      if (!on_frame(*p->lnk, reader, f, bad))
+        return false;
       return !done();
     });
+    if (!bad.empty()) // as a receiver thread does
+      p->lnk->close(caf::make_error(caf::sec::malformed_basp_message,
+                                    "link protocol error: " + bad));
     if (done())
       break;
     futex_wait(*w.bell, seen, deadline);
