@@ -914,3 +914,134 @@ TEST_CASE("an owner SIGKILLed amid pool or queue or pipe or lock traffic") {
                                << " ms");
   }
 }
+
+// -- actor processes ----------------------------------------------------------
+
+namespace {
+
+caf::behavior chaos_echo(caf::event_based_actor*) {
+  return {[](int x) { return x + 1; }};
+}
+
+// Asks its target for each request it gets and passes the answer, or the
+// error, on: actor process to actor process traffic.
+caf::behavior chaos_relay(caf::event_based_actor* self, caf::actor target) {
+  return {[=](int x) {
+    auto rp = self->make_response_promise<int>();
+    self->request(target, 30s, x)
+      .then([rp](int y) mutable { rp.deliver(y); },
+            [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+    return rp;
+  }};
+}
+
+} // namespace
+
+TEST_CASE("actor processes SIGKILLed mid-traffic: every request is answered "
+          "or fails at once with the reason") {
+  CHAOS_SEED(rng, 0x9005);
+  constexpr int rounds = 6;
+  long long answered = 0;
+  long long failed = 0;
+  long long slowest_failure_ms = 0;
+  for (int round = 0; round < rounds; ++round) {
+    auto delay = std::chrono::milliseconds{20 + rng() % 150};
+    auto victim = static_cast<int>(rng() % 3);
+    INFO("round " << round << ": echo " << victim << " killed after "
+                  << delay.count() << " ms");
+    std::vector<actors::actor_process<caf::actor>> echoes;
+    for (int i = 0; i < 3; ++i)
+      echoes.push_back(actors::spawn(chaos_echo));
+    // Relays in two more processes, to the victim and to a survivor.
+    auto survivor = (victim + 1) % 3;
+    auto to_victim = actors::spawn(chaos_relay, echoes[victim].handle());
+    auto to_survivor = actors::spawn(chaos_relay, echoes[survivor].handle());
+    std::vector<caf::actor> targets;
+    for (auto& e : echoes)
+      targets.push_back(e.handle());
+    targets.push_back(to_victim.handle());
+    targets.push_back(to_survivor.handle());
+    std::atomic<bool> stop{false};
+    std::atomic<long long> ok{0}, bad{0}, wrong{0}, unexpected{0}, slowest{0};
+    std::mutex texts_mtx;
+    std::set<std::string> texts;
+    auto account = [&](const caf::error& err, clock_type::time_point t0,
+                       bool may_fail, const std::string& how) {
+      auto ms = ms_since(t0);
+      if (ms > slowest)
+        slowest = ms;
+      auto code = actors::errc_of(err);
+      if (!may_fail || code == actors::errc::timeout || ms > 5000)
+        ++unexpected;
+      if (code != actors::errc::process_died)
+        ++wrong;
+      ++bad;
+      std::lock_guard<std::mutex> guard{texts_mtx};
+      texts.insert(how + ": " + actors::describe(err));
+    };
+    std::vector<std::thread> clients;
+    for (int c = 0; c < 3; ++c)
+      clients.emplace_back([&, c] {
+        std::mt19937_64 pick{rng() ^ static_cast<std::uint64_t>(c)};
+        caf::scoped_actor self{actors::system()};
+        for (int i = 0; !stop; ++i) {
+          auto t = static_cast<int>(pick() % targets.size());
+          // The victim and the relay to it may fail; the others may not.
+          bool may_fail = t == victim || t == 3;
+          auto t0 = clock_type::now();
+          if (c == 0) { // a scoped actor's request
+            self->request(targets[t], 30s, i)
+              .receive(
+                [&](int y) {
+                  if (y == i + 1)
+                    ++ok;
+                  else
+                    ++wrong;
+                },
+                [&](caf::error& err) {
+                  account(err, t0, may_fail,
+                          "request to target " + std::to_string(t));
+                });
+          } else { // actors::ask
+            auto y = actors::ask<int>(targets[t], 30s, i);
+            if (!y)
+              account(y.error(), t0, may_fail,
+                      "ask of target " + std::to_string(t));
+            else if (*y == i + 1)
+              ++ok;
+            else
+              ++wrong;
+          }
+        }
+      });
+    std::this_thread::sleep_for(delay); // the random point (pacing)
+    echoes[victim].kill();
+    REQUIRE(echoes[victim].join(10s));
+    // Traffic goes on to the survivors and fails at once to the victim.
+    auto ok_at_kill = ok.load();
+    CHECK(support::eventually([&] { return ok > ok_at_kill + 100; }, 10s));
+    stop = true;
+    for (auto& t : clients)
+      t.join();
+    INFO("answered " << ok << ", failed " << bad);
+    CHECK(wrong == 0);
+    CHECK(unexpected == 0);
+    for (auto& text : texts) {
+      INFO(text);
+      CHECK(text.find("killed by signal 9 (SIGKILL)") != std::string::npos);
+    }
+    answered += ok;
+    failed += bad;
+    slowest_failure_ms = std::max<long long>(slowest_failure_ms, slowest);
+    to_victim.stop(10s);
+    to_survivor.stop(10s);
+    for (auto& e : echoes)
+      e.stop(10s);
+  }
+  CHECK(answered > 0);
+  MESSAGE("actor processes: " << rounds << " SIGKILLed mid-traffic; "
+                              << answered << " requests answered, " << failed
+                              << " failed with process_died (the slowest "
+                                 "after "
+                              << slowest_failure_ms << " ms)");
+}

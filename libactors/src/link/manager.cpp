@@ -215,7 +215,7 @@ caf::strong_actor_ptr manager::make_proxy(caf::node_id nid, caf::actor_id aid) {
   if (p->lnk->closed()) {
     auto* ptr
         = static_cast<proxy*>(caf::actor_cast<caf::abstract_actor*>(result));
-    ptr->kill_proxy(nullptr, p->lnk->reason());
+    ptr->kill_proxy(nullptr, closed_reason(*p));
     return result;
   }
   // The peer answers with `down` when the actor ends (at once if it has).

@@ -299,6 +299,9 @@ private:
                          caf::message& content);
   // How the peer `pid` ended: death_reason_, else errors.hpp's.
   caf::error end_of(pid_t pid);
+  // Why the link of `p`, closed, ended: known once on_closed ran; before
+  // (the watcher saw the socket end, with no reason yet), end_of(pid).
+  caf::error closed_reason(peer& p);
   void report(const std::string& what);
   void watch_loop();
   void setup_loop();

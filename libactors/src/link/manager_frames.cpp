@@ -250,6 +250,14 @@ caf::error manager::end_of(pid_t pid) {
   return describe_end(pid);
 }
 
+caf::error manager::closed_reason(peer& p) {
+  if (auto why = p.end_reason())
+    return why;
+  if (auto why = p.lnk->reason())
+    return why;
+  return end_of(p.pid);
+}
+
 void manager::on_closed(link& l, context& ctx, const caf::error& reason) {
   auto& u = static_cast<unit&>(ctx);
   if (!u.from)
@@ -379,10 +387,10 @@ caf::expected<caf::message> manager::call(const caf::actor& dest,
                       "call: the actor is not in another process of this host");
   auto p = target->get_peer();
   if (!p)
-    return target->fail_state();
+    return target->dead_reason();
   if (!p->lnk->await_open(deadline))
     return p->lnk->closed()
-               ? p->lnk->reason()
+               ? closed_reason(*p)
                : make_error(errc::timeout, "call: no link in time");
   auto& self = caller_of_this_thread();
   auto aid = self->id();

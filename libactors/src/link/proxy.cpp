@@ -1,6 +1,7 @@
 #include "link/proxy.hpp"
 
 #include <caf/locks.hpp>
+#include <caf/sec.hpp>
 #include <caf/system_messages.hpp>
 
 #include "link/manager.hpp"
@@ -21,6 +22,13 @@ std::shared_ptr<peer> proxy::get_peer() const {
   return peer_;
 }
 
+caf::error proxy::dead_reason() const {
+  caf::shared_lock<caf::detail::shared_spinlock> guard{mtx_};
+  if (reason_)
+    return reason_;
+  return caf::sec::request_receiver_down;
+}
+
 void proxy::enqueue(caf::mailbox_element_ptr what, caf::execution_unit*) {
   auto& content = what->content();
   if (content.match_elements<caf::exit_msg>()) {
@@ -38,20 +46,13 @@ void proxy::enqueue(caf::mailbox_element_ptr what, caf::execution_unit*) {
                              content.get_as<caf::exit_msg>(0)))
       return;
   }
-  std::shared_ptr<peer> p;
-  caf::error reason;
-  {
-    caf::shared_lock<caf::detail::shared_spinlock> guard{mtx_};
-    p = peer_;
-    if (!p)
-      reason = reason_;
-  }
+  auto p = get_peer();
   if (!p) {
     // Ended: a request learns why at once; anything else goes nowhere, as
     // a message to any dead actor.
     if (what->mid.is_request() && what->sender)
       what->sender->enqueue(nullptr, what->mid.response_id(),
-                            caf::make_message(std::move(reason)), nullptr);
+                            caf::make_message(dead_reason()), nullptr);
     return;
   }
   auto mgr = p->mgr;

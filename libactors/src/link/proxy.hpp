@@ -48,6 +48,12 @@ public:
   /// The link's CAF side this proxy writes to; null once killed.
   std::shared_ptr<peer> get_peer() const;
 
+  /// What a request to this proxy gets once it is dead (its peer gone):
+  /// the reason it was killed with, or sec::request_receiver_down for an
+  /// actor that ended normally. Set together with the peer, so never empty
+  /// once get_peer() is (CAF's fail_state() follows a moment later).
+  caf::error dead_reason() const;
+
 private:
   mutable caf::detail::shared_spinlock mtx_;
   std::shared_ptr<peer> peer_;
