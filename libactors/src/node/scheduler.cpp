@@ -33,31 +33,50 @@ void quiet_clock::drop(Fn fn) {
   }
 }
 
+template <class Pred>
+void quiet_clock::take(caf::abstract_actor* self, Pred pred,
+                       schedule_map& out) {
+  auto i = lookup(self->id(), [&](const actor_lookup_map::value_type& x) {
+    return pred(*x.second->second);
+  });
+  if (i != actor_lookup_.end()) {
+    out.emplace(i->second->first, std::move(i->second->second));
+    schedule_.erase(i->second);
+    actor_lookup_.erase(i);
+  }
+}
+
+namespace {
+
+// The actor's ordinary timeout of `type`.
+auto ordinary_of(caf::atom_value type) {
+  return [type](const caf::detail::simple_actor_clock::delayed_event& x) {
+    using ordinary = caf::detail::simple_actor_clock::ordinary_timeout;
+    return x.subtype == caf::detail::simple_actor_clock::ordinary_timeout_type
+           && static_cast<const ordinary&>(x).type == type;
+  };
+}
+
+// The actor's timeout of request `id`.
+auto request_of(caf::message_id id) {
+  return [id](const caf::detail::simple_actor_clock::delayed_event& x) {
+    using request = caf::detail::simple_actor_clock::request_timeout;
+    return x.subtype == caf::detail::simple_actor_clock::request_timeout_type
+           && static_cast<const request&>(x).id == id;
+  };
+}
+
+} // namespace
+
 void quiet_clock::set_ordinary_timeout(time_point t, caf::abstract_actor* self,
                                        caf::atom_value type, uint64_t id) {
-  // Replaces the actor's earlier timeout of this type: dropped outside the
-  // lock.
+  // Replaces the actor's earlier timeout of this type, which is destroyed
+  // outside the lock.
   schedule_map dropped;
-  bool wake;
-  {
-    std::lock_guard<std::mutex> guard{mtx_};
-    auto pred = [&](const actor_lookup_map::value_type& x) {
-      return x.second->second->subtype == ordinary_timeout_type
-             && static_cast<const ordinary_timeout&>(*x.second->second).type
-                  == type;
-    };
-    if (auto i = lookup(self->id(), pred); i != actor_lookup_.end()) {
-      dropped.emplace(i->second->first, std::move(i->second->second));
-      schedule_.erase(i->second);
-      actor_lookup_.erase(i);
-    }
+  file(t, [&] {
+    take(self, ordinary_of(type), dropped);
     super::set_ordinary_timeout(t, self, type, id);
-    wake = t < wake_at_;
-    if (wake)
-      wake_at_ = t;
-  }
-  if (wake)
-    cv_.notify_one();
+  });
 }
 
 void quiet_clock::set_multi_timeout(time_point t, caf::abstract_actor* self,
@@ -92,34 +111,12 @@ void quiet_clock::schedule_message(time_point t, caf::group target,
 
 void quiet_clock::cancel_ordinary_timeout(caf::abstract_actor* self,
                                           caf::atom_value type) {
-  drop([&](schedule_map& dropped) {
-    auto pred = [&](const actor_lookup_map::value_type& x) {
-      return x.second->second->subtype == ordinary_timeout_type
-             && static_cast<const ordinary_timeout&>(*x.second->second).type
-                  == type;
-    };
-    if (auto i = lookup(self->id(), pred); i != actor_lookup_.end()) {
-      dropped.emplace(i->second->first, std::move(i->second->second));
-      schedule_.erase(i->second);
-      actor_lookup_.erase(i);
-    }
-  });
+  drop([&](schedule_map& dropped) { take(self, ordinary_of(type), dropped); });
 }
 
 void quiet_clock::cancel_request_timeout(caf::abstract_actor* self,
                                          caf::message_id id) {
-  drop([&](schedule_map& dropped) {
-    auto pred = [&](const actor_lookup_map::value_type& x) {
-      return x.second->second->subtype == request_timeout_type
-             && static_cast<const request_timeout&>(*x.second->second).id
-                  == id;
-    };
-    if (auto i = lookup(self->id(), pred); i != actor_lookup_.end()) {
-      dropped.emplace(i->second->first, std::move(i->second->second));
-      schedule_.erase(i->second);
-      actor_lookup_.erase(i);
-    }
-  });
+  drop([&](schedule_map& dropped) { take(self, request_of(id), dropped); });
 }
 
 void quiet_clock::cancel_timeouts(caf::abstract_actor* self) {

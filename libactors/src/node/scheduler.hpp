@@ -64,6 +64,10 @@ private:
   // destroyed outside it: an event may hold an actor's last reference).
   template <class Fn>
   void drop(Fn fn);
+  // Moves the deadline of `self` that `pred` picks, if any, into `out`
+  // (under the lock).
+  template <class Pred>
+  void take(caf::abstract_actor* self, Pred pred, schedule_map& out);
 
   std::mutex mtx_;
   std::condition_variable cv_;
