@@ -12,9 +12,10 @@
 // futex doorbell alone and with 50 us of spinning first: the waiting
 // policy. With --busy, two more processes burn both cores meanwhile.
 // Each line also says the context switches of both processes per round trip.
-// Requests have a 30 s timeout, as users write them; every timed request
-// wakes CAF's clock thread (CAF 0.17), which BENCH_LINKS_INFINITE=1 leaves
-// out (caf::infinite). BENCH_LINKS_ONLY=ring|scoped|actor|oneway|call runs
+// Requests have a 30 s timeout, as users write them (the actor systems run
+// libactors' scheduler, whose clock a timed request does not wake; CAF
+// 0.17's own woke it each time); BENCH_LINKS_INFINITE=1 sends them without
+// (caf::infinite). BENCH_LINKS_ONLY=ring|scoped|actor|oneway|call runs
 // one workload.
 // Python's numbers for the same shapes: bench/peers/actors.py (Pipe round
 // trip), bench/peers/queue_pipe.py (Queue small items).
@@ -44,6 +45,7 @@
 #include "net/auth.hpp"
 #include "link/futex.hpp"
 #include "link/manager.hpp"
+#include "node/scheduler.hpp"
 #include "link/ring.hpp"
 #include "measure.hpp"
 
@@ -63,8 +65,8 @@ constexpr auto timeout = std::chrono::seconds{30};
 struct config : caf::actor_system_config {
   config() {
     load<caf::io::middleman>();
+    load<actors::detail::scheduler>(); // libactors' (a quiet clock)
     set("middleman.workers", 0);
-    set("scheduler.policy", caf::atom("sharing"));
     set("logger.verbosity", caf::atom("quiet"));
   }
 };

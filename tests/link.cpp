@@ -27,6 +27,7 @@
 #include "base/error.hpp"
 #include "error_code.hpp"
 #include "link/manager.hpp"
+#include "node/scheduler.hpp"
 #include "subprocess.hpp"
 
 using namespace std::chrono_literals;
@@ -85,8 +86,8 @@ struct config : caf::actor_system_config {
     // The middleman gives the node its id (CAF 0.17); links use nothing
     // else of it.
     load<caf::io::middleman>();
+    load<actors::detail::scheduler>(); // libactors' (a quiet clock)
     set("middleman.workers", 0);
-    set("scheduler.policy", caf::atom("sharing"));
     set("logger.verbosity", caf::atom("quiet"));
     add_message_type<point>("point");
     add_message_type<calc>("calc");
