@@ -38,8 +38,9 @@ caf::error wrong_answer(const caf::message& answer);
 
 /// Sends `xs...` to `dest` as a request and waits on this thread for the
 /// answer, at most `timeout` (`std::nullopt`: no bound; zero or negative:
-/// the request is sent but not waited for). `R` is the type of the answer;
-/// `ask<void>` waits for the answer and ignores what it holds.
+/// the request is sent but not waited for). `R` is the type of the answer
+/// (`ask<void>`: a handler that returns nothing; an answer holding a value
+/// is then `errc::type_mismatch`).
 ///
 /// @code
 /// auto p = actors::spawn(adder, 40);
