@@ -22,8 +22,8 @@
 #include "actors/detail/value.hpp"
 #include "actors/error.hpp"
 #include "base/fd.hpp"
-#include "node/scheduler.hpp"
 #include "node/process_role.hpp"
+#include "node/scheduler.hpp"
 #include "wire/serializable.hpp"
 
 namespace actors::detail {
