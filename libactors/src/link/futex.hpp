@@ -11,13 +11,21 @@
 
 namespace actors::detail::links {
 
-/// Sleeps while `*word == seen`, at most until `deadline` (a time_point of
-/// steady_clock; max() = no bound). Returns on a wake, a changed word, a
-/// signal or the deadline: callers re-check their condition.
-void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t seen,
-                std::chrono::steady_clock::time_point deadline);
+/// Every waiter, for futex_wake.
+constexpr std::uint32_t futex_any = 0xffffffffu;
 
-/// Wakes up to `n` threads (of any process) sleeping on `word`.
-void futex_wake(std::atomic<std::uint32_t>& word, int n);
+/// Sleeps while `*word == seen`, at most until `deadline` (a time_point of
+/// steady_clock; max() = no bound), as one of the waiters `bits` names
+/// (futex_wake wakes only waiters whose bits meet its own). Returns on a
+/// wake, a changed word, a signal or the deadline: callers re-check their
+/// condition.
+void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t seen,
+                std::chrono::steady_clock::time_point deadline,
+                std::uint32_t bits = futex_any);
+
+/// Wakes up to `n` threads (of any process) sleeping on `word` whose bits
+/// meet `bits`; returns how many it woke.
+int futex_wake(std::atomic<std::uint32_t>& word, int n,
+               std::uint32_t bits = futex_any);
 
 } // namespace actors::detail::links

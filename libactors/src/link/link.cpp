@@ -315,8 +315,9 @@ bool link::spawn_receiver() {
   if (joined_ || threads_.size() >= 2)
     return true;
   auto self = this;
+  bool spare = !threads_.empty();
   try {
-    threads_.emplace_back([self] { self->receive_loop(); });
+    threads_.emplace_back([self, spare] { self->receive_loop(spare); });
   } catch (const std::system_error&) {
     return false; // out of threads (RLIMIT_NPROC)
   }
@@ -372,7 +373,7 @@ bool link::pump(link_handler::context& ctx, bool& got, std::string& what) {
   }
 }
 
-void link::receive_loop() {
+void link::receive_loop(bool spare) {
   t_receiver = true;
   auto ctx = handler_.make_context(*this);
   for (;;) {
@@ -410,7 +411,7 @@ void link::receive_loop() {
       in_.wait_data(time_point::max(), [&] {
         // Pending frames and room for them: write them instead.
         return gone_.load() || (has_pending_.load() && out_.room() > 0);
-      });
+      }, spare);
   }
 }
 

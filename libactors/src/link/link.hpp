@@ -197,7 +197,7 @@ private:
     std::uint64_t dest;
   };
 
-  void receive_loop();
+  void receive_loop(bool spare); // spare: the second receiver thread
   // Reads what is there and hands it to the handler (reader lock held);
   // false on a protocol error or a broken ring.
   bool pump(link_handler::context& ctx, bool& got, std::string& what);

@@ -23,26 +23,30 @@ namespace actors::detail::links {
 // ---------------------------------------------------------------------
 
 void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t seen,
-                std::chrono::steady_clock::time_point deadline) {
+                std::chrono::steady_clock::time_point deadline,
+                std::uint32_t bits) {
+  // An absolute deadline on CLOCK_MONOTONIC, steady_clock's clock.
   timespec ts{};
   timespec* bound = nullptr;
   if (deadline != std::chrono::steady_clock::time_point::max()) {
-    auto left = deadline - std::chrono::steady_clock::now();
-    if (left <= left.zero())
+    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                  deadline.time_since_epoch())
+                  .count();
+    if (ns <= 0)
       return;
-    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left);
-    ts.tv_sec = static_cast<time_t>(ns.count() / 1000000000);
-    ts.tv_nsec = static_cast<long>(ns.count() % 1000000000);
+    ts.tv_sec = static_cast<time_t>(ns / 1000000000);
+    ts.tv_nsec = static_cast<long>(ns % 1000000000);
     bound = &ts;
   }
-  // Relative timeout; EINTR, EAGAIN and ETIMEDOUT all mean "look again".
-  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT,
-            seen, bound, nullptr, 0);
+  // EINTR, EAGAIN and ETIMEDOUT all mean "look again".
+  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word),
+            FUTEX_WAIT_BITSET, seen, bound, nullptr, bits);
 }
 
-void futex_wake(std::atomic<std::uint32_t>& word, int n) {
-  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE, n,
-            nullptr, nullptr, 0);
+int futex_wake(std::atomic<std::uint32_t>& word, int n, std::uint32_t bits) {
+  auto r = ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word),
+                     FUTEX_WAKE_BITSET, n, nullptr, nullptr, bits);
+  return r > 0 ? static_cast<int>(r) : 0;
 }
 
 // -- setup
@@ -234,12 +238,15 @@ bool ring::notify_room() {
 }
 
 void ring::ring_data() {
-  hdr_->data_bell.fetch_add(1, std::memory_order_seq_cst);
-  futex_wake(hdr_->data_bell, 1);
+  auto& bell = hdr_->data_bell;
+  bell.fetch_add(1, std::memory_order_seq_cst);
+  if (futex_wake(bell, 1, reader_bit) == 0)
+    futex_wake(bell, 1, spare_bit);
 }
 
-void ring::wait_data_impl(std::uint32_t seen, time_point deadline) {
-  futex_wait(hdr_->data_bell, seen, deadline);
+void ring::wait_data_impl(std::uint32_t seen, time_point deadline,
+                          bool spare) {
+  futex_wait(hdr_->data_bell, seen, deadline, spare ? spare_bit : reader_bit);
 }
 
 int ring::claim_slot(std::uint64_t actor) {
