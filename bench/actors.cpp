@@ -189,13 +189,25 @@ int main(int argc, char** argv) {
     auto p = actors::spawn(echo);
     report_round_trip(nullptr, p, n, "actor round trip");
     report_round_trip(&self, p, n, "actor round trip, scoped_actor");
-    {
-      cores_busy burn{2};
-      report_round_trip(nullptr, p, n / 4, "actor round trip, cores busy");
-      report_round_trip(&self, p, n / 4,
-                        "actor round trip, scoped_actor, cores busy");
-    }
     p.stop();
+    {
+      // A fresh actor process per row, as the Python peer starts a fresh
+      // child per row: a pair that has just ping-ponged 10,000 times has
+      // a scheduler history (load averages) that makes Linux keep its two
+      // ends on two cores once they are busy, where each wake-up must
+      // preempt a burner. That costs both libraries alike: measured
+      // interleaved, 10 runs each, twice, a warm pair took 165-186 us
+      // (libactors) and 72-115 us (Python) per round trip, a fresh one
+      // 34-61 and 38-48.
+      cores_busy burn{2};
+      auto q = actors::spawn(echo);
+      report_round_trip(nullptr, q, n / 4, "actor round trip, cores busy");
+      q.stop();
+      auto r = actors::spawn(echo);
+      report_round_trip(&self, r, n / 4,
+                        "actor round trip, scoped_actor, cores busy");
+      r.stop();
+    }
     auto a = actors::system().spawn(echo);
     double us;
     round_trip(&self, a, 100);

@@ -334,10 +334,12 @@ bool link::begin_inline() {
     inline_.store(0);
     return false;
   }
+  in_.set_busy(true);
   return true;
 }
 
 void link::end_inline() {
+  in_.set_busy(false);
   inline_.store(0);
 }
 

@@ -187,8 +187,7 @@ bool ring::notify_data(std::uint64_t actor) {
       }
     }
   }
-  if (h.sleepers.load(std::memory_order_seq_cst) != 0)
-    ring_data();
+  ring_data();
   return false;
 }
 
@@ -238,10 +237,29 @@ bool ring::notify_room() {
 }
 
 void ring::ring_data() {
-  auto& bell = hdr_->data_bell;
-  bell.fetch_add(1, std::memory_order_seq_cst);
-  if (futex_wake(bell, 1, reader_bit) == 0)
-    futex_wake(bell, 1, spare_bit);
+  // seq_cst, as the bytes' head: the consumer announces a sleep or sets
+  // busy, then looks at head; this side moved head, then looks at those.
+  auto& h = *hdr_;
+  if (h.sleepers.load(std::memory_order_seq_cst) != 0) {
+    h.data_bell.fetch_add(1, std::memory_order_seq_cst);
+    futex_wake(h.data_bell, 1, reader_bit);
+  } else if (h.busy.load(std::memory_order_seq_cst) != 0
+             && h.spare_sleepers.load(std::memory_order_seq_cst) != 0) {
+    h.data_bell.fetch_add(1, std::memory_order_seq_cst);
+    futex_wake(h.data_bell, 1, spare_bit);
+  }
+}
+
+void ring::set_busy(bool busy) {
+  auto& h = *hdr_;
+  h.busy.store(busy ? 1 : 0, std::memory_order_seq_cst);
+  // Bytes that came before the flag was up: their producer may have left
+  // them to a reader it saw awake, which this thread was.
+  if (busy && readable() != 0
+      && h.spare_sleepers.load(std::memory_order_seq_cst) != 0) {
+    h.data_bell.fetch_add(1, std::memory_order_seq_cst);
+    futex_wake(h.data_bell, 1, spare_bit);
+  }
 }
 
 void ring::wait_data_impl(std::uint32_t seen, time_point deadline,

@@ -8,13 +8,17 @@
 //
 // Doorbells are futex words in the ring's header, bumped only when someone
 // sleeps on them (no system call while both sides are busy):
-//   data_bell  consumer threads sleep on it; the producer rings it after a
-//              write if `sleepers` is not zero. It wakes the consumer's
-//              reader thread, or its spare (a second receiver thread) only
-//              when the reader is not asleep: futex bitsets. Woken in turn
-//              (the futex's FIFO), two threads made a round trip with the
-//              cores busy 2.6x slower (median of 36 runs: 108 us against
-//              41 us with one thread woken, 64 against 24 us of CPU);
+//   data_bell  consumer threads sleep on it: the reader (`sleepers`) and
+//              a spare (`spare_sleepers`, a second receiver thread that
+//              reads while the reader runs an actor). After a write the
+//              producer wakes the reader if it sleeps, else the spare if
+//              the consumer said it is `busy` running an actor, else
+//              nobody (an awake reader finds the bytes before it sleeps):
+//              futex bitsets pick the thread. Woken in the futex's FIFO
+//              turn instead, two threads made an ask round trip with the
+//              cores busy take 108 us instead of 41 (median of 36 runs),
+//              and waking the spare whenever the reader was awake put a
+//              third thread, on the other core, into every other trip;
 //   room_bell  producer threads waiting for room sleep on it; the consumer
 //              rings it after a read if `room_waiters` is not zero;
 //   slots      the addressed doorbell: a thread of the consumer's process
@@ -57,6 +61,9 @@ struct ring_header {
   alignas(64) std::atomic<std::uint64_t> tail;
   alignas(64) std::atomic<std::uint32_t> data_bell;
   std::atomic<std::uint32_t> sleepers;
+  std::atomic<std::uint32_t> spare_sleepers;
+  /// Set by the consumer while one of its threads runs an actor.
+  std::atomic<std::uint32_t> busy;
   std::atomic<std::uint32_t> room_bell;
   std::atomic<std::uint32_t> room_waiters;
   /// Set by the producer's side when it holds bytes it could not write: the
@@ -153,8 +160,13 @@ public:
   template <class Stop>
   void wait_data(time_point deadline, Stop stop, bool spare = false);
 
-  /// Rings the data bell (for another consumer thread of this process).
+  /// Rings the data bell: wakes a consumer thread if one is needed (see
+  /// data_bell; the consumer's own threads call it too).
   void ring_data();
+
+  /// Consumer: one of this side's threads starts (true) or stops running
+  /// an actor; the spare is woken at once for bytes already there.
+  void set_busy(bool busy);
 
   /// Claims a slot for `actor`; -1 if all are taken.
   int claim_slot(std::uint64_t actor);
@@ -186,12 +198,13 @@ private:
 template <class Stop>
 void ring::wait_data(time_point deadline, Stop stop, bool spare) {
   auto& h = *hdr_;
+  auto& count = spare ? h.spare_sleepers : h.sleepers;
   auto seen = h.data_bell.load(std::memory_order_seq_cst);
-  h.sleepers.fetch_add(1, std::memory_order_seq_cst);
+  count.fetch_add(1, std::memory_order_seq_cst);
   // Announced: a producer that writes from now on rings.
   if (readable() == 0 && !stop())
     wait_data_impl(seen, deadline, spare);
-  h.sleepers.fetch_sub(1, std::memory_order_seq_cst);
+  count.fetch_sub(1, std::memory_order_seq_cst);
 }
 
 } // namespace actors::detail::links
