@@ -344,6 +344,7 @@ void link::end_inline() {
 }
 
 bool link::pump(link_handler::context& ctx, bool& got, std::string& what) {
+  leftover_.store(false);
   for (;;) {
     frame f;
     auto r = reader_.next(f);
@@ -412,7 +413,8 @@ void link::receive_loop(bool spare) {
     if (!got)
       in_.wait_data(time_point::max(), [&] {
         // Pending frames and room for them: write them instead.
-        return gone_.load() || (has_pending_.load() && out_.room() > 0);
+        return gone_.load() || leftover_.load()
+               || (has_pending_.load() && out_.room() > 0);
       }, spare);
   }
 }

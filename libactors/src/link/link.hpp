@@ -237,6 +237,10 @@ private:
   frame_reader reader_;
   bool finished_ = false;         // on_closed ran
   std::atomic<bool> gone_{false}; // no more bytes will come
+  // try_read left whole frames in reader_ (not in the ring, where a
+  // receiver going to sleep looks): set before it rings, checked by a
+  // receiver after it announced its sleep, cleared by pump.
+  std::atomic<bool> leftover_{false};
 
   std::atomic<int> inline_{0};
   std::mutex threads_mtx_;
@@ -268,8 +272,10 @@ bool link::try_read(Fn fn) {
   }
   // What this thread left (frames for others, a protocol error) is a
   // receiver thread's: wake one.
-  if (reader_.buffered() > 0 || in_.readable() != 0)
+  if (reader_.buffered() > 0 || in_.readable() != 0) {
+    leftover_.store(true);
     in_.ring_data();
+  }
   return true;
 }
 
