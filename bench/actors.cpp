@@ -1,8 +1,9 @@
 // Actor processes: actors::spawn until the first reply, request/response
 // round trips between this program and an actor process (with the CPU time
 // of both processes per round trip, and again while two other processes
-// burn both cores; by actors::ask, and by a caf::scoped_actor's request and
-// receive), and between actors in two actor processes; small
+// burn both cores, then with a fresh actor process per run; by actors::ask,
+// and by a caf::scoped_actor's request and receive), and between actors in
+// two actor processes; small
 // messages one way from an actor in one process to an actor in another,
 // counted at the receiver; and, as the limits, the same with a CAF actor in
 // this process. Medians over several runs. Peer: peers/actors.py (Python
@@ -14,6 +15,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <vector>
 
 #include <caf/all.hpp>
@@ -136,16 +138,30 @@ double round_trip(caf::scoped_actor* self, const caf::actor& h, int n) {
 }
 
 // Prints the median round trip to actor process `p` (as WORKLOAD) and the
-// CPU time of both processes per round trip (as "WORKLOAD CPU").
-template <class ActorProcess>
-void report_round_trip(caf::scoped_actor* self, ActorProcess& p, int n,
+// CPU time of both processes per round trip (as "WORKLOAD CPU"), over five
+// runs. With `p` null each run has a fresh actor process of its own
+// (started before it, stopped after it, neither timed), as each run of the
+// Python peer's cores-busy rows has a fresh child: which cores Linux gives
+// a pair of processes once the cores are busy is drawn once per pair and
+// sticks (one core: 25-30 us a round trip; two: 60-170 us), so five runs
+// of one pair measure one draw, five pairs five.
+using echo_process = decltype(actors::spawn(echo));
+
+void report_round_trip(caf::scoped_actor* self, echo_process* p, int n,
                        const char* workload) {
-  round_trip(self, p.handle(), 100); // warm-up
   std::vector<double> cpu;
   auto us = median_of(5, [&] {
-    auto c0 = cpu_seconds_self() + cpu_seconds(p.pid());
-    auto x = round_trip(self, p.handle(), n);
-    cpu.push_back((cpu_seconds_self() + cpu_seconds(p.pid()) - c0) / n * 1e6);
+    std::optional<echo_process> fresh;
+    auto* q = p;
+    if (q == nullptr)
+      q = &fresh.emplace(actors::spawn(echo));
+    round_trip(self, q->handle(), 100); // warm-up
+    auto c0 = cpu_seconds_self() + cpu_seconds(q->pid());
+    auto x = round_trip(self, q->handle(), n);
+    cpu.push_back((cpu_seconds_self() + cpu_seconds(q->pid()) - c0) / n
+                  * 1e6);
+    if (fresh)
+      fresh->stop();
     return x;
   });
   std::sort(cpu.begin(), cpu.end());
@@ -187,26 +203,17 @@ int main(int argc, char** argv) {
   }
   {
     auto p = actors::spawn(echo);
-    report_round_trip(nullptr, p, n, "actor round trip");
-    report_round_trip(&self, p, n, "actor round trip, scoped_actor");
+    report_round_trip(nullptr, &p, n, "actor round trip");
+    report_round_trip(&self, &p, n, "actor round trip, scoped_actor");
     p.stop();
     {
-      // A fresh actor process per row, as the Python peer starts a fresh
-      // child per row: a pair that has just ping-ponged 10,000 times has
-      // a scheduler history (load averages) that makes Linux keep its two
-      // ends on two cores once they are busy, where each wake-up must
-      // preempt a burner. That costs both libraries alike: measured
-      // interleaved, 10 runs each, twice, a warm pair took 165-186 us
-      // (libactors) and 72-115 us (Python) per round trip, a fresh one
-      // 34-61 and 38-48.
+      // Fresh actor processes per run (see report_round_trip), as the
+      // Python peer has.
       cores_busy burn{2};
-      auto q = actors::spawn(echo);
-      report_round_trip(nullptr, q, n / 4, "actor round trip, cores busy");
-      q.stop();
-      auto r = actors::spawn(echo);
-      report_round_trip(&self, r, n / 4,
+      report_round_trip(nullptr, nullptr, n / 4,
+                        "actor round trip, cores busy");
+      report_round_trip(&self, nullptr, n / 4,
                         "actor round trip, scoped_actor, cores busy");
-      r.stop();
     }
     auto a = actors::system().spawn(echo);
     double us;

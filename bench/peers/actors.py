@@ -1,6 +1,7 @@
 # Peer of bench/actors.cpp: a process started until its first message,
 # Pipe ping-pong between this process and a child (with the CPU time of both
-# per round trip, and again while two other processes burn both cores), and
+# per round trip, and again while two other processes burn both cores, then
+# with a fresh child per run), and
 # between two children (timed in one of them); small items one way through
 # a Queue from one child to another, counted by the receiver from the first
 # to the last; with the fork start method.
@@ -47,19 +48,26 @@ def burn():
         pass
 
 
-def report_round_trip(n, runs, workload, also=()):
+def report_round_trip(n, runs, workload, also=(), fresh=False):
     """Median round trip to a ponging child, and CPU of both per trip
-    (printed for `workload` and the libactors variants `also` of it)."""
-    a, b = mp.Pipe()
-    p = mp.Process(target=pong, args=(b, 100 + runs * n))
-    p.start()
-    round_trip(a, 100)
+    (printed for `workload` and the libactors variants `also` of it).
+    With `fresh`, each run has a child of its own (started before it,
+    joined after it, neither timed), as bench/actors.cpp's cores-busy
+    rows do: which cores the pair gets once they are busy is drawn once
+    per pair."""
     us, cpu = [], []
-    for _ in range(runs):
-        c0 = cpu_self() + cpu_seconds(p.pid)
-        us.append(round_trip(a, n))
-        cpu.append((cpu_self() + cpu_seconds(p.pid) - c0) / n * 1e6)
-    p.join()
+    children = 1 if not fresh else runs
+    per_child = runs if not fresh else 1
+    for _ in range(children):
+        a, b = mp.Pipe()
+        p = mp.Process(target=pong, args=(b, 100 + per_child * n))
+        p.start()
+        round_trip(a, 100)
+        for _ in range(per_child):
+            c0 = cpu_self() + cpu_seconds(p.pid)
+            us.append(round_trip(a, n))
+            cpu.append((cpu_self() + cpu_seconds(p.pid) - c0) / n * 1e6)
+        p.join()
     for name in (workload, *also):
         print(f"python {name}: median {statistics.median(us):.1f} us")
         print(f"python {name} CPU: median {statistics.median(cpu):.1f} us")
@@ -106,7 +114,8 @@ if __name__ == "__main__":
     for b in burners:
         b.start()
     report_round_trip(n // 4, runs, "actor round trip, cores busy",
-                      ["actor round trip, scoped_actor, cores busy"])
+                      ["actor round trip, scoped_actor, cores busy"],
+                      fresh=True)
     for b in burners:
         b.kill()
         b.join()
