@@ -240,14 +240,11 @@ void ring::ring_data() {
   // seq_cst, as the bytes' head: the consumer announces a sleep or sets
   // busy, then looks at head; this side moved head, then looks at those.
   auto& h = *hdr_;
-  if (h.sleepers.load(std::memory_order_seq_cst) != 0) {
-    h.data_bell.fetch_add(1, std::memory_order_seq_cst);
-    futex_wake(h.data_bell, 1, reader_bit);
-  } else if (h.busy.load(std::memory_order_seq_cst) != 0
-             && h.spare_sleepers.load(std::memory_order_seq_cst) != 0) {
-    h.data_bell.fetch_add(1, std::memory_order_seq_cst);
-    futex_wake(h.data_bell, 1, spare_bit);
-  }
+  if (h.sleepers.load(std::memory_order_seq_cst) != 0)
+    wake_data(reader_bit);
+  else if (h.busy.load(std::memory_order_seq_cst) != 0
+           && h.spare_sleepers.load(std::memory_order_seq_cst) != 0)
+    wake_data(spare_bit);
 }
 
 void ring::set_busy(bool busy) {
@@ -256,10 +253,13 @@ void ring::set_busy(bool busy) {
   // Bytes that came before the flag was up: their producer may have left
   // them to a reader it saw awake, which this thread was.
   if (busy && readable() != 0
-      && h.spare_sleepers.load(std::memory_order_seq_cst) != 0) {
-    h.data_bell.fetch_add(1, std::memory_order_seq_cst);
-    futex_wake(h.data_bell, 1, spare_bit);
-  }
+      && h.spare_sleepers.load(std::memory_order_seq_cst) != 0)
+    wake_data(spare_bit);
+}
+
+void ring::wake_data(std::uint32_t bits) {
+  hdr_->data_bell.fetch_add(1, std::memory_order_seq_cst);
+  futex_wake(hdr_->data_bell, 1, bits);
 }
 
 void ring::wait_data_impl(std::uint32_t seen, time_point deadline,

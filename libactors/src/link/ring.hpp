@@ -187,6 +187,8 @@ private:
   static constexpr std::uint32_t spare_bit = 2;
 
   void wait_data_impl(std::uint32_t seen, time_point deadline, bool spare);
+  // Bumps the data bell and wakes one sleeper of `bits`.
+  void wake_data(std::uint32_t bits);
 
   ring_header* hdr_ = nullptr;
   char* data_ = nullptr;
