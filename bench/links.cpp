@@ -43,7 +43,7 @@
 #include <caf/io/middleman.hpp>
 
 #include "net/auth.hpp"
-#include "link/futex.hpp"
+#include "base/futex.hpp"
 #include "link/manager.hpp"
 #include "node/scheduler.hpp"
 #include "link/ring.hpp"

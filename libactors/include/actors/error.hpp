@@ -101,6 +101,9 @@ enum class errc {
   not_registered,
   /// A service name that a living actor already holds.
   name_taken,
+  /// A barrier was broken (a wait timed out, `abort`, `reset`, a party
+  /// died inside a call): Python's `BrokenBarrierError`.
+  broken_barrier,
 };
 
 /// The `std::error_category` of `errc`, named "actors".

@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include <sys/types.h>
 
@@ -135,6 +136,22 @@ private:
   bool daemon_ = false;
   std::shared_ptr<detail::child> child_;
 };
+
+/// A child of this process that still runs, as `active_children` lists it.
+struct child_process {
+  pid_t pid;        ///< its process id
+  std::string name; ///< "Process-3", "PoolWorker-1", an actor's name, ...
+};
+
+/// Python's `active_children()`: the children of this process that run
+/// now, in the order they were started: processes, pool workers and actor
+/// processes (not the fork server). Ended children are already reaped (no
+/// zombie waits for this call, unlike Python's).
+std::vector<child_process> active_children();
+
+/// Python's `cpu_count()`: the number of CPUs of this machine that are
+/// online (`sched_getaffinity` may allow this process fewer).
+unsigned cpu_count();
 
 /// The name of the process this code runs in: "MainProcess" in the program the
 /// user started, the `process::name` in a child.

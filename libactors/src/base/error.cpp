@@ -81,6 +81,8 @@ public:
         return "message type not registered";
       case errc::name_taken:
         return "name taken";
+      case errc::broken_barrier:
+        return "broken barrier";
     }
     return "unknown actors error";
   }

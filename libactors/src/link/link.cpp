@@ -8,7 +8,7 @@
 #include <caf/sec.hpp>
 
 #include "base/error.hpp"
-#include "link/futex.hpp"
+#include "base/futex.hpp"
 
 namespace actors::detail::links {
 

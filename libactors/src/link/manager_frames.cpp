@@ -15,7 +15,7 @@
 
 #include "base/error.hpp"
 #include "link/errors.hpp"
-#include "link/futex.hpp"
+#include "base/futex.hpp"
 #include "link/proxy.hpp"
 
 namespace actors::detail::links {

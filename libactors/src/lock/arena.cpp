@@ -33,7 +33,6 @@ struct header {
 // 16384 locks per making process; the memfd is sparse, a page is only
 // backed once a lock on it is made.
 constexpr std::uint32_t capacity = 16384;
-constexpr std::size_t slot_size = 64;
 constexpr std::size_t arena_size = slot_size * (capacity + 1);
 
 static_assert(sizeof(slot) <= slot_size && sizeof(header) <= slot_size);
@@ -126,36 +125,52 @@ private:
 
 } // namespace
 
-lock_handle_ref make_lock_slot(int type) {
-  auto [ref, base] = arenas::get().own();
-  auto* head = reinterpret_cast<header*>(base);
-  auto index = head->next.fetch_add(1) + 1;
-  if (index > capacity)
-    throw error(errc::invalid_argument,
-                "a process can make at most " + std::to_string(capacity)
-                  + " locks");
-  auto* s = new (base + index * slot_size) slot;
+void init_robust_mutex(pthread_mutex_t* m, int type) {
   pthread_mutexattr_t attr;
   pthread_mutexattr_init(&attr);
   pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
   pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
   pthread_mutexattr_settype(&attr, type);
-  pthread_mutex_init(&s->mtx, &attr);
+  pthread_mutex_init(m, &attr);
   pthread_mutexattr_destroy(&attr);
-  ref.slot = index;
+}
+
+std::pair<lock_handle_ref, char*> make_slots(std::uint32_t n) {
+  auto [ref, base] = arenas::get().own();
+  auto* head = reinterpret_cast<header*>(base);
+  // Slots are never given back: a full arena stays full.
+  auto first = head->next.fetch_add(n) + 1;
+  if (n == 0 || first > capacity || capacity - first + 1 < n) {
+    head->next.fetch_sub(n);
+    throw error(errc::invalid_argument,
+                "a process can make at most " + std::to_string(capacity)
+                  + " lock slots (a lock takes 1, a condition or a barrier "
+                    "one per waiter and 2 or 3 besides)");
+  }
+  ref.slot = first;
+  return {ref, base + first * slot_size};
+}
+
+lock_handle_ref make_lock_slot(int type) {
+  auto [ref, memory] = make_slots(1);
+  init_robust_mutex(&(new (memory) slot)->mtx, type);
   return ref;
 }
 
-pthread_mutex_t* map_lock(const lock_handle_ref& ref) {
+char* map_slots(const lock_handle_ref& ref, std::uint32_t n) {
   if (ref.slot == 0)
-    throw error(errc::invalid_argument, "the lock handle is empty");
+    throw error(errc::invalid_argument, "the handle is empty");
   auto* base = arenas::get().mapped(ref);
   auto made = reinterpret_cast<header*>(base)->next.load();
-  if (ref.slot > capacity || ref.slot > made)
+  if (ref.slot > capacity || n > made || ref.slot > made - n + 1)
     throw error(errc::invalid_argument,
-                "the lock handle names no lock (slot "
+                "the handle names nothing that was made (slot "
                   + std::to_string(ref.slot) + ")");
-  return &reinterpret_cast<slot*>(base + ref.slot * slot_size)->mtx;
+  return base + ref.slot * slot_size;
+}
+
+pthread_mutex_t* map_lock(const lock_handle_ref& ref) {
+  return &reinterpret_cast<slot*>(map_slots(ref, 1))->mtx;
 }
 
 int take_native(pthread_mutex_t* m, bool once, const timespec* deadline) {

@@ -16,19 +16,37 @@
 // them.
 //
 //   make_lock_slot(type)   a new mutex in this process's arena
+//   make_slots(n)          n slots for a condition or a barrier (lock/waiters.hpp)
 //   map_lock(ref)          the mutex of a handle, mapped here
 //   take_native(m, ...)    one attempt to acquire a mapped mutex
 //   lock_is_local / mark_lock_local: which arenas a worker of another
 //                          host's pool uses directly (lock/remote.hpp)
 
 #include <cstdint>
+#include <cstddef>
 #include <ctime>
+#include <utility>
 
 #include <pthread.h>
 
 #include "actors/lock.hpp"
 
 namespace actors::detail {
+
+/// Every slot's size: a mutex, or a part of a condition's or a barrier's
+/// state (lock/waiters.hpp).
+constexpr std::size_t slot_size = 64;
+
+/// Makes `m` a robust, process-shared mutex of pthread type `type`.
+void init_robust_mutex(pthread_mutex_t* m, int type);
+
+/// `n` consecutive new slots of this process's arena, zeroed: the ref of
+/// the first and its address. Throws as `make_lock_slot`.
+std::pair<lock_handle_ref, char*> make_slots(std::uint32_t n);
+
+/// The first of the `n` slots that begin at `ref`, mapped here. Throws
+/// as `map_lock`.
+char* map_slots(const lock_handle_ref& ref, std::uint32_t n);
 
 /// A new mutex of pthread type `type` (PTHREAD_MUTEX_ERRORCHECK or
 /// PTHREAD_MUTEX_RECURSIVE) in this process's arena, made on first use;

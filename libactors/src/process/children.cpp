@@ -1,5 +1,6 @@
 #include "process/children.hpp"
 
+#include <atomic>
 #include <cerrno>
 #include <csignal>
 
@@ -22,7 +23,11 @@ namespace actors::detail {
 child::child(pid_t pid, unique_fd pidfd, unique_fd lifeline,
              std::uint64_t token, bool daemon, std::string name,
              child_kind kind)
-  : pid(pid), token(token), daemon(daemon), name(std::move(name)), kind(kind),
+  : pid(pid), token(token), daemon(daemon), name(std::move(name)),
+    who(std::string{kind == child_kind::process ? "process "
+                                                 : "actor process "}
+        + std::to_string(pid) + " (" + this->name + ")"),
+    kind(kind),
     pidfd_(std::move(pidfd)),
     lifeline_(std::move(lifeline)) {
   // nop
@@ -126,10 +131,33 @@ bool child::reap_locked() {
 
 // -- children -----------------------------------------------------------------
 
+namespace {
+
+std::atomic<children*> table_made{nullptr};
+
+} // namespace
+
 children& children::local() {
   // Never destroyed, as the runtime: the exit sequence ends the children.
-  static children* table = new children{runtime::get()};
+  static children* table = [] {
+    auto* result = new children{runtime::get()};
+    table_made = result;
+    return result;
+  }();
   return *table;
+}
+
+children* children::if_made() {
+  return table_made.load();
+}
+
+std::vector<std::shared_ptr<child>> children::running() {
+  std::vector<std::shared_ptr<child>> result;
+  std::lock_guard<std::mutex> guard{mtx_};
+  for (auto& c : running_)
+    if (!c->exitcode())
+      result.push_back(c);
+  return result;
 }
 
 children::children(runtime& rt) : rt_(rt) {
@@ -158,7 +186,7 @@ caf::error children::death_of(pid_t pid,
   }
   if (!found)
     return {};
-  const auto& who = found->name;
+  const auto& who = found->who;
   if (!found->wait(timeout)) {
     if (!kill || found->kind != child_kind::actor_process)
       return {};

@@ -48,7 +48,8 @@ public:
   const pid_t pid;
   const std::uint64_t token;
   const bool daemon;
-  const std::string name; // who it is in texts: "process 42 (name)"
+  const std::string name; // as given: "Process-3", "PoolWorker-1"
+  const std::string who;  // in texts: "process 42 (Process-3)"
   const child_kind kind;
 
 
@@ -95,6 +96,12 @@ class children {
 public:
   /// This process's table, made on first use (it starts the runtime).
   static children& local();
+
+  /// This process's table if it was made, else null (nothing started).
+  static children* if_made();
+
+  /// The children that run now (not yet reaped).
+  std::vector<std::shared_ptr<child>> running();
 
   /// Starts `target` in a new child process. With `channel`, the child also
   /// gets one end of a socket pair (its `runtime::take_channel()`), and

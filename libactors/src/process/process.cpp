@@ -3,6 +3,8 @@
 #include <atomic>
 #include <csignal>
 
+#include <unistd.h>
+
 #include "actors/runtime.hpp"
 #include "node/runtime.hpp"
 #include "process/children.hpp"
@@ -76,6 +78,19 @@ void process::daemon(bool value) {
     throw error(errc::already_running,
                 "cannot change daemon of process " + name_ + " after start");
   daemon_ = value;
+}
+
+std::vector<child_process> active_children() {
+  std::vector<child_process> result;
+  if (auto* table = detail::children::if_made())
+    for (auto& c : table->running())
+      result.push_back(child_process{c->pid, c->name});
+  return result;
+}
+
+unsigned cpu_count() {
+  auto n = ::sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? static_cast<unsigned>(n) : 1u;
 }
 
 } // namespace actors

@@ -216,12 +216,7 @@ std::shared_ptr<child> children::spawn(const closure& target,
   auto pidfd_num = pidfd.get();
   auto result = std::make_shared<child>(pid, std::move(pidfd),
                                         std::move(life_write), token, daemon,
-                                        std::string{kind == child_kind::process
-                                                      ? "process "
-                                                      : "actor process "}
-                                          + std::to_string(pid) + " (" + name
-                                          + ")",
-                                        kind);
+                                        name, kind);
   forget.dismiss(); // from now on, the reaper forgets it
   rt_.adopt_child(node_end.release());
   {

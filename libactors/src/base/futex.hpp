@@ -1,7 +1,8 @@
 #pragma once
 
-// The two futex calls of the link layer, on 32-bit words in memory shared
-// between processes (so never FUTEX_PRIVATE_FLAG). A waiter passes the
+// The two futex calls, on 32-bit words in memory shared between processes
+// (so never FUTEX_PRIVATE_FLAG): the links' doorbells, the conditions and
+// barriers of lock/. A waiter passes the
 // value it last saw; the kernel puts it to sleep only if the word still
 // holds that value, so a bump between the check and the sleep is not lost.
 
@@ -9,7 +10,7 @@
 #include <chrono>
 #include <cstdint>
 
-namespace actors::detail::links {
+namespace actors::detail {
 
 /// Every waiter, for futex_wake.
 constexpr std::uint32_t futex_any = 0xffffffffu;
@@ -28,4 +29,4 @@ void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t seen,
 int futex_wake(std::atomic<std::uint32_t>& word, int n,
                std::uint32_t bits = futex_any);
 
-} // namespace actors::detail::links
+} // namespace actors::detail
