@@ -92,6 +92,13 @@ public:
     }
   }
 
+  // Frees the entries of the dead (an arrived one leaves its round), and
+  // opens the next round if that was the last one out.
+  void reap() {
+    list_.notify(0);
+    leave_check();
+  }
+
   void break_it() {
     st_->now = phase::broken;
     notify_all();
@@ -151,13 +158,21 @@ std::size_t barrier::wait(std::optional<duration> timeout) const {
   if (timeout && *timeout < std::chrono::hours{24 * 365 * 30})
     until = detail::deadline{timeout}.when();
   auto timed_out = [&] { return std::chrono::steady_clock::now() >= until; };
-  // The previous round drains first (Python's `_enter`).
-  while (st.now == phase::draining || st.now == phase::resetting) {
+  // The previous round drains first (Python's `_enter`). A party of it
+  // that died before it left would hold it up for good: look for the dead
+  // each time, and every 50 ms while waiting (the drain takes microseconds
+  // unless someone died).
+  auto draining = [&] {
+    b.reap();
+    return st.now == phase::draining || st.now == phase::resetting;
+  };
+  while (draining()) {
     if (timed_out()) {
       b.break_it();
       throw_broken();
     }
-    b.wait(not_arrived, until);
+    b.wait(not_arrived, std::min(until, std::chrono::steady_clock::now()
+                                          + std::chrono::milliseconds{50}));
   }
   if (st.now == phase::broken)
     throw_broken();
@@ -167,12 +182,18 @@ std::size_t barrier::wait(std::optional<duration> timeout) const {
     b.notify_all();
   } else {
     // Python's `_wait`: until the round is released, broken or reset.
-    while (st.now == phase::filling) {
-      if (timed_out()) {
-        b.break_it();
-        break;
+    try {
+      while (st.now == phase::filling) {
+        if (timed_out()) {
+          b.break_it();
+          break;
+        }
+        b.wait(arrived, until);
       }
-      b.wait(arrived, until);
+    } catch (...) { // no room to wait: this party leaves
+      --st.count;
+      b.leave_check();
+      throw;
     }
   }
   bool failed = st.now == phase::broken || st.now == phase::resetting;
