@@ -33,6 +33,7 @@ struct state {
   std::uint32_t parties;
   phase now;
   std::uint32_t count;        // parties in the round, arrived or leaving
+  std::uint32_t dead;         // of those, the dead found while filling
   std::int64_t timeout_ns;    // wait()'s default bound; -1: none
 };
 
@@ -87,7 +88,7 @@ public:
   void leave_check() {
     if (st_->count == 0
         && (st_->now == phase::resetting || st_->now == phase::draining)) {
-      st_->now = phase::filling;
+      set(phase::filling);
       list_.notify(-1);
     }
   }
@@ -100,8 +101,17 @@ public:
   }
 
   void break_it() {
-    st_->now = phase::broken;
+    set(phase::broken);
     notify_all();
+  }
+
+  // Every change of phase: the dead of a round that stops filling leave.
+  void set(phase p) {
+    if (st_->now == phase::filling && p != phase::filling) {
+      st_->count -= std::min(st_->dead, st_->count);
+      st_->dead = 0;
+    }
+    st_->now = p;
   }
 
 private:
@@ -109,14 +119,21 @@ private:
     if (detail::take_native(mtx_, false, nullptr) == EOWNERDEAD) {
       // A process died inside a call: what it was changing is unknown.
       // Its round is broken; the count is that of the parties alive.
+      st_->dead = 0;
       st_->count = list_.count(arrived);
       break_it();
     }
   }
 
-  // A waiter that died: one that had arrived leaves its round.
+  // A waiter that died. One that had arrived still counts while the round
+  // fills, and leaves it when the round ends (set); one of a round that
+  // ended leaves it now.
   void left_dead(std::uint32_t who) {
-    if (who == arrived && st_->count > 0)
+    if (who != arrived)
+      return;
+    if (st_->now == phase::filling)
+      ++st_->dead;
+    else if (st_->count > 0)
       --st_->count;
   }
 
@@ -178,7 +195,7 @@ std::size_t barrier::wait(std::optional<duration> timeout) const {
     throw_broken();
   auto index = st.count++;
   if (index + 1 == st.parties) {
-    st.now = phase::draining;
+    b.set(phase::draining);
     b.notify_all();
   } else {
     // Python's `_wait`: until the round is released, broken or reset.
@@ -209,9 +226,9 @@ void barrier::reset() const {
   auto& st = b.st();
   if (st.count > 0) {
     if (st.now == phase::filling || st.now == phase::broken)
-      st.now = phase::resetting;
+      b.set(phase::resetting);
   } else {
-    st.now = phase::filling;
+    b.set(phase::filling);
   }
   b.notify_all();
 }
