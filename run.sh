@@ -35,7 +35,7 @@ case "${1:-}" in
     install_missing
     build
     for demo in build/demos/s[0-9][0-9]_* build/demos/a[0-9][0-9]_* \
-                build/demos/h[0-9][0-9]_*; do
+                build/demos/h[0-9][0-9]_* build/demos/m[0-9][0-9]_*; do
       echo "=== ${demo#build/demos/}"
       "$demo"
     done

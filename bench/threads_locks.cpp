@@ -1,13 +1,16 @@
-// Thread pool task rates (each the median of 5 runs) and lock
-// acquire/release rates, side by side with peers/threads_locks.py
-// (multiprocessing.pool.ThreadPool(2), threading.Lock and
-// multiprocessing.Lock).
+// Thread pool task rates (each the median of 5 runs), lock
+// acquire/release rates, a shared value incremented under its lock and a
+// shared array squared in place by a pool, side by side with
+// peers/threads_locks.py (multiprocessing.pool.ThreadPool(2),
+// threading.Lock, multiprocessing.Lock, Value, shared_memory).
 // Usage: bench_threads_locks
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <mutex>
 #include <numeric>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -38,6 +41,24 @@ void sections(actors::lock l, int n) {
     l.lock();
     l.unlock();
   }
+}
+
+// Adds 1 to `v` `n` times, each under its lock.
+void add_under_lock(actors::value<long> v, int n) {
+  for (int i = 0; i < n; ++i) {
+    std::lock_guard<actors::rlock> guard{v.get_lock()};
+    v.set(v.get() + 1);
+  }
+}
+
+// Squares the doubles [first, last) of the shared memory block `name`.
+std::size_t square_part(std::string name, std::size_t first,
+                        std::size_t last) {
+  auto block = actors::shared_memory::attach(name);
+  auto cells = block.view<double>();
+  for (auto i = first; i < last; ++i)
+    cells[i] = cells[i] * cells[i];
+  return last - first;
 }
 
 } // namespace
@@ -94,4 +115,36 @@ int main(int argc, char** argv) {
   pb.join();
   report("lock contended, two processes", n / seconds_since(t0),
          "acquire+release/s");
+  auto counter = actors::make_value<long>(0);
+  actors::process va{add_under_lock, counter, n / 2},
+    vb{add_under_lock, counter, n / 2};
+  t0 = clock_type::now();
+  va.start();
+  vb.start();
+  va.join();
+  vb.join();
+  report("value += 1 under its lock, 2 processes", n / seconds_since(t0),
+         "increments/s");
+  if (counter.get() != n)
+    std::printf("libactors note: the shared value is %ld, not %d\n",
+                counter.get(), n);
+  // Ten million doubles in one named block; a pool of two squares one half
+  // each, in place (Python: memoryview over SharedMemory, no numpy).
+  const std::size_t cells = 10000000;
+  auto block = actors::shared_memory::create(cells * sizeof(double));
+  auto view = block.view<double>();
+  for (std::size_t i = 0; i < cells; ++i)
+    view[i] = static_cast<double>(i % 1000);
+  {
+    actors::pool p{2};
+    p.apply(square_part, block.name(), std::size_t{0}, std::size_t{0});
+    t0 = clock_type::now();
+    auto a = p.apply_async(square_part, block.name(), std::size_t{0},
+                           cells / 2);
+    auto b = p.apply_async(square_part, block.name(), cells / 2, cells);
+    auto done = a.get() + b.get();
+    report("shared array square in place", done / seconds_since(t0),
+           "elements/s");
+  }
+  block.unlink();
 }

@@ -464,6 +464,22 @@ TEST_CASE("A3 typed actor: a calculator in another process answers typed request
   CHECK(lines[4] == "exit code 0");
 }
 
+TEST_CASE("M2 shared array: a pool squares 100 million doubles in place") {
+  int code;
+  auto lines = run_demo("m02_shared_array", &code);
+  REQUIRE(code == 0);
+  REQUIRE(lines.size() == 4);
+  CHECK(lines[0] == "squared 100000000 doubles in place in 16 slices");
+  CHECK(lines[1] == "sum of squares right");
+  unsigned took_part = 0, cores = 0;
+  REQUIRE(std::sscanf(lines[2].c_str(), "workers that took part: %u of %u",
+                      &took_part, &cores)
+          == 2);
+  CHECK(took_part >= 1);
+  CHECK(took_part <= cores);
+  CHECK(lines[3] == "block gone after unlink");
+}
+
 TEST_CASE("H1 word count over hosts: exact counts, every host counted some") {
   int code;
   auto lines = run_demo("h01_word_count", &code);

@@ -289,6 +289,54 @@ TEST_CASE("wait returns the ends that can receive, or none on timeout") {
   CHECK(copy == a1);
 }
 
+namespace {
+
+// Waits for the event (at most 20 s), then ends.
+void end_when_set(actors::event go) {
+  go.wait(20s);
+}
+
+} // namespace
+
+TEST_CASE("wait takes pipe ends and process sentinels together") {
+  auto [a, b] = actors::pipe<int>();
+  auto go = actors::make_event();
+  actors::process p{end_when_set, go};
+  CHECK(code_of([&] { p.sentinel(); }) == actors::errc::not_started);
+  p.start();
+  auto s = p.sentinel();
+  CHECK_FALSE(s.ready());
+  CHECK(s == p.sentinel());
+  // Neither is ready: empty after the timeout, and not much later.
+  auto t0 = std::chrono::steady_clock::now();
+  CHECK(actors::wait({a, s}, 100ms).empty());
+  auto took = std::chrono::steady_clock::now() - t0;
+  CHECK(took >= 100ms);
+  CHECK(took < 5s);
+  // A message: the end alone.
+  b.send(7);
+  auto ready = actors::wait({a, s}, 5s);
+  REQUIRE(ready.size() == 1);
+  CHECK(ready[0] == actors::waitable{a});
+  CHECK_FALSE(ready[0].is_sentinel());
+  CHECK(a.recv() == 7);
+  // The process ends: its sentinel, even with no timeout.
+  go.set();
+  ready = actors::wait({a, s});
+  REQUIRE(ready.size() == 1);
+  CHECK(ready[0] == actors::waitable{s});
+  CHECK(ready[0].is_sentinel());
+  CHECK(s.ready());
+  REQUIRE(p.join(10s));
+  // Both ready: both, in the order given.
+  b.send(8);
+  ready = actors::wait({s, a}, 5s);
+  CHECK(ready == std::vector<actors::waitable>{s, a});
+  auto [r, w] = actors::pipe<int>(false);
+  CHECK(code_of([&] { actors::wait({w, s}, 0s); })
+        == actors::errc::wrong_direction);
+}
+
 TEST_CASE("many small messages keep their order across processes") {
   auto [a, b] = actors::pipe<int>(false);
   constexpr int n = 5000;

@@ -1,8 +1,9 @@
 # Peer of bench/threads_locks.cpp: ThreadPool(2) (each rate the median of 5
-# runs), threading.Lock and multiprocessing.Lock.
+# runs), threading.Lock, multiprocessing.Lock, Value and shared_memory.
 import multiprocessing as mp
 import threading
 import time
+from multiprocessing import shared_memory
 from multiprocessing.pool import ThreadPool
 
 
@@ -25,6 +26,23 @@ def sections(lock, n):
     for _ in range(n):
         lock.acquire()
         lock.release()
+
+
+def add_under_lock(v, n):
+    for _ in range(n):
+        with v.get_lock():
+            v.value += 1
+
+
+def square_part(name, first, last):
+    """Squares the doubles [first, last) of the block `name`, in place."""
+    block = shared_memory.SharedMemory(name)
+    cells = block.buf.cast("d")
+    for i in range(first, last):
+        cells[i] = cells[i] * cells[i]
+    cells.release()
+    block.close()
+    return last - first
 
 
 if __name__ == "__main__":
@@ -67,3 +85,26 @@ if __name__ == "__main__":
     for p in ps:
         p.join()
     report("lock contended, two processes", n / (time.perf_counter() - t0), "acquire+release/s")
+    counter = mp.Value("l", 0)
+    ps = [mp.Process(target=add_under_lock, args=(counter, n // 2)) for _ in range(2)]
+    t0 = time.perf_counter()
+    for p in ps:
+        p.start()
+    for p in ps:
+        p.join()
+    report("value += 1 under its lock, 2 processes", n / (time.perf_counter() - t0), "increments/s")
+    cells = 10000000
+    block = shared_memory.SharedMemory(create=True, size=cells * 8)
+    view = block.buf.cast("d")
+    for i in range(cells):
+        view[i] = float(i % 1000)
+    view.release()
+    with mp.Pool(2) as pool:
+        pool.apply(square_part, (block.name, 0, 0))
+        t0 = time.perf_counter()
+        a = pool.apply_async(square_part, (block.name, 0, cells // 2))
+        b = pool.apply_async(square_part, (block.name, cells // 2, cells))
+        done = a.get() + b.get()
+        report("shared array square in place", done / (time.perf_counter() - t0), "elements/s")
+    block.close()
+    block.unlink()

@@ -21,6 +21,7 @@
 #include "actors/progress.hpp"
 #include "actors/queue.hpp"
 #include "actors/runtime.hpp"
+#include "actors/shared_memory.hpp"
 #include "actors/supervisor.hpp"
 #include "actors/sync.hpp"
 #include "actors/thread_pool.hpp"

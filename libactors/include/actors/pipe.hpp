@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -11,15 +12,19 @@
 
 #include "actors/detail/queue_ref.hpp"
 #include "actors/error.hpp"
+#include "actors/process.hpp"
 
 namespace actors {
 
 namespace detail {
 
-/// Waits until one of `inboxes` has something to receive (or is closed);
-/// returns the indices of the ready ones, empty on timeout.
-std::vector<std::size_t> wait_any(const std::vector<queue_ref>& inboxes,
-                                  std::optional<duration> timeout);
+/// Waits until one of `inboxes` has something to receive (or is closed)
+/// or one of `ended` has ended; returns the indices of the ready ones
+/// (`inboxes` first, then `ended`), empty on timeout.
+std::vector<std::size_t>
+wait_any(const std::vector<queue_ref>& inboxes,
+         const std::vector<std::shared_ptr<child>>& ended,
+         std::optional<duration> timeout);
 
 } // namespace detail
 
@@ -268,9 +273,69 @@ wait(const std::vector<connection<T>>& conns,
     inboxes.push_back(detail::queue_access::inbox(c));
   }
   std::vector<connection<T>> ready;
-  for (auto i : detail::wait_any(inboxes, timeout))
+  for (auto i : detail::wait_any(inboxes, {}, timeout))
     ready.push_back(conns[i]);
   return ready;
 }
+
+/// What `wait` takes when it waits for pipe ends and processes together: a
+/// readable pipe end (of any element type) or a process's `sentinel`. It
+/// converts from both; two compare equal when they name the same end or
+/// the same process.
+class waitable {
+public:
+  /// A pipe end: ready when `recv` would not block.
+  template <class T>
+  waitable(const connection<T>& end) { // NOLINT: converts, as Python mixes
+    if (!end.readable())
+      throw error(errc::wrong_direction, "wait on the write end of a pipe");
+    inbox_ = detail::queue_access::inbox(end);
+    end_ = true;
+  }
+
+  /// A process: ready once it has ended.
+  waitable(sentinel s) : sentinel_(std::move(s)) { // NOLINT: converts
+    // nop
+  }
+
+  /// Whether it is a process's sentinel (else a pipe end).
+  bool is_sentinel() const noexcept {
+    return !end_;
+  }
+
+  friend bool operator==(const waitable& a, const waitable& b) {
+    return a.end_ == b.end_
+           && (a.end_ ? a.inbox_.actor() == b.inbox_.actor()
+                     : a.sentinel_ == b.sentinel_);
+  }
+
+  friend bool operator!=(const waitable& a, const waitable& b) {
+    return !(a == b);
+  }
+
+private:
+  friend std::vector<waitable>
+  wait(const std::vector<waitable>&,
+       std::optional<std::chrono::steady_clock::duration>);
+
+  bool end_ = false;
+  detail::queue_ref inbox_;
+  sentinel sentinel_;
+};
+
+/// Waits until at least one of `objects` is ready (a pipe end can `recv`
+/// without blocking, a process has ended), at most `timeout`; returns the
+/// ready ones in the order given, empty on timeout: Python's
+/// `multiprocessing.connection.wait([conn, p.sentinel], timeout)`.
+///
+/// @code
+/// auto ready = actors::wait({results, worker.sentinel()}, 10s);
+/// if (!ready.empty() && ready[0] == actors::waitable{worker.sentinel()})
+///   ...  // the worker ended
+/// @endcode
+std::vector<waitable>
+wait(const std::vector<waitable>& objects,
+     std::optional<std::chrono::steady_clock::duration> timeout
+     = std::nullopt);
 
 } // namespace actors

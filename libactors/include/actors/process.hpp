@@ -18,6 +18,42 @@ namespace detail {
 class child;
 } // namespace detail
 
+/// Python's `Process.sentinel`: what `actors::wait` (actors/pipe.hpp) waits
+/// on, beside pipe ends, to learn that a process has ended.
+///
+/// @code
+/// auto ready = actors::wait({conn, p.sentinel()}, std::chrono::seconds{5});
+/// @endcode
+///
+/// A copyable handle, meaningful in the process that started the child (it
+/// cannot be passed to another process). Two sentinels of one child compare
+/// equal.
+class sentinel {
+public:
+  /// No process: never ready.
+  sentinel() = default;
+
+  /// Whether the process has ended.
+  bool ready() const;
+
+  friend bool operator==(const sentinel& a, const sentinel& b) noexcept {
+    return a.child_ == b.child_;
+  }
+
+  friend bool operator!=(const sentinel& a, const sentinel& b) noexcept {
+    return !(a == b);
+  }
+
+  /// The child it watches (for `wait`).
+  const std::shared_ptr<detail::child>& child() const noexcept {
+    return child_;
+  }
+
+private:
+  friend class process;
+  std::shared_ptr<detail::child> child_;
+};
+
 /// Runs a function with typed arguments in a new OS process: the counterpart
 /// of Python's `multiprocessing.Process`.
 ///
@@ -101,6 +137,10 @@ public:
 
   /// The child's exit code (see above), empty while it runs or before start.
   std::optional<int> exitcode() const;
+
+  /// Its sentinel, for `wait` (Python's `sentinel`). Throws
+  /// `errc::not_started` before `start`.
+  ::actors::sentinel sentinel() const;
 
   ///@{
   /// Sends SIGTERM (`terminate`) or SIGKILL (`kill`) to a running child; a

@@ -24,6 +24,7 @@
 #include "net/listener.hpp"
 #include "node/config.hpp"
 #include "node/service_actor.hpp"
+#include "shm/shared_memory.hpp"
 #include "wire/node_context.hpp"
 #include "wire/node_id.hpp"
 
@@ -221,6 +222,7 @@ void runtime::finish(int code) {
   auto* rt = special_instance.load();
   if (rt != nullptr)
     rt->run_shutdown_step(shutdown_step::end_children);
+  unlink_tracked_blocks(); // what std::atexit does in the user's program
   std::cout.flush();
   std::cerr.flush();
   std::fflush(nullptr);

@@ -79,18 +79,33 @@ void child::mark_started() {
 }
 
 void child::on_exit(std::function<void(int)> fn) {
+  watch(std::move(fn));
+}
+
+std::uint64_t child::watch(std::function<void(int)> fn) {
   std::unique_lock<std::mutex> guard{mtx_};
   if (!exitcode_) {
-    on_exit_.push_back(std::move(fn));
-    return;
+    auto id = next_watch_++;
+    on_exit_.emplace_back(id, std::move(fn));
+    return id;
   }
   auto code = *exitcode_;
   guard.unlock();
   fn(code);
+  return 0;
+}
+
+void child::unwatch(std::uint64_t id) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  for (auto i = on_exit_.begin(); i != on_exit_.end(); ++i)
+    if (i->first == id) {
+      on_exit_.erase(i);
+      return;
+    }
 }
 
 bool child::try_reap() {
-  std::vector<std::function<void(int)>> hooks;
+  std::vector<std::pair<std::uint64_t, std::function<void(int)>>> hooks;
   int code = 0;
   {
     std::lock_guard<std::mutex> guard{mtx_};
@@ -102,7 +117,7 @@ bool child::try_reap() {
     code = *exitcode_;
   }
   for (auto& hook : hooks)
-    hook(code);
+    hook.second(code);
   return true;
 }
 

@@ -18,6 +18,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <sys/types.h>
@@ -72,6 +73,11 @@ public:
   /// thread (or at once, here, when it has ended already).
   void on_exit(std::function<void(int)> fn);
 
+  /// As `on_exit`, but undone by `unwatch(id)` with the id it returns (0
+  /// when `fn` ran at once): for a wait that ends before the process.
+  std::uint64_t watch(std::function<void(int)> fn);
+  void unwatch(std::uint64_t id);
+
 private:
   friend class children;
 
@@ -89,7 +95,8 @@ private:
   std::condition_variable cv_;
   std::optional<int> exitcode_;
   std::string killed_because_; // why this process killed it, if it did
-  std::vector<std::function<void(int)>> on_exit_;
+  std::vector<std::pair<std::uint64_t, std::function<void(int)>>> on_exit_;
+  std::uint64_t next_watch_ = 1;
 };
 
 class children {

@@ -80,6 +80,18 @@ void process::daemon(bool value) {
   daemon_ = value;
 }
 
+::actors::sentinel process::sentinel() const {
+  if (!child_)
+    throw error(errc::not_started, "sentinel of a process never started");
+  ::actors::sentinel result;
+  result.child_ = child_;
+  return result;
+}
+
+bool sentinel::ready() const {
+  return child_ && child_->exitcode().has_value();
+}
+
 std::vector<child_process> active_children() {
   std::vector<child_process> result;
   if (auto* table = detail::children::if_made())

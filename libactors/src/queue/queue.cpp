@@ -1,4 +1,5 @@
-// The blocking calls on a queue (queue_ref), and wait_any.
+// The blocking calls on a queue (queue_ref), and waiting for pipe ends and
+// processes together (wait_any, actors::wait).
 //
 // A queue's state (queue_core.hpp) lives in the process that made it.
 // Threads of that process operate on it directly; threads of other
@@ -8,6 +9,7 @@
 // identity in handles and serves what needs CAF.
 
 #include "actors/detail/queue_ref.hpp"
+#include "actors/pipe.hpp"
 
 #include <algorithm>
 
@@ -16,6 +18,7 @@
 #include "base/deadline.hpp"
 #include "node/call.hpp"
 #include "node/runtime.hpp"
+#include "process/children.hpp"
 #include "queue/queue_actor.hpp"
 #include "queue/queue_core.hpp"
 #include "queue/queue_hub.hpp"
@@ -206,43 +209,70 @@ void queue_ref::task_done() const {
   client_for(actor_, hub_, key0_, key1_).call(hub_frame::done, -1, id).check();
 }
 
-std::vector<std::size_t> wait_any(const std::vector<queue_ref>& inboxes,
-                                  std::optional<duration> timeout) {
+std::vector<std::size_t>
+wait_any(const std::vector<queue_ref>& inboxes,
+         const std::vector<std::shared_ptr<child>>& ended,
+         std::optional<duration> timeout) {
   // One poll after another would wait for each in turn; instead ask all at
-  // once from a dedicated actor and take the first that is ready.
+  // once from a dedicated actor and take the first that is ready. A process
+  // tells its end through a watch on its child, undone when this returns.
   auto ns = timeout_ns(timeout);
   caf::scoped_actor self{runtime::get().system()};
   for (std::size_t i = 0; i < inboxes.size(); ++i) {
     self->monitor(inboxes[i].actor());
     self->send(inboxes[i].actor(), q_poll::value, std::uint64_t{i}, ns);
   }
+  std::vector<std::pair<child*, std::uint64_t>> watches;
+  for (std::size_t i = 0; i < ended.size(); ++i) {
+    if (!ended[i])
+      continue; // an empty sentinel: never ready
+    auto me = caf::actor_cast<caf::actor>(self);
+    auto index = static_cast<std::uint64_t>(inboxes.size() + i);
+    auto id = ended[i]->watch([me, index](int) {
+      caf::anon_send(me, caf::ok_atom::value, index, caf::make_message(true));
+    });
+    watches.emplace_back(ended[i].get(), id);
+  }
   std::vector<std::size_t> ready;
   std::size_t answers = 0;
   bool down = false;
   bool silent = false;
-  while (ready.empty() && answers < inboxes.size() && !down && !silent) {
+  deadline until{timeout};
+  // Each inbox answers (ready, or not at the timeout); a process's watch
+  // only once the process has ended.
+  while (ready.empty() && !down && !silent
+         && (answers < inboxes.size() || !watches.empty())) {
     auto on_ok = [&](caf::ok_atom, std::uint64_t i, caf::message& m) {
-      ++answers;
+      if (i < inboxes.size())
+        ++answers;
       if (m.get_as<bool>(0))
         ready.push_back(static_cast<std::size_t>(i));
     };
     auto on_down = [&](caf::down_msg&) { down = true; };
-    if (timeout)
-      self->receive(on_ok, on_down,
-                    caf::after(std::max(*timeout, duration::zero())
-                               + call_grace)
-                      >> [&] { silent = true; });
-    else
+    if (timeout) {
+      // The inboxes' answers are due by the deadline, plus their way here.
+      auto left = *until.left() + (answers < inboxes.size() ? call_grace
+                                                            : duration::zero());
+      self->receive(on_ok, on_down, caf::after(left) >> [&] { silent = true; });
+    } else {
       self->receive(on_ok, on_down);
+    }
   }
+  for (auto& [c, id] : watches)
+    c->unwatch(id);
   if (down && ready.empty())
     throw error(errc::owner_unreachable,
                 "the process that owns a pipe end is gone");
-  // One end is ready: report every other one that is ready now as well.
+  // One is ready: report every other one that is ready now as well.
   for (std::size_t i = 0; !ready.empty() && i < inboxes.size(); ++i)
     if (i != ready.front() && inboxes[i].poll(duration::zero()))
       ready.push_back(i);
+  for (std::size_t i = 0; !ready.empty() && i < ended.size(); ++i)
+    if (inboxes.size() + i != ready.front() && ended[i]
+        && ended[i]->exitcode())
+      ready.push_back(inboxes.size() + i);
   std::sort(ready.begin(), ready.end());
+  ready.erase(std::unique(ready.begin(), ready.end()), ready.end());
   return ready;
 }
 
@@ -263,3 +293,33 @@ bool queue_ref::join(std::optional<duration> timeout) const {
 }
 
 } // namespace actors::detail
+
+namespace actors {
+
+std::vector<waitable>
+wait(const std::vector<waitable>& objects,
+     std::optional<std::chrono::steady_clock::duration> timeout) {
+  std::vector<detail::queue_ref> inboxes;
+  std::vector<std::shared_ptr<detail::child>> ended;
+  std::vector<std::size_t> inbox_at, ended_at; // their places in objects
+  for (std::size_t i = 0; i < objects.size(); ++i) {
+    if (objects[i].end_) {
+      inboxes.push_back(objects[i].inbox_);
+      inbox_at.push_back(i);
+    } else {
+      ended.push_back(objects[i].sentinel_.child());
+      ended_at.push_back(i);
+    }
+  }
+  std::vector<std::size_t> places;
+  for (auto j : detail::wait_any(inboxes, ended, timeout))
+    places.push_back(j < inboxes.size() ? inbox_at[j]
+                                        : ended_at[j - inboxes.size()]);
+  std::sort(places.begin(), places.end());
+  std::vector<waitable> ready;
+  for (auto i : places)
+    ready.push_back(objects[i]);
+  return ready;
+}
+
+} // namespace actors

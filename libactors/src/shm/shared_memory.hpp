@@ -9,6 +9,8 @@
 //
 //   make_shared_memory(name, size)  -> shared_memory (fd + mapping)
 //   map_peer_memory(pid, fd, size)  -> mapping, or why not
+//   unlink_tracked_blocks()         what actors::shared_memory must not
+//                                   leave behind at exit
 //
 // Neither throws: callers say what failed in their own terms.
 
@@ -95,5 +97,10 @@ shared_memory make_shared_memory(const char* name, std::size_t size);
 /// there" for something of another kind or size).
 mapping map_peer_memory(pid_t pid, int fd, std::size_t size,
                         std::string& why);
+
+/// Unlinks the named blocks (actors::shared_memory) this process created
+/// to be tracked and did not unlink: at its exit (std::atexit in the
+/// program the user started, runtime::finish in a child).
+void unlink_tracked_blocks() noexcept;
 
 } // namespace actors::detail
