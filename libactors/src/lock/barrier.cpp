@@ -180,8 +180,13 @@ std::size_t barrier::wait(std::optional<duration> timeout) const {
   // each time, and every 50 ms while waiting (the drain takes microseconds
   // unless someone died).
   auto draining = [&] {
+    auto previous = [&] {
+      return st.now == phase::draining || st.now == phase::resetting;
+    };
+    if (!previous())
+      return false;
     b.reap();
-    return st.now == phase::draining || st.now == phase::resetting;
+    return previous();
   };
   while (draining()) {
     if (timed_out()) {
