@@ -73,6 +73,51 @@ private:
   std::shared_ptr<state> state_; // the mapping, or why there is none
 };
 
+/// What `value` and `array` share: the block, and the lock that guards it
+/// (none for a raw one).
+class shared_cells {
+public:
+  /// The lock (Python's `get_lock()`); `errc::invalid_argument` for a raw
+  /// one.
+  rlock& get_lock() const {
+    if (!locked_)
+      throw error(errc::invalid_argument,
+                  "a raw value or array has no lock");
+    return lock_;
+  }
+
+  template <class Inspector>
+  friend typename Inspector::result_type inspect(Inspector& f,
+                                                 shared_cells& x) {
+    return f(x.block_, x.lock_, x.locked_);
+  }
+
+protected:
+  shared_cells() = default;
+
+  /// `bytes` of new shared memory, guarded by `l` unless it is null.
+  shared_cells(std::size_t bytes, const rlock* l)
+    : block_(shared_block::make(bytes)) {
+    if (l != nullptr) {
+      lock_ = *l;
+      locked_ = true;
+    }
+  }
+
+  /// `fn()` under the lock, unless raw.
+  template <class F>
+  auto guarded(F fn) const -> decltype(fn()) {
+    if (!locked_)
+      return fn();
+    std::lock_guard<rlock> guard{lock_};
+    return fn();
+  }
+
+  shared_block block_;  ///< the memory
+  mutable rlock lock_;  ///< a handle: locking it changes nothing of ours
+  bool locked_ = false; ///< false: raw, `lock_` is empty
+};
+
 } // namespace detail
 
 /// One `T` in memory shared by the processes of this host: Python's
@@ -106,7 +151,7 @@ private:
 /// value is used on the host where it was made (`errc::owner_unreachable`
 /// elsewhere).
 template <class T>
-class value {
+class value : public detail::shared_cells {
   static_assert(std::is_trivially_copyable<T>::value,
                 "a shared value must be trivially copyable");
 
@@ -116,20 +161,12 @@ public:
 
   /// The value (under the lock, unless raw).
   T get() const {
-    if (!locked_)
-      return *data();
-    std::lock_guard<rlock> guard{lock_};
-    return *data();
+    return guarded([this] { return *data(); });
   }
 
   /// Sets the value (under the lock, unless raw).
   void set(const T& x) const {
-    if (!locked_) {
-      *data() = x;
-      return;
-    }
-    std::lock_guard<rlock> guard{lock_};
-    *data() = x;
+    guarded([&] { *data() = x; });
   }
 
   /// The shared `T` itself, without the lock (Python's `get_obj()`).
@@ -137,18 +174,7 @@ public:
     return reinterpret_cast<T*>(block_.data());
   }
 
-  /// The lock that `get` and `set` take (Python's `get_lock()`);
-  /// `errc::invalid_argument` for a raw value.
-  rlock& get_lock() const {
-    if (!locked_)
-      throw error(errc::invalid_argument, "a raw value has no lock");
-    return lock_;
-  }
-
-  template <class Inspector>
-  friend typename Inspector::result_type inspect(Inspector& f, value& x) {
-    return f(x.block_, x.lock_, x.locked_);
-  }
+  // get_lock(): the lock that `get` and `set` take (detail::shared_cells).
 
 private:
   template <class U>
@@ -156,20 +182,15 @@ private:
   template <class U>
   friend value<U> make_raw_value(const U&);
 
-  detail::shared_block block_;
-  mutable rlock lock_; // a handle: locking it changes nothing of ours
-  bool locked_ = false;
+  value(const T& init, const rlock* l) : shared_cells(sizeof(T), l) {
+    *data() = init;
+  }
 };
 
 /// A shared value `init` with the lock `l` (Python's `Value(..., lock=l)`).
 template <class T>
 value<T> make_value(const T& init, const rlock& l) {
-  value<T> result;
-  result.block_ = detail::shared_block::make(sizeof(T));
-  result.lock_ = l;
-  result.locked_ = true;
-  *result.data() = init;
-  return result;
+  return value<T>{init, &l};
 }
 
 /// A shared value `init` with a lock of its own (Python's `Value`).
@@ -181,10 +202,7 @@ value<T> make_value(const T& init = T{}) {
 /// A shared value `init` without a lock (Python's `RawValue`).
 template <class T>
 value<T> make_raw_value(const T& init = T{}) {
-  value<T> result;
-  result.block_ = detail::shared_block::make(sizeof(T));
-  *result.data() = init;
-  return result;
+  return value<T>{init, nullptr};
 }
 
 /// `size()` `T`s in memory shared by the processes of this host: Python's
@@ -203,7 +221,7 @@ value<T> make_raw_value(const T& init = T{}) {
 /// without the lock or a check, for loops over a slice that one process
 /// owns.
 template <class T>
-class array {
+class array : public detail::shared_cells {
   static_assert(std::is_trivially_copyable<T>::value,
                 "a shared array's elements must be trivially copyable");
 
@@ -222,29 +240,18 @@ public:
   /// Element `i` (under the lock, unless raw).
   T get(std::size_t i) const {
     check(i);
-    if (!locked_)
-      return data()[i];
-    std::lock_guard<rlock> guard{lock_};
-    return data()[i];
+    return guarded([&] { return data()[i]; });
   }
 
   /// Sets element `i` (under the lock, unless raw).
   void set(std::size_t i, const T& x) const {
     check(i);
-    if (!locked_) {
-      data()[i] = x;
-      return;
-    }
-    std::lock_guard<rlock> guard{lock_};
-    data()[i] = x;
+    guarded([&] { data()[i] = x; });
   }
 
   /// A copy of every element (under the lock, unless raw): Python's `a[:]`.
   std::vector<T> to_vector() const {
-    if (!locked_)
-      return {begin(), end()};
-    std::lock_guard<rlock> guard{lock_};
-    return {begin(), end()};
+    return guarded([this] { return std::vector<T>(begin(), end()); });
   }
 
   ///@{
@@ -263,18 +270,8 @@ public:
   }
   ///@}
 
-  /// The lock that `get`, `set` and `to_vector` take (Python's
-  /// `get_lock()`); `errc::invalid_argument` for a raw array.
-  rlock& get_lock() const {
-    if (!locked_)
-      throw error(errc::invalid_argument, "a raw array has no lock");
-    return lock_;
-  }
-
-  template <class Inspector>
-  friend typename Inspector::result_type inspect(Inspector& f, array& x) {
-    return f(x.block_, x.lock_, x.locked_);
-  }
+  // get_lock(): the lock that `get`, `set` and `to_vector` take
+  // (detail::shared_cells).
 
 private:
   template <class U>
@@ -282,16 +279,23 @@ private:
   template <class U>
   friend array<U> make_array(std::size_t, const rlock&);
 
+  array(std::size_t n, const rlock* l) : shared_cells(bytes(n), l) {
+    // nop
+  }
+
+  static std::size_t bytes(std::size_t n) {
+    if (n > static_cast<std::size_t>(-1) / sizeof(T))
+      throw error(errc::invalid_argument, "an array of " + std::to_string(n)
+                                            + " elements is too large");
+    return n * sizeof(T);
+  }
+
   void check(std::size_t i) const {
     if (i >= size())
       throw error(errc::invalid_argument,
                   "index " + std::to_string(i) + " of an array of "
                     + std::to_string(size()));
   }
-
-  detail::shared_block block_;
-  mutable rlock lock_; // a handle: locking it changes nothing of ours
-  bool locked_ = false;
 };
 
 /// A shared array of `n` elements of zero bytes, without a lock (Python's
@@ -299,21 +303,13 @@ private:
 /// written.
 template <class T>
 array<T> make_raw_array(std::size_t n) {
-  if (n > static_cast<std::size_t>(-1) / sizeof(T))
-    throw error(errc::invalid_argument,
-                "an array of " + std::to_string(n) + " elements is too large");
-  array<T> result;
-  result.block_ = detail::shared_block::make(n * sizeof(T));
-  return result;
+  return array<T>{n, nullptr};
 }
 
 /// A shared array of `n` elements of zero bytes with the lock `l`.
 template <class T>
 array<T> make_array(std::size_t n, const rlock& l) {
-  auto result = make_raw_array<T>(n);
-  result.lock_ = l;
-  result.locked_ = true;
-  return result;
+  return array<T>{n, &l};
 }
 
 /// A shared array of `n` elements of zero bytes with a lock of its own
