@@ -37,17 +37,13 @@ tracked_names& tracked() {
   return *instance;
 }
 
-void unlink_at_exit() {
-  detail::unlink_tracked_blocks();
-}
-
 void track(const std::string& name) {
   auto& t = tracked();
   std::lock_guard<std::mutex> guard{t.mtx};
   t.names.insert(name);
   if (!t.registered) {
     t.registered = true;
-    std::atexit(unlink_at_exit);
+    std::atexit(detail::unlink_tracked_blocks);
   }
 }
 
