@@ -162,6 +162,38 @@ TEST_CASE("poll: false when empty, true once sent, waits up to its timeout") {
   CHECK(child.exitcode() == 0);
 }
 
+TEST_CASE("send_bytes with offset and size, recv_bytes_into a buffer") {
+  auto [a, b] = actors::pipe<std::string>();
+  std::vector<char> text{'h', 'e', 'l', 'l', 'o', '!'};
+  a.send_bytes(text, 1, 3);
+  a.send_bytes(text, 4);
+  a.send_bytes(text, 6, 0);
+  CHECK(code_of([&] { a.send_bytes(text, 7); })
+        == actors::errc::invalid_argument);
+  CHECK(code_of([&] { a.send_bytes(text, 2, 5); })
+        == actors::errc::invalid_argument);
+  char buffer[8] = {'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x'};
+  CHECK(b.recv_bytes_into(buffer, sizeof(buffer), 5, 1s) == 3);
+  CHECK(std::string(buffer, 8) == "xxxxxell");
+  CHECK(b.recv_bytes_into(buffer, sizeof(buffer)) == 2);
+  CHECK(std::string(buffer, 2) == "o!");
+  CHECK(b.recv_bytes_into(buffer, sizeof(buffer), 8) == 0);
+  CHECK(code_of([&] { b.recv_bytes_into(buffer, sizeof(buffer), 9); })
+        == actors::errc::invalid_argument);
+  // Too long: the message is in the exception, not lost.
+  a.send_bytes(std::vector<char>(20, 'z'));
+  try {
+    b.recv_bytes_into(buffer, sizeof(buffer), 2);
+    FAIL("a message of 20 bytes fit into 6");
+  } catch (const actors::buffer_too_short& e) {
+    CHECK(e.code() == actors::errc::buffer_too_short);
+    CHECK(e.message() == std::vector<char>(20, 'z'));
+  }
+  CHECK_FALSE(b.poll());
+  CHECK(code_of([&] { b.recv_bytes_into(buffer, sizeof(buffer), 0, 10ms); })
+        == actors::errc::timeout);
+}
+
 TEST_CASE("recv with a timeout fails with errc::timeout") {
   auto [a, b] = actors::pipe<int>();
   CHECK(code_of([&] { a.recv(50ms); }) == actors::errc::timeout);

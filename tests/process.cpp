@@ -157,6 +157,77 @@ std::string capture_stderr(F fn) {
   return out;
 }
 
+// "name pid daemon|parent-name parent-pid parent-alive" as the child sees it.
+std::string identity() {
+  auto me = actors::current_process();
+  auto parent = actors::parent_process();
+  std::string text = me.name + ' ' + std::to_string(me.pid) + ' '
+                     + (me.daemon ? "daemon" : "-") + '|';
+  if (parent)
+    text += parent->name + ' ' + std::to_string(parent->pid) + ' '
+            + (parent->is_alive() ? "alive" : "ended");
+  return text;
+}
+
+void reports_identity(actors::queue<std::string> out) {
+  out.put(identity());
+}
+
+// Starts a child of its own, "grandchild", which reports as above.
+void starts_reporter(actors::queue<std::string> out) {
+  actors::process p{reports_identity, out};
+  p.name("grandchild");
+  p.start();
+  p.join();
+}
+
+// Waits briefly for its parent, which lives on; then checks that it cannot
+// join itself.
+void joins_parent() {
+  auto parent = actors::parent_process();
+  if (!parent || parent->join(20ms) || !parent->is_alive())
+    std::exit(21);
+  try {
+    actors::current_process().join(20ms);
+  } catch (const actors::error& e) {
+    std::exit(e.code() == actors::errc::would_deadlock ? 0 : 22);
+  }
+  std::exit(23);
+}
+
+// Python's subclass of Process: state in members, the work in run().
+struct sums_to {
+  int upto = 0;
+  actors::queue<int> out;
+
+  void run() {
+    int total = 0;
+    for (int i = 1; i <= upto; ++i)
+      total += i;
+    out.put(total);
+  }
+
+  template <class Inspector>
+  friend typename Inspector::result_type inspect(Inspector& f, sums_to& x) {
+    return f(caf::meta::type_name("sums_to"), x.upto, x.out);
+  }
+};
+
+// An object with operator() instead; no handle, so it travels inline.
+struct exits_with {
+  int code = 0;
+
+  void operator()() const {
+    std::exit(code);
+  }
+
+  template <class Inspector>
+  friend typename Inspector::result_type inspect(Inspector& f,
+                                                 exits_with& x) {
+    return f(caf::meta::type_name("exits_with"), x.code);
+  }
+};
+
 int run_and_join(actors::process& p) {
   p.start();
   REQUIRE(p.join(10s));
@@ -271,6 +342,87 @@ TEST_CASE("a lambda without captures runs in a child") {
                     std::string{path}, 21};
   CHECK(run_and_join(p) == 0);
   CHECK(take_marker(path) == "42");
+}
+
+TEST_CASE("current_process and parent_process: this process, its parent, in "
+          "a child and a grandchild") {
+  auto me = actors::current_process();
+  CHECK(me.name == "MainProcess");
+  CHECK(me.pid == ::getpid());
+  CHECK_FALSE(me.daemon);
+  CHECK(me.is_alive());
+  CHECK_FALSE(actors::parent_process().has_value());
+  auto self = std::to_string(::getpid());
+  actors::queue<std::string> out{0};
+  actors::process child{reports_identity, out};
+  child.name("reporter");
+  child.daemon(true);
+  child.start();
+  CHECK(out.get(10s)
+        == "reporter " + std::to_string(*child.pid()) + " daemon|MainProcess "
+             + self + " alive");
+  REQUIRE(child.join(10s));
+  actors::process parent{starts_reporter, out};
+  parent.start();
+  auto line = out.get(10s);
+  CHECK(line.rfind("grandchild ", 0) == 0);
+  CHECK(line.substr(line.find('|'))
+        == "|" + parent.name() + ' ' + std::to_string(*parent.pid())
+             + " alive");
+  REQUIRE(parent.join(10s));
+  CHECK(parent.exitcode() == 0);
+  // Without a handle among its arguments the task travels inline in the fork
+  // request, the other path a child learns who it is by.
+  actors::process light{[](std::string parent_pid) {
+                          auto me = actors::current_process();
+                          auto parent = actors::parent_process();
+                          std::exit(me.name == "light" && !me.daemon && parent
+                                        && parent->name == "MainProcess"
+                                        && std::to_string(parent->pid)
+                                             == parent_pid
+                                      ? 0
+                                      : 24);
+                        },
+                        self};
+  light.name("light");
+  CHECK(run_and_join(light) == 0);
+  actors::process waits{joins_parent};
+  CHECK(run_and_join(waits) == 0);
+  CHECK(code_of([] { actors::current_process().join(1ms); })
+        == actors::errc::would_deadlock);
+}
+
+TEST_CASE("a process made from an object runs its run() or its operator()") {
+  actors::queue<int> out{0};
+  actors::process p{sums_to{100, out}};
+  p.start();
+  CHECK(out.get(10s) == 5050);
+  CHECK(p.join(10s));
+  CHECK(p.exitcode() == 0);
+  actors::process q{exits_with{7}};
+  CHECK(run_and_join(q) == 7);
+}
+
+TEST_CASE("close: refused while the child runs, afterwards the handle "
+          "refuses all but its name") {
+  actors::process p{blocks};
+  p.start();
+  CHECK(code_of([&] { p.close(); }) == actors::errc::already_running);
+  p.kill();
+  REQUIRE(p.join(10s));
+  p.close();
+  p.close(); // twice is harmless
+  CHECK(p.name().rfind("Process-", 0) == 0);
+  CHECK(code_of([&] { p.join(); }) == actors::errc::closed);
+  CHECK(code_of([&] { (void) p.is_alive(); }) == actors::errc::closed);
+  CHECK(code_of([&] { (void) p.pid(); }) == actors::errc::closed);
+  CHECK(code_of([&] { (void) p.exitcode(); }) == actors::errc::closed);
+  CHECK(code_of([&] { (void) p.sentinel(); }) == actors::errc::closed);
+  CHECK(code_of([&] { p.terminate(); }) == actors::errc::closed);
+  CHECK(code_of([&] { p.start(); }) == actors::errc::closed);
+  actors::process never{returns};
+  never.close();
+  CHECK(code_of([&] { never.start(); }) == actors::errc::closed);
 }
 
 TEST_CASE("misuse is a clear, typed error") {

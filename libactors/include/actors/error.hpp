@@ -1,7 +1,9 @@
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <system_error>
+#include <vector>
 
 namespace actors {
 
@@ -104,6 +106,9 @@ enum class errc {
   /// A barrier was broken (a wait timed out, `abort`, `reset`, a party
   /// died inside a call): Python's `BrokenBarrierError`.
   broken_barrier,
+  /// A message longer than the buffer given to `recv_bytes_into` (Python's
+  /// `BufferTooShort`); the exception is a `buffer_too_short` holding it.
+  buffer_too_short,
 };
 
 /// The `std::error_category` of `errc`, named "actors".
@@ -118,6 +123,23 @@ class error : public std::system_error {
 public:
   /// An error of `code`; `what` says what happened and to what.
   error(errc code, const std::string& what);
+};
+
+/// What `connection::recv_bytes_into` throws when the message does not fit
+/// the caller's buffer (Python's `BufferTooShort`, whose `args[0]` is the
+/// message): the message has left the pipe, so it travels here, whole.
+class buffer_too_short : public error {
+public:
+  /// The message `bytes`, for a buffer with `room` bytes after the offset.
+  buffer_too_short(std::vector<char> bytes, std::size_t room);
+
+  /// The whole message that did not fit.
+  const std::vector<char>& message() const noexcept {
+    return message_;
+  }
+
+private:
+  std::vector<char> message_;
 };
 
 } // namespace actors

@@ -1,6 +1,8 @@
 #pragma once
 
+#include <algorithm>
 #include <chrono>
+#include <cstddef>
 #include <memory>
 #include <optional>
 #include <string>
@@ -105,10 +107,48 @@ public:
     send_value(detail::value::make(std::move(bytes)), "send_bytes");
   }
 
+  /// Sends `size` bytes of `bytes` from `offset` (Python's
+  /// `send_bytes(buf, offset, size)`; `size` none: to the end). A range
+  /// outside `bytes` throws `errc::invalid_argument`.
+  void send_bytes(const std::vector<char>& bytes, std::size_t offset,
+                  std::optional<std::size_t> size = std::nullopt) const {
+    if (offset > bytes.size()
+        || (size && *size > bytes.size() - offset))
+      throw error(errc::invalid_argument,
+                  "send_bytes: the range [" + std::to_string(offset) + ", +"
+                    + (size ? std::to_string(*size) : std::string{"end"})
+                    + ") is outside a buffer of "
+                    + std::to_string(bytes.size()) + " bytes");
+    auto first = bytes.begin() + static_cast<std::ptrdiff_t>(offset);
+    auto last = size ? first + static_cast<std::ptrdiff_t>(*size)
+                     : bytes.end();
+    send_bytes(std::vector<char>(first, last));
+  }
+
   /// Receives a message sent with `send_bytes`.
   std::vector<char> recv_bytes(std::optional<duration> timeout
                                = std::nullopt) const {
     return recv_value(timeout, "recv_bytes").template take<std::vector<char>>();
+  }
+
+  /// Receives a message sent with `send_bytes` into `buffer` from `offset`
+  /// and returns its length (Python's `recv_bytes_into`). A message longer
+  /// than `size - offset` throws `buffer_too_short`, which holds it;
+  /// `offset > size` throws `errc::invalid_argument` before receiving.
+  std::size_t recv_bytes_into(char* buffer, std::size_t size,
+                              std::size_t offset = 0,
+                              std::optional<duration> timeout
+                              = std::nullopt) const {
+    if (offset > size)
+      throw error(errc::invalid_argument,
+                  "recv_bytes_into: offset " + std::to_string(offset)
+                    + " is beyond a buffer of " + std::to_string(size)
+                    + " bytes");
+    auto bytes = recv_bytes(timeout);
+    if (bytes.size() > size - offset)
+      throw buffer_too_short(std::move(bytes), size - offset);
+    std::copy(bytes.begin(), bytes.end(), buffer + offset);
+    return bytes.size();
   }
 
   /// True when `recv` would not block: a message is waiting or the other end

@@ -4,10 +4,13 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include <sys/types.h>
+
+#include <caf/detail/type_traits.hpp>
 
 #include "actors/detail/closure.hpp"
 #include "actors/error.hpp"
@@ -54,6 +57,27 @@ private:
   std::shared_ptr<detail::child> child_;
 };
 
+namespace detail {
+
+template <class T, class = void>
+struct has_run_member : std::false_type {};
+
+template <class T>
+struct has_run_member<T, std::void_t<decltype(std::declval<T&>().run())>>
+  : std::true_type {};
+
+/// What a process made from an object runs: its `run()`, else its
+/// `operator()`.
+template <class T>
+void run_object(T object) {
+  if constexpr (has_run_member<T>::value)
+    object.run();
+  else
+    object();
+}
+
+} // namespace detail
+
 /// Runs a function with typed arguments in a new OS process: the counterpart
 /// of Python's `multiprocessing.Process`.
 ///
@@ -67,8 +91,22 @@ private:
 /// @endcode
 ///
 /// **What runs.** `fn` is a plain function or a lambda without captures; the
-/// compiler rejects anything else, and rejects arguments that do not convert
-/// to the parameter types or that cannot be serialized (CAF `inspect`).
+/// compiler rejects arguments that do not convert to the parameter types or
+/// that cannot be serialized (CAF `inspect`). Or, for Python's subclass of
+/// `Process` with its own `run()`, `fn` is an object of a class with a
+/// `run()` member (else an `operator()`) and an `inspect` overload, and no
+/// arguments follow: the object is copied to the child, whose main thread
+/// calls `run()` on it.
+///
+/// @code
+/// struct counter {
+///   int from = 0;
+///   void run() { for (int i = from; i < from + 3; ++i) std::cout << i; }
+///   template <class Inspector>
+///   friend auto inspect(Inspector& f, counter& x) { return f(x.from); }
+/// };
+/// actors::process p{counter{10}};
+/// @endcode
 /// `start` makes a child of this same program (which must call
 /// `actors::init` first in `main`: see there how); the child connects to its
 /// parent over an inherited socket pair, receives the call, runs it on its
@@ -92,7 +130,8 @@ private:
 ///
 /// **Errors.** `start` twice: `errc::already_started`; `join`, `terminate` or
 /// `kill` before `start`: `errc::not_started`; changing `daemon` after
-/// `start`: `errc::already_running`; a failed fork/exec: `errc::spawn_failed`.
+/// `start`: `errc::already_running`; a failed fork/exec: `errc::spawn_failed`;
+/// anything but `close`, `name` and `daemon` after `close()`: `errc::closed`.
 class process {
 public:
   /// The type of timeouts: any `std::chrono` duration converts to it.
@@ -101,8 +140,7 @@ public:
   /// Prepares, without starting, a process that will call `fn(args...)`.
   template <class F, class... Args>
   explicit process(F&& fn, Args&&... args)
-    : target_(detail::closure::bind(std::forward<F>(fn),
-                                    std::forward<Args>(args)...)),
+    : target_(bind(std::forward<F>(fn), std::forward<Args>(args)...)),
       name_(next_name()) {
     // nop
   }
@@ -142,6 +180,11 @@ public:
   /// `errc::not_started` before `start`.
   ::actors::sentinel sentinel() const;
 
+  /// Releases what this handle holds of an ended child (Python's `close`).
+  /// Throws `errc::already_running` while the child runs; closing twice or
+  /// before `start` is harmless. Afterwards only `name` and `daemon` work.
+  void close();
+
   ///@{
   /// Sends SIGTERM (`terminate`) or SIGKILL (`kill`) to a running child; a
   /// no-op once it has ended. Throws `errc::not_started` before `start`.
@@ -169,11 +212,35 @@ public:
   ///@}
 
 private:
+  template <class F, class... Args>
+  static detail::closure bind(F&& fn, Args&&... args) {
+    using T = std::decay_t<F>;
+    if constexpr (std::is_class_v<T> && !detail::has_unary_plus<T>::value) {
+      static_assert(sizeof...(Args) == 0,
+                    "an object run as a process takes no arguments: its "
+                    "members are its state");
+      static_assert(caf::detail::is_serializable<T>::value,
+                    "an object run as a process is copied to the child: its "
+                    "class needs an inspect overload (a lambda that captures "
+                    "cannot cross a process boundary: pass its state as "
+                    "arguments)");
+      return detail::closure::bind(&detail::run_object<T>,
+                                   std::forward<F>(fn));
+    } else {
+      return detail::closure::bind(std::forward<F>(fn),
+                                   std::forward<Args>(args)...);
+    }
+  }
+
   static std::string next_name();
+
+  // Throws errc::closed after close(), errc::not_started before start().
+  const std::shared_ptr<detail::child>& started(const char* what) const;
 
   detail::closure target_;
   std::string name_;
   bool daemon_ = false;
+  bool closed_ = false;
   std::shared_ptr<detail::child> child_;
 };
 
@@ -192,6 +259,33 @@ std::vector<child_process> active_children();
 /// Python's `cpu_count()`: the number of CPUs of this machine that are
 /// online (`sched_getaffinity` may allow this process fewer).
 unsigned cpu_count();
+
+/// A process as `current_process()` and `parent_process()` describe it
+/// (Python's objects of the same names).
+struct process_info {
+  /// The type of timeouts: any `std::chrono` duration converts to it.
+  using duration = std::chrono::steady_clock::duration;
+
+  std::string name;    ///< "MainProcess", "Process-3", "PoolWorker-1", ...
+  pid_t pid = 0;       ///< its process id
+  bool daemon = false; ///< whether it is a daemon child
+
+  /// Whether the process still runs.
+  bool is_alive() const;
+
+  /// Waits until the process has ended, at most `timeout`; true when it has
+  /// (Python's `parent_process().join()`). A child ends within milliseconds
+  /// of its parent (see `process`, **Lifetime**), so in a child this mostly
+  /// runs out. Throws `errc::would_deadlock` for this process itself.
+  bool join(std::optional<duration> timeout = std::nullopt) const;
+};
+
+/// The process this code runs in (Python's `current_process()`).
+process_info current_process();
+
+/// The process that started this one (Python's `parent_process()`); empty in
+/// the program the user started and in a worker process of another host.
+std::optional<process_info> parent_process();
 
 /// The name of the process this code runs in: "MainProcess" in the program the
 /// user started, the `process::name` in a child.

@@ -83,6 +83,8 @@ public:
         return "name taken";
       case errc::broken_barrier:
         return "broken barrier";
+      case errc::buffer_too_short:
+        return "buffer too short";
     }
     return "unknown actors error";
   }
@@ -101,6 +103,15 @@ std::error_code make_error_code(errc code) noexcept {
 
 error::error(errc code, const std::string& what)
   : std::system_error(make_error_code(code), what) {
+  // nop
+}
+
+buffer_too_short::buffer_too_short(std::vector<char> bytes, std::size_t room)
+  : error(errc::buffer_too_short,
+          "recv_bytes_into: a message of " + std::to_string(bytes.size())
+            + " bytes does not fit the " + std::to_string(room)
+            + " bytes of the buffer after its offset"),
+    message_(std::move(bytes)) {
   // nop
 }
 

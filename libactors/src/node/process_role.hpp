@@ -13,6 +13,8 @@
 #include <functional>
 #include <string>
 
+#include <sys/types.h>
+
 #include <caf/actor.hpp>
 
 #include "net/auth.hpp"
@@ -60,6 +62,14 @@ struct process_role {
 
   /// The process's name (Python's current_process().name).
   std::string name = "MainProcess";
+
+  /// Whether this child is a daemon (terminated when its parent exits).
+  bool daemon = false;
+
+  /// A child's parent (Python's parent_process()); 0 and empty otherwise.
+  pid_t parent_pid = 0;
+  std::string parent_name;
+  bool parent_daemon = false;
 
   /// In a child or peer: the parent node's service actor.
   caf::actor parent;

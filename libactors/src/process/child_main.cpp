@@ -67,6 +67,34 @@ void finish_on_exit(int status, void*) {
 
 } // namespace
 
+// "DAEMON PARENT_DAEMON PPID PARENT_NAME_SIZE\nPARENT_NAME" then the name, so
+// that neither name needs escaping.
+std::string encode_identity(const std::string& name, bool daemon) {
+  auto& role = process_role::local();
+  return std::string{daemon ? "1 " : "0 "} + (role.daemon ? "1 " : "0 ")
+         + std::to_string(::getpid()) + ' ' + std::to_string(role.name.size())
+         + '\n' + role.name + name;
+}
+
+void adopt_identity(const std::string& encoded) {
+  auto& role = process_role::local();
+  char* pos = nullptr;
+  auto daemon = std::strtol(encoded.c_str(), &pos, 10);
+  auto parent_daemon = std::strtol(pos, &pos, 10);
+  auto ppid = std::strtol(pos, &pos, 10);
+  auto size = std::strtoul(pos, &pos, 10);
+  auto head = static_cast<std::size_t>(pos - encoded.c_str()) + 1;
+  if (*pos != '\n' || head + size > encoded.size()) {
+    role.name = encoded; // not from this library's parent: keep it whole
+    return;
+  }
+  role.daemon = daemon != 0;
+  role.parent_daemon = parent_daemon != 0;
+  role.parent_pid = static_cast<pid_t>(ppid);
+  role.parent_name = encoded.substr(head, size);
+  role.name = encoded.substr(head + size);
+}
+
 void enter_child(std::uint64_t token, bool channel) {
   keep_channel(channel);
   watch_lifeline(child_lifeline_fd);
@@ -80,7 +108,7 @@ void enter_child(std::uint64_t token, bool channel) {
       .receive(
         [&](closure& task, std::string& name) {
           target = std::move(task);
-          role.name = std::move(name);
+          adopt_identity(name);
         },
         [&](caf::error& err) { failure = rt.system().render(err); });
     if (!target)
@@ -103,7 +131,7 @@ void enter_lazy_child(bool channel, const char* task, std::size_t size,
   keep_channel(channel);
   watch_lifeline(child_lifeline_fd);
   auto& role = process_role::local();
-  role.name = std::move(name);
+  adopt_identity(name);
   closure target;
   caf::binary_deserializer source{static_cast<caf::execution_unit*>(nullptr),
                                   task, size};

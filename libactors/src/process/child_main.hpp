@@ -12,6 +12,14 @@
 
 namespace actors::detail {
 
+/// What a child learns about itself with its task: its name, whether it
+/// is a daemon, and its parent's pid and name (Python's `current_process()`
+/// and `parent_process()`). The parent encodes it in the string that carries
+/// the child's name (in the fork request or the answer to `hello`); the
+/// child decodes it into its process_role.
+std::string encode_identity(const std::string& name, bool daemon);
+void adopt_identity(const std::string& encoded);
+
 /// Runs the child role: connects to the parent node, asks it for the task
 /// of `token` and runs it (never returns).
 [[noreturn]] void enter_child(std::uint64_t token, bool channel);

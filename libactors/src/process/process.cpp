@@ -1,11 +1,17 @@
 #include "actors/process.hpp"
 
 #include <atomic>
+#include <cerrno>
 #include <csignal>
 
+#include <poll.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "actors/runtime.hpp"
+#include "base/deadline.hpp"
+#include "base/fd.hpp"
+#include "node/process_role.hpp"
 #include "node/runtime.hpp"
 #include "process/children.hpp"
 
@@ -24,7 +30,21 @@ std::string process::next_name() {
   return "Process-" + std::to_string(++counter);
 }
 
+const std::shared_ptr<detail::child>&
+process::started(const char* what) const {
+  if (closed_)
+    throw error(errc::closed, std::string{what} + " on process " + name_
+                                + " after its close()");
+  if (!child_)
+    throw error(errc::not_started, std::string{what} + " on process " + name_
+                                     + ": it was never started");
+  return child_;
+}
+
 void process::start() {
+  if (closed_)
+    throw error(errc::closed,
+                "cannot start process " + name_ + " after its close()");
   if (child_)
     throw error(errc::already_started,
                 "cannot start process " + name_ + " twice");
@@ -37,54 +57,60 @@ void process::start() {
 }
 
 bool process::join(std::optional<duration> timeout) {
-  if (!child_)
-    throw error(errc::not_started, "cannot join process " + name_
-                                     + ": it was never started");
-  return child_->wait(timeout);
+  return started("join")->wait(timeout);
 }
 
 bool process::is_alive() const {
+  if (closed_)
+    throw error(errc::closed, "is_alive on process " + name_
+                                + " after its close()");
   return child_ && !child_->exitcode();
 }
 
 std::optional<pid_t> process::pid() const {
+  if (closed_)
+    throw error(errc::closed, "pid of process " + name_ + " after its close()");
   if (!child_)
     return std::nullopt;
   return child_->pid;
 }
 
 std::optional<int> process::exitcode() const {
+  if (closed_)
+    throw error(errc::closed,
+                "exitcode of process " + name_ + " after its close()");
   if (!child_)
     return std::nullopt;
   return child_->exitcode();
 }
 
 void process::terminate() {
-  if (!child_)
-    throw error(errc::not_started, "cannot terminate process " + name_
-                                     + ": it was never started");
-  child_->signal(SIGTERM);
+  started("terminate")->signal(SIGTERM);
 }
 
 void process::kill() {
-  if (!child_)
-    throw error(errc::not_started,
-                "cannot kill process " + name_ + ": it was never started");
-  child_->signal(SIGKILL);
+  started("kill")->signal(SIGKILL);
+}
+
+void process::close() {
+  if (child_ && !child_->exitcode())
+    throw error(errc::already_running,
+                "cannot close process " + name_ + ": it is still running");
+  closed_ = true;
+  child_.reset();
+  target_ = detail::closure{};
 }
 
 void process::daemon(bool value) {
-  if (child_)
+  if (child_ || closed_)
     throw error(errc::already_running,
                 "cannot change daemon of process " + name_ + " after start");
   daemon_ = value;
 }
 
 ::actors::sentinel process::sentinel() const {
-  if (!child_)
-    throw error(errc::not_started, "sentinel of a process never started");
   ::actors::sentinel result;
-  result.child_ = child_;
+  result.child_ = started("sentinel");
   return result;
 }
 
@@ -98,6 +124,49 @@ std::vector<child_process> active_children() {
     for (auto& c : table->running())
       result.push_back(child_process{c->pid, c->name});
   return result;
+}
+
+namespace {
+
+// Waits up to `timeout` (none: forever) for `pid` to end; true when it has.
+bool wait_for_end(pid_t pid, std::optional<process_info::duration> timeout) {
+  detail::unique_fd pidfd{static_cast<int>(::syscall(SYS_pidfd_open, pid, 0))};
+  if (!pidfd)
+    return errno == ESRCH;
+  detail::deadline until{timeout};
+  for (;;) {
+    pollfd p{pidfd.get(), POLLIN, 0};
+    auto rc = ::poll(&p, 1, until.poll_ms());
+    if (rc > 0)
+      return true;
+    if (rc == 0 || errno != EINTR)
+      return false;
+  }
+}
+
+} // namespace
+
+bool process_info::is_alive() const {
+  return pid == ::getpid() || !wait_for_end(pid, duration::zero());
+}
+
+bool process_info::join(std::optional<duration> timeout) const {
+  if (pid == ::getpid())
+    throw error(errc::would_deadlock,
+                "process " + name + " cannot join itself");
+  return wait_for_end(pid, timeout);
+}
+
+process_info current_process() {
+  auto& role = detail::process_role::local();
+  return process_info{role.name, ::getpid(), role.daemon};
+}
+
+std::optional<process_info> parent_process() {
+  auto& role = detail::process_role::local();
+  if (role.parent_pid == 0)
+    return std::nullopt;
+  return process_info{role.parent_name, role.parent_pid, role.parent_daemon};
 }
 
 unsigned cpu_count() {

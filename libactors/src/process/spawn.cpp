@@ -23,6 +23,7 @@
 #include "actors/error.hpp"
 #include "base/deadline.hpp"
 #include "node/runtime.hpp"
+#include "process/child_main.hpp"
 #include "process/children.hpp"
 #include "process/fork_server.hpp"
 #include "wire/serializable.hpp"
@@ -181,16 +182,18 @@ std::shared_ptr<child> children::spawn(const closure& target,
                   channel != nullptr ? channel_arg : nullptr, nullptr};
   pid_t pid = -1;
   bool lazy = false;
+  auto identity = encode_identity(name, daemon);
   if (!inline_task.empty()) {
     pid = fork_server::spawn(token, child_node_end.get(), life_read.get(),
-                             child_channel_end.get(), &inline_task, name);
+                             child_channel_end.get(), &inline_task, identity);
     lazy = pid > 0;
   }
   if (!lazy) {
     // Queued before the child can say hello.
-    caf::anon_send(rt_.service_actor(), task_atom::value, token, target, name);
+    caf::anon_send(rt_.service_actor(), task_atom::value, token, target,
+                   identity);
     pid = fork_server::spawn(token, child_node_end.get(), life_read.get(),
-                             child_channel_end.get(), nullptr, name);
+                             child_channel_end.get(), nullptr, identity);
   }
   auto rc = pid > 0 ? 0
                     : ::posix_spawn(&pid, "/proc/self/exe", &spawning.actions,
