@@ -14,6 +14,7 @@
 #include "actors/actor_process.hpp"
 #include "actors/ask.hpp"
 #include "actors/error.hpp"
+#include "actors/listener.hpp"
 #include "actors/lock.hpp"
 #include "actors/pipe.hpp"
 #include "actors/pool.hpp"

@@ -220,10 +220,10 @@ private:
                     "an object run as a process takes no arguments: its "
                     "members are its state");
       static_assert(caf::detail::is_serializable<T>::value,
-                    "an object run as a process is copied to the child: its "
-                    "class needs an inspect overload (a lambda that captures "
-                    "cannot cross a process boundary: pass its state as "
-                    "arguments)");
+                    "a process runs a plain function, a lambda without "
+                    "captures, or an object with run() whose class has an "
+                    "inspect overload: captured state cannot cross a process "
+                    "boundary, pass it as arguments");
       return detail::closure::bind(&detail::run_object<T>,
                                    std::forward<F>(fn));
     } else {

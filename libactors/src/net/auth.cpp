@@ -159,6 +159,8 @@ const char* client_label(purpose p) noexcept {
       return "client/hub";
     case purpose::lock:
       return "client/lock";
+    case purpose::connection:
+      return "client/connection";
     default:
       return "client";
   }
@@ -172,6 +174,8 @@ const char* server_label(purpose p) noexcept {
       return "server/hub";
     case purpose::lock:
       return "server/lock";
+    case purpose::connection:
+      return "server/connection";
     default:
       return "server";
   }

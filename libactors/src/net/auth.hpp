@@ -50,10 +50,12 @@ enum class purpose : std::uint8_t {
   worker, ///< a pool worker on another host (pool/worker.hpp's frames)
   hub,    ///< queue operations of another host (queue/hub_stream.cpp)
   lock,   ///< lock operations of another host
+  connection, ///< actors::client to actors::listener (queue/relay.cpp)
 };
 
 constexpr purpose all_purposes[] = {purpose::node, purpose::worker,
-                                    purpose::hub, purpose::lock};
+                                    purpose::hub, purpose::lock,
+                                    purpose::connection};
 
 /// The MAC labels of each side for `p` ("client" and "server" for nodes).
 const char* client_label(purpose p) noexcept;

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include <poll.h>
+#include <unistd.h>
 
 #include "base/deadline.hpp"
 #include "lock/lock_server.hpp"
@@ -39,6 +40,10 @@ void pool_state::on_connection(int fd, purpose p) {
   }
   if (p == purpose::lock) {
     serve_lock_stream(fd); // a thread of another host using our locks
+    return;
+  }
+  if (p != purpose::worker) {
+    ::close(fd); // a client of an actors::listener knocked on a pool's port
     return;
   }
   std::lock_guard<std::mutex> guard{mtx};

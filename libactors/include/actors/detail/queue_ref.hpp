@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include <caf/actor.hpp>
 
@@ -160,6 +161,16 @@ struct queue_access {
   template <class Connection>
   static const queue_ref& inbox(const Connection& c) noexcept {
     return c.inbox_;
+  }
+
+  /// A duplex end on `ends` (inbox, outbox), which this process holds.
+  template <class Connection>
+  static Connection make_end(std::pair<queue_ref, queue_ref> ends) {
+    Connection c;
+    c.inbox_ = std::move(ends.first);
+    c.outbox_ = std::move(ends.second);
+    c.readable_ = c.writable_ = true;
+    return c;
   }
 };
 
