@@ -1,8 +1,8 @@
 // Thread pool task rates (each the median of 5 runs), lock
 // acquire/release rates, a shared value incremented under its lock and a
-// shared array squared in place by a pool, side by side with
-// peers/threads_locks.py (multiprocessing.pool.ThreadPool(2),
-// threading.Lock, multiprocessing.Lock, Value, shared_memory).
+// shared array squared in place by a pool, a manager's dict and list, side
+// by side with peers/threads_locks.py (multiprocessing.pool.ThreadPool(2),
+// threading.Lock, multiprocessing.Lock, Value, shared_memory, Manager).
 // Usage: bench_threads_locks
 
 #include <algorithm>
@@ -147,4 +147,24 @@ int main(int argc, char** argv) {
            "elements/s");
   }
   block.unlink();
+  // A manager's dict and list, called from this process: each call one
+  // round trip to the manager's process (Python: Manager()).
+  actors::manager m;
+  auto d = m.dict<int, int>();
+  auto list = m.list<int>();
+  const int calls = 5000;
+  d.set(0, 0);
+  report("manager dict set+get", median_rate(calls, [&] {
+           for (int i = 0; i < calls; ++i) {
+             d.set(i, i);
+             if (d.get(i) != i)
+               std::printf("libactors note: the dict lost %d\n", i);
+           }
+         }),
+         "pairs/s");
+  report("manager list append", median_rate(calls, [&] {
+           for (int i = 0; i < calls; ++i)
+             list.append(i);
+         }),
+         "appends/s");
 }

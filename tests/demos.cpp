@@ -464,6 +464,37 @@ TEST_CASE("A3 typed actor: a calculator in another process answers typed request
   CHECK(lines[4] == "exit code 0");
 }
 
+TEST_CASE("M1 manager: a pool fills a shared dict and list, counts exactly") {
+  int code;
+  auto lines = run_demo("m01_manager", &code);
+  REQUIRE(code == 0);
+  REQUIRE(lines.size() == 5);
+  long manager_pid = 0, main_pid = 0;
+  REQUIRE(std::sscanf(lines[0].c_str(), "manager process %ld, this one %ld",
+                      &manager_pid, &main_pid)
+          == 2);
+  CHECK(manager_pid != main_pid);
+  // Insertion order is the order the pool reached the words: check the set.
+  auto dict = lines[1];
+  REQUIRE(dict.rfind("dict: ", 0) == 0);
+  std::set<std::string> entries;
+  std::istringstream in{dict.substr(6)};
+  for (std::string e; in >> e;)
+    entries.insert(e);
+  CHECK(entries
+        == std::set<std::string>{"actors=6", "pool=4", "queue=5", "pipe=4",
+                                 "lock=4", "manager=7", "dict=4"});
+  unsigned entries_n = 0, workers_n = 0;
+  REQUIRE(std::sscanf(lines[2].c_str(), "list: %u entries from %u workers",
+                      &entries_n, &workers_n)
+          == 2);
+  CHECK(entries_n == 8);
+  CHECK(workers_n >= 1);
+  CHECK(workers_n <= 2);
+  CHECK(lines[3] == "counted: 8");
+  CHECK(lines[4] == "after shutdown: process_died");
+}
+
 TEST_CASE("M2 shared array: a pool squares 100 million doubles in place") {
   int code;
   auto lines = run_demo("m02_shared_array", &code);

@@ -108,3 +108,18 @@ if __name__ == "__main__":
         report("shared array square in place", done / (time.perf_counter() - t0), "elements/s")
     block.close()
     block.unlink()
+    with mp.Manager() as m:
+        d, lst, calls = m.dict(), m.list(), 5000
+        d[0] = 0
+
+        def set_get():
+            for i in range(calls):
+                d[i] = i
+                assert d[i] == i
+
+        def append():
+            for i in range(calls):
+                lst.append(i)
+
+        report("manager dict set+get", median_rate(calls, set_get), "pairs/s")
+        report("manager list append", median_rate(calls, append), "appends/s")

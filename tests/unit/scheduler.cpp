@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <fstream>
 #include <string>
+#include <thread>
 
 #include <dirent.h>
 
@@ -118,7 +119,13 @@ TEST_CASE("a timed request does not wake the scheduler's clock thread") {
                                         [](caf::error&) { FAIL("failed"); });
   };
   ask(0); // the first deadline wakes it: it sleeps for that one after
-  auto tid = thread_named("actors.clock");
+  // The thread names itself once it runs, which the answer need not wait
+  // for: look for it for up to 10 s.
+  long tid = 0;
+  auto give_up = clock_type::now() + 10s;
+  while ((tid = thread_named("actors.clock")) == 0
+         && clock_type::now() < give_up)
+    std::this_thread::yield();
   REQUIRE(tid != 0);
   auto before = sleeps_of(tid);
   for (int i = 1; i <= 500; ++i)

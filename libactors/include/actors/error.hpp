@@ -109,6 +109,9 @@ enum class errc {
   /// A message longer than the buffer given to `recv_bytes_into` (Python's
   /// `BufferTooShort`); the exception is a `buffer_too_short` holding it.
   buffer_too_short,
+  /// A key a shared dict does not hold, an index outside a shared list
+  /// (Python's `KeyError`, `IndexError`): manager.hpp.
+  not_found,
 };
 
 /// The `std::error_category` of `errc`, named "actors".

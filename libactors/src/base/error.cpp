@@ -85,6 +85,8 @@ public:
         return "broken barrier";
       case errc::buffer_too_short:
         return "buffer too short";
+      case errc::not_found:
+        return "not found";
     }
     return "unknown actors error";
   }

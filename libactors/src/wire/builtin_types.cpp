@@ -21,6 +21,8 @@
 
 #include "wire/serializable.hpp"
 
+#include "actors/detail/value.hpp"
+
 #include <cstdint>
 #include <deque>
 #include <list>
@@ -100,6 +102,8 @@ void add_builtin_message_types(caf::actor_system_config& cfg) {
     add<std::set<t>>(cfg, "std::set" + of);
     add<std::unordered_set<t>>(cfg, "std::unordered_set" + of);
   });
+  // A type-erased value of any serializable type (a manager's items).
+  add<value>(cfg, "actors::value");
   auto keys = std::make_tuple(named<int>{"int"}, named<std::int64_t>{"long"},
                               named<std::string>{"std::string"});
   each(keys, [&](auto k) {

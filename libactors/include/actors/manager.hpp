@@ -1,0 +1,570 @@
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <sys/types.h>
+
+#include <caf/actor.hpp>
+#include <caf/atom.hpp>
+#include <caf/binary_deserializer.hpp>
+#include <caf/binary_serializer.hpp>
+
+#include "actors/actor_process.hpp"
+#include "actors/ask.hpp"
+#include "actors/detail/value.hpp"
+#include "actors/error.hpp"
+
+namespace actors {
+
+namespace detail {
+
+/// A key as a manager's objects keep it: its serialized bytes (two keys
+/// are equal when their bytes are).
+using key_bytes = std::vector<char>;
+
+template <class K>
+key_bytes to_key(const K& k) {
+  static_assert(caf::detail::is_serializable<K>::value,
+                "a key must be serializable (a builtin, a standard container "
+                "or a type with an inspect overload)");
+  key_bytes out;
+  caf::binary_serializer sink{static_cast<caf::execution_unit*>(nullptr), out};
+  auto copy = k;
+  if (auto err = sink(copy))
+    throw error(errc::invalid_argument,
+                "a key that cannot be serialized: " + to_string(err));
+  return out;
+}
+
+template <class K>
+K from_key(const key_bytes& bytes) {
+  K result;
+  caf::binary_deserializer source{static_cast<caf::execution_unit*>(nullptr),
+                                  bytes};
+  if (auto err = source(result))
+    throw error(errc::type_mismatch,
+                "a key of another type than the handle expects");
+  return result;
+}
+
+///@{
+/// The operations of a manager's objects.
+using mgr_make_atom = caf::atom_constant<caf::atom("mgr_make")>;
+using mgr_set_atom = caf::atom_constant<caf::atom("mgr_set")>;
+using mgr_get_atom = caf::atom_constant<caf::atom("mgr_get")>;
+using mgr_has_atom = caf::atom_constant<caf::atom("mgr_has")>;
+using mgr_pop_atom = caf::atom_constant<caf::atom("mgr_pop")>;
+using mgr_size_atom = caf::atom_constant<caf::atom("mgr_size")>;
+using mgr_clear_atom = caf::atom_constant<caf::atom("mgr_clear")>;
+using mgr_items_atom = caf::atom_constant<caf::atom("mgr_items")>;
+using mgr_append_atom = caf::atom_constant<caf::atom("mgr_append")>;
+using mgr_setdef_atom = caf::atom_constant<caf::atom("mgr_setdef")>;
+///@}
+
+/// What a manager makes.
+enum class shared_kind : std::uint8_t { dict, list };
+
+/// Throws the `actors::error` for a call `what` on a manager's object that
+/// failed with `err`.
+[[noreturn]] void shared_call_failed(const caf::error& err, const char* what);
+
+/// The handle under every proxy: the object's actor in the manager's
+/// process, and the bound of each call.
+class shared_object {
+public:
+  /// The type of timeouts: any `std::chrono` duration converts to it.
+  using duration = std::chrono::steady_clock::duration;
+
+  /// No object: every call fails with `errc::invalid_argument`.
+  shared_object() = default;
+
+  /// The object whose actor is `obj`.
+  explicit shared_object(caf::actor obj) : obj_(std::move(obj)) {
+    // nop
+  }
+
+  /// The object's actor (in the manager's process).
+  const caf::actor& actor() const noexcept {
+    return obj_;
+  }
+
+  /// Asks the object `xs...` and returns its answer of type `R`; throws
+  /// the `actors::error` of a failure, naming the call `what`.
+  template <class R, class... Ts>
+  R call(const char* what, Ts&&... xs) const {
+    if (!obj_)
+      throw error(errc::invalid_argument,
+                  std::string{what} + " on an empty proxy");
+    std::optional<duration> timeout;
+    if (timeout_ns_ >= 0)
+      timeout = std::chrono::nanoseconds{timeout_ns_};
+    auto answer = ask<R>(obj_, timeout, std::forward<Ts>(xs)...);
+    if (!answer)
+      shared_call_failed(answer.error(), what);
+    if constexpr (!std::is_void_v<R>)
+      return std::move(*answer);
+  }
+
+  /// Bounds each later call by `timeout` (none: no bound).
+  void bound(std::optional<duration> timeout) noexcept {
+    timeout_ns_ = timeout ? std::max<std::int64_t>(
+                    0, std::chrono::duration_cast<std::chrono::nanoseconds>(
+                         *timeout)
+                         .count())
+                          : -1;
+  }
+
+  template <class Inspector>
+  friend typename Inspector::result_type inspect(Inspector& f,
+                                                 shared_object& x) {
+    return f(x.obj_, x.timeout_ns_);
+  }
+
+private:
+  caf::actor obj_;
+  std::int64_t timeout_ns_ = -1; // none
+};
+
+} // namespace detail
+
+class manager;
+
+/// A dict in a manager's process (Python's `DictProxy`): every call is a
+/// request to it, from whichever process of the run holds the handle.
+///
+/// @code
+/// actors::manager m;
+/// auto d = m.dict<std::string, int>();
+/// d.set("apples", 3);
+/// assert(d.get("apples") == 3);
+/// @endcode
+///
+/// Keys are equal when their serialized forms are (strings, numbers,
+/// tuples and vectors of them; not unordered containers). Keys and values
+/// are any serializable types (`inspect`); values may hold handles
+/// (queues, pipe ends, actors, other proxies). Iteration (`keys`, `values`,
+/// `items`) is in insertion order, as in Python, and returns a copy taken
+/// at one moment. Each call is atomic: `setdefault` and `pop` test and
+/// change in one step. A missing key is `errc::not_found` (`KeyError`);
+/// the manager's process gone, `errc::process_died`. Calls wait without
+/// bound unless `timeout` set one (then `errc::timeout`).
+template <class K, class V>
+class shared_dict {
+public:
+  /// The type of timeouts: any `std::chrono` duration converts to it.
+  using duration = std::chrono::steady_clock::duration;
+
+  /// An empty handle (every call fails); exists to be assigned or
+  /// deserialized.
+  shared_dict() = default;
+
+  /// `d[k] = v`.
+  void set(const K& k, V v) const {
+    obj_.call<void>("set", detail::mgr_set_atom::value, detail::to_key(k),
+                    detail::value::make(std::move(v)));
+  }
+
+  /// `d[k]`; `errc::not_found` when it holds no `k`.
+  V get(const K& k) const {
+    return obj_.call<detail::value>("get", detail::mgr_get_atom::value,
+                                    detail::to_key(k))
+      .template take<V>();
+  }
+
+  /// `d.get(k, fallback)`.
+  V get(const K& k, V fallback) const {
+    auto found = obj_
+                   .call<detail::value>("get", detail::mgr_get_atom::value,
+                                        detail::to_key(k), true)
+                   .template take<std::vector<detail::value>>();
+    return found.empty() ? fallback : found.front().template take<V>();
+  }
+
+  /// `k in d`.
+  bool contains(const K& k) const {
+    return obj_.call<bool>("contains", detail::mgr_has_atom::value,
+                           detail::to_key(k));
+  }
+
+  /// `d.pop(k)`: removes `k` and returns its value; `errc::not_found`.
+  V pop(const K& k) const {
+    return obj_.call<detail::value>("pop", detail::mgr_pop_atom::value,
+                                    detail::to_key(k))
+      .template take<V>();
+  }
+
+  /// `del d[k]`; `errc::not_found` when it holds no `k`.
+  void erase(const K& k) const {
+    pop(k);
+  }
+
+  /// `d.setdefault(k, v)`: the value of `k`, first set to `v` if missing.
+  V setdefault(const K& k, V v) const {
+    return obj_.call<detail::value>("setdefault",
+                                    detail::mgr_setdef_atom::value,
+                                    detail::to_key(k),
+                                    detail::value::make(std::move(v)))
+      .template take<V>();
+  }
+
+  /// `len(d)`.
+  std::size_t size() const {
+    return obj_.call<std::uint64_t>("size", detail::mgr_size_atom::value);
+  }
+
+  /// `d.clear()`.
+  void clear() const {
+    obj_.call<void>("clear", detail::mgr_clear_atom::value);
+  }
+
+  ///@{
+  /// `d.items()`, `d.keys()`, `d.values()`: copies, in insertion order.
+  std::vector<std::pair<K, V>> items() const {
+    std::vector<std::pair<K, V>> result;
+    for (auto& [k, v] : snapshot())
+      result.emplace_back(detail::from_key<K>(k), v.template take<V>());
+    return result;
+  }
+  std::vector<K> keys() const {
+    std::vector<K> result;
+    for (auto& kv : snapshot())
+      result.push_back(detail::from_key<K>(kv.first));
+    return result;
+  }
+  std::vector<V> values() const {
+    std::vector<V> result;
+    for (auto& kv : snapshot())
+      result.push_back(kv.second.template take<V>());
+    return result;
+  }
+  ///@}
+
+  /// Bounds every later call of this handle (none: no bound).
+  shared_dict& timeout(std::optional<duration> t) noexcept {
+    obj_.bound(t);
+    return *this;
+  }
+
+  template <class Inspector>
+  friend typename Inspector::result_type inspect(Inspector& f,
+                                                 shared_dict& x) {
+    return f(x.obj_);
+  }
+
+private:
+  friend class manager;
+
+  explicit shared_dict(caf::actor obj) : obj_(std::move(obj)) {
+    // nop
+  }
+
+  std::vector<std::pair<detail::key_bytes, detail::value>> snapshot() const {
+    return obj_
+      .call<detail::value>("items", detail::mgr_items_atom::value)
+      .template take<std::vector<std::pair<detail::key_bytes, detail::value>>>();
+  }
+
+  detail::shared_object obj_;
+};
+
+/// A list in a manager's process (Python's `ListProxy`): `append`,
+/// `get(i)`, `set(i, x)`, `pop(i)` (negative indices count from the end,
+/// as in Python), `size`, `clear`, `extend`, `to_vector` (a copy). An index
+/// outside the list is `errc::not_found` (`IndexError`). As `shared_dict`
+/// otherwise.
+template <class T>
+class shared_list {
+public:
+  /// The type of timeouts: any `std::chrono` duration converts to it.
+  using duration = std::chrono::steady_clock::duration;
+
+  /// An empty handle (every call fails).
+  shared_list() = default;
+
+  /// `l.append(x)`.
+  void append(T x) const {
+    obj_.call<void>("append", detail::mgr_append_atom::value,
+                    detail::value::make(std::move(x)));
+  }
+
+  /// `l.extend(xs)`, in one step.
+  void extend(std::vector<T> xs) const {
+    std::vector<detail::value> items;
+    for (auto& x : xs)
+      items.push_back(detail::value::make(std::move(x)));
+    obj_.call<void>("extend", detail::mgr_append_atom::value,
+                    detail::value::make(std::move(items)), true);
+  }
+
+  /// `l[i]`.
+  T get(std::int64_t i) const {
+    return obj_.call<detail::value>("get", detail::mgr_get_atom::value, i)
+      .template take<T>();
+  }
+
+  /// `l[i] = x`.
+  void set(std::int64_t i, T x) const {
+    obj_.call<void>("set", detail::mgr_set_atom::value, i,
+                    detail::value::make(std::move(x)));
+  }
+
+  /// `l.pop(i)` (the last one by default).
+  T pop(std::int64_t i = -1) const {
+    return obj_.call<detail::value>("pop", detail::mgr_pop_atom::value, i)
+      .template take<T>();
+  }
+
+  /// `len(l)`.
+  std::size_t size() const {
+    return obj_.call<std::uint64_t>("size", detail::mgr_size_atom::value);
+  }
+
+  /// `l.clear()` (Python's `del l[:]`).
+  void clear() const {
+    obj_.call<void>("clear", detail::mgr_clear_atom::value);
+  }
+
+  /// `l[:]`: a copy.
+  std::vector<T> to_vector() const {
+    auto items = obj_.call<detail::value>("to_vector",
+                                          detail::mgr_items_atom::value)
+                   .template take<std::vector<detail::value>>();
+    std::vector<T> result;
+    result.reserve(items.size());
+    for (auto& v : items)
+      result.push_back(v.template take<T>());
+    return result;
+  }
+
+  /// Bounds every later call of this handle (none: no bound).
+  shared_list& timeout(std::optional<duration> t) noexcept {
+    obj_.bound(t);
+    return *this;
+  }
+
+  template <class Inspector>
+  friend typename Inspector::result_type inspect(Inspector& f,
+                                                 shared_list& x) {
+    return f(x.obj_);
+  }
+
+private:
+  friend class manager;
+
+  explicit shared_list(caf::actor obj) : obj_(std::move(obj)) {
+    // nop
+  }
+
+  detail::shared_object obj_;
+};
+
+/// Python's `manager.Namespace()`: named attributes of any serializable
+/// types, `ns.set("x", 1)` for `ns.x = 1`, `ns.get<int>("x")` for `ns.x`
+/// (`errc::not_found` when it has none, `errc::type_mismatch` when it holds
+/// another type). As `shared_dict` otherwise.
+class shared_namespace {
+public:
+  /// The type of timeouts: any `std::chrono` duration converts to it.
+  using duration = std::chrono::steady_clock::duration;
+
+  /// An empty handle (every call fails).
+  shared_namespace() = default;
+
+  /// `ns.name = x`.
+  template <class T>
+  void set(const std::string& name, T x) const {
+    obj_.call<void>("set", detail::mgr_set_atom::value, detail::to_key(name),
+                    detail::value::make(std::move(x)));
+  }
+
+  /// `ns.name`.
+  template <class T>
+  T get(const std::string& name) const {
+    return obj_
+      .call<detail::value>("get", detail::mgr_get_atom::value,
+                           detail::to_key(name))
+      .template take<T>();
+  }
+
+  /// `hasattr(ns, name)`.
+  bool contains(const std::string& name) const {
+    return obj_.call<bool>("contains", detail::mgr_has_atom::value,
+                           detail::to_key(name));
+  }
+
+  /// `del ns.name`; `errc::not_found` when it has none.
+  void erase(const std::string& name) const {
+    obj_.call<detail::value>("erase", detail::mgr_pop_atom::value,
+                             detail::to_key(name));
+  }
+
+  /// Bounds every later call of this handle (none: no bound).
+  shared_namespace& timeout(std::optional<duration> t) noexcept {
+    obj_.bound(t);
+    return *this;
+  }
+
+  template <class Inspector>
+  friend typename Inspector::result_type inspect(Inspector& f,
+                                                 shared_namespace& x) {
+    return f(x.obj_);
+  }
+
+private:
+  friend class manager;
+
+  explicit shared_namespace(caf::actor obj) : obj_(std::move(obj)) {
+    // nop
+  }
+
+  detail::shared_object obj_;
+};
+
+/// Python's `manager.Value(typecode, x)`: one value of `T` in the
+/// manager's process, `get()` and `set(x)` (its `.value`). As `shared_dict`
+/// otherwise.
+template <class T>
+class shared_value {
+public:
+  /// The type of timeouts: any `std::chrono` duration converts to it.
+  using duration = std::chrono::steady_clock::duration;
+
+  /// An empty handle (every call fails).
+  shared_value() = default;
+
+  /// `v.value`.
+  T get() const {
+    return obj_
+      .call<detail::value>("get", detail::mgr_get_atom::value,
+                           detail::key_bytes{})
+      .template take<T>();
+  }
+
+  /// `v.value = x`.
+  void set(T x) const {
+    obj_.call<void>("set", detail::mgr_set_atom::value, detail::key_bytes{},
+                    detail::value::make(std::move(x)));
+  }
+
+  /// Bounds every later call of this handle (none: no bound).
+  shared_value& timeout(std::optional<duration> t) noexcept {
+    obj_.bound(t);
+    return *this;
+  }
+
+  template <class Inspector>
+  friend typename Inspector::result_type inspect(Inspector& f,
+                                                 shared_value& x) {
+    return f(x.obj_);
+  }
+
+private:
+  friend class manager;
+
+  explicit shared_value(caf::actor obj) : obj_(std::move(obj)) {
+    // nop
+  }
+
+  detail::shared_object obj_;
+};
+
+/// A process that owns shared objects and serves them to every process of
+/// the run: Python's `multiprocessing.Manager()` (a `SyncManager`). Its
+/// objects are actors in that process, and each proxy (`shared_dict`,
+/// `shared_list`, `shared_namespace`, `shared_value`) is a handle to one:
+/// every call is a request, answered in the order it arrives, so each call
+/// is atomic. Proxies are copied freely, passed to processes and pool tasks
+/// as arguments, put into queues and stored in other shared objects.
+///
+/// @code
+/// void count(actors::shared_dict<std::string, int> d, std::string word) {
+///   d.set(word, static_cast<int>(word.size()));
+/// }
+///
+/// actors::manager m;
+/// auto d = m.dict<std::string, int>();
+/// actors::process p{count, d, std::string{"hello"}};
+/// p.start();
+/// p.join();
+/// assert(d.get("hello") == 5);
+/// @endcode
+///
+/// **Lifetime.** The constructor starts the manager's process (an actor
+/// process, "SyncManager-N") and returns once it serves. `shutdown()`, or
+/// the destructor (Python's `with Manager() as m:`), stops it; the objects
+/// go with it, and a call through a proxy then fails at once with
+/// `errc::process_died`, as it does when the process is killed. A program
+/// that exits stops its managers.
+///
+/// **Speed.** A call is one round trip to the manager's process over the
+/// link between the two processes (shared memory): see the bench rows
+/// `manager dict set+get` and `manager list append`.
+class manager {
+public:
+  /// Starts the manager's process; throws `errc::spawn_failed` when it
+  /// cannot.
+  manager();
+
+  /// Stops the manager's process (see **Lifetime**).
+  ~manager();
+
+  ///@{
+  /// A manager moves and does not copy: one handle per manager process.
+  manager(manager&&) noexcept;
+  manager& operator=(manager&&) noexcept;
+  ///@}
+  manager(const manager&) = delete;
+  manager& operator=(const manager&) = delete;
+
+  /// `manager.dict()`: a new, empty dict.
+  template <class K, class V>
+  shared_dict<K, V> dict() const {
+    return shared_dict<K, V>{make(detail::shared_kind::dict)};
+  }
+
+  /// `manager.list()`: a new, empty list.
+  template <class T>
+  shared_list<T> list() const {
+    return shared_list<T>{make(detail::shared_kind::list)};
+  }
+
+  /// `manager.Namespace()`: a new namespace without attributes.
+  shared_namespace make_namespace() const {
+    return shared_namespace{make(detail::shared_kind::dict)};
+  }
+
+  /// `manager.Value(typecode, x)`: a new value holding `x`.
+  template <class T>
+  shared_value<T> value(T x) const {
+    shared_value<T> result{make(detail::shared_kind::dict)};
+    result.set(std::move(x));
+    return result;
+  }
+
+  /// Stops the manager's process, waiting up to `timeout` (it is killed
+  /// after 2 s); true when it has ended. Harmless when it has already.
+  bool shutdown(std::optional<std::chrono::steady_clock::duration> timeout
+                = std::chrono::seconds{5});
+
+  /// The manager's process id.
+  pid_t pid() const;
+
+  /// Whether its process still runs.
+  bool is_alive() const;
+
+private:
+  caf::actor make(detail::shared_kind kind) const;
+
+  std::unique_ptr<actor_process<caf::actor>> process_;
+};
+
+} // namespace actors

@@ -1,0 +1,197 @@
+// actors::manager (Python's Manager()): dicts, lists, namespaces and values
+// in a manager process, used from this process, from children and from pool
+// workers; Python's errors as typed ones; the manager's end fails every
+// later call at once.
+
+#include <doctest/doctest.h>
+
+#include <csignal>
+#include <algorithm>
+#include <map>
+#include <tuple>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "actors/all.hpp"
+#include "support/error_code.hpp"
+
+using namespace std::chrono_literals;
+using support::code_of;
+
+namespace {
+
+struct point {
+  int x = 0;
+  std::string label;
+
+  friend bool operator==(const point& a, const point& b) {
+    return a.x == b.x && a.label == b.label;
+  }
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, point& p) {
+  return f(caf::meta::type_name("point"), p.x, p.label);
+}
+
+// Each child adds its share to the dict and the list.
+void fills(actors::shared_dict<int, point> d, actors::shared_list<int> l,
+           int from, int n) {
+  for (int i = from; i < from + n; ++i) {
+    d.set(i, point{i * i, "p" + std::to_string(i)});
+    l.append(i);
+  }
+}
+
+int squares_into(actors::shared_dict<int, int> d, int x) {
+  d.set(x, x * x);
+  return x;
+}
+
+// Counts in a namespace under a lock, as Python's docs do.
+void counts(actors::shared_namespace ns, actors::lock guard, int n) {
+  for (int i = 0; i < n; ++i) {
+    std::lock_guard<actors::lock> hold{guard};
+    ns.set("count", ns.get<int>("count") + 1);
+  }
+}
+
+} // namespace
+
+TEST_CASE("a shared dict: set, get, contains, pop, setdefault, items in "
+          "insertion order, and KeyError as errc::not_found") {
+  actors::manager m;
+  CHECK(m.is_alive());
+  CHECK(m.pid() != ::getpid());
+  auto d = m.dict<std::string, int>();
+  CHECK(d.size() == 0);
+  d.set("b", 2);
+  d.set("a", 1);
+  d.set("c", 3);
+  d.set("b", 20); // keeps its place
+  CHECK(d.get("b") == 20);
+  CHECK(d.get("zz", -1) == -1);
+  CHECK(d.contains("a"));
+  CHECK_FALSE(d.contains("zz"));
+  CHECK(code_of([&] { d.get("zz"); }) == actors::errc::not_found);
+  CHECK(d.keys() == std::vector<std::string>{"b", "a", "c"});
+  CHECK(d.values() == std::vector<int>{20, 1, 3});
+  CHECK(d.items()
+        == std::vector<std::pair<std::string, int>>{{"b", 20},
+                                                    {"a", 1},
+                                                    {"c", 3}});
+  CHECK(d.pop("a") == 1);
+  CHECK(code_of([&] { d.pop("a"); }) == actors::errc::not_found);
+  CHECK(code_of([&] { d.erase("a"); }) == actors::errc::not_found);
+  CHECK(d.setdefault("c", 99) == 3);
+  CHECK(d.setdefault("d", 4) == 4);
+  CHECK(d.size() == 3);
+  d.erase("d");
+  d.clear();
+  CHECK(d.size() == 0);
+  // An empty handle: a typed error.
+  actors::shared_dict<std::string, int> empty;
+  CHECK(code_of([&] { empty.get("x"); }) == actors::errc::invalid_argument);
+}
+
+TEST_CASE("a shared list: append, extend, Python's indices, IndexError as "
+          "errc::not_found") {
+  actors::manager m;
+  auto l = m.list<std::string>();
+  l.append("a");
+  l.extend({"b", "c", "d"});
+  CHECK(l.size() == 4);
+  CHECK(l.get(0) == "a");
+  CHECK(l.get(-1) == "d");
+  l.set(-2, "C");
+  CHECK(l.to_vector() == std::vector<std::string>{"a", "b", "C", "d"});
+  CHECK(l.pop() == "d");
+  CHECK(l.pop(0) == "a");
+  CHECK(code_of([&] { l.get(2); }) == actors::errc::not_found);
+  CHECK(code_of([&] { l.set(-3, "x"); }) == actors::errc::not_found);
+  l.clear();
+  CHECK(code_of([&] { l.pop(); }) == actors::errc::not_found);
+}
+
+TEST_CASE("children and pool workers share the manager's objects") {
+  actors::manager m;
+  auto d = m.dict<int, point>();
+  auto l = m.list<int>();
+  std::vector<actors::process> children;
+  for (int c = 0; c < 4; ++c)
+    children.emplace_back(fills, d, l, c * 25, 25);
+  for (auto& p : children)
+    p.start();
+  for (auto& p : children) {
+    REQUIRE(p.join(30s));
+    CHECK(p.exitcode() == 0);
+  }
+  CHECK(d.size() == 100);
+  CHECK(d.get(7) == point{49, "p7"});
+  auto items = l.to_vector();
+  std::sort(items.begin(), items.end());
+  std::vector<int> expected(100);
+  for (int i = 0; i < 100; ++i)
+    expected[static_cast<std::size_t>(i)] = i;
+  CHECK(items == expected);
+  auto squares = m.dict<int, int>();
+  actors::pool pool{2};
+  std::vector<std::tuple<actors::shared_dict<int, int>, int>> inputs;
+  for (int x = 1; x <= 8; ++x)
+    inputs.emplace_back(squares, x);
+  CHECK(pool.starmap(squares_into, inputs).size() == 8);
+  pool.close();
+  pool.join();
+  CHECK(squares.size() == 8);
+  CHECK(squares.get(8) == 64);
+}
+
+TEST_CASE("a namespace and a value") {
+  actors::manager m;
+  auto ns = m.make_namespace();
+  ns.set("count", 0);
+  ns.set("name", std::string{"run"});
+  CHECK(ns.get<std::string>("name") == "run");
+  CHECK(ns.contains("count"));
+  CHECK(code_of([&] { ns.get<int>("none"); }) == actors::errc::not_found);
+  CHECK(code_of([&] { ns.get<int>("name"); }) == actors::errc::type_mismatch);
+  auto guard = actors::make_lock();
+  actors::process a{counts, ns, guard, 50};
+  actors::process b{counts, ns, guard, 50};
+  a.start();
+  b.start();
+  REQUIRE(a.join(30s));
+  REQUIRE(b.join(30s));
+  CHECK(ns.get<int>("count") == 100);
+  ns.erase("name");
+  CHECK_FALSE(ns.contains("name"));
+  auto v = m.value<double>(1.5);
+  CHECK(v.get() == 1.5);
+  v.set(2.5);
+  CHECK(v.get() == 2.5);
+}
+
+TEST_CASE("after shutdown, or when the manager's process is killed, every "
+          "call fails at once") {
+  actors::manager m;
+  auto d = m.dict<int, int>();
+  d.set(1, 1);
+  CHECK(m.shutdown(10s));
+  CHECK_FALSE(m.is_alive());
+  auto t0 = std::chrono::steady_clock::now();
+  CHECK(code_of([&] { d.get(1); }) == actors::errc::process_died);
+  CHECK(std::chrono::steady_clock::now() - t0 < 5s);
+  CHECK(m.shutdown()); // twice is harmless
+  actors::manager killed;
+  auto l = killed.list<int>();
+  l.append(1);
+  ::kill(killed.pid(), SIGKILL);
+  CHECK(code_of([&] { l.append(2); }) == actors::errc::process_died);
+  // A bounded call of a living manager.
+  actors::manager slow;
+  auto bounded = slow.dict<int, int>();
+  bounded.timeout(5s);
+  bounded.set(1, 2);
+  CHECK(bounded.get(1) == 2);
+}
