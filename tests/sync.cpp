@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <fcntl.h>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <unistd.h>
@@ -315,7 +316,71 @@ void until_waiting(const actors::barrier& b, std::size_t n) {
   REQUIRE(b.n_waiting() == n);
 }
 
+// The barrier action's counter: each party sets it before it meets (an
+// action takes no arguments; every process of the run has its globals).
+actors::value<long> action_runs;
+
+void count_round() {
+  std::lock_guard<actors::rlock> guard{action_runs.get_lock()};
+  action_runs.set(action_runs.get() + 1);
+}
+
+void throws_in_action() {
+  throw std::runtime_error("the action failed");
+}
+
+// Meets `rounds` times and reports how many actions had run after each.
+void meet_counting(actors::barrier b, actors::value<long> runs, int rounds,
+                   actors::queue<long> seen) {
+  action_runs = runs;
+  for (int i = 0; i < rounds; ++i) {
+    b.wait(20s);
+    seen.put(runs.get());
+  }
+}
+
 } // namespace
+
+TEST_CASE("a barrier's action runs once per round, in the last party, "
+          "before any leaves") {
+  action_runs = actors::make_value<long>(0);
+  auto b = actors::make_barrier(3, count_round, 20s);
+  actors::queue<long> seen{actors::unbounded};
+  std::vector<actors::process> parties;
+  for (int i = 0; i < 2; ++i) {
+    parties.emplace_back(meet_counting, b, action_runs, 5, seen);
+    parties.back().start();
+  }
+  for (long round = 1; round <= 5; ++round) {
+    b.wait();
+    CHECK(action_runs.get() == round);
+  }
+  for (auto& p : parties) {
+    REQUIRE(p.join(20s));
+    CHECK(p.exitcode() == 0);
+  }
+  // Each party saw exactly the rounds done so far after each round.
+  std::vector<long> all;
+  for (int i = 0; i < 10; ++i)
+    all.push_back(seen.get(1s));
+  std::sort(all.begin(), all.end());
+  CHECK(all == std::vector<long>{1, 1, 2, 2, 3, 3, 4, 4, 5, 5});
+  CHECK(action_runs.get() == 5);
+  // An action that throws: its party gets the exception, the others a
+  // broken barrier.
+  auto failing = actors::make_barrier(2, throws_in_action);
+  std::thread other{[&] {
+    CHECK(code_of([&] { failing.wait(10s); })
+          == actors::errc::broken_barrier);
+  }};
+  until_waiting(failing, 1);
+  CHECK_THROWS_WITH_AS(failing.wait(10s), "the action failed",
+                       std::runtime_error);
+  other.join();
+  CHECK(failing.broken());
+  failing.reset();
+  CHECK_FALSE(failing.broken());
+}
 
 TEST_CASE("a barrier of four processes meets ten times, indices 0 to 3") {
   auto b = actors::make_barrier(4);

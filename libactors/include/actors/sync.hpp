@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <optional>
 
+#include "actors/detail/code_ref.hpp"
 #include "actors/detail/queue_ref.hpp"
 #include "actors/error.hpp"
 #include "actors/lock.hpp"
@@ -323,8 +324,11 @@ condition make_condition(const rlock& l,
 /// told so. A party that never arrives holds the others until their
 /// timeout, as in Python: give one.
 ///
-/// Python's `action` has no counterpart: run it where `wait()` returned 0
-/// (or `parties() - 1`), as Python's documentation suggests for processes.
+/// **Action.** A barrier made with an `action` (a plain function or a
+/// lambda without captures) runs it in the last party to arrive, before
+/// any party leaves, once per round, in whichever process that party runs
+/// (all run this binary). If it throws, the barrier breaks: that party's
+/// `wait` throws the action's exception, the others' `errc::broken_barrier`.
 /// A barrier is used on the host where it was made (`errc::owner_unreachable`
 /// elsewhere).
 class barrier {
@@ -356,23 +360,31 @@ public:
 
   template <class Inspector>
   friend typename Inspector::result_type inspect(Inspector& f, barrier& x) {
-    return f(x.ref_.pid, x.ref_.fd, x.ref_.arena, x.ref_.slot);
+    return f(x.ref_.pid, x.ref_.fd, x.ref_.arena, x.ref_.slot, x.action_);
   }
 
 private:
-  friend barrier make_barrier(std::size_t, std::optional<duration>);
+  friend barrier make_barrier(std::size_t, void (*)(),
+                              std::optional<duration>);
 
   // The barrier's memory, mapped here on first use.
   char* memory() const;
 
   detail::lock_handle_ref ref_;
   mutable char* mapped_ = nullptr;
+  // The action, as every process of this binary finds it; offset 0: none.
+  detail::code_ref action_;
 };
 
 /// A barrier for `parties` threads (at least 1, at most 4096:
 /// `errc::invalid_argument` otherwise), whose `wait` is bounded by
 /// `timeout` when it is given none.
 barrier make_barrier(std::size_t parties,
+                     std::optional<barrier::duration> timeout = std::nullopt);
+
+/// A barrier as above whose last party to arrive in each round runs
+/// `action` before the round is released (Python's `action`).
+barrier make_barrier(std::size_t parties, void (*action)(),
                      std::optional<barrier::duration> timeout = std::nullopt);
 
 } // namespace actors

@@ -17,7 +17,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <exception>
 #include <string>
+#include <utility>
 
 namespace actors {
 
@@ -200,6 +202,26 @@ std::size_t barrier::wait(std::optional<duration> timeout) const {
     throw_broken();
   auto index = st.count++;
   if (index + 1 == st.parties) {
+    // Python's `_release`: the action runs before anyone leaves; if it
+    // throws, the round breaks and this party throws what it threw.
+    std::exception_ptr failed;
+    if (action_.offset != 0) {
+      try {
+        auto* fn = detail::from_code_ref(action_);
+        if (fn == nullptr)
+          throw error(errc::function_not_found,
+                      "the barrier's action is not in this program");
+        reinterpret_cast<void (*)()>(const_cast<void*>(fn))();
+      } catch (...) {
+        failed = std::current_exception();
+      }
+    }
+    if (failed) {
+      b.break_it();
+      --st.count;
+      b.leave_check();
+      std::rethrow_exception(failed);
+    }
     b.set(phase::draining);
     b.notify_all();
   } else {
@@ -260,11 +282,19 @@ bool barrier::broken() const {
 
 barrier make_barrier(std::size_t parties,
                      std::optional<barrier::duration> timeout) {
+  return make_barrier(parties, nullptr, timeout);
+}
+
+barrier make_barrier(std::size_t parties, void (*action)(),
+                     std::optional<barrier::duration> timeout) {
   if (parties == 0 || parties > max_parties)
     throw error(errc::invalid_argument,
                 "a barrier's parties must be 1 to "
                   + std::to_string(max_parties) + ", not "
                   + std::to_string(parties));
+  detail::code_ref action_ref;
+  if (action != nullptr)
+    action_ref = detail::to_code_ref(reinterpret_cast<const void*>(action));
   auto n = static_cast<std::uint32_t>(parties);
   auto [ref, memory] = detail::make_slots(
     head_slots + detail::wait_list::slots(capacity_for(n)));
@@ -284,6 +314,7 @@ barrier make_barrier(std::size_t parties,
   barrier result;
   result.ref_ = ref;
   result.mapped_ = memory;
+  result.action_ = std::move(action_ref);
   return result;
 }
 
