@@ -72,14 +72,15 @@ struct relays {
     return *instance;
   }
 
-  // The last of a relay's threads to end forgets it; the relay (and its
-  // socket) goes with that thread's reference.
-  void finished(const std::shared_ptr<relay>& r) {
+  // A relay's thread has ended: it drops its reference under the lock, and
+  // the last one forgets the relay, which goes then (its socket, its queue
+  // handles), before stop_all() can see it gone.
+  void finished(std::shared_ptr<relay> r) {
     std::lock_guard<std::mutex> guard{mtx};
-    if (--r->running == 0) {
+    if (--r->running == 0)
       live.remove(r);
-      ended.notify_all();
-    }
+    r.reset();
+    ended.notify_all();
   }
 
   void stop_all() {
@@ -157,9 +158,9 @@ std::pair<queue_ref, queue_ref> relay_socket(int fd, relay_codec codec) {
     all.hooked = true;
   }
   auto run = [&all](std::shared_ptr<relay> self, void (*loop)(relay&)) {
-    return [&all, self = std::move(self), loop] {
+    return [&all, self = std::move(self), loop]() mutable {
       loop(*self);
-      all.finished(self);
+      all.finished(std::move(self));
     };
   };
   try {
