@@ -57,7 +57,29 @@ void counts(actors::shared_namespace ns, actors::lock guard, int n) {
   }
 }
 
+// Takes a dict from a queue and sets one entry.
+void sets_from_queue(actors::queue<actors::shared_dict<int, int>> q) {
+  q.get(10s).set(7, 49);
+}
+
 } // namespace
+
+TEST_CASE("proxies travel through queues and inside other shared objects") {
+  actors::manager m;
+  auto d = m.dict<int, int>();
+  actors::queue<actors::shared_dict<int, int>> q{actors::unbounded};
+  q.put(d);
+  actors::process p{sets_from_queue, q};
+  p.start();
+  REQUIRE(p.join(30s));
+  CHECK(p.exitcode() == 0);
+  CHECK(d.get(7) == 49);
+  auto lists = m.dict<std::string, actors::shared_list<int>>();
+  lists.set("a", m.list<int>());
+  lists.get("a").append(1);
+  lists.get("a").append(2);
+  CHECK(lists.get("a").to_vector() == std::vector<int>{1, 2});
+}
 
 TEST_CASE("a shared dict: set, get, contains, pop, setdefault, items in "
           "insertion order, and KeyError as errc::not_found") {
