@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <map>
 #include <tuple>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -62,7 +63,172 @@ void sets_from_queue(actors::queue<actors::shared_dict<int, int>> q) {
   q.get(10s).set(7, 49);
 }
 
+// A class of the user's, made in a manager's process.
+class account {
+public:
+  account() = default;
+  account(std::string owner, int balance)
+    : owner_(std::move(owner)), balance_(balance) {
+    if (balance_ < 0)
+      throw std::invalid_argument("a negative opening balance");
+  }
+
+  int deposit(int amount) {
+    return balance_ += amount;
+  }
+
+  int withdraw(int amount) {
+    if (amount > balance_)
+      throw std::runtime_error("insufficient funds: " + std::to_string(balance_));
+    return balance_ -= amount;
+  }
+
+  int balance() const noexcept {
+    return balance_;
+  }
+
+  const std::string& owner() const {
+    return owner_;
+  }
+
+  void rename(const std::string& to) {
+    owner_ = to;
+  }
+
+  // Blocks on a queue: holds up this object only.
+  int take(actors::queue<int> q) {
+    return q.get(30s);
+  }
+
+private:
+  std::string owner_;
+  int balance_ = 0;
+};
+
+void deposits(actors::proxy<account> a, int n) {
+  for (int i = 0; i < n; ++i)
+    a.call<&account::deposit>(1);
+}
+
+// Uses what a manager made: a queue, a lock, an event, a barrier.
+void uses_made(actors::queue<int> q, actors::mutex guard, actors::event go,
+               actors::barrier b) {
+  q.put(1);
+  {
+    std::lock_guard<actors::mutex> hold{guard};
+    q.put(2);
+  }
+  if (go.wait(30s))
+    q.put(3);
+  b.wait(30s);
+}
+
 } // namespace
+
+TEST_CASE("a class of the user's in the manager: its methods are atomic "
+          "requests from any process: what they throw is task_failed") {
+  actors::manager m;
+  auto a = m.make<account>(std::string{"ada"}, 10);
+  CHECK(a.call<&account::deposit>(5) == 15);
+  CHECK(a.call<&account::balance>() == 15);
+  CHECK(a.call<&account::owner>() == "ada");
+  a.call<&account::rename>(std::string{"bob"});
+  CHECK(a.call<&account::owner>() == "bob");
+  // Four processes deposit at once; no deposit is lost.
+  std::vector<actors::process> children;
+  for (int c = 0; c < 4; ++c)
+    children.emplace_back(deposits, a, 50);
+  for (auto& p : children)
+    p.start();
+  for (auto& p : children) {
+    REQUIRE(p.join(30s));
+    CHECK(p.exitcode() == 0);
+  }
+  CHECK(a.call<&account::balance>() == 215);
+  // An exception in a method: its type and message; the object lives on.
+  try {
+    a.call<&account::withdraw>(1000);
+    FAIL("withdraw should have thrown");
+  } catch (const actors::error& e) {
+    CHECK(e.code() == actors::errc::task_failed);
+    CHECK(std::string{e.what()}.find("runtime_error") != std::string::npos);
+    CHECK(std::string{e.what()}.find("insufficient funds: 215")
+          != std::string::npos);
+  }
+  CHECK(a.call<&account::withdraw>(15) == 200);
+  // A constructor that throws makes nothing.
+  try {
+    m.make<account>(std::string{"eve"}, -1);
+    FAIL("make should have thrown");
+  } catch (const actors::error& e) {
+    CHECK(e.code() == actors::errc::task_failed);
+    CHECK(std::string{e.what()}.find("negative opening balance")
+          != std::string::npos);
+  }
+  // A proxy travels inside another shared object.
+  auto accounts = m.dict<std::string, actors::proxy<account>>();
+  accounts.set("a", a);
+  CHECK(accounts.get("a").call<&account::balance>() == 200);
+  // A call that blocks holds up its object only; a bound gives up.
+  actors::queue<int> q{actors::unbounded};
+  auto b = m.make<account>();
+  auto blocked = b;
+  blocked.timeout(200ms);
+  CHECK(code_of([&] { blocked.call<&account::take>(q); })
+        == actors::errc::timeout);
+  CHECK(a.call<&account::deposit>(1) == 201); // another object answers
+  q.put(7);                                   // the blocked call takes it
+  CHECK(b.call<&account::balance>() == 0);    // after the blocked call
+  CHECK(q.empty());
+  // The manager gone: every proxy fails at once.
+  ::kill(m.pid(), SIGKILL);
+  CHECK(code_of([&] { a.call<&account::balance>(); })
+        == actors::errc::process_died);
+}
+
+TEST_CASE("a queue, a lock, an event, a barrier and the rest made by the "
+          "manager: ordinary handles owned by its process") {
+  actors::manager m;
+  auto q = m.queue<int>(10);
+  auto guard = m.lock();
+  auto go = m.event();
+  auto b = m.barrier(2);
+  actors::process p{uses_made, q, guard, go, b};
+  p.start();
+  CHECK(q.get(30s) == 1);
+  CHECK(q.get(30s) == 2);
+  go.set();
+  CHECK(q.get(30s) == 3);
+  CHECK(b.wait(30s) < 2);
+  REQUIRE(p.join(30s));
+  CHECK(p.exitcode() == 0);
+  auto s = m.bounded_semaphore(1);
+  s.acquire();
+  CHECK(code_of([&] {
+          s.release();
+          s.release();
+        })
+        == actors::errc::invalid_argument);
+  auto r = m.rlock();
+  r.acquire();
+  r.acquire();
+  r.release();
+  r.release();
+  auto c = m.condition();
+  c.acquire();
+  CHECK_FALSE(c.wait(10ms));
+  c.release();
+  auto jq = m.joinable_queue<std::string>();
+  jq.put("x");
+  CHECK(jq.get(1s) == "x");
+  jq.task_done();
+  CHECK(jq.join(1s));
+  CHECK(m.semaphore(2).value() == 2);
+  // Their owner is the manager's process: when it dies, they fail instead
+  // of blocking.
+  ::kill(m.pid(), SIGKILL);
+  CHECK(code_of([&] { q.get(30s); }) == actors::errc::owner_unreachable);
+}
 
 TEST_CASE("proxies travel through queues and inside other shared objects") {
   actors::manager m;

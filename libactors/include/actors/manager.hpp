@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <type_traits>
+#include <typeinfo>
 #include <utility>
 #include <vector>
 
@@ -20,8 +21,12 @@
 
 #include "actors/actor_process.hpp"
 #include "actors/ask.hpp"
+#include "actors/detail/closure.hpp"
 #include "actors/detail/value.hpp"
 #include "actors/error.hpp"
+#include "actors/lock.hpp"
+#include "actors/queue.hpp"
+#include "actors/sync.hpp"
 
 namespace actors {
 
@@ -68,6 +73,7 @@ using mgr_clear_atom = caf::atom_constant<caf::atom("mgr_clear")>;
 using mgr_items_atom = caf::atom_constant<caf::atom("mgr_items")>;
 using mgr_append_atom = caf::atom_constant<caf::atom("mgr_append")>;
 using mgr_setdef_atom = caf::atom_constant<caf::atom("mgr_setdef")>;
+using mgr_call_atom = caf::atom_constant<caf::atom("mgr_call")>;
 ///@}
 
 /// What a manager makes.
@@ -477,6 +483,163 @@ private:
   detail::shared_object obj_;
 };
 
+namespace detail {
+
+/// The object of one of a manager's objects of a user's class, in the
+/// manager's process: set for the thread that runs a call on it.
+struct object_slot {
+  std::shared_ptr<void> object;
+  const std::type_info* type = nullptr;
+  bool wrong_type = false; ///< a call was made through a proxy of another type
+};
+
+/// The slot of the object whose call this thread runs (null elsewhere).
+object_slot* current_object() noexcept;
+
+/// Runs in the manager's process: makes the object of a `proxy<T>`.
+template <class T, class... As>
+void construct_object(As... xs) {
+  auto* slot = current_object();
+  slot->object = std::make_shared<T>(std::move(xs)...);
+  slot->type = &typeid(T);
+}
+
+/// The object a call runs on, which must be a `T`.
+template <class T>
+T& object_of_call() {
+  auto* slot = current_object();
+  if (slot->type == nullptr || *slot->type != typeid(T)) {
+    slot->wrong_type = true;
+    throw error(errc::type_mismatch,
+                "a call made through a proxy of another class than its "
+                "object's");
+  }
+  return *static_cast<T*>(slot->object.get());
+}
+
+/// Runs member function `M` of the object of the call: a plain function,
+/// so that it can be bound into a closure and sent to the manager.
+template <auto M, class T, class R, class... Ps>
+struct member_call {
+  using object = T;
+  using result = std::decay_t<R>;
+  static result run(std::decay_t<Ps>... xs) {
+    return (object_of_call<T>().*M)(static_cast<Ps&&>(xs)...);
+  }
+};
+
+template <auto M, class = decltype(M)>
+struct member_of;
+
+template <auto M, class T, class R, class... Ps>
+struct member_of<M, R (T::*)(Ps...)> : member_call<M, T, R, Ps...> {};
+
+template <auto M, class T, class R, class... Ps>
+struct member_of<M, R (T::*)(Ps...) const> : member_call<M, T, R, Ps...> {};
+
+template <auto M, class T, class R, class... Ps>
+struct member_of<M, R (T::*)(Ps...) noexcept> : member_call<M, T, R, Ps...> {
+};
+
+template <auto M, class T, class R, class... Ps>
+struct member_of<M, R (T::*)(Ps...) const noexcept>
+  : member_call<M, T, R, Ps...> {};
+
+/// What the library's own objects are made with in a manager's process.
+template <class T>
+queue<T> make_queue_there(long maxsize) {
+  return queue<T>{maxsize};
+}
+template <class T>
+joinable_queue<T> make_joinable_queue_there(long maxsize) {
+  return joinable_queue<T>{maxsize};
+}
+inline condition make_condition_there() {
+  return make_condition();
+}
+inline barrier make_barrier_there(std::size_t parties) {
+  return make_barrier(parties);
+}
+
+} // namespace detail
+
+/// An object of a class of yours in a manager's process (Python's proxy of
+/// a class given to `BaseManager.register`): `call<&T::method>(args...)`
+/// runs the method there and returns its result, from whichever process of
+/// the run holds the handle.
+///
+/// @code
+/// struct counter {
+///   int n;
+///   explicit counter(int start) : n(start) {}
+///   int add(int k) { return n += k; }
+///   int get() const { return n; }
+/// };
+///
+/// actors::manager m;
+/// auto c = m.make<counter>(10);   // constructed in the manager's process
+/// c.call<&counter::add>(5);        // 15
+/// assert(c.call<&counter::get>() == 15);
+/// @endcode
+///
+/// The object's calls run one at a time, in the order they arrive, on a
+/// thread of the object's own in the manager's process: each call is
+/// atomic, and a call that blocks (a queue's `get`, a lock) holds up only
+/// its object. Arguments and results are copied (they must be
+/// serializable: builtins, standard containers, types with `inspect`,
+/// including the library's handles); reference parameters bind to the
+/// copy, and a reference result is returned by value. An exception thrown
+/// by the method arrives as `errc::task_failed` naming its type and
+/// message (Python re-raises it); the manager's process gone, as
+/// `errc::process_died`. Calls wait without bound unless `timeout` set one
+/// (then `errc::timeout`; the call may still run).
+template <class T>
+class proxy {
+public:
+  /// The type of timeouts: any `std::chrono` duration converts to it.
+  using duration = std::chrono::steady_clock::duration;
+
+  /// An empty handle (every call fails).
+  proxy() = default;
+
+  /// Runs `(object.*M)(args...)` in the manager's process and returns its
+  /// result (`M` is a member function of `T`, const or not).
+  template <auto M, class... Args>
+  auto call(Args&&... args) const {
+    using member = detail::member_of<M>;
+    static_assert(std::is_same_v<typename member::object, T>,
+                  "call<&C::method>: the method of another class than the "
+                  "proxy's");
+    using result = typename member::result;
+    auto answer = obj_.call<detail::value>(
+      "call", detail::mgr_call_atom::value,
+      detail::value::make(detail::closure::bind_task(
+        &member::run, std::forward<Args>(args)...)));
+    if constexpr (!std::is_void_v<result>)
+      return answer.template take<result>();
+  }
+
+  /// Bounds every later call of this handle (none: no bound).
+  proxy& timeout(std::optional<duration> t) noexcept {
+    obj_.bound(t);
+    return *this;
+  }
+
+  template <class Inspector>
+  friend typename Inspector::result_type inspect(Inspector& f, proxy& x) {
+    return f(x.obj_);
+  }
+
+private:
+  friend class manager;
+
+  explicit proxy(caf::actor obj) : obj_(std::move(obj)) {
+    // nop
+  }
+
+  detail::shared_object obj_;
+};
+
 /// A process that owns shared objects and serves them to every process of
 /// the run: Python's `multiprocessing.Manager()` (a `SyncManager`). Its
 /// objects are actors in that process, and each proxy (`shared_dict`,
@@ -528,27 +691,79 @@ public:
   /// `manager.dict()`: a new, empty dict.
   template <class K, class V>
   shared_dict<K, V> dict() const {
-    return shared_dict<K, V>{make(detail::shared_kind::dict)};
+    return shared_dict<K, V>{make_kind(detail::shared_kind::dict)};
   }
 
   /// `manager.list()`: a new, empty list.
   template <class T>
   shared_list<T> list() const {
-    return shared_list<T>{make(detail::shared_kind::list)};
+    return shared_list<T>{make_kind(detail::shared_kind::list)};
   }
 
   /// `manager.Namespace()`: a new namespace without attributes.
   shared_namespace make_namespace() const {
-    return shared_namespace{make(detail::shared_kind::dict)};
+    return shared_namespace{make_kind(detail::shared_kind::dict)};
   }
 
   /// `manager.Value(typecode, x)`: a new value holding `x`.
   template <class T>
   shared_value<T> value(T x) const {
-    shared_value<T> result{make(detail::shared_kind::dict)};
+    shared_value<T> result{make_kind(detail::shared_kind::dict)};
     result.set(std::move(x));
     return result;
   }
+
+  /// Python's `register(typeid, callable)` and the call of the registered
+  /// name in one: constructs a `T` from `args...` in the manager's process
+  /// and returns its proxy. No registration is needed: any class whose
+  /// constructor's arguments are serializable will do (pass them as the
+  /// types it takes, e.g. `std::string`, not a string literal). A
+  /// constructor that throws is `errc::task_failed`.
+  template <class T, class... Args>
+  proxy<T> make(Args&&... args) const {
+    auto made = make_there(detail::closure::bind_task(
+      &detail::construct_object<T, std::decay_t<Args>...>,
+      std::forward<Args>(args)...));
+    return proxy<T>{std::move(made.first)};
+  }
+
+  ///@{
+  /// Python's `manager.Queue()`, `JoinableQueue()`, `Lock()`, `RLock()`,
+  /// `Event()`, `Semaphore()`, `BoundedSemaphore()`, `Condition()` and
+  /// `Barrier()`: the library's own objects, made by the manager's process,
+  /// which owns them (they live as long as it does; when it dies, calls on
+  /// them fail as on any object whose owner died). They are the ordinary
+  /// handles, with the ordinary speed, not proxies.
+  template <class T>
+  actors::queue<T> queue(long maxsize = unbounded) const {
+    return made_there(&detail::make_queue_there<T>, maxsize);
+  }
+  template <class T>
+  actors::joinable_queue<T> joinable_queue(long maxsize = unbounded) const {
+    return made_there(&detail::make_joinable_queue_there<T>, maxsize);
+  }
+  mutex lock() const {
+    return made_there(&make_lock);
+  }
+  actors::rlock rlock() const {
+    return made_there(&make_rlock);
+  }
+  actors::event event() const {
+    return made_there(&make_event);
+  }
+  actors::semaphore semaphore(long value = 1) const {
+    return made_there(&make_semaphore, value);
+  }
+  actors::bounded_semaphore bounded_semaphore(long value = 1) const {
+    return made_there(&make_bounded_semaphore, value);
+  }
+  actors::condition condition() const {
+    return made_there(&detail::make_condition_there);
+  }
+  actors::barrier barrier(std::size_t parties) const {
+    return made_there(&detail::make_barrier_there, parties);
+  }
+  ///@}
 
   /// Stops the manager's process, waiting up to `timeout` (it is killed
   /// after 2 s); true when it has ended. Harmless when it has already.
@@ -562,7 +777,19 @@ public:
   bool is_alive() const;
 
 private:
-  caf::actor make(detail::shared_kind kind) const;
+  caf::actor make_kind(detail::shared_kind kind) const;
+
+  /// Runs `construct` on a new object of the manager's process: the
+  /// object's actor and what `construct` returned.
+  std::pair<caf::actor, detail::value>
+  make_there(detail::closure construct) const;
+
+  template <class H, class... Ps, class... Args>
+  H made_there(H (*make)(Ps...), Args&&... args) const {
+    return make_there(detail::closure::bind_task(make,
+                                                 std::forward<Args>(args)...))
+      .second.template take<H>();
+  }
 
   std::unique_ptr<actor_process<caf::actor>> process_;
 };

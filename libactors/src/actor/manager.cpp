@@ -2,7 +2,9 @@
 // the shared objects, each an actor of that process: a dict (also a
 // namespace and a value) keeps its entries in insertion order with an index
 // by key bytes; a list is a vector. Items stay type-erased values there,
-// serialized as they came, and go back the same way.
+// serialized as they came, and go back the same way. An object of a
+// user's class (or a queue, lock, ... made there) is made and called by
+// closures run on a detached actor of its own, which holds the object.
 
 #include "actors/manager.hpp"
 
@@ -16,6 +18,8 @@
 
 #include <caf/event_based_actor.hpp>
 #include <caf/stateful_actor.hpp>
+
+#include "base/exception_text.hpp"
 
 namespace actors {
 
@@ -159,6 +163,60 @@ caf::behavior list_actor(caf::stateful_actor<list_state>* self) {
   };
 }
 
+thread_local object_slot* current_slot = nullptr;
+
+struct object_state {
+  object_slot slot;
+
+  static constexpr const char* name = "shared_object";
+};
+
+// Runs `call` (a closure in a value) on the object in `slot`: its result,
+// or errc::task_failed with the exception's type and message.
+caf::expected<value> run_on(object_slot& slot, value& call) {
+  try {
+    auto fn = call.take<closure>();
+    if (fn.carries_ends())
+      take_ends(fn); // blocks: this actor has a thread of its own
+    struct scope {
+      explicit scope(object_slot& s) {
+        current_slot = &s;
+      }
+      ~scope() {
+        current_slot = nullptr;
+      }
+    } in{slot};
+    return fn();
+  } catch (...) {
+    auto text = current_exception_text();
+    if (slot.wrong_type) {
+      slot.wrong_type = false;
+      return make_error(errc::type_mismatch, text);
+    }
+    return make_error(errc::task_failed, text);
+  }
+}
+
+// An object's actor: the first message makes the object (its answer
+// carries the actor, for the proxy); a queue or lock made this way needs
+// no actor after that, and it ends.
+caf::behavior object_actor(caf::stateful_actor<object_state>* self) {
+  return {
+    [self](mgr_make_atom, value& construct) -> caf::result<value> {
+      auto made = run_on(self->state.slot, construct);
+      if (!self->state.slot.object)
+        self->quit();
+      if (!made)
+        return std::move(made.error());
+      return value::make(std::make_pair(caf::actor_cast<caf::actor>(self),
+                                        std::move(*made)));
+    },
+    [self](mgr_call_atom, value& call) -> caf::result<value> {
+      return run_on(self->state.slot, call);
+    },
+  };
+}
+
 // The manager's own actor: makes objects, which live as long as its
 // process (they are not linked to their proxies: a proxy may travel).
 caf::behavior manager_actor(caf::event_based_actor* self) {
@@ -172,10 +230,18 @@ caf::behavior manager_actor(caf::event_based_actor* self) {
       }
       return make_error(errc::invalid_argument, "no such kind of object");
     },
+    [self](mgr_make_atom, value& construct) {
+      auto obj = self->spawn<caf::detached>(object_actor);
+      return self->delegate(obj, mgr_make_atom::value, std::move(construct));
+    },
   };
 }
 
 } // namespace
+
+object_slot* current_object() noexcept {
+  return current_slot;
+}
 
 void shared_call_failed(const caf::error& err, const char* what) {
   auto code = errc_of(err).value_or(errc::owner_unreachable);
@@ -225,7 +291,7 @@ bool manager::is_alive() const {
   return process_ && process_->is_alive();
 }
 
-caf::actor manager::make(detail::shared_kind kind) const {
+caf::actor manager::make_kind(detail::shared_kind kind) const {
   if (!process_)
     throw error(errc::invalid_argument, "a moved-from manager makes nothing");
   auto made = ask<caf::actor>(process_->handle(), std::chrono::seconds{10},
@@ -234,6 +300,18 @@ caf::actor manager::make(detail::shared_kind kind) const {
   if (!made)
     detail::shared_call_failed(made.error(), "make");
   return std::move(*made);
+}
+
+std::pair<caf::actor, detail::value>
+manager::make_there(detail::closure construct) const {
+  if (!process_)
+    throw error(errc::invalid_argument, "a moved-from manager makes nothing");
+  auto made = ask<detail::value>(process_->handle(), std::nullopt,
+                                 detail::mgr_make_atom::value,
+                                 detail::value::make(std::move(construct)));
+  if (!made)
+    detail::shared_call_failed(made.error(), "make");
+  return made->take<std::pair<caf::actor, detail::value>>();
 }
 
 } // namespace actors
