@@ -488,8 +488,8 @@ namespace detail {
 /// The object of one of a manager's objects of a user's class, in the
 /// manager's process: set for the thread that runs a call on it.
 struct object_slot {
-  std::shared_ptr<void> object;
-  const std::type_info* type = nullptr;
+  std::shared_ptr<void> object;         ///< none until it is made
+  const std::type_info* type = nullptr; ///< the class of `object`
   bool wrong_type = false; ///< a call was made through a proxy of another type
 };
 
@@ -521,8 +521,9 @@ T& object_of_call() {
 /// so that it can be bound into a closure and sent to the manager.
 template <auto M, class T, class R, class... Ps>
 struct member_call {
-  using object = T;
-  using result = std::decay_t<R>;
+  using object = T;               ///< the class of the method
+  using result = std::decay_t<R>; ///< what comes back (a copy)
+  /// The call, on the object of the call.
   static result run(std::decay_t<Ps>... xs) {
     return (object_of_call<T>().*M)(static_cast<Ps&&>(xs)...);
   }
@@ -602,8 +603,8 @@ public:
   /// An empty handle (every call fails).
   proxy() = default;
 
-  /// Runs `(object.*M)(args...)` in the manager's process and returns its
-  /// result (`M` is a member function of `T`, const or not).
+  /// Runs the member function `M` of `T` (const or not) on the object, in
+  /// the manager's process, with `args...`, and returns its result.
   template <auto M, class... Args>
   auto call(Args&&... args) const {
     using member = detail::member_of<M>;
@@ -643,7 +644,8 @@ private:
 /// A process that owns shared objects and serves them to every process of
 /// the run: Python's `multiprocessing.Manager()` (a `SyncManager`). Its
 /// objects are actors in that process, and each proxy (`shared_dict`,
-/// `shared_list`, `shared_namespace`, `shared_value`) is a handle to one:
+/// `shared_list`, `shared_namespace`, `shared_value`, and `proxy<T>` of an
+/// object of a class of yours made by `make<T>`) is a handle to one:
 /// every call is a request, answered in the order it arrives, so each call
 /// is atomic. Proxies are copied freely, passed to processes and pool tasks
 /// as arguments, put into queues and stored in other shared objects.
