@@ -9,6 +9,14 @@
 #include <string>
 #include <vector>
 
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+#include <thread>
+
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -51,6 +59,52 @@ void write_named(std::string name, std::string text) {
 void create_and_exit(std::string name) {
   auto block = actors::shared_memory::create(4096, name);
   block.buf()[0] = std::byte{1};
+}
+
+// Creates a block `name`, says so, and waits to be killed.
+void create_and_wait(std::string name, actors::queue<int> ready,
+                     actors::event never) {
+  auto block = actors::shared_memory::create(4096, name);
+  ready.put(static_cast<int>(::getpid()));
+  never.wait(60s);
+}
+
+// The pids of the trackers (processes run with --actors-shm-tracker)
+// whose parent is `parent`.
+std::vector<pid_t> trackers_of(pid_t parent) {
+  std::vector<pid_t> found;
+  auto* dir = ::opendir("/proc");
+  REQUIRE(dir != nullptr);
+  while (auto* e = ::readdir(dir)) {
+    auto pid = std::atoi(e->d_name);
+    if (pid <= 0)
+      continue;
+    std::ifstream cmd{"/proc/" + std::string{e->d_name} + "/cmdline"};
+    std::string all{std::istreambuf_iterator<char>{cmd}, {}};
+    if (all.find("--actors-shm-tracker") == std::string::npos)
+      continue;
+    std::ifstream stat{"/proc/" + std::string{e->d_name} + "/stat"};
+    std::string text{std::istreambuf_iterator<char>{stat}, {}};
+    auto close = text.rfind(')');
+    if (close == std::string::npos)
+      continue;
+    char state = 0;
+    int ppid = 0;
+    std::sscanf(text.c_str() + close + 1, " %c %d", &state, &ppid);
+    if (ppid == parent)
+      found.push_back(pid);
+  }
+  ::closedir(dir);
+  return found;
+}
+
+// Whether `pid` has ended (gone, or a zombie nobody reaped yet).
+bool ended(pid_t pid) {
+  std::ifstream stat{"/proc/" + std::to_string(pid) + "/stat"};
+  std::string text{std::istreambuf_iterator<char>{stat}, {}};
+  auto close = text.rfind(')');
+  return close == std::string::npos || text.size() < close + 3
+         || text[close + 2] == 'Z' || text[close + 2] == 'X';
 }
 
 bool exists(const std::string& name) {
@@ -174,4 +228,26 @@ TEST_CASE("a block created by a process that exits is unlinked by it") {
   CHECK(exists(name));
   actors::shared_memory::attach(name).unlink();
   CHECK_FALSE(exists(name));
+}
+
+TEST_CASE("a block whose creator is killed by SIGKILL is unlinked by its "
+          "tracker, which then ends") {
+  auto name = "actors_test_killed_" + std::to_string(::getpid());
+  actors::queue<int> ready{actors::unbounded};
+  auto never = actors::make_event();
+  actors::process p{create_and_wait, name, ready, never};
+  p.start();
+  auto pid = static_cast<pid_t>(ready.get(30s));
+  CHECK(exists(name));
+  auto trackers = trackers_of(pid);
+  REQUIRE(trackers.size() == 1);
+  p.kill();
+  REQUIRE(p.join(30s));
+  // The tracker reads the end of its pipe at once; bounded by 10 s here.
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while ((exists(name) || !ended(trackers[0]))
+         && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(5ms); // polling a file: a bounded wait
+  CHECK_FALSE(exists(name));
+  CHECK(ended(trackers[0]));
 }

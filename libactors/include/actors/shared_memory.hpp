@@ -362,13 +362,16 @@ array<T> make_array(const std::vector<T>& init) {
 /// removes the name, once, while processes that have it mapped keep their
 /// memory until they close it.
 ///
-/// **Who cleans up.** Python's resource tracker unlinks, at the end of the
-/// program, what was created and not unlinked. Here the process that
-/// created a block unlinks it when that process exits (libactors' exit
-/// sequence, or `std::exit`) unless it was unlinked already or made with
-/// `track = false`; a creator killed by a signal leaves the name behind,
-/// as after any crash of a Python program whose tracker died too:
-/// `attach(name).unlink()` removes it.
+/// **Who cleans up.** As Python's resource tracker: a block made with
+/// `track` (the default) and not unlinked is unlinked when the process
+/// that created it ends. At a normal exit (libactors' exit sequence, or
+/// `std::exit`) that process does it itself. For any other end (a signal,
+/// SIGKILL included, or `_exit`) a tracker does: at the first such block a
+/// process creates, the program is started again in the tracker role
+/// (`actors::init` runs it; it ignores SIGINT and SIGTERM, in a session of
+/// its own), which learns each name and, when its creator is gone, unlinks
+/// what is left with a line on stderr naming each, and exits. Names are 1
+/// to 250 characters without '/' or a line break (`errc::invalid_argument`).
 class shared_memory {
 public:
   /// No block.

@@ -1,6 +1,7 @@
 // actors::init: what this process is. A child (--actors-child: the child
 // role, process/child_main.hpp), a worker process of another host (the
-// worker host, cluster/), or the owner, which starts its fork server here,
+// worker host, cluster/), the tracker of a process's shared memory names
+// (--actors-shm-tracker, shm/), or the owner, which starts its fork server here,
 // while it has a single thread. Here, as it must know every subsystem.
 
 #include <cstdlib>
@@ -13,6 +14,7 @@
 #include "pool/worker.hpp"
 #include "process/child_main.hpp"
 #include "process/fork_server.hpp"
+#include "shm/shared_memory.hpp"
 #include "queue/queue_hub.hpp"
 
 namespace actors::detail {
@@ -48,6 +50,8 @@ namespace actors {
 void init(int argc, char** argv) {
   auto& role = detail::process_role::local();
   role.initialized = true;
+  if (argc >= 2 && std::strcmp(argv[1], "--actors-shm-tracker") == 0)
+    detail::run_shm_tracker();
   if (argc >= 3 && std::strcmp(argv[1], "--actors-child") == 0)
     detail::enter_child(std::strtoull(argv[2], nullptr, 10),
                         argc >= 4

@@ -1,6 +1,12 @@
 // Named shared memory (actors::shared_memory, actors/shared_memory.hpp):
 // POSIX shared memory objects, as Python's SharedMemory, and the names
 // this process created and must unlink at its exit (shm/shared_memory.hpp).
+//
+// The names are also told to a tracker, as Python's resource tracker: this
+// program executed again in the tracker role (run_shm_tracker), started at
+// the first name, reading "+name" and "-name" lines from a pipe that only
+// this process holds. When the pipe ends, whatever this process's end was
+// (a signal too), it unlinks what is left, and exits.
 
 #include "actors/shared_memory.hpp"
 
@@ -16,7 +22,9 @@
 #include <string>
 #include <utility>
 
+#include <csignal>
 #include <fcntl.h>
+#include <spawn.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -30,7 +38,45 @@ struct tracked_names {
   std::mutex mtx;
   std::set<std::string> names;
   bool registered = false;
+  int tracker = -1; // the write end of the tracker's pipe
 };
+
+// Starts the tracker (no tracker: the names are unlinked at a normal exit
+// only, as before).
+int start_tracker() {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0)
+    return -1;
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, fds[0],
+                                   detail::shm_tracker_fd);
+  char arg0[] = "libactors-shm-tracker";
+  char arg1[] = "--actors-shm-tracker";
+  char* argv[] = {arg0, arg1, nullptr};
+  pid_t pid = -1;
+  auto rc = ::posix_spawn(&pid, "/proc/self/exe", &actions, nullptr, argv,
+                          environ);
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(fds[0]);
+  if (rc != 0) {
+    ::close(fds[1]);
+    return -1;
+  }
+  return fds[1];
+}
+
+// Tells the tracker `line` (under the lock); a tracker gone is forgotten.
+void tell(tracked_names& t, char what, const std::string& name) {
+  if (t.tracker < 0)
+    return;
+  auto line = what + name + "\n";
+  if (::write(t.tracker, line.data(), line.size())
+      != static_cast<ssize_t>(line.size())) {
+    ::close(t.tracker);
+    t.tracker = -1;
+  }
+}
 
 tracked_names& tracked() {
   static auto* instance = new tracked_names; // used at exit: never destroyed
@@ -44,21 +90,27 @@ void track(const std::string& name) {
   if (!t.registered) {
     t.registered = true;
     std::atexit(detail::unlink_tracked_blocks);
+    t.tracker = start_tracker();
   }
+  tell(t, '+', name);
 }
 
 // Forgets `name`; true if this process tracked it.
 bool untrack(const std::string& name) {
   auto& t = tracked();
   std::lock_guard<std::mutex> guard{t.mtx};
-  return t.names.erase(name) > 0;
+  if (t.names.erase(name) == 0)
+    return false;
+  tell(t, '-', name);
+  return true;
 }
 
 std::string checked_name(const std::string& name) {
   if (name.empty() || name.size() > 250
-      || name.find('/') != std::string::npos)
+      || name.find_first_of("/\n") != std::string::npos)
     throw error(errc::invalid_argument,
-                "a shared memory name is 1 to 250 characters without '/': \""
+                "a shared memory name is 1 to 250 characters without '/' "
+                "or a line break: \""
                   + name + "\"");
   return "/" + name;
 }
@@ -76,6 +128,47 @@ void unlink_tracked_blocks() noexcept {
   }
   for (auto& name : names)
     ::shm_unlink(("/" + name).c_str());
+  std::lock_guard<std::mutex> guard{t.mtx};
+  for (auto& name : names)
+    tell(t, '-', name);
+}
+
+void run_shm_tracker() {
+  // Its own session: a signal to the program's process group (Ctrl-C)
+  // leaves it to clean up after the program.
+  ::setsid();
+  std::signal(SIGINT, SIG_IGN);
+  std::signal(SIGTERM, SIG_IGN);
+  std::signal(SIGHUP, SIG_IGN);
+  std::set<std::string> names;
+  std::string pending;
+  char buf[4096];
+  for (;;) {
+    auto n = ::read(shm_tracker_fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      break;
+    pending.append(buf, static_cast<std::size_t>(n));
+    std::size_t end;
+    while ((end = pending.find('\n')) != std::string::npos) {
+      auto line = pending.substr(0, end);
+      pending.erase(0, end + 1);
+      if (line.size() < 2)
+        continue;
+      if (line[0] == '+')
+        names.insert(line.substr(1));
+      else if (line[0] == '-')
+        names.erase(line.substr(1));
+    }
+  }
+  for (auto& name : names)
+    if (::shm_unlink(("/" + name).c_str()) == 0)
+      std::fprintf(stderr,
+                   "libactors: shared memory \"%s\" left behind by a "
+                   "process that ended without unlinking it: unlinked\n",
+                   name.c_str());
+  std::_Exit(0);
 }
 
 } // namespace detail

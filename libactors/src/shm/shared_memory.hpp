@@ -11,6 +11,8 @@
 //   map_peer_memory(pid, fd, size)  -> mapping, or why not
 //   unlink_tracked_blocks()         what actors::shared_memory must not
 //                                   leave behind at exit
+//   run_shm_tracker()               the tracker role, which unlinks them
+//                                   after a process that died
 //
 // Neither throws: callers say what failed in their own terms.
 
@@ -102,5 +104,14 @@ mapping map_peer_memory(pid_t pid, int fd, std::size_t size,
 /// to be tracked and did not unlink: at its exit (std::atexit in the
 /// program the user started, runtime::finish in a child).
 void unlink_tracked_blocks() noexcept;
+
+/// The descriptor on which the tracker reads what a process created.
+constexpr int shm_tracker_fd = 3;
+
+/// The tracker role (actors::init with --actors-shm-tracker): keeps the
+/// names a process tells it on shm_tracker_fd ("+name", "-name" lines) and,
+/// once that process is gone (end of file), unlinks those left, saying so
+/// on stderr; then exits.
+[[noreturn]] void run_shm_tracker();
 
 } // namespace actors::detail
