@@ -6,6 +6,10 @@
 #include <doctest/doctest.h>
 
 #include <csignal>
+#include <fstream>
+
+#include <sys/stat.h>
+#include <unistd.h>
 #include <algorithm>
 #include <map>
 #include <tuple>
@@ -382,4 +386,59 @@ TEST_CASE("after shutdown, or when the manager's process is killed, every "
   bounded.timeout(5s);
   bounded.set(1, 2);
   CHECK(bounded.get(1) == 2);
+}
+
+TEST_CASE("a manager served on an address: a connected program makes, "
+          "publishes and looks up: a wrong key is refused") {
+  auto key = "/tmp/actors-manager-key-" + std::to_string(::getpid());
+  ::unlink(key.c_str());
+  actors::manager_options opts;
+  opts.listen = "127.0.0.1:0";
+  opts.key_file = key;
+  actors::manager server{opts};
+  auto address = "127.0.0.1:" + std::to_string(server.port());
+  auto counts = server.dict<std::string, int>();
+  counts.set("a", 1);
+  server.publish("counts", counts);
+  auto jobs = server.queue<int>(10);
+  server.publish("jobs", jobs);
+  auto client = actors::manager::connect(address, key);
+  auto theirs = client.lookup<actors::shared_dict<std::string, int>>("counts");
+  CHECK(theirs.get("a") == 1);
+  theirs.set("b", 2);
+  CHECK(counts.get("b") == 2);
+  auto made = client.list<int>();
+  made.append(3);
+  client.publish("made", made);
+  CHECK(server.lookup<actors::shared_list<int>>("made").to_vector()
+        == std::vector<int>{3});
+  auto a = client.make<account>(std::string{"ada"}, 5);
+  CHECK(a.call<&account::deposit>(1) == 6);
+  client.lookup<actors::queue<int>>("jobs").put(42);
+  CHECK(jobs.get(10s) == 42);
+  CHECK(code_of([&] { client.lookup<int>("none"); })
+        == actors::errc::not_found);
+  CHECK(code_of([&] { client.lookup<int>("counts"); })
+        == actors::errc::type_mismatch);
+  // A wrong key, and nothing listening.
+  auto wrong = key + "-wrong";
+  ::unlink(wrong.c_str());
+  {
+    std::ofstream out{wrong, std::ios::binary};
+    out << std::string(32, 'k');
+  }
+  ::chmod(wrong.c_str(), 0600);
+  CHECK(code_of([&] { actors::manager::connect(address, wrong); })
+        == actors::errc::unauthenticated);
+  CHECK(server.shutdown(10s));
+  CHECK(code_of([&] { actors::manager::connect(address, key, 2s); })
+        == actors::errc::owner_unreachable);
+  // The server gone: the connected proxies fail at once, they do not hang.
+  auto t0 = std::chrono::steady_clock::now();
+  CHECK(code_of([&] { theirs.get("a"); }) == actors::errc::owner_unreachable);
+  CHECK(code_of([&] { a.call<&account::balance>(); })
+        == actors::errc::owner_unreachable);
+  CHECK(std::chrono::steady_clock::now() - t0 < 5s);
+  ::unlink(key.c_str());
+  ::unlink(wrong.c_str());
 }

@@ -10,6 +10,7 @@
 
 #include <caf/actor.hpp>
 #include <caf/actor_cast.hpp>
+#include <caf/blocking_actor.hpp>
 #include <caf/expected.hpp>
 #include <caf/message.hpp>
 #include <caf/scoped_actor.hpp>
@@ -33,6 +34,23 @@ caf::error ask_failed(caf::error err);
 
 /// errc::type_mismatch: `answer` is not what `ask` asked for.
 caf::error wrong_answer(const caf::message& answer);
+
+/// While it lives, answers the request `answer` (a response id) of `self`
+/// with an error if `dest` ends first, also when it has already: an actor
+/// of another host whose connection ends answers nothing, and without this
+/// its caller would wait for ever.
+class answer_watch {
+public:
+  answer_watch(const caf::actor& dest, caf::blocking_actor* self,
+               caf::message_id answer);
+  ~answer_watch();
+  answer_watch(const answer_watch&) = delete;
+  answer_watch& operator=(const answer_watch&) = delete;
+
+private:
+  caf::actor dest_;
+  const void* token_;
+};
 
 } // namespace detail
 
@@ -59,7 +77,8 @@ caf::error wrong_answer(const caf::message& answer);
 ///
 /// The error, when there is no answer: `errc::timeout`; `errc::process_died`
 /// (naming the signal or exit code) when the actor's process died, also
-/// while the request was in flight; `errc::type_mismatch` when the answer
+/// while the request was in flight; `errc::owner_unreachable` when the
+/// connection to the actor's host ended (its process or host gone); `errc::type_mismatch` when the answer
 /// is not one `R`; otherwise what the actor answered with (a
 /// `caf::error` of its own, `caf::sec::request_receiver_down` for an actor
 /// that is gone, `caf::sec::unexpected_message` for a message it has no
@@ -85,13 +104,13 @@ ask(const Handle& dest,
     auto t = timeout ? caf::duration{std::max(*timeout, timeout->zero())}
                      : caf::duration{caf::infinite};
     auto on_error = [&](caf::error& err) { answer = std::move(err); };
+    auto request = self->request(to, t, std::move(msg));
+    detail::answer_watch watch{to, self.ptr(), request.id()};
     if constexpr (std::is_void_v<R>)
-      self->request(to, t, std::move(msg))
-        .receive([&] { answer = caf::message{}; }, on_error);
+      request.receive([&] { answer = caf::message{}; }, on_error);
     else
-      self->request(to, t, std::move(msg))
-        .receive([&](R& x) { answer = caf::make_message(std::move(x)); },
-                 on_error);
+      request.receive(
+        [&](R& x) { answer = caf::make_message(std::move(x)); }, on_error);
   }
   if (!answer)
     return detail::ask_failed(std::move(answer.error()));

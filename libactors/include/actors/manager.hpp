@@ -74,6 +74,7 @@ using mgr_items_atom = caf::atom_constant<caf::atom("mgr_items")>;
 using mgr_append_atom = caf::atom_constant<caf::atom("mgr_append")>;
 using mgr_setdef_atom = caf::atom_constant<caf::atom("mgr_setdef")>;
 using mgr_call_atom = caf::atom_constant<caf::atom("mgr_call")>;
+using mgr_port_atom = caf::atom_constant<caf::atom("mgr_port")>;
 ///@}
 
 /// What a manager makes.
@@ -641,6 +642,18 @@ private:
   detail::shared_object obj_;
 };
 
+/// Where a manager serves programs of other hosts (Python's
+/// `BaseManager(address, authkey)`); by default it serves this run only.
+struct manager_options {
+  /// "HOST:PORT" its process listens on for `manager::connect` from other
+  /// hosts ("0.0.0.0:0": every address, a free port: see `port()`); empty:
+  /// it does not listen.
+  std::string listen;
+  /// The key file a client must prove it holds (32 bytes, mode 600; made
+  /// with a fresh key when missing, as a pool's): required with `listen`.
+  std::string key_file;
+};
+
 /// A process that owns shared objects and serves them to every process of
 /// the run: Python's `multiprocessing.Manager()` (a `SyncManager`). Its
 /// objects are actors in that process, and each proxy (`shared_dict`,
@@ -673,11 +686,66 @@ private:
 /// **Speed.** A call is one round trip to the manager's process over the
 /// link between the two processes (shared memory): see the bench rows
 /// `manager dict set+get` and `manager list append`.
+///
+/// **Other hosts.** With `manager_options::listen`, the manager's process
+/// listens there, and a program of another host joins it with
+/// `manager::connect(address, key_file)`, proving the key (the run's
+/// challenge-response handshake; not encrypted: see docs/security.md).
+/// What the two share is published by name: `publish("jobs", q)` on one
+/// side, `lookup<queue<int>>("jobs")` on the other (Python's
+/// `register("get_jobs", callable=...)` and `m.get_jobs()`). A connected
+/// manager makes objects in the serving process as the owner's does, and
+/// its proxies, and the queues the manager made (`queue<T>()`,
+/// `joinable_queue<T>()`), work from the connected program and its
+/// children: proxies over CAF's BASP on the connection, queues over a
+/// stream to the manager's queue hub. Locks, events, semaphores, conditions
+/// and barriers, and queues made by other processes, stay on their host.
+/// When the serving process ends, or its host is lost (within 5 s), every
+/// call fails with `errc::owner_unreachable` or `errc::process_died`.
 class manager {
 public:
   /// Starts the manager's process; throws `errc::spawn_failed` when it
   /// cannot.
   manager();
+
+  /// Starts the manager's process, serving other hosts as `opts` says;
+  /// `errc::invalid_argument` for a bad address or key file, and
+  /// `errc::spawn_failed` when it cannot listen there.
+  explicit manager(const manager_options& opts);
+
+  /// Python's `BaseManager(address, authkey).connect()`: the manager
+  /// serving at `address` ("HOST:PORT") on another host, proving the key in
+  /// `key_file`. `errc::unauthenticated` for a wrong key,
+  /// `errc::owner_unreachable` when nothing answers within `timeout`.
+  /// `shutdown()` of a connected manager only lets go of it.
+  static manager connect(const std::string& address,
+                         const std::string& key_file,
+                         std::chrono::steady_clock::duration timeout
+                         = std::chrono::seconds{10});
+
+  /// The port it listens on for other hosts (`manager_options::listen`);
+  /// `errc::invalid_argument` when it does not.
+  std::uint16_t port() const;
+
+  /// Makes `x` (a proxy, a queue, any serializable value) known as `name`
+  /// to every program using this manager, also connected ones; replaces
+  /// what had that name.
+  template <class T>
+  void publish(const std::string& name, T x) const {
+    detail::shared_object{handle()}.call<void>(
+      "publish", detail::mgr_set_atom::value, detail::to_key(name),
+      detail::value::make(std::move(x)));
+  }
+
+  /// What was published as `name`: `errc::not_found` when nothing was,
+  /// `errc::type_mismatch` when it is not a `T`.
+  template <class T>
+  T lookup(const std::string& name) const {
+    return detail::shared_object{handle()}
+      .call<detail::value>("lookup", detail::mgr_get_atom::value,
+                           detail::to_key(name))
+      .template take<T>();
+  }
 
   /// Stops the manager's process (see **Lifetime**).
   ~manager();
@@ -772,13 +840,21 @@ public:
   bool shutdown(std::optional<std::chrono::steady_clock::duration> timeout
                 = std::chrono::seconds{5});
 
-  /// The manager's process id.
+  /// The manager's process id (`errc::invalid_argument` for a connected
+  /// manager: its process runs on another host).
   pid_t pid() const;
 
-  /// Whether its process still runs.
+  /// Whether its process still runs (a connected manager: whether this
+  /// program still holds it).
   bool is_alive() const;
 
 private:
+  struct connected {};
+  explicit manager(connected) {}
+
+  /// The manager's actor (in its process, or of another host).
+  const caf::actor& handle() const;
+
   caf::actor make_kind(detail::shared_kind kind) const;
 
   /// Runs `construct` on a new object of the manager's process: the
@@ -794,6 +870,7 @@ private:
   }
 
   std::unique_ptr<actor_process<caf::actor>> process_;
+  caf::actor actor_; // the manager's actor
 };
 
 } // namespace actors

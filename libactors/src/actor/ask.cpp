@@ -1,8 +1,12 @@
 #include "actors/ask.hpp"
 
 #include <algorithm>
+#include <memory>
 #include <string>
 
+#include <caf/attachable.hpp>
+#include <caf/exit_reason.hpp>
+#include <caf/mailbox_element.hpp>
 #include <caf/sec.hpp>
 
 #include "link/manager.hpp"
@@ -23,6 +27,60 @@ bool ask_over_link(const caf::actor& dest, caf::message msg,
                     timeout ? std::max(*timeout, duration::zero())
                             : duration::max());
   return true;
+}
+
+namespace {
+
+// Sends the error answer of answer_watch.
+class answer_on_exit final : public caf::attachable {
+public:
+  static constexpr size_t token_type = 0x61736b; // "ask"
+
+  answer_on_exit(caf::weak_actor_ptr self, caf::message_id answer)
+    : self_(std::move(self)), answer_(answer) {
+    // nop
+  }
+
+  void actor_exited(const caf::error& reason,
+                    caf::execution_unit* host) override {
+    auto self = self_.lock();
+    if (!self)
+      return;
+    caf::error err;
+    if (reason == caf::exit_reason::remote_link_unreachable)
+      err = make_error(errc::owner_unreachable,
+                       "ask: the connection to the actor's node ended before "
+                       "it answered (its process or its host is gone)");
+    else if (errc_of(reason))
+      err = reason;
+    else
+      err = make_error(caf::sec::request_receiver_down);
+    self->enqueue(caf::make_mailbox_element(nullptr, answer_, {},
+                                            std::move(err)),
+                  host);
+  }
+
+  bool matches(const token& what) override {
+    return what.subtype == token_type && what.ptr == this;
+  }
+
+private:
+  caf::weak_actor_ptr self_;
+  caf::message_id answer_;
+};
+
+} // namespace
+
+answer_watch::answer_watch(const caf::actor& dest, caf::blocking_actor* self,
+                           caf::message_id answer)
+  : dest_(dest) {
+  auto watch = std::make_unique<answer_on_exit>(self->ctrl(), answer);
+  token_ = watch.get();
+  dest_->attach(std::move(watch));
+}
+
+answer_watch::~answer_watch() {
+  dest_->detach(caf::attachable::token{answer_on_exit::token_type, token_});
 }
 
 caf::error wrong_answer(const caf::message& answer) {

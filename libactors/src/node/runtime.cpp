@@ -339,11 +339,12 @@ void runtime::on_child_death(std::function<caf::error(pid_t, bool)> fn) {
   child_death_ = std::move(fn);
 }
 
-void runtime::accept_node(int fd) {
+void runtime::accept_node(int fd, caf::actor published) {
   auto scribe = system_->middleman().backend().new_scribe(fd);
   caf::anon_send(basp_, caf::publish_atom::value, std::move(scribe),
                  node_port_key,
-                 caf::actor_cast<caf::strong_actor_ptr>(service_actor_),
+                 caf::actor_cast<caf::strong_actor_ptr>(
+                   published ? published : service_actor_),
                  std::set<std::string>{});
 }
 

@@ -137,9 +137,10 @@ public:
       hook,
     std::function<bool(const caf::actor_addr&)> guarded);
 
-  /// Hands a connected socket to BASP as the accepting side, publishing the
-  /// service actor on it (a peer of another host).
-  void accept_node(int fd);
+  /// Hands a connected socket to BASP as the accepting side, publishing
+  /// `published` on it (the service actor unless given: a peer of another
+  /// host; a manager's actor for its clients).
+  void accept_node(int fd, caf::actor published = {});
 
   /// Hands a connected socket to BASP as the connecting side; returns the
   /// peer's service actor. Throws `errc::owner_unreachable` on failure.

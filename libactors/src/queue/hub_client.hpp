@@ -42,7 +42,14 @@ using hub_connector = std::function<int(const caf::node_id& owner)>;
 /// is called without a lock held, on the thread that needs the stream.
 void set_remote_hub(hub_connector connect);
 
-/// Whether set_remote_hub() installed a connector.
+/// Makes this process reach the hub of `node`, a process of another host
+/// (a manager it connected to), over streams made by `connect` (as a
+/// connector's, for that node only); asked before set_remote_hub()'s
+/// connector. A node reached neither way takes the local path.
+void reach_hub_of(const caf::node_id& node, std::function<int()> connect);
+
+/// Whether set_remote_hub() installed a connector, or reach_hub_of() a
+/// route.
 bool remote_hub_set() noexcept;
 
 /// This thread's connection to the hub a queue handle names: local (a

@@ -10,6 +10,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <functional>
+#include <map>
+#include <memory>
 #include <new>
 #include <optional>
 #include <utility>
@@ -50,6 +53,8 @@ thread_local std::map<caf::node_id, std::unique_ptr<hub_client>> streams;
 std::atomic<bool> remote_set{false};
 std::mutex remote_mtx;
 std::shared_ptr<const hub_connector> remote_connect;
+// The nodes of other hosts this process reaches on their own (reach_hub_of).
+std::map<caf::node_id, std::shared_ptr<const std::function<int()>>> routes;
 
 } // namespace
 
@@ -115,8 +120,16 @@ void set_remote_hub(hub_connector connect) {
   if (connect)
     fresh = std::make_shared<const hub_connector>(std::move(connect));
   std::lock_guard<std::mutex> guard{remote_mtx};
-  remote_set.store(fresh != nullptr, std::memory_order_release);
+  remote_set.store(fresh != nullptr || !routes.empty(),
+                   std::memory_order_release);
   remote_connect = std::move(fresh);
+}
+
+void reach_hub_of(const caf::node_id& node, std::function<int()> connect) {
+  std::lock_guard<std::mutex> guard{remote_mtx};
+  routes[node] = std::make_shared<const std::function<int()>>(
+    std::move(connect));
+  remote_set.store(true, std::memory_order_release);
 }
 
 bool remote_hub_set() noexcept {
@@ -132,13 +145,14 @@ hub_client* hub_client::over_stream(const caf::node_id& owner) {
   if (auto i = streams.find(owner); i != streams.end())
     return i->second.get();
   std::shared_ptr<const hub_connector> connect;
+  std::shared_ptr<const std::function<int()>> route;
   {
     std::lock_guard<std::mutex> guard{remote_mtx};
     connect = remote_connect;
+    if (auto i = routes.find(owner); i != routes.end())
+      route = i->second;
   }
-  if (!connect)
-    throw error(errc::invalid_argument, "no connector for remote hubs");
-  auto fd = (*connect)(owner);
+  auto fd = route ? (*route)() : connect ? (*connect)(owner) : -1;
   if (fd < 0) {
     streams.emplace(owner, nullptr); // on this host: the local path
     return nullptr;

@@ -8,18 +8,29 @@
 
 #include "actors/manager.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <cstring>
+#include <memory>
 #include <list>
 #include <map>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include <unistd.h>
+
 #include <caf/event_based_actor.hpp>
 #include <caf/stateful_actor.hpp>
 
 #include "base/exception_text.hpp"
+#include "net/auth.hpp"
+#include "net/listener.hpp"
+#include "node/process_role.hpp"
+#include "node/runtime.hpp"
+#include "queue/queue_hub.hpp"
+#include "queue/hub_client.hpp"
 
 namespace actors {
 
@@ -163,6 +174,9 @@ caf::behavior list_actor(caf::stateful_actor<list_state>* self) {
   };
 }
 
+// A connection to or from another host is lost after this long in silence.
+constexpr std::chrono::milliseconds lost_after{5000};
+
 thread_local object_slot* current_slot = nullptr;
 
 struct object_state {
@@ -217,9 +231,44 @@ caf::behavior object_actor(caf::stateful_actor<object_state>* self) {
   };
 }
 
+struct manager_state {
+  caf::actor names; // what was published, a dict
+  std::unique_ptr<listener> server;
+
+  static constexpr const char* name = "manager";
+};
+
 // The manager's own actor: makes objects, which live as long as its
-// process (they are not linked to their proxies: a proxy may travel).
-caf::behavior manager_actor(caf::event_based_actor* self) {
+// process (they are not linked to their proxies: a proxy may travel), and
+// keeps what was published by name. Given an address (`host` not empty)
+// it listens there for programs of other hosts proving `key`: BASP for its
+// actors (they join with this actor published), its queue hub for the
+// queues it made.
+caf::behavior manager_actor(caf::stateful_actor<manager_state>* self,
+                            std::string host, std::uint16_t port,
+                            std::vector<char> key) {
+  auto& st = self->state;
+  st.names = caf::actor_cast<caf::actor>(self->spawn(dict_actor));
+  if (!host.empty()) {
+    secret k{};
+    if (key.size() != k.size())
+      throw error(errc::invalid_argument, "a manager's key is 32 bytes");
+    std::memcpy(k.data(), key.data(), k.size());
+    caf::weak_actor_ptr me = self->ctrl();
+    st.server = std::make_unique<listener>(
+      k,
+      [me](int fd, purpose p) {
+        watch_link(fd, lost_after);
+        if (p == purpose::hub) {
+          queue_hub::local().serve_stream(fd);
+        } else if (auto strong = me.lock(); strong && p == purpose::node) {
+          runtime::get().accept_node(fd, caf::actor_cast<caf::actor>(strong));
+        } else {
+          ::close(fd); // a worker or a listener's client knocked here
+        }
+      },
+      std::chrono::seconds{2}, host, port);
+  }
   return {
     [self](mgr_make_atom, std::uint8_t kind) -> caf::result<caf::actor> {
       switch (static_cast<shared_kind>(kind)) {
@@ -233,6 +282,21 @@ caf::behavior manager_actor(caf::event_based_actor* self) {
     [self](mgr_make_atom, value& construct) {
       auto obj = self->spawn<caf::detached>(object_actor);
       return self->delegate(obj, mgr_make_atom::value, std::move(construct));
+    },
+    [self](mgr_set_atom, key_bytes& k, value& v) {
+      return self->delegate(self->state.names, mgr_set_atom::value,
+                            std::move(k), std::move(v));
+    },
+    [self](mgr_get_atom, key_bytes& k) {
+      return self->delegate(self->state.names, mgr_get_atom::value,
+                            std::move(k));
+    },
+    [self](mgr_port_atom) -> caf::result<std::uint16_t> {
+      if (!self->state.server)
+        return make_error(errc::invalid_argument,
+                          "the manager does not listen for other hosts "
+                          "(manager_options::listen)");
+      return self->state.server->port();
     },
   };
 }
@@ -251,12 +315,65 @@ void shared_call_failed(const caf::error& err, const char* what) {
 
 } // namespace detail
 
-manager::manager() {
+namespace {
+
+// Starts a manager's process, listening at `host:port` with `key` unless
+// `host` is empty.
+std::unique_ptr<actor_process<caf::actor>>
+start_manager(const std::string& host, std::uint16_t port,
+              std::vector<char> key) {
   static std::atomic<int> counter{0};
   actor_options opts;
   opts.name = "SyncManager-" + std::to_string(++counter);
-  process_ = std::make_unique<actor_process<caf::actor>>(
-    actors::spawn(opts, detail::manager_actor));
+  return std::make_unique<actor_process<caf::actor>>(
+    actors::spawn(opts, detail::manager_actor, host, port, std::move(key)));
+}
+
+} // namespace
+
+manager::manager() : process_(start_manager({}, 0, {})) {
+  actor_ = process_->handle();
+}
+
+manager::manager(const manager_options& opts) {
+  if (opts.listen.empty()) {
+    process_ = start_manager({}, 0, {});
+  } else {
+    if (opts.key_file.empty())
+      throw error(errc::invalid_argument,
+                  "manager_options::listen needs a key_file: the key the "
+                  "other hosts prove");
+    auto where = detail::split_address(opts.listen);
+    auto key = detail::load_or_make_secret(opts.key_file);
+    process_ = start_manager(where.first, where.second,
+                             std::vector<char>(key.begin(), key.end()));
+  }
+  actor_ = process_->handle();
+}
+
+manager manager::connect(const std::string& address,
+                         const std::string& key_file,
+                         std::chrono::steady_clock::duration timeout) {
+  auto [host, port] = detail::split_address(address);
+  auto key = detail::read_secret(key_file);
+  auto ms = std::max(std::chrono::milliseconds{1},
+                     std::chrono::duration_cast<std::chrono::milliseconds>(
+                       timeout));
+  auto fd = detail::connect_authenticated(host, port, key,
+                                          detail::purpose::node, ms);
+  detail::watch_link(fd, detail::lost_after);
+  manager result{connected{}};
+  result.actor_ = detail::runtime::get().connect_node(fd, ms);
+  // Its queues: over a stream to its hub, proving the same key.
+  detail::reach_hub_of(result.actor_->node(), [host = host, port = port,
+                                               key] {
+    auto stream = detail::connect_authenticated(host, port, key,
+                                                detail::purpose::hub,
+                                                detail::bootstrap_timeout);
+    detail::watch_link(stream, detail::lost_after);
+    return stream;
+  });
+  return result;
 }
 
 manager::~manager() {
@@ -271,11 +388,13 @@ manager& manager::operator=(manager&& other) noexcept {
     if (process_)
       shutdown();
     process_ = std::move(other.process_);
+    actor_ = std::move(other.actor_);
   }
   return *this;
 }
 
 bool manager::shutdown(std::optional<std::chrono::steady_clock::duration> timeout) {
+  actor_ = nullptr;
   if (!process_)
     return true;
   return process_->stop(timeout);
@@ -283,18 +402,33 @@ bool manager::shutdown(std::optional<std::chrono::steady_clock::duration> timeou
 
 pid_t manager::pid() const {
   if (!process_)
-    throw error(errc::invalid_argument, "a moved-from manager has no process");
+    throw error(errc::invalid_argument,
+                actor_ ? "a connected manager's process runs on another host"
+                       : "a moved-from manager has no process");
   return process_->pid();
 }
 
 bool manager::is_alive() const {
-  return process_ && process_->is_alive();
+  return process_ ? process_->is_alive() : static_cast<bool>(actor_);
+}
+
+std::uint16_t manager::port() const {
+  auto port = ask<std::uint16_t>(handle(), std::chrono::seconds{10},
+                                 detail::mgr_port_atom::value);
+  if (!port)
+    detail::shared_call_failed(port.error(), "port");
+  return *port;
+}
+
+const caf::actor& manager::handle() const {
+  if (!actor_)
+    throw error(errc::invalid_argument,
+                "a manager that was shut down or moved from");
+  return actor_;
 }
 
 caf::actor manager::make_kind(detail::shared_kind kind) const {
-  if (!process_)
-    throw error(errc::invalid_argument, "a moved-from manager makes nothing");
-  auto made = ask<caf::actor>(process_->handle(), std::chrono::seconds{10},
+  auto made = ask<caf::actor>(handle(), std::chrono::seconds{10},
                               detail::mgr_make_atom::value,
                               static_cast<std::uint8_t>(kind));
   if (!made)
@@ -304,9 +438,7 @@ caf::actor manager::make_kind(detail::shared_kind kind) const {
 
 std::pair<caf::actor, detail::value>
 manager::make_there(detail::closure construct) const {
-  if (!process_)
-    throw error(errc::invalid_argument, "a moved-from manager makes nothing");
-  auto made = ask<detail::value>(process_->handle(), std::nullopt,
+  auto made = ask<detail::value>(handle(), std::nullopt,
                                  detail::mgr_make_atom::value,
                                  detail::value::make(std::move(construct)));
   if (!made)
