@@ -842,3 +842,143 @@ TEST_CASE("loopback: a task on a worker host uses the owner's queues") {
   INFO(a.read_all(1s));
   CHECK(code == 0);
 }
+
+namespace {
+
+// The code of an actors::error as the lab's lines print it.
+std::string code_name(const actors::error& e) {
+  if (e.code() == actors::errc::owner_unreachable)
+    return "owner_unreachable";
+  if (e.code() == actors::errc::process_died)
+    return "process_died";
+  return std::string{"other: "} + e.what();
+}
+
+// mgr-server KEY_FILE HOST: serves a manager on HOST (an address of its
+// host) with a dict "counts" and a queue "jobs", and checks what a client
+// of another host did with them.
+int manager_server(int argc, char** argv) {
+  if (argc < 2)
+    return 2;
+  actors::manager_options opts;
+  opts.listen = std::string{argv[1]} + ":0";
+  opts.key_file = argv[0];
+  actors::manager m{opts};
+  auto counts = m.dict<int, int>();
+  auto jobs = m.queue<int>(10); // bounded: the client's puts wait for room
+  m.publish("counts", counts);
+  m.publish("jobs", jobs);
+  std::printf("port %u\n", static_cast<unsigned>(m.port()));
+  std::fflush(stdout);
+  long sum = 0;
+  for (int i = 0; i < 100; ++i)
+    sum += jobs.get(60s);
+  auto made = m.lookup<actors::shared_list<std::string>>("from-client");
+  bool exact = sum == 4950 && counts.size() == 100 && counts.get(99) == 99 * 99
+               && made.to_vector() == std::vector<std::string>{"hello"};
+  std::printf("exact %d\n", exact ? 1 : 0);
+  std::fflush(stdout);
+  // Serves until the test kills this host.
+  std::this_thread::sleep_for(120s);
+  return 0;
+}
+
+support::helper_mode manager_server_mode{"mgr-server", manager_server};
+
+// mgr-client ADDRESS KEY_FILE: uses the manager of another host, then
+// waits on its queue until that host is gone.
+int manager_client(int argc, char** argv) {
+  if (argc < 2)
+    return 2;
+  auto m = actors::manager::connect(argv[0], argv[1]);
+  auto counts = m.lookup<actors::shared_dict<int, int>>("counts");
+  auto jobs = m.lookup<actors::queue<int>>("jobs");
+  auto made = m.list<std::string>();
+  made.append("hello");
+  m.publish("from-client", made);
+  for (int i = 0; i < 100; ++i) {
+    counts.set(i, i * i);
+    jobs.put(i, 30s);
+  }
+  std::printf("done\n");
+  std::fflush(stdout);
+  auto t0 = std::chrono::steady_clock::now();
+  try {
+    jobs.get(); // no bound: only the end of its host ends it
+    std::printf("queue: got an item\n");
+  } catch (const actors::error& e) {
+    std::printf("queue: %s after %ld ms\n", code_name(e).c_str(),
+                static_cast<long>(ms_since(t0)));
+  }
+  try {
+    counts.get(1);
+    std::printf("dict: answered\n");
+  } catch (const actors::error& e) {
+    std::printf("dict: %s\n", code_name(e).c_str());
+  }
+  std::fflush(stdout);
+  return 0;
+}
+
+support::helper_mode manager_client_mode{"mgr-client", manager_client};
+
+} // namespace
+
+namespace {
+
+// A manager served from lab host `server_host` used by a client in
+// `client_host`, up to its "exact" line; then `lose` ends or silences the
+// server's host, and the client's blocked get and its next call must fail.
+void served_manager_lost(int server_host, int client_host,
+                         void (*lose)(support::netlab&, int),
+                         std::chrono::milliseconds bound) {
+  support::netlab::skip_if_unavailable();
+  support::netlab lab{2};
+  auto key = fresh_key_file();
+  auto server = lab.helper(server_host, "mgr-server",
+                           {key, lab.address(server_host)}, {}, true);
+  auto port = server.read_line(60s);
+  REQUIRE(port);
+  REQUIRE(port->rfind("port ", 0) == 0);
+  auto address = lab.address(server_host) + ":" + port->substr(5);
+  auto client = lab.helper(client_host, "mgr-client", {address, key}, {},
+                           true);
+  auto done = client.read_line(60s);
+  if (done != std::optional<std::string>{"done"}) {
+    client.kill(SIGKILL);
+    MESSAGE("client: " << client.read_all(2s));
+  }
+  REQUIRE(done == std::optional<std::string>{"done"});
+  auto exact = server.read_line(60s);
+  if (exact != std::optional<std::string>{"exact 1"}) {
+    server.kill(SIGKILL);
+    MESSAGE("server: " << server.read_all(2s));
+  }
+  CHECK(exact == std::optional<std::string>{"exact 1"});
+  lose(lab, server_host);
+  auto queue = client.read_line(30s);
+  REQUIRE(queue);
+  MESSAGE(*queue);
+  CHECK(queue->rfind("queue: owner_unreachable after ", 0) == 0);
+  auto ms = std::atol(queue->c_str() + queue->rfind("after ") + 6);
+  CHECK(ms < bound.count());
+  CHECK(client.read_line(30s)
+        == std::optional<std::string>{"dict: owner_unreachable"});
+  CHECK(client.wait(20s) == 0);
+  ::unlink(key.c_str());
+}
+
+} // namespace
+
+TEST_CASE("netns: a manager served to another host: its dict, list and "
+          "queue used from there: its host killed, the client's calls fail") {
+  served_manager_lost(
+    0, 1, [](support::netlab& lab, int host) { lab.kill_host(host); },
+    5000ms);
+}
+
+TEST_CASE("netns: a manager served to another host whose link is cut: the "
+          "client's calls fail within lost_after (5 s) and a margin") {
+  served_manager_lost(
+    1, 0, [](support::netlab& lab, int host) { lab.cut(host); }, 8000ms);
+}

@@ -232,7 +232,7 @@ caf::behavior object_actor(caf::stateful_actor<object_state>* self) {
 }
 
 struct manager_state {
-  caf::actor names; // what was published, a dict
+  std::map<key_bytes, value> names; // what was published
   std::unique_ptr<listener> server;
 
   static constexpr const char* name = "manager";
@@ -248,7 +248,6 @@ caf::behavior manager_actor(caf::stateful_actor<manager_state>* self,
                             std::string host, std::uint16_t port,
                             std::vector<char> key) {
   auto& st = self->state;
-  st.names = caf::actor_cast<caf::actor>(self->spawn(dict_actor));
   if (!host.empty()) {
     secret k{};
     if (key.size() != k.size())
@@ -284,12 +283,14 @@ caf::behavior manager_actor(caf::stateful_actor<manager_state>* self,
       return self->delegate(obj, mgr_make_atom::value, std::move(construct));
     },
     [self](mgr_set_atom, key_bytes& k, value& v) {
-      return self->delegate(self->state.names, mgr_set_atom::value,
-                            std::move(k), std::move(v));
+      self->state.names[std::move(k)] = std::move(v);
     },
-    [self](mgr_get_atom, key_bytes& k) {
-      return self->delegate(self->state.names, mgr_get_atom::value,
-                            std::move(k));
+    [self](mgr_get_atom, const key_bytes& k) -> caf::result<value> {
+      auto i = self->state.names.find(k);
+      if (i == self->state.names.end())
+        return make_error(errc::not_found,
+                          "nothing was published under that name");
+      return i->second;
     },
     [self](mgr_port_atom) -> caf::result<std::uint16_t> {
       if (!self->state.server)
