@@ -866,8 +866,12 @@ int manager_server(int argc, char** argv) {
   actors::manager m{opts};
   auto counts = m.dict<int, int>();
   auto jobs = m.queue<int>(10); // bounded: the client's puts wait for room
+  auto go = m.event();
+  auto slots = m.semaphore(0);
   m.publish("counts", counts);
   m.publish("jobs", jobs);
+  m.publish("go", go);
+  m.publish("slots", slots);
   std::printf("port %u\n", static_cast<unsigned>(m.port()));
   std::fflush(stdout);
   long sum = 0;
@@ -875,7 +879,8 @@ int manager_server(int argc, char** argv) {
     sum += jobs.get(60s);
   auto made = m.lookup<actors::shared_list<std::string>>("from-client");
   bool exact = sum == 4950 && counts.size() == 100 && counts.get(99) == 99 * 99
-               && made.to_vector() == std::vector<std::string>{"hello"};
+               && made.to_vector() == std::vector<std::string>{"hello"}
+               && go.wait(30s) && slots.acquire(30s);
   std::printf("exact %d\n", exact ? 1 : 0);
   std::fflush(stdout);
   // Serves until the test kills this host.
@@ -896,6 +901,8 @@ int manager_client(int argc, char** argv) {
   auto made = m.list<std::string>();
   made.append("hello");
   m.publish("from-client", made);
+  m.lookup<actors::event>("go").set();
+  m.lookup<actors::semaphore>("slots").release();
   for (int i = 0; i < 100; ++i) {
     counts.set(i, i * i);
     jobs.put(i, 30s);

@@ -41,8 +41,10 @@ caf::error wrong_answer(const caf::message& answer);
 /// its caller would wait for ever.
 class answer_watch {
 public:
+  /// Watches `dest` for the request `answer` of `self`.
   answer_watch(const caf::actor& dest, caf::blocking_actor* self,
                caf::message_id answer);
+  /// Stops watching.
   ~answer_watch();
   answer_watch(const answer_watch&) = delete;
   answer_watch& operator=(const answer_watch&) = delete;
