@@ -123,11 +123,11 @@ public:
 
   /// Bounds each later call by `timeout` (none: no bound).
   void bound(std::optional<duration> timeout) noexcept {
-    timeout_ns_ = timeout ? std::max<std::int64_t>(
-                    0, std::chrono::duration_cast<std::chrono::nanoseconds>(
-                         *timeout)
-                         .count())
-                          : -1;
+    timeout_ns_
+        = timeout ? std::max<std::int64_t>(
+              0, std::chrono::duration_cast<std::chrono::nanoseconds>(*timeout)
+                     .count())
+                  : -1;
   }
 
   template <class Inspector>
@@ -139,6 +139,37 @@ public:
 private:
   caf::actor obj_;
   std::int64_t timeout_ns_ = -1; // none
+};
+
+/// What every proxy of a manager's object is: the object's handle, the
+/// bound of its calls, and how it is serialized (proxies travel).
+template <class Derived>
+class proxy_base {
+public:
+  /// The type of timeouts: any `std::chrono` duration converts to it.
+  using duration = std::chrono::steady_clock::duration;
+
+  /// Bounds every later call of this handle (none: no bound).
+  Derived& timeout(std::optional<duration> t) noexcept {
+    obj_.bound(t);
+    return static_cast<Derived&>(*this);
+  }
+
+  template <class Inspector>
+  friend typename Inspector::result_type inspect(Inspector& f, Derived& x) {
+    return f(static_cast<proxy_base&>(x).obj_);
+  }
+
+protected:
+  /// An empty handle.
+  proxy_base() = default;
+
+  /// The handle of the object whose actor is `obj`.
+  explicit proxy_base(caf::actor obj) : obj_(std::move(obj)) {
+    // nop
+  }
+
+  shared_object obj_; ///< the object's actor and the bound of each call
 };
 
 } // namespace detail
@@ -165,48 +196,49 @@ class manager;
 /// the manager's process gone, `errc::process_died`. Calls wait without
 /// bound unless `timeout` set one (then `errc::timeout`).
 template <class K, class V>
-class shared_dict {
+class shared_dict : public detail::proxy_base<shared_dict<K, V>> {
 public:
-  /// The type of timeouts: any `std::chrono` duration converts to it.
-  using duration = std::chrono::steady_clock::duration;
-
   /// An empty handle (every call fails); exists to be assigned or
   /// deserialized.
   shared_dict() = default;
 
   /// `d[k] = v`.
   void set(const K& k, V v) const {
-    obj_.call<void>("set", detail::mgr_set_atom::value, detail::to_key(k),
-                    detail::value::make(std::move(v)));
+    this->obj_.template call<void>("set", detail::mgr_set_atom::value,
+                                   detail::to_key(k),
+                                   detail::value::make(std::move(v)));
   }
 
   /// `d[k]`; `errc::not_found` when it holds no `k`.
   V get(const K& k) const {
-    return obj_.call<detail::value>("get", detail::mgr_get_atom::value,
-                                    detail::to_key(k))
-      .template take<V>();
+    return this->obj_
+        .template call<detail::value>("get", detail::mgr_get_atom::value,
+                                      detail::to_key(k))
+        .template take<V>();
   }
 
   /// `d.get(k, fallback)`.
   V get(const K& k, V fallback) const {
-    auto found = obj_
-                   .call<detail::value>("get", detail::mgr_get_atom::value,
-                                        detail::to_key(k), true)
-                   .template take<std::vector<detail::value>>();
+    auto found
+        = this->obj_
+              .template call<detail::value>("get", detail::mgr_get_atom::value,
+                                            detail::to_key(k), true)
+              .template take<std::vector<detail::value>>();
     return found.empty() ? fallback : found.front().template take<V>();
   }
 
   /// `k in d`.
   bool contains(const K& k) const {
-    return obj_.call<bool>("contains", detail::mgr_has_atom::value,
-                           detail::to_key(k));
+    return this->obj_.template call<bool>(
+        "contains", detail::mgr_has_atom::value, detail::to_key(k));
   }
 
   /// `d.pop(k)`: removes `k` and returns its value; `errc::not_found`.
   V pop(const K& k) const {
-    return obj_.call<detail::value>("pop", detail::mgr_pop_atom::value,
-                                    detail::to_key(k))
-      .template take<V>();
+    return this->obj_
+        .template call<detail::value>("pop", detail::mgr_pop_atom::value,
+                                      detail::to_key(k))
+        .template take<V>();
   }
 
   /// `del d[k]`; `errc::not_found` when it holds no `k`.
@@ -216,21 +248,22 @@ public:
 
   /// `d.setdefault(k, v)`: the value of `k`, first set to `v` if missing.
   V setdefault(const K& k, V v) const {
-    return obj_.call<detail::value>("setdefault",
-                                    detail::mgr_setdef_atom::value,
-                                    detail::to_key(k),
-                                    detail::value::make(std::move(v)))
-      .template take<V>();
+    return this->obj_
+        .template call<detail::value>(
+            "setdefault", detail::mgr_setdef_atom::value, detail::to_key(k),
+            detail::value::make(std::move(v)))
+        .template take<V>();
   }
 
   /// `len(d)`.
   std::size_t size() const {
-    return obj_.call<std::uint64_t>("size", detail::mgr_size_atom::value);
+    return this->obj_.template call<std::uint64_t>(
+        "size", detail::mgr_size_atom::value);
   }
 
   /// `d.clear()`.
   void clear() const {
-    obj_.call<void>("clear", detail::mgr_clear_atom::value);
+    this->obj_.template call<void>("clear", detail::mgr_clear_atom::value);
   }
 
   ///@{
@@ -255,32 +288,17 @@ public:
   }
   ///@}
 
-  /// Bounds every later call of this handle (none: no bound).
-  shared_dict& timeout(std::optional<duration> t) noexcept {
-    obj_.bound(t);
-    return *this;
-  }
-
-  template <class Inspector>
-  friend typename Inspector::result_type inspect(Inspector& f,
-                                                 shared_dict& x) {
-    return f(x.obj_);
-  }
-
 private:
   friend class manager;
 
-  explicit shared_dict(caf::actor obj) : obj_(std::move(obj)) {
-    // nop
-  }
+  using detail::proxy_base<shared_dict>::proxy_base;
 
   std::vector<std::pair<detail::key_bytes, detail::value>> snapshot() const {
-    return obj_
-      .call<detail::value>("items", detail::mgr_items_atom::value)
-      .template take<std::vector<std::pair<detail::key_bytes, detail::value>>>();
+    return this->obj_
+        .template call<detail::value>("items", detail::mgr_items_atom::value)
+        .template take<
+            std::vector<std::pair<detail::key_bytes, detail::value>>>();
   }
-
-  detail::shared_object obj_;
 };
 
 /// A list in a manager's process (Python's `ListProxy`): `append`,
@@ -289,18 +307,15 @@ private:
 /// outside the list is `errc::not_found` (`IndexError`). As `shared_dict`
 /// otherwise.
 template <class T>
-class shared_list {
+class shared_list : public detail::proxy_base<shared_list<T>> {
 public:
-  /// The type of timeouts: any `std::chrono` duration converts to it.
-  using duration = std::chrono::steady_clock::duration;
-
   /// An empty handle (every call fails).
   shared_list() = default;
 
   /// `l.append(x)`.
   void append(T x) const {
-    obj_.call<void>("append", detail::mgr_append_atom::value,
-                    detail::value::make(std::move(x)));
+    this->obj_.template call<void>("append", detail::mgr_append_atom::value,
+                                   detail::value::make(std::move(x)));
   }
 
   /// `l.extend(xs)`, in one step.
@@ -308,43 +323,47 @@ public:
     std::vector<detail::value> items;
     for (auto& x : xs)
       items.push_back(detail::value::make(std::move(x)));
-    obj_.call<void>("extend", detail::mgr_append_atom::value,
-                    detail::value::make(std::move(items)), true);
+    this->obj_.template call<void>("extend", detail::mgr_append_atom::value,
+                                   detail::value::make(std::move(items)), true);
   }
 
   /// `l[i]`.
   T get(std::int64_t i) const {
-    return obj_.call<detail::value>("get", detail::mgr_get_atom::value, i)
-      .template take<T>();
+    return this->obj_
+        .template call<detail::value>("get", detail::mgr_get_atom::value, i)
+        .template take<T>();
   }
 
   /// `l[i] = x`.
   void set(std::int64_t i, T x) const {
-    obj_.call<void>("set", detail::mgr_set_atom::value, i,
-                    detail::value::make(std::move(x)));
+    this->obj_.template call<void>("set", detail::mgr_set_atom::value, i,
+                                   detail::value::make(std::move(x)));
   }
 
   /// `l.pop(i)` (the last one by default).
   T pop(std::int64_t i = -1) const {
-    return obj_.call<detail::value>("pop", detail::mgr_pop_atom::value, i)
-      .template take<T>();
+    return this->obj_
+        .template call<detail::value>("pop", detail::mgr_pop_atom::value, i)
+        .template take<T>();
   }
 
   /// `len(l)`.
   std::size_t size() const {
-    return obj_.call<std::uint64_t>("size", detail::mgr_size_atom::value);
+    return this->obj_.template call<std::uint64_t>(
+        "size", detail::mgr_size_atom::value);
   }
 
   /// `l.clear()` (Python's `del l[:]`).
   void clear() const {
-    obj_.call<void>("clear", detail::mgr_clear_atom::value);
+    this->obj_.template call<void>("clear", detail::mgr_clear_atom::value);
   }
 
   /// `l[:]`: a copy.
   std::vector<T> to_vector() const {
-    auto items = obj_.call<detail::value>("to_vector",
-                                          detail::mgr_items_atom::value)
-                   .template take<std::vector<detail::value>>();
+    auto items = this->obj_
+                     .template call<detail::value>(
+                         "to_vector", detail::mgr_items_atom::value)
+                     .template take<std::vector<detail::value>>();
     std::vector<T> result;
     result.reserve(items.size());
     for (auto& v : items)
@@ -352,136 +371,84 @@ public:
     return result;
   }
 
-  /// Bounds every later call of this handle (none: no bound).
-  shared_list& timeout(std::optional<duration> t) noexcept {
-    obj_.bound(t);
-    return *this;
-  }
-
-  template <class Inspector>
-  friend typename Inspector::result_type inspect(Inspector& f,
-                                                 shared_list& x) {
-    return f(x.obj_);
-  }
-
 private:
   friend class manager;
 
-  explicit shared_list(caf::actor obj) : obj_(std::move(obj)) {
-    // nop
-  }
-
-  detail::shared_object obj_;
+  using detail::proxy_base<shared_list>::proxy_base;
 };
 
 /// Python's `manager.Namespace()`: named attributes of any serializable
 /// types, `ns.set("x", 1)` for `ns.x = 1`, `ns.get<int>("x")` for `ns.x`
 /// (`errc::not_found` when it has none, `errc::type_mismatch` when it holds
 /// another type). As `shared_dict` otherwise.
-class shared_namespace {
+class shared_namespace : public detail::proxy_base<shared_namespace> {
 public:
-  /// The type of timeouts: any `std::chrono` duration converts to it.
-  using duration = std::chrono::steady_clock::duration;
-
   /// An empty handle (every call fails).
   shared_namespace() = default;
 
   /// `ns.name = x`.
   template <class T>
   void set(const std::string& name, T x) const {
-    obj_.call<void>("set", detail::mgr_set_atom::value, detail::to_key(name),
-                    detail::value::make(std::move(x)));
+    this->obj_.template call<void>("set", detail::mgr_set_atom::value,
+                                   detail::to_key(name),
+                                   detail::value::make(std::move(x)));
   }
 
   /// `ns.name`.
   template <class T>
   T get(const std::string& name) const {
-    return obj_
-      .call<detail::value>("get", detail::mgr_get_atom::value,
-                           detail::to_key(name))
-      .template take<T>();
+    return this->obj_
+        .template call<detail::value>("get", detail::mgr_get_atom::value,
+                                      detail::to_key(name))
+        .template take<T>();
   }
 
   /// `hasattr(ns, name)`.
   bool contains(const std::string& name) const {
-    return obj_.call<bool>("contains", detail::mgr_has_atom::value,
-                           detail::to_key(name));
+    return this->obj_.template call<bool>(
+        "contains", detail::mgr_has_atom::value, detail::to_key(name));
   }
 
   /// `del ns.name`; `errc::not_found` when it has none.
   void erase(const std::string& name) const {
-    obj_.call<detail::value>("erase", detail::mgr_pop_atom::value,
-                             detail::to_key(name));
-  }
-
-  /// Bounds every later call of this handle (none: no bound).
-  shared_namespace& timeout(std::optional<duration> t) noexcept {
-    obj_.bound(t);
-    return *this;
-  }
-
-  template <class Inspector>
-  friend typename Inspector::result_type inspect(Inspector& f,
-                                                 shared_namespace& x) {
-    return f(x.obj_);
+    this->obj_.template call<detail::value>(
+        "erase", detail::mgr_pop_atom::value, detail::to_key(name));
   }
 
 private:
   friend class manager;
 
-  explicit shared_namespace(caf::actor obj) : obj_(std::move(obj)) {
-    // nop
-  }
-
-  detail::shared_object obj_;
+  using detail::proxy_base<shared_namespace>::proxy_base;
 };
 
 /// Python's `manager.Value(typecode, x)`: one value of `T` in the
 /// manager's process, `get()` and `set(x)` (its `.value`). As `shared_dict`
 /// otherwise.
 template <class T>
-class shared_value {
+class shared_value : public detail::proxy_base<shared_value<T>> {
 public:
-  /// The type of timeouts: any `std::chrono` duration converts to it.
-  using duration = std::chrono::steady_clock::duration;
-
   /// An empty handle (every call fails).
   shared_value() = default;
 
   /// `v.value`.
   T get() const {
-    return obj_
-      .call<detail::value>("get", detail::mgr_get_atom::value,
-                           detail::key_bytes{})
-      .template take<T>();
+    return this->obj_
+        .template call<detail::value>("get", detail::mgr_get_atom::value,
+                                      detail::key_bytes{})
+        .template take<T>();
   }
 
   /// `v.value = x`.
   void set(T x) const {
-    obj_.call<void>("set", detail::mgr_set_atom::value, detail::key_bytes{},
-                    detail::value::make(std::move(x)));
-  }
-
-  /// Bounds every later call of this handle (none: no bound).
-  shared_value& timeout(std::optional<duration> t) noexcept {
-    obj_.bound(t);
-    return *this;
-  }
-
-  template <class Inspector>
-  friend typename Inspector::result_type inspect(Inspector& f,
-                                                 shared_value& x) {
-    return f(x.obj_);
+    this->obj_.template call<void>("set", detail::mgr_set_atom::value,
+                                   detail::key_bytes{},
+                                   detail::value::make(std::move(x)));
   }
 
 private:
   friend class manager;
 
-  explicit shared_value(caf::actor obj) : obj_(std::move(obj)) {
-    // nop
-  }
-
-  detail::shared_object obj_;
+  using detail::proxy_base<shared_value>::proxy_base;
 };
 
 namespace detail {
@@ -540,12 +507,11 @@ template <auto M, class T, class R, class... Ps>
 struct member_of<M, R (T::*)(Ps...) const> : member_call<M, T, R, Ps...> {};
 
 template <auto M, class T, class R, class... Ps>
-struct member_of<M, R (T::*)(Ps...) noexcept> : member_call<M, T, R, Ps...> {
-};
+struct member_of<M, R (T::*)(Ps...) noexcept> : member_call<M, T, R, Ps...> {};
 
 template <auto M, class T, class R, class... Ps>
 struct member_of<M, R (T::*)(Ps...) const noexcept>
-  : member_call<M, T, R, Ps...> {};
+    : member_call<M, T, R, Ps...> {};
 
 /// What the library's own objects are made with in a manager's process.
 template <class T>
@@ -596,11 +562,8 @@ inline barrier make_barrier_there(std::size_t parties) {
 /// `errc::process_died`. Calls wait without bound unless `timeout` set one
 /// (then `errc::timeout`; the call may still run).
 template <class T>
-class proxy {
+class proxy : public detail::proxy_base<proxy<T>> {
 public:
-  /// The type of timeouts: any `std::chrono` duration converts to it.
-  using duration = std::chrono::steady_clock::duration;
-
   /// An empty handle (every call fails).
   proxy() = default;
 
@@ -613,33 +576,18 @@ public:
                   "call<&C::method>: the method of another class than the "
                   "proxy's");
     using result = typename member::result;
-    auto answer = obj_.call<detail::value>(
-      "call", detail::mgr_call_atom::value,
-      detail::value::make(detail::closure::bind_task(
-        &member::run, std::forward<Args>(args)...)));
+    auto answer = this->obj_.template call<detail::value>(
+        "call", detail::mgr_call_atom::value,
+        detail::value::make(detail::closure::bind_task(
+            &member::run, std::forward<Args>(args)...)));
     if constexpr (!std::is_void_v<result>)
       return answer.template take<result>();
-  }
-
-  /// Bounds every later call of this handle (none: no bound).
-  proxy& timeout(std::optional<duration> t) noexcept {
-    obj_.bound(t);
-    return *this;
-  }
-
-  template <class Inspector>
-  friend typename Inspector::result_type inspect(Inspector& f, proxy& x) {
-    return f(x.obj_);
   }
 
 private:
   friend class manager;
 
-  explicit proxy(caf::actor obj) : obj_(std::move(obj)) {
-    // nop
-  }
-
-  detail::shared_object obj_;
+  using detail::proxy_base<proxy>::proxy_base;
 };
 
 /// Where a manager serves programs of other hosts (Python's
@@ -733,8 +681,8 @@ public:
   template <class T>
   void publish(const std::string& name, T x) const {
     detail::shared_object{handle()}.call<void>(
-      "publish", detail::mgr_set_atom::value, detail::to_key(name),
-      detail::value::make(std::move(x)));
+        "publish", detail::mgr_set_atom::value, detail::to_key(name),
+        detail::value::make(std::move(x)));
   }
 
   /// What was published as `name`: `errc::not_found` when nothing was,
@@ -742,9 +690,9 @@ public:
   template <class T>
   T lookup(const std::string& name) const {
     return detail::shared_object{handle()}
-      .call<detail::value>("lookup", detail::mgr_get_atom::value,
-                           detail::to_key(name))
-      .template take<T>();
+        .call<detail::value>("lookup", detail::mgr_get_atom::value,
+                             detail::to_key(name))
+        .template take<T>();
   }
 
   /// Stops the manager's process (see **Lifetime**).
@@ -792,8 +740,8 @@ public:
   template <class T, class... Args>
   proxy<T> make(Args&&... args) const {
     auto made = make_there(detail::closure::bind_task(
-      &detail::construct_object<T, std::decay_t<Args>...>,
-      std::forward<Args>(args)...));
+        &detail::construct_object<T, std::decay_t<Args>...>,
+        std::forward<Args>(args)...));
     return proxy<T>{std::move(made.first)};
   }
 
@@ -864,9 +812,9 @@ private:
 
   template <class H, class... Ps, class... Args>
   H made_there(H (*make)(Ps...), Args&&... args) const {
-    return make_there(detail::closure::bind_task(make,
-                                                 std::forward<Args>(args)...))
-      .second.template take<H>();
+    return make_there(
+               detail::closure::bind_task(make, std::forward<Args>(args)...))
+        .second.template take<H>();
   }
 
   std::unique_ptr<actor_process<caf::actor>> process_;

@@ -12,9 +12,9 @@
 #include <atomic>
 #include <cstdint>
 #include <cstring>
-#include <memory>
 #include <list>
 #include <map>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -29,8 +29,8 @@
 #include "net/listener.hpp"
 #include "node/process_role.hpp"
 #include "node/runtime.hpp"
-#include "queue/queue_hub.hpp"
 #include "queue/hub_client.hpp"
+#include "queue/queue_hub.hpp"
 
 namespace actors {
 
