@@ -10,6 +10,7 @@
 #include <vector>
 
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -70,8 +71,8 @@ void create_and_wait(std::string name, actors::queue<int> ready,
 }
 
 // The pids of the trackers (processes run with --actors-shm-tracker)
-// whose parent is `parent`.
-std::vector<pid_t> trackers_of(pid_t parent) {
+// whose parent is `parent`, now.
+std::vector<pid_t> trackers_now(pid_t parent) {
   std::vector<pid_t> found;
   auto* dir = ::opendir("/proc");
   REQUIRE(dir != nullptr);
@@ -95,6 +96,19 @@ std::vector<pid_t> trackers_of(pid_t parent) {
       found.push_back(pid);
   }
   ::closedir(dir);
+  return found;
+}
+
+// The trackers of `parent`, once there is one: a process just started
+// shows its arguments in /proc a moment after its parent went on (10 s at
+// most).
+std::vector<pid_t> trackers_of(pid_t parent) {
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  auto found = trackers_now(parent);
+  while (found.empty() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(1ms); // polling /proc: a bounded wait
+    found = trackers_now(parent);
+  }
   return found;
 }
 
@@ -250,4 +264,22 @@ TEST_CASE("a block whose creator is killed by SIGKILL is unlinked by its "
     std::this_thread::sleep_for(5ms); // polling a file: a bounded wait
   CHECK_FALSE(exists(name));
   CHECK(ended(trackers[0]));
+}
+
+TEST_CASE("a killed tracker costs its creator nothing: later blocks are "
+          "still made and unlinked") {
+  auto first = actors::shared_memory::create(64);
+  auto trackers = trackers_of(::getpid());
+  REQUIRE(trackers.size() == 1);
+  ::kill(trackers[0], SIGKILL);
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!ended(trackers[0]) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(5ms); // polling /proc: a bounded wait
+  REQUIRE(ended(trackers[0]));
+  // No SIGPIPE: this process goes on, and unlinks its blocks itself.
+  auto second = actors::shared_memory::create(64);
+  auto name = second.name();
+  second.unlink();
+  CHECK_FALSE(exists(name));
+  first.unlink();
 }

@@ -80,8 +80,8 @@ private:
 /// The error, when there is no answer: `errc::timeout`; `errc::process_died`
 /// (naming the signal or exit code) when the actor's process died, also
 /// while the request was in flight; `errc::owner_unreachable` when the
-/// connection to the actor's host ended (its process or host gone); `errc::type_mismatch` when the answer
-/// is not one `R`; otherwise what the actor answered with (a
+/// connection to the actor's host ended (its process or host gone);
+/// `errc::type_mismatch` when the answer is not one `R`; otherwise what the actor answered with (a
 /// `caf::error` of its own, `caf::sec::request_receiver_down` for an actor
 /// that is gone, `caf::sec::unexpected_message` for a message it has no
 /// handler for). `actors::errc_of` tells libactors' errors apart.

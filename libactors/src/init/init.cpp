@@ -1,8 +1,9 @@
 // actors::init: what this process is. A child (--actors-child: the child
 // role, process/child_main.hpp), a worker process of another host (the
 // worker host, cluster/), the tracker of a process's shared memory names
-// (--actors-shm-tracker, shm/), or the owner, which starts its fork server here,
-// while it has a single thread. Here, as it must know every subsystem.
+// (--actors-shm-tracker, shm/), or the owner, which starts its fork
+// server here, while it has a single thread. Here, as it must know every
+// subsystem.
 
 #include <cstdlib>
 #include <cstring>
@@ -14,8 +15,8 @@
 #include "pool/worker.hpp"
 #include "process/child_main.hpp"
 #include "process/fork_server.hpp"
-#include "shm/shared_memory.hpp"
 #include "queue/queue_hub.hpp"
+#include "shm/shared_memory.hpp"
 
 namespace actors::detail {
 

@@ -4,8 +4,8 @@
 //
 // The names are also told to a tracker, as Python's resource tracker: this
 // program executed again in the tracker role (run_shm_tracker), started at
-// the first name, reading "+name" and "-name" lines from a pipe that only
-// this process holds. When the pipe ends, whatever this process's end was
+// the first name, reading "+name" and "-name" lines from a socket that
+// only this process holds. When it ends, whatever this process's end was
 // (a signal too), it unlinks what is left, and exits.
 
 #include "actors/shared_memory.hpp"
@@ -26,6 +26,7 @@
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -38,14 +39,15 @@ struct tracked_names {
   std::mutex mtx;
   std::set<std::string> names;
   bool registered = false;
-  int tracker = -1; // the write end of the tracker's pipe
+  int tracker = -1; // this end of the socket to the tracker
 };
 
 // Starts the tracker (no tracker: the names are unlinked at a normal exit
-// only, as before).
+// only, as before). A socket, not a pipe: a tracker that was killed must
+// not take this process with it by SIGPIPE (send's MSG_NOSIGNAL).
 int start_tracker() {
   int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0)
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
     return -1;
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
@@ -71,7 +73,7 @@ void tell(tracked_names& t, char what, const std::string& name) {
   if (t.tracker < 0)
     return;
   auto line = what + name + "\n";
-  if (::write(t.tracker, line.data(), line.size())
+  if (::send(t.tracker, line.data(), line.size(), MSG_NOSIGNAL)
       != static_cast<ssize_t>(line.size())) {
     ::close(t.tracker);
     t.tracker = -1;
