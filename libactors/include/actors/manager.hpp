@@ -644,10 +644,10 @@ struct manager_options {
 /// `register("get_jobs", callable=...)` and `m.get_jobs()`). A connected
 /// manager makes objects in the serving process as the owner's does, and
 /// its proxies, and the queues, events and semaphores the manager made,
-/// work from the connected program and its children: proxies over CAF's
-/// BASP on the connection, the others over a stream to the manager's queue
-/// hub. Locks, conditions and barriers, and queues made by other processes,
-/// stay on their host.
+/// work from the connected program: proxies over CAF's BASP on the
+/// connection, the others over a stream to the manager's queue hub (a
+/// child of that program connects on its own). Locks, conditions and
+/// barriers, and queues made by other processes, stay on their host.
 /// When the serving process ends, or its host is lost (within 5 s), every
 /// call fails with `errc::owner_unreachable` or `errc::process_died`.
 class manager {
