@@ -5,18 +5,18 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <csignal>
 #include <fstream>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
 
 #include <sys/stat.h>
 #include <unistd.h>
-#include <algorithm>
-#include <map>
-#include <tuple>
-#include <stdexcept>
-#include <string>
-#include <utility>
-#include <vector>
 
 #include "actors/all.hpp"
 #include "support/error_code.hpp"

@@ -23,6 +23,7 @@
 
 #include "actors/all.hpp"
 #include "support/error_code.hpp"
+#include "support/proc_stats.hpp"
 
 using namespace std::chrono_literals;
 using support::code_of;
@@ -114,11 +115,8 @@ std::vector<pid_t> trackers_of(pid_t parent) {
 
 // Whether `pid` has ended (gone, or a zombie nobody reaped yet).
 bool ended(pid_t pid) {
-  std::ifstream stat{"/proc/" + std::to_string(pid) + "/stat"};
-  std::string text{std::istreambuf_iterator<char>{stat}, {}};
-  auto close = text.rfind(')');
-  return close == std::string::npos || text.size() < close + 3
-         || text[close + 2] == 'Z' || text[close + 2] == 'X';
+  auto state = support::process_state(pid);
+  return state == '?' || state == 'Z' || state == 'X';
 }
 
 bool exists(const std::string& name) {
