@@ -856,7 +856,9 @@ std::string code_name(const actors::error& e) {
 
 // mgr-server KEY_FILE HOST: serves a manager on HOST (an address of its
 // host) with a dict "counts" and a queue "jobs", and checks what a client
-// of another host did with them.
+// of another host did with them; "idle" is a queue nobody puts into, on
+// which the client waits at the end (not "jobs": its get could take an
+// item this side has not taken yet).
 int manager_server(int argc, char** argv) {
   if (argc < 2)
     return 2;
@@ -868,8 +870,10 @@ int manager_server(int argc, char** argv) {
   auto jobs = m.queue<int>(10); // bounded: the client's puts wait for room
   auto go = m.event();
   auto slots = m.semaphore(0);
+  auto idle = m.queue<int>();
   m.publish("counts", counts);
   m.publish("jobs", jobs);
+  m.publish("idle", idle);
   m.publish("go", go);
   m.publish("slots", slots);
   std::printf("port %u\n", static_cast<unsigned>(m.port()));
@@ -891,13 +895,14 @@ int manager_server(int argc, char** argv) {
 support::helper_mode manager_server_mode{"mgr-server", manager_server};
 
 // mgr-client ADDRESS KEY_FILE: uses the manager of another host, then
-// waits on its queue until that host is gone.
+// waits on the empty queue "idle" until that host is gone.
 int manager_client(int argc, char** argv) {
   if (argc < 2)
     return 2;
   auto m = actors::manager::connect(argv[0], argv[1]);
   auto counts = m.lookup<actors::shared_dict<int, int>>("counts");
   auto jobs = m.lookup<actors::queue<int>>("jobs");
+  auto idle = m.lookup<actors::queue<int>>("idle");
   auto made = m.list<std::string>();
   made.append("hello");
   m.publish("from-client", made);
@@ -911,7 +916,7 @@ int manager_client(int argc, char** argv) {
   std::fflush(stdout);
   auto t0 = std::chrono::steady_clock::now();
   try {
-    jobs.get(); // no bound: only the end of its host ends it
+    idle.get(); // no bound: only the end of its host ends it
     std::printf("queue: got an item\n");
   } catch (const actors::error& e) {
     std::printf("queue: %s after %ld ms\n", code_name(e).c_str(),
