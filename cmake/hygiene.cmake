@@ -12,7 +12,7 @@ if(ACTORS_FUZZ AND (ACTORS_SANITIZE OR ACTORS_TSAN))
                       "leave ACTORS_SANITIZE and ACTORS_TSAN off")
 endif()
 # The sanitizer builds compile at -O1 with line tables only (-g1), as the
-# sanitizers' own documentation advises: a CAF-heavy file takes 15 s so
+# sanitizers' own documentation advises: a CAF-heavy file takes 15 s
 # instead of 50 s at RelWithDebInfo's -O2 -g under ASan (src/actor/
 # supervisor.cpp on this 2-vCPU VM), and reports still name file and line.
 # These options come after the build type's on the command line.
