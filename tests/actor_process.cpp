@@ -395,6 +395,7 @@ TEST_CASE("monitor and link work across processes with the mapped reasons") {
   CHECK(context(seen).find("signal 9") != std::string::npos);
   // The linked partner ended with the same reason, and its process with 1.
   auto reason = down_reason(partner_p.handle());
+  INFO("the partner's down reason: " << actors::describe(reason));
   CHECK(actors::errc_of(reason) == actors::errc::process_died);
   REQUIRE(partner_p.join(10s));
   CHECK(partner_p.exitcode() == 1);

@@ -1,5 +1,6 @@
 #include "link/errors.hpp"
 
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 
@@ -47,22 +48,29 @@ std::string describe_status(pid_t pid, const siginfo_t& info) {
          + (name != nullptr ? name : "?") + ")";
 }
 
+bool has_ended(pid_t pid, std::chrono::milliseconds wait) {
+  if (pid <= 0)
+    return false;
+  auto fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (fd < 0)
+    return errno == ESRCH;
+  pollfd pfd{fd, POLLIN, 0};
+  auto ready = ::poll(&pfd, 1, static_cast<int>(wait.count())) > 0;
+  ::close(fd);
+  return ready;
+}
+
 caf::error describe_end(pid_t pid) {
   // A child of ours: its exit status, left for whoever reaps it (WNOWAIT).
   // Its socket closes as it exits, a moment before it is a zombie: wait for
-  // that on a pidfd, at most 100 ms.
+  // that, at most 100 ms.
   siginfo_t info{};
   if (pid > 0
       && ::waitid(P_PID, static_cast<id_t>(pid), &info,
                   WEXITED | WNOHANG | WNOWAIT)
              == 0) {
     if (info.si_pid != pid) {
-      auto fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-      if (fd >= 0) {
-        pollfd pfd{fd, POLLIN, 0};
-        ::poll(&pfd, 1, 100);
-        ::close(fd);
-      }
+      has_ended(pid, std::chrono::milliseconds{100});
       info = siginfo_t{};
       ::waitid(P_PID, static_cast<id_t>(pid), &info,
                WEXITED | WNOHANG | WNOWAIT);

@@ -15,6 +15,7 @@
 #include <caf/sec.hpp>
 
 #include "base/error.hpp"
+#include "link/errors.hpp"
 #include "wire/node_id.hpp"
 
 namespace actors::detail::links {
@@ -178,9 +179,14 @@ void manager::setup_loop() {
         ::epoll_ctl(poller_.fd(), EPOLL_CTL_ADD, fd, &ev);
       });
     } catch (const error& e) {
-      auto reason = make_error(static_cast<errc>(e.code().value()),
-                               "no link to process " + std::to_string(p.pid)
-                                   + ": " + e.what());
+      // A peer that died while its link was being made ended as one whose
+      // link broke: its end is the reason, not that it could not be reached.
+      auto reason = has_ended(p.pid, std::chrono::milliseconds{100})
+                        ? end_of(p.pid)
+                        : make_error(static_cast<errc>(e.code().value()),
+                                     "no link to process "
+                                         + std::to_string(p.pid) + ": "
+                                         + e.what());
       p.lnk->fail(reason);
       link_ended(p, reason);
     }
