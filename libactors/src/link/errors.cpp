@@ -1,11 +1,8 @@
 #include "link/errors.hpp"
 
-#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 
-#include <poll.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,6 +10,7 @@
 
 #include "base/error.hpp"
 #include "base/exception_text.hpp"
+#include "base/process_end.hpp"
 
 namespace actors::detail::links {
 
@@ -48,18 +46,6 @@ std::string describe_status(pid_t pid, const siginfo_t& info) {
          + (name != nullptr ? name : "?") + ")";
 }
 
-bool has_ended(pid_t pid, std::chrono::milliseconds wait) {
-  if (pid <= 0)
-    return false;
-  auto fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-  if (fd < 0)
-    return errno == ESRCH;
-  pollfd pfd{fd, POLLIN, 0};
-  auto ready = ::poll(&pfd, 1, static_cast<int>(wait.count())) > 0;
-  ::close(fd);
-  return ready;
-}
-
 caf::error describe_end(pid_t pid) {
   // A child of ours: its exit status, left for whoever reaps it (WNOWAIT).
   // Its socket closes as it exits, a moment before it is a zombie: wait for
@@ -70,7 +56,7 @@ caf::error describe_end(pid_t pid) {
                   WEXITED | WNOHANG | WNOWAIT)
              == 0) {
     if (info.si_pid != pid) {
-      has_ended(pid, std::chrono::milliseconds{100});
+      wait_for_end(pid, std::chrono::milliseconds{100});
       info = siginfo_t{};
       ::waitid(P_PID, static_cast<id_t>(pid), &info,
                WEXITED | WNOHANG | WNOWAIT);

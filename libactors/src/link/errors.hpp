@@ -4,7 +4,6 @@
 // that is not registered (named, demangled), and how a peer process ended
 // (its signal or exit code, when this process can know it).
 
-#include <chrono>
 #include <string>
 
 #include <signal.h>
@@ -26,10 +25,6 @@ caf::error unsendable(const caf::error& err, caf::actor_system& sys,
 
 /// "process P exited with code C" or "... was killed by signal S (SIGX)".
 std::string describe_status(pid_t pid, const siginfo_t& info);
-
-/// Whether process `pid` has ended (a zombie counts), waiting for that at
-/// most `wait`: its connections close a moment before it is one.
-bool has_ended(pid_t pid, std::chrono::milliseconds wait);
 
 /// errc::process_died for process `pid` whose link just ended: its exit
 /// status if it is this process's child (waiting for it at most 100 ms, and

@@ -15,7 +15,7 @@
 #include <caf/sec.hpp>
 
 #include "base/error.hpp"
-#include "link/errors.hpp"
+#include "base/process_end.hpp"
 #include "wire/node_id.hpp"
 
 namespace actors::detail::links {
@@ -180,8 +180,9 @@ void manager::setup_loop() {
       });
     } catch (const error& e) {
       // A peer that died while its link was being made ended as one whose
-      // link broke: its end is the reason, not that it could not be reached.
-      auto reason = has_ended(p.pid, std::chrono::milliseconds{100})
+      // link broke: its end is the reason, not that it could not be reached
+      // (its connections close a moment before it has ended: 100 ms).
+      auto reason = wait_for_end(p.pid, std::chrono::milliseconds{100})
                         ? end_of(p.pid)
                         : make_error(static_cast<errc>(e.code().value()),
                                      "no link to process "

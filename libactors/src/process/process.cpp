@@ -1,16 +1,12 @@
 #include "actors/process.hpp"
 
 #include <atomic>
-#include <cerrno>
 #include <csignal>
 
-#include <poll.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "actors/runtime.hpp"
-#include "base/deadline.hpp"
-#include "base/fd.hpp"
+#include "base/process_end.hpp"
 #include "node/process_role.hpp"
 #include "node/runtime.hpp"
 #include "process/children.hpp"
@@ -126,35 +122,15 @@ std::vector<child_process> active_children() {
   return result;
 }
 
-namespace {
-
-// Waits up to `timeout` (none: forever) for `pid` to end; true when it has.
-bool wait_for_end(pid_t pid, std::optional<process_info::duration> timeout) {
-  detail::unique_fd pidfd{static_cast<int>(::syscall(SYS_pidfd_open, pid, 0))};
-  if (!pidfd)
-    return errno == ESRCH;
-  detail::deadline until{timeout};
-  for (;;) {
-    pollfd p{pidfd.get(), POLLIN, 0};
-    auto rc = ::poll(&p, 1, until.poll_ms());
-    if (rc > 0)
-      return true;
-    if (rc == 0 || errno != EINTR)
-      return false;
-  }
-}
-
-} // namespace
-
 bool process_info::is_alive() const {
-  return pid == ::getpid() || !wait_for_end(pid, duration::zero());
+  return pid == ::getpid() || !detail::wait_for_end(pid, duration::zero());
 }
 
 bool process_info::join(std::optional<duration> timeout) const {
   if (pid == ::getpid())
     throw error(errc::would_deadlock,
                 "process " + name + " cannot join itself");
-  return wait_for_end(pid, timeout);
+  return detail::wait_for_end(pid, timeout);
 }
 
 process_info current_process() {
