@@ -1,6 +1,8 @@
 #include "link/link.hpp"
 
 #include <climits>
+#include <cstdlib>
+#include <utility>
 
 #include <sys/socket.h>
 #include <unistd.h>
@@ -15,6 +17,9 @@ namespace actors::detail::links {
 namespace {
 
 thread_local bool t_receiver = false;
+
+// The link this thread wrote to last (see receive_loop).
+thread_local const link* t_wrote_to = nullptr;
 
 } // namespace
 
@@ -39,6 +44,21 @@ link::~link() {
 
 bool link::on_receiver_thread() noexcept {
   return t_receiver;
+}
+
+std::chrono::nanoseconds link::spin_time() noexcept {
+  static const std::chrono::nanoseconds value = [] {
+    long us = 20;
+    if (const char* env = std::getenv("ACTORS_LINK_SPIN_US");
+        env != nullptr && *env != '\0') {
+      char* end = nullptr;
+      auto v = std::strtol(env, &end, 10);
+      if (end != env && *end == '\0' && v >= 0 && v <= 10000)
+        us = v;
+    }
+    return std::chrono::nanoseconds{std::chrono::microseconds{us}};
+  }();
+  return value;
 }
 
 // -- life cycle
@@ -231,6 +251,7 @@ void link::flush() {
 
 link::write_result link::write(buffer& bytes, std::uint64_t dest,
                                const time_point* wait_until) {
+  t_wrote_to = this;
   std::unique_lock<std::mutex> guard{mtx_};
   if (closed_)
     return write_result::closed;
@@ -379,6 +400,7 @@ bool link::pump(link_handler::context& ctx, bool& got, std::string& what) {
 void link::receive_loop(bool spare) {
   t_receiver = true;
   auto ctx = handler_.make_context(*this);
+  adaptive_spin spinner{spin_time()};
   for (;;) {
     bool got = false;
     bool finish = false;
@@ -410,12 +432,23 @@ void link::receive_loop(bool spare) {
     }
     if (has_pending_)
       flush();
-    if (!got)
-      in_.wait_data(time_point::max(), [&] {
-        // Pending frames and room for them: write them instead.
-        return gone_.load() || leftover_.load()
-               || (has_pending_.load() && out_.room() > 0);
-      }, spare);
+    if (!got) {
+      // This thread wrote to the peer (an actor it ran answered or
+      // asked): an answer is likely coming, so spin before sleeping. Not
+      // after handing a frame to another thread: that one needs the core.
+      auto spin = std::exchange(t_wrote_to, nullptr) == this
+                    ? spinner.budget()
+                    : std::chrono::nanoseconds::zero();
+      auto found = in_.wait_data(
+        time_point::max(),
+        [&] {
+          // Pending frames and room for them: write them instead.
+          return gone_.load() || leftover_.load()
+                 || (has_pending_.load() && out_.room() > 0);
+        },
+        spare, spin);
+      spinner.record(spin, found);
+    }
   }
 }
 

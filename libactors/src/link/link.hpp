@@ -144,6 +144,12 @@ public:
   /// True on a receiver thread of any link.
   static bool on_receiver_thread() noexcept;
 
+  /// How long a thread that expects an answer spins before it sleeps: a
+  /// receiver thread after it wrote to the peer itself (an actor it ran
+  /// answered or asked), a blocking call after its request. 20 us unless ACTORS_LINK_SPIN_US says
+  /// otherwise (0: never spin). See "Spinning" in ring.hpp.
+  static std::chrono::nanoseconds spin_time() noexcept;
+
   // -- properties
   // ---------------------------------------------------------------
 

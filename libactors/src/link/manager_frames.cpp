@@ -4,6 +4,8 @@
 
 #include "link/manager.hpp"
 
+#include <utility>
+
 #include <unistd.h>
 
 #include <caf/actor_registry.hpp>
@@ -16,6 +18,7 @@
 #include "base/error.hpp"
 #include "link/errors.hpp"
 #include "base/futex.hpp"
+#include "base/relax.hpp"
 #include "link/proxy.hpp"
 
 namespace actors::detail::links {
@@ -337,6 +340,9 @@ struct caller_cleanup {
 
 thread_local caller_cleanup t_callers;
 
+// How this thread's calls spin for their answers.
+thread_local adaptive_spin t_call_spin{link::spin_time()};
+
 } // namespace
 
 caf::scoped_actor& manager::caller_of_this_thread() {
@@ -414,6 +420,7 @@ caf::expected<caf::message> manager::call(const caf::actor& dest,
     std::lock_guard<std::mutex> guard{p->mtx};
     return w.done;
   };
+  auto spin = t_call_spin.budget();
   while (!done() && clock::now() < deadline) {
     auto seen = w.bell->load();
     // Read ourselves: the answer (or frames before it) may be there.
@@ -428,6 +435,13 @@ caf::expected<caf::message> manager::call(const caf::actor& dest,
                                     "link protocol error: " + bad));
     if (done())
       break;
+    // The answer is coming: spin once before sleeping (link::spin_time).
+    auto budget = std::exchange(spin, std::chrono::nanoseconds::zero());
+    auto found
+      = spin_until_ready([&] { return w.bell->load() != seen; }, budget);
+    t_call_spin.record(budget, found);
+    if (found)
+      continue;
     futex_wait(*w.bell, seen, deadline);
   }
   p->waiting.fetch_sub(1);
