@@ -2,8 +2,13 @@
 // through a queue, one 256 MiB item through a queue (from the producer's
 // start until get returns: what bad_input.cpp checks), ping-pong round trip
 // (also while two other processes burn both cores) and 1 MiB one-way
-// throughput through a pipe. Peer: peers/queue_pipe.py.
-// Processes are not pinned.
+// throughput through a pipe. Then S7's own shape: a queue of this process
+// (which only waits) between children, small items from a producer child
+// to one or three consumer children, unbounded, bounded (maxsize 100) and
+// with the cores busy, and a pipe ping-pong between two children; each
+// with the CPU time of every process per item or round trip ("... CPU",
+// every child writing its own total into a shared array at its end).
+// Peer: peers/queue_pipe.py. Processes are not pinned.
 // Usage: bench_queue_pipe [small_count]
 
 #include <chrono>
@@ -59,6 +64,78 @@ void pipe_ping_pong(int n, const char* workload) {
   p.join();
   std::printf("libactors %s: %.1f us per round trip\n", workload,
               s / (n - 1) * 1e6);
+}
+
+// -- between children --------------------------------------------------------
+
+// Each child writes the CPU seconds it has used into its slot at its end.
+void producer_child(actors::queue<int> q, int n, actors::array<double> cpu,
+                    std::size_t slot) {
+  queue_producer(q, n);
+  cpu[slot] = cpu_seconds_self();
+}
+
+void consumer_child(actors::queue<int> q, int n, actors::array<double> cpu,
+                    std::size_t slot) {
+  for (int i = 0; i < n; ++i)
+    q.get();
+  cpu[slot] = cpu_seconds_self();
+}
+
+// `n` items from one producer child to `consumers` consumer children through
+// a queue of this process, which only starts and joins them.
+void child_to_child(const char* workload, int n, long maxsize, int consumers) {
+  actors::queue<int> q{maxsize};
+  auto cpu = actors::make_raw_array<double>(1 + consumers);
+  std::vector<actors::process> ps;
+  ps.emplace_back(producer_child, q, n, cpu, std::size_t{0});
+  for (int c = 0; c < consumers; ++c)
+    ps.emplace_back(consumer_child, q, n / consumers, cpu,
+                    static_cast<std::size_t>(1 + c));
+  auto c0 = cpu_seconds_self();
+  auto t0 = clock_type::now();
+  for (auto& p : ps)
+    p.start();
+  for (auto& p : ps)
+    p.join();
+  auto s = seconds_since(t0);
+  auto total = cpu_seconds_self() - c0;
+  for (double x : cpu)
+    total += x;
+  std::printf("libactors %s: %.0f msgs/s\n", workload, n / s);
+  std::printf("libactors %s CPU: %.2f us\n", workload, total / n * 1e6);
+}
+
+// Times n - 1 round trips after a first one; writes the time per trip and
+// its CPU seconds into out[0] and out[1].
+void ping_child(actors::connection<int> c, int n, actors::array<double> out) {
+  c.send(0);
+  c.recv();
+  auto t0 = clock_type::now();
+  for (int i = 1; i < n; ++i) {
+    c.send(i);
+    c.recv();
+  }
+  out[0] = seconds_since(t0) / (n - 1) * 1e6;
+  out[1] = cpu_seconds_self();
+}
+
+void pong_child(actors::connection<int> c, int n, actors::array<double> out) {
+  pong(std::move(c), n);
+  out[2] = cpu_seconds_self();
+}
+
+void pipe_child_to_child(int n) {
+  auto [a, b] = actors::pipe<int>();
+  auto out = actors::make_raw_array<double>(3);
+  actors::process ping{ping_child, a, n, out}, pong{pong_child, b, n, out};
+  ping.start();
+  pong.start();
+  ping.join();
+  pong.join();
+  std::printf("libactors pipe ping-pong, child to child: %.1f us\n", out[0]);
+  std::printf("libactors pipe ping-pong, child to child CPU: %.1f us\n",
+              (out[1] + out[2]) / n * 1e6);
 }
 
 } // namespace
@@ -118,5 +195,15 @@ int main(int argc, char** argv) {
     p.join();
     std::printf("libactors pipe 1 MiB one-way: %.2f GB/s\n",
                 n * 1048576.0 / s / 1e9);
+  }
+  const int items = small - small % 3; // three consumers take a third each
+  child_to_child("queue small, child to child", items, actors::unbounded, 1);
+  child_to_child("queue small, child to child, maxsize 100", items, 100, 1);
+  child_to_child("queue small, 1 producer 3 consumers", items,
+                 actors::unbounded, 3);
+  pipe_child_to_child(2000);
+  {
+    cores_busy burn{2};
+    child_to_child("queue small, cores busy", items, actors::unbounded, 1);
   }
 }

@@ -1,5 +1,6 @@
 # Peer of bench/queue_pipe.cpp, same workloads with Python multiprocessing.
 import multiprocessing as mp
+import resource
 import sys
 import time
 
@@ -28,6 +29,73 @@ def pipe_big_sender(c, n):
     mib = b"x" * (1 << 20)
     for _ in range(n):
         c.send_bytes(mib)
+
+
+def cpu_self():
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def producer_child(q, n, cpu, slot):
+    queue_producer(q, n)
+    q.close()
+    q.join_thread()  # the feeder thread's work counts too
+    cpu[slot] = cpu_self()
+
+
+def consumer_child(q, n, cpu, slot):
+    for _ in range(n):
+        q.get()
+    cpu[slot] = cpu_self()
+
+
+def child_to_child(workload, n, maxsize, consumers):
+    q = mp.Queue(maxsize)
+    cpu = mp.RawArray("d", 1 + consumers)
+    ps = [mp.Process(target=producer_child, args=(q, n, cpu, 0))]
+    ps += [mp.Process(target=consumer_child,
+                      args=(q, n // consumers, cpu, 1 + c))
+           for c in range(consumers)]
+    c0 = cpu_self()
+    t0 = time.perf_counter()
+    for p in ps:
+        p.start()
+    for p in ps:
+        p.join()
+    s = time.perf_counter() - t0
+    total = cpu_self() - c0 + sum(cpu)
+    print(f"python {workload}: {n / s:.0f} msgs/s")
+    print(f"python {workload} CPU: {total / n * 1e6:.2f} us")
+
+
+def ping_child(c, n, out):
+    c.send(0)
+    c.recv()
+    t0 = time.perf_counter()
+    for i in range(1, n):
+        c.send(i)
+        c.recv()
+    out[0] = (time.perf_counter() - t0) / (n - 1) * 1e6
+    out[1] = cpu_self()
+
+
+def pong_child(c, n, out):
+    pong(c, n)
+    out[2] = cpu_self()
+
+
+def pipe_child_to_child(n):
+    a, b = mp.Pipe()
+    out = mp.RawArray("d", 3)
+    ps = [mp.Process(target=ping_child, args=(a, n, out)),
+          mp.Process(target=pong_child, args=(b, n, out))]
+    for p in ps:
+        p.start()
+    for p in ps:
+        p.join()
+    print(f"python pipe ping-pong, child to child: {out[0]:.1f} us")
+    print(f"python pipe ping-pong, child to child CPU: "
+          f"{(out[1] + out[2]) / n * 1e6:.1f} us")
 
 
 def burn():
@@ -104,3 +172,16 @@ if __name__ == "__main__":
     s = time.perf_counter() - t0
     p.join()
     print(f"python pipe 1 MiB one-way: {n * 1048576 / s / 1e9:.2f} GB/s")
+
+    items = small - small % 3  # three consumers take a third each
+    child_to_child("queue small, child to child", items, 0, 1)
+    child_to_child("queue small, child to child, maxsize 100", items, 100, 1)
+    child_to_child("queue small, 1 producer 3 consumers", items, 0, 3)
+    pipe_child_to_child(2000)
+    burners = [mp.Process(target=burn, daemon=True) for _ in range(2)]
+    for b in burners:
+        b.start()
+    child_to_child("queue small, cores busy", items, 0, 1)
+    for b in burners:
+        b.kill()
+        b.join()
