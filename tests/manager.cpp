@@ -127,7 +127,37 @@ void uses_made(actors::queue<int> q, actors::mutex guard, actors::event go,
   b.wait(30s);
 }
 
+// Its constructor waits for `go`: a constructor is user code, and may block.
+struct slow_start {
+  explicit slow_start(actors::event go) : started(go.wait(30s)) {
+  }
+  bool ready() const {
+    return started;
+  }
+  bool started;
+};
+
 } // namespace
+
+TEST_CASE("a manager's own calls are bounded by its timeout: a make whose "
+          "constructor blocks gives up with errc::timeout, the rest serves") {
+  actors::manager m;
+  auto go = actors::make_event();
+  m.timeout(200ms);
+  auto t0 = std::chrono::steady_clock::now();
+  CHECK(code_of([&] { m.make<slow_start>(go); }) == actors::errc::timeout);
+  CHECK(std::chrono::steady_clock::now() - t0 < 10s);
+  // The constructor blocks its own object only: the manager answers.
+  auto d = m.dict<std::string, int>();
+  d.set("x", 1);
+  CHECK(d.get("x") == 1);
+  m.publish("d", d);
+  CHECK(m.lookup<actors::shared_dict<std::string, int>>("d").get("x") == 1);
+  go.set();
+  m.timeout(std::nullopt);
+  auto s = m.make<slow_start>(go); // go is set: it is made at once
+  CHECK(s.call<&slow_start::ready>());
+}
 
 TEST_CASE("a class of the user's in the manager: its methods are atomic "
           "requests from any process: what they throw is task_failed") {

@@ -671,6 +671,19 @@ public:
                          std::chrono::steady_clock::duration timeout
                          = std::chrono::seconds{10});
 
+  /// Bounds every later call of the manager itself by `timeout` (none: no
+  /// bound): `make<T>` (whose constructor is your code and may block),
+  /// `dict()`, `list()`, `queue()` and the other makers, `publish` and
+  /// `lookup`; past it they throw `errc::timeout` (what was asked may still
+  /// happen in the manager's process). By default `make<T>` and the
+  /// makers of the library's objects wait without bound, `dict()`,
+  /// `list()`, `make_namespace()` and `value()` up to 10 s, and `publish`
+  /// and `lookup` without bound. The proxies have bounds of their own.
+  manager& timeout(std::optional<std::chrono::steady_clock::duration> t) {
+    timeout_ = t;
+    return *this;
+  }
+
   /// The port it listens on for other hosts (`manager_options::listen`);
   /// `errc::invalid_argument` when it does not.
   std::uint16_t port() const;
@@ -680,7 +693,7 @@ public:
   /// what had that name.
   template <class T>
   void publish(const std::string& name, T x) const {
-    detail::shared_object{handle()}.call<void>(
+    bounded().call<void>(
         "publish", detail::mgr_set_atom::value, detail::to_key(name),
         detail::value::make(std::move(x)));
   }
@@ -689,7 +702,7 @@ public:
   /// `errc::type_mismatch` when it is not a `T`.
   template <class T>
   T lookup(const std::string& name) const {
-    return detail::shared_object{handle()}
+    return bounded()
         .call<detail::value>("lookup", detail::mgr_get_atom::value,
                              detail::to_key(name))
         .template take<T>();
@@ -803,6 +816,13 @@ private:
   /// The manager's actor (in its process, or of another host).
   const caf::actor& handle() const;
 
+  /// The manager's actor, with the bound of `timeout()`.
+  detail::shared_object bounded() const {
+    detail::shared_object x{handle()};
+    x.bound(timeout_);
+    return x;
+  }
+
   caf::actor make_kind(detail::shared_kind kind) const;
 
   /// Runs `construct` on a new object of the manager's process: the
@@ -819,6 +839,7 @@ private:
 
   std::unique_ptr<actor_process<caf::actor>> process_;
   caf::actor actor_; // the manager's actor
+  std::optional<std::chrono::steady_clock::duration> timeout_; // of its calls
 };
 
 } // namespace actors

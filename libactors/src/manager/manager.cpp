@@ -390,6 +390,7 @@ manager& manager::operator=(manager&& other) noexcept {
       shutdown();
     process_ = std::move(other.process_);
     actor_ = std::move(other.actor_);
+    timeout_ = other.timeout_;
   }
   return *this;
 }
@@ -429,7 +430,8 @@ const caf::actor& manager::handle() const {
 }
 
 caf::actor manager::make_kind(detail::shared_kind kind) const {
-  auto made = ask<caf::actor>(handle(), std::chrono::seconds{10},
+  auto made = ask<caf::actor>(handle(),
+                              timeout_.value_or(std::chrono::seconds{10}),
                               detail::mgr_make_atom::value,
                               static_cast<std::uint8_t>(kind));
   if (!made)
@@ -439,7 +441,7 @@ caf::actor manager::make_kind(detail::shared_kind kind) const {
 
 std::pair<caf::actor, detail::value>
 manager::make_there(detail::closure construct) const {
-  auto made = ask<detail::value>(handle(), std::nullopt,
+  auto made = ask<detail::value>(handle(), timeout_,
                                  detail::mgr_make_atom::value,
                                  detail::value::make(std::move(construct)));
   if (!made)
