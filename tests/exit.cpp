@@ -14,7 +14,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <dirent.h>
-#include <fstream>
 #include <memory>
 #include <optional>
 #include <sstream>
@@ -28,6 +27,7 @@
 #include <caf/all.hpp>
 
 #include "actors/all.hpp"
+#include "support/proc_stats.hpp"
 #include "support/subprocess.hpp"
 #include "support/watchdog.hpp"
 
@@ -147,20 +147,9 @@ std::vector<pid_t> running_in_group(pid_t pgid) {
     auto pid = static_cast<pid_t>(std::atoi(e->d_name));
     if (pid <= 0)
       continue;
-    std::ifstream in{std::string{"/proc/"} + e->d_name + "/stat"};
-    std::string line;
-    if (!std::getline(in, line))
-      continue;
-    // pid (comm) state ppid pgrp ...: comm may hold anything but ')'.
-    auto close = line.rfind(')');
-    if (close == std::string::npos)
-      continue;
-    std::istringstream rest{line.substr(close + 1)};
-    char state = 0;
-    long ppid = 0;
-    long pgrp = 0;
-    rest >> state >> ppid >> pgrp;
-    if (pgrp == pgid && state != 'Z' && state != 'X')
+    auto stat = support::proc_stat(pid);
+    if (stat.pgrp == pgid && stat.state != 'Z' && stat.state != 'X'
+        && stat.state != '?')
       result.push_back(pid);
   }
   ::closedir(dir);

@@ -569,20 +569,7 @@ bool started_by_exec(pid_t pid) {
   return cmdline.find("--actors-child") != std::string::npos;
 }
 
-pid_t parent_of(pid_t pid) {
-  int ppid = 0;
-  if (std::FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/stat").c_str(), "r")) {
-    // pid (comm) state ppid: comm may hold spaces, so start after its ')'.
-    std::string stat;
-    for (int c; (c = std::fgetc(f)) != EOF;)
-      stat += static_cast<char>(c);
-    std::fclose(f);
-    auto close = stat.rfind(')');
-    if (close != std::string::npos)
-      std::sscanf(stat.c_str() + close + 1, " %*c %d", &ppid);
-  }
-  return ppid;
-}
+
 
 void reports_cwd(actors::queue<std::string> out) {
   char buf[4096];
@@ -710,7 +697,7 @@ TEST_CASE("children come from the fork server: children of the owner, in its cur
   actors::process p{blocks};
   p.start();
   CHECK_FALSE(started_by_exec(*p.pid()));
-  CHECK(parent_of(*p.pid()) == ::getpid());
+  CHECK(support::proc_stat(*p.pid()).ppid == ::getpid());
   p.kill();
   p.join();
   // The directory of the moment, not the one at actors::init.
@@ -772,7 +759,7 @@ TEST_CASE("a stopped fork server: start keeps its promise, a pool replaces a "
           "killed worker, and no child comes twice") {
   auto server = find_fork_server();
   REQUIRE(server > 0);
-  CHECK(parent_of(server) == ::getpid());
+  CHECK(support::proc_stat(server).ppid == ::getpid());
   actors::pool pool{1};
   auto worker = pool.map(own_pid, std::vector<int>{0}).at(0);
   REQUIRE(::kill(server, SIGSTOP) == 0);

@@ -85,15 +85,7 @@ std::vector<pid_t> trackers_now(pid_t parent) {
     std::string all{std::istreambuf_iterator<char>{cmd}, {}};
     if (all.find("--actors-shm-tracker") == std::string::npos)
       continue;
-    std::ifstream stat{"/proc/" + std::string{e->d_name} + "/stat"};
-    std::string text{std::istreambuf_iterator<char>{stat}, {}};
-    auto close = text.rfind(')');
-    if (close == std::string::npos)
-      continue;
-    char state = 0;
-    int ppid = 0;
-    std::sscanf(text.c_str() + close + 1, " %c %d", &state, &ppid);
-    if (ppid == parent)
+    if (support::proc_stat(pid).ppid == parent)
       found.push_back(pid);
   }
   ::closedir(dir);

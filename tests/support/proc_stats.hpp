@@ -2,7 +2,8 @@
 
 // What the reliability tests (chaos, soak, bad input) measure of a process
 // and share between processes: thread count and resident memory from
-// /proc/self/status, the state letter of any process from /proc/PID/stat,
+// /proc/self/status, the state, parent and group of any process from
+// /proc/PID/stat,
 // a file mapped shared by unrelated processes (children of libactors are
 // forked from a copy made at actors::init, so an anonymous shared mapping
 // of the owner would not reach them), and the seed of a randomized test.
@@ -48,21 +49,41 @@ inline long rss_kb() {
   return status_field("VmRSS");
 }
 
-/// The state letter of `pid` in /proc/PID/stat (R, S, D, T, t, Z...), or
-/// '?' when there is no such process.
-inline char process_state(pid_t pid) {
+/// The first fields of /proc/PID/stat after the command: the state letter
+/// (R, S, D, T, t, Z...; '?' when there is no such process), the parent's
+/// pid and the process group (0 when unknown).
+struct stat_fields {
   char state = '?';
+  pid_t ppid = 0;
+  pid_t pgrp = 0;
+};
+
+inline stat_fields proc_stat(pid_t pid) {
+  stat_fields x;
   auto path = "/proc/" + std::to_string(pid) + "/stat";
   if (std::FILE* f = std::fopen(path.c_str(), "r")) {
     std::string stat;
     for (int c; (c = std::fgetc(f)) != EOF;)
       stat += static_cast<char>(c);
     std::fclose(f);
+    // pid (comm) state ppid pgrp ...: comm may hold anything but ')'.
     auto close = stat.rfind(')');
-    if (close != std::string::npos && close + 2 < stat.size())
-      state = stat[close + 2];
+    if (close != std::string::npos && close + 2 < stat.size()) {
+      int ppid = 0;
+      int pgrp = 0;
+      x.state = stat[close + 2];
+      if (std::sscanf(stat.c_str() + close + 3, " %d %d", &ppid, &pgrp) == 2) {
+        x.ppid = static_cast<pid_t>(ppid);
+        x.pgrp = static_cast<pid_t>(pgrp);
+      }
+    }
   }
-  return state;
+  return x;
+}
+
+/// The state letter of `pid` (see proc_stat).
+inline char process_state(pid_t pid) {
+  return proc_stat(pid).state;
 }
 
 /// A zero-filled file of `sizeof(T)` bytes mapped shared, so that every
