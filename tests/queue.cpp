@@ -760,8 +760,9 @@ TEST_CASE("out of descriptors with strangers waiting, the hub does not spin "
 }
 
 TEST_CASE("at rest after traffic, the hub uses no CPU") {
-  // The hub's thread and a waiting thread spin for at most 50 us before
-  // they sleep: with nothing to do, the process must be idle.
+  // The hub's thread and a waiting thread spin for at most 20 us
+  // (ACTORS_QUEUE_SPIN_US) before they sleep: with nothing to do, the
+  // process must be idle.
   actors::queue<int> q{actors::unbounded};
   actors::process producer{produce, q, 0, 20000};
   producer.start();

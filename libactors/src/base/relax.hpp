@@ -5,6 +5,7 @@
 // a bounded spin before a sleep.
 
 #include <chrono>
+#include <cstdlib>
 
 namespace actors::detail {
 
@@ -12,6 +13,21 @@ inline void relax() noexcept {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
 #endif
+}
+
+/// A spin time in microseconds from the environment variable `name` (0 to
+/// 10000; anything else, or unset: `default_us`). Callers keep it in a
+/// static: it is read once.
+inline std::chrono::nanoseconds spin_from_env(const char* name,
+                                              long default_us) {
+  long us = default_us;
+  if (const char* env = std::getenv(name); env != nullptr && *env != '\0') {
+    char* end = nullptr;
+    auto v = std::strtol(env, &end, 10);
+    if (end != env && *end == '\0' && v >= 0 && v <= 10000)
+      us = v;
+  }
+  return std::chrono::microseconds{us};
 }
 
 /// Spins (relax) until `ready()` or for `budget`; true if ready. The clock

@@ -1,7 +1,6 @@
 #include "link/link.hpp"
 
 #include <climits>
-#include <cstdlib>
 #include <utility>
 
 #include <sys/socket.h>
@@ -11,6 +10,7 @@
 
 #include "base/error.hpp"
 #include "base/futex.hpp"
+#include "base/relax.hpp"
 
 namespace actors::detail::links {
 
@@ -47,17 +47,7 @@ bool link::on_receiver_thread() noexcept {
 }
 
 std::chrono::nanoseconds link::spin_time() noexcept {
-  static const std::chrono::nanoseconds value = [] {
-    long us = 20;
-    if (const char* env = std::getenv("ACTORS_LINK_SPIN_US");
-        env != nullptr && *env != '\0') {
-      char* end = nullptr;
-      auto v = std::strtol(env, &end, 10);
-      if (end != env && *end == '\0' && v >= 0 && v <= 10000)
-        us = v;
-    }
-    return std::chrono::nanoseconds{std::chrono::microseconds{us}};
-  }();
+  static const auto value = spin_from_env("ACTORS_LINK_SPIN_US", 20);
   return value;
 }
 

@@ -299,7 +299,7 @@ q_outcome hub_client::await(std::uint64_t req, std::int64_t ns) {
                        : deadline{};
   // (Not on a stream: an answer from another host takes longer.)
   auto spin_until = area_ != nullptr
-                      ? std::min(clock_type::now() + spin_time, limit.when())
+                      ? std::min(clock_type::now() + spin_time(), limit.when())
                       : clock_type::now();
   std::optional<q_outcome> result;
   for (;;) {

@@ -250,14 +250,14 @@ void queue_hub::run() {
     }
     // Serve the rings while they keep filling, then ask for wake-ups and
     // sleep (unless something came meanwhile).
-    for (auto until = clock_type::now() + spin_time;
+    for (auto until = clock_type::now() + spin_time();
          clock_type::now() < until && wait_ms != 0;) {
       {
         std::lock_guard<std::mutex> guard{reader_};
         if (stopped_)
           return;
         if (pull_all())
-          until = clock_type::now() + spin_time;
+          until = clock_type::now() + spin_time();
       }
       relax();
     }

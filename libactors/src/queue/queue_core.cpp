@@ -7,6 +7,11 @@
 
 namespace actors::detail {
 
+std::chrono::nanoseconds spin_time() noexcept {
+  static const auto value = spin_from_env("ACTORS_QUEUE_SPIN_US", 20);
+  return value;
+}
+
 namespace {
 
 q_outcome closed_outcome(const char* what) {
@@ -274,7 +279,7 @@ q_outcome queue_core::wait_blocking(Op op, std::optional<duration> timeout) {
   // this one.
   deadline limit{timeout};
   auto spin_until =
-    std::min(std::chrono::steady_clock::now() + spin_time, limit.when());
+    std::min(std::chrono::steady_clock::now() + spin_time(), limit.when());
   while (!s.done.load(std::memory_order_acquire)
          && std::chrono::steady_clock::now() < spin_until)
     if (!idle_ || !idle_())

@@ -50,9 +50,11 @@ struct q_outcome : status {
 /// item carries ends), as take_ends(closure&) does.
 void take_ends(value& item);
 
-/// How long a waiting thread looks for its answer before it sleeps (a
-/// wake-up costs tens of microseconds across cores).
-constexpr auto spin_time = std::chrono::microseconds{50};
+/// How long a waiting thread looks for its answer before it sleeps, and
+/// the hub's thread for more requests (a wake-up costs tens of
+/// microseconds across cores): 20 us unless ACTORS_QUEUE_SPIN_US says
+/// otherwise (0: never spin).
+std::chrono::nanoseconds spin_time() noexcept;
 
 
 class queue_core {
