@@ -48,22 +48,27 @@ void pipe_big_sender(actors::connection<int> c, int n) {
     c.send_bytes(mib);
 }
 
+// Microseconds per round trip of n - 1 after a first one (which waits for
+// the other end to start).
+double timed_pings(actors::connection<int>& c, int n) {
+  c.send(0);
+  c.recv();
+  auto t0 = clock_type::now();
+  for (int i = 1; i < n; ++i) {
+    c.send(i);
+    c.recv();
+  }
+  return seconds_since(t0) / (n - 1) * 1e6;
+}
+
 // Round trips through a pipe to a child that sends each message back.
 void pipe_ping_pong(int n, const char* workload) {
   auto [a, b] = actors::pipe<int>();
   actors::process p{pong, b, n};
   p.start();
-  a.send(0); // warm-up round trip, includes the child's start
-  a.recv();
-  auto t0 = clock_type::now();
-  for (int i = 1; i < n; ++i) {
-    a.send(i);
-    a.recv();
-  }
-  auto s = seconds_since(t0);
+  auto us = timed_pings(a, n);
   p.join();
-  std::printf("libactors %s: %.1f us per round trip\n", workload,
-              s / (n - 1) * 1e6);
+  std::printf("libactors %s: %.1f us per round trip\n", workload, us);
 }
 
 // -- between children --------------------------------------------------------
@@ -106,17 +111,9 @@ void child_to_child(const char* workload, int n, long maxsize, int consumers) {
   std::printf("libactors %s CPU: %.2f us\n", workload, total / n * 1e6);
 }
 
-// Times n - 1 round trips after a first one; writes the time per trip and
-// its CPU seconds into out[0] and out[1].
+// Writes the time per round trip and its CPU seconds into out[0] and out[1].
 void ping_child(actors::connection<int> c, int n, actors::array<double> out) {
-  c.send(0);
-  c.recv();
-  auto t0 = clock_type::now();
-  for (int i = 1; i < n; ++i) {
-    c.send(i);
-    c.recv();
-  }
-  out[0] = seconds_since(t0) / (n - 1) * 1e6;
+  out[0] = timed_pings(c, n);
   out[1] = cpu_seconds_self();
 }
 

@@ -31,6 +31,18 @@ def pipe_big_sender(c, n):
         c.send_bytes(mib)
 
 
+def timed_pings(c, n):
+    """Microseconds per round trip of n - 1 after a first one (which waits
+    for the other end to start)."""
+    c.send(0)
+    c.recv()
+    t0 = time.perf_counter()
+    for i in range(1, n):
+        c.send(i)
+        c.recv()
+    return (time.perf_counter() - t0) / (n - 1) * 1e6
+
+
 def cpu_self():
     ru = resource.getrusage(resource.RUSAGE_SELF)
     return ru.ru_utime + ru.ru_stime
@@ -69,13 +81,7 @@ def child_to_child(workload, n, maxsize, consumers):
 
 
 def ping_child(c, n, out):
-    c.send(0)
-    c.recv()
-    t0 = time.perf_counter()
-    for i in range(1, n):
-        c.send(i)
-        c.recv()
-    out[0] = (time.perf_counter() - t0) / (n - 1) * 1e6
+    out[0] = timed_pings(c, n)
     out[1] = cpu_self()
 
 
@@ -107,15 +113,9 @@ def pipe_ping_pong(n, workload):
     a, b = mp.Pipe()
     p = mp.Process(target=pong, args=(b, n))
     p.start()
-    a.send(0)
-    a.recv()
-    t0 = time.perf_counter()
-    for i in range(1, n):
-        a.send(i)
-        a.recv()
-    s = time.perf_counter() - t0
+    us = timed_pings(a, n)
     p.join()
-    print(f"python {workload}: {s / (n - 1) * 1e6:.1f} us per round trip")
+    print(f"python {workload}: {us:.1f} us per round trip")
 
 
 if __name__ == "__main__":
