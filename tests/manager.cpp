@@ -130,6 +130,7 @@ void uses_made(actors::queue<int> q, actors::mutex guard, actors::event go,
 // Its constructor waits for `go`: a constructor is user code, and may block.
 struct slow_start {
   explicit slow_start(actors::event go) : started(go.wait(30s)) {
+    // nop
   }
   bool ready() const {
     return started;

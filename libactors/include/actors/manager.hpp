@@ -671,11 +671,11 @@ public:
                          std::chrono::steady_clock::duration timeout
                          = std::chrono::seconds{10});
 
-  /// Bounds every later call of the manager itself by `timeout` (none: no
-  /// bound): `make<T>` (whose constructor is your code and may block),
-  /// `dict()`, `list()`, `queue()` and the other makers, `publish` and
-  /// `lookup`; past it they throw `errc::timeout` (what was asked may still
-  /// happen in the manager's process). By default `make<T>` and the
+  /// Bounds every later call of the manager itself by `t` (`std::nullopt`:
+  /// back to the defaults below): `make<T>` (whose constructor is your
+  /// code and may block), `dict()`, `list()`, `queue()` and the other
+  /// makers, `publish` and `lookup`; past it they throw `errc::timeout`
+  /// (what was asked may still happen in the manager's process). By default `make<T>` and the
   /// makers of the library's objects wait without bound, `dict()`,
   /// `list()`, `make_namespace()` and `value()` up to 10 s, and `publish`
   /// and `lookup` without bound. The proxies have bounds of their own.

@@ -146,8 +146,9 @@ public:
 
   /// How long a thread that expects an answer spins before it sleeps: a
   /// receiver thread after it wrote to the peer itself (an actor it ran
-  /// answered or asked), a blocking call after its request. 20 us unless ACTORS_LINK_SPIN_US says
-  /// otherwise (0: never spin). See "Spinning" in ring.hpp.
+  /// answered or asked), a blocking call after its request. 20 us unless
+  /// ACTORS_LINK_SPIN_US says otherwise (0: never spin). See "Spinning" in
+  /// ring.hpp.
   static std::chrono::nanoseconds spin_time() noexcept;
 
   // -- properties

@@ -35,10 +35,11 @@
 // (2026-12-07), 20 us against none: actor to actor 4.7-7.1 against 29.9
 // us idle (CPU 9.5-14 against 32.9), 22-41 against 111-154 us with two
 // burners, 52-59 against 68-69 us with four; a blocking call 10 against
-// 27 us idle, even with burners. An earlier run of a raw ring spinning 50
-// us on a loaded machine (147-205 against 35-37 us) is why nothing spun
-// before: the woken peer landed on the spinner's core. A spinner that
-// keeps missing no longer spins, which bounds that case.
+// 27 us idle, no better with burners (49-64 against 35-51 us). An earlier
+// run of a raw ring spinning 50 us on a loaded machine (147-205 against
+// 35-37 us) is why nothing spun before: the woken peer landed on the
+// spinner's core. A spinner that keeps missing no longer spins, which
+// bounds that case.
 //
 // The peer's process can write anything into the header: head and tail are
 // checked on every use (a ring that claims more than its capacity is

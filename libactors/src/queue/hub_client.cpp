@@ -298,9 +298,9 @@ q_outcome hub_client::await(std::uint64_t req, std::int64_t ns) {
   auto limit = ns >= 0 ? deadline{std::chrono::nanoseconds{ns} + call_grace}
                        : deadline{};
   // (Not on a stream: an answer from another host takes longer.)
-  auto spin_until = area_ != nullptr
-                      ? std::min(clock_type::now() + spin_time(), limit.when())
-                      : clock_type::now();
+  auto now = clock_type::now();
+  auto spin_until
+    = area_ != nullptr ? std::min(now + spin_time(), limit.when()) : now;
   std::optional<q_outcome> result;
   for (;;) {
     while (auto f = ch_.next())
