@@ -569,8 +569,6 @@ bool started_by_exec(pid_t pid) {
   return cmdline.find("--actors-child") != std::string::npos;
 }
 
-
-
 void reports_cwd(actors::queue<std::string> out) {
   char buf[4096];
   out.put(::getcwd(buf, sizeof(buf)) ? buf : "");

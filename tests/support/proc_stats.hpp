@@ -3,10 +3,10 @@
 // What the reliability tests (chaos, soak, bad input) measure of a process
 // and share between processes: thread count and resident memory from
 // /proc/self/status, the state, parent and group of any process from
-// /proc/PID/stat,
-// a file mapped shared by unrelated processes (children of libactors are
-// forked from a copy made at actors::init, so an anonymous shared mapping
-// of the owner would not reach them), and the seed of a randomized test.
+// /proc/PID/stat, a file mapped shared by unrelated processes (children of
+// libactors are forked from a copy made at actors::init, so an anonymous
+// shared mapping of the owner would not reach them), and the seed of a
+// randomized test.
 
 #include <cstdint>
 #include <cstdio>
