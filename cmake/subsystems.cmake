@@ -36,7 +36,7 @@ function(actors_subsystem name)
   target_include_directories(actors_${name} PRIVATE
     ${CMAKE_CURRENT_SOURCE_DIR}/include ${CMAKE_CURRENT_SOURCE_DIR}/src)
   target_link_libraries(actors_${name} PRIVATE CAF::core CAF::io
-                        OpenSSL::Crypto actors_hygiene)
+                        OpenSSL::SSL OpenSSL::Crypto actors_hygiene)
   target_compile_features(actors_${name} PRIVATE cxx_std_17)
   set_target_properties(actors_${name} PROPERTIES
                         POSITION_INDEPENDENT_CODE ON)

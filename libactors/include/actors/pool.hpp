@@ -459,6 +459,17 @@ struct pool_options {
   /// A worker host silent this long (killed, powered off, its link cut) is
   /// lost: its tasks are retried on the other workers (`retries` times).
   std::chrono::milliseconds lost_after = std::chrono::seconds{5};
+  /// Between hosts every connection is TLS 1.3 (loopback ones stay plain).
+  /// By default the key of `key_file` authenticates both sides (as a TLS
+  /// pre-shared key). With these three PEM files instead, both sides show
+  /// a certificate and verify the other's against the CA (the hosts get
+  /// `--actors-tls-ca`, `--actors-tls-certificate` and
+  /// `--actors-tls-private-key`). A missing, unreadable, mismatched or
+  /// expired file is `errc::invalid_argument` here. The same files for
+  /// every pool of a process.
+  std::string tls_ca;
+  std::string tls_certificate; ///< see tls_ca
+  std::string tls_private_key; ///< see tls_ca
 
   /// Runs `fn(args...)` once in each worker before its first task (Python's
   /// `initializer` and `initargs`). If it throws, the pool is broken.
@@ -531,7 +542,9 @@ public:
     : pool_api(std::make_shared<detail::pool_core>(detail::pool_core::options{
       false, processes, opts.retries, std::move(opts.init_), opts.maxtasksperchild,
       opts.task_timeout, opts.max_restarts, opts.restart_window,
-      std::move(opts.listen), std::move(opts.key_file), opts.lost_after})) {
+      std::move(opts.listen), std::move(opts.key_file), opts.lost_after,
+      std::move(opts.tls_ca), std::move(opts.tls_certificate),
+      std::move(opts.tls_private_key)})) {
     // nop
   }
 

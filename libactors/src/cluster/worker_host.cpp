@@ -35,6 +35,7 @@
 
 #include "actors/error.hpp"
 #include "net/auth.hpp"
+#include "net/tls.hpp"
 #include "node/runtime.hpp"
 #include "process/supervision.hpp"
 
@@ -54,7 +55,9 @@ enum : int {
   std::fprintf(stderr,
                "libactors worker host: %s\n"
                "usage: PROGRAM --actors-worker HOST:PORT --actors-key-file "
-               "FILE [--actors-processes N] [--actors-connect-timeout S]\n",
+               "FILE [--actors-processes N] [--actors-connect-timeout S]\n"
+               "       [--actors-tls-ca PEM --actors-tls-certificate PEM "
+               "--actors-tls-private-key PEM]\n",
                what.c_str());
   std::exit(exit_refused);
 }
@@ -242,7 +245,9 @@ void keep_alive(channel& ch, std::chrono::milliseconds lost_after,
     default: {
       // Let go (the pool shut the channel), or cut off (a socket error:
       // the link was lost; a fresh worker tries to join again).
-      runtime::finish(ch.failure() == 0 ? exit_released : exit_again);
+      runtime::finish(ch.failure() == 0 && far_end_failure(fd) == 0
+                        ? exit_released
+                        : exit_again);
     }
   }
 }
@@ -283,6 +288,12 @@ bool parse_worker_host(int argc, char** argv, worker_host_args& out) {
       out.key_file = value();
     } else if (arg == "--actors-processes") {
       out.processes = static_cast<int>(number(0, 4096));
+    } else if (arg == "--actors-tls-ca") {
+      out.tls_ca = value();
+    } else if (arg == "--actors-tls-certificate") {
+      out.tls_certificate = value();
+    } else if (arg == "--actors-tls-private-key") {
+      out.tls_private_key = value();
     } else if (arg == "--actors-connect-timeout") {
       out.connect_timeout = std::chrono::seconds{number(1, 86400)};
     }
@@ -298,6 +309,10 @@ void run_worker_host(const worker_host_args& args) {
   try {
     where = split_address(args.address);
     key = read_secret(args.key_file);
+    if (!args.tls_ca.empty() || !args.tls_certificate.empty()
+        || !args.tls_private_key.empty())
+      use_certificates(args.tls_ca, args.tls_certificate,
+                       args.tls_private_key);
   } catch (const error& e) {
     usage(e.what());
   }

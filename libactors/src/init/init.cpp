@@ -5,12 +5,14 @@
 // server here, while it has a single thread. Here, as it must know every
 // subsystem.
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
 #include "actors/error.hpp"
 #include "actors/runtime.hpp"
 #include "net/auth.hpp"
+#include "net/tls.hpp"
 #include "node/runtime.hpp"
 #include "pool/worker.hpp"
 #include "process/child_main.hpp"
@@ -51,6 +53,12 @@ namespace actors {
 void init(int argc, char** argv) {
   auto& role = detail::process_role::local();
   role.initialized = true;
+  try {
+    detail::tls_from_environment(); // a bad certificate file: said at start
+  } catch (const error& e) {
+    std::fprintf(stderr, "libactors: %s\n", e.what());
+    std::exit(2);
+  }
   if (argc >= 2 && std::strcmp(argv[1], "--actors-shm-tracker") == 0)
     detail::run_shm_tracker();
   if (argc >= 3 && std::strcmp(argv[1], "--actors-child") == 0)

@@ -1,4 +1,5 @@
 #include "net/auth.hpp"
+#include "net/tls.hpp"
 
 #include "base/fd.hpp"
 #include "base/random.hpp"
@@ -270,6 +271,8 @@ int connect_authenticated(const std::string& host, std::uint16_t port,
     throw error(errc::owner_unreachable,
                 "cannot connect to " + host + ":" + std::to_string(port)
                   + ": " + (text.empty() ? std::strerror(err) : text));
+  if (tls_needed(fd.get()))
+    return tls_connect(std::move(fd), key, p, deadline).release();
   client_handshake(fd.get(), key, deadline, p); // closed if it throws
   int flags = ::fcntl(fd.get(), F_GETFL);
   ::fcntl(fd.get(), F_SETFL, flags & ~O_NONBLOCK);
@@ -294,7 +297,10 @@ std::pair<std::string, std::uint16_t> split_address(const std::string& text) {
   return {host, static_cast<std::uint16_t>(port)};
 }
 
-void watch_link(int fd, std::chrono::milliseconds lost_after) {
+namespace {
+
+void watch_tcp(int fd, const void* arg) {
+  auto lost_after = *static_cast<const std::chrono::milliseconds*>(arg);
   // Kernel keepalive probes a silent connection every second or so;
   // TCP_USER_TIMEOUT ends it once probes, or data sent, go unacknowledged
   // for `lost_after`: a cut link or a vanished host shows as an error on
@@ -308,6 +314,14 @@ void watch_link(int fd, std::chrono::milliseconds lost_after) {
   ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &secs, sizeof(secs));
   ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &secs, sizeof(secs));
   ::setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof(ms));
+}
+
+} // namespace
+
+void watch_link(int fd, std::chrono::milliseconds lost_after) {
+  // Encrypted, the TCP socket is the pump's (tls.hpp).
+  if (!with_tls_transport(fd, watch_tcp, &lost_after))
+    watch_tcp(fd, &lost_after);
 }
 
 } // namespace actors::detail

@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cstring>
 #include <deque>
+#include <optional>
 #include <vector>
 
 #include <arpa/inet.h>
@@ -20,6 +21,7 @@
 
 #include "actors/error.hpp"
 #include "base/deadline.hpp"
+#include "net/tls.hpp"
 
 namespace actors::detail {
 
@@ -27,11 +29,66 @@ namespace {
 
 struct pending {
   unique_fd fd;
+  std::unique_ptr<tls_session> tls; // between hosts (tls.hpp)
+  bool secured = false;              // its handshake done
   std::chrono::steady_clock::time_point deadline;
   nonce server_nonce{};
   std::array<std::uint8_t, client_proof_size> buf{};
   size_t got = 0;
 };
+
+// Advances the TLS side of `p` with what its socket holds: the purpose
+// once the handshake is done and the client named it; none while it is
+// under way, and none with `p.fd` closed once it failed.
+std::optional<purpose> serve_tls(pending& p) {
+  std::uint8_t buf[4096];
+  auto fail = [&]() -> std::optional<purpose> {
+    p.fd.reset();
+    return std::nullopt;
+  };
+  auto got = ::recv(p.fd.get(), buf, sizeof(buf), MSG_DONTWAIT);
+  if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR))
+    return fail();
+  if (got > 0)
+    p.tls->feed(buf, static_cast<std::size_t>(got));
+  if (!p.secured) {
+    auto step = p.tls->handshake();
+    if (step == tls_session::step::failed) {
+      // Its alert, so that the client learns why (best effort).
+      ::send(p.fd.get(), p.tls->output().data(), p.tls->output().size(),
+             MSG_NOSIGNAL | MSG_DONTWAIT);
+      return fail();
+    }
+    p.secured = step == tls_session::step::done;
+  }
+  auto& out = p.tls->output();
+  if (!out.empty()) {
+    auto n = ::send(p.fd.get(), out.data(), out.size(),
+                    MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0 && errno != EAGAIN && errno != EINTR)
+      return fail();
+    if (n > 0)
+      out.erase(out.begin(), out.begin() + n);
+  }
+  if (!p.secured)
+    return std::nullopt;
+  // 'P' and the purpose, inside TLS.
+  while (p.got < 2) {
+    auto n = p.tls->read(p.buf.data() + p.got, 2 - p.got);
+    if (n == 0)
+      return std::nullopt;
+    if (n < 0)
+      return fail();
+    p.got += static_cast<std::size_t>(n);
+  }
+  auto kind = std::find_if(std::begin(all_purposes), std::end(all_purposes),
+                           [&](purpose x) {
+                             return static_cast<std::uint8_t>(x) == p.buf[1];
+                           });
+  if (p.buf[0] != 'P' || kind == std::end(all_purposes))
+    return fail();
+  return *kind;
+}
 
 } // namespace
 
@@ -128,8 +185,12 @@ void listener::run() {
     fds.clear();
     fds.push_back({wake_fd_.get(), POLLIN, 0});
     fds.push_back({listen_fd_.get(), POLLIN, 0});
-    for (auto& p : waiting)
-      fds.push_back({p.fd.get(), POLLIN, 0});
+    for (auto& p : waiting) {
+      short events = POLLIN;
+      if (p.tls && !p.tls->output().empty())
+        events |= POLLOUT;
+      fds.push_back({p.fd.get(), events, 0});
+    }
     auto n = ::poll(fds.data(), fds.size(), next.poll_ms());
     if (n < 0 && errno != EINTR)
       break;
@@ -143,6 +204,17 @@ void listener::run() {
         continue;
       auto i = k - 2;
       auto& p = waiting[i];
+      if (p.tls) {
+        if (auto kind = serve_tls(p)) {
+          auto fd = tls_adopt(std::move(p.fd), std::move(p.tls));
+          waiting.erase(waiting.begin() + static_cast<std::ptrdiff_t>(i));
+          ++authenticated_;
+          on_authenticated_(fd.release(), *kind);
+        } else if (!p.fd) {
+          reject(i);
+        }
+        continue;
+      }
       auto got = ::recv(p.fd.get(), p.buf.data() + p.got, p.buf.size() - p.got, 0);
       if (got < 0 && (errno == EAGAIN || errno == EINTR))
         continue;
@@ -192,6 +264,20 @@ void listener::run() {
         ++accepted_;
         pending p;
         p.deadline = std::chrono::steady_clock::now() + deadline_;
+        if (tls_needed(fd.get())) {
+          // Between hosts: the client speaks first (its ClientHello).
+          try {
+            p.tls = std::make_unique<tls_session>(true, key_);
+          } catch (const error&) {
+            ++rejected_;
+            continue;
+          }
+          p.fd = std::move(fd);
+          if (waiting.size() >= max_pending)
+            reject(0);
+          waiting.push_back(std::move(p));
+          continue;
+        }
         p.server_nonce = make_nonce();
         std::array<std::uint8_t, server_hello_size> hello;
         std::memcpy(hello.data(), handshake_magic.data(),

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "node/runtime.hpp"
+#include "net/tls.hpp"
 #include "pool/pool_state.hpp"
 
 namespace actors::detail {
@@ -227,6 +228,10 @@ pool_core::pool_core(options opts) {
     // Before any worker: a pool that cannot listen fails as a whole.
     auto [host, port] = split_address(st->opts.listen);
     st->key = load_or_make_secret(st->opts.key_file);
+    auto& o = st->opts;
+    if (!o.tls_ca.empty() || !o.tls_certificate.empty()
+        || !o.tls_private_key.empty())
+      use_certificates(o.tls_ca, o.tls_certificate, o.tls_private_key);
     // The listener closes (in join) before the state goes.
     auto* raw = st.get();
     st->hosts_listener = std::make_unique<listener>(

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "base/deadline.hpp"
+#include "net/tls.hpp"
 #include "lock/lock_server.hpp"
 #include "node/runtime.hpp"
 #include "pool/pool_state.hpp"
@@ -91,7 +92,9 @@ void pool_state::remote_loop(worker& w, int fd) {
         ch.flush(true);
     } else if (welcome(ch)) {
       auto stopped = feed(w, ch, out);
-      auto reason = lost_reason(ch.failure());
+      // Encrypted, the stream's user sees an end; the pump knows why.
+      auto reason = lost_reason(ch.failure() != 0 ? ch.failure()
+                                                  : far_end_failure(fd));
       std::lock_guard<std::mutex> guard{mtx};
       w.link = -1;
       --remote_workers;

@@ -84,6 +84,7 @@ struct worker_host_args {
   std::string key_file; ///< the run's key, as the pool's key_file
   int processes = 0;    ///< worker processes on this host; 0: one per core
   std::chrono::seconds connect_timeout{30}; ///< to reach the pool
+  std::string tls_ca, tls_certificate, tls_private_key; ///< or the key's PSK
 };
 
 /// Finds `--actors-worker` and its companions in argv: true if this process

@@ -88,6 +88,7 @@ public:
     std::string listen;   // "HOST:PORT" where worker hosts join; empty: none
     std::string key_file; // the key they prove (created if missing)
     std::chrono::milliseconds lost_after{5000}; // a silent host is lost
+    std::string tls_ca, tls_certificate, tls_private_key; // or the key's PSK
   };
 
   explicit pool_core(options opts);
