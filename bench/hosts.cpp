@@ -11,11 +11,21 @@
 // the hosts add no cores, so the spread figures show the cost of the
 // network path, not a speed-up.
 //
+// The hosts' traffic is TLS 1.3, as by default; every row but the plain
+// ones measures that. A plain twin of the owner, a second pool in the owner
+// namespace with worker hosts of its own in the same worker namespaces,
+// runs with ACTORS_INSECURE_PLAINTEXT_BETWEEN_HOSTS=1 (read once per
+// process, so plain needs processes of its own); its trivial maps
+// alternate with the owner's. "3 hosts, TLS / plain" is the rate of the
+// one over the other: what encryption costs a map over hosts (target: at
+// least 0.8).
+//
 // Roles of the one program:
 //   bench_hosts                 sweeps namespaces left by a killed run,
 //                               makes its own, runs the owner role in them,
 //                               and removes them whatever happens
 //   bench_hosts --owner PREFIX  the measurements, in the owner namespace
+//   bench_hosts --owner PREFIX plain   the plain twin, started by the owner
 //   bench_hosts --actors-worker HOST:PORT ...   a worker host (actors::init)
 // Without root or network namespaces it prints "skipped: WHY", exits 0.
 // Usage: bench_hosts   (as root)
@@ -24,6 +34,7 @@
 #include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -38,6 +49,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -55,9 +67,11 @@ constexpr int hosts = 2;                   // worker namespaces
 constexpr int host_workers = 2;            // worker processes per host
 constexpr auto lost_after = 1000ms;        // pool_options::lost_after
 constexpr int runs = 7;                    // of each trivial map
+constexpr int trivial_tasks = 100000;      // in each trivial map
 constexpr int cpu_runs = 3;                // of each map of 1 ms tasks
 constexpr int losses = 3;                  // of each way to lose a host
 constexpr auto owner_bound = 400s;         // the whole owner role
+constexpr std::size_t all_remote = hosts * host_workers;
 
 int trivial(int x) {
   return x + 1;
@@ -159,9 +173,11 @@ std::string ns_name(const std::string& prefix, int host) {
   return prefix + (host == 0 ? "-owner" : "-h" + std::to_string(host));
 }
 
-// Starts `args` in network namespace `ns`; it is killed when the calling
-// thread ends (PR_SET_PDEATHSIG). -1 if it could not be started.
-pid_t spawn_in(const std::string& ns, std::vector<std::string> args) {
+// Starts `args` in network namespace `ns`, with `in` as its stdin unless
+// -1; it is killed when the calling thread ends (PR_SET_PDEATHSIG). -1 if
+// it could not be started.
+pid_t spawn_in(const std::string& ns, std::vector<std::string> args,
+               int in = -1) {
   int fd = ::open(("/var/run/netns/" + ns).c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0)
     return -1;
@@ -172,7 +188,8 @@ pid_t spawn_in(const std::string& ns, std::vector<std::string> args) {
   if (pid == 0) {
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     unblock_all();
-    if (::getppid() != parent || ::setns(fd, CLONE_NEWNET) != 0)
+    if (::getppid() != parent || ::setns(fd, CLONE_NEWNET) != 0
+        || (in >= 0 && ::dup2(in, 0) != 0))
       ::_exit(127);
     ::execv(argv[0], argv.data());
     ::_exit(127);
@@ -365,68 +382,188 @@ double time_until_drop(actors::pool& p, std::size_t n,
   return seconds_since(t0);
 }
 
-// The owner role's measurements; `started` are the worker hosts' pids.
-void measure(const std::string& prefix, const std::string& key,
-             std::vector<pid_t>& started) {
-  auto self = self_exe();
-  actors::pool local{2};
+// The pool that worker hosts join over the bridge.
+actors::pool_options spread_options(const std::string& key) {
   actors::pool_options opts;
   opts.listen = std::string{owner_ip} + ":0";
   opts.key_file = key;
   opts.lost_after = lost_after;
-  actors::pool spread{2, opts};
-  auto address = std::string{owner_ip} + ":" + std::to_string(spread.port());
-  auto start_host = [&](int h) {
-    started[h]
-        = spawn_in(ns_name(prefix, h + 1),
-                   {self, "--actors-worker", address, "--actors-key-file", key,
-                    "--actors-processes", std::to_string(host_workers)});
-    if (started[h] < 0)
-      throw std::runtime_error("cannot start worker host " + address);
-  };
-  const std::size_t all_remote = hosts * host_workers;
-  auto all_joined = [&] {
-    if (!spread.wait_for_remote_workers(all_remote, 30s))
-      throw std::runtime_error(std::to_string(spread.remote_workers())
-                               + " of the remote workers joined in 30 s");
-  };
+  return opts;
+}
+
+// Starts worker host `h` (from 0) of pool `p` in its namespace: its pid.
+pid_t spawn_host(const std::string& prefix, const std::string& key,
+                 const actors::pool& p, int h) {
+  auto address = std::string{owner_ip} + ":" + std::to_string(p.port());
+  auto pid
+      = spawn_in(ns_name(prefix, h + 1),
+                 {self_exe(), "--actors-worker", address, "--actors-key-file",
+                  key, "--actors-processes", std::to_string(host_workers)});
+  if (pid < 0)
+    throw std::runtime_error("cannot start worker host " + address);
+  return pid;
+}
+
+void all_joined(actors::pool& p) {
+  if (!p.wait_for_remote_workers(all_remote, 30s))
+    throw std::runtime_error(std::to_string(p.remote_workers())
+                             + " of the remote workers joined in 30 s");
+}
+
+// Warm-up, and proof that every host takes tasks: the pids of the hosts
+// that ran some.
+std::set<int> warm_up(actors::pool& p) {
+  std::set<int> where;
+  for (int pid : p.map(burn_where, std::vector<int>(120, 0), 1))
+    where.insert(pid);
+  return where;
+}
+
+std::vector<int> trivial_inputs() {
+  std::vector<int> xs(trivial_tasks);
+  std::iota(xs.begin(), xs.end(), 0);
+  return xs;
+}
+
+// Tasks per second of one map of `fn` over `xs`.
+template <class F>
+double rate(actors::pool& p, F fn, const std::vector<int>& xs) {
+  auto t0 = clock_type::now();
+  auto rs = p.map(fn, xs);
+  auto per_second = static_cast<double>(xs.size()) / seconds_since(t0);
+  if (rs.size() != xs.size())
+    throw std::runtime_error("a map returned too few results");
+  return per_second;
+}
+
+// The plain twin and its owner talk over a SOCK_SEQPACKET socket, one
+// message at a time. True if a message of `n` bytes came, false if the
+// other side has closed it.
+bool receive(int fd, void* message, std::size_t n) {
+  ssize_t got = 0;
+  do
+    got = ::recv(fd, message, n, 0);
+  while (got < 0 && errno == EINTR);
+  return got == static_cast<ssize_t>(n);
+}
+
+void send_message(int fd, const void* message, std::size_t n) {
+  if (::send(fd, message, n, MSG_NOSIGNAL) != static_cast<ssize_t>(n))
+    throw std::runtime_error("the plain twin's socket is closed");
+}
+
+// The plain twin's role (--owner PREFIX plain): a pool like the owner's
+// over worker hosts of its own (`started`), which inherit its plain
+// setting. Once they have joined and it has warmed up, it says so on its
+// stdin (the owner's socket); then per message from there it maps the
+// trivial tasks once and sends back the rate, until the owner closes it.
+void twin(const std::string& prefix, const std::string& key,
+          std::vector<pid_t>& started) {
+  actors::pool spread{2, spread_options(key)};
+  for (int h = 0; h < hosts; ++h)
+    started[h] = spawn_host(prefix, key, spread, h);
+  all_joined(spread);
+  warm_up(spread);
+  auto big = trivial_inputs();
+  char go = 1;
+  send_message(0, &go, 1);
+  while (receive(0, &go, 1)) {
+    auto r = rate(spread, trivial, big);
+    send_message(0, &r, sizeof r);
+  }
+  spread.close();
+  spread.join();
+}
+
+// The owner's side of the plain twin, which runs in the owner namespace
+// with a socket to this on its stdin. Closing it ends the twin: it lets
+// its hosts go and exits.
+class plain_twin {
+public:
+  explicit plain_twin(const std::string& prefix) {
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+      throw std::runtime_error("cannot make the plain twin's socket");
+    fd_ = sv[0];
+    pid_ = spawn_in(ns_name(prefix, 0),
+                    {self_exe(), "--owner", prefix, "plain"}, sv[1]);
+    ::close(sv[1]); // so that a twin that failed to start reads as closed
+  }
+
+  plain_twin(const plain_twin&) = delete;
+  plain_twin& operator=(const plain_twin&) = delete;
+
+  ~plain_twin() {
+    ::close(fd_);
+    while (pid_ > 0 && ::waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
+    }
+  }
+
+  // Waits until its hosts have joined and it has warmed up.
+  void ready() {
+    char c = 0;
+    if (!receive(fd_, &c, 1))
+      throw std::runtime_error("the plain twin ended before it was ready");
+  }
+
+  // Tasks per second of one map of the trivial tasks over its hosts.
+  double rate() {
+    char go = 1;
+    double r = 0;
+    send_message(fd_, &go, 1);
+    if (!receive(fd_, &r, sizeof r))
+      throw std::runtime_error("the plain twin ended during a map");
+    return r;
+  }
+
+private:
+  int fd_ = -1;
+  pid_t pid_ = -1;
+};
+
+// The owner role's measurements; `started` are the worker hosts' pids.
+void measure(const std::string& prefix, const std::string& key,
+             std::vector<pid_t>& started) {
+  actors::pool local{2};
+  actors::pool spread{2, spread_options(key)};
+  auto start_host
+      = [&](int h) { started[h] = spawn_host(prefix, key, spread, h); };
   for (int h = 0; h < hosts; ++h)
     start_host(h);
-  all_joined();
-  // Warm-up, and proof that every host takes tasks.
+  // The twin starts meanwhile, now that this pool has made the key it
+  // shares; it ends before the hosts are lost below (a cut link is its
+  // hosts' too).
+  std::optional<plain_twin> plain{std::in_place, prefix};
+  all_joined(spread);
   local.map(trivial, std::vector<int>(100, 0));
-  std::set<int> where;
-  for (int pid : spread.map(burn_where, std::vector<int>(120, 0), 1))
-    where.insert(pid);
+  auto where = warm_up(spread);
   std::printf("libactors note: the warm-up ran on %zu of %d hosts; the "
               "hosts share this machine's %u cores (no speed-up to expect)\n",
               where.size(), hosts + 1, std::thread::hardware_concurrency());
 
-  std::vector<int> big(100000), cpu(2000);
-  std::iota(big.begin(), big.end(), 0);
+  auto big = trivial_inputs();
+  std::vector<int> cpu(2000);
   std::iota(cpu.begin(), cpu.end(), 0);
-  series local_trivial, spread_trivial, local_cpu, spread_cpu;
-  auto rate = [](auto& pool, auto fn, const std::vector<int>& xs) {
-    auto t0 = clock_type::now();
-    auto rs = pool.map(fn, xs);
-    auto per_second = static_cast<double>(xs.size()) / seconds_since(t0);
-    if (rs.size() != xs.size())
-      throw std::runtime_error("a map returned too few results");
-    return per_second;
-  };
-  // Alternately, so that both see the same machine.
+  series local_trivial, spread_trivial, plain_trivial, local_cpu, spread_cpu;
+  plain->ready();
+  // Alternately, so that all see the same machine.
   for (int r = 0; r < runs; ++r) {
     local_trivial.xs.push_back(rate(local, trivial, big));
     spread_trivial.xs.push_back(rate(spread, trivial, big));
+    plain_trivial.xs.push_back(plain->rate());
   }
+  plain.reset();
   for (int r = 0; r < cpu_runs; ++r) {
     local_cpu.xs.push_back(rate(local, burn, cpu));
     spread_cpu.xs.push_back(rate(spread, burn, cpu));
   }
   report("map 100k trivial, local", local_trivial, "tasks/s");
   report("map 100k trivial, 3 hosts on same cores", spread_trivial, "tasks/s");
+  report("map 100k trivial, 3 hosts, plain", plain_trivial, "tasks/s");
   std::printf("libactors map 100k trivial, 3 hosts / local: %.3g x\n",
               spread_trivial.median() / local_trivial.median());
+  std::printf("libactors map 100k trivial, 3 hosts, TLS / plain: %.3g x\n",
+              spread_trivial.median() / plain_trivial.median());
   report("map 2000 x 1 ms, local", local_cpu, "tasks/s");
   report("map 2000 x 1 ms, 3 hosts on same cores", spread_cpu, "tasks/s");
   std::printf("libactors map 2000 x 1 ms, 3 hosts / local: %.3g x\n",
@@ -447,7 +584,7 @@ void measure(const std::string& prefix, const std::string& key,
         start_host(h);
       std::this_thread::sleep_for(10ms);
     }
-    all_joined();
+    all_joined(spread);
   };
   enum class loss { cut_at_rest, cut_mid_map, killed };
   std::vector<int> long_map(4000);
@@ -499,15 +636,21 @@ void measure(const std::string& prefix, const std::string& key,
   local.join();
 }
 
-int owner(const std::string& prefix) {
+// The owner role, or with `plain` its twin, which shares its key.
+int owner(const std::string& prefix, bool plain) {
   auto key = key_path(prefix);
-  ::unlink(key.c_str());
+  if (!plain)
+    ::unlink(key.c_str());
   std::vector<pid_t> started(hosts, -1);
   int code = 0;
   try {
-    measure(prefix, key, started);
+    if (plain)
+      twin(prefix, key, started);
+    else
+      measure(prefix, key, started);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "bench_hosts: %s\n", e.what());
+    std::fprintf(stderr, "bench_hosts%s: %s\n", plain ? " (plain twin)" : "",
+                 e.what());
     code = 1;
   }
   // The hosts end once the pool lets them go; within 10 s, or killed.
@@ -525,7 +668,8 @@ int owner(const std::string& prefix) {
       ::waitpid(pid, nullptr, 0);
     }
   }
-  ::unlink(key.c_str());
+  if (!plain)
+    ::unlink(key.c_str());
   return code;
 }
 
@@ -535,9 +679,15 @@ int main(int argc, char** argv) {
   // The first role needs no libactors: it only forks and execs.
   if (argc == 1)
     return controller();
+  bool owner_role = argc >= 3 && std::strcmp(argv[1], "--owner") == 0;
+  bool plain = owner_role && argc == 4 && std::strcmp(argv[3], "plain") == 0;
+  // Before actors::init, whose fork server keeps the environment of then;
+  // the twin's worker hosts inherit it.
+  if (plain)
+    ::setenv("ACTORS_INSECURE_PLAINTEXT_BETWEEN_HOSTS", "1", 1);
   actors::init(argc, argv); // a worker host runs here and never returns
-  if (argc == 3 && std::strcmp(argv[1], "--owner") == 0)
-    return owner(argv[2]);
+  if (owner_role && (argc == 3 || plain))
+    return owner(argv[2], plain);
   std::fprintf(stderr, "usage: bench_hosts   (as root)\n");
   return 2;
 }

@@ -4,8 +4,20 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <chrono>
+#include <condition_variable>
 #include <cstring>
+#include <mutex>
 #include <string>
+#include <thread>
+#include <vector>
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "actors/error.hpp"
+#include "net/listener.hpp"
 
 #include "net/auth.hpp"
 #include "net/tls.hpp"
@@ -102,4 +114,110 @@ TEST_CASE("tls: plain bytes, or a libactors plain hello, fail a server at "
   client.handshake();
   client.feed(reinterpret_cast<const std::uint8_t*>(hello), sizeof(hello));
   CHECK(client.handshake() == tls_session::step::failed);
+}
+
+// The whole path in one process: a listener and connect_authenticated with
+// TLS forced onto loopback, the pump between them.
+TEST_CASE("tls: a listener and a client over the pump: bytes both ways, "
+          "the purpose, an orderly end, and a reset told as an error") {
+  using namespace actors::detail;
+  tls_on_loopback(true);
+  auto key = key_of(3);
+  std::mutex mtx;
+  std::condition_variable cv;
+  std::vector<std::pair<int, purpose>> accepted;
+  {
+    listener server{key, [&](int fd, purpose p) {
+                      std::lock_guard<std::mutex> guard{mtx};
+                      accepted.emplace_back(fd, p);
+                      cv.notify_all();
+                    }};
+    auto fd = connect_authenticated("127.0.0.1", server.port(), key,
+                                    purpose::hub, std::chrono::seconds{5});
+    int theirs = -1;
+    {
+      std::unique_lock<std::mutex> guard{mtx};
+      REQUIRE(cv.wait_for(guard, std::chrono::seconds{5},
+                          [&] { return !accepted.empty(); }));
+      theirs = accepted[0].first;
+      CHECK(accepted[0].second == purpose::hub);
+    }
+    CHECK(tls_connections() == 2);
+    // 1 MiB one way while 1 MiB comes back: the backlog bound holds and
+    // nothing blocks for good.
+    std::string big(1 << 20, 'x');
+    for (std::size_t i = 0; i < big.size(); ++i)
+      big[i] = static_cast<char>('a' + i % 26);
+    auto pump_all = [](int from, int to, const std::string& data) {
+      std::thread writer{[&] {
+        std::size_t at = 0;
+        while (at < data.size()) {
+          auto n = ::send(from, data.data() + at, data.size() - at,
+                          MSG_NOSIGNAL);
+          if (n <= 0)
+            return;
+          at += static_cast<std::size_t>(n);
+        }
+      }};
+      std::string got;
+      char buf[65536];
+      while (got.size() < data.size()) {
+        pollfd p{to, POLLIN, 0};
+        if (::poll(&p, 1, 10000) != 1)
+          break;
+        auto n = ::recv(to, buf, sizeof(buf), 0);
+        if (n <= 0)
+          break;
+        got.append(buf, static_cast<std::size_t>(n));
+      }
+      writer.join();
+      return got;
+    };
+    std::string back;
+    std::thread other{[&] { back = pump_all(theirs, fd, big); }};
+    auto there = pump_all(fd, theirs, big);
+    other.join();
+    CHECK(there == big);
+    CHECK(back == big);
+    // watch_link reaches the TCP socket under the pump's end.
+    CHECK(with_tls_transport(fd, [](int tcp, const void*) {
+      int v = 0;
+      socklen_t len = sizeof(v);
+      ::getsockopt(tcp, SOL_SOCKET, SO_TYPE, &v, &len);
+      CHECK(v == SOCK_STREAM);
+    }, nullptr));
+    CHECK(!with_tls_transport(0, [](int, const void*) {}, nullptr));
+    // An orderly end: the other side reads end-of-stream, no error.
+    ::shutdown(fd, SHUT_WR);
+    char c;
+    pollfd p{theirs, POLLIN, 0};
+    REQUIRE(::poll(&p, 1, 5000) == 1);
+    CHECK(::recv(theirs, &c, 1, 0) == 0);
+    CHECK(far_end_failure(theirs) == 0);
+    ::close(fd);
+    ::close(theirs);
+  }
+  tls_on_loopback(false);
+}
+
+TEST_CASE("tls: a client with another key is refused by connect, and the "
+          "listener counts it") {
+  using namespace actors::detail;
+  tls_on_loopback(true);
+  listener server{key_of(4), [](int fd, purpose) { ::close(fd); }};
+  try {
+    auto fd = connect_authenticated("127.0.0.1", server.port(), key_of(5),
+                                    purpose::worker, std::chrono::seconds{5});
+    ::close(fd);
+    FAIL("connected with another key");
+  } catch (const actors::error& e) {
+    CHECK(e.code() == actors::errc::unauthenticated);
+    CHECK(std::string{e.what()}.find("TLS") != std::string::npos);
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{5};
+  while (server.stats().rejected == 0
+         && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::yield(); // the listener counts before it closes
+  CHECK(server.stats().rejected == 1);
+  tls_on_loopback(false);
 }

@@ -87,6 +87,11 @@ std::optional<purpose> serve_tls(pending& p) {
                            });
   if (p.buf[0] != 'P' || kind == std::end(all_purposes))
     return fail();
+  // Let in: the client waits for this byte (the pump sends it), so that a
+  // client whose certificate we refused learns it from its connect.
+  const std::uint8_t welcome = 'A';
+  if (!p.tls->write(&welcome, 1))
+    return fail();
   return *kind;
 }
 

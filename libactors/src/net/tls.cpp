@@ -228,6 +228,8 @@ bool is_loopback(const sockaddr_storage& a) {
   return a.ss_family == AF_UNIX;
 }
 
+std::atomic<bool> loopback_too{false}; // tls_on_loopback
+
 } // namespace
 
 void use_certificates(const std::string& ca, const std::string& certificate,
@@ -277,7 +279,13 @@ void tls_from_environment() {
   use_certificates(ca, cert, key);
 }
 
+void tls_on_loopback(bool on) noexcept {
+  loopback_too = on;
+}
+
 bool tls_between(const sockaddr_storage& local, const sockaddr_storage& peer) {
+  if (loopback_too.load() && local.ss_family != AF_UNIX)
+    return true;
   return !is_loopback(local) && !is_loopback(peer) && !plaintext_asked();
 }
 
@@ -759,8 +767,29 @@ unique_fd tls_connect(unique_fd tcp, const secret& key, purpose p,
   if (!tls->write(hello, sizeof(hello)))
     throw error(errc::unauthenticated, "TLS: " + tls->why());
   flush();
-  // The server's verdict on our certificate comes after its Finished: a
-  // refused one shows as the connection ending, to the user of the stream.
+  // The server's verdict on our certificate comes after its Finished: it
+  // says 'A' once it let us in, or sends an alert.
+  for (;;) {
+    std::uint8_t verdict = 0;
+    auto got = tls->read(&verdict, 1);
+    flush();
+    if (got == 1 && verdict == 'A')
+      break;
+    if (got != 0)
+      throw error(errc::unauthenticated,
+                  "the peer refused this host over TLS (it does not trust "
+                  "this certificate or key): "
+                    + (tls->why().empty() ? std::string{"it closed"}
+                                          : tls->why()));
+    await(tcp.get(), POLLIN, deadline);
+    auto n = ::recv(tcp.get(), buf, sizeof(buf), MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+      throw error(errc::unauthenticated,
+                  "the peer closed the connection after the TLS handshake "
+                  "(it does not trust this certificate or key)");
+    if (n > 0)
+      tls->feed(buf, static_cast<std::size_t>(n));
+  }
   return pump::get().add(std::move(tcp), std::move(tls));
 }
 

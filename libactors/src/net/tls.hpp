@@ -63,6 +63,10 @@ void tls_from_environment();
 /// loopback, and plain text was not asked for.
 bool tls_between(const sockaddr_storage& local, const sockaddr_storage& peer);
 
+/// Tests: encrypt loopback connections too (process-wide), so that one
+/// process can drive both ends of the TLS path.
+void tls_on_loopback(bool on) noexcept;
+
 /// Whether the connected socket `fd` is between hosts (tls_between on its
 /// two addresses).
 bool tls_needed(int fd);
