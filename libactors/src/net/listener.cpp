@@ -211,7 +211,13 @@ void listener::run() {
       auto& p = waiting[i];
       if (p.tls) {
         if (auto kind = serve_tls(p)) {
-          auto fd = tls_adopt(std::move(p.fd), std::move(p.tls));
+          unique_fd fd;
+          try {
+            fd = tls_adopt(std::move(p.fd), std::move(p.tls));
+          } catch (const error&) {
+            reject(i); // out of descriptors or threads: as a failed handshake
+            continue;
+          }
           waiting.erase(waiting.begin() + static_cast<std::ptrdiff_t>(i));
           ++authenticated_;
           on_authenticated_(fd.release(), *kind);

@@ -678,6 +678,8 @@ private:
         fds.push_back({c->tcp.get(), tcp, 0});
         fds.push_back({c->plain.get(), plain, 0});
       }
+      // No spin before this sleep: 20 us of it changed nothing measurable
+      // (a round trip through two pumps, 86-89 us either way).
       auto n = ::poll(fds.data(), fds.size(), -1);
       if (n < 0 && errno != EINTR)
         continue;
