@@ -1,6 +1,9 @@
 // A pool spread over hosts (issue 8), side by side with peers/hosts.py:
 // task throughput of a map over three hosts against the same map on local
-// workers, and how long the pool takes to notice a lost host.
+// workers, how long the pool takes to notice a lost host, and the round
+// trip of a 16-byte string between two hosts through actors::listener and
+// actors::client (Python's peer: multiprocessing.connection's Listener
+// and Client with an authkey).
 //
 // The hosts are Linux network namespaces of this machine: an owner
 // namespace with a bridge (10.231.0.1/24) and two worker namespaces, each
@@ -20,12 +23,23 @@
 // one over the other: what encryption costs a map over hosts (target: at
 // least 0.8).
 //
+// The round trips: a listener in the owner namespace (the owner's for TLS,
+// the twin's for plain) echoes what a client in worker namespace h1 sends,
+// 2000 round trips to warm up, then 20000 timed; the client is started
+// afresh for each series, by the owner or the twin, whose environment (and
+// so plain setting) it inherits, and TLS and plain series alternate. The
+// "... CPU" rows are the CPU time per round trip of both processes, whole,
+// over the timed round trips: the listener's process counts its idle pools
+// too, which take next to none (keepalives on their hosts' links).
+//
 // Roles of the one program:
 //   bench_hosts                 sweeps namespaces left by a killed run,
 //                               makes its own, runs the owner role in them,
 //                               and removes them whatever happens
 //   bench_hosts --owner PREFIX  the measurements, in the owner namespace
 //   bench_hosts --owner PREFIX plain   the plain twin, started by the owner
+//   bench_hosts --rt-client HOST:PORT KEYFILE N   the round trips' client,
+//                               started by the owner or the twin in h1
 //   bench_hosts --actors-worker HOST:PORT ...   a worker host (actors::init)
 // Without root or network namespaces it prints "skipped: WHY", exits 0.
 // Usage: bench_hosts   (as root)
@@ -70,6 +84,9 @@ constexpr int runs = 7;                    // of each trivial map
 constexpr int trivial_tasks = 100000;      // in each trivial map
 constexpr int cpu_runs = 3;                // of each map of 1 ms tasks
 constexpr int losses = 3;                  // of each way to lose a host
+constexpr int rt_runs = 5;                 // of each series of round trips
+constexpr int rt_warm_up = 2000;           // untimed round trips in each
+constexpr int rt_timed = 20000;            // timed round trips in each
 constexpr auto owner_bound = 400s;         // the whole owner role
 constexpr std::size_t all_remote = hosts * host_workers;
 
@@ -436,6 +453,79 @@ double rate(actors::pool& p, F fn, const std::vector<int>& xs) {
   return per_second;
 }
 
+// The client's role (--rt-client ADDRESS KEYFILE N), in worker namespace
+// h1: round trips of a 16-byte string to the listener at ADDRESS,
+// rt_warm_up of them, then N timed. Its figures, microseconds per round
+// trip and its CPU seconds over the timed ones, go back as a last message,
+// whose echo tells that they have arrived before this process ends.
+int rt_client(const std::string& address, const std::string& key, int n) {
+  try {
+    auto conn = actors::client<std::string>(address, key, 10s);
+    const std::string message(16, 'x');
+    auto round_trip = [&] {
+      conn.send(message);
+      if (conn.recv() != message)
+        throw std::runtime_error("a round trip came back changed");
+    };
+    for (int i = 0; i < rt_warm_up; ++i)
+      round_trip();
+    auto c0 = cpu_seconds_self();
+    auto t0 = clock_type::now();
+    for (int i = 0; i < n; ++i)
+      round_trip();
+    auto us = seconds_since(t0) / n * 1e6;
+    char figures[64];
+    std::snprintf(figures, sizeof(figures), "%.17g %.17g", us,
+                  cpu_seconds_self() - c0);
+    conn.send(figures);
+    conn.recv();
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_hosts (round-trip client): %s\n", e.what());
+    return 1;
+  }
+}
+
+// One series of round trips: microseconds per round trip, and CPU
+// microseconds of both processes per round trip.
+struct round_trips {
+  double us = 0;
+  double cpu_us = 0;
+};
+
+// A series between a listener of this process, in the owner namespace,
+// which echoes every message, and a client started for it in h1.
+round_trips time_round_trips(const std::string& prefix,
+                             const std::string& key) {
+  actors::listener<std::string> server{std::string{owner_ip} + ":0", key};
+  auto pid = spawn_in(ns_name(prefix, 1),
+                      {self_exe(), "--rt-client", server.address(), key,
+                       std::to_string(rt_timed)});
+  if (pid < 0)
+    throw std::runtime_error("cannot start the round trips' client");
+  auto conn = server.accept(30s);
+  auto echo = [&conn](int n) {
+    for (int i = 0; i < n; ++i)
+      conn.send(conn.recv());
+  };
+  echo(rt_warm_up);
+  auto c0 = cpu_seconds_self();
+  echo(rt_timed);
+  auto cpu = cpu_seconds_self() - c0;
+  auto figures = conn.recv();
+  conn.send(figures);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  round_trips r;
+  double client_cpu = 0;
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0
+      || std::sscanf(figures.c_str(), "%lf %lf", &r.us, &client_cpu) != 2)
+    throw std::runtime_error("the round trips' client failed");
+  r.cpu_us = (cpu + client_cpu) / rt_timed * 1e6;
+  return r;
+}
+
 // The plain twin and its owner talk over a SOCK_SEQPACKET socket, one
 // message at a time. True if a message of `n` bytes came, false if the
 // other side has closed it.
@@ -452,11 +542,16 @@ void send_message(int fd, const void* message, std::size_t n) {
     throw std::runtime_error("the plain twin's socket is closed");
 }
 
+// What the owner asks of the plain twin: one message each.
+enum class twin_task : char { map = 'm', round_trips = 'r' };
+
 // The plain twin's role (--owner PREFIX plain): a pool like the owner's
 // over worker hosts of its own (`started`), which inherit its plain
-// setting. Once they have joined and it has warmed up, it says so on its
-// stdin (the owner's socket); then per message from there it maps the
-// trivial tasks once and sends back the rate, until the owner closes it.
+// setting, as its round trips' clients do. Once they have joined and it
+// has warmed up, it says so on its stdin (the owner's socket); then per
+// message from there it maps the trivial tasks once and sends back the
+// rate, or times a series of round trips and sends back its figures,
+// until the owner closes it.
 void twin(const std::string& prefix, const std::string& key,
           std::vector<pid_t>& started) {
   actors::pool spread{2, spread_options(key)};
@@ -465,11 +560,17 @@ void twin(const std::string& prefix, const std::string& key,
   all_joined(spread);
   warm_up(spread);
   auto big = trivial_inputs();
-  char go = 1;
-  send_message(0, &go, 1);
-  while (receive(0, &go, 1)) {
-    auto r = rate(spread, trivial, big);
-    send_message(0, &r, sizeof r);
+  char ready = 1;
+  send_message(0, &ready, 1);
+  twin_task task{};
+  while (receive(0, &task, 1)) {
+    if (task == twin_task::map) {
+      auto r = rate(spread, trivial, big);
+      send_message(0, &r, sizeof r);
+    } else {
+      auto r = time_round_trips(prefix, key);
+      send_message(0, &r, sizeof r);
+    }
   }
   spread.close();
   spread.join();
@@ -508,11 +609,21 @@ public:
 
   // Tasks per second of one map of the trivial tasks over its hosts.
   double rate() {
-    char go = 1;
+    auto task = twin_task::map;
     double r = 0;
-    send_message(fd_, &go, 1);
+    send_message(fd_, &task, 1);
     if (!receive(fd_, &r, sizeof r))
       throw std::runtime_error("the plain twin ended during a map");
+    return r;
+  }
+
+  // A series of round trips to its listener, in plain text.
+  round_trips time_round_trips() {
+    auto task = twin_task::round_trips;
+    round_trips r;
+    send_message(fd_, &task, 1);
+    if (!receive(fd_, &r, sizeof r))
+      throw std::runtime_error("the plain twin ended during round trips");
     return r;
   }
 
@@ -552,6 +663,15 @@ void measure(const std::string& prefix, const std::string& key,
     spread_trivial.xs.push_back(rate(spread, trivial, big));
     plain_trivial.xs.push_back(plain->rate());
   }
+  series tls_rt, tls_rt_cpu, plain_rt, plain_rt_cpu;
+  for (int r = 0; r < rt_runs; ++r) {
+    auto tls = time_round_trips(prefix, key);
+    auto clear = plain->time_round_trips();
+    tls_rt.xs.push_back(tls.us);
+    tls_rt_cpu.xs.push_back(tls.cpu_us);
+    plain_rt.xs.push_back(clear.us);
+    plain_rt_cpu.xs.push_back(clear.cpu_us);
+  }
   plain.reset();
   for (int r = 0; r < cpu_runs; ++r) {
     local_cpu.xs.push_back(rate(local, burn, cpu));
@@ -564,6 +684,10 @@ void measure(const std::string& prefix, const std::string& key,
               spread_trivial.median() / local_trivial.median());
   std::printf("libactors map 100k trivial, 3 hosts, TLS / plain: %.3g x\n",
               spread_trivial.median() / plain_trivial.median());
+  report("connection round trip across hosts, TLS", tls_rt, "us");
+  report("connection round trip across hosts, TLS CPU", tls_rt_cpu, "us");
+  report("connection round trip across hosts, plain", plain_rt, "us");
+  report("connection round trip across hosts, plain CPU", plain_rt_cpu, "us");
   report("map 2000 x 1 ms, local", local_cpu, "tasks/s");
   report("map 2000 x 1 ms, 3 hosts on same cores", spread_cpu, "tasks/s");
   std::printf("libactors map 2000 x 1 ms, 3 hosts / local: %.3g x\n",
@@ -688,6 +812,8 @@ int main(int argc, char** argv) {
   actors::init(argc, argv); // a worker host runs here and never returns
   if (owner_role && (argc == 3 || plain))
     return owner(argv[2], plain);
+  if (argc == 5 && std::strcmp(argv[1], "--rt-client") == 0)
+    return rt_client(argv[2], argv[3], std::atoi(argv[4]));
   std::fprintf(stderr, "usage: bench_hosts   (as root)\n");
   return 2;
 }

@@ -15,19 +15,32 @@
 # manager only ends the thread that served its connection; the chunk it
 # took is lost), so the owner waits until its own timeout. A note says so.
 #
+# The round trip between two hosts: a multiprocessing.connection.Listener
+# with the authkey in the owner namespace echoes what a Client started for
+# it in h1 sends, a 16-byte str, 2000 round trips to warm up, then 20000
+# timed, as bench/hosts.cpp; "... CPU" is the CPU time per round trip of
+# both processes over the timed ones. Python's connection has no TLS (the
+# authkey proves the key; the bytes go in clear), yet its row is named as
+# libactors' TLS row, "connection round trip across hosts, TLS", so that
+# run.py puts libactors with TLS beside it: the comparison that issue 23
+# asks for. A note says so.
+#
 # Roles: hosts.py (makes the namespaces, runs the owner in them, removes
-# them), hosts.py --owner PREFIX, hosts.py --worker HOST:PORT KEYFILE N.
+# them), hosts.py --owner PREFIX, hosts.py --worker HOST:PORT KEYFILE N,
+# hosts.py --rt-client HOST:PORT KEYFILE N (the round trips' client).
 # Without root or network namespaces it prints "skipped: WHY", exits 0.
 import ctypes
 import multiprocessing as mp
 import os
 import queue
+import resource
 import shutil
 import signal
 import statistics
 import subprocess
 import sys
 import time
+from multiprocessing.connection import Client, Listener
 from multiprocessing.managers import BaseManager
 
 OWNER_IP = "10.231.0.1"
@@ -36,6 +49,7 @@ HOSTS = 2             # worker namespaces
 HOST_WORKERS = 2      # worker processes per host
 WORKERS = 2 + HOSTS * HOST_WORKERS
 RUNS, CPU_RUNS = 7, 3
+RT_RUNS, RT_WARM_UP, RT_TIMED = 5, 2000, 20000  # series, round trips each
 OWNER_BOUND = 400     # s, the whole owner role
 
 
@@ -139,6 +153,65 @@ def spread_map(tasks, results, fn, items, chunksize=None):
     return [x for r in out for x in r]
 
 
+def cpu_self():
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def rt_client(address, key_file, n):
+    """The round trips' client, in h1: RT_WARM_UP round trips of a 16-byte
+    str, then n timed. Its figures (us per round trip, its CPU seconds over
+    the timed ones) go back last; their echo tells that they arrived."""
+    host, port = address.rsplit(":", 1)
+    with open(key_file, "rb") as f:
+        key = f.read()
+    message = "x" * 16
+
+    def round_trips(conn, count):
+        for _ in range(count):
+            conn.send(message)
+            if conn.recv() != message:
+                raise RuntimeError("a round trip came back changed")
+
+    with Client((host, int(port)), authkey=key) as conn:
+        round_trips(conn, RT_WARM_UP)
+        c0, t0 = cpu_self(), time.perf_counter()
+        round_trips(conn, n)
+        us = (time.perf_counter() - t0) / n * 1e6
+        conn.send((us, cpu_self() - c0))
+        conn.recv()
+
+
+def time_round_trips(prefix, key, key_file):
+    """A series between a Listener of this process, which echoes every
+    message, and a client started for it in h1: us per round trip, and CPU
+    us of both processes per round trip."""
+    with Listener((OWNER_IP, 0), authkey=key) as listener:
+        host, port = listener.address
+        client = subprocess.Popen(
+            ["ip", "netns", "exec", f"{prefix}-h1", sys.executable,
+             os.path.abspath(__file__), "--rt-client", f"{host}:{port}",
+             key_file, str(RT_TIMED)], preexec_fn=die_with_parent)
+        try:
+            with listener.accept() as conn:
+                for _ in range(RT_WARM_UP):
+                    conn.send(conn.recv())
+                c0 = cpu_self()
+                for _ in range(RT_TIMED):
+                    conn.send(conn.recv())
+                cpu = cpu_self() - c0
+                figures = conn.recv()
+                conn.send(figures)
+            if client.wait(10) != 0:
+                raise RuntimeError("the round trips' client failed")
+        finally:
+            if client.poll() is None:
+                client.kill()
+                client.wait()
+    us, client_cpu = figures
+    return us, (cpu + client_cpu) / RT_TIMED * 1e6
+
+
 def report(what, xs, unit):
     print(f"python {what}: {statistics.median(xs):.0f} {unit} "
           f"(median of {len(xs)}, {min(xs):.0f}-{max(xs):.0f})")
@@ -198,6 +271,18 @@ def owner(prefix):
         report("map 100k trivial, 3 hosts on same cores", st, "tasks/s")
         print(f"python map 100k trivial, 3 hosts / local: "
               f"{statistics.median(st) / statistics.median(lt):.3g} x")
+        rt, rt_cpu = [], []
+        for _ in range(RT_RUNS):
+            us, cpu_us = time_round_trips(prefix, key, key_file)
+            rt.append(us)
+            rt_cpu.append(cpu_us)
+        # Named as libactors' TLS row, which it is compared with (see the
+        # opening comment); Python's is in clear.
+        report("connection round trip across hosts, TLS", rt, "us")
+        report("connection round trip across hosts, TLS CPU", rt_cpu, "us")
+        print("python note: the connection round trip is in clear text "
+              "(Listener and Client have no TLS; the authkey only proves "
+              "the key), beside libactors' TLS row")
         report("map 2000 x 1 ms, local", lc, "tasks/s")
         report("map 2000 x 1 ms, 3 hosts on same cores", sc, "tasks/s")
         print(f"python map 2000 x 1 ms, 3 hosts / local: "
@@ -341,6 +426,8 @@ def main():
         owner(sys.argv[2])
     elif len(sys.argv) == 5 and sys.argv[1] == "--worker":
         worker_host(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    elif len(sys.argv) == 5 and sys.argv[1] == "--rt-client":
+        rt_client(sys.argv[2], sys.argv[3], int(sys.argv[4]))
     else:
         sys.exit(controller())
 

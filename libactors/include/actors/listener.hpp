@@ -28,13 +28,14 @@ namespace actors {
 /// @endcode
 ///
 /// **Who may connect.** Only a client that proves the key of `key_file`
-/// (Python's `authkey`) with the handshake the run's own connections use:
-/// a challenge and response under HMAC-SHA256, the key never sent. A client
-/// that fails it, or does not finish it within 2 s, is dropped and never
-/// reaches `accept`. The key file holds 32 bytes, readable by its owner only
-/// (mode 0600); the listener makes one when it does not exist. Connections
-/// are authenticated, not encrypted: across hosts, use a network you trust
-/// (see docs/security.md).
+/// (Python's `authkey`), the key never sent: on one machine (loopback) with
+/// the handshake the run's own connections use, a challenge and response
+/// under HMAC-SHA256; between hosts inside TLS 1.3, with the key as its
+/// pre-shared key (or certificates, see docs/hosts.md), so that what
+/// travels is encrypted too. A client that fails it, or does not finish it
+/// within 2 s, is dropped and never reaches `accept`. The key file holds 32
+/// bytes, readable by its owner only (mode 0600); the listener makes one
+/// when it does not exist.
 ///
 /// **What travels.** Items of `T`, serialized with CAF's `inspect`: the
 /// program at the other end need not be this one, but must use the same

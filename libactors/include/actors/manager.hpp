@@ -637,8 +637,8 @@ struct manager_options {
 ///
 /// **Other hosts.** With `manager_options::listen`, the manager's process
 /// listens there, and a program of another host joins it with
-/// `manager::connect(address, key_file)`, proving the key (the run's
-/// challenge-response handshake; not encrypted: see docs/security.md).
+/// `manager::connect(address, key_file)`, proving the key (TLS 1.3 with
+/// the key as its pre-shared key between hosts: see docs/security.md).
 /// What the two share is published by name: `publish("jobs", q)` on one
 /// side, `lookup<queue<int>>("jobs")` on the other (Python's
 /// `register("get_jobs", callable=...)` and `m.get_jobs()`). A connected

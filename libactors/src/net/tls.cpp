@@ -435,6 +435,7 @@ struct connection {
   std::unique_ptr<tls_session> tls;
   std::vector<std::uint8_t> to_user; // decrypted, not yet taken
   std::size_t to_user_at = 0;
+  bool fresh = true;      // not served yet: the session may hold data already
   bool in_done = false;   // the peer's stream ended (close_notify, EOF, error)
   bool out_done = false;  // the user's stream ended: close_notify queued
   bool user_told = false; // shutdown(plain, SHUT_WR) done
@@ -690,7 +691,11 @@ private:
       size_t k = 1;
       for (auto i = all.begin(); i != all.end(); k += 2) {
         auto& c = **i;
-        progress(c);
+        // Only where something happened: a process may hold many
+        // connections, and a round trip should not pay for all of them.
+        if (c.fresh || fds[k].revents != 0 || fds[k + 1].revents != 0)
+          progress(c);
+        c.fresh = false;
         if (finished(c, fds[k + 1].revents)) {
           std::lock_guard<std::mutex> guard{mtx_};
           by_user_.erase(c.user);
@@ -747,6 +752,16 @@ unique_fd tls_connect(unique_fd tcp, const secret& key, purpose p,
         await(tcp.get(), POLLOUT, deadline);
     }
   };
+  // Feeds the session what arrives by the deadline; `closed` says why an
+  // end of the connection here is a refusal.
+  auto receive = [&](const char* closed) {
+    await(tcp.get(), POLLIN, deadline);
+    auto n = ::recv(tcp.get(), buf, sizeof(buf), MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+      throw error(errc::unauthenticated, closed);
+    if (n > 0)
+      tls->feed(buf, static_cast<std::size_t>(n));
+  };
   for (;;) {
     auto step = tls->handshake();
     flush();
@@ -756,14 +771,8 @@ unique_fd tls_connect(unique_fd tcp, const secret& key, purpose p,
       throw error(errc::unauthenticated,
                   "the TLS handshake failed (the peer holds another key or "
                   "certificate, or speaks plain text): " + tls->why());
-    await(tcp.get(), POLLIN, deadline);
-    auto n = ::recv(tcp.get(), buf, sizeof(buf), MSG_DONTWAIT);
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
-      throw error(errc::unauthenticated,
-                  "the peer closed during the TLS handshake (it holds "
-                  "another key or certificate, or speaks plain text)");
-    if (n > 0)
-      tls->feed(buf, static_cast<std::size_t>(n));
+    receive("the peer closed during the TLS handshake (it holds another "
+            "key or certificate, or speaks plain text)");
   }
   const std::uint8_t hello[2] = {purpose_tag, static_cast<std::uint8_t>(p)};
   if (!tls->write(hello, sizeof(hello)))
@@ -783,14 +792,8 @@ unique_fd tls_connect(unique_fd tcp, const secret& key, purpose p,
                   "this certificate or key): "
                     + (tls->why().empty() ? std::string{"it closed"}
                                           : tls->why()));
-    await(tcp.get(), POLLIN, deadline);
-    auto n = ::recv(tcp.get(), buf, sizeof(buf), MSG_DONTWAIT);
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
-      throw error(errc::unauthenticated,
-                  "the peer closed the connection after the TLS handshake "
-                  "(it does not trust this certificate or key)");
-    if (n > 0)
-      tls->feed(buf, static_cast<std::size_t>(n));
+    receive("the peer closed the connection after the TLS handshake (it "
+            "does not trust this certificate or key)");
   }
   return pump::get().add(std::move(tcp), std::move(tls));
 }
