@@ -1,9 +1,11 @@
 // A pool spread over hosts (issue 8), side by side with peers/hosts.py:
 // task throughput of a map over three hosts against the same map on local
-// workers, how long the pool takes to notice a lost host, and the round
-// trip of a 16-byte string between two hosts through actors::listener and
-// actors::client (Python's peer: multiprocessing.connection's Listener
-// and Client with an authkey).
+// workers, how long the pool takes to notice a lost host, the round trip
+// of a 16-byte string between two hosts through actors::listener and
+// actors::client and to an actor placed on a worker host (Python's peer
+// of both: multiprocessing.connection's Listener and Client with an
+// authkey), and how long a supervisor takes to restart an actor of a
+// killed host on the other one (issue 23).
 //
 // The hosts are Linux network namespaces of this machine: an owner
 // namespace with a bridge (10.231.0.1/24) and two worker namespaces, each
@@ -55,6 +57,7 @@
 #include <numeric>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -526,6 +529,73 @@ round_trips time_round_trips(const std::string& prefix,
   return r;
 }
 
+// Echoes every string: the actor of the actor round trips; answers a
+// number with the pid of its worker host (its process's parent).
+caf::behavior echo_actor(caf::event_based_actor*) {
+  return {[](const std::string& x) { return x; },
+          [](int) { return static_cast<int>(::getppid()); }};
+}
+
+// The worker host of `echo` (an echo_actor), or -1 if it does not answer.
+int host_of(const caf::actor& echo) {
+  caf::scoped_actor self{actors::system()};
+  int host = -1;
+  self->request(echo, 2s, 0).receive([&](int pid) { host = pid; },
+                                    [](caf::error&) {});
+  return host;
+}
+
+// CPU seconds of process `pid` so far (utime and stime of /proc/PID/stat).
+double cpu_seconds_of(pid_t pid) {
+  std::ifstream in{"/proc/" + std::to_string(pid) + "/stat"};
+  std::string stat;
+  std::getline(in, stat);
+  auto rest = stat.substr(stat.rfind(')') + 2); // after "pid (comm) "
+  std::istringstream fields{rest};
+  std::string skip;
+  for (int i = 3; i < 14; ++i) // fields 3 to 13
+    fields >> skip;
+  double utime = 0, stime = 0;
+  fields >> utime >> stime;
+  return (utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+// A series of actor round trips: a request of a 16-byte string from this
+// process to an echo actor that `spread` places on one of its worker
+// hosts, rt_warm_up of them, then rt_timed timed. CPU: this process and
+// the actor's worker process.
+round_trips time_actor_round_trips(actors::pool& spread) {
+  actors::actor_options where;
+  where.hosts = &spread;
+  auto echo = actors::spawn(where, echo_actor);
+  caf::scoped_actor self{actors::system()};
+  const std::string message(16, 'x');
+  auto round_trip = [&] {
+    self->request(echo.handle(), 10s, message)
+      .receive(
+        [&](const std::string& x) {
+          if (x != message)
+            throw std::runtime_error("an actor round trip came back changed");
+        },
+        [](caf::error& err) {
+          throw std::runtime_error("an actor round trip failed: "
+                                   + actors::describe(err));
+        });
+  };
+  for (int i = 0; i < rt_warm_up; ++i)
+    round_trip();
+  auto c0 = cpu_seconds_self() + cpu_seconds_of(echo.pid());
+  auto t0 = clock_type::now();
+  for (int i = 0; i < rt_timed; ++i)
+    round_trip();
+  round_trips r;
+  r.us = seconds_since(t0) / rt_timed * 1e6;
+  r.cpu_us = (cpu_seconds_self() + cpu_seconds_of(echo.pid()) - c0)
+             / rt_timed * 1e6;
+  echo.stop(10s);
+  return r;
+}
+
 // The plain twin and its owner talk over a SOCK_SEQPACKET socket, one
 // message at a time. True if a message of `n` bytes came, false if the
 // other side has closed it.
@@ -543,7 +613,11 @@ void send_message(int fd, const void* message, std::size_t n) {
 }
 
 // What the owner asks of the plain twin: one message each.
-enum class twin_task : char { map = 'm', round_trips = 'r' };
+enum class twin_task : char {
+  map = 'm',
+  round_trips = 'r',
+  actor_round_trips = 'a'
+};
 
 // The plain twin's role (--owner PREFIX plain): a pool like the owner's
 // over worker hosts of its own (`started`), which inherit its plain
@@ -568,7 +642,8 @@ void twin(const std::string& prefix, const std::string& key,
       auto r = rate(spread, trivial, big);
       send_message(0, &r, sizeof r);
     } else {
-      auto r = time_round_trips(prefix, key);
+      auto r = task == twin_task::round_trips ? time_round_trips(prefix, key)
+                                               : time_actor_round_trips(spread);
       send_message(0, &r, sizeof r);
     }
   }
@@ -617,9 +692,10 @@ public:
     return r;
   }
 
-  // A series of round trips to its listener, in plain text.
-  round_trips time_round_trips() {
-    auto task = twin_task::round_trips;
+  // A series of round trips to its listener, or with `actor` to an actor
+  // on one of its hosts, in plain text.
+  round_trips time_round_trips(bool actor = false) {
+    auto task = actor ? twin_task::actor_round_trips : twin_task::round_trips;
     round_trips r;
     send_message(fd_, &task, 1);
     if (!receive(fd_, &r, sizeof r))
@@ -664,13 +740,16 @@ void measure(const std::string& prefix, const std::string& key,
     plain_trivial.xs.push_back(plain->rate());
   }
   series tls_rt, tls_rt_cpu, plain_rt, plain_rt_cpu;
+  series tls_actor, tls_actor_cpu, plain_actor, plain_actor_cpu;
+  auto add = [](series& time, series& cpu, const round_trips& r) {
+    time.xs.push_back(r.us);
+    cpu.xs.push_back(r.cpu_us);
+  };
   for (int r = 0; r < rt_runs; ++r) {
-    auto tls = time_round_trips(prefix, key);
-    auto clear = plain->time_round_trips();
-    tls_rt.xs.push_back(tls.us);
-    tls_rt_cpu.xs.push_back(tls.cpu_us);
-    plain_rt.xs.push_back(clear.us);
-    plain_rt_cpu.xs.push_back(clear.cpu_us);
+    add(tls_rt, tls_rt_cpu, time_round_trips(prefix, key));
+    add(plain_rt, plain_rt_cpu, plain->time_round_trips());
+    add(tls_actor, tls_actor_cpu, time_actor_round_trips(spread));
+    add(plain_actor, plain_actor_cpu, plain->time_round_trips(true));
   }
   plain.reset();
   for (int r = 0; r < cpu_runs; ++r) {
@@ -688,6 +767,10 @@ void measure(const std::string& prefix, const std::string& key,
   report("connection round trip across hosts, TLS CPU", tls_rt_cpu, "us");
   report("connection round trip across hosts, plain", plain_rt, "us");
   report("connection round trip across hosts, plain CPU", plain_rt_cpu, "us");
+  report("actor round trip across hosts, TLS", tls_actor, "us");
+  report("actor round trip across hosts, TLS CPU", tls_actor_cpu, "us");
+  report("actor round trip across hosts, plain", plain_actor, "us");
+  report("actor round trip across hosts, plain CPU", plain_actor_cpu, "us");
   report("map 2000 x 1 ms, local", local_cpu, "tasks/s");
   report("map 2000 x 1 ms, 3 hosts on same cores", spread_cpu, "tasks/s");
   std::printf("libactors map 2000 x 1 ms, 3 hosts / local: %.3g x\n",
@@ -738,11 +821,48 @@ void measure(const std::string& prefix, const std::string& key,
       throw std::runtime_error("a lost host was not dropped in 10 s");
     return t;
   };
-  series at_rest, mid_map, killed;
+  // A supervisor's child, an actor on a worker host, whose host is killed:
+  // from the kill until the child answers on the other host.
+  auto restart_elsewhere = [&] {
+    rejoin(0);
+    actors::child_spec spec;
+    spec.id = "echo";
+    spec.start = [&spread] {
+      actors::actor_options where;
+      where.hosts = &spread;
+      return actors::spawn(where, echo_actor).handle();
+    };
+    actors::supervisor sup{{actors::strategy::one_for_one, 10, 60s}, {spec}};
+    auto before = sup.child("echo");
+    auto host = std::find(started.begin(), started.end(), host_of(before));
+    if (host == started.end())
+      throw std::runtime_error("the supervised actor is on no worker host");
+    auto h = static_cast<int>(host - started.begin());
+    auto t0 = clock_type::now();
+    ::kill(started[h], SIGKILL); // its workers die with it
+    double t = -1;
+    while (clock_type::now() < t0 + 30s) {
+      auto now = sup.child("echo");
+      if (now && now != before && host_of(now) > 0) {
+        t = seconds_since(t0);
+        break;
+      }
+      std::this_thread::sleep_for(1ms); // the resolution of the figure
+    }
+    ::waitpid(started[h], nullptr, 0);
+    start_host(h);
+    sup.stop();
+    if (t < 0)
+      throw std::runtime_error("a supervised actor of a killed host was not "
+                               "restarted elsewhere within 30 s");
+    return t;
+  };
+  series at_rest, mid_map, killed, restarted;
   for (int i = 0; i < losses; ++i) {
     at_rest.xs.push_back(lose(loss::cut_at_rest));
     mid_map.xs.push_back(lose(loss::cut_mid_map));
     killed.xs.push_back(lose(loss::killed));
+    restarted.xs.push_back(restart_elsewhere());
   }
   char setting[32];
   std::snprintf(setting, sizeof(setting), " (lost_after %g s)",
@@ -753,6 +873,7 @@ void measure(const std::string& prefix, const std::string& key,
   report(name("cut at rest").c_str(), at_rest, "ms", 1e3);
   report(name("cut mid-map").c_str(), mid_map, "ms", 1e3);
   report(name("SIGKILL").c_str(), killed, "ms", 1e3);
+  report("lost host, supervisor restart elsewhere", restarted, "ms", 1e3);
   rejoin(0);
   spread.close();
   spread.join();

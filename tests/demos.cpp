@@ -511,6 +511,27 @@ TEST_CASE("M2 shared array: a pool squares 100 million doubles in place") {
   CHECK(lines[3] == "block gone after unlink");
 }
 
+TEST_CASE("H2 actors across hosts: one child per host and the killed "
+          "host's child back on the other") {
+  int code;
+  auto lines = run_demo("h02_actors_across_hosts", &code);
+  CHECK(code == 0);
+  REQUIRE(lines.size() == 7);
+  CHECK(lines[0].rfind("started worker host east: ", 0) == 0);
+  CHECK(lines[1].rfind("started worker host west: ", 0) == 0);
+  // Spread: one child on each host.
+  auto spread = lines[2] == "left runs on east, right on west"
+                || lines[2] == "left runs on west, right on east";
+  CHECK_MESSAGE(spread, lines[2]);
+  auto gone = lines[2].substr(13, 4); // left's host
+  auto other = gone == "east" ? "west" : "east";
+  CHECK(lines[3] == "killed host " + gone);
+  CHECK(lines[4].rfind("left is back on " + std::string{other} + " after ", 0)
+        == 0);
+  CHECK(lines[5] == "right still runs on " + std::string{other});
+  CHECK(lines[6] == "restarts: 1");
+}
+
 TEST_CASE("H1 word count over hosts: exact counts, every host counted some") {
   int code;
   auto lines = run_demo("h01_word_count", &code);

@@ -109,7 +109,9 @@ std::optional<errc> errc_of(const caf::error& err);
 /// (worker) killed by signal 11 (SIGSEGV))".
 std::string describe(const caf::error& err);
 
-/// How an actor process starts and stops.
+class pool;
+
+/// How an actor process starts and stops, and where it runs.
 struct actor_options {
   /// Its name in messages and exit reasons; "Actor-N" when empty.
   std::string name;
@@ -118,6 +120,17 @@ struct actor_options {
   /// How long its actor may take to end after an exit message (from `stop`,
   /// a supervisor, a link, `send_exit`) before the process is killed.
   std::chrono::steady_clock::duration stop_timeout = std::chrono::seconds{2};
+  /// Where it runs: null for a new process of this host; else on a worker
+  /// process of a host that joined this pool (`pool_options::listen`), which
+  /// runs the actor and nothing else until the actor ends. The pool must
+  /// outlive the actor (terminating it ends the actor with
+  /// `errc::connection_lost`) and must have no task timeout.
+  const pool* hosts = nullptr;
+  /// With `hosts`: the name of the host (its `--actors-host-name`, by
+  /// default its hostname); empty: any joined host, the one running the
+  /// fewest actors, avoiding a host that just lost a worker (so that a
+  /// supervisor restarts the child of a lost host on another one).
+  std::string host{};
 };
 
 namespace detail {
@@ -388,6 +401,17 @@ constexpr actor_fn_problem actor_fn_check() {
 /// **Requests in flight** when the process dies fail at once with
 /// `errc::process_died` (naming the exit code or signal), as does a request
 /// to the ended handle; the request's timeout bounds only a slow answer.
+///
+/// **On another host** (`actor_options::hosts`): the actor runs on a worker
+/// process of a host joined to that pool, as a task that takes the worker
+/// until the actor ends; its handle, monitors, links, `stop` and the
+/// reasons above work as for a process here (the traffic is TLS between
+/// hosts). `pid()` is its worker's pid on that host; `exitcode()` is 0 or 1
+/// as above, -9 once it was killed or lost. A lost host or link (its
+/// workers silent for `pool_options::lost_after`, or gone) ends it with
+/// `errc::connection_lost`; a supervisor whose start function places it on
+/// any host restarts it on another one. `kill()` ends its worker process
+/// (its host starts a fresh one).
 template <class Handle>
 class actor_process {
 public:

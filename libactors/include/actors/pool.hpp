@@ -531,6 +531,13 @@ private:
 /// `restart_window`, or an initializer that throws, break the pool: every
 /// outstanding and later task fails with `errc::pool_broken` (Python would
 /// respawn a failing initializer forever).
+class pool;
+
+namespace detail {
+/// The core of `p` (for actor_options::hosts).
+const std::shared_ptr<pool_core>& core_of(const pool& p) noexcept;
+} // namespace detail
+
 class pool : public detail::pool_api<pool> {
 public:
   /// The type of timeouts: any `std::chrono` duration converts to it.
@@ -610,6 +617,8 @@ public:
 
 private:
   friend class detail::pool_api<pool>;
+  friend const std::shared_ptr<detail::pool_core>&
+  detail::core_of(const pool& p) noexcept;
 
   template <class R, class... Ps>
   static detail::closure
@@ -647,5 +656,10 @@ private:
   }
 
 };
+
+inline const std::shared_ptr<detail::pool_core>&
+detail::core_of(const pool& p) noexcept {
+  return p.core_;
+}
 
 } // namespace actors

@@ -39,7 +39,9 @@ struct child_spec {
   std::string id;
   /// Starts the child and returns its handle; called again for every
   /// restart. Typically `[] { return actors::spawn(worker).handle(); }`, an
-  /// actor in a fresh OS process. Throwing counts as a failure.
+  /// actor in a fresh OS process; with `actor_options::hosts`, on a worker
+  /// host (on any one: a child whose host is lost comes back on another).
+  /// Throwing counts as a failure.
   std::function<caf::actor()> start;
   /// When it is restarted.
   restart type = restart::permanent;

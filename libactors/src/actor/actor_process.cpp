@@ -23,6 +23,7 @@
 #include <caf/event_based_actor.hpp>
 #include <caf/scoped_actor.hpp>
 
+#include "actors/pool.hpp"
 #include "actors/process.hpp"
 
 #include "base/exception_text.hpp"
@@ -49,6 +50,12 @@ const caf::actor& guardian_of(const actor_host& host) {
 }
 
 caf::actor actor_of(const actor_host& host) {
+  // An actor on another host is reached through its guardian, here: every
+  // process of the run reaches this one (not always the actor's host), and
+  // the guardian ends with the reason of the actor's end (a proxy over
+  // BASP would end with the link's).
+  if (host.slot->hosted())
+    return host.guardian;
   std::lock_guard<std::mutex> guard{host.slot->mtx};
   return host.slot->actor;
 }
@@ -58,16 +65,16 @@ const std::string& name_of(const actor_host& host) {
 }
 
 pid_t pid_of(const actor_host& host) {
-  return host.slot->process()->pid;
+  return host.slot->pid();
 }
 
 bool join(const actor_host& host,
           std::optional<std::chrono::steady_clock::duration> timeout) {
-  return host.slot->process()->wait(timeout);
+  return host.slot->wait(timeout);
 }
 
 std::optional<int> exitcode_of(const actor_host& host) {
-  return host.slot->process()->exitcode();
+  return host.slot->exitcode();
 }
 
 void kill(const actor_host& host) {
@@ -162,25 +169,46 @@ start_actor_process(const std::function<closure(const caf::actor&)>& target,
     slot->kill();
     caf::anon_send_exit(host->guardian, caf::exit_reason::kill);
   };
-  std::shared_ptr<child> proc;
-  try {
-    // A daemon: its actor may run forever, so this program stops it at exit.
-    proc = children::local().spawn(target(host->guardian), slot->name, true,
-                                   nullptr, child_kind::actor_process);
-  } catch (...) {
-    abandon();
-    throw;
-  }
-  {
+  if (opts.hosts != nullptr) {
+    // On a worker process of another host, as a task of the pool.
+    const auto& pool = core_of(*opts.hosts);
+    std::string where;
+    std::uint64_t task = 0;
+    try {
+      task = pool->host_actor(opts.host, target(host->guardian),
+                              hosted_end(slot, host->guardian), where);
+    } catch (const error& e) {
+      abandon();
+      throw error(errc::spawn_failed, "cannot start actor process ("
+                                        + slot->name + ") on another host: "
+                                        + e.what());
+    }
     std::lock_guard<std::mutex> guard{slot->mtx};
-    slot->proc = proc;
+    slot->hosts = pool;
+    slot->task = task;
+    slot->where = std::move(where);
+  } else {
+    std::shared_ptr<child> proc;
+    try {
+      // A daemon: its actor may run forever, so this program stops it at
+      // exit.
+      proc = children::local().spawn(target(host->guardian), slot->name, true,
+                                     nullptr, child_kind::actor_process);
+    } catch (...) {
+      abandon();
+      throw;
+    }
+    {
+      std::lock_guard<std::mutex> guard{slot->mtx};
+      slot->proc = proc;
+    }
+    auto weak = caf::actor_cast<caf::weak_actor_ptr>(host->guardian);
+    proc->on_exit([weak](int code) {
+      if (auto strong = weak.lock())
+        caf::anon_send(caf::actor_cast<caf::actor>(strong),
+                       exited_atom::value, code);
+    });
   }
-  auto weak = caf::actor_cast<caf::weak_actor_ptr>(host->guardian);
-  proc->on_exit([weak](int code) {
-    if (auto strong = weak.lock())
-      caf::anon_send(caf::actor_cast<caf::actor>(strong), exited_atom::value,
-                     code);
-  });
   caf::scoped_actor self{rt.system()};
   std::string failure;
   self->request(host->guardian, opts.start_timeout, ready_atom::value)
@@ -224,6 +252,9 @@ void guard_exceptions(caf::scheduled_actor::exception_handler& handler) {
 void serve_actor(const caf::actor& guardian,
                  const std::function<caf::actor(caf::actor_system&)>& make) {
   auto& sys = runtime::get().system();
+  // On a worker process of another host (actor_options::hosts) the actor
+  // is a task: its end ends the task, not the process.
+  auto hosted = runtime::owner_elsewhere() != nullptr;
   caf::actor actor;
   try {
     actor = make(sys);
@@ -231,7 +262,9 @@ void serve_actor(const caf::actor& guardian,
     auto text = current_exception_text();
     std::fprintf(stderr, "Process %s: the actor did not start: %s\n",
                  current_process_name().c_str(), text.c_str());
-    caf::anon_send(guardian, failed_atom::value, std::move(text));
+    caf::anon_send(guardian, failed_atom::value, text);
+    if (hosted)
+      throw error(errc::actor_failed, "the actor did not start: " + text);
     std::exit(1);
   }
   // Hidden: the actor system does not wait for it at exit.
@@ -244,10 +277,12 @@ void serve_actor(const caf::actor& guardian,
   caf::anon_send_exit(checker, caf::exit_reason::kill);
   if (!reason || is_exit(reason, caf::exit_reason::user_shutdown))
     return;
+  auto text = sys.render(reason);
   if (errc_of(reason) != errc::actor_failed) // printed by the handler
     std::fprintf(stderr, "Process %s: the actor ended: %s\n",
-                 current_process_name().c_str(),
-                 sys.render(reason).c_str());
+                 current_process_name().c_str(), text.c_str());
+  if (hosted) // its task fails; its worker serves on
+    throw error(errc::actor_failed, "the actor ended: " + text);
   std::exit(1);
 }
 

@@ -3,6 +3,7 @@
 #include "actor/guardian.hpp"
 
 #include <csignal>
+#include <cstdlib>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -36,9 +37,87 @@ using overdue_atom = caf::atom_constant<caf::atom("a_overdue")>;
 // broke before it concludes that the process lives on without a link.
 constexpr auto lost_grace = std::chrono::seconds{2};
 
+// A request to an actor on another host, forwarded by its guardian under
+// an id of the guardian's: who asked, under which id, and the stages left.
+struct relayed_request {
+  caf::strong_actor_ptr sender;
+  caf::message_id mid;
+  caf::mailbox_element::forwarding_stack stages;
+};
+
+// The requests a guardian forwarded, by the forwarding id.
+struct relayed_requests {
+  std::mutex mtx;
+  std::map<std::uint64_t, relayed_request> of;
+
+  std::optional<relayed_request> take(caf::message_id id) {
+    std::lock_guard<std::mutex> guard{mtx};
+    auto i = of.find(id.integer_value());
+    if (i == of.end())
+      return std::nullopt;
+    auto x = std::move(i->second);
+    of.erase(i);
+    return x;
+  }
+};
+
+// Passes an answer on: to the next stage, or to the requester as `from`'s.
+void pass_answer(caf::scheduled_actor* self, relayed_request r,
+                 const caf::actor_addr& from, caf::message msg) {
+  if (!r.stages.empty()) {
+    auto next = std::move(r.stages.back());
+    r.stages.pop_back();
+    next->enqueue(caf::make_mailbox_element(std::move(r.sender), r.mid,
+                                            std::move(r.stages),
+                                            std::move(msg)),
+                  self->context());
+  } else if (r.sender) {
+    r.sender->enqueue(
+      caf::make_mailbox_element(caf::actor_cast<caf::strong_actor_ptr>(from),
+                                r.mid.response_id(), {}, std::move(msg)),
+      self->context());
+  }
+}
+
+// For an actor on another host, in this process: the last stage of its
+// answers. A requester may be in a process that the actor's host cannot
+// reach (this host's children talk to this process only), so the guardian
+// forwards each request under an id of its own, with this relay as the
+// stage after the actor's reply checker; the relay passes the answer on to
+// whoever asked, from here, which every process of the run reaches.
+caf::behavior answer_relay(caf::event_based_actor* self,
+                           std::shared_ptr<relayed_requests> table,
+                           caf::actor_addr actor) {
+  auto pass_on = [=](caf::message msg) {
+    auto* e = self->current_mailbox_element();
+    if (auto r = table->take(e->mid))
+      pass_answer(self, std::move(*r), actor, std::move(msg));
+  };
+  // An answer that is one error, down or exit message is a system message
+  // to CAF: given to these handlers, not the default handler.
+  self->set_error_handler(
+    [=](caf::error& x) { pass_on(caf::make_message(std::move(x))); });
+  self->set_down_handler(
+    [=](caf::down_msg& x) { pass_on(caf::make_message(std::move(x))); });
+  self->set_exit_handler(
+    [=](caf::exit_msg& x) { pass_on(caf::make_message(std::move(x))); });
+  self->set_default_handler(
+    [=](caf::scheduled_actor*,
+        caf::message_view& x) -> caf::result<caf::message> {
+      pass_on(x.move_content_to_message());
+      return caf::delegated<caf::message>{};
+    });
+  // Never sent: every answer is for the handlers.
+  return {[](checker_atom) {}};
+}
+
 struct guardian_state {
   caf::actor actor; // the actor, once it runs
   caf::actor checker; // the reply checker in its process
+  // An actor on another host: the answer relay here (answer_relay) and the
+  // requests it has not answered yet.
+  caf::actor relay;
+  std::shared_ptr<relayed_requests> relayed;
   std::vector<caf::response_promise> waiting; // spawners waiting for it
   caf::error failure;                         // why it never ran
   std::optional<int> exitcode;                // of the process
@@ -49,12 +128,7 @@ struct guardian_state {
 
 caf::behavior guardian(caf::stateful_actor<guardian_state>* self,
                        std::shared_ptr<actor_slot> slot) {
-  auto what = [slot] {
-    std::string pid;
-    if (auto p = slot->process())
-      pid = std::to_string(p->pid) + " ";
-    return "actor process " + pid + "(" + slot->name + ")";
-  };
+  auto what = [slot] { return slot->label(); };
   // Ends with `reason`: the actor and its process are done.
   auto settle = [=](caf::error reason) {
     slot->settled = true;
@@ -108,6 +182,14 @@ caf::behavior guardian(caf::stateful_actor<guardian_state>* self,
     self->state.link_lost = true;
     if (self->state.exitcode)
       return settle(died());
+    if (slot->hosted()) {
+      // No exit status comes from another host: the link decides.
+      slot->kill_lost();
+      return settle(make_error(errc::connection_lost,
+                               "lost the connection to " + what()
+                                 + " (its host or the link to it is down); "
+                                   "its worker process was stopped"));
+    }
     self->delayed_send(self, lost_grace, lost_atom::value);
   });
   self->set_exit_handler([=](caf::exit_msg& em) {
@@ -132,6 +214,26 @@ caf::behavior guardian(caf::stateful_actor<guardian_state>* self,
         return make_error(errc::not_registered, std::move(text));
       }
       auto* e = self->current_mailbox_element();
+      if (e->mid.is_request() && self->state.relay) {
+        // Forwarded under an id of ours; the answer goes from the reply
+        // checker to the relay, which passes it on to the requester.
+        auto id = self->new_request_id(caf::message_priority::normal);
+        {
+          std::lock_guard<std::mutex> guard{self->state.relayed->mtx};
+          self->state.relayed->of.emplace(
+            id.integer_value(),
+            relayed_request{std::move(e->sender), e->mid,
+                            std::move(e->stages)});
+        }
+        caf::mailbox_element::forwarding_stack stages{
+          caf::actor_cast<caf::strong_actor_ptr>(self->state.relay),
+          caf::actor_cast<caf::strong_actor_ptr>(self->state.checker)};
+        self->state.actor->enqueue(
+          caf::make_mailbox_element(self->ctrl(), id, std::move(stages),
+                                    std::move(msg)),
+          self->context());
+        return caf::delegated<caf::message>{};
+      }
       if (e->mid.is_request() && self->state.checker) {
         // Delegated, with the reply checker as the answer's next stage.
         auto stages = std::move(e->stages);
@@ -170,6 +272,34 @@ caf::behavior guardian(caf::stateful_actor<guardian_state>* self,
       }
       self->state.actor = std::move(actor);
       self->state.checker = std::move(checker);
+      if (slot->hosted()) {
+        auto table = std::make_shared<relayed_requests>();
+        self->state.relayed = table;
+        // Hidden: the actor system does not wait for it at exit.
+        self->state.relay = self->system().spawn<caf::hidden>(
+          answer_relay, table, self->state.actor.address());
+        // When the guardian ends, the requests not answered fail with its
+        // reason (as those to an actor process here that died).
+        self->attach_functor([=, relay = self->state.relay](
+                               const caf::error& reason) {
+          caf::anon_send_exit(relay, caf::exit_reason::kill);
+          std::map<std::uint64_t, relayed_request> left;
+          {
+            std::lock_guard<std::mutex> guard{table->mtx};
+            left.swap(table->of);
+          }
+          auto why = reason ? reason
+                            : make_error(errc::process_died,
+                                         slot->label()
+                                           + " ended before it answered");
+          for (auto& [id, r] : left)
+            if (r.sender)
+              r.sender->enqueue(caf::make_mailbox_element(
+                                  nullptr, r.mid.response_id(), {},
+                                  caf::make_message(why)),
+                                nullptr);
+        });
+      }
       self->monitor(self->state.actor);
       for (auto& rp : self->state.waiting)
         rp.deliver(true);
@@ -199,6 +329,15 @@ caf::behavior guardian(caf::stateful_actor<guardian_state>* self,
       // connection to the process is slower to notice the end than this.
       self->delayed_send(self, lost_grace, lost_atom::value);
     },
+    [=](gone_atom, std::string& why) {
+      // A hosted actor's worker was lost, or its pool ended.
+      self->state.exitcode = -SIGKILL;
+      if (!self->state.actor && !self->state.failure)
+        self->state.failure = make_error(errc::spawn_failed,
+                                         what() + " ended before its actor "
+                                                  "ran: " + why);
+      settle(make_error(errc::connection_lost, "lost " + what() + ": " + why));
+    },
     [=](lost_atom) {
       if (self->state.exitcode)
         return settle(died());
@@ -214,7 +353,107 @@ caf::behavior guardian(caf::stateful_actor<guardian_state>* self,
   };
 }
 
+// The end of a hosted actor's task (actor_options::hosts).
+class hosted_sink final : public result_sink {
+public:
+  hosted_sink(std::shared_ptr<actor_slot> slot, const caf::actor& guardian)
+    : slot_(std::move(slot)),
+      guardian_(caf::actor_cast<caf::weak_actor_ptr>(guardian)) {
+    // nop
+  }
+
+  void deliver(outcome&& x) override {
+    // The actor's body returned (0) or threw (1, its down message says
+    // why); its task was cancelled (killed); or its worker was lost.
+    auto told = x.ok || x.code == errc::task_failed
+                || x.code == errc::cancelled;
+    auto code = x.ok ? 0 : x.code == errc::task_failed ? 1 : -SIGKILL;
+    {
+      std::lock_guard<std::mutex> guard{slot_->mtx};
+      slot_->code = code;
+    }
+    slot_->ended.notify_all();
+    auto strong = guardian_.lock();
+    if (!strong)
+      return;
+    auto guardian = caf::actor_cast<caf::actor>(strong);
+    if (told)
+      caf::anon_send(guardian, exited_atom::value, code);
+    else
+      caf::anon_send(guardian, gone_atom::value, std::move(x.what));
+  }
+
+private:
+  std::shared_ptr<actor_slot> slot_;
+  caf::weak_actor_ptr guardian_;
+};
+
 } // namespace
+
+std::string actor_slot::label() {
+  std::lock_guard<std::mutex> guard{mtx};
+  std::string at;
+  if (hosts)
+    at = where + " ";
+  else if (proc)
+    at = std::to_string(proc->pid) + " ";
+  return "actor process " + at + "(" + name + ")";
+}
+
+pid_t actor_slot::pid() {
+  std::lock_guard<std::mutex> guard{mtx};
+  if (hosts)
+    return static_cast<pid_t>(std::strtol(where.c_str(), nullptr, 10));
+  return proc ? proc->pid : 0;
+}
+
+bool actor_slot::wait(
+  std::optional<std::chrono::steady_clock::duration> timeout) {
+  if (auto p = process())
+    return p->wait(timeout);
+  std::unique_lock<std::mutex> guard{mtx};
+  auto done = [this] { return code.has_value(); };
+  if (!timeout) {
+    ended.wait(guard, done);
+    return true;
+  }
+  return ended.wait_for(guard, *timeout, done);
+}
+
+std::optional<int> actor_slot::exitcode() {
+  if (auto p = process())
+    return p->exitcode();
+  std::lock_guard<std::mutex> guard{mtx};
+  return code;
+}
+
+void actor_slot::kill() {
+  auto [pool, id] = hosted_task();
+  if (pool)
+    pool->cancel(id); // its worker process is stopped
+  else if (auto p = process())
+    p->signal(SIGKILL);
+}
+
+void actor_slot::kill_lost() {
+  auto [pool, id] = hosted_task();
+  if (pool)
+    pool->cancel_lost(id);
+  else
+    kill();
+}
+
+void actor_slot::kill(const std::string& why) {
+  if (auto p = process())
+    p->kill_because(why);
+  else
+    kill();
+}
+
+std::shared_ptr<result_sink> hosted_end(std::shared_ptr<actor_slot> slot,
+                                        const caf::actor& guardian) {
+  return std::make_shared<hosted_sink>(std::move(slot), guardian);
+}
 
 bool exit_to_guardian(const caf::strong_actor_ptr& target,
                       const caf::strong_actor_ptr& sender,

@@ -11,6 +11,8 @@
 //   child  -> guardian  ready(actor, checker) | failed(what)  once, at start
 //   reaper -> guardian  exited(code)                 when the process ended
 //   spawner -> guardian ready                        answered once it runs
+//   pool -> guardian   exited(code) | gone(why)      a hosted actor's task
+//                                                    ended (or was lost)
 //   guardian: down(actor)     normal/error: ends with that reason
 //                             link lost: waits for exited (lost_grace)
 //             exit_msg        forwarded to the actor; killed if overdue
@@ -18,10 +20,15 @@
 //   spawn_guardian(sys, slot)  the guardian of the actor process of `slot`
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <optional>
 #include <csignal>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
@@ -32,6 +39,7 @@
 
 #include "actors/actor_process.hpp"
 #include "actors/process.hpp"
+#include "actors/detail/pool_core.hpp"
 
 #include "node/runtime.hpp"
 #include "process/children.hpp"
@@ -42,15 +50,23 @@ using ready_atom = caf::atom_constant<caf::atom("a_ready")>;
 using failed_atom = caf::atom_constant<caf::atom("a_failed")>;
 using exited_atom = caf::atom_constant<caf::atom("a_exited")>;
 using checker_atom = caf::atom_constant<caf::atom("a_checker")>;
+using gone_atom = caf::atom_constant<caf::atom("a_gone")>;
 
 // What the guardian and the handles share; the guardian holds it, handles
-// hold the guardian.
+// hold the guardian. The actor runs in a child process of this host
+// (`proc`), or as a task on a worker process of another host (`hosts`,
+// actor_options::hosts): then the task's outcome tells its end.
 struct actor_slot {
   std::string name;
   actor_options opts;
   std::atomic<bool> settled{false}; // the guardian ends because the actor did
   std::mutex mtx;
+  std::condition_variable ended; // hosted: `code` was set
   std::shared_ptr<child> proc; // set once the process exists
+  std::shared_ptr<pool_core> hosts; // or the pool whose host runs it ...
+  std::uint64_t task = 0;           // ... as this task ...
+  std::string where;                // ... on "PID on HOST"
+  std::optional<int> code;          // hosted: 0, 1 (failed), -9 (killed, lost)
   std::string failure; // why the actor never ran, for the spawner
   caf::actor actor;    // the actor (a proxy on the link), once it runs
 
@@ -59,17 +75,39 @@ struct actor_slot {
     return proc;
   }
 
-  void kill() {
-    if (auto p = process())
-      p->signal(SIGKILL);
+  /// A hosted actor's pool and task; a null pool for a process here.
+  std::pair<std::shared_ptr<pool_core>, std::uint64_t> hosted_task() {
+    std::lock_guard<std::mutex> guard{mtx};
+    return {hosts, task};
   }
 
-  /// Kills the process, saying why in its end's reason.
-  void kill(const std::string& why) {
-    if (auto p = process())
-      p->kill_because(why);
+  bool hosted() {
+    return hosted_task().first != nullptr;
   }
+
+  /// "actor process 42 (name)", "actor process 42 on east (name)".
+  std::string label();
+
+  pid_t pid();
+  bool wait(std::optional<std::chrono::steady_clock::duration> timeout);
+  std::optional<int> exitcode();
+
+  /// Kills the process (a hosted actor: its task is cancelled, which ends
+  /// its worker process).
+  void kill();
+
+  /// Kills the process, saying why in its end's reason.
+  void kill(const std::string& why);
+
+  /// A hosted actor's link broke: its worker process is stopped and its
+  /// host avoided by the next placements (kill() otherwise).
+  void kill_lost();
 };
+
+/// The sink of a hosted actor's task: records its end in the slot and tells
+/// the guardian (exited(code), or gone(why) when it was lost).
+std::shared_ptr<result_sink> hosted_end(std::shared_ptr<actor_slot> slot,
+                                        const caf::actor& guardian);
 
 /// Takes an exit message to the actor of an actor process (its proxy) that
 /// does not come from its guardian, and hands it to the guardian: the

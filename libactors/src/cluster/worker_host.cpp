@@ -56,6 +56,7 @@ enum : int {
                "libactors worker host: %s\n"
                "usage: PROGRAM --actors-worker HOST:PORT --actors-key-file "
                "FILE [--actors-processes N] [--actors-connect-timeout S]\n"
+               "       [--actors-host-name NAME]\n"
                "       [--actors-tls-ca PEM --actors-tls-certificate PEM "
                "--actors-tls-private-key PEM]\n",
                what.c_str());
@@ -192,7 +193,7 @@ void keep_alive(channel& ch, std::chrono::milliseconds lost_after,
   channel ch{fd};
   watch_link(fd, std::chrono::seconds{5}); // until the pool says otherwise
   auto pid = static_cast<std::uint32_t>(::getpid());
-  auto name = host_name();
+  auto name = args.name.empty() ? host_name() : args.name;
   if (ch.put(hello_frame, program_id(), name, pid) || !ch.flush(true))
     std::exit(exit_again);
   closure initializer;
@@ -286,6 +287,10 @@ bool parse_worker_host(int argc, char** argv, worker_host_args& out) {
       out.address = value();
     } else if (arg == "--actors-key-file") {
       out.key_file = value();
+    } else if (arg == "--actors-host-name") {
+      out.name = value();
+      if (out.name.empty() || out.name.size() > 255)
+        usage("--actors-host-name needs a name of 1 to 255 characters");
     } else if (arg == "--actors-processes") {
       out.processes = static_cast<int>(number(0, 4096));
     } else if (arg == "--actors-tls-ca") {

@@ -291,6 +291,12 @@ std::size_t pool_core::remote_workers() const {
   return state_->remote_workers;
 }
 
+std::uint64_t pool_core::host_actor(const std::string& host, closure target,
+                                    std::shared_ptr<result_sink> sink,
+                                    std::string& where) {
+  return state_->host_actor(host, std::move(target), std::move(sink), where);
+}
+
 pool_core::~pool_core() {
   bool done;
   {
@@ -336,6 +342,15 @@ std::uint64_t pool_core::enqueue(job* jobs, std::size_t n) {
   else if (state_->opts.threads)
     state_->work.notify_all();
   return first;
+}
+
+bool pool_core::cancel_lost(std::uint64_t task) {
+  {
+    std::lock_guard<std::mutex> guard{state_->mtx};
+    if (auto w = state_->holder(task); w && w->remote)
+      state_->note_loss(w->host);
+  }
+  return cancel(task);
 }
 
 bool pool_core::cancel(std::uint64_t task) {

@@ -73,6 +73,15 @@ public:
     bool remote = false;
     int link = -1;
     bool vacant = false;
+    /// A remote worker's host (its --actors-host-name) and process id.
+    std::string host;
+    std::uint32_t pid = 0;
+    /// It runs an actor (host_actor): it takes no other task until that
+    /// task settles; `hosted` holds the actor's task until the feeder
+    /// sends it.
+    bool hosting = false;
+    std::vector<std::pair<std::uint64_t, closure>> hosted;
+    bool shutting = false; ///< its feeder has stopped sending tasks
   };
 
   explicit pool_state(pool_core::options opts);
@@ -132,6 +141,10 @@ public:
   /// Wakes up to `n` idle feeders (under the lock).
   void wake_idle(std::size_t n);
 
+  /// Wakes the feeder of `w` if it is idle and not woken yet (under the
+  /// lock); false if it was not.
+  bool wake_feeder(worker& w);
+
   /// Delivers outcomes (outside the lock); the callbacks of their results
   /// go to this pool's callback thread.
   void deliver(std::vector<delivery>& xs);
@@ -164,6 +177,15 @@ public:
   /// is told to retire and its connection is dropped).
   bool silent(const worker& w, channel& ch);
 
+  /// Counts `host` as just lost (under the lock): host_actor avoids it
+  /// for 2 x lost_after.
+  void note_loss(const std::string& host);
+
+  /// pool_core::host_actor.
+  std::uint64_t host_actor(const std::string& host, closure target,
+                           std::shared_ptr<result_sink> sink,
+                           std::string& where);
+
   // -- state --------------------------------------------------------------
 
   std::mutex mtx;
@@ -175,6 +197,9 @@ public:
   std::deque<worker> workers; // grows as hosts join: references stay valid
   std::size_t remote_workers = 0; // serving now
   std::condition_variable joined; // remote_workers grew
+  /// When a host last lost a worker without leaving (its host or link is
+  /// probably gone): host_actor places elsewhere while it can.
+  std::vector<std::pair<std::string, clock::time_point>> losses;
   secret key;                     // what worker hosts prove
   std::unique_ptr<listener> hosts_listener; // where they join
   bool closed = false;
@@ -198,7 +223,7 @@ private:
 
   // remote_workers.cpp
   void remote_loop(worker& w, int fd);
-  std::string greet(channel& ch, std::string& who);
+  std::string greet(channel& ch, std::string& host, std::uint32_t& pid);
   bool welcome(channel& ch);
   std::string lost_reason(int err) const;
 };

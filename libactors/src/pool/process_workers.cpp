@@ -142,8 +142,16 @@ bool pool_state::feed(worker& w, channel& ch, std::vector<delivery>& out) {
     auto limit = table.limit(window, serving());
     auto retire = opts.max_tasks_per_child > 0
                   && sent >= opts.max_tasks_per_child;
-    while (!shut && !retire && !ended() && mine.taken.size() < limit
-           && table.queued() > 0) {
+    if (!w.hosted.empty() && !shut) {
+      // An actor's body (host_actor): the worker takes nothing else.
+      for (auto& x : w.hosted)
+        batch.push_back(std::move(x));
+      w.hosted.clear();
+    }
+    if (w.hosting && mine.taken.empty())
+      w.hosting = false; // its actor ended
+    while (!shut && !retire && !ended() && !w.hosting
+           && mine.taken.size() < limit && table.queued() > 0) {
       auto& task = table.take(mine);
       batch.emplace_back(task.id, task.call);
       retire = opts.max_tasks_per_child > 0
@@ -155,6 +163,7 @@ bool pool_state::feed(worker& w, channel& ch, std::vector<delivery>& out) {
     if (!busy && !shut
         && (ended() || retire || (stopping && table.queued() == 0))) {
       shut = true;
+      w.shutting = true;
       mine.retiring = mine.retiring || retire;
       guard.unlock();
       if (w.remote && retire && !ch.put(retire_frame))
@@ -302,17 +311,22 @@ bool pool_state::wait_idle(worker& w, channel& ch,
   return open;
 }
 
+bool pool_state::wake_feeder(worker& w) {
+  // A feeder woken already takes one task: wake another for the next.
+  if (!w.idle || w.woken || !w.wake_fd)
+    return false;
+  w.woken = true;
+  std::uint64_t one = 1;
+  [[maybe_unused]] auto r = ::write(w.wake_fd.get(), &one, sizeof(one));
+  return true;
+}
+
 void pool_state::wake_idle(std::size_t n) {
   for (auto& w : workers) {
     if (n == 0)
       return;
-    // A feeder woken already takes one task: wake another for the next.
-    if (w.idle && !w.woken && w.wake_fd) {
-      w.woken = true;
-      std::uint64_t one = 1;
-      [[maybe_unused]] auto r = ::write(w.wake_fd.get(), &one, sizeof(one));
+    if (!w.hosting && wake_feeder(w))
       --n;
-    }
   }
 }
 

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <mutex>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <poll.h>
@@ -59,6 +60,9 @@ void pool_state::on_connection(int fd, purpose p) {
     w->thread.join(); // its last worker has left (vacant is its last act)
   }
   w->vacant = false;
+  w->hosting = false;
+  w->shutting = false;
+  w->hosted.clear();
   w->tasks->retiring = false;
   w->idle = false;
   w->woken = false;
@@ -72,13 +76,17 @@ void pool_state::remote_loop(worker& w, int fd) {
   std::vector<delivery> out;
   {
     channel ch{fd};
-    std::string who;
-    auto why = greet(ch, who);
+    std::string host;
+    std::uint32_t pid = 0;
+    auto why = greet(ch, host, pid);
+    auto who = std::to_string(pid) + " on " + host;
     bool closing = false;
     {
       std::lock_guard<std::mutex> guard{mtx};
       closing = why.empty() && (ended() || stopping);
       if (why.empty() && !closing) {
+        w.host = host;
+        w.pid = pid;
         w.link = fd;
         ++remote_workers;
         joined.notify_all();
@@ -98,6 +106,8 @@ void pool_state::remote_loop(worker& w, int fd) {
       std::lock_guard<std::mutex> guard{mtx};
       w.link = -1;
       --remote_workers;
+      if (!stopped && !w.tasks->retiring)
+        note_loss(w.host);
       if (!stopped || !w.tasks->taken.empty())
         on_worker_lost(w, "worker " + who + " " + reason, false, out);
     } else {
@@ -112,17 +122,15 @@ void pool_state::remote_loop(worker& w, int fd) {
 }
 
 // Reads a joining worker's hello (within lost_after); returns why it may
-// not join (empty if it may) and sets `who` to "PID on HOST".
-std::string pool_state::greet(channel& ch, std::string& who) {
+// not join (empty if it may) and sets its host's name and its pid.
+std::string pool_state::greet(channel& ch, std::string& host,
+                              std::uint32_t& pid) {
   deadline until{opts.lost_after};
   for (;;) {
     if (auto f = ch.next()) {
       std::string id;
-      std::string host;
-      std::uint32_t pid = 0;
       if (f->kind != hello_frame || ch.get(*f, id, host, pid))
         return "it did not greet as a worker";
-      who = std::to_string(pid) + " on " + host;
       if (id != program_id())
         return "it runs another program (build " + id
                + ") than the pool (build " + program_id()
@@ -136,6 +144,85 @@ std::string pool_state::greet(channel& ch, std::string& who) {
     if (!ch.fill(false))
       return "it left before greeting";
   }
+}
+
+void pool_state::note_loss(const std::string& host) {
+  auto now = clock::now();
+  auto forget = now - 2 * opts.lost_after;
+  losses.erase(std::remove_if(losses.begin(), losses.end(),
+                              [&](const auto& x) {
+                                return x.first == host || x.second < forget;
+                              }),
+               losses.end());
+  losses.emplace_back(host, now);
+}
+
+std::uint64_t pool_state::host_actor(const std::string& host, closure target,
+                                     std::shared_ptr<result_sink> sink,
+                                     std::string& where) {
+  std::lock_guard<std::mutex> guard{mtx};
+  if (opts.task_timeout)
+    throw error(errc::spawn_failed,
+                "a pool with a task timeout cannot run actors on its hosts: "
+                "an actor runs until it ends");
+  if (ended() || closed || stopping)
+    throw error(errc::spawn_failed,
+                "the pool whose hosts would run the actor is "
+                  + std::string{ended() ? "terminated or broken" : "closed"});
+  auto recent = [&](const std::string& name) {
+    auto forget = clock::now() - 2 * opts.lost_after;
+    return std::any_of(losses.begin(), losses.end(), [&](const auto& x) {
+      return x.first == name && x.second >= forget;
+    });
+  };
+  auto actors_on = [&](const std::string& name) {
+    return std::count_if(workers.begin(), workers.end(), [&](const worker& x) {
+      return x.remote && x.link >= 0 && x.hosting && x.host == name;
+    });
+  };
+  // Best first: not just lost a worker, fewest actors on its host, idle,
+  // fewest tasks held.
+  worker* best = nullptr;
+  auto rank = [&](worker& x) {
+    return std::make_tuple(recent(x.host), actors_on(x.host), !x.idle,
+                           x.tasks->taken.size());
+  };
+  std::vector<std::string> seen;
+  for (auto& x : workers) {
+    if (!x.remote || x.link < 0 || x.vacant)
+      continue;
+    if (std::find(seen.begin(), seen.end(), x.host) == seen.end())
+      seen.push_back(x.host);
+    if (x.hosting || x.shutting || (!host.empty() && x.host != host))
+      continue;
+    if (best == nullptr || rank(x) < rank(*best))
+      best = &x;
+  }
+  if (best == nullptr) {
+    std::string joined;
+    for (auto& name : seen)
+      joined += (joined.empty() ? "" : ", ") + name;
+    auto serves = host.empty() ? !seen.empty()
+                               : std::find(seen.begin(), seen.end(), host)
+                                   != seen.end();
+    if (serves)
+      throw error(errc::spawn_failed,
+                  "every worker process of "
+                    + (host.empty() ? "the joined hosts" : "host " + host)
+                    + " runs an actor already (start hosts with more "
+                      "--actors-processes)");
+    throw error(errc::spawn_failed,
+                (host.empty() ? "no worker host" : "no host named " + host)
+                  + " serves the pool (joined now: "
+                  + (joined.empty() ? "none" : joined) + ")");
+  }
+  auto& w = *best;
+  w.hosting = true;
+  auto id = table.submit_to(*w.tasks, {target, std::move(sink)});
+  w.hosted.emplace_back(id, std::move(target));
+  wake_feeder(w);
+  where = std::to_string(w.pid) + " on " + w.host;
+  return id;
 }
 
 // Sends the welcome; false if the worker is gone already.

@@ -58,6 +58,14 @@ std::uint64_t task_table::submit(pool_core::job* jobs, std::size_t n) {
   return first;
 }
 
+std::uint64_t task_table::submit_to(holding& w, pool_core::job job) {
+  auto id = next_task_++;
+  w.taken.push_back(task_entry{id, std::move(job.first),
+                               std::move(job.second), {}, true});
+  ++taken_;
+  return id;
+}
+
 task_table::holding& task_table::add_worker() {
   return holdings_.emplace_back();
 }
@@ -144,7 +152,8 @@ bool task_table::on_worker_lost(holding& w, const std::string& why,
     w.taken.pop_back();
     --taken_;
     auto charged = !w.retiring && (!ran || ran->task == task.id);
-    if (charged && task.charge(ran ? ran->input : 0) > policy_.retries)
+    if (task.pinned
+        || (charged && task.charge(ran ? ran->input : 0) > policy_.retries))
       out.push_back(failure(std::move(task), errc::worker_lost,
                             why + " while running the task"));
     else

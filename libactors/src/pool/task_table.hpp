@@ -43,6 +43,8 @@ struct task_entry {
   /// a plain task, or for a death that cannot say which input ran); made
   /// with the first (a pointer keeps the entries of the table small).
   std::unique_ptr<std::vector<std::pair<std::uint64_t, int>>> charges;
+  /// Given to one worker (submit_to): never requeued, never rerun.
+  bool pinned = false;
 
   /// Charges a death to `input`; returns how many that input has now.
   int charge(std::uint64_t input);
@@ -261,6 +263,11 @@ public:
 
   /// Queues `n` tasks in order; returns the id of the first.
   std::uint64_t submit(pool_core::job* jobs, std::size_t n);
+
+  /// Gives a task to worker `w` directly, after what it holds: it is not
+  /// queued, and if `w` is lost it fails instead of being rerun (an actor's
+  /// body, which its supervisor restarts). Returns its id.
+  std::uint64_t submit_to(holding& w, pool_core::job job);
 
   /// Adds a worker's holding (stays valid as long as the table).
   holding& add_worker();

@@ -85,6 +85,9 @@ struct worker_host_args {
   int processes = 0;    ///< worker processes on this host; 0: one per core
   std::chrono::seconds connect_timeout{30}; ///< to reach the pool
   std::string tls_ca, tls_certificate, tls_private_key; ///< or the key's PSK
+  /// What the pool calls this host (actor_options::host); its hostname
+  /// when empty.
+  std::string name;
 };
 
 /// Finds `--actors-worker` and its companions in argv: true if this process

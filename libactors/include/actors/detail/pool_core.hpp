@@ -110,6 +110,10 @@ public:
   /// stopped).
   bool cancel(std::uint64_t task);
 
+  /// `cancel(task)` for a task of `host_actor` whose actor lost its link:
+  /// its host counts as just lost (placements avoid it for a while).
+  bool cancel_lost(std::uint64_t task);
+
   void close();
   void terminate();
   void join();
@@ -128,6 +132,20 @@ public:
 
   /// Workers of other hosts serving the pool now.
   std::size_t remote_workers() const;
+
+  /// Runs `target` (the body of an actor: it returns when the actor ends)
+  /// on a worker process of another host named `host` (its
+  /// --actors-host-name; any joined host when empty), which takes no other
+  /// task until it returns. Chooses the host that runs the fewest such
+  /// tasks and has not just lost a worker, and on it an idle worker if
+  /// there is one. The task is never rerun: losing its worker fails it
+  /// with `errc::worker_lost`. Returns its id (for `cancel`) and sets
+  /// `where` to "PID on HOST". Throws `errc::spawn_failed` saying why no
+  /// worker can take it (none of that host serves the pool, all of its
+  /// workers run actors, the pool has a task timeout or has stopped).
+  std::uint64_t host_actor(const std::string& host, closure target,
+                           std::shared_ptr<result_sink> sink,
+                           std::string& where);
 
   /// Terminates and joins every process pool still alive (at exit, before
   /// the runtime ends its children): Python's exit handler for pools.
