@@ -47,9 +47,10 @@ using steady = std::chrono::steady_clock;
 
 namespace {
 
-// What the tasks, items and results carry; the capture looks for them.
+// What the tasks, items, results and actor messages carry; the capture
+// looks for them.
 constexpr const char* markers[] = {"TASKMARK-q7Zx", "ITEMMARK-w2Kp",
-                                   "RESULTMARK-e9Lm"};
+                                   "RESULTMARK-e9Lm", "ACTORMARK-t5Vn"};
 
 std::string self_exe() {
   char buf[4096] = {};
@@ -178,8 +179,15 @@ int put_items(actors::queue<std::string> items, int k) {
   return 50;
 }
 
+// An actor on a worker host: answers a marked message with it and the
+// name of its host.
+caf::behavior marked_echo(caf::event_based_actor*) {
+  return {[](const std::string& x) { return x + " from " + host_label(); }};
+}
+
 // 2000 marked tasks and 300 marked queue items through the pool's
-// workers; true if every result and item came back exact.
+// workers, and 200 marked requests to an actor on one of its hosts; true
+// if every result, item and answer came back exact.
 bool marked_round(actors::pool& p, std::map<std::string, int>& by_host) {
   std::vector<std::string> texts;
   for (int i = 0; i < 2000; ++i)
@@ -200,7 +208,20 @@ bool marked_round(actors::pool& p, std::map<std::string, int>& by_host) {
     exact = items.get(30s).rfind(markers[1], 0) == 0;
   for (auto& r : putters)
     exact = exact && r.get(30s) == 50;
-  return exact;
+  actors::actor_options on_a_host;
+  on_a_host.hosts = &p;
+  auto echo = actors::spawn(on_a_host, marked_echo);
+  caf::scoped_actor self{actors::system()};
+  for (int i = 0; exact && i < 200; ++i) {
+    auto text = std::string{markers[3]} + " " + std::to_string(i);
+    self->request(echo.handle(), 10s, text)
+      .receive(
+        [&](const std::string& answer) {
+          exact = answer.rfind(text + " from h", 0) == 0;
+        },
+        [&](caf::error&) { exact = false; });
+  }
+  return echo.stop(10s) && exact;
 }
 
 // tls-owner KEY_FILE WAIT WORKERS [--actors-tls-* ...]: a pool listening on
@@ -479,8 +500,9 @@ long field(const std::string& line, const std::string& name) {
 
 } // namespace
 
-TEST_CASE("netns: by default no task, item or result crosses the bridge in "
-          "clear, and with the plain-text opt-out the same markers do") {
+TEST_CASE("netns: by default no task, item, result or actor message crosses "
+          "the bridge in clear, and with the plain-text opt-out the same "
+          "markers do") {
   support::netlab::skip_if_unavailable();
   for (bool plain : {false, true}) {
     CAPTURE(plain);

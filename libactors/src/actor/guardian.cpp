@@ -182,6 +182,11 @@ caf::behavior guardian(caf::stateful_actor<guardian_state>* self,
     self->state.link_lost = true;
     if (self->state.exitcode)
       return settle(died());
+    if (slot->hosted() && slot->killed) {
+      // Killed here: the link broke because its worker was stopped.
+      self->state.exitcode = -SIGKILL;
+      return settle(died());
+    }
     if (slot->hosted()) {
       // No exit status comes from another host: the link decides.
       slot->kill_lost();
@@ -429,9 +434,10 @@ std::optional<int> actor_slot::exitcode() {
 
 void actor_slot::kill() {
   auto [pool, id] = hosted_task();
-  if (pool)
+  if (pool) {
+    killed = true;
     pool->cancel(id); // its worker process is stopped
-  else if (auto p = process())
+  } else if (auto p = process())
     p->signal(SIGKILL);
 }
 

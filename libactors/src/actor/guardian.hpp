@@ -67,6 +67,7 @@ struct actor_slot {
   std::uint64_t task = 0;           // ... as this task ...
   std::string where;                // ... on "PID on HOST"
   std::optional<int> code;          // hosted: 0, 1 (failed), -9 (killed, lost)
+  std::atomic<bool> killed{false};  // hosted: kill() cancelled its task
   std::string failure; // why the actor never ran, for the spawner
   caf::actor actor;    // the actor (a proxy on the link), once it runs
 
