@@ -366,8 +366,14 @@ int lab_owner(int argc, char** argv) {
   std::fflush(stdout);
   auto t0 = steady::now();
   auto now = restarted(sup, "left", before, 20s);
-  if (!now)
+  if (!now) {
+    std::printf("left not back within 20 s: restarts %d, supervisor %s\n",
+                sup.restarts(),
+                sup.reason() ? actors::describe(*sup.reason()).c_str()
+                             : "running");
+    std::fflush(stdout);
     return 4;
+  }
   std::printf("back after %ld ms on %s\n", ms_since(t0), host_of(now).c_str());
   std::printf("right on %s\nrestarts %d\n", host_of(sup.child("right")).c_str(),
               sup.restarts());

@@ -6,7 +6,8 @@
 // the child, where a type that cannot cross is found before BASP would
 // drop the answer (CAF 0.17 drops, silently for the requester); the
 // checker then answers the requester as the actor, or with
-// errc::not_registered naming the type.
+// errc::not_registered naming the type. (An actor on another host has a
+// second checker, in its guardian's process, as the stage after it.)
 
 #include "actors/actor_process.hpp"
 
@@ -83,28 +84,37 @@ void kill(const actor_host& host) {
 
 namespace {
 
-// In the child: the answers of its actor to requests, on their way back.
-// An answer that can cross goes on as the actor's own (`actor` its
-// sender); one that cannot fails the request with errc::not_registered.
+// The answers of an actor to requests, on their way back (guardian.hpp's
+// spawn_reply_checker). An answer that can cross goes on as the actor's
+// own (`actor` its sender); one that cannot fails the request with
+// errc::not_registered.
 caf::behavior reply_checker(caf::event_based_actor* self,
-                            caf::actor_addr actor) {
+                            caf::actor_addr actor,
+                            std::shared_ptr<relayed_requests> relayed) {
   // On to the next stage, or back to the requester, as the actor's answer
   // (what caf::response_promise::deliver does).
   auto pass_on = [=](caf::message msg) {
     auto* e = self->current_mailbox_element();
-    auto& stages = e->stages;
-    if (!stages.empty()) {
-      auto next = std::move(stages.back());
-      stages.pop_back();
-      next->enqueue(caf::make_mailbox_element(std::move(e->sender), e->mid,
-                                              std::move(stages),
+    relayed_request r;
+    if (!relayed) {
+      r = {std::move(e->sender), e->mid, std::move(e->stages)};
+    } else if (auto x = relayed->take(e->mid)) {
+      r = std::move(*x); // the request its guardian forwarded
+    } else {
+      return;
+    }
+    if (!r.stages.empty()) {
+      auto next = std::move(r.stages.back());
+      r.stages.pop_back();
+      next->enqueue(caf::make_mailbox_element(std::move(r.sender), r.mid,
+                                              std::move(r.stages),
                                               std::move(msg)),
                     self->context());
-    } else if (e->sender) {
-      e->sender->enqueue(
+    } else if (r.sender) {
+      r.sender->enqueue(
         caf::make_mailbox_element(caf::actor_cast<caf::strong_actor_ptr>(
                                     actor),
-                                  e->mid.response_id(), {}, std::move(msg)),
+                                  r.mid.response_id(), {}, std::move(msg)),
         self->context());
     }
   };
@@ -140,6 +150,13 @@ caf::behavior reply_checker(caf::event_based_actor* self,
 }
 
 } // namespace
+
+caf::actor spawn_reply_checker(caf::actor_system& sys,
+                               const caf::actor_addr& actor,
+                               std::shared_ptr<relayed_requests> relayed) {
+  // Hidden: the actor system does not wait for it at exit.
+  return sys.spawn<caf::hidden>(reply_checker, actor, std::move(relayed));
+}
 
 std::shared_ptr<actor_host>
 start_actor_process(const std::function<closure(const caf::actor&)>& target,
@@ -267,8 +284,7 @@ void serve_actor(const caf::actor& guardian,
       throw error(errc::actor_failed, "the actor did not start: " + text);
     std::exit(1);
   }
-  // Hidden: the actor system does not wait for it at exit.
-  auto checker = sys.spawn<caf::hidden>(reply_checker, actor.address());
+  auto checker = spawn_reply_checker(sys, actor.address());
   caf::scoped_actor self{sys};
   self->monitor(actor);
   caf::anon_send(guardian, ready_atom::value, actor, checker);

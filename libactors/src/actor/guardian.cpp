@@ -37,85 +37,11 @@ using overdue_atom = caf::atom_constant<caf::atom("a_overdue")>;
 // broke before it concludes that the process lives on without a link.
 constexpr auto lost_grace = std::chrono::seconds{2};
 
-// A request to an actor on another host, forwarded by its guardian under
-// an id of the guardian's: who asked, under which id, and the stages left.
-struct relayed_request {
-  caf::strong_actor_ptr sender;
-  caf::message_id mid;
-  caf::mailbox_element::forwarding_stack stages;
-};
-
-// The requests a guardian forwarded, by the forwarding id.
-struct relayed_requests {
-  std::mutex mtx;
-  std::map<std::uint64_t, relayed_request> of;
-
-  std::optional<relayed_request> take(caf::message_id id) {
-    std::lock_guard<std::mutex> guard{mtx};
-    auto i = of.find(id.integer_value());
-    if (i == of.end())
-      return std::nullopt;
-    auto x = std::move(i->second);
-    of.erase(i);
-    return x;
-  }
-};
-
-// Passes an answer on: to the next stage, or to the requester as `from`'s.
-void pass_answer(caf::scheduled_actor* self, relayed_request r,
-                 const caf::actor_addr& from, caf::message msg) {
-  if (!r.stages.empty()) {
-    auto next = std::move(r.stages.back());
-    r.stages.pop_back();
-    next->enqueue(caf::make_mailbox_element(std::move(r.sender), r.mid,
-                                            std::move(r.stages),
-                                            std::move(msg)),
-                  self->context());
-  } else if (r.sender) {
-    r.sender->enqueue(
-      caf::make_mailbox_element(caf::actor_cast<caf::strong_actor_ptr>(from),
-                                r.mid.response_id(), {}, std::move(msg)),
-      self->context());
-  }
-}
-
-// For an actor on another host, in this process: the last stage of its
-// answers. A requester may be in a process that the actor's host cannot
-// reach (this host's children talk to this process only), so the guardian
-// forwards each request under an id of its own, with this relay as the
-// stage after the actor's reply checker; the relay passes the answer on to
-// whoever asked, from here, which every process of the run reaches.
-caf::behavior answer_relay(caf::event_based_actor* self,
-                           std::shared_ptr<relayed_requests> table,
-                           caf::actor_addr actor) {
-  auto pass_on = [=](caf::message msg) {
-    auto* e = self->current_mailbox_element();
-    if (auto r = table->take(e->mid))
-      pass_answer(self, std::move(*r), actor, std::move(msg));
-  };
-  // An answer that is one error, down or exit message is a system message
-  // to CAF: given to these handlers, not the default handler.
-  self->set_error_handler(
-    [=](caf::error& x) { pass_on(caf::make_message(std::move(x))); });
-  self->set_down_handler(
-    [=](caf::down_msg& x) { pass_on(caf::make_message(std::move(x))); });
-  self->set_exit_handler(
-    [=](caf::exit_msg& x) { pass_on(caf::make_message(std::move(x))); });
-  self->set_default_handler(
-    [=](caf::scheduled_actor*,
-        caf::message_view& x) -> caf::result<caf::message> {
-      pass_on(x.move_content_to_message());
-      return caf::delegated<caf::message>{};
-    });
-  // Never sent: every answer is for the handlers.
-  return {[](checker_atom) {}};
-}
-
 struct guardian_state {
   caf::actor actor; // the actor, once it runs
   caf::actor checker; // the reply checker in its process
-  // An actor on another host: the answer relay here (answer_relay) and the
-  // requests it has not answered yet.
+  // An actor on another host: the reply checker here that relays its
+  // answers (spawn_reply_checker) and the requests not answered yet.
   caf::actor relay;
   std::shared_ptr<relayed_requests> relayed;
   std::vector<caf::response_promise> waiting; // spawners waiting for it
@@ -280,9 +206,8 @@ caf::behavior guardian(caf::stateful_actor<guardian_state>* self,
       if (slot->hosted()) {
         auto table = std::make_shared<relayed_requests>();
         self->state.relayed = table;
-        // Hidden: the actor system does not wait for it at exit.
-        self->state.relay = self->system().spawn<caf::hidden>(
-          answer_relay, table, self->state.actor.address());
+        self->state.relay = spawn_reply_checker(
+          self->system(), self->state.actor.address(), table);
         // When the guardian ends, the requests not answered fail with its
         // reason (as those to an actor process here that died).
         self->attach_functor([=, relay = self->state.relay](
@@ -394,6 +319,16 @@ private:
 };
 
 } // namespace
+
+std::optional<relayed_request> relayed_requests::take(caf::message_id id) {
+  std::lock_guard<std::mutex> guard{mtx};
+  auto i = of.find(id.integer_value());
+  if (i == of.end())
+    return std::nullopt;
+  auto x = std::move(i->second);
+  of.erase(i);
+  return x;
+}
 
 std::string actor_slot::label() {
   std::lock_guard<std::mutex> guard{mtx};

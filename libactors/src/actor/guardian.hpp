@@ -23,6 +23,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <csignal>
 #include <memory>
@@ -35,7 +36,9 @@
 #include <caf/atom.hpp>
 #include <caf/error.hpp>
 #include <caf/exit_reason.hpp>
+#include <caf/mailbox_element.hpp>
 #include <caf/message.hpp>
+#include <caf/message_id.hpp>
 
 #include "actors/actor_process.hpp"
 #include "actors/process.hpp"
@@ -122,6 +125,37 @@ bool exit_to_guardian(const caf::strong_actor_ptr& target,
 /// it stay here (its guardian passes exits on; its process ends with this
 /// one).
 bool has_guardian(const caf::actor_addr& actor);
+
+/// A request to an actor on another host, forwarded by its guardian under
+/// an id of the guardian's: who asked, under which id, and the stages left.
+struct relayed_request {
+  caf::strong_actor_ptr sender;
+  caf::message_id mid;
+  caf::mailbox_element::forwarding_stack stages;
+};
+
+/// The requests a guardian forwarded, by the forwarding id.
+struct relayed_requests {
+  std::mutex mtx;
+  std::map<std::uint64_t, relayed_request> of;
+
+  /// Removes and returns the request forwarded as `id`, if there is one.
+  std::optional<relayed_request> take(caf::message_id id);
+};
+
+/// Spawns a reply checker of `actor`'s answers (actor_process.cpp): a
+/// stage of each request to it, which passes an answer on to the next
+/// stage or to the requester, as the actor's answer, or fails the request
+/// with errc::not_registered when the answer cannot cross. In an actor
+/// process it is the answers' first stage. With `relayed`, it is the last
+/// stage of the answers of an actor on another host, in the guardian's
+/// process: it passes each answer on to the request that the guardian
+/// forwarded under the answer's id (an actor's host may not reach every
+/// requester; this process does).
+caf::actor spawn_reply_checker(caf::actor_system& sys,
+                               const caf::actor_addr& actor,
+                               std::shared_ptr<relayed_requests> relayed
+                               = nullptr);
 
 /// Spawns the guardian of the actor process of `slot`.
 caf::actor spawn_guardian(caf::actor_system& sys,
