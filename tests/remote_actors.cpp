@@ -242,6 +242,22 @@ TEST_CASE("loopback: an actor that throws on another host ends with "
   again.stop(10s);
 }
 
+TEST_CASE("loopback: a worker idle for longer than lost_after runs the next "
+          "actor (its connection to this node stays open)") {
+  two_hosts hosts{1}; // lost_after 1 s
+  for (int round = 0; round < 2; ++round) {
+    auto p = actors::spawn(hosts.on("a"), placed);
+    auto at = where(p.handle());
+    REQUIRE(at.size() == 2);
+    CHECK(at[1] == hosts.a.pid());
+    CHECK(p.stop(10s));
+    // Idle longer than lost_after: the condition under test (CAF's
+    // connection timeout, set on the worker alone, closed the worker's
+    // node connection after it, and the next actor's "ready" was lost).
+    std::this_thread::sleep_for(1500ms);
+  }
+}
+
 TEST_CASE("loopback: kill() of an actor on another host ends its worker "
           "process with exit code -9 and errc::process_died") {
   two_hosts hosts{1};

@@ -98,11 +98,15 @@ bool runtime::started() noexcept {
 runtime::runtime(role r) : role_(r), config_(make_config()) {
   auto& this_process = process_role::local();
   if (role_ == role::peer && this_process.lazy_peer.load()) {
-    // Across hosts a silent peer is noticed only by heartbeats.
+    // Heartbeats to the owner. Not CAF's connection timeout: the owner
+    // sends none (its heartbeat interval would be set before any pool
+    // names a lost_after), so a worker idle for lost_after would drop its
+    // BASP connection and, with it, every message to the owner after (an
+    // actor it runs the next time could not say that it runs). The kernel
+    // watches the connection instead (join: watch_link).
     auto lost_after = this_process.owner.lost_after;
     auto every = std::chrono::duration_cast<caf::timespan>(lost_after / 4);
     config_->set("middleman.heartbeat-interval", every);
-    config_->set("middleman.connection-timeout", caf::timespan{lost_after});
   }
   check_resources(*config_);
   this_process.runtime_started = true;
