@@ -49,6 +49,14 @@ caf::behavior placed(caf::event_based_actor*) {
   };
 }
 
+// Sends twice what it gets on its end of a pipe, and answers with it.
+caf::behavior piped(caf::event_based_actor*, actors::connection<int> end) {
+  return {[end](int x) mutable {
+    end.send(2 * x);
+    return x;
+  }};
+}
+
 // A task: asks the actor registered as "svc" to double `x`; returns the
 // answer (-1: none) and the host it ran on (the worker's parent).
 std::vector<int> ask_svc(int x) {
@@ -256,6 +264,23 @@ TEST_CASE("loopback: a worker idle for longer than lost_after runs the next "
     // node connection after it, and the next actor's "ready" was lost).
     std::this_thread::sleep_for(1500ms);
   }
+}
+
+TEST_CASE("loopback: an actor on another host takes a pipe end as an "
+          "argument and sends on it") {
+  two_hosts hosts{1};
+  auto [mine, theirs] = actors::pipe<int>();
+  auto p = actors::spawn(hosts.on("b"), piped, theirs);
+  theirs.close(); // handed over: the actor's end works on
+  caf::scoped_actor self{actors::system()};
+  for (int i = 0; i < 20; ++i) {
+    self->request(p.handle(), 5s, i).receive([&](int y) { CHECK(y == i); },
+                                             [](caf::error& err) {
+                                               FAIL(actors::describe(err));
+                                             });
+    CHECK(mine.recv(10s) == 2 * i);
+  }
+  CHECK(p.stop(10s));
 }
 
 TEST_CASE("loopback: kill() of an actor on another host ends its worker "

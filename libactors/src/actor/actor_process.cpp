@@ -192,7 +192,11 @@ start_actor_process(const std::function<closure(const caf::actor&)>& target,
     std::string where;
     std::uint64_t task = 0;
     try {
-      task = pool->host_actor(opts.host, target(host->guardian),
+      // Sent later, by the pool's feeder: the pipe ends among its
+      // arguments are handed over now, as for a task.
+      auto call = target(host->guardian);
+      hand_over(call);
+      task = pool->host_actor(opts.host, std::move(call),
                               hosted_end(slot, host->guardian), where);
     } catch (const error& e) {
       abandon();
