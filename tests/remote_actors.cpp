@@ -298,7 +298,8 @@ TEST_CASE("loopback: kill() of an actor on another host ends its worker "
                 caf::after(10s) >> [] { FAIL("no down message"); });
   CHECK_MESSAGE(actors::errc_of(reason) == actors::errc::process_died,
                 actors::describe(reason));
-  // The worker process is gone; its host starts a fresh one in its place.
+  // The worker process is gone (its host reaps it; not a child of this
+  // process, so polled, bounded); its host starts a fresh one in its place.
   auto deadline = steady::now() + 10s;
   while (::kill(pid, 0) == 0 && steady::now() < deadline)
     std::this_thread::sleep_for(5ms);
