@@ -337,11 +337,44 @@ void chaos_consumer(actors::queue<int> q, std::string log, int slot) {
   }
 }
 
+// The same as an actor subscribed to the queue (actors/mailbox.hpp): logs
+// each item its callback takes, quits at the sentinel.
+caf::behavior chaos_actor_consumer(caf::event_based_actor* self,
+                                   actors::queue<int> q, std::string log,
+                                   int slot) {
+  auto shared = std::make_shared<support::shared_file<queue_log>>(log);
+  actors::subscribe(
+    self, q,
+    [=](int x) {
+      if (x < 0)
+        self->quit();
+      else
+        log_item((*shared)->slots[slot], x);
+    },
+    [=](const actors::error&) { self->quit(); }, 8);
+  return {[](caf::unit_t) {}};
+}
+
+// A consumer either way: a process calling get, or an actor process.
+struct chaos_consumer_proc {
+  std::optional<actors::process> proc;
+  std::optional<actors::actor_process<caf::actor>> actor;
+  void kill() {
+    proc ? proc->kill() : actor->kill();
+  }
+  bool join(std::chrono::seconds limit) {
+    return proc ? proc->join(limit) : actor->join(limit);
+  }
+  std::optional<int> exitcode() const {
+    return proc ? proc->exitcode() : actor->exitcode();
+  }
+};
+
 } // namespace
 
 namespace {
 
-void queue_chaos(bool strict) {
+void queue_chaos(bool strict, bool actor_consumers = false) {
   CHAOS_SEED(rng, 0x9002);
   constexpr int per_producer = 1500;
   constexpr int max_kills = 10;
@@ -349,7 +382,7 @@ void queue_chaos(bool strict) {
   actors::queue<int> q{16};
 
   struct member {
-    actors::process proc;
+    chaos_consumer_proc proc;
     bool producer;
     int slot;
     int first;
@@ -365,15 +398,22 @@ void queue_chaos(bool strict) {
     if (producer) {
       auto first = next_range++ * per_producer;
       attempted.emplace_back(first, first + per_producer);
-      live.push_back(member{actors::process{chaos_producer, q, log.path(),
-                                            slot, first, per_producer},
-                            true, slot, first});
+      chaos_consumer_proc p;
+      p.proc.emplace(chaos_producer, q, log.path(), slot, first,
+                     per_producer);
+      p.proc->start();
+      live.push_back(member{std::move(p), true, slot, first});
+    } else if (actor_consumers) {
+      chaos_consumer_proc p;
+      p.actor.emplace(actors::spawn(chaos_actor_consumer, q, log.path(),
+                                    slot));
+      live.push_back(member{std::move(p), false, slot, -1});
     } else {
-      live.push_back(member{actors::process{chaos_consumer, q, log.path(),
-                                            slot},
-                            false, slot, -1});
+      chaos_consumer_proc p;
+      p.proc.emplace(chaos_consumer, q, log.path(), slot);
+      p.proc->start();
+      live.push_back(member{std::move(p), false, slot, -1});
     }
-    live.back().proc.start();
   };
   for (int i = 0; i < 4; ++i)
     start(true);
@@ -511,6 +551,14 @@ TEST_CASE("queue producers and consumers SIGKILLed: exact multiset") {
 // never handed out again, even if its consumer dies right after.
 TEST_CASE("queue: no item seen twice even when its consumer is killed right after get") {
   queue_chaos(true);
+}
+
+// An actor's subscription tells the queue an item is taken before its
+// callback runs: an item in flight to a killed actor goes back, one its
+// callback saw never does.
+TEST_CASE("queue: actor subscribers SIGKILLed mid-stream: exact multiset, "
+          "nothing twice") {
+  queue_chaos(true, true);
 }
 
 // -- pipe ---------------------------------------------------------------------

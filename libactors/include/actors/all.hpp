@@ -16,6 +16,7 @@
 #include "actors/error.hpp"
 #include "actors/listener.hpp"
 #include "actors/lock.hpp"
+#include "actors/mailbox.hpp"
 #include "actors/manager.hpp"
 #include "actors/pipe.hpp"
 #include "actors/pool.hpp"

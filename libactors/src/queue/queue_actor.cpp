@@ -3,12 +3,16 @@
 
 #include "queue/queue_actor.hpp"
 
+#include <algorithm>
+#include <deque>
 #include <map>
 #include <set>
+#include <vector>
 
 #include <caf/event_based_actor.hpp>
 #include <caf/stateful_actor.hpp>
 
+#include "actors/mailbox.hpp"
 #include "node/runtime.hpp"
 #include "queue/queue_hub.hpp"
 
@@ -16,15 +20,106 @@ namespace actors::detail {
 
 namespace {
 
+using q_got = caf::atom_constant<caf::atom("q_got")>;
+using q_put_done = caf::atom_constant<caf::atom("q_put_done")>;
+
+// An actor subscribed to the queue (actors/mailbox.hpp).
+struct subscriber {
+  caf::actor who;
+  std::size_t credit = 0; // 0 once cancelled
+  std::deque<std::pair<std::uint64_t, value>> in_flight; // (seq, item)
+  std::uint64_t next_seq = 1;
+  std::uint64_t parked = 0; // the serial of its parked get, 0: none
+  bool ended = false;       // q_end sent
+};
+
+// An actor's put that waits for room.
+struct actor_put {
+  caf::actor_addr who;
+  std::uint64_t serial = 0;
+  caf::response_promise answer;
+};
+
 struct queue_state {
   std::shared_ptr<queue_core> core;
   std::set<caf::actor_addr> watched;
   std::set<caf::actor_addr> holders;
   std::multimap<caf::actor_addr, std::uint64_t> polls; // parked, by caller
+  using sub_key = std::pair<caf::actor_addr, std::uint64_t>; // (who, id)
+  std::map<sub_key, subscriber> subs;
+  std::map<std::uint64_t, actor_put> puts; // by their own id
+  std::uint64_t next_put = 1;
   static constexpr const char* name = "actors.queue";
 };
 
 using queue_actor_ptr = caf::stateful_actor<queue_state>*;
+
+caf::error failure_of(const q_outcome& x) {
+  return make_error(x.code, x.what);
+}
+
+// Hands subscriber `key` items while it has credit: at once while the
+// queue has some, then one parked get whose answer comes back as q_got.
+void feed(queue_actor_ptr self, const queue_state::sub_key& key);
+
+// Gives subscriber `key` the outcome `x` of one of its gets.
+void hand(queue_actor_ptr self, const queue_state::sub_key& key,
+          subscriber& sub, q_outcome&& x) {
+  if (x.ok) {
+    auto seq = sub.next_seq++;
+    sub.in_flight.emplace_back(seq, x.item);
+    self->send(sub.who, q_item::value, key.second, seq, std::move(x.item));
+    return;
+  }
+  sub.ended = true;
+  self->send(sub.who, q_end::value, key.second, failure_of(x));
+}
+
+void feed(queue_actor_ptr self, const queue_state::sub_key& key) {
+  auto& s = self->state;
+  auto i = s.subs.find(key);
+  if (i == s.subs.end())
+    return;
+  auto& sub = i->second;
+  auto me = caf::actor_cast<caf::actor_addr>(self);
+  while (!sub.ended && sub.parked == 0 && sub.in_flight.size() < sub.credit) {
+    auto r = s.core->get(true, [me, key](q_outcome&& x) {
+      auto hdl = caf::actor_cast<caf::actor>(me);
+      if (!hdl)
+        return false;
+      caf::anon_send(hdl, q_got::value, key.first, key.second, x.ok, x.code,
+                     std::move(x.what), std::move(x.item));
+      return true;
+    });
+    if (auto* now = std::get_if<q_outcome>(&r))
+      hand(self, key, sub, std::move(*now));
+    else
+      sub.parked = std::get<std::uint64_t>(r);
+  }
+  // Cancelled and nothing in flight any more: the last message.
+  if (!sub.ended && sub.credit == 0 && sub.in_flight.empty()) {
+    self->send(sub.who, q_end::value, key.second,
+               make_error(errc::cancelled, "the subscription was cancelled"));
+    sub.ended = true;
+  }
+  if (sub.ended && sub.in_flight.empty())
+    s.subs.erase(i);
+}
+
+// Subscriber `key` is gone: what it had in flight goes back to the front of
+// the queue, in order; its parked get is withdrawn.
+void drop_subscriber(queue_actor_ptr self, queue_state::sub_key key) {
+  auto& s = self->state;
+  auto i = s.subs.find(key);
+  if (i == s.subs.end())
+    return;
+  auto& sub = i->second;
+  if (sub.parked != 0)
+    s.core->cancel(sub.parked);
+  for (auto j = sub.in_flight.rbegin(); j != sub.in_flight.rend(); ++j)
+    s.core->requeue(std::move(j->second));
+  s.subs.erase(i);
+}
 
 caf::behavior queue_actor(queue_actor_ptr self,
                           std::shared_ptr<queue_core> core) {
@@ -38,6 +133,20 @@ caf::behavior queue_actor(queue_actor_ptr self,
     for (auto i = polls.first; i != polls.second; ++i)
       core->cancel(i->second);
     s.polls.erase(polls.first, polls.second);
+    for (auto i = s.puts.begin(); i != s.puts.end();) {
+      if (i->second.who == who) {
+        core->cancel(i->second.serial); // it put nothing
+        i = s.puts.erase(i);
+      } else {
+        ++i;
+      }
+    }
+    std::vector<queue_state::sub_key> gone;
+    for (auto& [key, sub] : s.subs)
+      if (key.first == who)
+        gone.push_back(key);
+    for (auto& key : gone)
+      drop_subscriber(self, key);
     if (s.holders.erase(who) > 0) {
       // Its process ended; what it sent before may still be on its way
       // through the hub: read that first, like a pipe's buffer.
@@ -80,6 +189,98 @@ caf::behavior queue_actor(queue_actor_ptr self,
                            serial);
     },
     [=](q_expire, std::uint64_t serial) { core->expire(serial); },
+    [=](q_sub, std::uint64_t id, std::uint64_t credit) {
+      auto who = caf::actor_cast<caf::actor>(self->current_sender());
+      if (!who)
+        return;
+      watch(who);
+      subscriber sub;
+      sub.who = who;
+      sub.credit = static_cast<std::size_t>(
+        std::clamp<std::uint64_t>(credit, 1, 1024));
+      queue_state::sub_key key{who.address(), id};
+      self->state.subs.emplace(key, std::move(sub));
+      feed(self, key);
+    },
+    [=](q_ack, std::uint64_t id, std::uint64_t seq) {
+      auto key = queue_state::sub_key{
+        caf::actor_cast<caf::actor_addr>(self->current_sender()), id};
+      auto i = self->state.subs.find(key);
+      if (i == self->state.subs.end())
+        return;
+      auto& in_flight = i->second.in_flight;
+      // Acknowledged in the order they were sent (one link, one sender).
+      while (!in_flight.empty() && in_flight.front().first <= seq)
+        in_flight.pop_front();
+      feed(self, key);
+    },
+    [=](q_unsub, std::uint64_t id) {
+      auto key = queue_state::sub_key{
+        caf::actor_cast<caf::actor_addr>(self->current_sender()), id};
+      auto i = self->state.subs.find(key);
+      if (i == self->state.subs.end())
+        return;
+      i->second.credit = 0;
+      if (i->second.parked != 0) {
+        core->cancel(i->second.parked);
+        i->second.parked = 0;
+      }
+      feed(self, key);
+    },
+    [=](q_got, const caf::actor_addr& who, std::uint64_t id, bool ok,
+        errc code, std::string& what, value& item) {
+      q_outcome x;
+      x.ok = ok;
+      x.code = code;
+      x.what = std::move(what);
+      x.item = std::move(item);
+      queue_state::sub_key key{who, id};
+      auto i = self->state.subs.find(key);
+      if (i == self->state.subs.end()) {
+        if (x.ok)
+          core->requeue(std::move(x.item)); // its taker has gone meanwhile
+        return;
+      }
+      i->second.parked = 0;
+      hand(self, key, i->second, std::move(x));
+      feed(self, key);
+    },
+    [=](q_put, value& item, std::int64_t ns) {
+      auto who = caf::actor_cast<caf::actor_addr>(self->current_sender());
+      auto answer = self->make_response_promise();
+      auto id = self->state.next_put++;
+      auto me = caf::actor_cast<caf::actor_addr>(self);
+      auto r = core->put(std::move(item), ns != 0, [me, id](q_outcome&& x) {
+        if (auto hdl = caf::actor_cast<caf::actor>(me))
+          caf::anon_send(hdl, q_put_done::value, id, x.ok, x.code,
+                         std::move(x.what));
+        return true;
+      });
+      if (auto* now = std::get_if<q_outcome>(&r)) {
+        if (now->ok)
+          answer.deliver(caf::unit);
+        else
+          answer.deliver(failure_of(*now));
+        return;
+      }
+      auto serial = std::get<std::uint64_t>(r);
+      if (auto hdl = caf::actor_cast<caf::actor>(who))
+        watch(hdl);
+      self->state.puts.emplace(id, actor_put{who, serial, answer});
+      if (ns > 0)
+        self->delayed_send(self, std::chrono::nanoseconds{ns}, q_expire::value,
+                           serial);
+    },
+    [=](q_put_done, std::uint64_t id, bool ok, errc code, std::string& what) {
+      auto i = self->state.puts.find(id);
+      if (i == self->state.puts.end())
+        return;
+      if (ok)
+        i->second.answer.deliver(caf::unit);
+      else
+        i->second.answer.deliver(make_error(code, std::move(what)));
+      self->state.puts.erase(i);
+    },
     [=](q_gone, const caf::actor_addr& who) { forget(who); },
     [=](q_attach, std::uint8_t role, const caf::actor& service,
         std::uint64_t flight, const caf::actor& sender) -> ok_atom {

@@ -14,6 +14,8 @@
 //                             reader or the last writer is gone (detached,
 //                             or dead and everything it sent read) and
 //                             none is on its way, the queue closes
+// and the messages of actors that subscribe to the queue or put into it
+// without blocking (q_sub, q_ack, q_unsub, q_put: actors/mailbox.hpp).
 // Attach, depart and detach go through the actor so that they stay in the
 // order they were sent in, from each process. A receiver's attach may
 // overtake its sender's depart (they come from two processes): the core
