@@ -13,6 +13,7 @@
 #include <vector>
 
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "support/subprocess.hpp"
 
@@ -446,6 +447,86 @@ TEST_CASE("A2 supervisor: poison restarts the worker as a new process, a burst e
                            "child worker ended",
                            0)
         == 0);
+}
+
+TEST_CASE("A4 queue actors: the consumer actor gets 0..9 in order, then "
+          "the sentinel; the producer is held back by the bound") {
+  int code;
+  auto lines = run_demo("a04_queue_actors", &code);
+  REQUIRE(code == 0);
+  std::vector<long> got, put;
+  std::set<long> consumer_pids;
+  long producer_pid = 0, consumer_pid = 0;
+  size_t sentinel_at = 0, exit_at = 0, put9_at = 0, got6_at = 0;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    long value, pid;
+    if (std::sscanf(lines[i].c_str(), "got %ld (consumer pid %ld)", &value,
+                    &pid)
+        == 2) {
+      got.push_back(value);
+      consumer_pids.insert(pid);
+      if (value == 6)
+        got6_at = i;
+    } else if (std::sscanf(lines[i].c_str(), "put %ld", &value) == 1) {
+      put.push_back(value);
+      if (value == 9)
+        put9_at = i;
+    } else if (std::sscanf(lines[i].c_str(),
+                           "producer pid %ld, consumer pid %ld",
+                           &producer_pid, &consumer_pid)
+               == 2) {
+      // pids
+    } else if (lines[i] == "consumer saw the sentinel") {
+      sentinel_at = i;
+    } else if (lines[i] == "exitcodes 0 0") {
+      exit_at = i;
+    }
+  }
+  std::vector<long> ten{0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+  CHECK(got == ten);
+  CHECK(put == ten);
+  CHECK(consumer_pids == std::set<long>{consumer_pid});
+  CHECK(producer_pid != consumer_pid);
+  CHECK(producer_pid != static_cast<long>(::getpid()));
+  // At most 3 items in the queue and 1 in flight to the consumer: the put
+  // of 9 is answered once 7 and 8 are all the queue holds, so 6 was handed
+  // out, after the consumer took 5, after it printed 4: causally before
+  // the producer printed "put 9".
+  auto at = [&](const std::string& line) {
+    return static_cast<size_t>(
+      std::find(lines.begin(), lines.end(), line) - lines.begin());
+  };
+  CHECK(put9_at > at("got 4 (consumer pid " + std::to_string(consumer_pid)
+                     + ")"));
+  CHECK(got6_at > 0);
+  CHECK(sentinel_at > got6_at);
+  CHECK(exit_at > sentinel_at);
+}
+
+TEST_CASE("A5 pipe actors: every message received exactly once by the "
+          "actors holding the ends") {
+  int code;
+  auto lines = run_demo("a05_pipe_actors", &code);
+  REQUIRE(code == 0);
+  std::multiset<std::string> i1_got, others_got;
+  std::set<std::string> receivers;
+  int exit_zero = 0;
+  for (auto& l : lines) {
+    char who[16], what[32];
+    long exitcode;
+    if (std::sscanf(l.c_str(), "%15s recv %31s", who, what) == 2) {
+      (std::string{who} == "I1" ? i1_got : others_got).insert(what);
+      if (std::string{who} != "I1")
+        receivers.insert(who);
+    } else if (std::sscanf(l.c_str(), "I%*d exitcode %ld", &exitcode) == 1
+               && exitcode == 0) {
+      ++exit_zero;
+    }
+  }
+  CHECK(i1_got == std::multiset<std::string>{"I2", "I3"});
+  CHECK(others_got == std::multiset<std::string>{"I1_send1", "I1_send2"});
+  CHECK(receivers == std::set<std::string>{"I2", "I3"});
+  CHECK(exit_zero == 3);
 }
 
 TEST_CASE("A3 typed actor: a calculator in another process answers typed requests") {
