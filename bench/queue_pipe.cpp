@@ -5,7 +5,8 @@
 // throughput through a pipe. Then S7's own shape: a queue of this process
 // (which only waits) between children, small items from a producer child
 // to one or three consumer children, unbounded, bounded (maxsize 100) and
-// with the cores busy, and a pipe ping-pong between two children; each
+// with the cores busy, and a pipe ping-pong between two children; and an
+// event-based actor in a child as the consumer (a subscription); each
 // with the CPU time of every process per item or round trip ("... CPU",
 // every child writing its own total into a shared array at its end).
 // Peer: peers/queue_pipe.py. Processes are not pinned.
@@ -14,6 +15,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -111,6 +113,42 @@ void child_to_child(const char* workload, int n, long maxsize, int consumers) {
   std::printf("libactors %s CPU: %.2f us\n", workload, total / n * 1e6);
 }
 
+// An event-based actor subscribed to `q` (actors/mailbox.hpp): takes `n`
+// items, then writes its process's CPU seconds into cpu[slot] and ends.
+caf::behavior consumer_actor(caf::event_based_actor* self,
+                             actors::queue<int> q, int n,
+                             actors::array<double> cpu, std::size_t slot) {
+  auto left = std::make_shared<int>(n);
+  actors::subscribe(
+    self, q,
+    [=](int) {
+      if (--*left == 0) {
+        cpu[slot] = cpu_seconds_self();
+        self->quit();
+      }
+    },
+    [=](const actors::error&) { self->quit(); });
+  return {[](caf::unit_t) {}};
+}
+
+// S7 with an actor as the consumer: `n` items from a producer child to an
+// actor in a child, through a queue of this process (which only waits).
+void actor_consumer(const char* workload, int n) {
+  actors::queue<int> q{actors::unbounded};
+  auto cpu = actors::make_raw_array<double>(2);
+  auto c0 = cpu_seconds_self();
+  auto t0 = clock_type::now();
+  auto consumer = actors::spawn(consumer_actor, q, n, cpu, std::size_t{1});
+  actors::process producer{producer_child, q, n, cpu, std::size_t{0}};
+  producer.start();
+  producer.join();
+  consumer.join();
+  auto s = seconds_since(t0);
+  auto total = cpu_seconds_self() - c0 + cpu[0] + cpu[1];
+  std::printf("libactors %s: %.0f msgs/s\n", workload, n / s);
+  std::printf("libactors %s CPU: %.2f us\n", workload, total / n * 1e6);
+}
+
 // Writes the time per round trip and its CPU seconds into out[0] and out[1].
 void ping_child(actors::connection<int> c, int n, actors::array<double> out) {
   out[0] = timed_pings(c, n);
@@ -199,6 +237,7 @@ int main(int argc, char** argv) {
   child_to_child("queue small, 1 producer 3 consumers", items,
                  actors::unbounded, 3);
   pipe_child_to_child(2000);
+  actor_consumer("actor queue consumer", items);
   {
     cores_busy burn{2};
     child_to_child("queue small, cores busy", items, actors::unbounded, 1);

@@ -178,6 +178,8 @@ if __name__ == "__main__":
     child_to_child("queue small, child to child, maxsize 100", items, 100, 1)
     child_to_child("queue small, 1 producer 3 consumers", items, 0, 3)
     pipe_child_to_child(2000)
+    # Python has no actors: its peer is the same child-to-child Queue.
+    child_to_child("actor queue consumer", items, 0, 1)
     burners = [mp.Process(target=burn, daemon=True) for _ in range(2)]
     for b in burners:
         b.start()

@@ -64,14 +64,16 @@ namespace detail {
 /// or puts into it (a protocol between the processes of a run):
 ///   (q_sub, id, credit)        subscribes the sender, which takes up to
 ///                              `credit` items in flight
-///   (q_item, id, seq, item)    queue -> subscriber: the next item
-///   (q_ack, id, seq)           subscriber -> queue: item `seq` was taken
+///   (q_items, id, seq, items)  queue -> subscriber: the next items, the
+///                              first numbered `seq`, the next seq + 1...
+///   (q_ack, id, seq)           subscriber -> queue: item `seq` (and every
+///                              one before it) was taken
 ///   (q_end, id, error)         queue -> subscriber: the last message
 ///   (q_unsub, id)              the sender's subscription `id` ends
 ///   (q_put, item, timeout_ns)  a request: answered (empty) once the item is
 ///                              in the queue, or with the error of the put
 using q_sub = caf::atom_constant<caf::atom("q_sub")>;
-using q_item = caf::atom_constant<caf::atom("q_item")>;
+using q_items = caf::atom_constant<caf::atom("q_items")>;
 using q_ack = caf::atom_constant<caf::atom("q_ack")>;
 using q_end = caf::atom_constant<caf::atom("q_end")>;
 using q_unsub = caf::atom_constant<caf::atom("q_unsub")>;

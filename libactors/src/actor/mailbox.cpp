@@ -8,6 +8,7 @@
 #include <map>
 #include <mutex>
 #include <unordered_map>
+#include <vector>
 
 #include <caf/scheduled_actor.hpp>
 
@@ -50,18 +51,28 @@ error end_error(const caf::error& err, const error_names& names) {
 // The message `xs` for state `st` of `self`: true if it was one.
 bool dispatch(caf::event_based_actor* self, mailbox_state& st,
               caf::type_erased_tuple& xs) {
-  if (xs.match_elements<q_item, std::uint64_t, std::uint64_t, value>()) {
+  if (xs.match_elements<q_items, std::uint64_t, std::uint64_t,
+                        std::vector<value>>()) {
     auto id = xs.get_as<std::uint64_t>(1);
     auto i = st.subs.find(id);
     if (i == st.subs.end())
       return true; // none: a subscription ends with q_end, its last message
-    // Taken: the queue learns it before the callback runs, so an item is
-    // never handed out again once a callback saw it.
-    self->send(i->second.queue, q_ack::value, id,
-               xs.get_as<std::uint64_t>(2));
-    auto item = xs.get_as<value>(3);
-    auto fn = i->second.fns.on_item; // the callback may cancel the sub
-    fn(item);
+    auto queue = i->second.queue;
+    auto on_item = i->second.fns.on_item; // a callback may cancel the sub
+    auto seq = xs.get_as<std::uint64_t>(2);
+    auto& items = xs.get_mutable_as<std::vector<value>>(3);
+    for (auto& item : items) {
+      // An item is taken once the actor runs on: one after the callback
+      // that made it quit goes back to the queue with the actor's end.
+      // (CAF 0.17's quit() sets is_shutting_down_flag.)
+      if (self->getf(caf::abstract_actor::is_shutting_down_flag
+                     | caf::abstract_actor::is_terminated_flag))
+        break;
+      // Taken: the queue learns it before the callback runs, so an item is
+      // never handed out again once a callback saw it.
+      self->send(queue, q_ack::value, id, seq++);
+      on_item(item);
+    }
     return true;
   }
   if (xs.match_elements<q_end, std::uint64_t, caf::error>()) {

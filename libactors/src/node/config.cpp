@@ -143,6 +143,7 @@ std::unique_ptr<caf::actor_system_config> make_config() {
   cfg->load<caf::io::middleman>();
   cfg->add_message_type<closure>("actors::closure");
   cfg->add_message_type<value>("actors::value");
+  cfg->add_message_type<std::vector<value>>("std::vector<actors::value>");
   add_builtin_message_types(*cfg); // after the program's: its names win
   // Work sharing (the stealing scheduler polls every 10 ms when idle and
   // doubles cross-process latency on small machines; sharing idles at 0%

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <deque>
 #include <map>
+#include <optional>
 #include <set>
 #include <vector>
 
@@ -59,30 +60,36 @@ caf::error failure_of(const q_outcome& x) {
 }
 
 // Hands subscriber `key` items while it has credit: at once while the
-// queue has some, then one parked get whose answer comes back as q_got.
-void feed(queue_actor_ptr self, const queue_state::sub_key& key);
-
-// Gives subscriber `key` the outcome `x` of one of its gets.
-void hand(queue_actor_ptr self, const queue_state::sub_key& key,
-          subscriber& sub, q_outcome&& x) {
-  if (x.ok) {
-    auto seq = sub.next_seq++;
-    sub.in_flight.emplace_back(seq, x.item);
-    self->send(sub.who, q_item::value, key.second, seq, std::move(x.item));
-    return;
-  }
-  sub.ended = true;
-  self->send(sub.who, q_end::value, key.second, failure_of(x));
-}
-
-void feed(queue_actor_ptr self, const queue_state::sub_key& key) {
+// queue has some (one message for all of them), then one parked get whose
+// answer comes back as q_got. `got` is the outcome of that answer.
+void feed(queue_actor_ptr self, const queue_state::sub_key& key,
+          std::optional<q_outcome> got = std::nullopt) {
   auto& s = self->state;
   auto i = s.subs.find(key);
-  if (i == s.subs.end())
+  if (i == s.subs.end()) {
+    if (got && got->ok)
+      s.core->requeue(std::move(got->item)); // its taker has gone meanwhile
     return;
+  }
   auto& sub = i->second;
   auto me = caf::actor_cast<caf::actor_addr>(self);
-  while (!sub.ended && sub.parked == 0 && sub.in_flight.size() < sub.credit) {
+  std::vector<value> batch;
+  auto first = sub.next_seq;
+  std::optional<caf::error> end;
+  auto take = [&](q_outcome&& x) {
+    if (!x.ok) {
+      end = failure_of(x);
+      return;
+    }
+    sub.in_flight.emplace_back(sub.next_seq++, x.item);
+    batch.push_back(std::move(x.item));
+  };
+  if (got) {
+    sub.parked = 0;
+    take(std::move(*got));
+  }
+  while (!end && !sub.ended && sub.parked == 0
+         && sub.in_flight.size() < sub.credit) {
     auto r = s.core->get(true, [me, key](q_outcome&& x) {
       auto hdl = caf::actor_cast<caf::actor>(me);
       if (!hdl)
@@ -92,15 +99,18 @@ void feed(queue_actor_ptr self, const queue_state::sub_key& key) {
       return true;
     });
     if (auto* now = std::get_if<q_outcome>(&r))
-      hand(self, key, sub, std::move(*now));
+      take(std::move(*now));
     else
       sub.parked = std::get<std::uint64_t>(r);
   }
+  if (!batch.empty())
+    self->send(sub.who, q_items::value, key.second, first, std::move(batch));
   // Cancelled and nothing in flight any more: the last message.
-  if (!sub.ended && sub.credit == 0 && sub.in_flight.empty()) {
-    self->send(sub.who, q_end::value, key.second,
-               make_error(errc::cancelled, "the subscription was cancelled"));
+  if (!end && !sub.ended && sub.credit == 0 && sub.in_flight.empty())
+    end = make_error(errc::cancelled, "the subscription was cancelled");
+  if (end && !sub.ended) {
     sub.ended = true;
+    self->send(sub.who, q_end::value, key.second, std::move(*end));
   }
   if (sub.ended && sub.in_flight.empty())
     s.subs.erase(i);
@@ -234,16 +244,7 @@ caf::behavior queue_actor(queue_actor_ptr self,
       x.code = code;
       x.what = std::move(what);
       x.item = std::move(item);
-      queue_state::sub_key key{who, id};
-      auto i = self->state.subs.find(key);
-      if (i == self->state.subs.end()) {
-        if (x.ok)
-          core->requeue(std::move(x.item)); // its taker has gone meanwhile
-        return;
-      }
-      i->second.parked = 0;
-      hand(self, key, i->second, std::move(x));
-      feed(self, key);
+      feed(self, queue_state::sub_key{who, id}, std::move(x));
     },
     [=](q_put, value& item, std::int64_t ns) {
       auto who = caf::actor_cast<caf::actor_addr>(self->current_sender());
