@@ -450,7 +450,7 @@ TEST_CASE("A2 supervisor: poison restarts the worker as a new process, a burst e
 }
 
 TEST_CASE("A4 queue actors: the consumer actor gets 0..9 in order, then "
-          "the sentinel; the producer is held back by the bound") {
+          "the sentinel, and the producer is held back by the bound") {
   int code;
   auto lines = run_demo("a04_queue_actors", &code);
   REQUIRE(code == 0);
