@@ -329,3 +329,45 @@ TEST_CASE("pool results reach an actor as messages") {
   CHECK(got == std::vector<int>{-1, 9, 16});
   caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
 }
+
+TEST_CASE("map_async and imap results reach an actor as messages, an imap "
+          "error at its position, then the end") {
+  actors::pool p{2};
+  actors::queue<std::string> out{actors::unbounded};
+  // imap reads its input lazily: the input outlives the stream.
+  const std::vector<int> inputs{1, 2, -3, 4};
+  auto a = actors::system().spawn([&](caf::event_based_actor* me) {
+    actors::on_result(
+      me, p.map_async(square, std::vector<int>{1, 2, 3}),
+      [=](const std::vector<int>& v) {
+        out.put("map " + std::to_string(v.at(0)) + " " + std::to_string(v.at(1))
+                + " " + std::to_string(v.at(2)));
+      },
+      [=](const actors::error& e) { out.put(std::string{"map error "} + e.what()); });
+    actors::on_results(
+      me, p.imap(square, inputs, 1),
+      [=](int v) { out.put(std::to_string(v)); },
+      [=](const actors::error& e) {
+        out.put(e.code() == actors::errc::task_failed ? "error" : "other");
+      },
+      [=] { out.put("end"); });
+    return caf::behavior{[](caf::unit_t) {}};
+  });
+  std::vector<std::string> stream;
+  std::string map_line;
+  for (int i = 0; i < 6; ++i) {
+    auto x = out.get(10s);
+    if (x.rfind("map", 0) == 0)
+      map_line = x;
+    else
+      stream.push_back(x);
+  }
+  CHECK(map_line == "map 1 4 9");
+  // imap keeps the input's order, the error at its place.
+  std::string seen;
+  for (auto& x : stream)
+    seen += x + " ";
+  INFO("stream: " << seen);
+  CHECK(stream == std::vector<std::string>{"1", "4", "error", "16", "end"});
+  caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+}

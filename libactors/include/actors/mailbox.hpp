@@ -1,7 +1,8 @@
 #pragma once
 
 /// @file
-/// Queues, pipes and pool results from inside an event-based actor, as
+/// Queues, pipes and pool results (`apply_async`, `map_async`: `on_result`;
+/// `imap`: `on_results`) from inside an event-based actor, as
 /// messages: no thread of the actor system ever blocks on them.
 ///
 /// @code
@@ -212,6 +213,48 @@ void on_result(caf::event_based_actor* self, const async_result<R>& result,
     },
     [me, fail](errc code, const std::string& what) {
       detail::post(me, [fail, e = error(code, what)] { (*fail)(e); });
+    });
+}
+
+/// Runs `on_value(R)` in `self` for each result of an `imap` or
+/// `imap_unordered` stream as it arrives, `on_error(const actors::error&)`
+/// for a task's error (or the input's) at its position, and `on_end()`
+/// once after the last. A thread of its own (a detached actor) reads the
+/// stream, so no thread of the actor system waits; it stops reading once
+/// `self` has ended.
+template <class R, class OnValue, class OnError, class OnEnd>
+void on_results(caf::event_based_actor* self, result_stream<R> stream,
+                OnValue on_value, OnError on_error, OnEnd on_end) {
+  detail::enable_posts(self);
+  auto me = caf::actor_cast<caf::actor_addr>(self);
+  auto ok = std::make_shared<OnValue>(std::move(on_value));
+  auto fail = std::make_shared<OnError>(std::move(on_error));
+  auto end = std::make_shared<OnEnd>(std::move(on_end));
+  self->home_system().template spawn<caf::detached>(
+    [me, ok, fail, end,
+     stream = std::move(stream)](caf::event_based_actor* reader) mutable {
+      for (;;) {
+        try {
+          auto x = stream.next();
+          if (!x) {
+            detail::post(me, [end] { (*end)(); });
+            break;
+          }
+          auto box = std::make_shared<R>(std::move(*x));
+          if (!detail::post(me, [ok, box] { (*ok)(std::move(*box)); }))
+            break;
+        } catch (const error& e) {
+          if (!detail::post(me, [fail, e] { (*fail)(e); }))
+            break;
+        } catch (const std::exception& e) {
+          // The input's own exception: the stream ends after it.
+          auto err = error(errc::task_failed, e.what());
+          if (!detail::post(me, [fail, err] { (*fail)(err); }))
+            break;
+        }
+      }
+      reader->quit();
+      return caf::behavior{};
     });
 }
 
