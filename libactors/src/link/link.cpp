@@ -46,6 +46,10 @@ bool link::on_receiver_thread() noexcept {
   return t_receiver;
 }
 
+void link::never_wait_here() noexcept {
+  t_receiver = true;
+}
+
 std::chrono::nanoseconds link::spin_time() noexcept {
   static const auto value = spin_from_env("ACTORS_LINK_SPIN_US", 20);
   return value;

@@ -141,8 +141,13 @@ public:
   bool begin_inline();
   void end_inline();
 
-  /// True on a receiver thread of any link.
+  /// True on a receiver thread of any link, or on a thread that called
+  /// never_wait_here(): its writes never wait for room.
   static bool on_receiver_thread() noexcept;
+
+  /// Makes this thread's writes never wait for room, as a receiver
+  /// thread's (the queue hub's thread, which runs queue actors).
+  static void never_wait_here() noexcept;
 
   /// How long a thread that expects an answer spins before it sleeps: a
   /// receiver thread after it wrote to the peer itself (an actor it ran

@@ -13,6 +13,7 @@
 #include <new>
 #include <optional>
 #include <utility>
+#include <vector>
 
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -28,12 +29,76 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <caf/scheduled_actor.hpp>
+
 #include "base/deadline.hpp"
+#include "link/link.hpp"
 #include "node/call.hpp"
 #include "node/runtime.hpp"
 #include "queue/hub_connection.hpp"
+#include "queue/queue_actor.hpp"
 
 namespace actors::detail {
+
+namespace {
+
+// The hub thread's execution unit. A queue's actor that the hub thread made
+// runnable (a parked get of an actor's subscription, answered by a put the
+// hub read) runs on the hub thread once that has let go of its locks,
+// instead of waking a thread of CAF's scheduler for each item. Any other
+// actor goes to the scheduler: a user's actor may block, the hub must not.
+class hub_unit final : public caf::execution_unit {
+public:
+  explicit hub_unit(caf::actor_system& sys) : caf::execution_unit(&sys) {
+    // nop
+  }
+
+  void exec_later(caf::resumable* job) override {
+    if (!running_ && is_queue_actor(job))
+      runnable_.push_back(job);
+    else
+      system().scheduler().enqueue(job);
+  }
+
+  // Runs what was collected (no lock of the hub held); what it makes
+  // runnable goes to the scheduler.
+  void run() {
+    if (runnable_.empty())
+      return;
+    running_ = true;
+    auto jobs = std::move(runnable_);
+    runnable_.clear();
+    for (auto* job : jobs) {
+      switch (job->resume(this, 64)) {
+      case caf::resumable::resume_later:
+        system().scheduler().enqueue(job); // keeps the reference
+        break;
+      default:
+        caf::intrusive_ptr_release(job);
+      }
+    }
+    running_ = false;
+  }
+
+private:
+  static bool is_queue_actor(caf::resumable* job) {
+    if (job->subtype() != caf::resumable::scheduled_actor)
+      return false;
+    auto* actor = static_cast<caf::scheduled_actor*>(job);
+    return std::strcmp(actor->name(), queue_actor_name) == 0;
+  }
+
+  bool running_ = false;
+  std::vector<caf::resumable*> runnable_;
+};
+
+thread_local hub_unit* t_hub_unit = nullptr;
+
+} // namespace
+
+caf::execution_unit* queue_hub::thread_unit() noexcept {
+  return t_hub_unit;
+}
 
 bool queue_hub::read_from(const std::shared_ptr<conn>& c) {
   if (c->stream)
@@ -234,8 +299,14 @@ bool queue_hub::poll_once() {
 }
 
 void queue_hub::run() {
+  hub_unit unit{runtime::get().system()};
+  t_hub_unit = &unit;
+  // Never waits for room in a link's ring: a frame that does not fit waits
+  // in the link (the hub thread runs queue actors, which send to links).
+  links::link::never_wait_here();
   epoll_event events[32];
   for (;;) {
+    unit.run();
     int wait_ms = -1;
     {
       std::lock_guard<std::mutex> guard{reader_};
@@ -259,6 +330,7 @@ void queue_hub::run() {
         if (pull_all())
           until = clock_type::now() + spin_time();
       }
+      unit.run();
       relax();
     }
     {
@@ -266,6 +338,7 @@ void queue_hub::run() {
       if (want_wakeups(true))
         wait_ms = 0;
     }
+    unit.run(); // before it sleeps
     auto n = ::epoll_wait(poller_.fd(), events, 32, wait_ms);
     if (n < 0 && errno != EINTR)
       return;

@@ -28,6 +28,7 @@
 #include <sys/epoll.h>
 #include <sys/types.h>
 
+#include <caf/execution_unit.hpp>
 #include <caf/node_id.hpp>
 
 
@@ -54,6 +55,11 @@ public:
 
   /// This process's hub, started by the first call (queue_hub_local.cpp).
   static queue_hub& local();
+
+  /// On the hub's thread, its execution unit (a queue's actor made runnable
+  /// through it runs on the hub's thread, after what the hub is doing);
+  /// elsewhere nullptr (CAF's scheduler).
+  static caf::execution_unit* thread_unit() noexcept;
 
   /// Ends the hub's thread and every connection (at shutdown, before the
   /// actor system goes: the thread reads actor handles). Idempotent.

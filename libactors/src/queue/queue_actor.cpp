@@ -15,6 +15,7 @@
 
 #include "actors/mailbox.hpp"
 #include "node/runtime.hpp"
+#include "queue/hub_server.hpp"
 #include "queue/queue_hub.hpp"
 
 namespace actors::detail {
@@ -50,7 +51,7 @@ struct queue_state {
   std::map<sub_key, subscriber> subs;
   std::map<std::uint64_t, actor_put> puts; // by their own id
   std::uint64_t next_put = 1;
-  static constexpr const char* name = "actors.queue";
+  static constexpr const char* name = queue_actor_name;
 };
 
 using queue_actor_ptr = caf::stateful_actor<queue_state>*;
@@ -94,8 +95,10 @@ void feed(queue_actor_ptr self, const queue_state::sub_key& key,
       auto hdl = caf::actor_cast<caf::actor>(me);
       if (!hdl)
         return false;
-      caf::anon_send(hdl, q_got::value, key.first, key.second, x.ok, x.code,
-                     std::move(x.what), std::move(x.item));
+      // Answered by the hub's thread, the queue's actor runs there next.
+      hdl->eq_impl(caf::make_message_id(), nullptr, queue_hub::thread_unit(),
+                   q_got::value, key.first, key.second, x.ok, x.code,
+                   std::move(x.what), std::move(x.item));
       return true;
     });
     if (auto* now = std::get_if<q_outcome>(&r))
@@ -253,8 +256,9 @@ caf::behavior queue_actor(queue_actor_ptr self,
       auto me = caf::actor_cast<caf::actor_addr>(self);
       auto r = core->put(std::move(item), ns != 0, [me, id](q_outcome&& x) {
         if (auto hdl = caf::actor_cast<caf::actor>(me))
-          caf::anon_send(hdl, q_put_done::value, id, x.ok, x.code,
-                         std::move(x.what));
+          hdl->eq_impl(caf::make_message_id(), nullptr,
+                       queue_hub::thread_unit(), q_put_done::value, id, x.ok,
+                       x.code, std::move(x.what));
         return true;
       });
       if (auto* now = std::get_if<q_outcome>(&r)) {

@@ -39,6 +39,9 @@ using q_detach = caf::atom_constant<caf::atom("q_detach")>;
 using q_gone = caf::atom_constant<caf::atom("q_gone")>;
 using ok_atom = caf::ok_atom;
 
+/// The name of every queue's actor (caf::scheduled_actor::name()).
+inline constexpr const char* queue_actor_name = "actors.queue";
+
 /// Spawns the actor of the queue whose state is `core`.
 caf::actor spawn_queue_actor(caf::actor_system& sys,
                              std::shared_ptr<queue_core> core);
