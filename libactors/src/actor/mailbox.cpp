@@ -60,8 +60,7 @@ bool dispatch(caf::event_based_actor* self, mailbox_state& st,
     auto queue = i->second.queue;
     auto on_item = i->second.fns.on_item; // a callback may cancel the sub
     auto seq = xs.get_as<std::uint64_t>(2);
-    auto& items = xs.get_mutable_as<std::vector<value>>(3);
-    for (auto& item : items) {
+    for (auto item : xs.get_as<std::vector<value>>(3)) { // copies share
       // An item is taken once the actor runs on: one after the callback
       // that made it quit goes back to the queue with the actor's end.
       // (CAF 0.17's quit() sets is_shutting_down_flag.)

@@ -53,6 +53,12 @@ public:
     // nop
   }
 
+  // The hub stops before the actor system: what it collected runs there.
+  ~hub_unit() override {
+    for (auto* job : runnable_)
+      system().scheduler().enqueue(job);
+  }
+
   void exec_later(caf::resumable* job) override {
     if (!running_ && is_queue_actor(job))
       runnable_.push_back(job);
@@ -301,6 +307,11 @@ bool queue_hub::poll_once() {
 void queue_hub::run() {
   hub_unit unit{runtime::get().system()};
   t_hub_unit = &unit;
+  struct forget_unit {
+    ~forget_unit() {
+      t_hub_unit = nullptr; // before `unit` goes
+    }
+  } forget_unit_at_exit;
   // Never waits for room in a link's ring: a frame that does not fit waits
   // in the link (the hub thread runs queue actors, which send to links).
   links::link::never_wait_here();
