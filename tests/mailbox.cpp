@@ -301,6 +301,80 @@ TEST_CASE("an actor's put into a bounded queue is answered when there is "
 
 namespace {
 
+// Takes `n` items, cancels, and reports (through `out`) each item it takes
+// afterwards (those in flight at the cancel) and whether on_end ran.
+caf::behavior take_then_cancel(caf::event_based_actor* self,
+                               actors::queue<int> q, actors::queue<int> out,
+                               int n) {
+  auto taken = std::make_shared<int>(0);
+  auto sub = std::make_shared<actors::subscription>();
+  *sub = actors::subscribe(
+    self, q,
+    [=](int x) {
+      out.put(x);
+      if (++*taken == n)
+        sub->cancel();
+    },
+    [=](const actors::error&) { out.put(-1); }, 4);
+  return {[](caf::unit_t) {}};
+}
+
+// Asks to put 99 into `q` (full) and never gets room before it is killed.
+caf::behavior stuck_putter(caf::event_based_actor* self, actors::queue<int> q,
+                           actors::queue<int> out) {
+  actors::put(self, q, 99).then([=] { out.put(99); });
+  out.put(0); // asked
+  return {[](caf::unit_t) {}};
+}
+
+} // namespace
+
+TEST_CASE("a cancelled subscription takes only what was in flight, and its "
+          "on_end does not run") {
+  actors::queue<int> q{actors::unbounded};
+  for (int i = 0; i < 100; ++i)
+    q.put(i);
+  actors::queue<int> out{actors::unbounded};
+  auto a = actors::spawn(take_then_cancel, q, out, 5);
+  // 5 items, then at most the credit (4) that was in flight at the cancel.
+  std::vector<int> got;
+  for (int i = 0; i < 5; ++i)
+    got.push_back(out.get(10s));
+  CHECK(support::eventually([&] { return q.qsize() + out.qsize() == 95; },
+                            5s));
+  while (auto x = out.try_get())
+    got.push_back(*x);
+  CHECK(got.size() >= 5);
+  CHECK(got.size() <= 9);
+  for (std::size_t i = 0; i < got.size(); ++i)
+    CHECK(got[i] == static_cast<int>(i)); // no -1: on_end did not run
+  CHECK(q.qsize() == 100 - got.size());
+  CHECK(q.get(1s) == static_cast<int>(got.size())); // the rest, in order
+  a.stop(10s);
+}
+
+TEST_CASE("an actor killed while its put waits for room put nothing") {
+  actors::queue<int> q{1};
+  q.put(1);
+  actors::queue<int> out{actors::unbounded};
+  auto a = actors::spawn(stuck_putter, q, out);
+  CHECK(out.get(10s) == 0);
+  auto putters = [&] {
+    return actors::detail::queue_access::ref(q).snapshot().putters;
+  };
+  CHECK(support::eventually([&] { return putters() == 1; }, 5s)); // parked
+  a.kill();
+  CHECK(a.join(10s));
+  // The queue learns of the death (the link's end), and forgets the put.
+  CHECK(support::eventually([&] { return putters() == 0; }, 5s));
+  // Room now: the dead actor's put must not land.
+  CHECK(q.get(1s) == 1);
+  CHECK_THROWS_AS(q.get(300ms), actors::error);
+  CHECK(out.qsize() == 0);
+}
+
+namespace {
+
 int square(int x) {
   if (x < 0)
     throw std::invalid_argument("negative");
