@@ -32,8 +32,8 @@
 /// The callbacks run in the actor, one message at a time, like its own
 /// handlers. `on_end` runs once, last: when the queue is closed and
 /// drained (`errc::closed`; a pipe end: `errc::end_of_pipe`), when the
-/// queue's owner died (`errc::owner_unreachable`), or never if the
-/// subscription is cancelled first.
+/// queue's owner died (`errc::owner_unreachable`), or after the items that
+/// were in flight when the subscription was cancelled (`errc::cancelled`).
 ///
 /// **How it works.** The item messages come as messages the actor's
 /// behavior does not match: `subscribe` installs the actor's default
@@ -119,7 +119,8 @@ public:
   }
 
   /// Stops new items: those already in flight to the actor still arrive
-  /// and are taken; `on_end` does not run. Call it from the actor itself.
+  /// and are taken, then `on_end` runs with `errc::cancelled`. Call it
+  /// from the actor itself.
   void cancel() const {
     if (self_ != nullptr)
       detail::unsubscribe(self_, queue_, id_);

@@ -168,12 +168,10 @@ void unsubscribe(caf::event_based_actor* self, const caf::actor& queue_actor,
   auto st = find(self->id());
   if (st == nullptr)
     return;
-  auto i = st->subs.find(id);
-  if (i == st->subs.end())
+  if (st->subs.count(id) == 0)
     return;
-  // Items already in flight still arrive: they are taken (and
-  // acknowledged) as before; only on_end is dropped.
-  i->second.fns.on_end = [](const error&) {};
+  // Items already in flight still arrive and are taken as before; the
+  // queue ends the subscription after them (q_end, errc::cancelled).
   self->send(queue_actor, q_unsub::value, id);
 }
 
