@@ -144,11 +144,17 @@ std::uint64_t subscribe(caf::event_based_actor* self,
   auto me = caf::actor_cast<caf::actor_addr>(self);
   auto watcher = self->home_system().spawn(
     [queue_actor, me, id](caf::event_based_actor* w) -> caf::behavior {
+      auto subscriber = caf::actor_cast<caf::actor>(me);
+      if (!subscriber) { // it has ended already
+        w->quit();
+        return {};
+      }
+      w->monitor(subscriber);
       w->monitor(queue_actor);
-      w->monitor(caf::actor_cast<caf::actor>(me));
       w->set_down_handler([w, queue_actor, me, id](caf::down_msg& dm) {
-        if (dm.source == queue_actor.address())
-          caf::anon_send(caf::actor_cast<caf::actor>(me), q_end::value, id,
+        auto subscriber = caf::actor_cast<caf::actor>(me);
+        if (dm.source == queue_actor.address() && subscriber)
+          caf::anon_send(subscriber, q_end::value, id,
                          make_error(errc::owner_unreachable,
                                     "the queue's owner has ended ("
                                       + describe(dm.reason) + ")"));
