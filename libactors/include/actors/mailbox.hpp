@@ -41,12 +41,16 @@
 /// unmatched message to CAF's `print_and_drop`. An actor that sets a
 /// default handler of its own must do so before subscribing.
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
+#include <string>
+#include <type_traits>
 #include <utility>
+#include <variant>
 
 #include <caf/atom.hpp>
 #include <caf/event_based_actor.hpp>
@@ -73,18 +77,24 @@ namespace detail {
 ///   (q_unsub, id)              the sender's subscription `id` ends
 ///   (q_put, item, timeout_ns)  a request: answered (empty) once the item is
 ///                              in the queue, or with the error of the put
+///@{
+/// The atoms of those messages.
 using q_sub = caf::atom_constant<caf::atom("q_sub")>;
 using q_items = caf::atom_constant<caf::atom("q_items")>;
 using q_ack = caf::atom_constant<caf::atom("q_ack")>;
 using q_end = caf::atom_constant<caf::atom("q_end")>;
 using q_unsub = caf::atom_constant<caf::atom("q_unsub")>;
 using q_put = caf::atom_constant<caf::atom("q_put")>;
+///@}
 
 /// The callbacks of one subscription of an actor.
 struct subscriber_fns {
+  /// Runs for each item taken (it takes the value out).
   std::function<void(value&)> on_item;
+  /// Runs once, last.
   std::function<void(const error&)> on_end;
-  error_names names; // what a closed queue is reported as
+  /// What a closed queue is reported as (a pipe end: end of pipe).
+  error_names names;
 };
 
 /// Subscribes `self` to the queue of `queue_actor` (see `subscribe`);
@@ -110,8 +120,11 @@ void enable_posts(caf::event_based_actor* self);
 /// A subscription of an actor to a queue or a pipe end (see `subscribe`).
 class subscription {
 public:
+  /// No subscription: `cancel` does nothing.
   subscription() = default;
 
+  /// Subscription `id` of `self` to the queue of `queue_actor` (made by
+  /// `subscribe`).
   subscription(caf::event_based_actor* self, caf::actor queue_actor,
                std::uint64_t id)
     : self_(self), queue_(std::move(queue_actor)), id_(id) {
