@@ -355,8 +355,8 @@ caf::behavior chaos_actor_consumer(caf::event_based_actor* self,
   return {[](caf::unit_t) {}};
 }
 
-// A consumer either way: a process calling get, or an actor process.
-struct chaos_consumer_proc {
+// A member's process: one calling put or get, or an actor process.
+struct chaos_member_proc {
   std::optional<actors::process> proc;
   std::optional<actors::actor_process<caf::actor>> actor;
   void kill() {
@@ -382,7 +382,7 @@ void queue_chaos(bool strict, bool actor_consumers = false) {
   actors::queue<int> q{16};
 
   struct member {
-    chaos_consumer_proc proc;
+    chaos_member_proc proc;
     bool producer;
     int slot;
     int first;
@@ -398,18 +398,18 @@ void queue_chaos(bool strict, bool actor_consumers = false) {
     if (producer) {
       auto first = next_range++ * per_producer;
       attempted.emplace_back(first, first + per_producer);
-      chaos_consumer_proc p;
+      chaos_member_proc p;
       p.proc.emplace(chaos_producer, q, log.path(), slot, first,
                      per_producer);
       p.proc->start();
       live.push_back(member{std::move(p), true, slot, first});
     } else if (actor_consumers) {
-      chaos_consumer_proc p;
+      chaos_member_proc p;
       p.actor.emplace(actors::spawn(chaos_actor_consumer, q, log.path(),
                                     slot));
       live.push_back(member{std::move(p), false, slot, -1});
     } else {
-      chaos_consumer_proc p;
+      chaos_member_proc p;
       p.proc.emplace(chaos_consumer, q, log.path(), slot);
       p.proc->start();
       live.push_back(member{std::move(p), false, slot, -1});
