@@ -305,19 +305,26 @@ bool queue_hub::poll_once() {
 }
 
 void queue_hub::run() {
-  hub_unit unit{runtime::get().system()};
-  t_hub_unit = &unit;
+  // Only with an actor system (a hub alone, as the fuzz targets', runs no
+  // actor and must not start one).
+  std::optional<hub_unit> unit;
+  if (runtime::started())
+    t_hub_unit = &unit.emplace(runtime::get().system());
   struct forget_unit {
     ~forget_unit() {
       t_hub_unit = nullptr; // before `unit` goes
     }
   } forget_unit_at_exit;
+  auto run_actors = [&unit] {
+    if (unit)
+      unit->run();
+  };
   // Never waits for room in a link's ring: a frame that does not fit waits
   // in the link (the hub thread runs queue actors, which send to links).
   links::link::never_wait_here();
   epoll_event events[32];
   for (;;) {
-    unit.run();
+    run_actors();
     int wait_ms = -1;
     {
       std::lock_guard<std::mutex> guard{reader_};
@@ -341,7 +348,7 @@ void queue_hub::run() {
         if (pull_all())
           until = clock_type::now() + spin_time();
       }
-      unit.run();
+      run_actors();
       relax();
     }
     {
@@ -349,7 +356,7 @@ void queue_hub::run() {
       if (want_wakeups(true))
         wait_ms = 0;
     }
-    unit.run(); // before it sleeps
+    run_actors(); // before it sleeps
     auto n = ::epoll_wait(poller_.fd(), events, 32, wait_ms);
     if (n < 0 && errno != EINTR)
       return;
