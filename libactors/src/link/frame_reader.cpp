@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <exception>
 
 #include <caf/binary_deserializer.hpp>
 #include <caf/deserializer.hpp>
@@ -102,6 +103,20 @@ private:
   caf::binary_deserializer inner_;
 };
 
+// CAF 0.17's deserializers throw, not only return errors: a variant
+// (config_value inside an error's context, for one) with an unknown type
+// index raises std::runtime_error("invalid type found"). Bytes from a peer
+// are never trusted, so a throw is a malformed frame like any other (found
+// by fuzz/link_frames.cpp).
+template <class F>
+bool malformed_on_throw(F&& read) noexcept {
+  try {
+    return read();
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
 } // namespace
 
 frame_reader::frame_reader(std::uint32_t max_body) : max_body_(max_body) {
@@ -169,32 +184,38 @@ bool read_message(const frame& f, caf::execution_unit* ctx, message_parts& out,
     return false;
   std::memcpy(&fixed, f.body, sizeof(fixed));
   out.mid = caf::make_message_id(fixed.mid);
-  checked_deserializer source{ctx, f.body + sizeof(fixed),
-                              f.size - sizeof(fixed)};
-  if (source(out.sender, out.stages))
-    return false;
-  if (auto err = out.content.load(source)) {
-    content_error = std::move(err);
-    out.content = caf::message{};
-  } else if (source.remaining() != 0) {
-    return false;
-  }
-  return true;
+  return malformed_on_throw([&] {
+    checked_deserializer source{ctx, f.body + sizeof(fixed),
+                                f.size - sizeof(fixed)};
+    if (source(out.sender, out.stages))
+      return false;
+    if (auto err = out.content.load(source)) {
+      content_error = std::move(err);
+      out.content = caf::message{};
+    } else if (source.remaining() != 0) {
+      return false;
+    }
+    return true;
+  });
 }
 
 bool read_reason(const frame& f, caf::execution_unit* ctx, caf::error& out) {
   if (f.kind != frame_kind::down && f.kind != frame_kind::close)
     return false;
-  checked_deserializer source{ctx, f.body, f.size};
-  return !source(out) && source.remaining() == 0;
+  return malformed_on_throw([&] {
+    checked_deserializer source{ctx, f.body, f.size};
+    return !source(out) && source.remaining() == 0;
+  });
 }
 
 bool read_actor(const frame& f, caf::execution_unit* ctx,
                 caf::strong_actor_ptr& out) {
   if (f.kind != frame_kind::link && f.kind != frame_kind::unlink)
     return false;
-  checked_deserializer source{ctx, f.body, f.size};
-  return !source(out) && source.remaining() == 0 && out != nullptr;
+  return malformed_on_throw([&] {
+    checked_deserializer source{ctx, f.body, f.size};
+    return !source(out) && source.remaining() == 0 && out != nullptr;
+  });
 }
 
 bool read_hello(const char* data, std::size_t size, caf::execution_unit* ctx,
@@ -208,8 +229,10 @@ bool read_hello(const char* data, std::size_t size, caf::execution_unit* ctx,
       || fixed.node_size != size - sizeof(fixed))
     return false;
   service = fixed.service;
-  checked_deserializer source{ctx, data + sizeof(fixed), fixed.node_size};
-  return !source(out) && source.remaining() == 0 && out != caf::none;
+  return malformed_on_throw([&] {
+    checked_deserializer source{ctx, data + sizeof(fixed), fixed.node_size};
+    return !source(out) && source.remaining() == 0 && out != caf::none;
+  });
 }
 
 } // namespace actors::detail::links
