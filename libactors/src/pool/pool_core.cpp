@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "actors/detail/timeout.hpp"
 #include "node/runtime.hpp"
 #include "net/tls.hpp"
 #include "pool/pool_state.hpp"
@@ -47,12 +48,30 @@ void pool_state::start_workers() {
   for (std::uint32_t slot = 0; slot < workers.size(); ++slot) {
     auto& w = workers[slot];
     if (opts.threads) {
-      w.thread = std::thread{[self, &w] { self->thread_loop(w); }};
+      w.thread = own_thread([self, &w] { self->thread_loop(w); });
       continue;
     }
     w.wake_fd = make_wake_fd();
-    w.thread = std::thread{[self, &w, slot] { self->feeder_loop(w, slot); }};
+    w.thread = own_thread([self, &w, slot] { self->feeder_loop(w, slot); });
   }
+}
+
+namespace {
+
+// The pool whose thread this is (pool_state::own_thread), if any.
+thread_local const pool_state* this_threads_pool = nullptr;
+
+} // namespace
+
+std::thread pool_state::own_thread(std::function<void()> fn) {
+  return std::thread{[this, fn = std::move(fn)] {
+    this_threads_pool = this;
+    fn();
+  }};
+}
+
+bool pool_state::on_own_thread() const noexcept {
+  return this_threads_pool == this;
 }
 
 unique_fd pool_state::make_wake_fd() {
@@ -276,7 +295,7 @@ std::uint16_t pool_core::port() const noexcept {
 bool pool_core::wait_remote(std::size_t n,
                             std::chrono::steady_clock::duration timeout) {
   std::unique_lock<std::mutex> guard{state_->mtx};
-  return state_->joined.wait_for(guard, timeout, [&] {
+  return state_->joined.wait_for(guard, at_most_forever(timeout), [&] {
     return state_->remote_workers >= n;
   });
 }
@@ -407,9 +426,16 @@ void pool_core::join() {
   state_->wake();
   // Workers stop once asked, after their current task (a feeder once its
   // process ended); slots are not refilled any more, and no host joins. A
-  // pool may end on one of its own threads (a result's callback dropped
-  // it): that one is let go.
-  std::lock_guard<std::mutex> guard{state_->join_mtx};
+  // pool may end on one of its own threads (a result's callback, or the
+  // slot of an actor it hosted, dropped the last handle): that one is let
+  // go, and if another thread is joining already (runtime::shutdown's
+  // end_all), that one joins it too: waiting for its lock here would wait
+  // for this very thread.
+  std::unique_lock<std::mutex> guard{state_->join_mtx, std::defer_lock};
+  if (!state_->on_own_thread())
+    guard.lock();
+  else if (!guard.try_lock())
+    return;
   state_->hosts_listener.reset();
   for (auto& w : state_->workers) {
     if (!w.thread.joinable())

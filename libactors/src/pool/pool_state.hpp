@@ -27,6 +27,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <functional>
 #include <thread>
 #include <vector>
 
@@ -100,6 +101,13 @@ public:
 
   /// A feeder's wake_fd (an eventfd); throws errc::spawn_failed.
   static unique_fd make_wake_fd();
+
+  /// A thread of this pool's (a worker, a feeder, a host link's) running
+  /// `fn`: on_own_thread() is true on it.
+  std::thread own_thread(std::function<void()> fn);
+
+  /// Whether the calling thread is one of this pool's (own_thread).
+  bool on_own_thread() const noexcept;
 
   /// Stops a worker process at once: kills a local one, and drops the
   /// connection of a remote one (which ends when it sees that).

@@ -67,7 +67,7 @@ void pool_state::on_connection(int fd, purpose p) {
   w->idle = false;
   w->woken = false;
   auto self = shared_from_this();
-  w->thread = std::thread{[self, &w = *w, fd] { self->remote_loop(w, fd); }};
+  w->thread = own_thread([self, &w = *w, fd] { self->remote_loop(w, fd); });
 }
 
 // Serves the remote worker on `fd` in slot `w` until it leaves or is lost;
