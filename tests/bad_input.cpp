@@ -576,6 +576,73 @@ TEST_CASE("actor process, supervisor and pool waits: negative is zero") {
   p.join();
 }
 
+// -- the longest timeouts ------------------------------------------------------
+
+namespace {
+
+constexpr auto longest = std::chrono::steady_clock::duration::max();
+
+// Runs `wait` (whose timeout is `longest`) while another thread calls
+// `supply` 200 ms later: `wait` must return what was supplied. (The delay
+// only makes it likely that `wait` waits first; if it does not, there is
+// nothing to wait for and the case passes anyway.) A duration::max() added
+// to the clock overflowed into the past: the wait timed out at once.
+template <class Wait, class Supply>
+void waits_for(Wait wait, Supply supply) {
+  std::thread supplier{[&] {
+    std::this_thread::sleep_for(200ms);
+    supply();
+  }};
+  wait();
+  supplier.join();
+}
+
+int get_longest(actors::queue<int> q) {
+  return q.get(longest) == 5 ? 0 : 1;
+}
+
+} // namespace
+
+TEST_CASE("a timeout of duration::max() waits without bound") {
+  actors::queue<int> q{1};
+  waits_for([&] { CHECK(q.get(longest) == 1); }, [&] { q.put(1); });
+  q.put(2);
+  waits_for([&] { q.put(3, longest); }, [&] { CHECK(q.get() == 2); });
+  CHECK(q.get() == 3);
+  actors::joinable_queue<int> j{actors::unbounded};
+  j.put(4);
+  waits_for([&] { CHECK(j.join(longest)); },
+            [&] {
+              j.get();
+              j.task_done();
+            });
+  // A child's get goes through the hub, which got the timeout as a number.
+  actors::process child{get_longest, q};
+  child.start();
+  waits_for([&] { CHECK(child.join(longest)); }, [&] { q.put(5); });
+  CHECK(child.exitcode() == 0);
+  auto [a, b] = actors::pipe<int>();
+  waits_for([&, a = a] { CHECK(a.poll(longest)); }, [&, b = b] { b.send(6); });
+  CHECK(a.recv(longest) == 6);
+  auto s = actors::make_semaphore(0);
+  auto e = actors::make_event();
+  waits_for([&] { CHECK(s.acquire(longest)); }, [&] { s.release(); });
+  waits_for([&] { CHECK(e.wait(longest)); }, [&] { e.set(); });
+  actors::thread_pool t{1};
+  auto gate = actors::make_event();
+  auto task = t.apply_async([gate] { return gate.wait(30s); });
+  waits_for([&] { CHECK(task.get(longest)); }, [&] { gate.set(); });
+  actors::child_spec spec;
+  spec.id = "idle";
+  spec.start = [] { return actors::spawn(idle_actor).handle(); };
+  actors::supervisor sup{{}, {spec}};
+  waits_for([&] { CHECK(sup.wait(longest)); },
+            [&] {
+              caf::anon_send_exit(sup.handle(),
+                                  caf::exit_reason::user_shutdown);
+            });
+}
+
 TEST_CASE("a negative restart window is invalid_argument") {
   actors::pool_options opts;
   opts.restart_window = -1s;

@@ -415,7 +415,8 @@ constexpr actor_fn_problem actor_fn_check() {
 template <class Handle>
 class actor_process {
 public:
-  /// The type of timeouts: any `std::chrono` duration converts to it.
+  /// The type of timeouts: any integral `std::chrono` duration converts to
+  /// it; one of 36 years or more, such as `duration::max()`, is none.
   using duration = std::chrono::steady_clock::duration;
 
   /// Made by `actors::spawn`.

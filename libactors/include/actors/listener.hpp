@@ -60,7 +60,8 @@ namespace actors {
 template <class T>
 class listener {
 public:
-  /// The type of timeouts: any `std::chrono` duration converts to it.
+  /// The type of timeouts: any integral `std::chrono` duration converts to
+  /// it; one of 36 years or more, such as `duration::max()`, is none.
   using duration = std::chrono::steady_clock::duration;
 
   /// Listens on `address`, "HOST:PORT" (port 0: one the system chooses;

@@ -26,7 +26,8 @@ struct lock_handle_ref {
 /// mutex in memory shared by the processes that use it.
 class lock_handle {
 public:
-  /// The type of timeouts: any `std::chrono` duration converts to it.
+  /// The type of timeouts: any integral `std::chrono` duration converts to
+  /// it; one of 36 years or more, such as `duration::max()`, is none.
   using duration = std::chrono::steady_clock::duration;
 
   /// What `acquire` got: nothing (the timeout ran out), the lock, or the

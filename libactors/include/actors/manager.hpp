@@ -88,7 +88,8 @@ enum class shared_kind : std::uint8_t { dict, list };
 /// process, and the bound of each call.
 class shared_object {
 public:
-  /// The type of timeouts: any `std::chrono` duration converts to it.
+  /// The type of timeouts: any integral `std::chrono` duration converts to
+  /// it; one of 36 years or more, such as `duration::max()`, is none.
   using duration = std::chrono::steady_clock::duration;
 
   /// No object: every call fails with `errc::invalid_argument`.
@@ -146,7 +147,8 @@ private:
 template <class Derived>
 class proxy_base {
 public:
-  /// The type of timeouts: any `std::chrono` duration converts to it.
+  /// The type of timeouts: any integral `std::chrono` duration converts to
+  /// it; one of 36 years or more, such as `duration::max()`, is none.
   using duration = std::chrono::steady_clock::duration;
 
   /// Bounds every later call of this handle (none: no bound).

@@ -85,7 +85,8 @@ std::pair<connection<T>, connection<T>> pipe(bool duplex = true);
 template <class T>
 class connection {
 public:
-  /// The type of timeouts: any `std::chrono` duration converts to it.
+  /// The type of timeouts: any integral `std::chrono` duration converts to
+  /// it; one of 36 years or more, such as `duration::max()`, is none.
   using duration = std::chrono::steady_clock::duration;
 
   /// An empty handle (every call fails); exists to be assigned or

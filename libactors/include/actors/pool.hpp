@@ -42,7 +42,8 @@ namespace actors {
 template <class T>
 class async_result {
 public:
-  /// The type of timeouts: any `std::chrono` duration converts to it.
+  /// The type of timeouts: any integral `std::chrono` duration converts to
+  /// it; one of 36 years or more, such as `duration::max()`, is none.
   using duration = std::chrono::steady_clock::duration;
 
   /// A result to come from `slot` (made by the pool).
@@ -132,7 +133,8 @@ private:
 template <class R>
 class result_stream {
 public:
-  /// The type of timeouts: any `std::chrono` duration converts to it.
+  /// The type of timeouts: any integral `std::chrono` duration converts to
+  /// it; one of 36 years or more, such as `duration::max()`, is none.
   using duration = std::chrono::steady_clock::duration;
   /// What the stream and its chunks in flight share.
   using state = detail::stream_state<R>;
@@ -244,6 +246,7 @@ private:
     s.waiting.store(true, std::memory_order_seq_cst);
     auto has_results = [&] { return s.pending(); };
     bool ok = true;
+    timeout = detail::finite(timeout);
     if (!timeout)
       s.cv.wait(guard, has_results);
     else
@@ -540,7 +543,8 @@ const std::shared_ptr<pool_core>& core_of(const pool& p) noexcept;
 
 class pool : public detail::pool_api<pool> {
 public:
-  /// The type of timeouts: any `std::chrono` duration converts to it.
+  /// The type of timeouts: any integral `std::chrono` duration converts to
+  /// it; one of 36 years or more, such as `duration::max()`, is none.
   using duration = std::chrono::steady_clock::duration;
 
   /// A pool of `processes` workers (0: one per core; negative:

@@ -134,7 +134,8 @@ void run_object(T object) {
 /// anything but `close`, `name` and `daemon` after `close()`: `errc::closed`.
 class process {
 public:
-  /// The type of timeouts: any `std::chrono` duration converts to it.
+  /// The type of timeouts: any integral `std::chrono` duration converts to
+  /// it; one of 36 years or more, such as `duration::max()`, is none.
   using duration = std::chrono::steady_clock::duration;
 
   /// Prepares, without starting, a process that will call `fn(args...)`.
@@ -263,7 +264,8 @@ unsigned cpu_count();
 /// A process as `current_process()` and `parent_process()` describe it
 /// (Python's objects of the same names).
 struct process_info {
-  /// The type of timeouts: any `std::chrono` duration converts to it.
+  /// The type of timeouts: any integral `std::chrono` duration converts to
+  /// it; one of 36 years or more, such as `duration::max()`, is none.
   using duration = std::chrono::steady_clock::duration;
 
   std::string name;    ///< "MainProcess", "Process-3", "PoolWorker-1", ...

@@ -45,7 +45,8 @@ namespace actors {
 /// destroyed, or when that process exits.
 class progress {
 public:
-  /// The type of timeouts: any `std::chrono` duration converts to it.
+  /// The type of timeouts: any integral `std::chrono` duration converts to
+  /// it; one of 36 years or more, such as `duration::max()`, is none.
   using duration = std::chrono::steady_clock::duration;
 
   /// An empty handle: updates do nothing. Exists to be assigned or

@@ -78,7 +78,8 @@ inline constexpr long unbounded = 0;
 template <class T>
 class queue {
 public:
-  /// The type of timeouts: any `std::chrono` duration converts to it.
+  /// The type of timeouts: any integral `std::chrono` duration converts to
+  /// it; one of 36 years or more, such as `duration::max()`, is none.
   using duration = std::chrono::steady_clock::duration;
 
   /// A queue with room for `maxsize` items; `unbounded` (0) means no bound,

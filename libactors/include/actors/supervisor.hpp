@@ -89,7 +89,8 @@ struct supervisor_options {
 /// reverse order, each bounded by its `shutdown`, and then the supervisor.
 class supervisor {
 public:
-  /// The type of timeouts: any `std::chrono` duration converts to it.
+  /// The type of timeouts: any integral `std::chrono` duration converts to
+  /// it; one of 36 years or more, such as `duration::max()`, is none.
   using duration = std::chrono::steady_clock::duration;
 
   /// Starts the supervisor and its children in order. Throws

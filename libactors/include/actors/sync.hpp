@@ -34,7 +34,8 @@ namespace actors {
 /// back. A `bounded_semaphore` refuses a release beyond its initial value.
 class semaphore {
 public:
-  /// The type of timeouts: any `std::chrono` duration converts to it.
+  /// The type of timeouts: any integral `std::chrono` duration converts to
+  /// it; one of 36 years or more, such as `duration::max()`, is none.
   using duration = std::chrono::steady_clock::duration;
 
   /// An empty handle; `make_semaphore` creates one.
@@ -139,7 +140,8 @@ inline bounded_semaphore make_bounded_semaphore(long value) {
 /// it, `wait` polls for it without taking it.
 class event {
 public:
-  /// The type of timeouts: any `std::chrono` duration converts to it.
+  /// The type of timeouts: any integral `std::chrono` duration converts to
+  /// it; one of 36 years or more, such as `duration::max()`, is none.
   using duration = std::chrono::steady_clock::duration;
 
   /// An empty handle; `make_event` creates one.
@@ -333,7 +335,8 @@ condition make_condition(const rlock& l,
 /// elsewhere).
 class barrier {
 public:
-  /// The type of timeouts: any `std::chrono` duration converts to it.
+  /// The type of timeouts: any integral `std::chrono` duration converts to
+  /// it; one of 36 years or more, such as `duration::max()`, is none.
   using duration = std::chrono::steady_clock::duration;
 
   /// An empty handle; `make_barrier` creates one.

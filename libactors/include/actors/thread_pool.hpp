@@ -45,7 +45,8 @@ namespace actors {
 /// finish on their own; `join()` and the destructor wait for them.
 class thread_pool : public detail::pool_api<thread_pool> {
 public:
-  /// The type of timeouts: any `std::chrono` duration converts to it.
+  /// The type of timeouts: any integral `std::chrono` duration converts to
+  /// it; one of 36 years or more, such as `duration::max()`, is none.
   using duration = std::chrono::steady_clock::duration;
 
   /// A pool of `threads` workers (0: one per core; negative:

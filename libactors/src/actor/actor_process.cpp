@@ -24,6 +24,7 @@
 #include <caf/event_based_actor.hpp>
 #include <caf/scoped_actor.hpp>
 
+#include "actors/detail/timeout.hpp"
 #include "actors/pool.hpp"
 #include "actors/process.hpp"
 
@@ -232,7 +233,8 @@ start_actor_process(const std::function<closure(const caf::actor&)>& target,
   }
   caf::scoped_actor self{rt.system()};
   std::string failure;
-  self->request(host->guardian, opts.start_timeout, ready_atom::value)
+  self->request(host->guardian, detail::at_most_forever(opts.start_timeout),
+                ready_atom::value)
     .receive([](bool) {},
              [&](caf::error& err) {
                std::lock_guard<std::mutex> guard{slot->mtx};

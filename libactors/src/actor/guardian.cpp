@@ -11,6 +11,7 @@
 
 #include <caf/stateful_actor.hpp>
 
+#include "actors/detail/timeout.hpp"
 #include "base/exception_text.hpp"
 #include "node/runtime.hpp"
 #include "process/supervision.hpp"
@@ -88,7 +89,8 @@ caf::behavior guardian(caf::stateful_actor<guardian_state>* self,
     self->send_exit(self->state.actor, std::move(reason));
     if (!self->state.stopping) {
       self->state.stopping = true;
-      self->delayed_send(self, slot->opts.stop_timeout, overdue_atom::value);
+      self->delayed_send(self, at_most_forever(slot->opts.stop_timeout),
+                         overdue_atom::value);
     }
   };
   // Killed (exit_reason::kill) or failed otherwise: the process must not
@@ -353,6 +355,7 @@ bool actor_slot::wait(
     return p->wait(timeout);
   std::unique_lock<std::mutex> guard{mtx};
   auto done = [this] { return code.has_value(); };
+  timeout = finite(timeout);
   if (!timeout) {
     ended.wait(guard, done);
     return true;

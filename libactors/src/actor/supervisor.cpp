@@ -15,6 +15,7 @@
 #include <caf/stateful_actor.hpp>
 
 #include "actors/actor_process.hpp"
+#include "actors/detail/timeout.hpp"
 #include "base/exception_text.hpp"
 #include "node/runtime.hpp"
 #include "process/supervision.hpp"
@@ -79,7 +80,8 @@ void stop_child(self_ptr self, std::size_t i) {
   caf::anon_send_exit(handle, caf::exit_reason::user_shutdown);
   bool ended = false;
   waiter->receive([&](caf::down_msg&) { ended = true; },
-                  caf::after(c.spec.shutdown) >> [] {});
+                  caf::after(detail::at_most_forever(c.spec.shutdown))
+                    >> [] {});
   if (ended)
     return;
   caf::anon_send_exit(handle, caf::exit_reason::kill);
@@ -270,6 +272,7 @@ bool supervisor::wait(std::optional<duration> timeout) {
     reason_ = std::move(dm.reason);
     ended = true;
   };
+  timeout = detail::finite(timeout);
   if (timeout)
     self->receive(on_down, caf::after(*timeout) >> [] {});
   else

@@ -1,8 +1,8 @@
 #pragma once
 
 // One bound for every wait: a caller's timeout (none: wait without bound;
-// negative: zero, as Python treats it) becomes a deadline on the steady
-// clock, which each kernel wait reads in its own form (poll's milliseconds,
+// negative: zero, as Python treats it; `forever` or more, as
+// duration::max(): no bound) becomes a deadline on the steady clock, which each kernel wait reads in its own form (poll's milliseconds,
 // a futex's or pthread's CLOCK_MONOTONIC timespec, a protocol's
 // nanoseconds). Linux's steady_clock is CLOCK_MONOTONIC.
 
@@ -14,6 +14,8 @@
 
 #include <time.h>
 
+#include "actors/detail/timeout.hpp"
+
 namespace actors::detail {
 
 class deadline {
@@ -24,9 +26,10 @@ public:
   /// No bound.
   deadline() noexcept = default;
 
-  /// `timeout` from now; none: no bound; a negative one is zero.
+  /// `timeout` from now; none (or `forever` and more): no bound; a
+  /// negative one is zero.
   explicit deadline(std::optional<duration> timeout)
-    : bounded_(timeout.has_value()),
+    : bounded_(timeout.has_value() && *timeout < forever),
       at_(bounded_ ? clock::now() + std::max(*timeout, duration::zero())
                    : clock::time_point::max()) {
     // nop
@@ -91,14 +94,22 @@ private:
   clock::time_point at_ = clock::time_point::max();
 };
 
-/// A timeout as frames carry it: nanoseconds, -1 for none, negative as
-/// zero.
+/// A timeout as frames carry it: nanoseconds, -1 for none (and for
+/// `forever` or more), negative as zero.
 inline std::int64_t timeout_ns(std::optional<deadline::duration> timeout) {
-  if (!timeout)
+  if (!timeout || *timeout >= forever)
     return -1;
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
            std::max(*timeout, deadline::duration::zero()))
     .count();
+}
+
+/// A timeout that frames carry (timeout_ns): none for -1 or any negative,
+/// and for `forever` or more (so no sum with a peer's number overflows).
+inline std::optional<std::chrono::nanoseconds> wire_timeout(std::int64_t ns) {
+  if (ns < 0 || ns >= forever.count())
+    return std::nullopt;
+  return std::chrono::nanoseconds{ns};
 }
 
 } // namespace actors::detail

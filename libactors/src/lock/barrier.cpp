@@ -173,9 +173,7 @@ std::size_t barrier::wait(std::optional<duration> timeout) const {
   auto& st = b.st();
   if (!timeout && st.timeout_ns >= 0)
     timeout = std::chrono::nanoseconds{st.timeout_ns};
-  auto until = std::chrono::steady_clock::time_point::max();
-  if (timeout && *timeout < std::chrono::hours{24 * 365 * 30})
-    until = detail::deadline{timeout}.when();
+  auto until = detail::deadline{timeout}.when(); // none: time_point::max()
   auto timed_out = [&] { return std::chrono::steady_clock::now() >= until; };
   // The previous round drains first (Python's `_enter`). A party of it
   // that died before it left would hold it up for good: look for the dead

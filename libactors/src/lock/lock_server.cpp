@@ -112,11 +112,9 @@ int acquire_for(pthread_mutex_t* m, std::int64_t timeout_ns, int fd,
                 bool& gone) {
   if (timeout_ns == 0)
     return take_native(m, true, nullptr);
-  // A bound of decades is none (and the clock's sum cannot overflow).
-  constexpr std::int64_t forever = std::int64_t{1} << 60;
   deadline until;
-  if (timeout_ns > 0 && timeout_ns < forever)
-    until = deadline{std::chrono::nanoseconds{timeout_ns}};
+  if (auto t = wire_timeout(timeout_ns))
+    until = deadline{*t};
   for (;;) {
     if (until.passed())
       return ETIMEDOUT;

@@ -142,11 +142,9 @@ answer ask(const owner_ref& owner, std::uint8_t kind,
   // The server answers an acquisition by its timeout: waiting longer than
   // that and a lost link's bound means the answer will not come.
   deadline until;
-  constexpr std::int64_t forever = std::int64_t{1} << 60; // 36 years
-  if (timeout_ns >= 0 && timeout_ns < forever)
+  if (auto t = wire_timeout(timeout_ns))
     until = deadline{std::chrono::duration_cast<deadline::duration>(
-      std::chrono::nanoseconds{timeout_ns} + owner.lost_after
-      + std::chrono::seconds{1})};
+      *t + owner.lost_after + std::chrono::seconds{1})};
   for (;;) {
     if (auto f = ch.next()) {
       answer a;

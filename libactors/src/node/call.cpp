@@ -4,6 +4,7 @@
 #include <caf/make_message.hpp>
 #include <caf/system_messages.hpp>
 
+#include "actors/detail/timeout.hpp"
 #include "node/runtime.hpp"
 
 namespace actors::detail {
@@ -42,6 +43,7 @@ std::uint64_t caller::prepare(const caf::actor& target) {
 
 caf::message caller::await(const caf::actor& target, std::uint64_t id,
                            std::optional<duration> timeout) {
+  timeout = finite(timeout);
   auto deadline = timeout ? std::chrono::steady_clock::now() + *timeout
                               + call_grace
                           : std::chrono::steady_clock::time_point::max();

@@ -11,6 +11,7 @@
 
 #include <caf/send.hpp>
 
+#include "actors/detail/timeout.hpp"
 #include "actors/error.hpp"
 #include "base/error.hpp"
 #include "node/runtime.hpp"
@@ -36,6 +37,7 @@ child::child(pid_t pid, unique_fd pidfd, unique_fd lifeline,
 bool child::wait(std::optional<std::chrono::steady_clock::duration> timeout) {
   std::unique_lock<std::mutex> guard{mtx_};
   auto done = [this] { return exitcode_.has_value(); };
+  timeout = finite(timeout);
   if (!timeout) {
     cv_.wait(guard, done);
     return true;

@@ -26,6 +26,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "base/deadline.hpp"
 #include "node/call.hpp"
 #include "node/runtime.hpp"
 #include "queue/hub_connection.hpp"
@@ -219,10 +220,9 @@ bool queue_hub::serve(const std::shared_ptr<conn>& c,
         c->parked_core = core;
         c->parked_serial = serial;
       }
-      if (ns > 0)
-        c->parked_timer = timers_.emplace(clock_type::now()
-                                     + std::chrono::nanoseconds{ns},
-                                   timer{core, serial, c->ch.fd()});
+      if (auto t = wire_timeout(ns); t && ns > 0)
+        c->parked_timer = timers_.emplace(clock_type::now() + *t,
+                                          timer{core, serial, c->ch.fd()});
       return true;
     }
     case k::done:

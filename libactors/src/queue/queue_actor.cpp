@@ -14,6 +14,7 @@
 #include <caf/stateful_actor.hpp>
 
 #include "actors/mailbox.hpp"
+#include "base/deadline.hpp"
 #include "node/runtime.hpp"
 #include "queue/hub_server.hpp"
 #include "queue/queue_hub.hpp"
@@ -197,9 +198,8 @@ caf::behavior queue_actor(queue_actor_ptr self,
       auto serial = std::get<std::uint64_t>(r);
       watch(who);
       self->state.polls.emplace(who.address(), serial);
-      if (ns > 0)
-        self->delayed_send(self, std::chrono::nanoseconds{ns}, q_expire::value,
-                           serial);
+      if (auto t = wire_timeout(ns); t && ns > 0)
+        self->delayed_send(self, *t, q_expire::value, serial);
     },
     [=](q_expire, std::uint64_t serial) { core->expire(serial); },
     [=](q_sub, std::uint64_t id, std::uint64_t credit) {
@@ -272,9 +272,8 @@ caf::behavior queue_actor(queue_actor_ptr self,
       if (auto hdl = caf::actor_cast<caf::actor>(who))
         watch(hdl);
       self->state.puts.emplace(id, actor_put{who, serial, answer});
-      if (ns > 0)
-        self->delayed_send(self, std::chrono::nanoseconds{ns}, q_expire::value,
-                           serial);
+      if (auto t = wire_timeout(ns); t && ns > 0)
+        self->delayed_send(self, *t, q_expire::value, serial);
     },
     [=](q_put_done, std::uint64_t id, bool ok, errc code, std::string& what) {
       auto i = self->state.puts.find(id);

@@ -19,6 +19,7 @@
 #include <variant>
 
 #include "actors/detail/pool_core.hpp"
+#include "actors/detail/timeout.hpp"
 #include "actors/error.hpp"
 
 namespace actors::detail {
@@ -51,6 +52,7 @@ public:
   bool wait(std::optional<std::chrono::steady_clock::duration> timeout) {
     std::unique_lock<std::mutex> guard{mtx_};
     auto ready = [this] { return ready_here(); };
+    timeout = finite(timeout);
     if (!timeout) {
       cv_.wait(guard, ready);
       return true;
