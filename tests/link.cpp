@@ -8,17 +8,23 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <cstddef>
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <caf/all.hpp>
@@ -746,4 +752,81 @@ TEST_CASE("a link by name needs the run's key") {
                                                 &ctx, deadline());
   CHECK(c.node == p.sys.node());
   ::close(c.fd);
+}
+
+namespace {
+
+// A connection to the abstract socket `name` that says nothing (-1: none).
+int silent_connection(const std::string& name) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path + 1, name.data(),
+              std::min(name.size(), sizeof(addr.sun_path) - 2));
+  auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1
+                                    + name.size());
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Reads `fd` until its end (true) or `bound` (false); the bytes are the
+// challenge.
+bool ends_within(int fd, std::chrono::milliseconds bound) {
+  auto until = std::chrono::steady_clock::now() + bound;
+  char buf[256];
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    until - std::chrono::steady_clock::now())
+                    .count();
+    if (left <= 0)
+      return false;
+    pollfd pfd{fd, POLLIN, 0};
+    if (::poll(&pfd, 1, static_cast<int>(left)) <= 0)
+      continue;
+    auto n = ::read(fd, buf, sizeof(buf));
+    if (n == 0 || (n < 0 && errno == ECONNRESET))
+      return true;
+  }
+}
+
+} // namespace
+
+TEST_CASE("silent strangers on the link socket do not hold up a keyed link, "
+          "and are closed at the deadline") {
+  manager::options opts;
+  opts.setup_timeout = 10s; // the runtime's, for links it makes
+  parent p{opts};
+  config other_cfg;
+  caf::actor_system other{other_cfg};
+  caf::scoped_execution_unit ctx{&other};
+  actors::detail::links::identity me{other.node(), 0, 4096};
+  std::vector<int> strangers;
+  for (int i = 0; i < 3; ++i)
+    strangers.push_back(silent_connection(p.mgr->address()));
+  // Each used to hold the one setup thread for 10 s, ahead of this link.
+  auto t0 = std::chrono::steady_clock::now();
+  auto c = actors::detail::links::setup_connect(
+      p.mgr->address(), p.key, me, &ctx, std::chrono::steady_clock::now() + 8s);
+  CHECK(c.node == p.sys.node());
+  ::close(c.fd);
+  MESSAGE("a link behind 3 silent strangers took "
+          << std::chrono::duration_cast<std::chrono::milliseconds>(
+                 std::chrono::steady_clock::now() - t0)
+                 .count()
+          << " ms");
+  for (auto fd : strangers) {
+    REQUIRE(fd >= 0);
+    CHECK(ends_within(fd, 6s)); // the deadline is 2 s
+    ::close(fd);
+  }
+  // More than max_strangers at once: the oldest goes at once.
+  strangers.clear();
+  for (std::size_t i = 0; i <= manager::max_strangers; ++i)
+    strangers.push_back(silent_connection(p.mgr->address()));
+  CHECK(ends_within(strangers.front(), 1500ms));
+  for (auto fd : strangers)
+    ::close(fd);
 }

@@ -133,6 +133,9 @@ void manager::shutdown(const caf::error& reason) {
   for (auto& [tag, fd] : silent_)
     ::close(fd);
   silent_.clear();
+  for (auto& [tag, s] : strangers_)
+    ::close(s.fd);
+  strangers_.clear();
   peers_.clear();
   links_.clear();
   listen_fd_.reset();

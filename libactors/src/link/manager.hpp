@@ -123,6 +123,14 @@ class manager final : public caf::proxy_registry::backend,
 public:
   using duration = std::chrono::steady_clock::duration;
 
+  /// How long a connection accepted may stay silent, and then make its
+  /// link (a stranger: it does not hold a thread meanwhile).
+  static constexpr std::chrono::seconds hello_deadline{2};
+
+  /// How many accepted connections may be silent at once; beyond, the
+  /// oldest is closed.
+  static constexpr std::size_t max_strangers = 64;
+
   struct options {
     /// Bytes of each ring (one per direction).
     std::size_t ring_size = 256 * 1024;
@@ -284,8 +292,9 @@ private:
 
   struct job {
     std::shared_ptr<peer> target; // connect to it, or
-    int fd = -1;                  // accept this,
+    int fd = -1;                  // accept this (challenged with `sent`),
     bool inherited = false;       // or adopt it (a child's socket)
+    nonce sent{};
   };
 
   identity me() const;
@@ -308,6 +317,15 @@ private:
   void post(std::function<void()> fn); // run on the watcher thread
   void write_frame(peer& p, buffer& bytes, std::uint64_t dest);
 
+  // Challenges `fd`, just accepted, and watches it until it answers (then
+  // the setup thread takes it) or its hello_deadline passes (closed);
+  // beyond max_strangers silent ones, the oldest goes. On the watcher's
+  // thread.
+  void watch_stranger(int fd);
+  // Closes the strangers whose time is up; returns epoll_wait's timeout
+  // for the next (-1: none). On the watcher's thread.
+  int expire_strangers();
+
   // Tags of the watcher's epoll besides the links' ids.
   static constexpr std::uint64_t wake_tag = ~std::uint64_t{0};
   static constexpr std::uint64_t listen_tag = ~std::uint64_t{0} - 1;
@@ -328,6 +346,15 @@ private:
   std::unordered_map<caf::node_id, std::shared_ptr<peer>> peers_;  // sends
   std::unordered_map<std::uint64_t, std::shared_ptr<peer>> links_; // all
   std::unordered_map<std::uint64_t, int> silent_; // children's, by tag
+  // Connections accepted that have not sent anything yet, by tag (oldest
+  // first), and when each must have: a silent stranger must not hold the
+  // setup thread, which makes every link of this process in turn.
+  struct stranger {
+    int fd;
+    nonce sent; // the challenge it was sent (begin_accept)
+    std::chrono::steady_clock::time_point due;
+  };
+  std::map<std::uint64_t, stranger> strangers_;
   std::deque<job> jobs_;
   std::condition_variable jobs_cv_;
   std::vector<std::function<void()>> posted_;

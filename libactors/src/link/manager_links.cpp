@@ -5,6 +5,7 @@
 
 #include "link/manager.hpp"
 
+#include <algorithm>
 #include <cerrno>
 
 #include <sys/epoll.h>
@@ -153,7 +154,9 @@ void manager::setup_loop() {
     }
     if (j.fd >= 0) {
       try {
-        add_link(setup_accept(j.fd, key_, me(), &unit_, deadline));
+        add_link(finish_accept(j.fd, j.sent, key_, me(), &unit_,
+                               std::min(deadline,
+                                        clock::now() + hello_deadline)));
       } catch (const error&) {
         // A stranger, or a peer that gave up: nothing was made.
       }
@@ -202,10 +205,46 @@ void manager::post(std::function<void()> fn) {
   poller_.wake();
 }
 
+void manager::watch_stranger(int fd) {
+  nonce sent;
+  try {
+    sent = begin_accept(fd);
+  } catch (const error&) {
+    ::close(fd); // another user's process: nothing to say to it
+    return;
+  }
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (strangers_.size() >= max_strangers) {
+    auto oldest = strangers_.begin();
+    ::epoll_ctl(poller_.fd(), EPOLL_CTL_DEL, oldest->second.fd, nullptr);
+    ::close(oldest->second.fd);
+    strangers_.erase(oldest);
+  }
+  auto tag = next_link_id_++;
+  strangers_.emplace(tag, stranger{fd, sent, clock::now() + hello_deadline});
+  poller_.add(fd, EPOLLIN | EPOLLRDHUP, tag);
+}
+
+int manager::expire_strangers() {
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto now = clock::now();
+  while (!strangers_.empty() && strangers_.begin()->second.due <= now) {
+    auto first = strangers_.begin();
+    ::epoll_ctl(poller_.fd(), EPOLL_CTL_DEL, first->second.fd, nullptr);
+    ::close(first->second.fd);
+    strangers_.erase(first);
+  }
+  if (strangers_.empty())
+    return -1;
+  auto left = std::chrono::ceil<std::chrono::milliseconds>(
+    strangers_.begin()->second.due - now);
+  return static_cast<int>(std::max<std::int64_t>(left.count(), 1));
+}
+
 void manager::watch_loop() {
   epoll_event events[32];
   for (;;) {
-    auto n = ::epoll_wait(poller_.fd(), events, 32, -1);
+    auto n = ::epoll_wait(poller_.fd(), events, 32, expire_strangers());
     if (n < 0 && errno != EINTR)
       return;
     for (int i = 0; i < n; ++i) {
@@ -231,9 +270,7 @@ void manager::watch_loop() {
               continue;
             break;
           }
-          std::lock_guard<std::mutex> guard{mtx_};
-          jobs_.push_back(job{nullptr, fd});
-          jobs_cv_.notify_one();
+          watch_stranger(fd);
         }
         continue;
       }
@@ -246,6 +283,12 @@ void manager::watch_loop() {
           ::epoll_ctl(poller_.fd(), EPOLL_CTL_DEL, k->second, nullptr);
           jobs_.push_back(job{nullptr, k->second, true});
           silent_.erase(k);
+          jobs_cv_.notify_one();
+        } else if (auto s = strangers_.find(tag); s != strangers_.end()) {
+          // It sent something (or hung up): the setup thread reads it.
+          ::epoll_ctl(poller_.fd(), EPOLL_CTL_DEL, s->second.fd, nullptr);
+          jobs_.push_back(job{nullptr, s->second.fd, false, s->second.sent});
+          strangers_.erase(s);
           jobs_cv_.notify_one();
         }
       }

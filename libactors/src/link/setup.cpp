@@ -259,16 +259,22 @@ connection setup_connect(const std::string& name, const secret& key,
   return exchange_hellos(sock, me, ctx, deadline);
 }
 
-connection setup_accept(int fd, const secret& key, const identity& me,
-                        caf::execution_unit* ctx, time_point deadline) {
-  fd_guard sock{fd};
+nonce begin_accept(int fd) {
   ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
   check_uid(fd);
   challenge ch;
   std::memcpy(ch.magic, protocol_magic, sizeof(ch.magic));
   auto sn = make_nonce();
   std::memcpy(ch.nonce, sn.data(), sn.size());
-  send_all(fd, &ch, sizeof(ch), deadline);
+  // A fresh socket's buffer takes these bytes at once: no waiting.
+  send_all(fd, &ch, sizeof(ch), std::chrono::steady_clock::now());
+  return sn;
+}
+
+connection finish_accept(int fd, const nonce& sn, const secret& key,
+                         const identity& me, caf::execution_unit* ctx,
+                         time_point deadline) {
+  fd_guard sock{fd};
   proof pr;
   recv_all(fd, &pr, sizeof(pr), deadline);
   auto cn = to_nonce(pr.nonce);

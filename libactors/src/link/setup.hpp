@@ -73,9 +73,19 @@ connection setup_connect(const std::string& name, const secret& key,
                          const identity& me, caf::execution_unit* ctx,
                          time_point deadline);
 
-/// The accepting side of setup_connect on `fd`, an accepted socket (this
-/// takes ownership). Throws as setup_connect does.
-connection setup_accept(int fd, const secret& key, const identity& me,
-                        caf::execution_unit* ctx, time_point deadline);
+/// The accepting side of setup_connect, part one, which never waits: on
+/// `fd`, an accepted socket (made non-blocking; the caller keeps it),
+/// checks the peer's uid and sends the challenge; returns its nonce.
+/// Throws as setup_connect does. The peer answers next: the caller may
+/// wait for that without a thread (manager: a silent stranger must not
+/// hold one).
+nonce begin_accept(int fd);
+
+/// Part two, once the peer answers begin_accept's challenge `sent`: reads
+/// its proof and finishes the link (this takes ownership of `fd`). Throws
+/// as setup_connect does.
+connection finish_accept(int fd, const nonce& sent, const secret& key,
+                         const identity& me, caf::execution_unit* ctx,
+                         time_point deadline);
 
 } // namespace actors::detail::links
