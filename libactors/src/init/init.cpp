@@ -5,12 +5,19 @@
 // server here, while it has a single thread. Here, as it must know every
 // subsystem.
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
+#include <exception>
+
+#include <fcntl.h>
+#include <unistd.h>
+
 #include "actors/error.hpp"
 #include "actors/runtime.hpp"
+#include "base/exception_text.hpp"
 #include "net/auth.hpp"
 #include "net/tls.hpp"
 #include "node/runtime.hpp"
@@ -44,6 +51,49 @@ void reach_queues_across_hosts() {
   });
 }
 
+// Opens /dev/null on whichever of descriptors 0, 1 and 2 is closed (a
+// program started with `>&-`): else the first socket the library made
+// would become "standard output", and what the program prints would go
+// into it (the fork server's control socket read "exitcodes 0 0").
+void standard_descriptors_open() {
+  for (int fd = 0; fd <= 2; ++fd) {
+    if (::fcntl(fd, F_GETFD) != -1 || errno != EBADF)
+      continue;
+    int null = ::open("/dev/null", O_RDWR); // the lowest free: `fd`
+    if (null >= 0 && null != fd) {
+      ::dup2(null, fd);
+      ::close(null);
+    }
+  }
+}
+
+std::terminate_handler previous_terminate = nullptr;
+
+// An exception that no code catches (one leaving main, or a thread's
+// function) ends the process as an uncaught exception ends a Python
+// program: its type and message on stderr, what was printed flushed, exit
+// status 1; not abort() and its core. The stack is not unwound, so no
+// destructor or exit handler runs (they could wait for locks its frames
+// hold); children end with their owner as on any death of it. Anything
+// else that terminates (no exception) is left to the previous handler.
+[[noreturn]] void on_terminate() {
+  if (auto e = std::current_exception()) {
+    std::string text;
+    try {
+      std::rethrow_exception(e);
+    } catch (...) {
+      text = current_exception_text();
+    }
+    std::fflush(nullptr);
+    std::fprintf(stderr, "libactors: uncaught exception, exiting with 1: %s\n",
+                 text.c_str());
+    std::_Exit(1);
+  }
+  if (previous_terminate != nullptr)
+    previous_terminate();
+  std::abort();
+}
+
 } // namespace
 
 } // namespace actors::detail
@@ -51,6 +101,9 @@ void reach_queues_across_hosts() {
 namespace actors {
 
 void init(int argc, char** argv) {
+  detail::standard_descriptors_open();
+  if (detail::previous_terminate == nullptr)
+    detail::previous_terminate = std::set_terminate(detail::on_terminate);
   auto& role = detail::process_role::local();
   role.initialized = true;
   try {
