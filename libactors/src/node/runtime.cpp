@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <iostream>
 #include <set>
+#include <string>
+#include <system_error>
 #include <thread>
 
 #include <unistd.h>
@@ -110,7 +112,15 @@ runtime::runtime(role r) : role_(r), config_(make_config()) {
   }
   check_resources(*config_);
   this_process.runtime_started = true;
-  system_ = std::make_unique<caf::actor_system>(*config_);
+  try {
+    system_ = std::make_unique<caf::actor_system>(*config_);
+  } catch (const std::system_error& e) {
+    throw error(errc::spawn_failed,
+                std::string{"cannot start the actor system's threads: "}
+                  + e.what()
+                  + " (a limit on processes or address space: ulimit -u, "
+                    "ulimit -v?)");
+  }
   try {
     service_actor_ = system_->spawn(detail::service_actor, this);
     basp_ = system_->middleman().named_broker<caf::io::basp_broker>(

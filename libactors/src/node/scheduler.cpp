@@ -188,7 +188,15 @@ void scheduler::start() {
     clock_.run();
     system().thread_terminates();
   }};
-  super::start();
+  try {
+    super::start();
+  } catch (...) {
+    // No thread for a worker (ulimit -v or -u): the system is not made,
+    // and a joinable thread must not be destroyed (std::terminate).
+    clock_.stop();
+    thread_.join();
+    throw;
+  }
 }
 
 void scheduler::stop() {

@@ -201,11 +201,19 @@ shared_memory shared_memory::create(std::size_t size, std::string name,
       throw error(errc::spawn_failed, "cannot create shared memory \"" + name
                                         + "\": " + std::strerror(errno));
     }
-    if (::ftruncate(fd.get(), static_cast<off_t>(size)) != 0) {
-      auto err = errno;
+    // Reserved, not only sized: a sparse file in a full /dev/shm would
+    // kill the first process that writes to it with SIGBUS.
+    int err = 0;
+    if (::ftruncate(fd.get(), static_cast<off_t>(size)) != 0)
+      err = errno;
+    else if (size > 0)
+      err = ::posix_fallocate(fd.get(), 0, static_cast<off_t>(size));
+    if (err != 0) {
       ::shm_unlink(path.c_str());
-      throw error(errc::spawn_failed, "cannot size shared memory \"" + name
-                                        + "\": " + std::strerror(err));
+      throw error(errc::spawn_failed,
+                  "cannot size shared memory \"" + name + "\" to "
+                    + std::to_string(size) + " bytes: " + std::strerror(err)
+                    + (err == ENOSPC ? " (/dev/shm is full)" : ""));
     }
     auto* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED,
                      fd.get(), 0);
