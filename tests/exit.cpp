@@ -201,7 +201,77 @@ void check_exit(const std::string& how, const std::string& what) {
   ::kill(-pgid, SIGKILL); // whatever is left does not outlive the test
 }
 
+// A program whose main throws with a pool, a queue and a child alive.
+int throw_from_main(int, char**) {
+  actors::pool pool{1};
+  actors::queue<int> q{actors::unbounded};
+  actors::process child{take_one, q};
+  child.start();
+  if (pool.apply(square, 3) != 9)
+    return 3;
+  std::printf("ready\n");
+  std::fflush(stdout);
+  throw actors::error(actors::errc::invalid_argument, "thrown from main");
+}
+
+support::helper_mode throw_mode{"exit-throw-from-main", throw_from_main};
+
+// A program started with its standard output closed: a queue between two
+// children, then one line on stderr (descriptor 2 is still there).
+void put_ten(actors::queue<int> q) {
+  for (int i = 0; i < 10; ++i)
+    q.put(i);
+}
+
+int closed_stdout(int, char**) {
+  actors::queue<int> q{actors::unbounded};
+  actors::process producer{put_ten, q};
+  producer.start();
+  int sum = 0;
+  for (int i = 0; i < 10; ++i)
+    sum += q.get(10s);
+  producer.join();
+  std::printf("printed into /dev/null, not into a socket\n");
+  std::fflush(stdout);
+  std::fprintf(stderr, "sum %d\n", sum);
+  return 0;
+}
+
+support::helper_mode closed_stdout_mode{"exit-closed-stdout", closed_stdout};
+
 } // namespace
+
+TEST_CASE("an exception leaving main ends the program with status 1 and its "
+          "message, not abort(), and nothing of it runs on") {
+  support::subprocess::options opts;
+  opts.with_stderr = true;
+  auto program = start_watched("exit-throw-from-main", {}, opts);
+  REQUIRE(program.read_line(20s) == "ready");
+  auto rest = program.read_all(10s);
+  auto status = program.wait(1s);
+  watched_group = 0;
+  CHECK(status == 1);
+  CHECK(rest.find("uncaught exception, exiting with 1: actors::error: "
+                  "thrown from main")
+        != std::string::npos);
+  MESSAGE(rest);
+  auto pgid = program.pid();
+  CHECK(support::eventually([&] { return running_in_group(pgid).empty(); },
+                            2000ms));
+  ::kill(-pgid, SIGKILL);
+}
+
+TEST_CASE("a program started with standard output closed runs as usual") {
+  support::subprocess::options opts;
+  opts.stdout_closed = true;
+  auto program = start_watched("exit-closed-stdout", {}, opts);
+  auto out = program.read_all(20s);
+  auto status = program.wait(1s);
+  watched_group = 0;
+  CHECK(status == 0);
+  CHECK(out == "sum 45\n");
+  ::kill(-program.pid(), SIGKILL);
+}
 
 TEST_CASE("a program returning from main with a pool owned by a global ends") {
   check_exit("return", "pool");

@@ -24,6 +24,9 @@ public:
   struct options {
     /// Its stderr goes into the captured stream too, else it is inherited.
     bool with_stderr = false;
+    /// It starts with descriptor 1 closed; the captured stream is then its
+    /// stderr alone.
+    bool stdout_closed = false;
     /// The network namespace to start it in, a name of /run/netns (as
     /// given to `ip netns add`); empty: this process's own. A short-lived
     /// thread joins the namespace and spawns from there, so the child is

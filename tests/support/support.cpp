@@ -166,8 +166,11 @@ subprocess::subprocess(const std::string& path,
   }
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, out[1], 1);
-  if (opts.with_stderr)
+  posix_spawn_file_actions_adddup2(&actions, out[1],
+                                   opts.stdout_closed ? 2 : 1);
+  if (opts.stdout_closed)
+    posix_spawn_file_actions_addclose(&actions, 1);
+  else if (opts.with_stderr)
     posix_spawn_file_actions_adddup2(&actions, out[1], 2);
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
@@ -192,8 +195,10 @@ subprocess::subprocess(const std::string& path,
     if (pid < 0)
       return errno;
     if (pid == 0) {
-      ::dup2(out[1], 1);
-      if (opts.with_stderr)
+      ::dup2(out[1], opts.stdout_closed ? 2 : 1);
+      if (opts.stdout_closed)
+        ::close(1);
+      else if (opts.with_stderr)
         ::dup2(out[1], 2);
       if (opts.own_group)
         ::setpgid(0, 0);
