@@ -292,9 +292,16 @@ TEST_CASE("a program exits with everything of libactors still alive") {
 
 namespace {
 
+// The child of "pipe": sends 7 on its end.
+void send_seven(actors::connection<int> end) {
+  end.send(7);
+}
+
 // What the program under limits does (argv[0]): "pool", a pool of 8 runs a
-// map; "queue", an item goes through a queue; "process", a child runs.
-// Then it ends: prints "ok", or the error's code and text, then "end".
+// map; "queue", an item goes through a queue; "process", a child runs;
+// "pipe", a child sends on the end it was given, which the program closed
+// after start. Then it ends: prints "ok", or the error's code and text,
+// then "end".
 void use(const std::string& what) {
   if (what == "pool") {
     actors::pool p{8};
@@ -309,6 +316,23 @@ void use(const std::string& what) {
     q.put(7);
     if (q.get(10s) != 7)
       throw std::runtime_error("wrong item");
+  } else if (what == "pipe") {
+    auto [mine, theirs] = actors::pipe<int>();
+    actors::process child{send_seven, theirs};
+    child.start();
+    theirs.close();
+    // A child that could not start never holds its end: the pipe ends
+    // (end_of_pipe) rather than wait for it (timeout: the bug).
+    try {
+      if (mine.recv(20s) != 7)
+        throw std::runtime_error("wrong message");
+    } catch (const actors::error& e) {
+      if (e.code() != actors::errc::end_of_pipe || child.join(10s) == false
+          || child.exitcode() == 0)
+        throw;
+    }
+    if (!child.join(10s))
+      throw std::runtime_error("the child did not end");
   } else {
     // The child has the same limits: it may fail in its turn, which its
     // exit code tells.
@@ -433,9 +457,10 @@ TEST_CASE("with few descriptors a pool fails with a typed error, and the "
         {actors::errc::spawn_failed, actors::errc::pool_broken});
 }
 
-TEST_CASE("with few descriptors a queue or a process fails with a typed "
-          "error, and the program still ends") {
-  sweep(RLIMIT_NOFILE, {"queue", "process"}, {actors::errc::spawn_failed});
+TEST_CASE("with few descriptors a queue, a process or a pipe fails with a "
+          "typed error, and the program still ends") {
+  sweep(RLIMIT_NOFILE, {"queue", "process", "pipe"},
+        {actors::errc::spawn_failed});
 }
 
 TEST_CASE("with few processes allowed a pool fails with a typed error, and "
@@ -445,8 +470,9 @@ TEST_CASE("with few processes allowed a pool fails with a typed error, and "
           {actors::errc::spawn_failed, actors::errc::pool_broken});
 }
 
-TEST_CASE("with few processes allowed a queue or a process fails with a "
-          "typed error, and the program still ends") {
+TEST_CASE("with few processes allowed a queue, a process or a pipe fails "
+          "with a typed error, and the program still ends") {
   if (can_limit_processes())
-    sweep(RLIMIT_NPROC, {"queue", "process"}, {actors::errc::spawn_failed});
+    sweep(RLIMIT_NPROC, {"queue", "process", "pipe"},
+          {actors::errc::spawn_failed});
 }

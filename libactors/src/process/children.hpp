@@ -156,4 +156,11 @@ private:
   bool ended_ = false; // shutdown began: no new child
 };
 
+/// Called on the thread of children::spawn while it serializes a child's
+/// arguments: runs `fn` once that child has ended (at once if spawn fails
+/// before the child exists), else does nothing. A pipe end among the
+/// arguments is on its way until the child holds it: a child that could
+/// not start never will, and its queue must not wait for it.
+void when_receiver_ends(std::function<void()> fn);
+
 } // namespace actors::detail

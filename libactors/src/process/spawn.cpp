@@ -119,6 +119,41 @@ public:
 
 } // namespace
 
+namespace {
+
+thread_local std::vector<std::function<void()>>* receiver_ends = nullptr;
+
+// Collects when_receiver_ends() for its life; runs what it holds unless
+// released (spawn failed before the child existed).
+class receiver_scope {
+public:
+  receiver_scope() : prev_(std::exchange(receiver_ends, &fns_)) {
+    // nop
+  }
+  ~receiver_scope() {
+    receiver_ends = prev_;
+    for (auto& fn : fns_)
+      fn();
+  }
+  receiver_scope(const receiver_scope&) = delete;
+  receiver_scope& operator=(const receiver_scope&) = delete;
+
+  std::vector<std::function<void()>> release() noexcept {
+    return std::exchange(fns_, {});
+  }
+
+private:
+  std::vector<std::function<void()>> fns_;
+  std::vector<std::function<void()>>* prev_;
+};
+
+} // namespace
+
+void when_receiver_ends(std::function<void()> fn) {
+  if (receiver_ends != nullptr)
+    receiver_ends->push_back(std::move(fn));
+}
+
 std::shared_ptr<child> children::spawn(const closure& target,
                                        const std::string& name, bool daemon,
                                        int* channel, child_kind kind) {
@@ -140,6 +175,9 @@ std::shared_ptr<child> children::spawn(const closure& target,
   // then needs no actor system to start (serializing a handle without one
   // fails, which tells).
   std::vector<char> inline_task;
+  // What the arguments ask to run once the child has ended (pipe ends
+  // among them); at once if this throws before the child exists.
+  receiver_scope handed;
   {
     caf::binary_serializer sink{static_cast<caf::execution_unit*>(nullptr),
                                 inline_task};
@@ -220,6 +258,11 @@ std::shared_ptr<child> children::spawn(const closure& target,
   auto result = std::make_shared<child>(pid, std::move(pidfd),
                                         std::move(life_write), token, daemon,
                                         name, kind);
+  if (auto fns = handed.release(); !fns.empty())
+    result->on_exit([fns = std::move(fns)](int) {
+      for (auto& fn : fns)
+        fn();
+    });
   forget.dismiss(); // from now on, the reaper forgets it
   rt_.adopt_child(node_end.release());
   {

@@ -14,6 +14,7 @@
 
 #include "actors/detail/queue_ref.hpp"
 #include "node/runtime.hpp"
+#include "process/children.hpp"
 #include "queue/queue_actor.hpp"
 #include "queue/queue_core.hpp"
 #include "wire/serializable.hpp"
@@ -152,6 +153,17 @@ void end_saved(const queue_ref& inbox, const queue_ref& outbox, bool readable,
               caf::anon_send(q.actor(), q_depart::value,
                              static_cast<std::uint8_t>(role), flight.id,
                              flight.sender);
+              // A child that ends before it holds the end (it could not
+              // start) ends the flight: its queue would wait for it.
+              when_receiver_ends(
+                [queue = caf::actor_cast<caf::weak_actor_ptr>(q.actor()),
+                 sender = caf::actor_cast<caf::weak_actor_ptr>(flight.sender),
+                 r = static_cast<std::uint8_t>(role), id = flight.id] {
+                  auto to = caf::actor_cast<caf::actor>(queue.lock());
+                  auto from = caf::actor_cast<caf::actor>(sender.lock());
+                  if (to && from) // else the queue, or the run, has ended
+                    caf::anon_send(to, q_lost::value, r, id, from);
+                });
             });
 }
 

@@ -306,6 +306,11 @@ caf::behavior queue_actor(queue_actor_ptr self,
       self->state.holders.insert(sender.address());
       watch(sender);
     },
+    [=](q_lost, std::uint8_t role, std::uint64_t flight,
+        const caf::actor& sender) {
+      core->lost_in_flight(static_cast<holder_role>(role), sender.address(),
+                           flight);
+    },
     [=](q_detach, std::uint64_t id, std::uint8_t role,
         const caf::actor& service) {
       core->detach(static_cast<holder_role>(role), service.address());

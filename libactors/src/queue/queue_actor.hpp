@@ -10,6 +10,11 @@
 //   (q_depart, role, flight, sender)
 //                             the process of `sender` handed the end over:
 //                             it holds it until the receiver's attach
+//   (q_lost, role, flight, sender)
+//                             the process `sender` handed the end to ended
+//                             before it held it: the flight is over (the
+//                             receiver's late attach, if any, is undone by
+//                             its death as a holder's)
 //   (q_detach, id, role, service) ... no longer (-> ok(id)); when the last
 //                             reader or the last writer is gone (detached,
 //                             or dead and everything it sent read) and
@@ -36,6 +41,7 @@ using q_expire = caf::atom_constant<caf::atom("q_expire")>;
 using q_attach = caf::atom_constant<caf::atom("q_attach")>;
 using q_depart = caf::atom_constant<caf::atom("q_depart")>;
 using q_detach = caf::atom_constant<caf::atom("q_detach")>;
+using q_lost = caf::atom_constant<caf::atom("q_lost")>;
 using q_gone = caf::atom_constant<caf::atom("q_gone")>;
 using ok_atom = caf::ok_atom;
 

@@ -230,6 +230,19 @@ void queue_core::detach(holder_role role, const caf::actor_addr& holder) {
   closed_now(now);
 }
 
+void queue_core::lost_in_flight(holder_role role,
+                                const caf::actor_addr& sender,
+                                std::uint64_t id) {
+  bool now = false;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    auto& h = side(role);
+    if (h.flights.erase({sender, id}) > 0 && h.none())
+      now = close_locked();
+  }
+  closed_now(now);
+}
+
 void queue_core::holder_gone(const caf::actor_addr& holder) {
   bool now = false;
   {

@@ -119,6 +119,10 @@ public:
   /// The holder's process ended: it holds nothing any more, and the ends it
   /// sent that have not arrived are no longer held on their way.
   void holder_gone(const caf::actor_addr& holder);
+  /// The process that `sender`'s flight `id` went to ended before it held
+  /// the end (it had not attached): the flight is over. Nothing if it had.
+  void lost_in_flight(holder_role role, const caf::actor_addr& sender,
+                      std::uint64_t id);
   ///@}
 
   /// Runs `fn` (without the queue's lock) whenever the queue closes, once:
