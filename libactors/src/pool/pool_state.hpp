@@ -189,6 +189,10 @@ public:
   /// for 2 x lost_after.
   void note_loss(const std::string& host);
 
+  /// Whether `host` lost a worker since `since` (and within 2 x
+  /// lost_after; under the lock).
+  bool lost_since(const std::string& host, clock::time_point since) const;
+
   /// pool_core::host_actor.
   std::uint64_t host_actor(const std::string& host, closure target,
                            std::shared_ptr<result_sink> sink,

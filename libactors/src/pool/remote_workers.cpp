@@ -99,6 +99,7 @@ void pool_state::remote_loop(worker& w, int fd) {
       if (!ch.put(refused_frame, why))
         ch.flush(true);
     } else if (welcome(ch)) {
+      auto joined_at = clock::now();
       auto stopped = feed(w, ch, out);
       // Encrypted, the stream's user sees an end; the pump knows why.
       auto reason = lost_reason(ch.failure() != 0 ? ch.failure()
@@ -106,10 +107,18 @@ void pool_state::remote_loop(worker& w, int fd) {
       std::lock_guard<std::mutex> guard{mtx};
       w.link = -1;
       --remote_workers;
+      // A host that ends loses its workers one after the other, and the
+      // tasks of the first may have moved to the next meanwhile: one event,
+      // one charge. A worker that joined after its host's last loss (a
+      // process started in a dead one's place) is charged as usual, so a
+      // task that kills every process that runs it still fails.
+      auto same_loss = lost_since(w.host, joined_at);
       if (!stopped && !w.tasks->retiring)
         note_loss(w.host);
       if (!stopped || !w.tasks->taken.empty())
-        on_worker_lost(w, "worker " + who + " " + reason, false, out);
+        on_worker_lost(w, "worker " + who + " " + reason, false, out,
+                       same_loss ? std::optional<last_run>{last_run{}}
+                                 : std::nullopt);
     } else {
       std::lock_guard<std::mutex> guard{mtx};
       w.link = -1;
@@ -155,6 +164,14 @@ void pool_state::note_loss(const std::string& host) {
                               }),
                losses.end());
   losses.emplace_back(host, now);
+}
+
+bool pool_state::lost_since(const std::string& host,
+                            clock::time_point since) const {
+  auto forget = clock::now() - 2 * opts.lost_after;
+  return std::any_of(losses.begin(), losses.end(), [&](const auto& x) {
+    return x.first == host && x.second >= since && x.second >= forget;
+  });
 }
 
 std::uint64_t pool_state::host_actor(const std::string& host, closure target,
