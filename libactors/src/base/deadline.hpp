@@ -2,8 +2,9 @@
 
 // One bound for every wait: a caller's timeout (none: wait without bound;
 // negative: zero, as Python treats it; `forever` or more, as
-// duration::max(): no bound) becomes a deadline on the steady clock, which each kernel wait reads in its own form (poll's milliseconds,
-// a futex's or pthread's CLOCK_MONOTONIC timespec, a protocol's
+// duration::max(): no bound) becomes a deadline on the steady clock,
+// which each kernel wait reads in its own form (poll's milliseconds, a
+// futex's or pthread's CLOCK_MONOTONIC timespec, a protocol's
 // nanoseconds). Linux's steady_clock is CLOCK_MONOTONIC.
 
 #include <algorithm>
